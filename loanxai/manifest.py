@@ -1,0 +1,99 @@
+"""Artifact manifests: what was saved, with which libraries, and the checksum of each file.
+
+A pickle only loads reliably under the library versions that wrote it. Every artifact folder
+holds a ``manifest.json``; a service calls :func:`load_verified_manifest` before unpickling
+anything and refuses to start on a changed file or a different library version.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections.abc import Iterable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "manifest.json"
+
+
+class ArtifactError(RuntimeError):
+    """The artifacts cannot be trusted: missing, changed, or written by other library versions."""
+
+
+def library_versions(packages: Iterable[str]) -> dict[str, str]:
+    """Installed version of each package, plus ``python``."""
+    versions = {"python": platform.python_version()}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(
+    directory: Path, files: Sequence[str], packages: Sequence[str], **content: Any
+) -> dict[str, Any]:
+    """Write ``manifest.json`` in ``directory`` and return it.
+
+    Parameters
+    ----------
+    files : names of the artifact files in ``directory`` to checksum.
+    packages : packages whose versions must match when the artifacts are loaded.
+    content : anything else to record (schema, metrics, ...), JSON-serialisable.
+    """
+    manifest = {
+        "files": {name: sha256_file(directory / name) for name in files},
+        "versions": library_versions(packages),
+        "checked_packages": list(packages),
+        **content,
+    }
+    (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def load_verified_manifest(directory: Path) -> dict[str, Any]:
+    """Read ``directory/manifest.json`` and check the artifacts against it.
+
+    Raises :class:`ArtifactError` if the manifest or a file is missing, a file's sha256
+    differs, or an installed version of a checked package differs from the recorded one.
+    """
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise ArtifactError(f"no {MANIFEST_NAME} in {directory}: run `make train` first")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ArtifactError(f"{path} is not valid JSON: {error}") from None
+    for name, expected in manifest["files"].items():
+        file = directory / name
+        if not file.is_file():
+            raise ArtifactError(f"artifact {file} listed in the manifest is missing")
+        actual = sha256_file(file)
+        if actual != expected:
+            raise ArtifactError(
+                f"checksum mismatch for {file}: manifest has sha256 {expected}, file has {actual}"
+            )
+    recorded = manifest["versions"]
+    installed = library_versions(manifest["checked_packages"])
+    mismatched = [
+        f"{package} {recorded[package]} when trained, {installed[package]} installed"
+        for package in manifest["checked_packages"]
+        if recorded[package] != installed[package]
+    ]
+    if mismatched:
+        raise ArtifactError(
+            f"artifacts in {directory} were written with other library versions: "
+            + "; ".join(mismatched)
+            + ". Install the versions the manifest records or retrain."
+        )
+    return manifest

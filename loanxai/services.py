@@ -1,0 +1,152 @@
+"""Start, wait for and stop the two Seldon microservices as local processes.
+
+Each service runs ``seldon-core-microservice`` in its own folder and its own process group
+(the wrapper forks gunicorn masters, workers and a metrics server: stopping the group stops
+them all). gRPC is off (``--grpc-workers 0``): the services speak REST only.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_ROOT / "models"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on at the moment, on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Service:
+    """One microservice: its class, folder, ports and extra environment."""
+
+    name: str
+    class_name: str
+    folder: Path
+    http_port: int
+    metrics_port: int
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def predictions_url(self) -> str:
+        return f"{self.url}/api/v1.0/predictions"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def command(self) -> list[str]:
+        executable = Path(sys.executable).parent / "seldon-core-microservice"
+        return [
+            str(executable), self.class_name, "--service-type", "MODEL",
+            "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port),
+            "--grpc-workers", "0",
+        ]
+
+    def start(self, log_path: Path) -> None:
+        """Start the service in a new process group, its output going to ``log_path``."""
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        # custom metrics go to the metrics endpoint only, not into every response
+        env = {**os.environ, "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false", **self.env}
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=self.folder, env=env,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        """Block until GET /health/status answers 200; return the seconds waited.
+
+        Raises RuntimeError with the end of the log if the process exits or time runs out.
+        """
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited before it was ready:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.url}/health/status", timeout=2).status_code == 200:
+                    return time.monotonic() - started
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} was not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the service and everything it started.
+
+        SIGTERM to the main process first: gunicorn stops its workers while the wrapper's
+        metrics manager is still up. Then SIGTERM and, after ``timeout``, SIGKILL to
+        whatever is left of the process group.
+        """
+        if self.process is None:
+            return
+        pgid = self.process.pid
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            if _wait_group_gone(pgid, timeout):
+                break
+        self.process.wait()
+        self.process = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> bool:
+    """True once no process of group ``pgid`` is left, False if some still are after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def classifier_service(
+    http_port: int = 9000, metrics_port: int = 6000, env: dict[str, str] | None = None
+) -> Service:
+    return Service("classifier", "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port, dict(env or {}))
+
+
+def explainer_service(
+    classifier_url: str, http_port: int = 9001, metrics_port: int = 6001, env: dict[str, str] | None = None
+) -> Service:
+    """The explainer, calling the classifier's predictions endpoint at ``classifier_url``.
+
+    Two gunicorn threads: with one, gunicorn's sync worker would be killed by its 5 s
+    timeout during a long explanation; explanations still run one at a time (a lock).
+    """
+    environment = {"LOAN_CLASSIFIER_URL": classifier_url, "GUNICORN_THREADS": "2", **(env or {})}
+    return Service("explainer", "LoanExplainer", MODELS_DIR / "explainer", http_port, metrics_port, environment)

@@ -1,0 +1,100 @@
+"""The loan classifier, served by ``seldon-core-microservice LoanClassifier``.
+
+Loads the preprocessor and the forest written by ``make train`` (verified against their
+manifest first) and answers the probabilities of "rejected" and "approved" for each
+application, in any input form :mod:`loanxai.payload` accepts.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import dill
+import numpy as np
+from seldon_core.flask_utils import SeldonMicroserviceException
+
+from loanxai.config import Settings
+from loanxai.manifest import load_verified_manifest
+from loanxai.payload import features_from_message
+from loanxai.schema import CLASS_NAMES, FeatureSchema
+from loanxai.serving import counters, input_metadata, serve_json
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+class LoanClassifier:
+    def __init__(self) -> None:
+        settings = Settings.from_env()
+        self.artifacts_dir = settings.artifacts_dir or DEFAULT_ARTIFACTS
+        self.max_batch_rows = settings.max_batch_rows
+        # Verified here, in the main process, so a bad artifact stops the service before it forks.
+        self.manifest = load_verified_manifest(self.artifacts_dir)
+        self.schema = FeatureSchema.from_dict(self.manifest["schema"])
+        self.preprocessor: Any = None
+        self.forest: Any = None
+
+    def load(self) -> None:
+        """Unpickle the preprocessor and the forest (once per gunicorn worker)."""
+        with open(self.artifacts_dir / "preprocessor.dill", "rb") as handle:
+            self.preprocessor = dill.load(handle)
+        with open(self.artifacts_dir / "model.dill", "rb") as handle:
+            self.forest = dill.load(handle)
+        logger.info("loaded the classifier from %s (model sha256 %s)", self.artifacts_dir, self.version)
+
+    @property
+    def version(self) -> str:
+        return self.manifest["files"]["model.dill"][:12]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities of (rejected, approved), shape (n, 2), for encoded rows, shape (n, 12)."""
+        return self.forest.predict_proba(self.preprocessor.transform(X))
+
+    def predict_raw(self, request: Any) -> Any:
+        """Answer a SeldonMessage; bad input raises a 400 naming the problem."""
+        return serve_json(self._predict_message, request)
+
+    def _predict_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        X = features_from_message(message, self.schema, self.max_batch_rows)
+        proba = self.predict_proba(X)
+        approvals = int(np.count_nonzero(proba[:, 1] >= 0.5))
+        return {
+            "data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()},
+            "meta": {
+                "metrics": counters(
+                    loan_requests_total=1,
+                    loan_applications_total=len(X),
+                    loan_approvals_total=approvals,
+                    loan_rejections_total=len(X) - approvals,
+                )
+            },
+        }
+
+    def health_status(self) -> dict[str, Any]:
+        """Readiness: the loaded model still gives the reference answers recorded at training."""
+        reference = self.manifest["reference"]
+        X = np.asarray(reference["rows"], dtype=float)
+        if not np.allclose(self.predict_proba(X), reference["probabilities"], rtol=0, atol=1e-9):
+            raise SeldonMicroserviceException(
+                "the loaded model does not reproduce its reference predictions",
+                status_code=500, reason="MODEL_PARITY_FAILED",
+            )
+        return {"status": "ok", "model_version": self.version}
+
+    def init_metadata(self) -> dict[str, Any]:
+        """Inputs and outputs for GET /api/v1.0/metadata."""
+        return {
+            "name": "loanclassifier",
+            "versions": [self.version],
+            "platform": "seldon",
+            "inputs": input_metadata(self.schema),
+            "outputs": [{"messagetype": "ndarray", "schema": {"names": list(CLASS_NAMES), "shape": [2]}}],
+            "custom": {
+                "max_batch_rows": str(self.max_batch_rows),
+                "accuracy": f"{self.manifest['metrics']['accuracy']:.4f}",
+                "roc_auc": f"{self.manifest['metrics']['roc_auc']:.4f}",
+                "trained_at": self.manifest["created_at"],
+            },
+        }
