@@ -1,0 +1,153 @@
+"""Calling the services from Python: plain REST with requests, or Seldon's ``SeldonClient``.
+
+``python -m loanxai.client`` sends :data:`EXAMPLE_APPLICATION` to both services both ways
+and prints the answers readably.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+
+from loanxai.schema import CLASS_NAMES, FEATURE_NAMES
+
+#: A separated, unmarried woman of 52: the application of alibi's income example.
+EXAMPLE_APPLICATION: dict[str, Any] = {
+    "age": 52,
+    "workclass": "Private",
+    "education": "Assoc-voc",
+    "education-num": 11,
+    "marital-status": "Separated",
+    "occupation": "Prof-specialty",
+    "relationship": "Unmarried",
+    "ethnicity": "White",
+    "gender": "Female",
+    "capital-gain": 0,
+    "capital-loss": 0,
+    "hours-per-week": 60,
+}
+DEFAULT_CLASSIFIER_URL = "http://127.0.0.1:9000"
+DEFAULT_EXPLAINER_URL = "http://127.0.0.1:9001"
+
+
+class ServiceError(RuntimeError):
+    """A service answered with an error; ``status`` is the HTTP status, the message its reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
+class LoanClient:
+    """REST client of the classifier and the explainer (base URLs, without the API path)."""
+
+    def __init__(
+        self,
+        classifier_url: str = DEFAULT_CLASSIFIER_URL,
+        explainer_url: str = DEFAULT_EXPLAINER_URL,
+        timeout: float = 60.0,
+    ) -> None:
+        self.classifier_url = classifier_url.rstrip("/")
+        self.explainer_url = explainer_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def predict(self, applications: Mapping[str, Any] | list[Mapping[str, Any]]) -> list[dict[str, float]]:
+        """Probabilities ``{"rejected": p, "approved": 1 - p}`` for each application."""
+        answer = self._post(f"{self.classifier_url}/api/v1.0/predictions", {"jsonData": applications})
+        names = answer["data"]["names"]
+        return [dict(zip(names, row)) for row in answer["data"]["ndarray"]]
+
+    def explain(self, application: Mapping[str, Any], **parameters: float) -> dict[str, Any]:
+        """The anchor explanation of one application; ``parameters`` such as ``threshold=0.9``."""
+        message: dict[str, Any] = {"jsonData": application}
+        if parameters:
+            message["meta"] = {"tags": parameters}
+        return self._post(f"{self.explainer_url}/api/v1.0/predictions", message)["jsonData"]
+
+    def _post(self, url: str, message: dict[str, Any]) -> dict[str, Any]:
+        response = self.session.post(url, json=message, timeout=self.timeout)
+        if response.status_code != 200:
+            try:
+                reason = response.json()["status"]["info"]
+            except (ValueError, KeyError, TypeError):
+                reason = response.text
+            raise ServiceError(response.status_code, reason)
+        return response.json()
+
+
+def seldon_client(url: str):
+    """A ``SeldonClient`` for a bare microservice at ``url`` (http://host:port).
+
+    Behind Seldon Core's ingress, use ``SeldonClient(deployment_name=..., namespace=...,
+    gateway="istio" or "ambassador", gateway_endpoint=...)`` instead: the calls are the same.
+    """
+    # seldon_core warns at import that tensorflow is missing; we never use tftensor
+    logging.getLogger("seldon_core.imports_helper").setLevel(logging.ERROR)
+    from seldon_core.seldon_client import SeldonClient
+
+    return SeldonClient(gateway="seldon", transport="rest", gateway_endpoint=urlsplit(url).netloc)
+
+
+def seldon_predict(client, application: Mapping[str, Any], **explain_parameters: float) -> dict[str, Any]:
+    """Send one application as a named ndarray with ``SeldonClient.predict``; return the answer.
+
+    To the explainer, ``explain_parameters`` travel as ``meta`` tags.
+    """
+    row = np.array([[application[name] for name in FEATURE_NAMES]], dtype=object)
+    result = client.predict(data=row, names=list(FEATURE_NAMES), payload_type="ndarray", meta=explain_parameters)
+    if not result.success:
+        # msg is "<status>:<reason phrase>"; the service's own words are in the response body
+        status, _, phrase = result.msg.partition(":")
+        body = result.response if isinstance(result.response, dict) else {}
+        raise ServiceError(int(status) if status.isdigit() else 0, body.get("status", {}).get("info", phrase))
+    return result.response
+
+
+def describe_prediction(probabilities: Mapping[str, float]) -> str:
+    decision = max(CLASS_NAMES, key=lambda name: probabilities[name])
+    return f"{decision} (approved {probabilities['approved']:.2f}, rejected {probabilities['rejected']:.2f})"
+
+
+def describe_explanation(explanation: Mapping[str, Any]) -> str:
+    anchor = explanation["anchor_text"] or "(empty anchor: the model answers this for nearly everyone)"
+    met = "met" if explanation["threshold_met"] else "NOT met"
+    return (
+        f"{explanation['prediction']} because {anchor}\n"
+        f"  precision {explanation['precision']:.3f} (threshold {explanation['threshold']} {met}), "
+        f"coverage {explanation['coverage']:.3f}, {explanation['model_calls']} model calls"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Ask both services about the example application.")
+    parser.add_argument("--classifier-url", default=DEFAULT_CLASSIFIER_URL)
+    parser.add_argument("--explainer-url", default=DEFAULT_EXPLAINER_URL)
+    parser.add_argument("--threshold", type=float, default=0.95)
+    args = parser.parse_args(argv)
+
+    application = ", ".join(f"{k} {v}" for k, v in EXAMPLE_APPLICATION.items())
+    print(f"Application: {application}")
+    client = LoanClient(args.classifier_url, args.explainer_url)
+    try:
+        print("requests    prediction:  " + describe_prediction(client.predict(EXAMPLE_APPLICATION)[0]))
+        print("requests    explanation: " + describe_explanation(client.explain(EXAMPLE_APPLICATION, threshold=args.threshold)))
+        answer = seldon_predict(seldon_client(args.classifier_url), EXAMPLE_APPLICATION)
+        probabilities = dict(zip(answer["data"]["names"], answer["data"]["ndarray"][0]))
+        print("SeldonClient prediction:  " + describe_prediction(probabilities))
+        answer = seldon_predict(seldon_client(args.explainer_url), EXAMPLE_APPLICATION, threshold=args.threshold)
+        print("SeldonClient explanation: " + describe_explanation(answer["jsonData"]))
+    except (ServiceError, requests.RequestException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Run the classifier and the explainer on this machine, no cluster needed.
+
+``make run``: train if the artifacts are missing, start both services, print their URLs and
+example calls, and serve until Ctrl-C. ``make demo``: the same, then one prediction and one
+explanation with curl and with SeldonClient, printed readably, then stop.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from loanxai import client
+from loanxai.manifest import MANIFEST_NAME
+from loanxai.services import REPO_ROOT, Service, classifier_service, explainer_service
+from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR, train
+
+logger = logging.getLogger("run_local")
+
+
+def curl_command(url: str, message: dict) -> list[str]:
+    return ["curl", "-sS", "-H", "Content-Type: application/json", "-d", json.dumps(message), url]
+
+
+def example_calls(classifier: Service, explainer: Service) -> list[list[str]]:
+    application = client.EXAMPLE_APPLICATION
+    return [
+        curl_command(classifier.predictions_url, {"jsonData": [application]}),
+        curl_command(explainer.predictions_url, {"jsonData": application, "meta": {"tags": {"threshold": 0.95}}}),
+    ]
+
+
+def run_demo(classifier: Service, explainer: Service) -> int:
+    """One prediction and one explanation with curl, then with requests and SeldonClient."""
+    for command in example_calls(classifier, explainer):
+        print(f"\n$ {shlex.join(command)}")
+        answer = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        print(json.dumps(json.loads(answer), indent=2))
+    print()
+    return client.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classifier-port", type=int, default=9000)
+    parser.add_argument("--classifier-metrics-port", type=int, default=6000)
+    parser.add_argument("--explainer-port", type=int, default=9001)
+    parser.add_argument("--explainer-metrics-port", type=int, default=6001)
+    parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / ".run")
+    parser.add_argument("--demo", action="store_true", help="send example calls, then stop")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    if not ((CLASSIFIER_DIR / MANIFEST_NAME).exists() and (EXPLAINER_DIR / MANIFEST_NAME).exists()):
+        logger.info("no artifacts yet: training first")
+        train()
+
+    classifier = classifier_service(args.classifier_port, args.classifier_metrics_port)
+    explainer = explainer_service(
+        classifier.predictions_url, args.explainer_port, args.explainer_metrics_port
+    )
+    # SIGTERM (from make, a supervisor) stops the services the same way Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        for service in (classifier, explainer):
+            service.start(args.log_dir / f"{service.name}.log")
+        for service in (classifier, explainer):
+            seconds = service.wait_ready()
+            logger.info("%s ready in %.1f s at %s (metrics %s, log %s)", service.name, seconds,
+                        service.predictions_url, service.metrics_url, service.log_path)
+        if args.demo:
+            return run_demo(classifier, explainer)
+        print("\nExample calls:\n" + "\n".join(shlex.join(c) for c in example_calls(classifier, explainer)))
+        print("\nServing; Ctrl-C stops both services.", flush=True)
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        logger.info("stopping the services")
+        for service in (explainer, classifier):
+            service.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

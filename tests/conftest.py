@@ -1,0 +1,70 @@
+"""Shared fixtures: artifacts trained once per run, and the real services started on loopback."""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from loanxai.services import Service, classifier_service, explainer_service, free_port
+from loanxai.train import train
+
+
+@dataclass
+class Artifacts:
+    classifier_dir: Path
+    explainer_dir: Path
+    classifier_manifest: dict
+    explainer_manifest: dict
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> Artifacts:
+    """Both artifacts, trained once with the real settings (50 trees, full census data)."""
+    root = tmp_path_factory.mktemp("artifacts")
+    classifier_manifest, explainer_manifest = train(root / "loanclassifier", root / "explainer")
+    return Artifacts(root / "loanclassifier", root / "explainer", classifier_manifest, explainer_manifest)
+
+
+@pytest.fixture
+def artifacts_copy(artifacts, tmp_path) -> Artifacts:
+    """A private copy of the artifacts that a test may tamper with."""
+    classifier_dir = shutil.copytree(artifacts.classifier_dir, tmp_path / "loanclassifier")
+    explainer_dir = shutil.copytree(artifacts.explainer_dir, tmp_path / "explainer")
+    return Artifacts(classifier_dir, explainer_dir, artifacts.classifier_manifest, artifacts.explainer_manifest)
+
+
+def start_classifier(artifacts_dir: Path, log_dir: Path, http_port: int | None = None, **env: str) -> Service:
+    service = classifier_service(http_port or free_port(), free_port(), {"LOAN_ARTIFACTS_DIR": str(artifacts_dir), **env})
+    service.start(log_dir / "classifier.log")
+    return service
+
+
+def start_explainer(artifacts_dir: Path, classifier_url: str, log_dir: Path, **env: str) -> Service:
+    service = explainer_service(classifier_url, free_port(), free_port(), {"LOAN_ARTIFACTS_DIR": str(artifacts_dir), **env})
+    service.start(log_dir / "explainer.log")
+    return service
+
+
+@pytest.fixture(scope="session")
+def classifier(artifacts, tmp_path_factory) -> Iterator[Service]:
+    """The classifier service, running for the whole test session."""
+    service = start_classifier(artifacts.classifier_dir, tmp_path_factory.mktemp("classifier-logs"), LOAN_MAX_BATCH_ROWS="100")
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def explainer(artifacts, classifier, tmp_path_factory) -> Iterator[Service]:
+    """The explainer service, calling the session's classifier."""
+    service = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path_factory.mktemp("explainer-logs"))
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        service.stop()

@@ -1,0 +1,68 @@
+"""The README's curl calls and Python example, run as they stand against the real services."""
+import contextlib
+import io
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loanxai.client import EXAMPLE_APPLICATION
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def blocks(language):
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def on_test_ports(text, classifier, explainer):
+    return text.replace("127.0.0.1:9000", f"127.0.0.1:{classifier.http_port}").replace(
+        "127.0.0.1:9001", f"127.0.0.1:{explainer.http_port}"
+    )
+
+
+def test_readme_starts_with_the_two_commands():
+    first = blocks("bash")[0]
+    assert first.splitlines()[0].startswith("make demo") and first.splitlines()[1].startswith("make test")
+
+
+def test_readme_curl_calls_work(classifier, explainer):
+    calls = [b.strip() for b in blocks("bash") if b.lstrip().startswith("curl")]
+    assert len(calls) == 2
+    prediction, explanation = (
+        json.loads(subprocess.run(on_test_ports(c, classifier, explainer), shell=True, check=True,
+                                  capture_output=True, text=True).stdout)
+        for c in calls
+    )
+    assert prediction["data"]["names"] == ["rejected", "approved"]
+    assert np.shape(prediction["data"]["ndarray"]) == (1, 2)
+    assert explanation["jsonData"]["anchor"] and explanation["jsonData"]["application"] == EXAMPLE_APPLICATION
+
+
+def test_readme_seldon_client_example_runs(classifier, explainer):
+    [example] = blocks("python")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(on_test_ports(example, classifier, explainer), {})
+    first, second = out.getvalue().splitlines()
+    assert "'names': ['rejected', 'approved']" in first
+    assert " = " in second
+
+
+def test_readme_encoded_example_is_the_example_application(artifacts):
+    from loanxai.schema import FeatureSchema
+
+    encoded = json.loads(re.search(r'`(\{"data": \{"ndarray": .*?\}\})`', README).group(1))["data"]["ndarray"]
+    schema = FeatureSchema.from_dict(artifacts.classifier_manifest["schema"])
+    assert schema.decode(np.asarray(encoded)) == [EXAMPLE_APPLICATION]
+
+
+@pytest.mark.parametrize("variable", ["LOAN_ARTIFACTS_DIR", "LOAN_MAX_BATCH_ROWS", "LOAN_CLASSIFIER_URL",
+                                      "LOAN_CLASSIFIER_CONNECT_TIMEOUT", "LOAN_CLASSIFIER_READ_TIMEOUT",
+                                      "LOAN_CLASSIFIER_RETRIES", "LOAN_EXPLAIN_THRESHOLD"])
+def test_every_setting_is_documented(variable):
+    source = (Path(__file__).resolve().parent.parent / "loanxai" / "config.py").read_text()
+    assert f'"{variable}"' in source and f"`{variable}`" in README
