@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv train run demo test lock clean
+.PHONY: help venv train run demo report test lock clean
 
 help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
 	@echo "make test   - run the test suite (unit and integration, real services)"
 	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C"
 	@echo "make train  - (re)train the classifier and the explainer"
+	@echo "make report - bias and evaluation report in reports/ (REPORT_ARGS=--fail-on-gate to gate)"
 	@echo "make lock   - regenerate requirements/constraints.txt from the environment"
 
 venv: $(VENV)/.installed
@@ -29,6 +30,10 @@ run: venv
 demo: venv
 	$(PY) scripts/run_local.py --demo
 
+report: venv
+	test -f models/loanclassifier/artifacts/manifest.json || $(PY) -m loanxai.train
+	$(PY) -m loanxai.report $(REPORT_ARGS)
+
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -37,4 +42,4 @@ lock: venv
 	  $(PY) -m pip freeze --all --exclude-editable | grep -vE '^(loanxai|pip)=='; } > requirements/constraints.txt
 
 clean:
-	rm -rf models/*/artifacts .run .pytest_cache
+	rm -rf models/*/artifacts reports .run .pytest_cache
