@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+TOOLS ?= .venv-tools
+# podman/buildah on machines without a Docker engine (see scripts/podman-sandbox.sh)
+SANDBOX := . scripts/podman-sandbox.sh &&
 
-.PHONY: help venv train run demo report test lock clean
+.PHONY: help venv tools train run demo report test lock clean images kind-up deploy smoke kind-down container-smoke
 
 help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
@@ -11,7 +14,11 @@ help:
 	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C"
 	@echo "make train  - (re)train the classifier and the explainer"
 	@echo "make report - bias and evaluation report in reports/ (REPORT_ARGS=--fail-on-gate to gate)"
-	@echo "make lock   - regenerate requirements/constraints.txt from the environment"
+	@echo "make images - build both images with docker or podman (tag derived from the artifacts)"
+	@echo "make kind-up deploy smoke - a kind cluster with Seldon Core, the services on it, a smoke test"
+	@echo "make kind-down - delete the kind cluster"
+	@echo "make container-smoke - build and run both images with podman here, smoke-test them"
+	@echo "make lock   - regenerate requirements/constraints.txt and each service's requirements.txt"
 
 venv: $(VENV)/.installed
 
@@ -19,6 +26,13 @@ $(VENV)/.installed: requirements/dev.in requirements/constraints.txt pyproject.t
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c requirements/constraints.txt -r requirements/dev.in
 	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+tools: $(TOOLS)/.installed
+
+$(TOOLS)/.installed: requirements/tools.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --no-deps -r requirements/tools.txt
 	touch $@
 
 train: venv
@@ -34,12 +48,29 @@ report: venv
 	test -f models/loanclassifier/artifacts/manifest.json || $(PY) -m loanxai.train
 	$(PY) -m loanxai.report $(REPORT_ARGS)
 
-test: venv
+test: venv tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+images: venv
+	scripts/build-images.sh
+
+kind-up:
+	scripts/kind-up.sh
+
+deploy: venv
+	scripts/deploy.sh
+
+smoke: venv
+	scripts/smoke.sh
+
+kind-down:
+	scripts/kind-down.sh
+
+container-smoke: venv
+	$(SANDBOX) scripts/container-smoke.sh
+
 lock: venv
-	{ echo "# Locked versions of the development environment (make lock regenerates this file)."; \
-	  $(PY) -m pip freeze --all --exclude-editable | grep -vE '^(loanxai|pip)=='; } > requirements/constraints.txt
+	$(PY) scripts/lock.py
 
 clean:
-	rm -rf models/*/artifacts reports .run .pytest_cache
+	rm -rf models/*/artifacts models/*/wheels models/*/build-ca.crt reports .run .pytest_cache

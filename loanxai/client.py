@@ -83,16 +83,18 @@ class LoanClient:
 
 
 def seldon_client(url: str):
-    """A ``SeldonClient`` for a bare microservice at ``url`` (http://host:port).
-
-    Behind Seldon Core's ingress, use ``SeldonClient(deployment_name=..., namespace=...,
-    gateway="istio" or "ambassador", gateway_endpoint=...)`` instead: the calls are the same.
-    """
+    """A ``SeldonClient`` for ``url``: a bare microservice (``http://host:port``) or a
+    SeldonDeployment behind Seldon Core's Istio ingress (``http://host:port/seldon/<namespace>/<deployment>``)."""
     # seldon_core warns at import that tensorflow is missing; we never use tftensor
     logging.getLogger("seldon_core.imports_helper").setLevel(logging.ERROR)
     from seldon_core.seldon_client import SeldonClient
 
-    return SeldonClient(gateway="seldon", transport="rest", gateway_endpoint=urlsplit(url).netloc)
+    parts = urlsplit(url)
+    segments = parts.path.strip("/").split("/")
+    if len(segments) == 3 and segments[0] == "seldon":
+        return SeldonClient(gateway="istio", transport="rest", gateway_endpoint=parts.netloc,
+                            namespace=segments[1], deployment_name=segments[2])
+    return SeldonClient(gateway="seldon", transport="rest", gateway_endpoint=parts.netloc)
 
 
 def seldon_predict(client, application: Mapping[str, Any], **explain_parameters: float) -> dict[str, Any]:

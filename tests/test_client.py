@@ -44,3 +44,11 @@ def test_client_command_prints_both_answers(classifier, explainer, capsys):
     assert "SeldonClient prediction:  rejected (approved 0." in out
     assert "requests    explanation: rejected because " in out
     assert out.count("model calls") == 2
+
+
+def test_seldon_client_for_an_ingress_url_targets_the_deployment():
+    client = seldon_client("http://localhost:8080/seldon/loan/loan-classifier")
+    assert (client.config["gateway"], client.config["namespace"], client.config["deployment_name"],
+            client.config["gateway_endpoint"]) == ("istio", "loan", "loan-classifier", "localhost:8080")
+    bare = seldon_client("http://127.0.0.1:9000")
+    assert (bare.config["gateway"], bare.config["gateway_endpoint"]) == ("seldon", "127.0.0.1:9000")

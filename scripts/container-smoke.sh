@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build both images with podman and run them as containers, each in a network namespace of its
+# own joined by a veth pair: the explainer calls the classifier at 10.231.0.1, not loopback, as
+# it would across pods. Then scripts/smoke.sh runs inside the explainer's namespace.
+# Needs root, podman, iproute2, curl; removes every container, namespace and link it made.
+# Without a Docker engine (our CI): `source scripts/podman-sandbox.sh` first (make does).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+require podman ip curl
+base=${BASE_IMAGE:-localhost/python-base:bookworm}
+if [ "$base" = localhost/python-base:bookworm ]; then
+  BASE_IMAGE=$base "$root/scripts/base-image.sh"
+fi
+built=$(BASE_IMAGE=$base "$root/scripts/build-images.sh")
+classifier_image=$(awk '$1 == "loanclassifier" {print $2}' <<< "$built")
+explainer_image=$(awk '$1 == "explainer" {print $2}' <<< "$built")
+
+id=$$
+ns_c=loanxai-c-$id ns_e=loanxai-e-$id
+cleanup() {
+  podman rm -f -t 5 "loanxai-classifier-$id" "loanxai-explainer-$id" >/dev/null 2>&1 || true
+  ip netns del "$ns_c" 2>/dev/null || true
+  ip netns del "$ns_e" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+ip netns add "$ns_c"
+ip netns add "$ns_e"
+ip link add "lxc$id" type veth peer name "lxe$id"
+ip link set "lxc$id" netns "$ns_c"
+ip link set "lxe$id" netns "$ns_e"
+ip -n "$ns_c" addr add 10.231.0.1/30 dev "lxc$id"
+ip -n "$ns_e" addr add 10.231.0.2/30 dev "lxe$id"
+for ns in "$ns_c" "$ns_e"; do ip -n "$ns" link set lo up; done
+ip -n "$ns_c" link set "lxc$id" up
+ip -n "$ns_e" link set "lxe$id" up
+
+podman run -d --name "loanxai-classifier-$id" --network "ns:/run/netns/$ns_c" "$classifier_image" >/dev/null
+podman run -d --name "loanxai-explainer-$id" --network "ns:/run/netns/$ns_e" \
+  -e LOAN_CLASSIFIER_URL=http://10.231.0.1:9000/api/v1.0/predictions "$explainer_image" >/dev/null
+echo "classifier container runs as uid $(podman exec "loanxai-classifier-$id" id -u)"
+
+for url in http://10.231.0.1:9000 http://127.0.0.1:9000; do
+  for attempt in $(seq 120); do
+    ip netns exec "$ns_e" curl -sf -o /dev/null "$url/health/status" && break
+    [ "$attempt" -eq 120 ] && { podman logs "loanxai-classifier-$id" | tail -20; podman logs "loanxai-explainer-$id" | tail -20; echo "FAIL: $url not ready" >&2; exit 1; }
+    sleep 1
+  done
+done
+ip netns exec "$ns_e" "$root/scripts/smoke.sh" http://10.231.0.1:9000 http://127.0.0.1:9000

@@ -1,0 +1,46 @@
+"""Regenerate the locks: requirements/constraints.txt from the development environment, each
+service's requirements.txt (every package its image installs) resolved from its requirements.in
+under those constraints, and requirements/tools.txt. Run by `make lock`."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
+SERVICES = ("loanclassifier", "explainer")
+
+
+def pip(*arguments: str) -> str:
+    return subprocess.run([sys.executable, "-m", "pip", *arguments], check=True, capture_output=True, text=True).stdout
+
+
+def lock_environment() -> None:
+    frozen = [line for line in pip("freeze", "--all", "--exclude-editable").splitlines()
+              if not line.startswith(("loanxai==", "pip=="))]
+    CONSTRAINTS.write_text("# Locked versions of the development environment (make lock regenerates this file).\n"
+                           + "\n".join(frozen) + "\n")
+
+
+def lock_requirements(source: Path, target: Path, title: str, constraints: Path | None = None) -> None:
+    """Resolve ``source`` (a requirements.in) and write every resolved package, pinned, to ``target``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        options = ["-c", str(constraints)] if constraints else []
+        pip("install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report), *options, "-r", str(source))
+        installed = json.loads(report.read_text())["install"]
+    pins = sorted(f"{item['metadata']['name'].lower()}=={item['metadata']['version']}" for item in installed)
+    target.write_text(f"# Every package of {title}, resolved from {source.name} by `make lock`. Do not edit by hand.\n"
+                      + "\n".join(pins) + "\n")
+
+
+if __name__ == "__main__":
+    lock_environment()
+    for name in SERVICES:
+        folder = ROOT / "models" / name
+        lock_requirements(folder / "requirements.in", folder / "requirements.txt", f"the {name} image", CONSTRAINTS)
+    tools = ROOT / "requirements"
+    lock_requirements(tools / "tools.in", tools / "tools.txt", "the tools environment")

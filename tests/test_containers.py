@@ -1,0 +1,26 @@
+"""Both images really built with podman and run as containers in two network namespaces, the
+explainer reaching the classifier through a veth address, then the smoke test (several minutes)."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.mark.skipif(not IN_CI and (os.geteuid() != 0 or shutil.which("podman") is None),
+                    reason="needs root and podman (CI installs them)")
+def test_images_build_run_and_pass_the_smoke_test():
+    result = subprocess.run(["bash", "-c", ". scripts/podman-sandbox.sh && scripts/container-smoke.sh"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-5000:]
+    assert "classifier container runs as uid 8888" in out
+    assert "prediction: POST http://10.231.0.1:9000/api/v1.0/predictions" in out
+    assert '"anchor":["' in out
+    assert "SeldonClient explanation: " in out and "smoke test passed" in out
+    # nothing left behind: no namespaces or containers of ours
+    assert "loanxai-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
