@@ -11,6 +11,9 @@ LOAN_CLASSIFIER_CONNECT_TIMEOUT seconds to open a connection to the classifier  
 LOAN_CLASSIFIER_READ_TIMEOUT    seconds to wait for the classifier's answer      10.0
 LOAN_CLASSIFIER_RETRIES         retries of a request whose connection failed     2
 LOAN_EXPLAIN_THRESHOLD          default anchor precision threshold               0.95
+LOAN_PREDICTION_PATH            "auto": the exact fast path when its start-up     auto
+                                parity check holds; "scikit-learn": always the
+                                dill pipeline
 =============================== ================================================ =========
 """
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Settings:
     classifier_read_timeout: float = 10.0
     classifier_retries: int = 2
     explain_threshold: float = 0.95
+    prediction_path: str = "auto"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -65,9 +69,12 @@ class Settings:
             ),
             classifier_retries=_env_int("LOAN_CLASSIFIER_RETRIES", defaults.classifier_retries),
             explain_threshold=_env_float("LOAN_EXPLAIN_THRESHOLD", defaults.explain_threshold),
+            prediction_path=os.environ.get("LOAN_PREDICTION_PATH") or defaults.prediction_path,
         )
         if settings.max_batch_rows < 1:
             raise ValueError("LOAN_MAX_BATCH_ROWS must be at least 1")
+        if settings.prediction_path not in ("auto", "scikit-learn"):
+            raise ValueError("LOAN_PREDICTION_PATH must be 'auto' or 'scikit-learn'")
         if not 0.0 < settings.explain_threshold <= 1.0:
             raise ValueError("LOAN_EXPLAIN_THRESHOLD must be in (0, 1]")
         return settings

@@ -28,6 +28,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from loanxai import data
+from loanxai.fastpath import COMPILED_FILE, compile_forest
 from loanxai.manifest import write_manifest
 from loanxai.schema import CLASS_NAMES, FEATURE_NAMES, FeatureSchema
 
@@ -36,13 +37,15 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLASSIFIER_DIR = REPO_ROOT / "models" / "loanclassifier" / "artifacts"
 EXPLAINER_DIR = REPO_ROOT / "models" / "explainer" / "artifacts"
-CLASSIFIER_FILES = ("preprocessor.dill", "model.dill")
+CLASSIFIER_FILES = ("preprocessor.dill", "model.dill", COMPILED_FILE)
 EXPLAINER_FILES = ("explainer.dill",)
 #: Versions that must match at load time, for each artifact.
-CLASSIFIER_PACKAGES = ("scikit-learn", "numpy", "dill")
+CLASSIFIER_PACKAGES = ("scikit-learn", "numpy", "dill", "treelite")
 EXPLAINER_PACKAGES = ("alibi", "numpy", "dill")
 DISC_PERC = (25, 50, 75)
-N_REFERENCE = 8
+#: held-out rows recorded with their probabilities: health checks use the first 8, the fast
+#: path's start-up parity check all of them
+N_REFERENCE = 256
 
 
 @dataclass
@@ -129,9 +132,10 @@ def save_classifier(model: TrainedModel, directory: Path, training: dict[str, An
     """Write the preprocessor, the forest and their manifest; return the manifest."""
     directory.mkdir(parents=True, exist_ok=True)
     preprocessor, forest = model.pipeline.named_steps.values()
-    for name, obj in zip(CLASSIFIER_FILES, (preprocessor, forest)):
+    for name, obj in (("preprocessor.dill", preprocessor), ("model.dill", forest)):
         with open(directory / name, "wb") as handle:
             dill.dump(obj, handle)
+    compile_forest(forest, directory / COMPILED_FILE)
     return write_manifest(
         directory,
         CLASSIFIER_FILES,

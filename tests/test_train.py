@@ -7,8 +7,8 @@ from loanxai.schema import CLASS_NAMES, FEATURE_NAMES
 
 def test_classifier_artifacts_and_manifest(artifacts):
     manifest = load_verified_manifest(artifacts.classifier_dir)
-    assert set(manifest["files"]) == {"preprocessor.dill", "model.dill"}
-    assert {"python", "scikit-learn", "numpy", "dill"} <= set(manifest["versions"])
+    assert set(manifest["files"]) == {"preprocessor.dill", "model.dill", "model.treelite"}
+    assert {"python", "scikit-learn", "numpy", "dill", "treelite"} <= set(manifest["versions"])
     assert manifest["schema"]["feature_names"] == list(FEATURE_NAMES)
     assert manifest["class_names"] == list(CLASS_NAMES)
     assert manifest["training"]["n_estimators"] == 50

@@ -15,6 +15,7 @@ import numpy as np
 from seldon_core.flask_utils import SeldonMicroserviceException
 
 from loanxai.config import Settings
+from loanxai.fastpath import COMPILED_FILE, FastClassifier, check_parity
 from loanxai.manifest import load_verified_manifest
 from loanxai.payload import features_from_message
 from loanxai.schema import CLASS_NAMES, FeatureSchema
@@ -30,27 +31,42 @@ class LoanClassifier:
         settings = Settings.from_env()
         self.artifacts_dir = settings.artifacts_dir or DEFAULT_ARTIFACTS
         self.max_batch_rows = settings.max_batch_rows
-        # Verified here, in the main process, so a bad artifact stops the service before it forks.
+        # Everything is loaded here, in gunicorn's master before it forks: a bad artifact stops
+        # the service at once, the metadata (built before any worker's load) can name the
+        # prediction path, and the workers share the model's memory.
         self.manifest = load_verified_manifest(self.artifacts_dir)
         self.schema = FeatureSchema.from_dict(self.manifest["schema"])
-        self.preprocessor: Any = None
-        self.forest: Any = None
-
-    def load(self) -> None:
-        """Unpickle the preprocessor and the forest (once per gunicorn worker)."""
         with open(self.artifacts_dir / "preprocessor.dill", "rb") as handle:
             self.preprocessor = dill.load(handle)
         with open(self.artifacts_dir / "model.dill", "rb") as handle:
             self.forest = dill.load(handle)
-        logger.info("loaded the classifier from %s (model sha256 %s)", self.artifacts_dir, self.version)
+        # one request is one thread's work: no joblib threads (and none alive at the fork)
+        self.forest.n_jobs = 1
+        self.parity: dict[str, Any] = {"holds": False, "checked": False}
+        self.predict_proba = self.pipeline_proba
+        self.prediction_path = "scikit-learn"
+        if settings.prediction_path == "auto":
+            self._choose_fast_path()
+        logger.info("classifier %s from %s serves the %s path", self.version, self.artifacts_dir, self.prediction_path)
 
     @property
     def version(self) -> str:
         return self.manifest["files"]["model.dill"][:12]
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Probabilities of (rejected, approved), shape (n, 2), for encoded rows, shape (n, 12)."""
+    def pipeline_proba(self, X: np.ndarray) -> np.ndarray:
+        """The source of truth: the dill pipeline's probabilities, shape (n, 2), for rows (n, 12)."""
         return self.forest.predict_proba(self.preprocessor.transform(X))
+
+    def _choose_fast_path(self) -> None:
+        """Serve the compiled forest only if it gives the pipeline's answers on the reference rows."""
+        X = np.asarray(self.manifest["reference"]["rows"], dtype=np.float64)
+        fast = FastClassifier(self.preprocessor, self.artifacts_dir / COMPILED_FILE)
+        self.parity = {**check_parity(fast, self.pipeline_proba(X), X), "checked": True}
+        if self.parity["holds"]:
+            self.predict_proba = fast.predict_proba
+            self.prediction_path = "treelite"
+        else:
+            logger.warning("the compiled model disagrees with the pipeline (%s): serving scikit-learn", self.parity)
 
     def predict_raw(self, request: Any) -> Any:
         """Answer a SeldonMessage; bad input raises a 400 naming the problem."""
@@ -75,13 +91,13 @@ class LoanClassifier:
     def health_status(self) -> dict[str, Any]:
         """Readiness: the loaded model still gives the reference answers recorded at training."""
         reference = self.manifest["reference"]
-        X = np.asarray(reference["rows"], dtype=float)
-        if not np.allclose(self.predict_proba(X), reference["probabilities"], rtol=0, atol=1e-9):
+        X = np.asarray(reference["rows"][:8], dtype=float)
+        if not np.allclose(self.predict_proba(X), reference["probabilities"][:8], rtol=0, atol=1e-9):
             raise SeldonMicroserviceException(
                 "the loaded model does not reproduce its reference predictions",
                 status_code=500, reason="MODEL_PARITY_FAILED",
             )
-        return {"status": "ok", "model_version": self.version}
+        return {"status": "ok", "model_version": self.version, "prediction_path": self.prediction_path}
 
     def init_metadata(self) -> dict[str, Any]:
         """Inputs and outputs for GET /api/v1.0/metadata."""
@@ -96,5 +112,7 @@ class LoanClassifier:
                 "accuracy": f"{self.manifest['metrics']['accuracy']:.4f}",
                 "roc_auc": f"{self.manifest['metrics']['roc_auc']:.4f}",
                 "trained_at": self.manifest["created_at"],
+                "prediction_path": self.prediction_path,
+                "parity_max_difference": str(self.parity.get("max_difference", "not checked")),
             },
         }
