@@ -6,7 +6,7 @@ TOOLS ?= .venv-tools
 # podman/buildah on machines without a Docker engine (see scripts/podman-sandbox.sh)
 SANDBOX := . scripts/podman-sandbox.sh &&
 
-.PHONY: help venv tools train run demo report test lock clean images kind-up deploy smoke kind-down container-smoke
+.PHONY: help venv tools bench train run demo report test lock clean images kind-up deploy smoke kind-down container-smoke
 
 help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
@@ -18,6 +18,7 @@ help:
 	@echo "make kind-up deploy smoke - a kind cluster with Seldon Core, the services on it, a smoke test"
 	@echo "make kind-down - delete the kind cluster"
 	@echo "make container-smoke - build and run both images with podman here, smoke-test them"
+	@echo "make bench  - benchmarks against MLServer (needs wrk: apt-get install wrk); bench/results/"
 	@echo "make lock   - regenerate requirements/constraints.txt and each service's requirements.txt"
 
 venv: $(VENV)/.installed
@@ -35,6 +36,15 @@ $(TOOLS)/.installed: requirements/tools.txt
 	$(TOOLS)/bin/python -m pip install -q --no-deps -r requirements/tools.txt
 	touch $@
 
+$(VENV)-mlserver/.installed: bench/mlserver.txt
+	test -x $(VENV)-mlserver/bin/python || $(PYTHON) -m venv $(VENV)-mlserver
+	$(VENV)-mlserver/bin/python -m pip install -q --no-deps -r bench/mlserver.txt
+	touch $@
+
+bench: venv $(VENV)-mlserver/.installed
+	test -f models/loanclassifier/artifacts/manifest.json || $(PY) -m loanxai.train
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 train: venv
 	$(PY) -m loanxai.train
 
@@ -48,7 +58,7 @@ report: venv
 	test -f models/loanclassifier/artifacts/manifest.json || $(PY) -m loanxai.train
 	$(PY) -m loanxai.report $(REPORT_ARGS)
 
-test: venv tools
+test: venv tools $(VENV)-mlserver/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 images: venv

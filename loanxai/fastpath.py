@@ -67,6 +67,9 @@ class FastClassifier:
         features = self.transform(np.asarray(X, dtype=np.float64))
         # the trees compare float32 features with float64 thresholds, as scikit-learn's do
         features = features.astype(np.float32).astype(np.float64)
+        # One thread: gunicorn forks its workers after the parity check, and an OpenMP thread
+        # pool made before a fork hangs the child (measured: a 2-thread GTIL call never returned).
+        # Parallelism comes from the workers.
         return treelite.gtil.predict(self.model, features, nthread=1).reshape(len(features), -1)
 
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,51 +76,62 @@ class Service:
             )
 
     def wait_ready(self, timeout: float = 60.0) -> float:
-        """Block until GET /health/status answers 200; return the seconds waited.
-
-        Raises RuntimeError with the end of the log if the process exits or time runs out.
-        """
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited before it was ready:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.url}/health/status", timeout=2).status_code == 200:
-                    return time.monotonic() - started
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} was not ready after {timeout:.0f} s:\n{self.log_tail()}")
+        """Block until GET /health/status answers 200; return the seconds waited."""
+        return wait_until_ready(f"{self.url}/health/status", self.process, self.name, self.log_tail, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the service and everything it started.
-
-        SIGTERM to the main process first: gunicorn stops its workers while the wrapper's
-        metrics manager is still up. Then SIGTERM and, after ``timeout``, SIGKILL to
-        whatever is left of the process group.
-        """
-        if self.process is None:
-            return
-        pgid = self.process.pid
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            if _wait_group_gone(pgid, timeout):
-                break
-        self.process.wait()
-        self.process = None
+        """Stop the service and everything it started (see :func:`stop_process_group`)."""
+        if self.process is not None:
+            stop_process_group(self.process, timeout)
+            self.process = None
 
     def log_tail(self, lines: int = 30) -> str:
         if self.log_path is None or not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_until_ready(
+    url: str, process: subprocess.Popen | None, name: str, log_tail: Callable[[], str], timeout: float = 60.0
+) -> float:
+    """Poll GET ``url`` until it answers 200; return the seconds waited.
+
+    Raises RuntimeError with ``log_tail()`` if ``process`` exits first or time runs out.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process is None or process.poll() is not None:
+            raise RuntimeError(f"{name} exited before it was ready:\n{log_tail()}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return time.monotonic() - started
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} was not ready after {timeout:.0f} s:\n{log_tail()}")
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop ``process``, started with ``start_new_session=True``, and its whole process group.
+
+    SIGTERM to the main process first (for the Seldon wrapper: gunicorn stops its workers while
+    the metrics manager is still up), then SIGTERM and, after ``timeout``, SIGKILL to whatever
+    is left of the group.
+    """
+    pgid = process.pid
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        if _wait_group_gone(pgid, timeout):
+            break
+    process.wait()
 
 
 def _wait_group_gone(pgid: int, timeout: float) -> bool:

@@ -1,6 +1,6 @@
 """Regenerate the locks: requirements/constraints.txt from the development environment, each
 service's requirements.txt (every package its image installs) resolved from its requirements.in
-under those constraints, and requirements/tools.txt. Run by `make lock`."""
+under those constraints, requirements/tools.txt and bench/mlserver.txt. Run by `make lock`."""
 from __future__ import annotations
 
 import json
@@ -44,3 +44,4 @@ if __name__ == "__main__":
         lock_requirements(folder / "requirements.in", folder / "requirements.txt", f"the {name} image", CONSTRAINTS)
     tools = ROOT / "requirements"
     lock_requirements(tools / "tools.in", tools / "tools.txt", "the tools environment")
+    lock_requirements(ROOT / "bench" / "mlserver.in", ROOT / "bench" / "mlserver.txt", "the MLServer peer's environment")

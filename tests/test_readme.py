@@ -62,7 +62,7 @@ def test_readme_encoded_example_is_the_example_application(artifacts):
 
 @pytest.mark.parametrize("variable", ["LOAN_ARTIFACTS_DIR", "LOAN_MAX_BATCH_ROWS", "LOAN_CLASSIFIER_URL",
                                       "LOAN_CLASSIFIER_CONNECT_TIMEOUT", "LOAN_CLASSIFIER_READ_TIMEOUT",
-                                      "LOAN_CLASSIFIER_RETRIES", "LOAN_EXPLAIN_THRESHOLD"])
+                                      "LOAN_CLASSIFIER_RETRIES", "LOAN_EXPLAIN_THRESHOLD", "LOAN_PREDICTION_PATH"])
 def test_every_setting_is_documented(variable):
     source = (Path(__file__).resolve().parent.parent / "loanxai" / "config.py").read_text()
     assert f'"{variable}"' in source and f"`{variable}`" in README

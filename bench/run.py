@@ -1,0 +1,341 @@
+"""Benchmark harness: the classifier and the explainer against a peer, side by side in one run.
+
+``make bench`` (or ``.venv/bin/python bench/run.py``) measures, on loopback only, and writes
+``bench/results/latest.json`` and ``latest.md``:
+
+- the in-process floor: ``predict_proba`` for 1 and 100 rows, for each predictor variant;
+- the classifier over REST (our fast path, our scikit-learn path, and the peer: MLServer with
+  mlserver-sklearn serving the same fitted pipeline over the V2 protocol): p50/p99 latency and
+  requests/s at each concurrency, for 1-row and 100-row requests, loaded with wrk;
+- explanations of a fixed set of applications, in process and through the explainer service;
+- cold start: seconds from process start to ready, for each service.
+
+Every server it starts listens on 127.0.0.1 and is stopped at the end, whatever happens.
+Load generator: wrk (C, event loop, HTTP keep-alive, Lua body): a Python client on the same
+2 cores would spend more CPU per request than the servers it measures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dill
+import joblib
+import numpy as np
+import requests
+from sklearn.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from loanxai import data  # noqa: E402
+from loanxai.fastpath import COMPILED_FILE, FastClassifier  # noqa: E402
+from loanxai.manifest import library_versions  # noqa: E402
+from loanxai.services import (  # noqa: E402
+    classifier_service, explainer_service, free_port, stop_process_group, wait_until_ready,
+)
+from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR  # noqa: E402
+
+MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
+WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
+
+
+# --- measurement helpers -------------------------------------------------------------------------
+
+
+def median_ms(call: Callable[[], Any], budget_s: float, max_runs: int = 2000) -> float:
+    """Median wall time of ``call`` in ms, over as many runs as fit in ``budget_s`` (at least 5)."""
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < 5 or (time.perf_counter() < deadline and len(times) < max_runs):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e3
+
+
+def wrk(url: str, body: str, connections: int, duration_s: float) -> dict[str, float]:
+    """One wrk run: requests/s, p50 and p99 latency (ms), errors."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        handle.write(body)
+    try:
+        threads = min(connections, 2)
+        result = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--timeout", "10s",
+             "-s", str(WRK_SCRIPT), url],
+            env={**os.environ, "BODY_FILE": handle.name}, capture_output=True, text=True,
+            timeout=duration_s + 60, check=True,
+        )
+    finally:
+        os.unlink(handle.name)
+    line = next(l for l in result.stdout.splitlines() if l.startswith("WRK_JSON "))
+    raw = json.loads(line.removeprefix("WRK_JSON "))
+    return {
+        "requests_per_s": raw["requests"] / (raw["duration_us"] / 1e6),
+        "p50_ms": raw["p50_us"] / 1e3,
+        "p99_ms": raw["p99_us"] / 1e3,
+        "requests": raw["requests"],
+        "errors": raw["errors"] + raw["non_2xx"],
+    }
+
+
+# --- what is measured ----------------------------------------------------------------------------
+
+
+def load_predictors() -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], Pipeline]:
+    with open(CLASSIFIER_DIR / "preprocessor.dill", "rb") as handle:
+        preprocessor = dill.load(handle)
+    with open(CLASSIFIER_DIR / "model.dill", "rb") as handle:
+        forest = dill.load(handle)
+    as_trained = Pipeline([("preprocessor", preprocessor), ("classifier", forest)])
+    with open(CLASSIFIER_DIR / "model.dill", "rb") as handle:
+        single = dill.load(handle)
+    single.n_jobs = 1
+    one_job = Pipeline([("preprocessor", preprocessor), ("classifier", single)])
+    fast = FastClassifier(preprocessor, CLASSIFIER_DIR / COMPILED_FILE)
+    return {
+        "scikit-learn pipeline (as trained, n_jobs=-1)": as_trained.predict_proba,
+        "scikit-learn pipeline (n_jobs=1)": one_job.predict_proba,
+        "fast path (numpy + treelite)": fast.predict_proba,
+    }, one_job
+
+
+def in_process(predictors: dict[str, Callable], rows: np.ndarray, budget_s: float) -> list[dict[str, Any]]:
+    return [
+        {"predictor": name, "rows": n, "median_ms": median_ms(lambda: predict(rows[:n]), budget_s)}
+        for name, predict in predictors.items() for n in (1, 100)
+    ]
+
+
+def seldon_body(rows: np.ndarray) -> str:
+    return json.dumps({"data": {"ndarray": rows.tolist()}})
+
+
+def v2_body(rows: np.ndarray) -> str:
+    return json.dumps({
+        "inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}],
+        "outputs": [{"name": "predict_proba"}],
+    })
+
+
+class MLServerPeer:
+    """MLServer + mlserver-sklearn serving ``pipeline`` (joblib) with ``workers`` parallel workers."""
+
+    name = "mlserver"
+
+    def __init__(self, pipeline: Pipeline, workers: int, folder: Path) -> None:
+        self.http_port = free_port()
+        model_dir = folder / "loan"
+        model_dir.mkdir(parents=True)
+        joblib.dump(pipeline, model_dir / "model.joblib")
+        (model_dir / "model-settings.json").write_text(json.dumps({
+            "name": "loan", "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": "./model.joblib", "version": "v1"},
+        }))
+        (folder / "settings.json").write_text(json.dumps({
+            "host": "127.0.0.1", "http_port": self.http_port, "grpc_port": free_port(),
+            "metrics_port": free_port(), "parallel_workers": workers, "debug": False,
+        }))
+        self.folder = folder
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def predictions_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/v2/models/loan/infer"
+
+    def start(self, log_path: Path) -> None:
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen([str(MLSERVER), "start", str(self.folder)], stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        self.log_path = log_path
+
+    def wait_ready(self, timeout: float = 120) -> float:
+        return wait_until_ready(f"http://127.0.0.1:{self.http_port}/v2/models/loan/ready", self.process, "mlserver",
+                                lambda: self.log_path.read_text(errors="replace")[-3000:], timeout)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process_group(self.process)
+            self.process = None
+
+
+def check_same_answers(rows: np.ndarray, ours: str, peer: str) -> float:
+    """Largest probability difference between our service and the peer on ``rows``."""
+    a = np.asarray(requests.post(ours, data=seldon_body(rows), headers={"Content-Type": "application/json"}, timeout=30).json()["data"]["ndarray"])
+    outputs = requests.post(peer, data=v2_body(rows), headers={"Content-Type": "application/json"}, timeout=30).json()["outputs"]
+    b = np.asarray(outputs[0]["data"]).reshape(len(rows), -1)
+    return float(np.max(np.abs(a - b)))
+
+
+def rest_section(servers: dict[str, Any], rows: np.ndarray, concurrency: list[int], duration_s: float) -> list[dict[str, Any]]:
+    results = []
+    for batch in (1, 100):
+        for name, server in servers.items():
+            body = v2_body(rows[:batch]) if name == "mlserver" else seldon_body(rows[:batch])
+            for connections in concurrency:
+                run = wrk(server.predictions_url, body, connections, duration_s)
+                results.append({"server": name, "rows": batch, "concurrency": connections, **run})
+                print(f"  {name:<22} rows={batch:<3} c={connections:<2} {run['requests_per_s']:8.0f} req/s "
+                      f"p50 {run['p50_ms']:7.2f} ms p99 {run['p99_ms']:7.2f} ms errors {run['errors']}", flush=True)
+    return results
+
+
+def explanation_section(applications: np.ndarray, explainer_url: str, fast_predict: Callable) -> dict[str, Any]:
+    """Seconds per explanation in process (fast predictor) and through the explainer service."""
+    with open(EXPLAINER_DIR / "explainer.dill", "rb") as handle:
+        explainer = dill.load(handle)
+    calls = {"n": 0, "rows": 0}
+
+    def counted(X: np.ndarray) -> np.ndarray:
+        calls["n"] += 1
+        calls["rows"] += len(X)
+        return fast_predict(X).argmax(axis=1)
+
+    explainer.reset_predictor(counted)
+    local, remote = [], []
+    session = requests.Session()
+    for row in applications:
+        calls.update(n=0, rows=0)
+        started = time.perf_counter()
+        explainer.explain(row, threshold=0.95)
+        local.append({"seconds": time.perf_counter() - started, "model_calls": calls["n"], "rows": calls["rows"]})
+        started = time.perf_counter()
+        answer = session.post(explainer_url, json={"data": {"ndarray": [row.tolist()]}}, timeout=120).json()["jsonData"]
+        remote.append({"seconds": time.perf_counter() - started, "model_calls": answer["model_calls"], "rows": answer["model_rows"]})
+
+    def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
+        return {
+            "p50_s": statistics.median(r["seconds"] for r in runs),
+            "mean_s": statistics.fmean(r["seconds"] for r in runs),
+            "model_calls_median": statistics.median(r["model_calls"] for r in runs),
+            "rows_median": statistics.median(r["rows"] for r in runs),
+        }
+
+    result = {"applications": len(applications), "in_process": summary(local), "service": summary(remote)}
+    result["service_over_in_process_p50"] = result["service"]["p50_s"] / result["in_process"]["p50_s"]
+    return result
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
+    memory_kb = int(next(l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")))
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(memory_kb / 2**20, 1),
+        "os": platform.platform(), "python": platform.python_version(),
+        "versions": library_versions(["seldon-core", "scikit-learn", "treelite", "numpy", "alibi"]),
+        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0],
+    }
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"Measured {results['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}; "
+        f"{m['wrk']}; {results['settings']['duration_s']} s per load run; servers and wrk share the cores.",
+        "",
+        "| in process | rows | median ms |",
+        "|---|---|---|",
+        *[f"| {r['predictor']} | {r['rows']} | {r['median_ms']:.3f} |" for r in results["in_process"]],
+        "",
+        "| over REST | rows | concurrency | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {r['server']} | {r['rows']} | {r['concurrency']} | {r['requests_per_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
+          for r in results["rest"]],
+        "",
+        f"Largest probability difference, our service vs MLServer, on 100 rows: {results['peer_max_difference']:.2e}.",
+        "",
+    ]
+    e = results["explanations"]
+    lines += [
+        f"| explanations ({e['applications']} applications) | p50 s | mean s | model calls (median) | rows (median) |",
+        "|---|---|---|---|---|",
+        *[f"| {label} | {e[k]['p50_s']:.3f} | {e[k]['mean_s']:.3f} | {e[k]['model_calls_median']:.0f} | {e[k]['rows_median']:.0f} |"
+          for label, k in (("in process, fast predictor", "in_process"), ("through the explainer service", "service"))],
+        "",
+        f"Service / in-process p50: {e['service_over_in_process_p50']:.2f}.",
+        "",
+        "| cold start (process start to ready) | seconds |",
+        "|---|---|",
+        *[f"| {name} | {seconds:.1f} |" for name, seconds in results["cold_start_s"].items()],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    frame = data.load_applications()
+    _, test = data.train_test_split(frame, seed=0)
+    rows = data.encode_frame(test, data.build_schema(frame))
+    predictors, pipeline = load_predictors()
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+        "settings": {"duration_s": args.duration, "concurrency": args.concurrency, "explanations": args.explanations},
+    }
+    print("in-process floor", flush=True)
+    results["in_process"] = in_process(predictors, rows, budget_s=max(0.5, args.duration / 3))
+
+    logs = args.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    fast = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2"})
+    reference = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2", "LOAN_PREDICTION_PATH": "scikit-learn"})
+    explainer = explainer_service(fast.predictions_url, free_port(), free_port())
+    with tempfile.TemporaryDirectory() as folder:
+        peer = MLServerPeer(pipeline, workers=2, folder=Path(folder))
+        servers = {"ours, fast path": fast, "ours, scikit-learn": reference, "mlserver": peer}
+        started: list[Any] = []
+        try:
+            cold: dict[str, float] = {}
+            for name, server in [*servers.items(), ("explainer", explainer)]:
+                server.start(logs / f"{name.replace(', ', '-').replace(' ', '-')}.log")
+                started.append(server)
+                cold[name] = server.wait_ready()  # one at a time: a start-up is not slowed by another
+            results["cold_start_s"] = cold
+            results["peer_max_difference"] = check_same_answers(rows[:100], fast.predictions_url, peer.predictions_url)
+            print("REST load (wrk)", flush=True)
+            results["rest"] = rest_section(servers, rows, args.concurrency, args.duration)
+            print("explanations", flush=True)
+            results["explanations"] = explanation_section(rows[: args.explanations], explainer.predictions_url,
+                                                          predictors["fast path (numpy + treelite)"])
+        finally:
+            for server in started:
+                server.stop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=15, help="seconds per wrk run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--explanations", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.concurrency, args.explanations = 1, [1, 8], 2
+    for tool, hint in (("wrk", "apt-get install wrk"), (str(MLSERVER), "make bench creates .venv-mlserver")):
+        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
+            print(f"error: {tool} not found ({hint})", file=sys.stderr)
+            return 1
+    results = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "latest.md").write_text(markdown(results))
+    print("\n" + markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
