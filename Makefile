@@ -42,7 +42,6 @@ $(VENV)-mlserver/.installed: bench/mlserver.txt
 	touch $@
 
 bench: venv $(VENV)-mlserver/.installed
-	test -f models/loanclassifier/artifacts/manifest.json || $(PY) -m loanxai.train
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 train: venv
@@ -55,7 +54,7 @@ demo: venv
 	$(PY) scripts/run_local.py --demo
 
 report: venv
-	test -f models/loanclassifier/artifacts/manifest.json || $(PY) -m loanxai.train
+	$(PY) -m loanxai.train --if-missing
 	$(PY) -m loanxai.report $(REPORT_ARGS)
 
 test: venv tools $(VENV)-mlserver/.installed

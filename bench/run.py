@@ -44,7 +44,7 @@ from loanxai.manifest import library_versions  # noqa: E402
 from loanxai.services import (  # noqa: E402
     classifier_service, explainer_service, free_port, stop_process_group, wait_until_ready,
 )
-from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR  # noqa: E402
+from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR, ensure_trained  # noqa: E402
 
 MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
@@ -276,6 +276,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    ensure_trained()
     frame = data.load_applications()
     _, test = data.train_test_split(frame, seed=0)
     rows = data.encode_frame(test, data.build_schema(frame))

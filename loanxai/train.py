@@ -29,7 +29,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from loanxai import data
 from loanxai.fastpath import COMPILED_FILE, compile_forest
-from loanxai.manifest import write_manifest
+from loanxai.manifest import MANIFEST_NAME, write_manifest
 from loanxai.schema import CLASS_NAMES, FEATURE_NAMES, FeatureSchema
 
 logger = logging.getLogger(__name__)
@@ -204,15 +204,26 @@ def train(
     return classifier_manifest, explainer_manifest
 
 
+def ensure_trained() -> None:
+    """Train with the defaults unless both artifact folders already hold a manifest."""
+    if not ((CLASSIFIER_DIR / MANIFEST_NAME).exists() and (EXPLAINER_DIR / MANIFEST_NAME).exists()):
+        logger.info("no artifacts yet: training first")
+        train()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR)
     parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR)
     parser.add_argument("--n-estimators", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--if-missing", action="store_true", help="train only if there are no artifacts yet")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    train(args.classifier_dir, args.explainer_dir, args.n_estimators, args.seed)
+    if args.if_missing:
+        ensure_trained()
+    else:
+        train(args.classifier_dir, args.explainer_dir, args.n_estimators, args.seed)
 
 
 if __name__ == "__main__":

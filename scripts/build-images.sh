@@ -4,21 +4,18 @@
 #   scripts/build-images.sh                 # train if needed, prepare the contexts, build both
 #   scripts/build-images.sh --context-only  # only prepare models/*/ (artifacts, wheel), e.g. for s2i
 #
-# Environment: BASE_IMAGE (python:3.11-slim), PYTHON (.venv/bin/python), LOANXAI_BUILD_ARGS
+# Environment: BASE_IMAGE (python:3.11-slim), LOANXAI_PYTHON (.venv/bin/python), LOANXAI_BUILD_ARGS
 # (extra options for `build`, e.g. "--isolation chroot --network host" from podman-sandbox.sh).
 # Prints one line per image: "<service> <image reference>".
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 source "$root/scripts/lib.sh"
-python=${PYTHON:-$root/.venv/bin/python}
+python=${LOANXAI_PYTHON:-$root/.venv/bin/python}
 base_image=${BASE_IMAGE:-python:3.11-slim}
 [ -x "$python" ] || { echo "error: $python not found: run 'make venv' first" >&2; exit 1; }
 
-if [ ! -f "$root/models/loanclassifier/artifacts/manifest.json" ] || [ ! -f "$root/models/explainer/artifacts/manifest.json" ]; then
-  echo "no artifacts yet: training" >&2
-  "$python" -m loanxai.train >&2
-fi
+"$python" -m loanxai.train --if-missing >&2
 
 # the package index's CA, if pip here uses one: copied into the build stage only
 ca=${PIP_CERT:-$("$python" -m pip config get global.cert 2>/dev/null || true)}

@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 
 from loanxai import client
-from loanxai.manifest import MANIFEST_NAME
 from loanxai.services import REPO_ROOT, Service, classifier_service, explainer_service
-from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR, train
+from loanxai.train import ensure_trained
 
 logger = logging.getLogger("run_local")
 
@@ -56,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
-    if not ((CLASSIFIER_DIR / MANIFEST_NAME).exists() and (EXPLAINER_DIR / MANIFEST_NAME).exists()):
-        logger.info("no artifacts yet: training first")
-        train()
+    ensure_trained()
 
     classifier = classifier_service(args.classifier_port, args.classifier_metrics_port)
     explainer = explainer_service(

@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 source "$root/scripts/lib.sh"
 require curl
-python=${PYTHON:-$root/.venv/bin/python}
+python=${LOANXAI_PYTHON:-$root/.venv/bin/python}
 
 if [ $# -eq 2 ]; then
   classifier=$1 explainer=$2
