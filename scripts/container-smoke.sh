@@ -26,6 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+echo "network namespaces: $ns_c $ns_e"
 ip netns add "$ns_c"
 ip netns add "$ns_e"
 ip link add "lxc$id" type veth peer name "lxe$id"
