@@ -1,5 +1,4 @@
 """The explainer as a real microservice, calling the real classifier over REST."""
-import numpy as np
 import pytest
 import requests
 
