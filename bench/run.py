@@ -29,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import dill
 import joblib
 import numpy as np
 import requests
@@ -40,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from loanxai import data  # noqa: E402
 from loanxai.fastpath import COMPILED_FILE, FastClassifier  # noqa: E402
-from loanxai.manifest import library_versions  # noqa: E402
+from loanxai.manifest import library_versions, load_pickle  # noqa: E402
 from loanxai.services import (  # noqa: E402
     classifier_service, explainer_service, free_port, stop_process_group, wait_until_ready,
 )
@@ -93,13 +92,9 @@ def wrk(url: str, body: str, connections: int, duration_s: float) -> dict[str, f
 
 
 def load_predictors() -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], Pipeline]:
-    with open(CLASSIFIER_DIR / "preprocessor.dill", "rb") as handle:
-        preprocessor = dill.load(handle)
-    with open(CLASSIFIER_DIR / "model.dill", "rb") as handle:
-        forest = dill.load(handle)
-    as_trained = Pipeline([("preprocessor", preprocessor), ("classifier", forest)])
-    with open(CLASSIFIER_DIR / "model.dill", "rb") as handle:
-        single = dill.load(handle)
+    preprocessor = load_pickle(CLASSIFIER_DIR, "preprocessor.dill")
+    as_trained = Pipeline([("preprocessor", preprocessor), ("classifier", load_pickle(CLASSIFIER_DIR, "model.dill"))])
+    single = load_pickle(CLASSIFIER_DIR, "model.dill")  # a second copy, served as the services do
     single.n_jobs = 1
     one_job = Pipeline([("preprocessor", preprocessor), ("classifier", single)])
     fast = FastClassifier(preprocessor, CLASSIFIER_DIR / COMPILED_FILE)
@@ -192,8 +187,7 @@ def rest_section(servers: dict[str, Any], rows: np.ndarray, concurrency: list[in
 
 def explanation_section(applications: np.ndarray, explainer_url: str, fast_predict: Callable) -> dict[str, Any]:
     """Seconds per explanation in process (fast predictor) and through the explainer service."""
-    with open(EXPLAINER_DIR / "explainer.dill", "rb") as handle:
-        explainer = dill.load(handle)
+    explainer = load_pickle(EXPLAINER_DIR, "explainer.dill")
     calls = {"n": 0, "rows": 0}
 
     def counted(X: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import dill
+
 MANIFEST_NAME = "manifest.json"
 
 
@@ -59,6 +61,12 @@ def write_manifest(
     }
     (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def load_pickle(directory: Path, name: str) -> Any:
+    """Unpickle the artifact ``directory/name`` with dill (after :func:`load_verified_manifest`)."""
+    with open(directory / name, "rb") as handle:
+        return dill.load(handle)
 
 
 def load_verified_manifest(directory: Path) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dill
 import markdown
 import matplotlib.pyplot as plt
 import numpy as np
@@ -39,7 +38,7 @@ from loanxai.fairness import (
     large_groups,
     resampling_effect,
 )
-from loanxai.manifest import load_verified_manifest
+from loanxai.manifest import load_pickle, load_verified_manifest
 from loanxai.schema import CATEGORICAL_FEATURES, FEATURE_NAMES, NUMERIC_FEATURES, FeatureSchema
 from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR, REPO_ROOT, build_pipeline, evaluate
 
@@ -83,13 +82,9 @@ def load_model(classifier_dir: Path, explainer_dir: Path) -> Model:
     """Verify and load both artifacts; the explainer predicts in process with the pipeline."""
     manifest = load_verified_manifest(classifier_dir)
     explainer_manifest = load_verified_manifest(explainer_dir)
-    loaded = []
-    for name in ("preprocessor.dill", "model.dill"):
-        with open(classifier_dir / name, "rb") as handle:
-            loaded.append(dill.load(handle))
-    pipeline = Pipeline([("preprocessor", loaded[0]), ("classifier", loaded[1])])
-    with open(explainer_dir / "explainer.dill", "rb") as handle:
-        explainer = dill.load(handle)
+    pipeline = Pipeline([("preprocessor", load_pickle(classifier_dir, "preprocessor.dill")),
+                         ("classifier", load_pickle(classifier_dir, "model.dill"))])
+    explainer = load_pickle(explainer_dir, "explainer.dill")
     explainer.reset_predictor(pipeline.predict)
     return Model(pipeline, explainer, FeatureSchema.from_dict(manifest["schema"]), manifest, explainer_manifest)
 

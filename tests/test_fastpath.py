@@ -1,7 +1,6 @@
 """The exact fast path: identical to the pipeline on the held-out set, refused when it is not."""
 import json
 
-import dill
 import numpy as np
 import pytest
 import requests
@@ -10,17 +9,13 @@ from sklearn.ensemble import RandomForestClassifier
 
 from loanxai import data
 from loanxai.fastpath import COMPILED_FILE, PARITY_TOLERANCE, FastClassifier, check_parity, compile_forest
-from loanxai.manifest import MANIFEST_NAME, sha256_file
+from loanxai.manifest import MANIFEST_NAME, load_pickle, sha256_file
 from tests.conftest import start_classifier
 
 
 @pytest.fixture(scope="module")
 def pipeline_parts(artifacts):
-    with open(artifacts.classifier_dir / "preprocessor.dill", "rb") as handle:
-        preprocessor = dill.load(handle)
-    with open(artifacts.classifier_dir / "model.dill", "rb") as handle:
-        forest = dill.load(handle)
-    return preprocessor, forest
+    return load_pickle(artifacts.classifier_dir, "preprocessor.dill"), load_pickle(artifacts.classifier_dir, "model.dill")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
-import dill
 import numpy as np
 
-from loanxai.manifest import load_verified_manifest
+from loanxai.manifest import load_pickle, load_verified_manifest
 from loanxai.schema import CLASS_NAMES, FEATURE_NAMES
 
 
@@ -26,10 +25,8 @@ def test_held_out_metrics_are_sane(artifacts):
 
 def test_loaded_pickles_reproduce_the_reference_predictions(artifacts):
     manifest = artifacts.classifier_manifest
-    with open(artifacts.classifier_dir / "preprocessor.dill", "rb") as handle:
-        preprocessor = dill.load(handle)
-    with open(artifacts.classifier_dir / "model.dill", "rb") as handle:
-        forest = dill.load(handle)
+    preprocessor = load_pickle(artifacts.classifier_dir, "preprocessor.dill")
+    forest = load_pickle(artifacts.classifier_dir, "model.dill")
     assert forest.n_estimators == 50
     rows = np.asarray(manifest["reference"]["rows"])
     # the forest as trained (n_jobs=-1) adds its trees' votes in thread order: last-bit differences
@@ -41,8 +38,7 @@ def test_explainer_is_pickled_fitted_and_without_predictor(artifacts):
     manifest = load_verified_manifest(artifacts.explainer_dir)
     assert {"alibi", "dill", "numpy"} <= set(manifest["checked_packages"])
     assert manifest["classifier_files"] == artifacts.classifier_manifest["files"]
-    with open(artifacts.explainer_dir / "explainer.dill", "rb") as handle:
-        explainer = dill.load(handle)
+    explainer = load_pickle(artifacts.explainer_dir, "explainer.dill")
     assert explainer.predictor is None and explainer.samplers[0].predictor is None
     assert explainer.feature_names == list(FEATURE_NAMES)
     assert explainer.meta["params"]["disc_perc"] == (25, 50, 75)

@@ -13,12 +13,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import dill
 from alibi.exceptions import PredictorCallError
 from seldon_core.flask_utils import SeldonMicroserviceException
 
 from loanxai.config import Settings
-from loanxai.manifest import load_verified_manifest
+from loanxai.manifest import load_pickle, load_verified_manifest
 from loanxai.payload import EXPLAIN_PARAMETERS, explain_parameters, features_from_message
 from loanxai.remote import ClassifierError, ClassifierUnavailable, RemoteClassifier
 from loanxai.schema import CLASS_NAMES, FeatureSchema
@@ -43,8 +42,7 @@ class LoanExplainer:
 
     def load(self) -> None:
         """Unpickle the explainer (once per gunicorn worker); the classifier is not called yet."""
-        with open(self.artifacts_dir / "explainer.dill", "rb") as handle:
-            self.explainer = dill.load(handle)
+        self.explainer = load_pickle(self.artifacts_dir, "explainer.dill")
         self.classifier = RemoteClassifier.from_settings(self.settings)
         logger.info(
             "loaded the explainer from %s; classifier at %s", self.artifacts_dir, self.classifier.url

@@ -10,13 +10,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import dill
 import numpy as np
 from seldon_core.flask_utils import SeldonMicroserviceException
 
 from loanxai.config import Settings
 from loanxai.fastpath import COMPILED_FILE, FastClassifier, check_parity
-from loanxai.manifest import load_verified_manifest
+from loanxai.manifest import load_pickle, load_verified_manifest
 from loanxai.payload import features_from_message
 from loanxai.schema import CLASS_NAMES, FeatureSchema
 from loanxai.serving import counters, input_metadata, serve_json
@@ -24,6 +23,9 @@ from loanxai.serving import counters, input_metadata, serve_json
 logger = logging.getLogger(__name__)
 
 DEFAULT_ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+#: reference rows /health/status re-predicts (the manifest records 256; all of them are for
+#: the start-up parity check, a few suffice for a probe answered every few seconds)
+HEALTH_ROWS = 8
 
 
 class LoanClassifier:
@@ -36,10 +38,8 @@ class LoanClassifier:
         # prediction path, and the workers share the model's memory.
         self.manifest = load_verified_manifest(self.artifacts_dir)
         self.schema = FeatureSchema.from_dict(self.manifest["schema"])
-        with open(self.artifacts_dir / "preprocessor.dill", "rb") as handle:
-            self.preprocessor = dill.load(handle)
-        with open(self.artifacts_dir / "model.dill", "rb") as handle:
-            self.forest = dill.load(handle)
+        self.preprocessor = load_pickle(self.artifacts_dir, "preprocessor.dill")
+        self.forest = load_pickle(self.artifacts_dir, "model.dill")
         # one request is one thread's work: no joblib threads (and none alive at the fork)
         self.forest.n_jobs = 1
         self.parity: dict[str, Any] = {"holds": False, "checked": False}
@@ -91,8 +91,8 @@ class LoanClassifier:
     def health_status(self) -> dict[str, Any]:
         """Readiness: the loaded model still gives the reference answers recorded at training."""
         reference = self.manifest["reference"]
-        X = np.asarray(reference["rows"][:8], dtype=float)
-        if not np.allclose(self.predict_proba(X), reference["probabilities"][:8], rtol=0, atol=1e-9):
+        X = np.asarray(reference["rows"][:HEALTH_ROWS], dtype=float)
+        if not np.allclose(self.predict_proba(X), reference["probabilities"][:HEALTH_ROWS], rtol=0, atol=1e-9):
             raise SeldonMicroserviceException(
                 "the loaded model does not reproduce its reference predictions",
                 status_code=500, reason="MODEL_PARITY_FAILED",
