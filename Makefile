@@ -12,7 +12,7 @@ help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
 	@echo "make test   - run the test suite (unit and integration, real services)"
 	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C"
-	@echo "make train  - (re)train the classifier and the explainer"
+	@echo "make train  - (re)train the classifier and the explainer (DATASET=datasets/x.yaml: your own data)"
 	@echo "make report - bias and evaluation report in reports/ (REPORT_ARGS=--fail-on-gate to gate)"
 	@echo "make images - build both images with docker or podman (tag derived from the artifacts)"
 	@echo "make kind-up deploy smoke - a kind cluster with Seldon Core, the services on it, a smoke test"
@@ -44,8 +44,9 @@ $(VENV)-mlserver/.installed: bench/mlserver.txt
 bench: venv $(VENV)-mlserver/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# DATASET: a dataset description (default: datasets/census.yaml); see README, "Use your own data"
 train: venv
-	$(PY) -m loanxai.train
+	$(PY) -m loanxai.train $(if $(DATASET),--dataset $(DATASET))
 
 run: venv
 	$(PY) scripts/run_local.py

@@ -37,13 +37,13 @@ from sklearn.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loanxai import data  # noqa: E402
+from loanxai.data import load_trained_dataset  # noqa: E402
 from loanxai.fastpath import COMPILED_FILE, FastClassifier  # noqa: E402
-from loanxai.manifest import library_versions, load_pickle  # noqa: E402
+from loanxai.manifest import library_versions, load_pickle, load_verified_manifest  # noqa: E402
 from loanxai.services import (  # noqa: E402
     classifier_service, explainer_service, free_port, stop_process_group, wait_until_ready,
 )
-from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR, ensure_trained  # noqa: E402
+from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR, ensure_trained, impute_numeric  # noqa: E402
 
 MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
@@ -271,9 +271,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     ensure_trained()
-    frame = data.load_applications()
-    _, test = data.train_test_split(frame, seed=0)
-    rows = data.encode_frame(test, data.build_schema(frame))
+    dataset = load_trained_dataset(load_verified_manifest(CLASSIFIER_DIR))
+    rows = dataset.schema.encode_frame(dataset.test)
     predictors, pipeline = load_predictors()
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
@@ -302,8 +301,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print("REST load (wrk)", flush=True)
             results["rest"] = rest_section(servers, rows, args.concurrency, args.duration)
             print("explanations", flush=True)
-            results["explanations"] = explanation_section(rows[: args.explanations], explainer.predictions_url,
-                                                          predictors["fast path (numpy + treelite)"])
+            medians = load_verified_manifest(EXPLAINER_DIR)["numeric_medians"]
+            results["explanations"] = explanation_section(
+                impute_numeric(rows[: args.explanations], dataset.schema, medians), explainer.predictions_url,
+                predictors["fast path (numpy + treelite)"])
         finally:
             for server in started:
                 server.stop()

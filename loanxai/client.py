@@ -1,11 +1,13 @@
 """Calling the services from Python: plain REST with requests, or Seldon's ``SeldonClient``.
 
-``python -m loanxai.client`` sends :data:`EXAMPLE_APPLICATION` to both services both ways
-and prints the answers readably.
+``python -m loanxai.client`` asks the classifier for its dataset's example application
+(``GET /api/v1.0/metadata``), sends it to both services both ways and prints the answers
+readably.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Mapping
@@ -15,23 +17,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import requests
 
-from loanxai.schema import CLASS_NAMES, FEATURE_NAMES
+from loanxai.schema import CLASS_NAMES
 
-#: A separated, unmarried woman of 52: the application of alibi's income example.
-EXAMPLE_APPLICATION: dict[str, Any] = {
-    "age": 52,
-    "workclass": "Private",
-    "education": "Assoc-voc",
-    "education-num": 11,
-    "marital-status": "Separated",
-    "occupation": "Prof-specialty",
-    "relationship": "Unmarried",
-    "ethnicity": "White",
-    "gender": "Female",
-    "capital-gain": 0,
-    "capital-loss": 0,
-    "hours-per-week": 60,
-}
 DEFAULT_CLASSIFIER_URL = "http://127.0.0.1:9000"
 DEFAULT_EXPLAINER_URL = "http://127.0.0.1:9001"
 
@@ -57,6 +44,16 @@ class LoanClient:
         self.explainer_url = explainer_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+
+    def metadata(self) -> dict[str, Any]:
+        """The classifier's metadata: inputs (the feature schema), outputs, dataset, model version."""
+        response = self.session.get(f"{self.classifier_url}/api/v1.0/metadata", timeout=self.timeout)
+        response.raise_for_status()
+        return response.json()
+
+    def example_application(self) -> dict[str, Any]:
+        """An application of the classifier's dataset, from its metadata (what the demo sends)."""
+        return json.loads(self.metadata()["custom"]["example_application"])
 
     def predict(self, applications: Mapping[str, Any] | list[Mapping[str, Any]]) -> list[dict[str, float]]:
         """Probabilities ``{"rejected": p, "approved": 1 - p}`` for each application."""
@@ -102,8 +99,9 @@ def seldon_predict(client, application: Mapping[str, Any], **explain_parameters:
 
     To the explainer, ``explain_parameters`` travel as ``meta`` tags.
     """
-    row = np.array([[application[name] for name in FEATURE_NAMES]], dtype=object)
-    result = client.predict(data=row, names=list(FEATURE_NAMES), payload_type="ndarray", meta=explain_parameters)
+    names = list(application)
+    row = np.array([[application[name] for name in names]], dtype=object)
+    result = client.predict(data=row, names=names, payload_type="ndarray", meta=explain_parameters)
     if not result.success:
         # msg is "<status>:<reason phrase>"; the service's own words are in the response body
         status, _, phrase = result.msg.partition(":")
@@ -128,22 +126,22 @@ def describe_explanation(explanation: Mapping[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Ask both services about the example application.")
+    parser = argparse.ArgumentParser(description="Ask both services about the dataset's example application.")
     parser.add_argument("--classifier-url", default=DEFAULT_CLASSIFIER_URL)
     parser.add_argument("--explainer-url", default=DEFAULT_EXPLAINER_URL)
     parser.add_argument("--threshold", type=float, default=0.95)
     args = parser.parse_args(argv)
 
-    application = ", ".join(f"{k} {v}" for k, v in EXAMPLE_APPLICATION.items())
-    print(f"Application: {application}")
     client = LoanClient(args.classifier_url, args.explainer_url)
     try:
-        print("requests    prediction:  " + describe_prediction(client.predict(EXAMPLE_APPLICATION)[0]))
-        print("requests    explanation: " + describe_explanation(client.explain(EXAMPLE_APPLICATION, threshold=args.threshold)))
-        answer = seldon_predict(seldon_client(args.classifier_url), EXAMPLE_APPLICATION)
+        application = client.example_application()
+        print("Application: " + ", ".join(f"{k} {v}" for k, v in application.items()))
+        print("requests    prediction:  " + describe_prediction(client.predict(application)[0]))
+        print("requests    explanation: " + describe_explanation(client.explain(application, threshold=args.threshold)))
+        answer = seldon_predict(seldon_client(args.classifier_url), application)
         probabilities = dict(zip(answer["data"]["names"], answer["data"]["ndarray"][0]))
         print("SeldonClient prediction:  " + describe_prediction(probabilities))
-        answer = seldon_predict(seldon_client(args.explainer_url), EXAMPLE_APPLICATION, threshold=args.threshold)
+        answer = seldon_predict(seldon_client(args.explainer_url), application, threshold=args.threshold)
         print("SeldonClient explanation: " + describe_explanation(answer["jsonData"]))
     except (ServiceError, requests.RequestException) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,44 +1,226 @@
-"""The Adult census data from the ``xai`` wheel, cleaned and split (no network needed)."""
+"""A described dataset: its source file read, cleaned, checked and split (no network needed).
+
+:func:`load_dataset` turns a :class:`~loanxai.description.Description` into training and
+held-out tables with one column per feature and protected attribute (categorical values as
+their labels, missing numeric values as NaN) and a boolean :data:`LABEL` column. Bad data
+stops it with a :class:`DataError` naming the file, the column and the first rows.
+"""
 from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from loanxai.schema import CATEGORICAL_FEATURES, FEATURE_NAMES, UNKNOWN_CATEGORY, FeatureSchema
+from loanxai.description import CATEGORICAL, LABEL, Column, Description, canonical, parse_description
+from loanxai.manifest import sha256_file
+from loanxai.schema import FeatureSchema
 
-#: Rows kept for training; the rest (2,561 of 32,561) are held out, as in alibi's income example.
-N_TRAIN = 30_000
-LABEL = "approved"
+logger = logging.getLogger(__name__)
+
+__all__ = ["LABEL", "DataError", "Dataset", "load_dataset", "load_trained_dataset", "build_schema"]
+
+#: how many example rows or values an error message names
+N_EXAMPLES = 5
 
 
-def load_applications() -> pd.DataFrame:
-    """The census table as loan applications.
+class DataError(ValueError):
+    """The data does not fit its description; the message names the file, column and rows."""
 
-    Returns a DataFrame with the :data:`~loanxai.schema.FEATURE_NAMES` columns (labels stripped
-    of their leading space, "?" renamed "Unknown") and a boolean ``approved`` column
-    (income ">50K").
-    """
-    from xai.data import load_census
 
-    raw = load_census()
-    frame = raw[list(FEATURE_NAMES)].copy()
-    for name in CATEGORICAL_FEATURES:
-        frame[name] = frame[name].str.strip().replace("?", UNKNOWN_CATEGORY)
-    frame[LABEL] = raw["loan"].str.strip() == ">50K"
+@dataclass
+class Dataset:
+    """Training and held-out rows of a described dataset, and the schema built from them."""
+
+    description: Description
+    train: pd.DataFrame
+    test: pd.DataFrame
+    schema: FeatureSchema
+    #: sha256 of each source file, by path
+    source_sha256: dict[str, str]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """All rows, training first."""
+        return pd.concat([self.train, self.test], ignore_index=True)
+
+
+def load_dataset(description: Description) -> Dataset:
+    """Read, clean, check and split the data ``description`` names."""
+    table = read_table(description.source, description)
+    if description.test_source is not None:
+        train, test = table, read_table(description.test_source, description)
+    else:
+        train, test = split(table, description)
+    _check_rows(train, test, description)
+    schema = build_schema(pd.concat([train, test], ignore_index=True), description)
+    sources = {str(path): sha256_file(path) for path in description.sources()}
+    logger.info("dataset %s: %d training and %d held-out rows, %d features, %.1f%% approved",
+                description.name, len(train), len(test), schema.n_features, 100 * train[LABEL].mean())
+    return Dataset(description, train, test, schema, sources)
+
+
+def load_trained_dataset(manifest: dict) -> Dataset:
+    """The dataset a classifier was trained on, from its manifest: the recorded description, the
+    same source files (checked by sha256), the same split and schema."""
+    record = manifest["dataset"]
+    description = parse_description(record["description"], Path(record["description_path"]))
+    for path, expected in record["sources"].items():
+        actual = sha256_file(Path(path)) if Path(path).is_file() else "missing"
+        if actual != expected:
+            raise DataError(f"{path} changed since training (sha256 {expected} then, {actual} now): retrain, "
+                            f"or restore the file the model was trained on")
+    dataset = load_dataset(description)
+    if dataset.schema != FeatureSchema.from_dict(manifest["schema"]):
+        raise DataError(f"the schema rebuilt from {description.path} differs from the artifacts' schema: retrain")
+    return dataset
+
+
+def read_table(path: Path, description: Description) -> pd.DataFrame:
+    """The cleaned table of ``path``: one column per feature and protected attribute, and :data:`LABEL`."""
+    raw = _read_csv(path, description)
+    columns = {column.name: column for column in description.columns}
+    needed = [*columns, description.label_column]
+    missing = [name for name in needed if name not in raw.columns]
+    if missing:
+        roles = {**{c: "feature" for c in description.feature_names},
+                 **{p: "protected attribute" for p in description.protected if p not in description.feature_names},
+                 description.label_column: "label"}
+        named = ", ".join(f"{name!r} ({roles[name]})" for name in missing)
+        raise DataError(f"{path}: column(s) {named} not found; columns found: {', '.join(map(str, raw.columns))}")
+    text = {name: (raw[name].str.strip() if description.strip else raw[name]) for name in needed}
+    frame = pd.DataFrame({name: _clean(text[name], column, description, path) for name, column in columns.items()})
+    frame[LABEL] = _decisions(text[description.label_column], description, path)
+    return _drop_missing(frame, description, path)
+
+
+def split(frame: pd.DataFrame, description: Description) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deterministic shuffle with the description's seed; the last rows are held out."""
+    n_test = description.test_rows or int(round(description.test_fraction * len(frame)))
+    if not 0 < n_test < len(frame):
+        raise DataError(f"{description.path}: split: holding out {n_test} of {len(frame)} rows leaves "
+                        + ("no training rows" if n_test else "no held-out rows"))
+    shuffled = frame.sample(frac=1.0, random_state=description.seed).reset_index(drop=True)
+    n_train = len(frame) - n_test
+    return shuffled.iloc[:n_train].reset_index(drop=True), shuffled.iloc[n_train:].reset_index(drop=True)
+
+
+def build_schema(frame: pd.DataFrame, description: Description) -> FeatureSchema:
+    """The feature schema of ``frame``: each categorical column's labels (and each protected
+    attribute's groups), sorted; features with missing values are nullable."""
+    return FeatureSchema(
+        feature_names=description.feature_names,
+        category_map={c.name: tuple(sorted(frame[c.name].unique())) for c in description.features if c.kind == CATEGORICAL},
+        nullable=frozenset(c.name for c in description.features if _had_missing(frame[c.name], c, description)),
+        missing_category=description.missing_category,
+        protected={c.name: tuple(sorted(frame[c.name].unique())) for c in description.protected_columns},
+    )
+
+
+def _had_missing(values: pd.Series, column: Column, description: Description) -> bool:
+    if column.kind == CATEGORICAL:
+        return bool((values == description.missing_category).any())
+    return bool(values.isna().any())
+
+
+def _read_csv(path: Path, description: Description) -> pd.DataFrame:
+    where = f"{path} (source of {description.path.name})"
+    if not path.is_file():
+        raise DataError(f"data file not found: {where}")
+    try:
+        frame = pd.read_csv(path, sep=description.separator, encoding=description.encoding, dtype=str,
+                            keep_default_na=False, na_filter=False)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{where}: cannot be read as {description.encoding} (source.encoding): {error}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"{where}: not a CSV table with separator {description.separator!r}: {error}") from None
+    if description.strip:
+        frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
 
-def build_schema(frame: pd.DataFrame) -> FeatureSchema:
-    """The feature schema of ``frame``: each categorical feature's labels, sorted."""
-    return FeatureSchema({name: tuple(sorted(frame[name].unique())) for name in CATEGORICAL_FEATURES})
+def _lines(index: Iterable[int]) -> str:
+    """File line numbers of data rows (the header is line 1)."""
+    return ", ".join(str(i + 2) for i in list(index)[:N_EXAMPLES])
 
 
-def encode_frame(frame: pd.DataFrame, schema: FeatureSchema) -> np.ndarray:
-    """Encoded rows of ``frame``: ndarray of float64, shape (n_rows, n_features)."""
-    return schema.encode_records(frame[list(schema.feature_names)].to_dict("records"))
+def _missing_mask(text: pd.Series, column: Column, description: Description) -> pd.Series:
+    markers = set(description.missing_markers) | set(column.missing_markers)
+    keys = {value: canonical(value) for value in text.unique()}
+    return text.map(keys).isin(markers)
 
 
-def train_test_split(frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Deterministic shuffle, then the first :data:`N_TRAIN` rows for training, the rest held out."""
-    shuffled = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-    return shuffled.iloc[:N_TRAIN].reset_index(drop=True), shuffled.iloc[N_TRAIN:].reset_index(drop=True)
+def _clean(text: pd.Series, column: Column, description: Description, path: Path) -> pd.Series:
+    """Labels for a categorical column (missing: the missing category or NaN), floats for a
+    numeric one (missing: NaN)."""
+    missing = _missing_mask(text, column, description)
+    if column.kind == CATEGORICAL:
+        keys = {value: canonical(value) for value in text.unique()}
+        labels = text.map(lambda v: column.labels.get(keys[v], v)).astype(object)
+        labels[missing] = np.nan
+        return labels
+    numbers = pd.to_numeric(text.where(~missing), errors="coerce")
+    bad = numbers.isna() & ~missing | ~np.isfinite(numbers.fillna(0))
+    if bad.any():
+        shown = ", ".join(f"{text[i]!r} (line {i + 2})" for i in bad[bad].index[:N_EXAMPLES])
+        raise DataError(f"{path}: numeric feature {column.name!r} has {int(bad.sum())} non-numeric value(s): {shown}; "
+                        "declare them as missing markers or make the feature categorical")
+    return numbers.astype(np.float64)
+
+
+def _decisions(text: pd.Series, description: Description, path: Path) -> pd.Series:
+    keys = text.map({value: canonical(value) for value in text.unique()})
+    approved, rejected = keys.isin(description.approved), keys.isin(description.rejected)
+    other = ~(approved | rejected)
+    if other.any():
+        counts = text[other].value_counts()
+        values = ", ".join(f"{v!r} ({n} rows)" for v, n in counts.head(N_EXAMPLES).items())
+        raise DataError(
+            f"{path}: label column {description.label_column!r}: {int(other.sum())} row(s) hold a value that is neither "
+            f"approved ({', '.join(description.approved)}) nor rejected ({', '.join(description.rejected)}): {values}; "
+            f"first at lines {_lines(other[other].index)}")
+    return approved
+
+
+def _drop_missing(frame: pd.DataFrame, description: Description, path: Path) -> pd.DataFrame:
+    """Rows with a missing value dropped where the description says so; the rest get the
+    missing category (categoricals) or stay NaN (numerics, imputed with the median by the pipeline)."""
+    drop = pd.Series(False, index=frame.index)
+    for column in description.columns:
+        missing = frame[column.name].isna()
+        categorical = column.kind == CATEGORICAL
+        if (description.missing_categorical if categorical else description.missing_numeric) == "drop":
+            drop |= missing
+        elif categorical:
+            frame.loc[missing, column.name] = description.missing_category
+    if drop.any():
+        logger.info("%s: %d row(s) with missing values dropped (missing: drop)", path.name, int(drop.sum()))
+    return frame[~drop].reset_index(drop=True)
+
+
+def _check_rows(train: pd.DataFrame, test: pd.DataFrame, description: Description) -> None:
+    where = f"{description.source}"
+    total = len(train) + len(test)
+    if total < description.min_rows:
+        raise DataError(f"{where}: only {total} usable rows; at least {description.min_rows} are needed (limits.min_rows)")
+    for name, part in (("training", train), ("held-out", test)):
+        classes = part[LABEL].unique()
+        if len(classes) < 2:
+            only = "approved" if classes.size and classes[0] else "rejected"
+            raise DataError(f"{where}: the {name} set ({len(part)} rows) holds only {only} applications; "
+                            "both decisions are needed to train and to evaluate (change split)")
+    frame = pd.concat([train, test], ignore_index=True)
+    for column in description.columns:
+        values = frame[column.name]
+        if column.kind == CATEGORICAL and values.nunique() > description.max_categories:
+            raise DataError(f"{where}: categorical column {column.name!r} has {values.nunique()} distinct labels, more than "
+                            f"the limit of {description.max_categories} (limits.max_categories); group rare labels "
+                            "or make it numeric")
+    for column in description.features:
+        values = train[column.name]
+        if values.nunique(dropna=False) < 2:
+            raise DataError(f"{where}: feature {column.name!r} holds one value only ({values.iloc[0]!r}) in the training "
+                            "rows: it cannot inform the model; remove it from features")

@@ -54,7 +54,7 @@ class FastClassifier:
         self.model = treelite.Model.deserialize(str(compiled_path))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Preprocessed features, shape (n, 5 + one-hot columns), float64, as the pipeline gives."""
+        """Preprocessed features, shape (n, numeric + one-hot columns), float64, as the pipeline gives."""
         numeric = X[:, self.numeric_columns]
         numeric = np.where(np.isnan(numeric), self.medians, numeric)
         numeric = numeric - self.means
@@ -63,7 +63,7 @@ class FastClassifier:
         return np.hstack([numeric, *one_hot]).astype(np.float64)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Probabilities of (rejected, approved), shape (n, 2), for encoded rows, shape (n, 12)."""
+        """Probabilities of (rejected, approved), shape (n, 2), for encoded rows, shape (n, n_features)."""
         features = self.transform(np.asarray(X, dtype=np.float64))
         # the trees compare float32 features with float64 thresholds, as scikit-learn's do
         features = features.astype(np.float32).astype(np.float64)

@@ -2,10 +2,10 @@
 
 Accepted forms, all answered the same way:
 
-- ``{"data": {"ndarray": [[...], ...]}}`` or ``{"data": {"tensor": {"shape": [n, 12], "values": [...]}}}``:
+- ``{"data": {"ndarray": [[...], ...]}}`` or ``{"data": {"tensor": {"shape": [n, n_features], "values": [...]}}}``:
   rows in schema order, categorical features as codes (what the explainer sends) or labels;
 - the same with ``"names": [...]``: columns in any order, named;
-- ``{"jsonData": [{"age": 39, "workclass": "Private", ...}, ...]}`` (or a single object).
+- ``{"jsonData": [{"<feature>": value, ...}, ...]}`` (or a single object).
 
 Explain parameters travel in ``meta.tags`` (SeldonClient's ``meta=`` argument), e.g.
 ``{"meta": {"tags": {"threshold": 0.9}}}``.
@@ -22,11 +22,12 @@ import numpy as np
 from loanxai.schema import FeatureSchema, InputError
 
 #: Explain parameters a request may set: type, low, high (integers from low to high, numbers
-#: in (low, high]). alibi's other defaults (batch_size 100, coverage_samples 10000) are kept.
-EXPLAIN_PARAMETERS: dict[str, tuple[type, float, float]] = {
+#: in (low, high]; a high of None: the number of features). alibi's other defaults
+#: (batch_size 100, coverage_samples 10000) are kept.
+EXPLAIN_PARAMETERS: dict[str, tuple[type, float, float | None]] = {
     "threshold": (float, 0.0, 1.0),
     "beam_size": (int, 1, 10),
-    "max_anchor_size": (int, 1, 12),
+    "max_anchor_size": (int, 1, None),
     "delta": (float, 0.0, 1.0),
     "tau": (float, 0.0, 1.0),
 }
@@ -67,7 +68,7 @@ def features_from_message(message: Any, schema: FeatureSchema, max_rows: int) ->
     raise InputError("the request needs 'data' (with 'ndarray' or 'tensor') or 'jsonData'")
 
 
-def explain_parameters(message: Mapping[str, Any], default_threshold: float) -> dict[str, Any]:
+def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_features: int) -> dict[str, Any]:
     """Keyword arguments for ``AnchorTabular.explain`` from the request's ``meta.tags``."""
     meta = message.get("meta") or {}
     tags = meta.get("tags") if isinstance(meta, Mapping) else None
@@ -81,6 +82,7 @@ def explain_parameters(message: Mapping[str, Any], default_threshold: float) -> 
     parameters: dict[str, Any] = {"threshold": default_threshold}
     for key, value in (tags or {}).items():
         kind, low, high = EXPLAIN_PARAMETERS[key]
+        high = n_features if high is None else high
         number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
         if kind is int:
             valid = number and float(value).is_integer() and low <= value <= high

@@ -22,13 +22,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy.cluster import hierarchy
-from scipy.stats import spearmanr
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, roc_auc_score, roc_curve
 from sklearn.model_selection import train_test_split as sk_split
 from sklearn.pipeline import Pipeline
 
-from loanxai import data
+from loanxai.data import LABEL, Dataset, load_trained_dataset
 from loanxai.fairness import (
     GateThresholds,
     balanced_sample,
@@ -39,16 +38,16 @@ from loanxai.fairness import (
     resampling_effect,
 )
 from loanxai.manifest import load_pickle, load_verified_manifest
-from loanxai.schema import CATEGORICAL_FEATURES, FEATURE_NAMES, NUMERIC_FEATURES, FeatureSchema
-from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR, REPO_ROOT, build_pipeline, evaluate
+from loanxai.schema import FeatureSchema
+from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR, REPO_ROOT, build_pipeline, evaluate, impute_numeric
 
 logger = logging.getLogger(__name__)
 
-LABEL = data.LABEL
-#: The classic trap: a training sample with 100 approved and 7,900 rejected applications,
-#: checked on a production-like sample of 50 approved and 60 rejected.
-TRAP_SKEWED = {"approved": 100, "rejected": 7_900}
-TRAP_PRODUCTION = {"approved": 50, "rejected": 60}
+#: The classic trap: a training sample with 100 applications of the rarer decision and 7,900
+#: of the other, checked on a production-like sample of 50 and 60 (scaled down to what a
+#: smaller dataset holds).
+TRAP_SKEWED = (100, 7_900)
+TRAP_PRODUCTION = (50, 60)
 
 
 @dataclass
@@ -58,7 +57,8 @@ class ReportConfig:
     output_dir: Path = REPO_ROOT / "reports"
     classifier_dir: Path = CLASSIFIER_DIR
     explainer_dir: Path = EXPLAINER_DIR
-    protected: tuple[str, ...] = ("gender", "ethnicity")
+    #: protected attributes to judge; empty: all those the dataset description declares
+    protected: tuple[str, ...] = ()
     thresholds: GateThresholds = field(default_factory=GateThresholds)
     sample: int | None = None
     explanations_per_group: int = 2
@@ -101,32 +101,52 @@ def data_section(frame: pd.DataFrame, schema: FeatureSchema, protected: tuple[st
             group: {"rows": int(n), "approved_rate": float(rate)}
             for group, n, rate in zip(grouped.size().index, grouped.size(), grouped.mean())
         }
-    plot_distributions(frame, out / "feature_distributions.png")
+    plot_distributions(frame, schema, out / "feature_distributions.png")
     plot_class_balance(balance, protected, out / "class_balance.png")
-    encoded = data.encode_frame(frame, schema)
-    correlation = spearmanr(encoded).correlation
-    plot_dendrogram(correlation, out / "correlation_dendrogram.png")
+    names = list(schema.feature_names)
+    # pairwise-complete ranks: missing values leave out only the pairs they are in
+    correlation = pd.DataFrame(schema.encode_frame(frame), columns=names).corr(method="spearman").fillna(0.0)
+    plot_dendrogram(correlation.to_numpy(), names, out / "correlation_dendrogram.png")
     return {
         "class_balance": balance,
-        "spearman_correlation": {
-            name: dict(zip(FEATURE_NAMES, map(float, row))) for name, row in zip(FEATURE_NAMES, correlation)
-        },
+        "spearman_correlation": {name: {k: float(v) for k, v in row.items()} for name, row in correlation.iterrows()},
         "resampling": {attribute: resampling_effect(frame, attribute, LABEL) for attribute in protected},
     }
 
 
+def trap_counts(train: pd.DataFrame, test: pd.DataFrame) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows of each decision in the skewed sample and in the production-like sample: the rarer
+    decision of the training data is made rare, with :data:`TRAP_SKEWED` and
+    :data:`TRAP_PRODUCTION` scaled down when the data holds fewer rows."""
+    rare = "approved" if train[LABEL].mean() < 0.5 else "rejected"
+    common = "rejected" if rare == "approved" else "approved"
+    available = {name: int((train[LABEL] == (name == "approved")).sum()) for name in (rare, common)}
+    n_common = min(TRAP_SKEWED[1], available[common])
+    n_rare = max(2, round(n_common * TRAP_SKEWED[0] / TRAP_SKEWED[1]))
+    held = {name: int((test[LABEL] == (name == "approved")).sum()) for name in (rare, common)}
+    scale = min(1.0, held[rare] / TRAP_PRODUCTION[0], held[common] / TRAP_PRODUCTION[1])
+    production = {rare: max(1, int(TRAP_PRODUCTION[0] * scale)), common: max(1, int(TRAP_PRODUCTION[1] * scale))}
+    return {rare: n_rare, common: n_common}, production
+
+
 def skewed_sample_trap(train: pd.DataFrame, test: pd.DataFrame, schema: FeatureSchema, seed: int, out: Path) -> dict[str, Any]:
-    """Train the same pipeline on 100 approved / 7,900 rejected, then meet production."""
-    skewed = _draw(train, TRAP_SKEWED, seed)
+    """Train the same pipeline on a sample where one decision is rare, then meet production."""
+    skewed_counts, production_counts = trap_counts(train, test)
+    skewed = _draw(train, skewed_counts, seed)
     fit_rows, validation = sk_split(skewed, test_size=0.25, stratify=skewed[LABEL], random_state=seed)
-    pipeline = build_pipeline(schema, seed=seed).fit(data.encode_frame(fit_rows, schema), fit_rows[LABEL])
-    production = _draw(test, TRAP_PRODUCTION, seed)
+    pipeline = build_pipeline(schema, seed=seed).fit(schema.encode_frame(fit_rows), fit_rows[LABEL])
+    production = _draw(test, production_counts, seed)
     result = {
-        "skewed_sample": {"rows": len(skewed), "approved": TRAP_SKEWED["approved"], "rejected": TRAP_SKEWED["rejected"]},
-        "production_sample": {"rows": len(production), **TRAP_PRODUCTION},
-        "validation": evaluate(pipeline, data.encode_frame(validation, schema), validation[LABEL].to_numpy()),
-        "production": evaluate(pipeline, data.encode_frame(production, schema), production[LABEL].to_numpy()),
+        "skewed_sample": {"rows": len(skewed), **skewed_counts},
+        "production_sample": {"rows": len(production), **production_counts},
+        "rare_decision": min(skewed_counts, key=skewed_counts.get),
+        "validation": evaluate(pipeline, schema.encode_frame(validation), validation[LABEL].to_numpy()),
+        "production": evaluate(pipeline, schema.encode_frame(production), production[LABEL].to_numpy()),
     }
+    # how many of the rare decision's applications the model finds (recall of that class)
+    (tn, fp), (fn, tp) = result["production"]["confusion_matrix"]
+    rare_approved = result["rare_decision"] == "approved"
+    result["production_rare_recall"] = (tp / max(1, tp + fn)) if rare_approved else (tn / max(1, tn + fp))
     plot_trap(result, out / "skewed_sample_trap.png")
     return result
 
@@ -138,7 +158,7 @@ def balanced_section(model: Model, test: pd.DataFrame, protected: tuple[str, ...
     for attribute in protected:
         judged = test[test[attribute].isin(large_groups(test[attribute], min_group_rows))]
         balanced = balanced_sample(judged, attribute, LABEL, seed)
-        X, y = data.encode_frame(balanced, model.schema), balanced[LABEL].to_numpy()
+        X, y = model.schema.encode_frame(balanced), balanced[LABEL].to_numpy()
         predicted = model.pipeline.predict(X)
         frame = group_metrics(y, predicted, balanced[attribute])
         result[attribute] = {
@@ -153,7 +173,7 @@ def balanced_section(model: Model, test: pd.DataFrame, protected: tuple[str, ...
 def group_section(model: Model, test: pd.DataFrame, protected: tuple[str, ...], min_group_rows: int, out: Path) -> dict[str, Any]:
     """Per-group metrics, ROC/AUC and confusion matrices, and the fairness gaps between the
     groups with at least ``min_group_rows`` held-out rows."""
-    X, y = data.encode_frame(test, model.schema), test[LABEL].to_numpy()
+    X, y = model.schema.encode_frame(test), test[LABEL].to_numpy()
     score = model.pipeline.predict_proba(X)[:, 1]
     predicted = (score >= 0.5).astype(int)
     result = {}
@@ -184,17 +204,19 @@ def group_section(model: Model, test: pd.DataFrame, protected: tuple[str, ...], 
 
 def explanation_section(model: Model, test: pd.DataFrame, config: ReportConfig, out: Path) -> dict[str, Any]:
     """Permutation importance on the held-out rows, and anchors for a few applications per group."""
-    X, y = data.encode_frame(test, model.schema), test[LABEL].to_numpy()
+    X, y = model.schema.encode_frame(test), test[LABEL].to_numpy()
     importance = permutation_importance(
         model.pipeline, X, y, scoring="roc_auc", n_repeats=config.permutation_repeats, random_state=config.seed
     )
-    ranked = sorted(zip(FEATURE_NAMES, importance.importances_mean, importance.importances_std), key=lambda r: -r[1])
+    names = model.schema.feature_names
+    ranked = sorted(zip(names, importance.importances_mean, importance.importances_std), key=lambda r: -r[1])
     plot_importance(ranked, out / "permutation_importance.png")
     anchors = []
     for attribute in config.protected:
         for group in sorted(test[attribute].unique()):
             rows = _approved_and_rejected(test[test[attribute] == group], model, config.explanations_per_group)
-            for record, x in zip(rows[list(FEATURE_NAMES)].to_dict("records"), data.encode_frame(rows, model.schema)):
+            encoded = impute_numeric(model.schema.encode_frame(rows), model.schema, model.explainer_manifest["numeric_medians"])
+            for record, x in zip(model.schema.decode(model.schema.encode_frame(rows)), encoded):
                 explanation = model.explainer.explain(x, threshold=0.95)
                 anchors.append({
                     "attribute": attribute, "group": group, "application": record,
@@ -217,11 +239,17 @@ def build_report(config: ReportConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     model = load_model(config.classifier_dir, config.explainer_dir)
-    frame = data.load_applications()
-    train, test = data.train_test_split(frame, seed=model.manifest["training"]["seed"])
-    if not np.array_equal(data.encode_frame(test.head(len(model.manifest["reference"]["rows"])), model.schema),
-                          model.manifest["reference"]["rows"]):
+    dataset = load_trained_dataset(model.manifest)
+    frame, train, test = dataset.frame, dataset.train, dataset.test
+    reference = np.asarray(model.manifest["reference"]["rows"], dtype=np.float64)
+    if not np.array_equal(model.schema.encode_frame(test.head(len(reference))), reference, equal_nan=True):
         raise RuntimeError("the held-out rows differ from those the model was evaluated on at training")
+    declared = tuple(model.manifest["dataset"]["protected"])
+    unknown = [a for a in config.protected if a not in declared]
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not a protected attribute of dataset {dataset.description.name} "
+                         f"({', '.join(declared)})")
+    config.protected = config.protected or declared
     held_out = test
     if config.sample:
         test = test.sample(n=min(config.sample, len(test)), random_state=config.seed).reset_index(drop=True)
@@ -237,7 +265,7 @@ def build_report(config: ReportConfig) -> dict[str, Any]:
         "artifacts": _artifacts(model),
         "config": _config(config),
         "held_out_rows": int(len(test)),
-        "metrics": evaluate(model.pipeline, data.encode_frame(test, model.schema), test[LABEL].to_numpy()),
+        "metrics": evaluate(model.pipeline, model.schema.encode_frame(test), test[LABEL].to_numpy()),
     }
     for i, (name, step) in enumerate(steps, 1):
         logger.info("[%d/%d] %s", i, len(steps), name.replace("_", " "))
@@ -255,13 +283,16 @@ def build_report(config: ReportConfig) -> dict[str, Any]:
 # --- plots --------------------------------------------------------------------------------------
 
 
-def plot_distributions(frame: pd.DataFrame, path: Path) -> None:
-    fig, axes = plt.subplots(3, 4, figsize=(18, 12))
-    for ax, name in zip(axes.flat, FEATURE_NAMES):
-        if name in NUMERIC_FEATURES:
-            bins = np.histogram_bin_edges(frame[name], bins=30)
+def plot_distributions(frame: pd.DataFrame, schema: FeatureSchema, path: Path) -> None:
+    rows = -(-schema.n_features // 4)
+    fig, axes = plt.subplots(rows, 4, figsize=(18, 4 * rows), squeeze=False)
+    for ax in axes.flat[schema.n_features:]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, schema.feature_names):
+        if name in schema.numeric_features:
+            bins = np.histogram_bin_edges(frame[name].dropna(), bins=30)
             for approved, colour in ((False, "tab:red"), (True, "tab:green")):
-                ax.hist(frame.loc[frame[LABEL] == approved, name], bins=bins, alpha=0.6, color=colour,
+                ax.hist(frame.loc[frame[LABEL] == approved, name].dropna(), bins=bins, alpha=0.6, color=colour,
                         label="approved" if approved else "rejected")
             ax.set_yscale("log")
         else:
@@ -291,12 +322,12 @@ def plot_class_balance(balance: dict[str, Any], protected: tuple[str, ...], path
     _save(fig, path)
 
 
-def plot_dendrogram(correlation: np.ndarray, path: Path) -> None:
+def plot_dendrogram(correlation: np.ndarray, names: list[str], path: Path) -> None:
     distance = 1 - np.abs(correlation)
     np.fill_diagonal(distance, 0)
     linkage = hierarchy.linkage(distance[np.triu_indices(len(distance), k=1)], method="average")
     fig, ax = plt.subplots(figsize=(9, 5))
-    hierarchy.dendrogram(linkage, labels=list(FEATURE_NAMES), ax=ax, leaf_rotation=45)
+    hierarchy.dendrogram(linkage, labels=names, ax=ax, leaf_rotation=45)
     ax.set_ylabel("1 - |Spearman correlation|")
     ax.set_title("Feature correlation dendrogram (encoded features)")
     _save(fig, path)
@@ -402,7 +433,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"**{trap['validation']['accuracy']:.1%} accuracy** on its own validation split, and on a "
         f"production-like sample of {trap['production_sample']['approved']} approved and "
         f"{trap['production_sample']['rejected']} rejected: accuracy {trap['production']['accuracy']:.1%}, "
-        f"**recall {trap['production']['recall']:.1%}** of the applications that should be approved.",
+        f"and it finds **{trap['production_rare_recall']:.1%}** of the applications that should be "
+        f"{trap['rare_decision']}.",
         "",
         "![Skewed-sample trap](skewed_sample_trap.png)",
         "",
@@ -471,7 +503,7 @@ def _draw(frame: pd.DataFrame, counts: dict[str, int], seed: int) -> pd.DataFram
 
 def _approved_and_rejected(rows: pd.DataFrame, model: Model, n: int) -> pd.DataFrame:
     """The first ``n`` rows, taking the model's first approval and first rejection first."""
-    predicted = model.pipeline.predict(data.encode_frame(rows, model.schema))
+    predicted = model.pipeline.predict(model.schema.encode_frame(rows))
     firsts = [np.flatnonzero(predicted == label)[:1] for label in (1, 0)]
     order = list(dict.fromkeys([*np.concatenate(firsts).tolist(), *range(len(rows))]))
     return rows.iloc[order[:n]]
@@ -530,7 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, default=ReportConfig.output_dir)
     parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR)
     parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR)
-    parser.add_argument("--protected", nargs="+", default=list(ReportConfig.protected), choices=CATEGORICAL_FEATURES)
+    parser.add_argument("--protected", nargs="+", default=[],
+                        help="protected attributes to judge (default: all those the dataset description declares)")
     parser.add_argument("--sample", type=int, default=None, help="evaluate on this many held-out rows")
     parser.add_argument("--explanations-per-group", type=int, default=2)
     parser.add_argument("--permutation-repeats", type=int, default=5)

@@ -1,6 +1,8 @@
 """Train the loan classifier and its anchor explainer, and write their artifacts.
 
-``python -m loanxai.train`` (or ``make train``) writes:
+``python -m loanxai.train [--dataset datasets/x.yaml]`` (or ``make train [DATASET=...]``)
+reads the dataset description (the census by default), then writes, atomically (a failed or
+interrupted training leaves the previous artifacts as they were):
 
 - ``models/loanclassifier/artifacts/``: ``preprocessor.dill``, ``model.dill`` (the forest) and
   ``manifest.json`` (schema, held-out metrics, library versions, sha256 of each file);
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,10 +30,11 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from loanxai import data
+from loanxai.data import LABEL, DataError, Dataset, load_dataset
+from loanxai.description import DEFAULT_DESCRIPTION, Description, DescriptionError, load_description
 from loanxai.fastpath import COMPILED_FILE, compile_forest
-from loanxai.manifest import MANIFEST_NAME, write_manifest
-from loanxai.schema import CLASS_NAMES, FEATURE_NAMES, FeatureSchema
+from loanxai.manifest import MANIFEST_NAME, staged_directories, write_manifest
+from loanxai.schema import CLASS_NAMES, FeatureSchema
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class TrainedModel:
     """A fitted pipeline and what it was fitted and evaluated on (encoded rows)."""
 
     pipeline: Pipeline
-    schema: FeatureSchema
+    dataset: Dataset
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray
@@ -98,13 +102,11 @@ def evaluate(pipeline: Pipeline, X: np.ndarray, y: np.ndarray) -> dict[str, Any]
     }
 
 
-def train_classifier(n_estimators: int = 50, seed: int = 0) -> TrainedModel:
-    """Load the census data, split it deterministically, fit and evaluate the pipeline."""
-    frame = data.load_applications()
-    schema = data.build_schema(frame)
-    train, test = data.train_test_split(frame, seed=seed)
-    X_train, X_test = data.encode_frame(train, schema), data.encode_frame(test, schema)
-    y_train, y_test = train[data.LABEL].to_numpy(), test[data.LABEL].to_numpy()
+def train_classifier(dataset: Dataset, n_estimators: int = 50, seed: int = 0) -> TrainedModel:
+    """Fit the pipeline on the dataset's training rows and evaluate it on the held-out rows."""
+    schema = dataset.schema
+    X_train, X_test = schema.encode_frame(dataset.train), schema.encode_frame(dataset.test)
+    y_train, y_test = dataset.train[LABEL].to_numpy(), dataset.test[LABEL].to_numpy()
     logger.info("fitting the pipeline: %d trees on %d rows", n_estimators, len(X_train))
     pipeline = build_pipeline(schema, n_estimators=n_estimators, seed=seed).fit(X_train, y_train)
     metrics = evaluate(pipeline, X_test, y_test)
@@ -112,25 +114,70 @@ def train_classifier(n_estimators: int = 50, seed: int = 0) -> TrainedModel:
         "held-out accuracy %.3f, precision %.3f, recall %.3f, ROC AUC %.3f on %d rows",
         metrics["accuracy"], metrics["precision"], metrics["recall"], metrics["roc_auc"], len(y_test),
     )
-    return TrainedModel(pipeline, schema, X_train, y_train, X_test, y_test, metrics)
+    return TrainedModel(pipeline, dataset, X_train, y_train, X_test, y_test, metrics)
+
+
+def numeric_medians(pipeline: Pipeline, schema: FeatureSchema) -> dict[str, float]:
+    """The training median the pipeline imputes for each numeric feature."""
+    preprocessor = pipeline.named_steps["preprocessor"]
+    medians = preprocessor.named_transformers_["numeric"].named_steps["impute"].statistics_
+    return {name: float(m) for name, m in zip(schema.numeric_features, medians)}
+
+
+def impute_numeric(X: np.ndarray, schema: FeatureSchema, medians: dict[str, float]) -> np.ndarray:
+    """``X``, shape (n, n_features), with each missing numeric value replaced by its training
+    median: the rows the explainer samples from and explains (alibi's discretiser takes no NaN)."""
+    fill = np.array([medians.get(name, np.nan) for name in schema.feature_names])
+    return np.where(np.isnan(X), fill, X)
 
 
 def build_explainer(pipeline: Pipeline, schema: FeatureSchema, X_train: np.ndarray, seed: int = 0) -> AnchorTabular:
     """An AnchorTabular explainer fitted on ``X_train`` (disc_perc 25/50/75)."""
     explainer = AnchorTabular(
         pipeline.predict,
-        feature_names=list(FEATURE_NAMES),
+        feature_names=list(schema.feature_names),
         categorical_names=schema.alibi_category_map(),
         dtype=np.float64,  # the services encode rows as float64: no rounding on the way
         seed=seed,
     )
-    explainer.fit(X_train, disc_perc=DISC_PERC)
+    explainer.fit(impute_numeric(X_train, schema, numeric_medians(pipeline, schema)), disc_perc=DISC_PERC)
     return explainer
+
+
+def dataset_record(dataset: Dataset) -> dict[str, Any]:
+    """What the manifests record of the data: the description with its defaults, the sha256 of
+    each source file, the label's meaning, the protected attributes and the example application."""
+    description = dataset.description
+    return {
+        "name": description.name,
+        "description_path": str(description.path),
+        "description": description.document,
+        "sources": dataset.source_sha256,
+        "label": {"column": description.label_column, "approved": list(description.approved),
+                  "rejected": list(description.rejected)},
+        "protected": dict(description.protected),
+        "rows": {"train": len(dataset.train), "test": len(dataset.test)},
+        "example": example_application(dataset),
+    }
+
+
+def example_application(dataset: Dataset) -> dict[str, Any]:
+    """The description's example, or else the first held-out application (features and
+    protected attributes): what the demo and the clients send."""
+    if dataset.description.example is not None:
+        return dict(dataset.description.example)
+    first = dataset.test.iloc[:1]
+    record = dataset.schema.decode(dataset.schema.encode_frame(first))[0]
+    return record | {c.name: first[c.name].iloc[0] for c in dataset.description.protected_columns}
+
+
+def _json_rows(X: np.ndarray) -> list[list[float | None]]:
+    """Rows for JSON: a missing value (NaN) as null."""
+    return [[None if np.isnan(v) else float(v) for v in row] for row in X]
 
 
 def save_classifier(model: TrainedModel, directory: Path, training: dict[str, Any]) -> dict[str, Any]:
     """Write the preprocessor, the forest and their manifest; return the manifest."""
-    directory.mkdir(parents=True, exist_ok=True)
     preprocessor, forest = model.pipeline.named_steps.values()
     for name, obj in (("preprocessor.dill", preprocessor), ("model.dill", forest)):
         with open(directory / name, "wb") as handle:
@@ -142,24 +189,24 @@ def save_classifier(model: TrainedModel, directory: Path, training: dict[str, An
         CLASSIFIER_PACKAGES,
         artifact="loanclassifier",
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        schema=model.schema.to_dict(),
+        schema=model.dataset.schema.to_dict(),
+        dataset=dataset_record(model.dataset),
         class_names=list(CLASS_NAMES),
         metrics=model.metrics,
         training=training,
         # held-out rows and their probabilities: a loaded model must reproduce them exactly
         reference={
-            "rows": model.X_test[:N_REFERENCE].tolist(),
+            "rows": _json_rows(model.X_test[:N_REFERENCE]),
             "probabilities": model.pipeline.predict_proba(model.X_test[:N_REFERENCE]).tolist(),
         },
     )
 
 
 def save_explainer(
-    explainer: AnchorTabular, schema: FeatureSchema, directory: Path, classifier_manifest: dict[str, Any]
+    explainer: AnchorTabular, model: TrainedModel, directory: Path, classifier_manifest: dict[str, Any]
 ) -> dict[str, Any]:
     """Pickle the explainer without its predictor (the service sets one that calls the
     classifier over REST) and write its manifest; return the manifest."""
-    directory.mkdir(parents=True, exist_ok=True)
     explainer.predictor = None
     explainer.samplers[0].predictor = None
     with open(directory / EXPLAINER_FILES[0], "wb") as handle:
@@ -170,7 +217,9 @@ def save_explainer(
         EXPLAINER_PACKAGES,
         artifact="explainer",
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        schema=schema.to_dict(),
+        schema=model.dataset.schema.to_dict(),
+        numeric_medians=numeric_medians(model.pipeline, model.dataset.schema),
+        dataset={"name": classifier_manifest["dataset"]["name"]},
         class_names=list(CLASS_NAMES),
         disc_perc=list(DISC_PERC),
         # the classifier whose training data the explainer was fitted on
@@ -181,50 +230,66 @@ def save_explainer(
 def train(
     classifier_dir: Path = CLASSIFIER_DIR,
     explainer_dir: Path = EXPLAINER_DIR,
+    description: Description | Path = DEFAULT_DESCRIPTION,
     n_estimators: int = 50,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train both artifacts and write them; return the two manifests."""
+    """Train both artifacts from the described dataset and write them; return the two manifests.
+
+    Nothing is written unless everything succeeds; ``seed`` (default: the description's
+    ``split.seed``) seeds the forest and the explainer.
+    """
     started = time.perf_counter()
-    logger.info("[1/4] loading the census data and training the classifier")
-    model = train_classifier(n_estimators=n_estimators, seed=seed)
-    logger.info("[2/4] writing the classifier artifacts to %s", classifier_dir)
+    if not isinstance(description, Description):
+        description = load_description(description)
+    seed = description.seed if seed is None else seed
+    logger.info("[1/4] loading %s (%s) and training the classifier", description.name, description.path)
+    model = train_classifier(load_dataset(description), n_estimators=n_estimators, seed=seed)
     training = {
         "seed": seed,
         "n_estimators": n_estimators,
         "n_train": int(len(model.y_train)),
         "n_test": int(len(model.y_test)),
     }
-    classifier_manifest = save_classifier(model, classifier_dir, training)
-    logger.info("[3/4] fitting the anchor explainer on %d rows", len(model.X_train))
-    explainer = build_explainer(model.pipeline, model.schema, model.X_train, seed=seed)
-    logger.info("[4/4] writing the explainer artifacts to %s", explainer_dir)
-    explainer_manifest = save_explainer(explainer, model.schema, explainer_dir, classifier_manifest)
-    logger.info("done in %.1f s", time.perf_counter() - started)
+    with staged_directories(classifier_dir, explainer_dir) as (classifier_stage, explainer_stage):
+        logger.info("[2/4] writing the classifier artifacts")
+        classifier_manifest = save_classifier(model, classifier_stage, training)
+        logger.info("[3/4] fitting the anchor explainer on %d rows", len(model.X_train))
+        explainer = build_explainer(model.pipeline, model.dataset.schema, model.X_train, seed=seed)
+        logger.info("[4/4] writing the explainer artifacts")
+        explainer_manifest = save_explainer(explainer, model, explainer_stage, classifier_manifest)
+    logger.info("artifacts written to %s and %s in %.1f s", classifier_dir, explainer_dir, time.perf_counter() - started)
     return classifier_manifest, explainer_manifest
 
 
 def ensure_trained() -> None:
-    """Train with the defaults unless both artifact folders already hold a manifest."""
+    """Train the default dataset unless both artifact folders already hold a manifest."""
     if not ((CLASSIFIER_DIR / MANIFEST_NAME).exists() and (EXPLAINER_DIR / MANIFEST_NAME).exists()):
         logger.info("no artifacts yet: training first")
         train()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DESCRIPTION,
+                        help="dataset description (YAML); default: the census")
     parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR)
     parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR)
     parser.add_argument("--n-estimators", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="default: the description's split.seed")
     parser.add_argument("--if-missing", action="store_true", help="train only if there are no artifacts yet")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    if args.if_missing:
-        ensure_trained()
-    else:
-        train(args.classifier_dir, args.explainer_dir, args.n_estimators, args.seed)
+    try:
+        if args.if_missing:
+            ensure_trained()
+        else:
+            train(args.classifier_dir, args.explainer_dir, args.dataset, args.n_estimators, args.seed)
+    except (DescriptionError, DataError) as error:
+        logger.error("training stopped, the previous artifacts are unchanged: %s", error)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from loanxai import client
+from loanxai.manifest import MANIFEST_NAME
 from loanxai.services import REPO_ROOT, Service, classifier_service, explainer_service
-from loanxai.train import ensure_trained
+from loanxai.train import CLASSIFIER_DIR, ensure_trained
 
 logger = logging.getLogger("run_local")
 
@@ -27,7 +28,8 @@ def curl_command(url: str, message: dict) -> list[str]:
 
 
 def example_calls(classifier: Service, explainer: Service) -> list[list[str]]:
-    application = client.EXAMPLE_APPLICATION
+    """curl calls with the trained dataset's example application (from the classifier's manifest)."""
+    application = json.loads((CLASSIFIER_DIR / MANIFEST_NAME).read_text())["dataset"]["example"]
     return [
         curl_command(classifier.predictions_url, {"jsonData": [application]}),
         curl_command(explainer.predictions_url, {"jsonData": application, "meta": {"tags": {"threshold": 0.95}}}),

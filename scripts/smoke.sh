@@ -29,7 +29,10 @@ else
   done
 fi
 
-application='{"age": 52, "workclass": "Private", "education": "Assoc-voc", "education-num": 11, "marital-status": "Separated", "occupation": "Prof-specialty", "relationship": "Unmarried", "ethnicity": "White", "gender": "Female", "capital-gain": 0, "capital-loss": 0, "hours-per-week": 60}'
+# the deployed dataset's example application, from the classifier's metadata
+metadata=$(curl -sS --fail-with-body "$classifier/api/v1.0/metadata")
+application=$("$python" -c 'import json, sys; print(json.load(sys.stdin)["custom"]["example_application"])' <<< "$metadata")
+echo "dataset $("$python" -c 'import json, sys; print(json.load(sys.stdin)["custom"]["dataset"])' <<< "$metadata"), application: $application"
 
 echo "prediction: POST $classifier/api/v1.0/predictions"
 answer=$(curl -sS --fail-with-body -H 'Content-Type: application/json' "$classifier/api/v1.0/predictions" \

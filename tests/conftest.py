@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from loanxai.data import load_dataset
+from loanxai.description import CATEGORICAL, DEFAULT_DESCRIPTION, load_description
 from loanxai.services import Service, classifier_service, explainer_service, free_port
 from loanxai.train import train
+
+#: The census, the default dataset: the tests that call the services use its names.
+CENSUS = load_description(DEFAULT_DESCRIPTION)
+FEATURE_NAMES = CENSUS.feature_names
+CATEGORICAL_FEATURES = tuple(c.name for c in CENSUS.features if c.kind == CATEGORICAL)
+EXAMPLE_APPLICATION = dict(CENSUS.example)
 
 
 @dataclass
@@ -18,6 +26,12 @@ class Artifacts:
     explainer_dir: Path
     classifier_manifest: dict
     explainer_manifest: dict
+
+
+@pytest.fixture(scope="session")
+def census():
+    """The census, read, cleaned and split as training does."""
+    return load_dataset(CENSUS)
 
 
 @pytest.fixture(scope="session")

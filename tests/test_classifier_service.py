@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import requests
 
-from loanxai.client import EXAMPLE_APPLICATION
-from loanxai.schema import FEATURE_NAMES, FeatureSchema
-from tests.conftest import start_classifier
+from loanxai.schema import FeatureSchema
+from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, start_classifier
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 import pytest
 
 from loanxai import client
-from loanxai.client import EXAMPLE_APPLICATION, LoanClient, ServiceError, seldon_client, seldon_predict
+from loanxai.client import LoanClient, ServiceError, seldon_client, seldon_predict
+from tests.conftest import EXAMPLE_APPLICATION
 
 
 @pytest.fixture

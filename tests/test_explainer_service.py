@@ -2,10 +2,8 @@
 import pytest
 import requests
 
-from loanxai.client import EXAMPLE_APPLICATION
-from loanxai.schema import FEATURE_NAMES
 from loanxai.services import free_port
-from tests.conftest import start_classifier, start_explainer
+from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, start_classifier, start_explainer
 
 
 def explain(service, message):

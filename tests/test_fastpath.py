@@ -7,7 +7,6 @@ import requests
 import treelite.gtil
 from sklearn.ensemble import RandomForestClassifier
 
-from loanxai import data
 from loanxai.fastpath import COMPILED_FILE, PARITY_TOLERANCE, FastClassifier, check_parity, compile_forest
 from loanxai.manifest import MANIFEST_NAME, load_pickle, sha256_file
 from tests.conftest import start_classifier
@@ -19,10 +18,8 @@ def pipeline_parts(artifacts):
 
 
 @pytest.fixture(scope="module")
-def held_out(artifacts):
-    frame = data.load_applications()
-    _, test = data.train_test_split(frame, seed=0)
-    return data.encode_frame(test, data.build_schema(frame))
+def held_out(census):
+    return census.schema.encode_frame(census.test)
 
 
 def test_fast_path_equals_the_pipeline_on_the_whole_held_out_set(artifacts, pipeline_parts, held_out):

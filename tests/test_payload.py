@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from loanxai.payload import explain_parameters, features_from_message
-from loanxai.schema import CATEGORICAL_FEATURES, FEATURE_NAMES, FeatureSchema, InputError
+from loanxai.schema import FeatureSchema, InputError
+from tests.conftest import CATEGORICAL_FEATURES, FEATURE_NAMES
 
-SCHEMA = FeatureSchema({name: ("A", "B") for name in CATEGORICAL_FEATURES})
+SCHEMA = FeatureSchema(FEATURE_NAMES, {name: ("A", "B") for name in CATEGORICAL_FEATURES})
 RECORD = {name: ("B" if name in CATEGORICAL_FEATURES else 3) for name in FEATURE_NAMES}
 ENCODED = [[1 if name in CATEGORICAL_FEATURES else 3 for name in FEATURE_NAMES]]
 
@@ -48,8 +49,8 @@ def test_bad_messages_are_named(message, problem):
 
 
 def test_explain_parameters_default_and_override():
-    assert explain_parameters({}, 0.95) == {"threshold": 0.95}
-    assert explain_parameters({"meta": {"tags": {"threshold": 0.9, "beam_size": 2.0}}}, 0.95) == {
+    assert explain_parameters({}, 0.95, 12) == {"threshold": 0.95}
+    assert explain_parameters({"meta": {"tags": {"threshold": 0.9, "beam_size": 2.0}}}, 0.95, 12) == {
         "threshold": 0.9,
         "beam_size": 2,
     }
@@ -63,8 +64,9 @@ def test_explain_parameters_default_and_override():
         ({"beam_size": 0}, "'beam_size' must be an integer from 1 to 10"),
         ({"beam_size": 1.5}, "'beam_size' must be an integer"),
         ({"colour": 1}, "unknown explain parameter 'colour'"),
+        ({"max_anchor_size": 13}, "'max_anchor_size' must be an integer from 1 to 12"),
     ],
 )
 def test_bad_explain_parameters_are_named(tags, problem):
     with pytest.raises(InputError, match=problem):
-        explain_parameters({"meta": {"tags": tags}}, 0.95)
+        explain_parameters({"meta": {"tags": tags}}, 0.95, 12)

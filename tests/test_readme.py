@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loanxai.client import EXAMPLE_APPLICATION
+from tests.conftest import EXAMPLE_APPLICATION
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

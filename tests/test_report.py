@@ -5,9 +5,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from loanxai import data, report
+from loanxai import report
 from loanxai.fairness import GateThresholds, evaluate_gate
-from loanxai.schema import FEATURE_NAMES
+from tests.conftest import FEATURE_NAMES
 
 SMALL = dict(sample=300, explanations_per_group=1, permutation_repeats=1)
 
@@ -20,15 +20,13 @@ def small_report(artifacts, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def split():
-    frame = data.load_applications()
-    return data.train_test_split(frame, seed=0)
+def split(census):
+    return census.train, census.test
 
 
-def test_trap_scores_high_on_its_own_validation_and_fails_in_production(split, artifacts, tmp_path):
+def test_trap_scores_high_on_its_own_validation_and_fails_in_production(split, census, tmp_path):
     train, test = split
-    schema = data.build_schema(data.load_applications())
-    trap = report.skewed_sample_trap(train, test, schema, seed=0, out=tmp_path)
+    trap = report.skewed_sample_trap(train, test, census.schema, seed=0, out=tmp_path)
     assert trap["skewed_sample"] == {"rows": 8000, "approved": 100, "rejected": 7900}
     assert trap["production_sample"] == {"rows": 110, "approved": 50, "rejected": 60}
     assert trap["validation"]["accuracy"] > 0.95

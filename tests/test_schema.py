@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from loanxai.client import EXAMPLE_APPLICATION
-from loanxai.schema import CATEGORICAL_FEATURES, FEATURE_NAMES, FeatureSchema, InputError
+from loanxai.schema import FeatureSchema, InputError
+from tests.conftest import CATEGORICAL_FEATURES, EXAMPLE_APPLICATION, FEATURE_NAMES
 
-SCHEMA = FeatureSchema({name: ("A", "B", "Unknown") for name in CATEGORICAL_FEATURES} | {"gender": ("Female", "Male")})
+SCHEMA = FeatureSchema(FEATURE_NAMES, {name: ("A", "B", "Unknown") for name in CATEGORICAL_FEATURES} | {"gender": ("Female", "Male")})
 RECORD = {name: ("A" if name in CATEGORICAL_FEATURES else 7) for name in FEATURE_NAMES} | {"gender": "Male"}
 
 

@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from loanxai.manifest import load_pickle, load_verified_manifest
-from loanxai.schema import CLASS_NAMES, FEATURE_NAMES
+from loanxai.schema import CLASS_NAMES
+from tests.conftest import FEATURE_NAMES
 
 
 def test_classifier_artifacts_and_manifest(artifacts):
@@ -42,3 +46,67 @@ def test_explainer_is_pickled_fitted_and_without_predictor(artifacts):
     assert explainer.predictor is None and explainer.samplers[0].predictor is None
     assert explainer.feature_names == list(FEATURE_NAMES)
     assert explainer.meta["params"]["disc_perc"] == (25, 50, 75)
+
+
+def folder_bytes(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_bad_data_stops_training_and_leaves_the_artifacts_as_they_were(artifacts_copy, tmp_path):
+    import yaml
+
+    from loanxai.description import DEFAULT_DESCRIPTION
+    from loanxai.train import main
+    from tests.conftest import start_classifier
+
+    before = folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)
+    document = yaml.safe_load(DEFAULT_DESCRIPTION.read_text())
+    document["label"]["approved"] = [">60K"]  # every census ">50K" is now neither approved nor rejected
+    document["source"]["path"] = str(Path(__import__("xai").__file__).parent / "data" / "census.csv")
+    del document["source"]["package"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(document))
+    arguments = ["--dataset", str(bad), "--classifier-dir", str(artifacts_copy.classifier_dir),
+                 "--explainer-dir", str(artifacts_copy.explainer_dir)]
+    assert main(arguments) == 2
+    assert (folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)) == before
+    assert not list(artifacts_copy.classifier_dir.parent.glob(".*"))  # no staging folder left
+    service = start_classifier(artifacts_copy.classifier_dir, tmp_path)
+    try:
+        service.wait_ready()
+    finally:
+        service.stop()
+
+
+def test_interrupted_training_leaves_the_artifacts_as_they_were(artifacts_copy, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)
+    parent = artifacts_copy.classifier_dir.parent
+    process = subprocess.Popen([sys.executable, "-m", "loanxai.train", "--classifier-dir", str(artifacts_copy.classifier_dir),
+                                "--explainer-dir", str(artifacts_copy.explainer_dir)])
+    deadline = time.monotonic() + 120
+    while not list(parent.glob(".loanclassifier.staged-*/model.dill")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # Ctrl-C while the new artifacts are half written
+    assert process.wait(timeout=60) != 0
+    assert (folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)) == before
+    assert not list(parent.glob(".*"))
+
+
+def test_a_killed_swap_is_repaired_by_the_next_training(tmp_path):
+    from loanxai.manifest import staged_directories
+
+    target = tmp_path / "artifacts"
+    # what SIGKILL between the two renames of a swap leaves: the old folder aside, no target
+    (tmp_path / ".artifacts.old-999999999").mkdir()
+    (tmp_path / ".artifacts.old-999999999" / "model.dill").write_bytes(b"previous")
+    (tmp_path / ".artifacts.staged-999999999").mkdir()
+    with pytest.raises(RuntimeError):
+        with staged_directories(target):
+            raise RuntimeError("this training fails too")
+    assert (target / "model.dill").read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts"]

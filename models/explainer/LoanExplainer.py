@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from alibi.exceptions import PredictorCallError
 from seldon_core.flask_utils import SeldonMicroserviceException
 
@@ -34,6 +35,8 @@ class LoanExplainer:
         self.artifacts_dir = self.settings.artifacts_dir or DEFAULT_ARTIFACTS
         self.manifest = load_verified_manifest(self.artifacts_dir)
         self.schema = FeatureSchema.from_dict(self.manifest["schema"])
+        # a missing numeric value is explained as the training median the model uses in its place
+        self.medians = np.array([self.manifest["numeric_medians"].get(n, np.nan) for n in self.schema.feature_names])
         self.explainer: Any = None
         self.classifier: RemoteClassifier | None = None
         self._has_predictor = False
@@ -58,7 +61,8 @@ class LoanExplainer:
 
     def _explain_message(self, message: dict[str, Any]) -> dict[str, Any]:
         X = features_from_message(message, self.schema, max_rows=1)
-        parameters = explain_parameters(message, self.settings.explain_threshold)
+        parameters = explain_parameters(message, self.settings.explain_threshold, self.schema.n_features)
+        X = np.where(np.isnan(X), self.medians, X)
         with self._lock:
             calls, rows = self.classifier.calls, self.classifier.rows
             try:

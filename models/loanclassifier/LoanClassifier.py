@@ -6,6 +6,7 @@ application, in any input form :mod:`loanxai.payload` accepts.
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -47,14 +48,15 @@ class LoanClassifier:
         self.prediction_path = "scikit-learn"
         if settings.prediction_path == "auto":
             self._choose_fast_path()
-        logger.info("classifier %s from %s serves the %s path", self.version, self.artifacts_dir, self.prediction_path)
+        logger.info("classifier %s (dataset %s) from %s serves the %s path", self.version,
+                    self.manifest["dataset"]["name"], self.artifacts_dir, self.prediction_path)
 
     @property
     def version(self) -> str:
         return self.manifest["files"]["model.dill"][:12]
 
     def pipeline_proba(self, X: np.ndarray) -> np.ndarray:
-        """The source of truth: the dill pipeline's probabilities, shape (n, 2), for rows (n, 12)."""
+        """The source of truth: the dill pipeline's probabilities, shape (n, 2), for encoded rows (n, n_features)."""
         return self.forest.predict_proba(self.preprocessor.transform(X))
 
     def _choose_fast_path(self) -> None:
@@ -108,6 +110,9 @@ class LoanClassifier:
             "inputs": input_metadata(self.schema),
             "outputs": [{"messagetype": "ndarray", "schema": {"names": list(CLASS_NAMES), "shape": [2]}}],
             "custom": {
+                "dataset": self.manifest["dataset"]["name"],
+                # an application the demo and the clients send: the dataset's own example
+                "example_application": json.dumps(self.manifest["dataset"]["example"]),
                 "max_batch_rows": str(self.max_batch_rows),
                 "accuracy": f"{self.manifest['metrics']['accuracy']:.4f}",
                 "roc_auc": f"{self.manifest['metrics']['roc_auc']:.4f}",
