@@ -12,7 +12,7 @@ help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
 	@echo "make test   - run the test suite (unit and integration, real services)"
 	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C"
-	@echo "make train  - (re)train the classifier and the explainer (DATASET=datasets/x.yaml: your own data)"
+	@echo "make train  - (re)train: DATASET=datasets/x.yaml (your own data), MITIGATION=..., ACCEPT_UNFAIR=\"reason\""
 	@echo "make report - bias and evaluation report in reports/ (REPORT_ARGS=--fail-on-gate to gate)"
 	@echo "make images - build both images with docker or podman (tag derived from the artifacts)"
 	@echo "make kind-up deploy smoke - a kind cluster with Seldon Core, the services on it, a smoke test"
@@ -45,8 +45,11 @@ bench: venv $(VENV)-mlserver/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 # DATASET: a dataset description (default: datasets/census.yaml); see README, "Use your own data"
+# MITIGATION: auto (default), none (the seed's model), unaware, reweighing, reductions
+# ACCEPT_UNFAIR: "reason" to ship a model that fails the fairness gate (recorded with who accepted it)
 train: venv
-	$(PY) -m loanxai.train $(if $(DATASET),--dataset $(DATASET))
+	$(PY) -m loanxai.train $(if $(DATASET),--dataset $(DATASET)) $(if $(MITIGATION),--mitigation $(MITIGATION)) \
+	  $(if $(ACCEPT_UNFAIR),--accept-unfair "$(ACCEPT_UNFAIR)")
 
 run: venv
 	$(PY) scripts/run_local.py

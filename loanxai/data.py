@@ -8,7 +8,7 @@ stops it with a :class:`DataError` naming the file, the column and the first row
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,15 +108,18 @@ def split(frame: pd.DataFrame, description: Description) -> tuple[pd.DataFrame, 
     return shuffled.iloc[:n_train].reset_index(drop=True), shuffled.iloc[n_train:].reset_index(drop=True)
 
 
-def build_schema(frame: pd.DataFrame, description: Description) -> FeatureSchema:
-    """The feature schema of ``frame``: each categorical column's labels (and each protected
-    attribute's groups), sorted; features with missing values are nullable."""
+def build_schema(frame: pd.DataFrame, description: Description, inputs: Sequence[str] | None = None) -> FeatureSchema:
+    """The feature schema of a model with ``inputs`` (default: the description's model inputs),
+    built from ``frame``: each categorical input's labels and each protected attribute's groups,
+    sorted; inputs with missing values are nullable."""
+    columns = {c.name: c for c in description.columns}
+    inputs = list(description.feature_names if inputs is None else inputs)
     return FeatureSchema(
-        feature_names=description.feature_names,
-        category_map={c.name: tuple(sorted(frame[c.name].unique())) for c in description.features if c.kind == CATEGORICAL},
-        nullable=frozenset(c.name for c in description.features if _had_missing(frame[c.name], c, description)),
+        feature_names=inputs,
+        category_map={n: tuple(sorted(frame[n].unique())) for n in inputs if columns[n].kind == CATEGORICAL},
+        nullable=frozenset(n for n in inputs if _had_missing(frame[n], columns[n], description)),
         missing_category=description.missing_category,
-        protected={c.name: tuple(sorted(frame[c.name].unique())) for c in description.protected_columns},
+        protected={n: tuple(sorted(frame[n].unique())) for n in description.protected if n not in inputs},
     )
 
 

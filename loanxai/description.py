@@ -50,6 +50,7 @@ def _strict(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
 SCHEMA: dict[str, Any] = _strict(
     {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+        "about": {"type": "string"},
         "source": _strict(
             {
                 "path": {"type": "string", "minLength": 1},
@@ -65,6 +66,7 @@ SCHEMA: dict[str, Any] = _strict(
             ("column", "approved", "rejected"),
         ),
         "features": {"type": "array", "minItems": 1, "items": _strict(_COLUMN, ("name", "kind"))},
+        "exclude_from_model": {"type": "array", "items": {"type": "string"}},
         "protected": {
             "type": "array",
             "items": _strict({**_COLUMN, "model_input": {"type": "boolean"}}, ("name",)),
@@ -87,6 +89,16 @@ SCHEMA: dict[str, Any] = _strict(
             }
         ),
         "example": {"type": "object"},
+        "gate": _strict(
+            {
+                "min_disparate_impact": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                "max_demographic_parity_difference": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                "max_equalized_odds_difference": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                "max_equal_opportunity_difference": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                "min_group_rows": {"type": "integer", "minimum": 1},
+                "min_accuracy": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            }
+        ),
         "limits": _strict(
             {"max_categories": {"type": "integer", "minimum": 2}, "min_rows": {"type": "integer", "minimum": 2}}
         ),
@@ -120,13 +132,18 @@ class Description:
 
     path: Path
     name: str
+    #: what the data is and its limits, in words: the model card quotes it
+    about: str
     source: Path
     separator: str
     encoding: str
     label_column: str
     approved: tuple[str, ...]
     rejected: tuple[str, ...]
+    #: every declared feature column, model inputs and excluded proxies alike
     features: tuple[Column, ...]
+    #: features read (for the report's proxy analysis) but kept out of the model
+    excluded: tuple[str, ...]
     #: protected attribute name -> may it be a model input?
     protected: dict[str, bool]
     #: protected attributes that are not model inputs, as columns
@@ -143,11 +160,14 @@ class Description:
     example: dict[str, Any] | None
     max_categories: int
     min_rows: int
+    #: the fairness gate's settings (see :class:`loanxai.gate.GateThresholds`)
+    gate: dict[str, Any]
     document: dict[str, Any]
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        return tuple(column.name for column in self.features)
+        """The model's inputs, in order: the features not excluded from the model."""
+        return tuple(column.name for column in self.features if column.name not in self.excluded)
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -201,6 +221,13 @@ def parse_description(document: Any, path: Path) -> Description:
         if name == document["label"]["column"]:
             raise DescriptionError(f"{where}: features[{i}]: {name!r} is the label column; it cannot be a model input")
 
+    excluded = tuple(document["exclude_from_model"])
+    for name in excluded:
+        if name not in names:
+            raise DescriptionError(f"{where}: exclude_from_model: {name!r} is not one of the features ({', '.join(names)})")
+    if len(excluded) == len(names):
+        raise DescriptionError(f"{where}: exclude_from_model: every feature is excluded; the model needs at least one input")
+
     protected: dict[str, bool] = {}
     protected_columns = []
     for i, entry in enumerate(document["protected"]):
@@ -210,7 +237,7 @@ def parse_description(document: Any, path: Path) -> Description:
             raise DescriptionError(f"{key}: listed twice")
         if name == document["label"]["column"]:
             raise DescriptionError(f"{key}: is the label column")
-        if model_input and name not in names:
+        if model_input and (name not in names or name in excluded):
             raise DescriptionError(f"{key}: model_input is true, so it must also be listed in features")
         if not model_input and name in names:
             raise DescriptionError(
@@ -234,15 +261,17 @@ def parse_description(document: Any, path: Path) -> Description:
         raise DescriptionError(f"{where}: split: give exactly one of test_fraction, test_rows, test_path")
     base = _source_base(source, path)
     example = document.get("example")
+    inputs = [n for n in names if n not in excluded]
     if example is not None:
         unknown = [k for k in example if k not in names and k not in protected]
-        if unknown or any(n not in example for n in names):
+        if unknown or any(n not in example for n in inputs):
             raise DescriptionError(
-                f"{where}: example: must give every feature ({', '.join(names)}); "
-                + (f"unknown: {unknown[0]!r}" if unknown else f"missing: {next(n for n in names if n not in example)!r}"))
+                f"{where}: example: must give every model input ({', '.join(inputs)}); "
+                + (f"unknown: {unknown[0]!r}" if unknown else f"missing: {next(n for n in inputs if n not in example)!r}"))
     return Description(
         path=path,
         name=document["name"],
+        about=document["about"],
         source=(base / source["path"]).resolve(),
         separator=source["separator"],
         encoding=source["encoding"],
@@ -250,6 +279,7 @@ def parse_description(document: Any, path: Path) -> Description:
         approved=approved,
         rejected=rejected,
         features=features,
+        excluded=excluded,
         protected=protected,
         protected_columns=tuple(protected_columns),
         missing_markers=tuple(canonical(m) for m in missing["markers"]),
@@ -264,13 +294,19 @@ def parse_description(document: Any, path: Path) -> Description:
         example=example,
         max_categories=limits["max_categories"],
         min_rows=limits["min_rows"],
+        gate=document["gate"],
         document=document,
     )
 
 
 def _with_defaults(document: dict[str, Any]) -> dict[str, Any]:
     document["source"] = {"separator": ",", "encoding": "utf-8", **document["source"]}
+    document["about"] = document.get("about", "")
     document["protected"] = document.get("protected", [])
+    document["exclude_from_model"] = document.get("exclude_from_model", [])
+    document["gate"] = {"min_disparate_impact": 0.8, "max_demographic_parity_difference": None,
+                        "max_equalized_odds_difference": None, "max_equal_opportunity_difference": None,
+                        "min_group_rows": 30, "min_accuracy": None, **document.get("gate", {})}
     document["missing"] = {"markers": DEFAULT_MISSING_MARKERS, "categorical": "category", "category": "Unknown",
                            "numeric": "median", **document.get("missing", {})}
     document["strip"] = document.get("strip", True)

@@ -1,4 +1,4 @@
-"""Per-group metrics, fairness gaps, balanced samples and the fairness gate.
+"""Per-group metrics, fairness gaps and balanced samples.
 
 Approved (label 1) is the favourable outcome: a group's *selection rate* is its approval
 rate. Metrics per group come from fairlearn's :class:`~fairlearn.metrics.MetricFrame`; the
@@ -6,7 +6,6 @@ gaps from fairlearn's own difference and ratio functions.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,14 +13,12 @@ import pandas as pd
 from fairlearn.metrics import (
     MetricFrame,
     count,
-    demographic_parity_difference,
-    demographic_parity_ratio,
-    equalized_odds_difference,
     false_negative_rate,
     false_positive_rate,
     selection_rate,
     true_positive_rate,
 )
+from sklearn import metrics as skmetrics
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
 # precision and recall are undefined (NaN) for a group with no predicted or no actual approvals
@@ -34,6 +31,26 @@ METRICS = {
     "false_negative_rate": false_negative_rate,
     "selection_rate": selection_rate,
 }
+
+
+def evaluate(model: Any, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Accuracy, precision, recall, ROC AUC (approved = positive) and the confusion matrix of a
+    fitted classifier (anything with ``predict_proba``) on encoded rows ``X``, labels ``y``."""
+    proba = model.predict_proba(X)[:, 1]
+    predicted = proba >= 0.5
+    return {
+        "n_rows": int(len(y)),
+        "approved_rate": float(np.mean(y)),
+        # how many the model approves: a model can gain on a gap by approving fewer people
+        "predicted_approval_rate": float(np.mean(predicted)),
+        "accuracy": float(skmetrics.accuracy_score(y, predicted)),
+        "precision": float(skmetrics.precision_score(y, predicted, zero_division=0)),
+        "recall": float(skmetrics.recall_score(y, predicted)),
+        "roc_auc": float(skmetrics.roc_auc_score(y, proba)),
+        # accuracy of always giving the more frequent decision: what accuracy must be read against
+        "majority_class_accuracy": float(max(np.mean(y), 1 - np.mean(y))),
+        "confusion_matrix": skmetrics.confusion_matrix(y, predicted).tolist(),
+    }
 
 
 def group_metrics(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> MetricFrame:
@@ -53,44 +70,17 @@ def fairness_gaps(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> 
     - ``equalized_odds_difference``: the larger of the TPR gap and the FPR gap;
     - ``equal_opportunity_difference``: the TPR (recall) gap.
     """
-    kwargs = {"y_true": y_true, "y_pred": y_pred, "sensitive_features": groups}
-    opportunity = MetricFrame(metrics=true_positive_rate, **kwargs)
+    # one MetricFrame for all four: what fairlearn's demographic_parity_difference / _ratio and
+    # equalized_odds_difference compute, without grouping the rows four times
+    rates = MetricFrame(metrics={"selection_rate": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
+                        y_true=y_true, y_pred=y_pred, sensitive_features=groups)
+    difference, ratio = rates.difference(), rates.ratio()
     return {
-        "demographic_parity_difference": float(demographic_parity_difference(**kwargs)),
-        "disparate_impact": float(demographic_parity_ratio(**kwargs)),
-        "equalized_odds_difference": float(equalized_odds_difference(**kwargs)),
-        "equal_opportunity_difference": float(opportunity.difference()),
+        "demographic_parity_difference": float(difference["selection_rate"]),
+        "disparate_impact": float(ratio["selection_rate"]),
+        "equalized_odds_difference": float(max(difference["tpr"], difference["fpr"])),
+        "equal_opportunity_difference": float(difference["tpr"]),
     }
-
-
-@dataclass(frozen=True)
-class GateThresholds:
-    """Limits a model must meet for every protected attribute (None: not checked)."""
-
-    min_disparate_impact: float | None = 0.8
-    max_demographic_parity_difference: float | None = None
-    max_equalized_odds_difference: float | None = None
-    max_equal_opportunity_difference: float | None = None
-
-
-def evaluate_gate(gaps_by_attribute: dict[str, dict[str, float]], thresholds: GateThresholds) -> list[dict[str, Any]]:
-    """One check per attribute and configured limit: ``{attribute, metric, value, limit, passed}``."""
-    limits = [
-        ("disparate_impact", ">=", thresholds.min_disparate_impact),
-        ("demographic_parity_difference", "<=", thresholds.max_demographic_parity_difference),
-        ("equalized_odds_difference", "<=", thresholds.max_equalized_odds_difference),
-        ("equal_opportunity_difference", "<=", thresholds.max_equal_opportunity_difference),
-    ]
-    checks = []
-    for attribute, gaps in gaps_by_attribute.items():
-        for metric, op, limit in limits:
-            if limit is None:
-                continue
-            value = gaps[metric]
-            passed = bool(value >= limit) if op == ">=" else bool(value <= limit)
-            checks.append({"attribute": attribute, "metric": metric, "value": value,
-                           "rule": f"{op} {limit}", "passed": passed})
-    return checks
 
 
 def large_groups(groups: pd.Series, min_rows: int) -> list[str]:

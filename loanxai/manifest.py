@@ -21,6 +21,8 @@ from typing import Any
 import dill
 
 MANIFEST_NAME = "manifest.json"
+#: bumped whenever what the manifests record changes; older artifacts are refused with "retrain"
+MANIFEST_FORMAT = 2
 
 
 class ArtifactError(RuntimeError):
@@ -58,6 +60,7 @@ def write_manifest(
     content : anything else to record (schema, metrics, ...), JSON-serialisable.
     """
     manifest = {
+        "format": MANIFEST_FORMAT,
         "files": {name: sha256_file(directory / name) for name in files},
         "versions": library_versions(packages),
         "checked_packages": list(packages),
@@ -86,6 +89,9 @@ def load_verified_manifest(directory: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ArtifactError(f"{path} is not valid JSON: {error}") from None
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ArtifactError(f"{path} was written by another version of loanxai (manifest format "
+                            f"{manifest.get('format', 1)}, this version reads {MANIFEST_FORMAT}): run `make train`")
     for name, expected in manifest["files"].items():
         file = directory / name
         if not file.is_file():

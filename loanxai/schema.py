@@ -13,10 +13,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Output columns of the classifier: code 0 is "rejected", code 1 is "approved".
 CLASS_NAMES: tuple[str, ...] = ("rejected", "approved")
@@ -181,8 +183,10 @@ class FeatureSchema:
         """:meth:`read_records` without the groups: ndarray of float64, shape (n_records, n_features)."""
         return self.read_records(records)[0]
 
-    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
+    def encode_frame(self, frame: "pd.DataFrame") -> np.ndarray:
         """Encode a cleaned data table (labels, NaN for missing): ndarray of float64, shape (n_rows, n_features)."""
+        import pandas as pd  # training and the report only: the classifier's image has no pandas
+
         columns = []
         for name in self.feature_names:
             if name in self.category_map:

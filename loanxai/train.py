@@ -12,6 +12,7 @@ interrupted training leaves the previous artifacts as they were):
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -23,17 +24,14 @@ from typing import Any
 import dill
 import numpy as np
 from alibi.explainers import AnchorTabular
-from sklearn import metrics as skmetrics
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from loanxai.data import LABEL, DataError, Dataset, load_dataset
+from loanxai.data import DataError, Dataset, load_dataset
 from loanxai.description import DEFAULT_DESCRIPTION, Description, DescriptionError, load_description
 from loanxai.fastpath import COMPILED_FILE, compile_forest
-from loanxai.manifest import MANIFEST_NAME, staged_directories, write_manifest
+from loanxai.gate import GateThresholds, failed_checks, gate_record
+from loanxai.manifest import MANIFEST_FORMAT, MANIFEST_NAME, staged_directories, write_manifest
+from loanxai.mitigation import CANDIDATES, CHOICES, REDUCTIONS, Candidate, accuracy_floor, choose, train_candidates
 from loanxai.schema import CLASS_NAMES, FeatureSchema
 
 logger = logging.getLogger(__name__)
@@ -54,67 +52,57 @@ N_REFERENCE = 256
 
 @dataclass
 class TrainedModel:
-    """A fitted pipeline and what it was fitted and evaluated on (encoded rows)."""
+    """The chosen candidate, the dataset, every candidate compared, and the gate's record."""
 
-    pipeline: Pipeline
+    chosen: Candidate
     dataset: Dataset
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    metrics: dict[str, Any]
+    candidates: list[Candidate]
+    requested: str
+    floor: float
+    gate: dict[str, Any]
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.chosen.pipeline
+
+    @property
+    def schema(self) -> FeatureSchema:
+        return self.chosen.schema
+
+    @property
+    def X_train(self) -> np.ndarray:
+        return self.schema.encode_frame(self.dataset.train)
+
+    @property
+    def X_test(self) -> np.ndarray:
+        return self.schema.encode_frame(self.dataset.test)
+
+    def mitigation_record(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested,
+            "chosen": self.chosen.name,
+            "rule": "the most accurate candidate (the seed's model excepted) that passes the gate with held-out "
+                    f"accuracy at least {self.floor:.3f}; if none does, among those reaching that accuracy the one "
+                    "with the fewest failed checks, then the highest worst-case disparate impact; if none reaches "
+                    "it, the most accurate",
+            "accuracy_floor": self.floor,
+            "reductions": REDUCTIONS,
+            "candidates": [candidate.record() for candidate in self.candidates],
+        }
 
 
-def build_pipeline(schema: FeatureSchema, n_estimators: int = 50, seed: int = 0) -> Pipeline:
-    """Preprocessing and forest for encoded rows, shape (n, n_features).
-
-    Numeric columns: median imputation and standard scaling; categorical codes: one-hot,
-    ignoring codes not seen in training.
-    """
-    preprocessor = ColumnTransformer(
-        [
-            (
-                "numeric",
-                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
-                schema.numeric_indices,
-            ),
-            ("categorical", OneHotEncoder(handle_unknown="ignore"), schema.categorical_indices),
-        ]
-    )
-    forest = RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=-1)
-    return Pipeline([("preprocessor", preprocessor), ("classifier", forest)])
-
-
-def evaluate(pipeline: Pipeline, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Accuracy, precision, recall, ROC AUC (approved = positive) and the confusion matrix."""
-    proba = pipeline.predict_proba(X)[:, 1]
-    predicted = proba >= 0.5
-    return {
-        "n_rows": int(len(y)),
-        "approved_rate": float(np.mean(y)),
-        "accuracy": float(skmetrics.accuracy_score(y, predicted)),
-        "precision": float(skmetrics.precision_score(y, predicted, zero_division=0)),
-        "recall": float(skmetrics.recall_score(y, predicted)),
-        "roc_auc": float(skmetrics.roc_auc_score(y, proba)),
-        # accuracy of always answering "rejected": the number the accuracy must be read against
-        "majority_class_accuracy": float(max(np.mean(y), 1 - np.mean(y))),
-        "confusion_matrix": skmetrics.confusion_matrix(y, predicted).tolist(),
-    }
-
-
-def train_classifier(dataset: Dataset, n_estimators: int = 50, seed: int = 0) -> TrainedModel:
-    """Fit the pipeline on the dataset's training rows and evaluate it on the held-out rows."""
-    schema = dataset.schema
-    X_train, X_test = schema.encode_frame(dataset.train), schema.encode_frame(dataset.test)
-    y_train, y_test = dataset.train[LABEL].to_numpy(), dataset.test[LABEL].to_numpy()
-    logger.info("fitting the pipeline: %d trees on %d rows", n_estimators, len(X_train))
-    pipeline = build_pipeline(schema, n_estimators=n_estimators, seed=seed).fit(X_train, y_train)
-    metrics = evaluate(pipeline, X_test, y_test)
-    logger.info(
-        "held-out accuracy %.3f, precision %.3f, recall %.3f, ROC AUC %.3f on %d rows",
-        metrics["accuracy"], metrics["precision"], metrics["recall"], metrics["roc_auc"], len(y_test),
-    )
-    return TrainedModel(pipeline, dataset, X_train, y_train, X_test, y_test, metrics)
+def train_model(dataset: Dataset, n_estimators: int = 50, seed: int = 0, mitigation: str = "auto",
+                accept_unfair: str | None = None, accepted_by: str | None = None) -> TrainedModel:
+    """Train every mitigation candidate, choose one, and evaluate the gate on held-out rows."""
+    candidates = train_candidates(dataset, n_estimators=n_estimators, seed=seed)
+    floor = accuracy_floor(dataset.description.gate, dataset.test)
+    chosen = choose(candidates, mitigation, floor)
+    gate = gate_record(chosen.checks, GateThresholds.from_dict(dataset.description.gate), accept_unfair, accepted_by)
+    metrics = chosen.metrics
+    logger.info("chose %s: held-out accuracy %.3f, precision %.3f, recall %.3f, ROC AUC %.3f on %d rows; gate %s",
+                chosen.name, metrics["accuracy"], metrics["precision"], metrics["recall"], metrics["roc_auc"],
+                metrics["n_rows"], gate["status"].upper())
+    return TrainedModel(chosen, dataset, candidates, mitigation, floor, gate)
 
 
 def numeric_medians(pipeline: Pipeline, schema: FeatureSchema) -> dict[str, float]:
@@ -155,7 +143,8 @@ def dataset_record(dataset: Dataset) -> dict[str, Any]:
         "sources": dataset.source_sha256,
         "label": {"column": description.label_column, "approved": list(description.approved),
                   "rejected": list(description.rejected)},
-        "protected": dict(description.protected),
+        # in the description's order; model_input: the description lets it be a model input
+        "protected": [{"name": name, "model_input": flag} for name, flag in description.protected.items()],
         "rows": {"train": len(dataset.train), "test": len(dataset.test)},
         "example": example_application(dataset),
     }
@@ -189,11 +178,13 @@ def save_classifier(model: TrainedModel, directory: Path, training: dict[str, An
         CLASSIFIER_PACKAGES,
         artifact="loanclassifier",
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        schema=model.dataset.schema.to_dict(),
+        schema=model.schema.to_dict(),
         dataset=dataset_record(model.dataset),
         class_names=list(CLASS_NAMES),
-        metrics=model.metrics,
+        metrics=model.chosen.metrics,
         training=training,
+        mitigation=model.mitigation_record(),
+        gate=model.gate,
         # held-out rows and their probabilities: a loaded model must reproduce them exactly
         reference={
             "rows": _json_rows(model.X_test[:N_REFERENCE]),
@@ -217,8 +208,8 @@ def save_explainer(
         EXPLAINER_PACKAGES,
         artifact="explainer",
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        schema=model.dataset.schema.to_dict(),
-        numeric_medians=numeric_medians(model.pipeline, model.dataset.schema),
+        schema=model.schema.to_dict(),
+        numeric_medians=numeric_medians(model.pipeline, model.schema),
         dataset={"name": classifier_manifest["dataset"]["name"]},
         class_names=list(CLASS_NAMES),
         disc_perc=list(DISC_PERC),
@@ -233,40 +224,58 @@ def train(
     description: Description | Path = DEFAULT_DESCRIPTION,
     n_estimators: int = 50,
     seed: int | None = None,
+    mitigation: str = "auto",
+    accept_unfair: str | None = None,
+    accepted_by: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train both artifacts from the described dataset and write them; return the two manifests.
 
-    Nothing is written unless everything succeeds; ``seed`` (default: the description's
-    ``split.seed``) seeds the forest and the explainer.
+    Every mitigation candidate is trained and compared; ``mitigation`` names the one to
+    serve (``auto``: by the documented rule, see :mod:`loanxai.mitigation`). A model that
+    fails the fairness gate ships only with ``accept_unfair``, the reason recorded with
+    ``accepted_by`` (default: the user). Nothing is written unless everything succeeds;
+    ``seed`` (default: the description's ``split.seed``) seeds the forests and the explainer.
     """
     started = time.perf_counter()
     if not isinstance(description, Description):
         description = load_description(description)
     seed = description.seed if seed is None else seed
-    logger.info("[1/4] loading %s (%s) and training the classifier", description.name, description.path)
-    model = train_classifier(load_dataset(description), n_estimators=n_estimators, seed=seed)
+    if mitigation not in CHOICES:
+        raise ValueError(f"unknown mitigation {mitigation!r}; choose one of: {', '.join(CHOICES)}")
+    logger.info("[1/4] loading %s (%s), training the candidates %s", description.name, description.path, ", ".join(CANDIDATES))
+    model = train_model(load_dataset(description), n_estimators, seed, mitigation, accept_unfair, accepted_by)
     training = {
         "seed": seed,
         "n_estimators": n_estimators,
-        "n_train": int(len(model.y_train)),
-        "n_test": int(len(model.y_test)),
+        "n_train": len(model.dataset.train),
+        "n_test": len(model.dataset.test),
+        "candidate": model.chosen.name,
+        "settings": model.chosen.settings,
     }
     with staged_directories(classifier_dir, explainer_dir) as (classifier_stage, explainer_stage):
         logger.info("[2/4] writing the classifier artifacts")
         classifier_manifest = save_classifier(model, classifier_stage, training)
         logger.info("[3/4] fitting the anchor explainer on %d rows", len(model.X_train))
-        explainer = build_explainer(model.pipeline, model.dataset.schema, model.X_train, seed=seed)
+        explainer = build_explainer(model.pipeline, model.schema, model.X_train, seed=seed)
         logger.info("[4/4] writing the explainer artifacts")
         explainer_manifest = save_explainer(explainer, model, explainer_stage, classifier_manifest)
     logger.info("artifacts written to %s and %s in %.1f s", classifier_dir, explainer_dir, time.perf_counter() - started)
+    if model.gate["status"] == "failed":
+        logger.warning("THE MODEL FAILED THE FAIRNESS GATE (%s): images, deployment and the container smoke test "
+                       "refuse it; see the report (make report)", "; ".join(failed_checks(model.gate["checks"])))
     return classifier_manifest, explainer_manifest
 
 
-def ensure_trained() -> None:
-    """Train the default dataset unless both artifact folders already hold a manifest."""
-    if not ((CLASSIFIER_DIR / MANIFEST_NAME).exists() and (EXPLAINER_DIR / MANIFEST_NAME).exists()):
+def ensure_trained(classifier_dir: Path = CLASSIFIER_DIR, explainer_dir: Path = EXPLAINER_DIR) -> None:
+    """Train the default dataset unless both artifact folders already hold a manifest of this version."""
+    paths = [directory / MANIFEST_NAME for directory in (classifier_dir, explainer_dir)]
+    if not all(path.exists() for path in paths):
         logger.info("no artifacts yet: training first")
-        train()
+    elif any(json.loads(path.read_text()).get("format") != MANIFEST_FORMAT for path in paths):
+        logger.info("the artifacts were written by another version of loanxai: training the default dataset")
+    else:
+        return
+    train(classifier_dir, explainer_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,14 +286,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR)
     parser.add_argument("--n-estimators", type=int, default=50)
     parser.add_argument("--seed", type=int, default=None, help="default: the description's split.seed")
+    parser.add_argument("--mitigation", choices=CHOICES, default="auto",
+                        help="the candidate to serve: auto (the documented rule), none (the seed's model), or a name")
+    parser.add_argument("--accept-unfair", metavar="REASON",
+                        help="ship a model that fails the fairness gate; the reason is recorded, shown everywhere")
+    parser.add_argument("--accepted-by", metavar="NAME", help="who accepts the override (default: the user)")
     parser.add_argument("--if-missing", action="store_true", help="train only if there are no artifacts yet")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         if args.if_missing:
-            ensure_trained()
+            ensure_trained(args.classifier_dir, args.explainer_dir)
         else:
-            train(args.classifier_dir, args.explainer_dir, args.dataset, args.n_estimators, args.seed)
+            train(args.classifier_dir, args.explainer_dir, args.dataset, args.n_estimators, args.seed,
+                  args.mitigation, args.accept_unfair, args.accepted_by)
     except (DescriptionError, DataError) as error:
         logger.error("training stopped, the previous artifacts are unchanged: %s", error)
         return 2

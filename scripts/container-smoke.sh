@@ -16,6 +16,9 @@ fi
 built=$(BASE_IMAGE=$base "$root/scripts/build-images.sh")
 classifier_image=$(awk '$1 == "loanclassifier" {print $2}' <<< "$built")
 explainer_image=$(awk '$1 == "explainer" {print $2}' <<< "$built")
+for image in "$classifier_image" "$explainer_image"; do
+  echo "image labels of $image: $(podman image inspect --format '{{json .Labels}}' "$image")"
+done
 
 id=$$
 ns_c=loanxai-c-$id ns_e=loanxai-e-$id

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from loanxai import client
+from loanxai.gate import GateError, read_gate, require_shippable
 from loanxai.manifest import MANIFEST_NAME
 from loanxai.services import REPO_ROOT, Service, classifier_service, explainer_service
 from loanxai.train import CLASSIFIER_DIR, ensure_trained
@@ -34,6 +35,21 @@ def example_calls(classifier: Service, explainer: Service) -> list[list[str]]:
         curl_command(classifier.predictions_url, {"jsonData": [application]}),
         curl_command(explainer.predictions_url, {"jsonData": application, "meta": {"tags": {"threshold": 0.95}}}),
     ]
+
+
+def warn_if_unfair() -> None:
+    """A loud warning when the trained model failed the fairness gate (served here anyway: this
+    is not production, and the images and deployment refuse it)."""
+    try:
+        require_shippable(CLASSIFIER_DIR)
+    except GateError as error:
+        print(f"\n{'!' * 100}\nWARNING: {error}\n{'!' * 100}\n", file=sys.stderr, flush=True)
+        return
+    override = read_gate(CLASSIFIER_DIR)["override"]
+    if override:
+        print(f"\n{'!' * 100}\nWARNING: this model FAILED the fairness gate ({'; '.join(override['failed_checks'])}) "
+              f"and is served under the override accepted by {override['accepted_by']}: {override['reason']}\n"
+              f"{'!' * 100}\n", file=sys.stderr, flush=True)
 
 
 def run_demo(classifier: Service, explainer: Service) -> int:
@@ -58,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     ensure_trained()
+    warn_if_unfair()
 
     classifier = classifier_service(args.classifier_port, args.classifier_metrics_port)
     explainer = explainer_service(

@@ -18,6 +18,9 @@ CENSUS = load_description(DEFAULT_DESCRIPTION)
 FEATURE_NAMES = CENSUS.feature_names
 CATEGORICAL_FEATURES = tuple(c.name for c in CENSUS.features if c.kind == CATEGORICAL)
 EXAMPLE_APPLICATION = dict(CENSUS.example)
+#: The seed project's 12 model inputs (protected attributes included): what the schema unit tests encode.
+SEED_FEATURES = FEATURE_NAMES[:7] + ("ethnicity", "gender") + FEATURE_NAMES[7:]
+SEED_CATEGORICAL = CATEGORICAL_FEATURES + ("ethnicity", "gender")
 
 
 @dataclass

@@ -32,7 +32,7 @@ def test_every_input_form_gives_the_same_probabilities(classifier, schema, artif
     expected = np.asarray(reference["probabilities"][:3])
     forms = [
         {"data": {"ndarray": encoded}},
-        {"data": {"tensor": {"shape": [3, 12], "values": np.ravel(encoded).tolist()}}},
+        {"data": {"tensor": {"shape": [3, len(FEATURE_NAMES)], "values": np.ravel(encoded).tolist()}}},
         {"data": {"names": list(FEATURE_NAMES), "ndarray": [[r[n] for n in FEATURE_NAMES] for r in records]}},
         {"jsonData": records},
     ]
@@ -54,7 +54,8 @@ def test_metadata_lists_inputs_and_outputs(classifier, artifacts):
     ndarray_input = next(i for i in body["inputs"] if i["messagetype"] == "ndarray")
     assert ndarray_input["schema"]["names"] == list(FEATURE_NAMES)
     json_input = next(i for i in body["inputs"] if i["messagetype"] == "jsonData")
-    assert json_input["schema"]["category_map"]["gender"] == ["Female", "Male"]
+    assert "gender" not in json_input["schema"]["feature_names"]  # a protected attribute, never a model input
+    assert json_input["schema"]["protected"]["gender"] == ["Female", "Male"]
 
 
 def test_health_endpoints(classifier):
@@ -87,17 +88,17 @@ ROW = [EXAMPLE_APPLICATION[name] for name in FEATURE_NAMES]
 @pytest.mark.parametrize(
     "message, problem",
     [
-        ({"data": {"ndarray": [ROW[:11]]}}, "wrong number of features in row 0: got 11, expected 12"),
-        ({"data": {"ndarray": [ROW, ROW[:3]]}}, "wrong number of features in row 1: got 3, expected 12"),
+        ({"data": {"ndarray": [ROW[:9]]}}, "wrong number of features in row 0: got 9, expected 10"),
+        ({"data": {"ndarray": [ROW, ROW[:3]]}}, "wrong number of features in row 1: got 3, expected 10"),
         ({"data": {"names": ["salary", *FEATURE_NAMES[1:]], "ndarray": [ROW]}}, "unknown feature 'salary'"),
         ({"jsonData": [EXAMPLE_APPLICATION | {"gender": "Martian"}]}, "unknown category 'Martian' for 'gender' in row 0"),
-        ({"data": {"names": list(FEATURE_NAMES), "ndarray": [ROW[:8] + [7] + ROW[9:]]}}, "unknown category code 7 for 'gender'"),
+        ({"data": {"names": [*FEATURE_NAMES, "gender"], "ndarray": [ROW + [7]]}}, "unknown category code 7 for 'gender'"),
         ({"jsonData": [EXAMPLE_APPLICATION | {"age": "fifty"}]}, "non-numeric value 'fifty' for numeric feature 'age'"),
         ({"jsonData": [EXAMPLE_APPLICATION | {"age": None}]}, "missing value for 'age' in row 0"),
         ({"jsonData": [{k: v for k, v in EXAMPLE_APPLICATION.items() if k != "age"}]}, "missing feature 'age' in row 0"),
         ({"data": {"ndarray": []}}, "empty batch"),
         ({"jsonData": [EXAMPLE_APPLICATION] * 101}, "batch of 101 rows is larger than the limit of 100"),
-        ({"data": {"tensor": {"shape": [2, 12], "values": ROW}}}, "must hold rows x features = 24"),
+        ({"data": {"tensor": {"shape": [2, 10], "values": ROW}}}, "must hold rows x features = 20"),
         ({"strData": "hello"}, "needs 'data'"),
     ],
 )

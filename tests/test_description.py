@@ -72,7 +72,7 @@ def test_a_small_dataset_loads_with_defaults(tmp_path):
     ({"label": {"column": "outcome", "approved": ["good"], "rejected": ["good"]}}, "listed as both approved and rejected"),
     ({"split": {"test_fraction": 0.2, "test_rows": 10}}, "give exactly one of test_fraction, test_rows, test_path"),
     ({"source": {"path": "tiny.csv", "package": "no_such_package_here"}}, "no installed package 'no_such_package_here'"),
-    ({"example": {"income": 3}}, "example: must give every feature.*missing: 'purpose'"),
+    ({"example": {"income": 3}}, "example: must give every model input.*missing: 'purpose'"),
 ])
 def test_description_errors_name_the_key(tmp_path, change, message):
     with pytest.raises(DescriptionError, match=message) as error:

@@ -3,9 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loanxai.fairness import (
-    GateThresholds, balanced_sample, evaluate_gate, fairness_gaps, group_metrics, large_groups, resampling_effect,
-)
+from loanxai.fairness import balanced_sample, fairness_gaps, group_metrics, large_groups, resampling_effect
+from loanxai.gate import GateThresholds, evaluate_gate
 
 # group a: 4 rows, truth 1 1 0 0, predicted 1 1 1 0 -> approval rate 3/4, TPR 1, FPR 1/2
 # group b: 4 rows, truth 1 1 0 0, predicted 1 0 0 0 -> approval rate 1/4, TPR 1/2, FPR 0

@@ -46,7 +46,7 @@ def test_manifest_records_the_dataset(trained):
     _, manifest = trained
     dataset = manifest["dataset"]
     assert dataset["name"] == "loanapp" and dataset["label"]["column"] == "action"
-    assert dataset["protected"] == {"black": False, "hispan": False, "male": False, "married": False}
+    assert dataset["protected"] == [{"name": n, "model_input": False} for n in ("black", "hispan", "male", "married")]
     assert len(next(iter(dataset["sources"].values()))) == 64  # the sha256 of the bz2 file
     assert manifest["schema"]["feature_names"][:2] == ["loanamt", "appinc"]
     assert {"dep", "unit", "gdlin"} <= set(manifest["schema"]["nullable"])

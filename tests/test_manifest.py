@@ -40,3 +40,11 @@ def test_version_mismatch_names_the_package(folder):
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=r"dill 0.0.1 when trained, \S+ installed"):
         load_verified_manifest(folder)
+
+
+def test_artifacts_of_another_format_are_refused(folder):
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    del manifest["format"]
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"manifest format 1, this version reads \d+\): run `make train`"):
+        load_verified_manifest(folder)

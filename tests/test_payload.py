@@ -3,7 +3,8 @@ import pytest
 
 from loanxai.payload import explain_parameters, features_from_message
 from loanxai.schema import FeatureSchema, InputError
-from tests.conftest import CATEGORICAL_FEATURES, FEATURE_NAMES
+from tests.conftest import SEED_CATEGORICAL as CATEGORICAL_FEATURES
+from tests.conftest import SEED_FEATURES as FEATURE_NAMES
 
 SCHEMA = FeatureSchema(FEATURE_NAMES, {name: ("A", "B") for name in CATEGORICAL_FEATURES})
 RECORD = {name: ("B" if name in CATEGORICAL_FEATURES else 3) for name in FEATURE_NAMES}

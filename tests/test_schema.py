@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from loanxai.schema import FeatureSchema, InputError
-from tests.conftest import CATEGORICAL_FEATURES, EXAMPLE_APPLICATION, FEATURE_NAMES
+from tests.conftest import EXAMPLE_APPLICATION
+from tests.conftest import SEED_CATEGORICAL as CATEGORICAL_FEATURES
+from tests.conftest import SEED_FEATURES as FEATURE_NAMES
 
 SCHEMA = FeatureSchema(FEATURE_NAMES, {name: ("A", "B", "Unknown") for name in CATEGORICAL_FEATURES} | {"gender": ("Female", "Male")})
 RECORD = {name: ("A" if name in CATEGORICAL_FEATURES else 7) for name in FEATURE_NAMES} | {"gender": "Male"}
@@ -81,4 +83,25 @@ def test_schema_survives_the_manifest_round_trip():
 
 def test_example_application_fits_the_real_schema(artifacts):
     schema = FeatureSchema.from_dict(artifacts.classifier_manifest["schema"])
-    assert schema.decode(schema.encode_records([EXAMPLE_APPLICATION])) == [EXAMPLE_APPLICATION]
+    X, groups = schema.read_records([EXAMPLE_APPLICATION])
+    assert schema.decode(X) == [{name: EXAMPLE_APPLICATION[name] for name in schema.feature_names}]
+    assert groups == {"gender": ["Female"], "ethnicity": ["White"]}
+
+
+PROTECTED = FeatureSchema(FEATURE_NAMES[:3], {"workclass": ("A", "B")}, protected={"gender": ("Female", "Male")})
+
+
+def test_protected_attributes_are_validated_and_kept_apart():
+    record = {"age": 40, "workclass": "B", "education": 0}
+    X, groups = PROTECTED.read_records([record | {"gender": "Female"}, record])
+    np.testing.assert_array_equal(X, [[40, 1, 0], [40, 1, 0]])  # the model never sees them
+    assert groups == {"gender": ["Female", None]}  # None: not given
+    X2, groups2 = PROTECTED.read_rows([[0, 40, 1, 0]], ["gender", "age", "workclass", "education"])
+    np.testing.assert_array_equal(X2, X[:1])
+    assert groups2 == {"gender": ["Female"]}
+    with pytest.raises(InputError, match="unknown category 'Martian' for 'gender' in row 0; expected one of: Female, Male"):
+        PROTECTED.read_records([record | {"gender": "Martian"}])
+    with pytest.raises(InputError, match="unknown category code 5 for 'gender'"):
+        PROTECTED.read_rows([[5, 40, 1, 0]], ["gender", "age", "workclass", "education"])
+    with pytest.raises(InputError, match="known features: age, workclass, education, gender"):
+        PROTECTED.read_records([record | {"salary": 1}])

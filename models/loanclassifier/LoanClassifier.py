@@ -16,6 +16,7 @@ from seldon_core.flask_utils import SeldonMicroserviceException
 
 from loanxai.config import Settings
 from loanxai.fastpath import COMPILED_FILE, FastClassifier, check_parity
+from loanxai.gate import failed_checks
 from loanxai.manifest import load_pickle, load_verified_manifest
 from loanxai.payload import features_from_message
 from loanxai.schema import CLASS_NAMES, FeatureSchema
@@ -48,8 +49,23 @@ class LoanClassifier:
         self.prediction_path = "scikit-learn"
         if settings.prediction_path == "auto":
             self._choose_fast_path()
-        logger.info("classifier %s (dataset %s) from %s serves the %s path", self.version,
-                    self.manifest["dataset"]["name"], self.artifacts_dir, self.prediction_path)
+        logger.info("classifier %s (dataset %s, candidate %s) from %s serves the %s path", self.version,
+                    self.manifest["dataset"]["name"], self.manifest["training"]["candidate"], self.artifacts_dir,
+                    self.prediction_path)
+        self._log_gate()
+
+    def _log_gate(self) -> None:
+        gate = self.manifest["gate"]
+        if gate["status"] == "passed":
+            logger.info("fairness gate passed")
+            return
+        failed = "; ".join(failed_checks(gate["checks"]))
+        override = gate["override"]
+        if override:
+            logger.warning("THIS MODEL FAILED THE FAIRNESS GATE (%s) and is served under an override accepted by %s "
+                           "at %s: %s", failed, override["accepted_by"], override["accepted_at"], override["reason"])
+        else:
+            logger.warning("THIS MODEL FAILED THE FAIRNESS GATE (%s) and carries no override: not for production", failed)
 
     @property
     def version(self) -> str:
@@ -111,6 +127,10 @@ class LoanClassifier:
             "outputs": [{"messagetype": "ndarray", "schema": {"names": list(CLASS_NAMES), "shape": [2]}}],
             "custom": {
                 "dataset": self.manifest["dataset"]["name"],
+                "candidate": self.manifest["training"]["candidate"],
+                "fairness_gate": self.manifest["gate"]["status"],
+                "fairness_gate_failed_checks": "; ".join(failed_checks(self.manifest["gate"]["checks"])),
+                "fairness_gate_override": json.dumps(self.manifest["gate"]["override"]),
                 # an application the demo and the clients send: the dataset's own example
                 "example_application": json.dumps(self.manifest["dataset"]["example"]),
                 "max_batch_rows": str(self.max_batch_rows),

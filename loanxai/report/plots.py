@@ -1,0 +1,170 @@
+"""The report's plots: each function draws one figure and writes it as a PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy.cluster import hierarchy
+from sklearn.metrics import ConfusionMatrixDisplay, roc_curve
+
+from loanxai.data import LABEL
+from loanxai.schema import FeatureSchema
+
+
+def plot_distributions(frame: pd.DataFrame, schema: FeatureSchema, path: Path) -> None:
+    rows = -(-schema.n_features // 4)
+    fig, axes = plt.subplots(rows, 4, figsize=(18, 4 * rows), squeeze=False)
+    for ax in axes.flat[schema.n_features:]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, schema.feature_names):
+        if name in schema.numeric_features:
+            bins = np.histogram_bin_edges(frame[name].dropna(), bins=30)
+            for approved, colour in ((False, "tab:red"), (True, "tab:green")):
+                ax.hist(frame.loc[frame[LABEL] == approved, name].dropna(), bins=bins, alpha=0.6, color=colour,
+                        label="approved" if approved else "rejected")
+            ax.set_yscale("log")
+        else:
+            counts = pd.crosstab(frame[name], frame[LABEL]).rename(columns={False: "rejected", True: "approved"})
+            counts.plot.barh(stacked=True, ax=ax, color=["tab:red", "tab:green"], legend=False)
+            ax.tick_params(axis="y", labelsize=7)
+        ax.set_title(name)
+    axes.flat[0].legend()
+    fig.suptitle("Feature distributions by label (numeric: log count)")
+    _save(fig, path)
+
+
+def plot_class_balance(balance: dict[str, Any], protected: tuple[str, ...], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(protected) + 1, figsize=(6 * (len(protected) + 1), 4.5))
+    panels = [("overall", {"all": balance["overall"]})] + [(a, balance[a]) for a in protected]
+    for ax, (title, groups) in zip(np.atleast_1d(axes), panels):
+        names = list(groups)
+        rates = [groups[g]["approved_rate"] for g in names]
+        bars = ax.bar(names, rates, color="tab:green")
+        for bar, g in zip(bars, names):
+            ax.annotate(f"n={groups[g]['rows']}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("approved rate")
+        ax.set_title(title)
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
+    _save(fig, path)
+
+
+def plot_dendrogram(correlation: np.ndarray, names: list[str], path: Path) -> None:
+    distance = 1 - np.abs(correlation)
+    np.fill_diagonal(distance, 0)
+    linkage = hierarchy.linkage(distance[np.triu_indices(len(distance), k=1)], method="average")
+    fig, ax = plt.subplots(figsize=(9, 5))
+    hierarchy.dendrogram(linkage, labels=names, ax=ax, leaf_rotation=45)
+    ax.set_ylabel("1 - |Spearman correlation|")
+    ax.set_title("Feature correlation dendrogram (encoded features)")
+    _save(fig, path)
+
+
+def plot_trap(result: dict[str, Any], path: Path) -> None:
+    fig, axes = plt.subplots(2, 2, figsize=(10, 9))
+    for col, (sample, metrics_key, title) in enumerate(
+        (("skewed_sample", "validation", "skewed training sample"),
+         ("production_sample", "production", "production-like sample"))
+    ):
+        counts = result[sample]
+        axes[0, col].bar(["rejected", "approved"], [counts["rejected"], counts["approved"]], color=["tab:red", "tab:green"])
+        axes[0, col].set_title(f"class balance: {title}", fontsize=9)
+        metrics = result[metrics_key]
+        ConfusionMatrixDisplay(np.array(metrics["confusion_matrix"]), display_labels=["rejected", "approved"]).plot(
+            ax=axes[1, col], colorbar=False)
+        axes[1, col].set_title(f"{'its own validation split' if col == 0 else 'production'}: "
+                               f"accuracy {metrics['accuracy']:.2f}, recall {metrics['recall']:.2f}", fontsize=9)
+    fig.suptitle("The skewed-sample trap")
+    _save(fig, path)
+
+
+def plot_group_roc(y: np.ndarray, score: np.ndarray, groups: pd.Series, auc: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for group in sorted(groups.unique()):
+        mask = (groups == group).to_numpy()
+        if auc[group] is None:
+            continue
+        fpr, tpr, _ = roc_curve(y[mask], score[mask])
+        ax.plot(fpr, tpr, label=f"{group} (AUC {auc[group]:.3f}, n={mask.sum()})")
+    ax.plot([0, 1], [0, 1], "k:", linewidth=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"ROC by {groups.name}")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_group_confusion(matrices: dict[str, list], attribute: str, path: Path) -> None:
+    fig, axes = plt.subplots(1, len(matrices), figsize=(3.6 * len(matrices), 3.6), squeeze=False)
+    for ax, (group, matrix) in zip(axes[0], matrices.items()):
+        ConfusionMatrixDisplay(np.array(matrix), display_labels=["rej", "app"]).plot(ax=ax, colorbar=False)
+        ax.set_title(group, fontsize=9)
+    fig.suptitle(f"Confusion matrices by {attribute}")
+    _save(fig, path)
+
+
+def plot_importance(ranked: list[tuple[str, float, float]], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 5))
+    names, means, stds = zip(*reversed(ranked))
+    ax.barh(names, means, xerr=stds, color="tab:blue")
+    ax.set_xlabel("drop in ROC AUC when the feature is shuffled")
+    ax.set_title("Permutation importance (held-out rows)")
+    _save(fig, path)
+
+
+def plot_proxies(proxies: dict[str, Any], path: Path) -> None:
+    """Per protected attribute: how well each input alone predicts it (held-out ROC AUC)."""
+    attributes = list(proxies)
+    fig, axes = plt.subplots(1, len(attributes), figsize=(6 * len(attributes), 5), squeeze=False)
+    for ax, attribute in zip(axes[0], attributes):
+        single = proxies[attribute]["single_inputs"]
+        names = [s["feature"] + ("" if s["model_input"] else " (excluded)") for s in single][::-1]
+        ax.barh(names, [s["roc_auc"] for s in single][::-1], color=["tab:blue" if s["model_input"] else "tab:gray" for s in single][::-1])
+        ax.axvline(0.5, color="k", linestyle=":", linewidth=1)
+        ax.axvline(proxies[attribute]["all_inputs"]["roc_auc"], color="tab:red", linewidth=1.5,
+                   label=f"all model inputs: {proxies[attribute]['all_inputs']['roc_auc']:.3f}")
+        ax.set_xlim(0.4, 1.0)
+        ax.set_xlabel(f"held-out ROC AUC predicting {attribute}")
+        ax.legend(fontsize=8, loc="lower right")
+        ax.set_title(f"Proxies of {attribute}")
+    _save(fig, path)
+
+
+def plot_tradeoff(mitigation: dict[str, Any], attributes: list[str], thresholds: dict[str, Any], path: Path) -> None:
+    """Accuracy and ROC AUC against disparate impact and equalized-odds difference, per attribute:
+    every candidate, and the other inner forests of the reductions (the measured frontier)."""
+    panels = [("disparate_impact", "accuracy"), ("disparate_impact", "roc_auc"),
+              ("equalized_odds_difference", "accuracy"), ("equalized_odds_difference", "roc_auc")]
+    fig, axes = plt.subplots(len(attributes), len(panels), figsize=(4.2 * len(panels), 3.6 * len(attributes)), squeeze=False)
+    candidates = mitigation["candidates"]
+    frontier = [p for c in candidates for p in c["frontier"]]
+    colours = dict(zip([c["name"] for c in candidates], ["tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:purple"]))
+    for row, attribute in enumerate(attributes):
+        for col, (gap, score) in enumerate(panels):
+            ax = axes[row, col]
+            ax.scatter([p["gaps"][attribute][gap] for p in frontier], [p[score] for p in frontier], s=12, color="lightgray",
+                       label="reductions' other inner forests" if row == col == 0 else None)
+            for c in candidates:
+                chosen = c["name"] == mitigation["chosen"]
+                ax.scatter(c["gaps"][attribute][gap], c["metrics"][score], s=160 if chosen else 60,
+                           marker="*" if chosen else "o", color=colours[c["name"]], edgecolor="k",
+                           label=c["name"] + (" (chosen)" if chosen else "") if row == col == 0 else None)
+            if gap == "disparate_impact" and thresholds.get("min_disparate_impact") is not None:
+                ax.axvline(thresholds["min_disparate_impact"], color="tab:red", linestyle="--", linewidth=1)
+            if score == "accuracy":
+                ax.axhline(mitigation["accuracy_floor"], color="tab:red", linestyle=":", linewidth=1)
+            ax.set_xlabel(f"{attribute}: {gap.replace('_', ' ')}", fontsize=8)
+            ax.set_ylabel(score.replace("_", " "), fontsize=8)
+    fig.legend(loc="upper center", ncol=6, fontsize=8)
+    fig.suptitle("Mitigation candidates on held-out rows (red: the gate's threshold and the accuracy floor)", y=1.02)
+    _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
