@@ -14,6 +14,10 @@ LOAN_EXPLAIN_THRESHOLD          default anchor precision threshold              
 LOAN_PREDICTION_PATH            "auto": the exact fast path when its start-up     auto
                                 parity check holds; "scikit-learn": always the
                                 dill pipeline
+LOAN_REASONS                    principal reasons per application when a request  4
+                                asks for them with ``reasons: true``
+LOAN_EXPLAIN_BUDGET             seconds an explanation (anchor or recourse) may   15
+                                take; past it the explainer answers 504
 =============================== ================================================ =========
 """
 from __future__ import annotations
@@ -52,6 +56,8 @@ class Settings:
     classifier_retries: int = 2
     explain_threshold: float = 0.95
     prediction_path: str = "auto"
+    reasons: int = 4
+    explain_budget: float = 15.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -70,6 +76,8 @@ class Settings:
             classifier_retries=_env_int("LOAN_CLASSIFIER_RETRIES", defaults.classifier_retries),
             explain_threshold=_env_float("LOAN_EXPLAIN_THRESHOLD", defaults.explain_threshold),
             prediction_path=os.environ.get("LOAN_PREDICTION_PATH") or defaults.prediction_path,
+            reasons=_env_int("LOAN_REASONS", defaults.reasons),
+            explain_budget=_env_float("LOAN_EXPLAIN_BUDGET", defaults.explain_budget),
         )
         if settings.max_batch_rows < 1:
             raise ValueError("LOAN_MAX_BATCH_ROWS must be at least 1")
@@ -77,4 +85,6 @@ class Settings:
             raise ValueError("LOAN_PREDICTION_PATH must be 'auto' or 'scikit-learn'")
         if not 0.0 < settings.explain_threshold <= 1.0:
             raise ValueError("LOAN_EXPLAIN_THRESHOLD must be in (0, 1]")
+        if settings.explain_budget <= 0:
+            raise ValueError("LOAN_EXPLAIN_BUDGET must be a positive number of seconds")
         return settings

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,8 @@ from loanxai.schema import FeatureSchema
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LABEL", "DataError", "Dataset", "load_dataset", "load_trained_dataset", "build_schema"]
+__all__ = ["LABEL", "DataError", "Dataset", "load_dataset", "load_trained_dataset", "build_schema", "plausible_range",
+           "recourse_rules"]
 
 #: how many example rows or values an error message names
 N_EXAMPLES = 5
@@ -120,7 +122,51 @@ def build_schema(frame: pd.DataFrame, description: Description, inputs: Sequence
         nullable=frozenset(n for n in inputs if _had_missing(frame[n], columns[n], description)),
         missing_category=description.missing_category,
         protected={n: tuple(sorted(frame[n].unique())) for n in description.protected if n not in inputs},
+        ranges={n: plausible_range(frame[n], columns[n]) for n in inputs if columns[n].kind != CATEGORICAL},
     )
+
+
+def plausible_range(values: pd.Series, column: Column) -> tuple[float, float]:
+    """The values a numeric feature may take in an application: the description's ``range``,
+    or else the training data's range widened by half its width on each side (never below
+    zero for a feature that never was)."""
+    if column.range is not None:
+        return (float(column.range[0]), float(column.range[1]))
+    low, high = float(values.min()), float(values.max())
+    margin = (high - low) / 2
+    return (max(low - margin, 0.0) if low >= 0 else low - margin, high + margin)
+
+
+def recourse_rules(dataset: Dataset, schema: FeatureSchema) -> dict[str, Any]:
+    """What a counterfactual may change, for the explainer's manifest: actionable features
+    with their direction and order, derived features with their value for each label of the
+    feature they follow, and the range of each numeric feature in the training rows (only
+    values seen in training are proposed)."""
+    columns = {c.name: c for c in dataset.description.features if c.name in schema.feature_names}
+    train = dataset.train
+    rules: dict[str, Any] = {"actionable": {}, "derived": {}, "ranges": {}}
+    for name, column in columns.items():
+        if column.kind != CATEGORICAL:
+            rules["ranges"][name] = [float(train[name].min()), float(train[name].max())]
+        if column.actionable:
+            rules["actionable"][name] = {"direction": column.direction, "order": list(column.order)}
+        if column.derived_from is not None:
+            pairs = train[[column.derived_from, name]].dropna().drop_duplicates()
+            clashes = pairs[pairs[column.derived_from].duplicated(keep=False)]
+            if len(clashes):
+                raise DataError(f"{dataset.description.path}: {name!r} is not derived from {column.derived_from!r}: "
+                                f"{clashes[column.derived_from].iloc[0]!r} goes with several values "
+                                f"({', '.join(map(str, clashes[name].head(N_EXAMPLES)))})")
+            rules["derived"][name] = {"source": column.derived_from,
+                                      "values": {str(k): _plain(v) for k, v in pairs.itertuples(index=False)}}
+    return rules
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value: numpy numbers as Python ones, integral floats as ints."""
+    if isinstance(value, (np.floating, float)) and float(value).is_integer():
+        return int(value)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _had_missing(values: pd.Series, column: Column, description: Description) -> bool:
@@ -222,6 +268,11 @@ def _check_rows(train: pd.DataFrame, test: pd.DataFrame, description: Descriptio
             raise DataError(f"{where}: categorical column {column.name!r} has {values.nunique()} distinct labels, more than "
                             f"the limit of {description.max_categories} (limits.max_categories); group rare labels "
                             "or make it numeric")
+    for column in description.features:
+        unranked = sorted(set(frame[column.name].dropna()) - set(column.order) - {description.missing_category}) \
+            if column.order else []
+        if unranked:
+            raise DataError(f"{where}: feature {column.name!r}: labels missing from its order: {', '.join(map(str, unranked))}")
     for column in description.features:
         values = train[column.name]
         if values.nunique(dropna=False) < 2:

@@ -37,8 +37,17 @@ _SCALARS = {"type": "array", "items": _SCALAR}
 _COLUMN = {
     "name": {"type": "string", "minLength": 1},
     "kind": {"enum": [NUMERIC, CATEGORICAL]},
+    "title": {"type": "string", "minLength": 1},
     "labels": {"type": "object"},
     "missing_markers": _SCALARS,
+}
+#: what recourse may change, per feature (see :class:`Column`)
+_RECOURSE = {
+    "actionable": {"type": "boolean"},
+    "direction": {"enum": ["increase", "decrease", "any"]},
+    "order": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+    "derived_from": {"type": "string", "minLength": 1},
+    "range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
 }
 
 
@@ -65,7 +74,7 @@ SCHEMA: dict[str, Any] = _strict(
              "approved": {**_SCALARS, "minItems": 1}, "rejected": {**_SCALARS, "minItems": 1}},
             ("column", "approved", "rejected"),
         ),
-        "features": {"type": "array", "minItems": 1, "items": _strict(_COLUMN, ("name", "kind"))},
+        "features": {"type": "array", "minItems": 1, "items": _strict({**_COLUMN, **_RECOURSE}, ("name", "kind"))},
         "exclude_from_model": {"type": "array", "items": {"type": "string"}},
         "protected": {
             "type": "array",
@@ -116,13 +125,29 @@ class Column:
     """One column of the data: a model input, a protected attribute, or both.
 
     ``labels`` maps raw values (as :func:`canonical` keys) to readable labels;
-    ``missing_markers`` are extra raw values meaning "missing" in this column only.
+    ``missing_markers`` are extra raw values meaning "missing" in this column only; ``title``
+    names the feature in sentences (reasons, recourse). For recourse: ``actionable`` features
+    may be changed, in ``direction`` (``order`` ranks a categorical's labels, lowest first);
+    a feature ``derived_from`` another follows it (its value is a function of the other's in
+    the training data). ``range``: the plausible values of a numeric feature (default: those
+    seen in training, widened; see :func:`loanxai.data.plausible_range`).
     """
 
     name: str
     kind: str
     labels: dict[str, str] = field(default_factory=dict)
     missing_markers: tuple[str, ...] = ()
+    title: str = ""
+    actionable: bool = False
+    direction: str = "any"
+    order: tuple[str, ...] = ()
+    derived_from: str | None = None
+    range: tuple[float, float] | None = None
+
+    @property
+    def label(self) -> str:
+        """How sentences name it: its title, else its name."""
+        return self.title or self.name
 
 
 @dataclass(frozen=True)
@@ -221,6 +246,19 @@ def parse_description(document: Any, path: Path) -> Description:
         if name == document["label"]["column"]:
             raise DescriptionError(f"{where}: features[{i}]: {name!r} is the label column; it cannot be a model input")
 
+    for i, column in enumerate(features):
+        key = f"{where}: features[{i}] ({column.name!r})"
+        if column.order and column.kind != CATEGORICAL:
+            raise DescriptionError(f"{key}: order ranks the labels of a categorical feature")
+        if column.range and (column.kind != NUMERIC or column.range[0] >= column.range[1]):
+            raise DescriptionError(f"{key}: range is [low, high] of a numeric feature, low < high")
+        if column.derived_from is not None:
+            if column.derived_from not in names or column.derived_from == column.name:
+                raise DescriptionError(f"{key}: derived_from names no other feature ({column.derived_from!r})")
+            if column.actionable:
+                raise DescriptionError(f"{key}: a derived feature follows {column.derived_from!r}; it is not actionable itself")
+        if column.kind == CATEGORICAL and column.direction != "any" and not column.order:
+            raise DescriptionError(f"{key}: direction {column.direction!r} needs order (the labels, lowest first)")
     excluded = tuple(document["exclude_from_model"])
     for name in excluded:
         if name not in names:
@@ -325,6 +363,12 @@ def _column(entry: Mapping[str, Any]) -> Column:
         kind=entry["kind"],
         labels={canonical(k): str(v) for k, v in entry.get("labels", {}).items()},
         missing_markers=tuple(canonical(m) for m in entry.get("missing_markers", [])),
+        title=entry.get("title", ""),
+        actionable=entry.get("actionable", False),
+        direction=entry.get("direction", "any"),
+        order=tuple(entry.get("order", ())),
+        derived_from=entry.get("derived_from"),
+        range=tuple(entry["range"]) if "range" in entry else None,
     )
 
 

@@ -21,15 +21,20 @@ import numpy as np
 
 from loanxai.schema import FeatureSchema, InputError
 
+#: What the explainer explains (``meta.tags.kind``): an anchor (default) or a recourse.
+EXPLAIN_KINDS = ("anchor", "recourse")
 #: Explain parameters a request may set: type, low, high (integers from low to high, numbers
-#: in (low, high]; a high of None: the number of features). alibi's other defaults
-#: (batch_size 100, coverage_samples 10000) are kept.
-EXPLAIN_PARAMETERS: dict[str, tuple[type, float, float | None]] = {
-    "threshold": (float, 0.0, 1.0),
-    "beam_size": (int, 1, 10),
-    "max_anchor_size": (int, 1, None),
-    "delta": (float, 0.0, 1.0),
-    "tau": (float, 0.0, 1.0),
+#: in (low, high]; a high of None: the number of features), and the kind they apply to
+#: (None: both). alibi's other defaults (batch_size 100, coverage_samples 10000) are kept.
+EXPLAIN_PARAMETERS: dict[str, tuple[type, float, float | None, str | None]] = {
+    "threshold": (float, 0.0, 1.0, "anchor"),
+    "beam_size": (int, 1, 10, "anchor"),
+    "max_anchor_size": (int, 1, None, "anchor"),
+    "delta": (float, 0.0, 1.0, "anchor"),
+    "tau": (float, 0.0, 1.0, "anchor"),
+    "k": (int, 1, 5, "recourse"),
+    # another sample on purpose: the same application, model and seed give the same answer
+    "seed": (int, 0, 2**31 - 1, None),
 }
 
 
@@ -69,22 +74,25 @@ def features_from_message(message: Any, schema: FeatureSchema, max_rows: int) ->
 
 
 def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_features: int) -> dict[str, Any]:
-    """Keyword arguments for ``AnchorTabular.explain`` from the request's ``meta.tags``."""
-    meta = message.get("meta") or {}
-    tags = meta.get("tags") if isinstance(meta, Mapping) else None
-    if not isinstance(tags, (Mapping, type(None))):
-        raise InputError("'meta.tags' must be an object of explain parameters")
-    unknown = [key for key in tags or {} if key not in EXPLAIN_PARAMETERS]
+    """The explanation a request asks for (``meta.tags``): ``kind``, ``seed`` (default 0) and the
+    kind's parameters (an anchor's ``threshold`` defaults to ``default_threshold``, a recourse's
+    ``k`` to 3)."""
+    tags = dict(_tags(message))
+    kind = tags.pop("kind", "anchor")
+    if kind not in EXPLAIN_KINDS:
+        raise InputError(f"explain parameter 'kind' must be one of {', '.join(EXPLAIN_KINDS)}, got {kind!r}")
+    unknown = [key for key in tags if key not in EXPLAIN_PARAMETERS]
     if unknown:
-        raise InputError(
-            f"unknown explain parameter {unknown[0]!r}; known: " + ", ".join(EXPLAIN_PARAMETERS)
-        )
-    parameters: dict[str, Any] = {"threshold": default_threshold}
-    for key, value in (tags or {}).items():
-        kind, low, high = EXPLAIN_PARAMETERS[key]
+        raise InputError(f"unknown explain parameter {unknown[0]!r}; known: kind, " + ", ".join(EXPLAIN_PARAMETERS))
+    parameters: dict[str, Any] = {"kind": kind, "seed": 0}
+    parameters |= {"threshold": default_threshold} if kind == "anchor" else {"k": 3}
+    for key, value in tags.items():
+        number_type, low, high, applies_to = EXPLAIN_PARAMETERS[key]
+        if applies_to not in (None, kind):
+            raise InputError(f"explain parameter {key!r} applies to kind {applies_to!r}, not {kind!r}")
         high = n_features if high is None else high
         number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-        if kind is int:
+        if number_type is int:
             valid = number and float(value).is_integer() and low <= value <= high
             wanted = f"an integer from {low} to {high}"
         else:
@@ -92,8 +100,32 @@ def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_f
             wanted = f"a number in ({low}, {high}]"
         if not valid:
             raise InputError(f"explain parameter {key!r} must be {wanted}, got {value!r}")
-        parameters[key] = kind(value)
+        parameters[key] = number_type(value)
     return parameters
+
+
+def prediction_parameters(message: Mapping[str, Any], default_reasons: int, n_features: int) -> dict[str, Any]:
+    """The classifier's options from ``meta.tags``: ``reasons`` (true: the default number of
+    principal reasons per application; a number: up to that many, at most ``n_features``;
+    false or 0: none)."""
+    tags = _tags(message)
+    unknown = [key for key in tags if key != "reasons"]
+    if unknown:
+        raise InputError(f"unknown prediction parameter {unknown[0]!r}; known: reasons")
+    value = tags.get("reasons", False)
+    if isinstance(value, bool):
+        return {"reasons": default_reasons if value else 0}
+    if not (isinstance(value, Real) and math.isfinite(value) and float(value).is_integer() and 0 <= value <= n_features):
+        raise InputError(f"prediction parameter 'reasons' must be true, false or an integer from 0 to {n_features}, got {value!r}")
+    return {"reasons": int(value)}
+
+
+def _tags(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = message.get("meta") or {}
+    tags = meta.get("tags") if isinstance(meta, Mapping) else None
+    if not isinstance(tags, (Mapping, type(None))):
+        raise InputError("'meta.tags' must be an object of parameters")
+    return tags or {}
 
 
 def _tensor_rows(tensor: Any) -> list[list[Any]]:

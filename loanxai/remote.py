@@ -1,7 +1,11 @@
 """The classifier as the explainer sees it: a predict function over REST."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import time
+from collections.abc import Iterator
 
 import numpy as np
 import requests
@@ -21,11 +25,17 @@ class ClassifierError(RuntimeError):
     """The classifier answered, but not with probabilities."""
 
 
+class BudgetExceeded(RuntimeError):
+    """An explanation used up its time budget; raised at its next call to the classifier."""
+
+
 class RemoteClassifier:
     """Calls the classifier's predictions endpoint with encoded rows.
 
     One HTTP session with keep-alive; connection errors are retried ``retries`` times with a
     short backoff (safe: the request never reached the server); read timeouts are not retried.
+    Rows are sent in batches of at most the classifier's ``max_batch_rows`` (from its metadata,
+    read on the first call).
     """
 
     def __init__(self, url: str, connect_timeout: float, read_timeout: float, retries: int) -> None:
@@ -33,6 +43,9 @@ class RemoteClassifier:
         self.timeout = (connect_timeout, read_timeout)
         self.calls = 0
         self.rows = 0
+        self.deadline = math.inf
+        self.budget_s = math.inf
+        self.batch_rows: int | None = None
         retry = Retry(
             total=retries, connect=retries, read=0, status=0, other=0, redirect=0,
             backoff_factor=0.05, raise_on_status=False,
@@ -50,13 +63,47 @@ class RemoteClassifier:
             settings.classifier_retries,
         )
 
+    @contextlib.contextmanager
+    def budget(self, seconds: float) -> Iterator[None]:
+        """Within the block, a call to the classifier after ``seconds`` raises :class:`BudgetExceeded`
+        (and no call waits beyond the deadline): how an explanation is stopped, as alibi and
+        DiCE call the classifier every few milliseconds."""
+        self.deadline, self.budget_s = time.monotonic() + seconds, seconds
+        try:
+            yield
+        finally:
+            self.deadline, self.budget_s = math.inf, math.inf
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Probabilities of (rejected, approved) for encoded rows, shape (n, n_features) -> (n, 2)."""
+        if self.batch_rows is None:
+            self.batch_rows = int(self._get_metadata()["custom"]["max_batch_rows"])
+        X = np.asarray(X, dtype=float)
+        return np.vstack([self._post(X[i:i + self.batch_rows]) for i in range(0, max(len(X), 1), self.batch_rows)])
+
+    def _get_metadata(self) -> dict:
+        url = self.url.rsplit("/", 1)[0] + "/metadata"
+        try:
+            response = self.session.get(url, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise ClassifierUnavailable(f"the classifier at {self.url} is unreachable ({type(error).__name__})") from error
+        if response.status_code != 200:
+            raise ClassifierError(f"the classifier's metadata at {url} answered {response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    def _post(self, X: np.ndarray) -> np.ndarray:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s (LOAN_EXPLAIN_BUDGET)")
         try:
             response = self.session.post(
-                self.url, json={"data": {"ndarray": np.asarray(X, dtype=float).tolist()}}, timeout=self.timeout
+                self.url, json={"data": {"ndarray": X.tolist()}},
+                timeout=(self.timeout[0], min(self.timeout[1], remaining)),
             )
         except (requests.ConnectionError, requests.Timeout) as error:
+            if time.monotonic() >= self.deadline:
+                raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s "
+                                     "(LOAN_EXPLAIN_BUDGET)") from error
             raise ClassifierUnavailable(
                 f"the classifier at {self.url} is unreachable ({type(error).__name__})"
             ) from error

@@ -47,6 +47,8 @@ class FeatureSchema:
     protected : mapping of str to sequence of str
         Protected attributes that are not model inputs, with their groups (labels). A request
         may carry them: they are validated and kept for monitoring and audit, never encoded.
+    ranges : mapping of str to (low, high)
+        The plausible values of each numeric feature; a value outside is refused.
     """
 
     feature_names: tuple[str, ...]
@@ -54,6 +56,7 @@ class FeatureSchema:
     nullable: frozenset[str] = field(default_factory=frozenset)
     missing_category: str = "Unknown"
     protected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "feature_names", tuple(self.feature_names))
@@ -66,6 +69,10 @@ class FeatureSchema:
             raise ValueError(f"{both[0]!r} is a model input: only protected attributes that are not inputs are listed")
         object.__setattr__(self, "category_map", {k: tuple(v) for k, v in self.category_map.items()})
         object.__setattr__(self, "protected", {k: tuple(v) for k, v in self.protected.items()})
+        object.__setattr__(self, "ranges", {k: (float(v[0]), float(v[1])) for k, v in self.ranges.items()})
+        bounds = [self.ranges.get(n, (-np.inf, np.inf)) for n in self.feature_names]
+        object.__setattr__(self, "_low", np.array([b[0] for b in bounds]))
+        object.__setattr__(self, "_high", np.array([b[1] for b in bounds]))
         labels = {**self.category_map, **self.protected}
         object.__setattr__(self, "_codes", {k: {label: code for code, label in enumerate(v)} for k, v in labels.items()})
 
@@ -102,6 +109,7 @@ class FeatureSchema:
             "nullable": sorted(self.nullable),
             "missing_category": self.missing_category,
             "protected": {k: list(v) for k, v in self.protected.items()},
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
         }
 
     @classmethod
@@ -112,6 +120,7 @@ class FeatureSchema:
             nullable=frozenset(content.get("nullable", ())),
             missing_category=content.get("missing_category", "Unknown"),
             protected=content.get("protected", {}),
+            ranges=content.get("ranges", {}),
         )
 
     # --- encoding -------------------------------------------------------------------------
@@ -249,7 +258,7 @@ class FeatureSchema:
             return None
         raw = np.array(rows, dtype=np.float64).reshape(len(rows), width)
         matrix = raw[:, [j for _, j in order]]
-        if not np.isfinite(matrix).all():
+        if not (np.isfinite(matrix).all() and (matrix >= self._low).all() and (matrix <= self._high).all()):  # type: ignore[attr-defined]
             return None
         for index in self.categorical_indices:
             codes = matrix[:, index]
@@ -267,6 +276,9 @@ class FeatureSchema:
             raise InputError(f"non-numeric value {value!r} for numeric feature {name!r} in row {row}")
         if not math.isfinite(value):
             raise InputError(f"non-finite value {value!r} for {name!r} in row {row}")
+        low, high = self.ranges.get(name, (-math.inf, math.inf))
+        if not low <= value <= high:
+            raise InputError(f"value {value!r} for {name!r} in row {row} is outside its plausible range [{low:g}, {high:g}]")
         return float(value)
 
     def _encode_missing(self, name: str, row: int) -> float:

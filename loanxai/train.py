@@ -23,10 +23,10 @@ from typing import Any
 
 import dill
 import numpy as np
-from alibi.explainers import AnchorTabular
 from sklearn.pipeline import Pipeline
 
-from loanxai.data import DataError, Dataset, load_dataset
+from loanxai.anchors import DISC_PERC, fit_anchors, without_predictor
+from loanxai.data import DataError, Dataset, load_dataset, recourse_rules
 from loanxai.description import DEFAULT_DESCRIPTION, Description, DescriptionError, load_description
 from loanxai.fastpath import COMPILED_FILE, compile_forest
 from loanxai.gate import GateThresholds, failed_checks, gate_record
@@ -44,7 +44,6 @@ EXPLAINER_FILES = ("explainer.dill",)
 #: Versions that must match at load time, for each artifact.
 CLASSIFIER_PACKAGES = ("scikit-learn", "numpy", "dill", "treelite")
 EXPLAINER_PACKAGES = ("alibi", "numpy", "dill")
-DISC_PERC = (25, 50, 75)
 #: held-out rows recorded with their probabilities: health checks use the first 8, the fast
 #: path's start-up parity check all of them
 N_REFERENCE = 256
@@ -91,10 +90,10 @@ class TrainedModel:
         }
 
 
-def train_model(dataset: Dataset, n_estimators: int = 50, seed: int = 0, mitigation: str = "auto",
-                accept_unfair: str | None = None, accepted_by: str | None = None) -> TrainedModel:
+def train_model(dataset: Dataset, seed: int = 0, mitigation: str = "auto", accept_unfair: str | None = None,
+                accepted_by: str | None = None, n_estimators: int | None = None) -> TrainedModel:
     """Train every mitigation candidate, choose one, and evaluate the gate on held-out rows."""
-    candidates = train_candidates(dataset, n_estimators=n_estimators, seed=seed)
+    candidates = train_candidates(dataset, seed=seed, n_estimators=n_estimators)
     floor = accuracy_floor(dataset.description.gate, dataset.test)
     chosen = choose(candidates, mitigation, floor)
     gate = gate_record(chosen.checks, GateThresholds.from_dict(dataset.description.gate), accept_unfair, accepted_by)
@@ -119,19 +118,6 @@ def impute_numeric(X: np.ndarray, schema: FeatureSchema, medians: dict[str, floa
     return np.where(np.isnan(X), fill, X)
 
 
-def build_explainer(pipeline: Pipeline, schema: FeatureSchema, X_train: np.ndarray, seed: int = 0) -> AnchorTabular:
-    """An AnchorTabular explainer fitted on ``X_train`` (disc_perc 25/50/75)."""
-    explainer = AnchorTabular(
-        pipeline.predict,
-        feature_names=list(schema.feature_names),
-        categorical_names=schema.alibi_category_map(),
-        dtype=np.float64,  # the services encode rows as float64: no rounding on the way
-        seed=seed,
-    )
-    explainer.fit(impute_numeric(X_train, schema, numeric_medians(pipeline, schema)), disc_perc=DISC_PERC)
-    return explainer
-
-
 def dataset_record(dataset: Dataset) -> dict[str, Any]:
     """What the manifests record of the data: the description with its defaults, the sha256 of
     each source file, the label's meaning, the protected attributes and the example application."""
@@ -146,6 +132,7 @@ def dataset_record(dataset: Dataset) -> dict[str, Any]:
         # in the description's order; model_input: the description lets it be a model input
         "protected": [{"name": name, "model_input": flag} for name, flag in description.protected.items()],
         "rows": {"train": len(dataset.train), "test": len(dataset.test)},
+        "titles": {column.name: column.label for column in description.columns},
         "example": example_application(dataset),
     }
 
@@ -194,14 +181,12 @@ def save_classifier(model: TrainedModel, directory: Path, training: dict[str, An
 
 
 def save_explainer(
-    explainer: AnchorTabular, model: TrainedModel, directory: Path, classifier_manifest: dict[str, Any]
+    explainer: Any, model: TrainedModel, directory: Path, classifier_manifest: dict[str, Any]
 ) -> dict[str, Any]:
     """Pickle the explainer without its predictor (the service sets one that calls the
     classifier over REST) and write its manifest; return the manifest."""
-    explainer.predictor = None
-    explainer.samplers[0].predictor = None
     with open(directory / EXPLAINER_FILES[0], "wb") as handle:
-        dill.dump(explainer, handle)
+        dill.dump(without_predictor(explainer), handle)
     return write_manifest(
         directory,
         EXPLAINER_FILES,
@@ -211,6 +196,9 @@ def save_explainer(
         schema=model.schema.to_dict(),
         numeric_medians=numeric_medians(model.pipeline, model.schema),
         dataset={"name": classifier_manifest["dataset"]["name"]},
+        # what a recourse may change, and how sentences name the features
+        recourse=recourse_rules(model.dataset, model.schema),
+        titles=classifier_manifest["dataset"]["titles"],
         class_names=list(CLASS_NAMES),
         disc_perc=list(DISC_PERC),
         # the classifier whose training data the explainer was fitted on
@@ -222,11 +210,11 @@ def train(
     classifier_dir: Path = CLASSIFIER_DIR,
     explainer_dir: Path = EXPLAINER_DIR,
     description: Description | Path = DEFAULT_DESCRIPTION,
-    n_estimators: int = 50,
     seed: int | None = None,
     mitigation: str = "auto",
     accept_unfair: str | None = None,
     accepted_by: str | None = None,
+    n_estimators: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train both artifacts from the described dataset and write them; return the two manifests.
 
@@ -234,7 +222,8 @@ def train(
     serve (``auto``: by the documented rule, see :mod:`loanxai.mitigation`). A model that
     fails the fairness gate ships only with ``accept_unfair``, the reason recorded with
     ``accepted_by`` (default: the user). Nothing is written unless everything succeeds;
-    ``seed`` (default: the description's ``split.seed``) seeds the forests and the explainer.
+    ``seed`` (default: the description's ``split.seed``) seeds the forests and the explainer;
+    ``n_estimators`` replaces every candidate's number of trees (quick runs).
     """
     started = time.perf_counter()
     if not isinstance(description, Description):
@@ -243,10 +232,9 @@ def train(
     if mitigation not in CHOICES:
         raise ValueError(f"unknown mitigation {mitigation!r}; choose one of: {', '.join(CHOICES)}")
     logger.info("[1/4] loading %s (%s), training the candidates %s", description.name, description.path, ", ".join(CANDIDATES))
-    model = train_model(load_dataset(description), n_estimators, seed, mitigation, accept_unfair, accepted_by)
+    model = train_model(load_dataset(description), seed, mitigation, accept_unfair, accepted_by, n_estimators)
     training = {
         "seed": seed,
-        "n_estimators": n_estimators,
         "n_train": len(model.dataset.train),
         "n_test": len(model.dataset.test),
         "candidate": model.chosen.name,
@@ -256,7 +244,8 @@ def train(
         logger.info("[2/4] writing the classifier artifacts")
         classifier_manifest = save_classifier(model, classifier_stage, training)
         logger.info("[3/4] fitting the anchor explainer on %d rows", len(model.X_train))
-        explainer = build_explainer(model.pipeline, model.schema, model.X_train, seed=seed)
+        rows = impute_numeric(model.X_train, model.schema, numeric_medians(model.pipeline, model.schema))
+        explainer = fit_anchors(model.pipeline.predict, model.schema, rows, seed=seed)
         logger.info("[4/4] writing the explainer artifacts")
         explainer_manifest = save_explainer(explainer, model, explainer_stage, classifier_manifest)
     logger.info("artifacts written to %s and %s in %.1f s", classifier_dir, explainer_dir, time.perf_counter() - started)
@@ -284,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="dataset description (YAML); default: the census")
     parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR)
     parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR)
-    parser.add_argument("--n-estimators", type=int, default=50)
+    parser.add_argument("--n-estimators", type=int, default=None,
+                        help="trees of every candidate (default: 50 for the seed's model, 25 for the others)")
     parser.add_argument("--seed", type=int, default=None, help="default: the description's split.seed")
     parser.add_argument("--mitigation", choices=CHOICES, default="auto",
                         help="the candidate to serve: auto (the documented rule), none (the seed's model), or a name")
@@ -298,8 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.if_missing:
             ensure_trained(args.classifier_dir, args.explainer_dir)
         else:
-            train(args.classifier_dir, args.explainer_dir, args.dataset, args.n_estimators, args.seed,
-                  args.mitigation, args.accept_unfair, args.accepted_by)
+            train(args.classifier_dir, args.explainer_dir, args.dataset, args.seed, args.mitigation,
+                  args.accept_unfair, args.accepted_by, args.n_estimators)
     except (DescriptionError, DataError) as error:
         logger.error("training stopped, the previous artifacts are unchanged: %s", error)
         return 2

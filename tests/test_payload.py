@@ -50,10 +50,12 @@ def test_bad_messages_are_named(message, problem):
 
 
 def test_explain_parameters_default_and_override():
-    assert explain_parameters({}, 0.95, 12) == {"threshold": 0.95}
+    assert explain_parameters({}, 0.95, 12) == {"kind": "anchor", "seed": 0, "threshold": 0.95}
     assert explain_parameters({"meta": {"tags": {"threshold": 0.9, "beam_size": 2.0}}}, 0.95, 12) == {
-        "threshold": 0.9,
-        "beam_size": 2,
+        "kind": "anchor", "seed": 0, "threshold": 0.9, "beam_size": 2,
+    }
+    assert explain_parameters({"meta": {"tags": {"kind": "recourse", "seed": 7}}}, 0.95, 12) == {
+        "kind": "recourse", "seed": 7, "k": 3,
     }
 
 

@@ -1,27 +1,34 @@
-"""The anchor explainer, served by ``seldon-core-microservice LoanExplainer``.
+"""The explainer, served by ``seldon-core-microservice LoanExplainer``.
 
-Loads the AnchorTabular explainer written by ``make train`` (verified against its manifest)
-and explains one application per request, calling the classifier over REST at
-``LOAN_CLASSIFIER_URL``. The classifier need not be up when this service starts: the
-explainer gets its predictor on the first request, and again after the classifier was
-unreachable (answered with 503 naming the URL).
+Explains one application per request, calling the classifier over REST at
+``LOAN_CLASSIFIER_URL``: an anchor (alibi AnchorTabular, written by ``make train`` and verified
+against its manifest: the conditions that are enough for the decision) or, with
+``meta.tags.kind = "recourse"``, up to ``k`` applications like it that the classifier approves
+(:mod:`loanxai.recourse`). The same application, model and ``seed`` give the same answer on
+any worker: the samplers are seeded from them. An explanation that outlives its time budget
+(``LOAN_EXPLAIN_BUDGET``) is stopped at its next classifier call and answered 504. The
+classifier need not be up when this service starts: the explainer gets its predictor on the
+first request, and again after the classifier was unreachable (answered 503 naming the URL).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import random
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from alibi.exceptions import PredictorCallError
 from seldon_core.flask_utils import SeldonMicroserviceException
 
+from loanxai import anchors
 from loanxai.config import Settings
 from loanxai.manifest import load_pickle, load_verified_manifest
-from loanxai.payload import EXPLAIN_PARAMETERS, explain_parameters, features_from_message
-from loanxai.remote import ClassifierError, ClassifierUnavailable, RemoteClassifier
-from loanxai.schema import CLASS_NAMES, FeatureSchema
+from loanxai.payload import EXPLAIN_KINDS, EXPLAIN_PARAMETERS, explain_parameters, features_from_message
+from loanxai.recourse import RecourseFinder
+from loanxai.remote import BudgetExceeded, ClassifierError, ClassifierUnavailable, RemoteClassifier
+from loanxai.schema import FeatureSchema
 from loanxai.serving import counters, input_metadata, serve_json
 
 logger = logging.getLogger(__name__)
@@ -38,18 +45,19 @@ class LoanExplainer:
         # a missing numeric value is explained as the training median the model uses in its place
         self.medians = np.array([self.manifest["numeric_medians"].get(n, np.nan) for n in self.schema.feature_names])
         self.explainer: Any = None
+        self.recourse: RecourseFinder | None = None
         self.classifier: RemoteClassifier | None = None
         self._has_predictor = False
-        # one explanation at a time per worker: AnchorTabular keeps sampling state
+        # one explanation at a time per worker: the samplers draw from numpy's global generator
         self._lock = threading.Lock()
 
     def load(self) -> None:
         """Unpickle the explainer (once per gunicorn worker); the classifier is not called yet."""
         self.explainer = load_pickle(self.artifacts_dir, "explainer.dill")
         self.classifier = RemoteClassifier.from_settings(self.settings)
-        logger.info(
-            "loaded the explainer from %s; classifier at %s", self.artifacts_dir, self.classifier.url
-        )
+        self.recourse = RecourseFinder(self.schema, self.manifest["recourse"], self.manifest["titles"],
+                                       self.classifier.predict_proba)
+        logger.info("loaded the explainer from %s; classifier at %s", self.artifacts_dir, self.classifier.url)
 
     @property
     def version(self) -> str:
@@ -59,34 +67,41 @@ class LoanExplainer:
         """Explain the one application in a SeldonMessage; explain parameters in ``meta.tags``."""
         return serve_json(self._explain_message, request)
 
+    def sample_seed(self, x: np.ndarray, seed: int) -> int:
+        """The samplers' seed: a digest of the encoded application, the model and ``seed``."""
+        digest = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float64).tobytes()
+                                + self.manifest["classifier_files"]["model.dill"].encode() + seed.to_bytes(8, "big"))
+        return int.from_bytes(digest.digest()[:4], "big")
+
     def _explain_message(self, message: dict[str, Any]) -> dict[str, Any]:
         X = features_from_message(message, self.schema, max_rows=1)
         parameters = explain_parameters(message, self.settings.explain_threshold, self.schema.n_features)
-        X = np.where(np.isnan(X), self.medians, X)
+        x = np.where(np.isnan(X[0]), self.medians, X[0])
+        kind = parameters["kind"]
         with self._lock:
             calls, rows = self.classifier.calls, self.classifier.rows
+            seed = self.sample_seed(x, parameters["seed"])
+            np.random.seed(seed)
+            random.seed(seed)
             try:
-                self._set_predictor()
-                explanation = self.explainer.explain(X[0], **parameters)
+                with self.classifier.budget(self.settings.explain_budget):
+                    self._set_predictor()
+                    if kind == "anchor":
+                        answer = anchors.explain(self.explainer, x, parameters)
+                    else:
+                        answer = self.recourse.find(x, parameters["k"], seed)
             except ClassifierUnavailable as error:
                 self._has_predictor = False
                 raise SeldonMicroserviceException(str(error), status_code=503, reason="CLASSIFIER_UNAVAILABLE") from None
             except ClassifierError as error:
                 raise SeldonMicroserviceException(str(error), status_code=502, reason="CLASSIFIER_ERROR") from None
+            except BudgetExceeded as error:
+                raise SeldonMicroserviceException(str(error), status_code=504, reason="EXPLANATION_TIMEOUT") from None
             calls, rows = self.classifier.calls - calls, self.classifier.rows - rows
-        answer = {
-            "application": self.schema.decode(X)[0],
-            "prediction": CLASS_NAMES[int(explanation.raw["prediction"][0])],
-            "anchor": list(explanation.anchor),
-            "anchor_text": " AND ".join(explanation.anchor),
-            "precision": float(explanation.precision),
-            "coverage": float(explanation.coverage),
-            "threshold": parameters["threshold"],
-            "threshold_met": bool(explanation.precision >= parameters["threshold"]),
-            "model_calls": calls,
-            "model_rows": rows,
-        }
-        logger.info("explained: %s -> %s (%d model calls)", answer["anchor_text"], answer["prediction"], calls)
+        answer = {"kind": kind, "application": self.schema.decode(x)[0], **answer, "seed": parameters["seed"],
+                  "model_calls": calls, "model_rows": rows}
+        logger.info("explained (%s): %s (%d model calls)", kind,
+                    answer.get("anchor_text", f"{len(answer.get('counterfactuals', []))} counterfactuals"), calls)
         return {
             "jsonData": answer,
             "meta": {"metrics": counters(loan_explanations_total=1, loan_explainer_model_calls_total=calls)},
@@ -94,13 +109,9 @@ class LoanExplainer:
 
     def _set_predictor(self) -> None:
         """Give the explainer its REST predictor; alibi calls it once to check its output."""
-        if self._has_predictor:
-            return
-        try:
-            self.explainer.reset_predictor(self.classifier.predict)
-        except PredictorCallError as error:
-            raise error.__cause__ or error
-        self._has_predictor = True
+        if not self._has_predictor:
+            anchors.set_predictor(self.explainer, self.classifier.predict)
+            self._has_predictor = True
 
     def health_status(self) -> dict[str, Any]:
         """Liveness and readiness: the explainer is loaded (the classifier is not called)."""
@@ -116,6 +127,8 @@ class LoanExplainer:
             "custom": {
                 "classifier_url": self.settings.classifier_url,
                 "default_threshold": str(self.settings.explain_threshold),
+                "explain_kinds": ", ".join(EXPLAIN_KINDS),
                 "explain_parameters": ", ".join(EXPLAIN_PARAMETERS),
+                "explain_budget_s": str(self.settings.explain_budget),
             },
         }

@@ -18,7 +18,8 @@ from loanxai.config import Settings
 from loanxai.fastpath import COMPILED_FILE, FastClassifier, check_parity
 from loanxai.gate import failed_checks
 from loanxai.manifest import load_pickle, load_verified_manifest
-from loanxai.payload import features_from_message
+from loanxai.payload import features_from_message, prediction_parameters
+from loanxai.reasons import ReasonExplainer, column_features
 from loanxai.schema import CLASS_NAMES, FeatureSchema
 from loanxai.serving import counters, input_metadata, serve_json
 
@@ -35,6 +36,7 @@ class LoanClassifier:
         settings = Settings.from_env()
         self.artifacts_dir = settings.artifacts_dir or DEFAULT_ARTIFACTS
         self.max_batch_rows = settings.max_batch_rows
+        self.default_reasons = settings.reasons
         # Everything is loaded here, in gunicorn's master before it forks: a bad artifact stops
         # the service at once, the metadata (built before any worker's load) can name the
         # prediction path, and the workers share the model's memory.
@@ -44,11 +46,17 @@ class LoanClassifier:
         self.forest = load_pickle(self.artifacts_dir, "model.dill")
         # one request is one thread's work: no joblib threads (and none alive at the fork)
         self.forest.n_jobs = 1
+        self.fast = FastClassifier(self.preprocessor, self.artifacts_dir / COMPILED_FILE)
         self.parity: dict[str, Any] = {"holds": False, "checked": False}
         self.predict_proba = self.pipeline_proba
         self.prediction_path = "scikit-learn"
         if settings.prediction_path == "auto":
             self._choose_fast_path()
+        dataset = self.manifest["dataset"]
+        self.reasons = ReasonExplainer(
+            self.forest, self.fast.transform,
+            column_features(self.fast.numeric_columns, self.fast.categorical_columns, self.fast.categories),
+            self.schema, dataset["titles"], [p["name"] for p in dataset["protected"]])
         logger.info("classifier %s (dataset %s, candidate %s) from %s serves the %s path", self.version,
                     self.manifest["dataset"]["name"], self.manifest["training"]["candidate"], self.artifacts_dir,
                     self.prediction_path)
@@ -78,10 +86,9 @@ class LoanClassifier:
     def _choose_fast_path(self) -> None:
         """Serve the compiled forest only if it gives the pipeline's answers on the reference rows."""
         X = np.asarray(self.manifest["reference"]["rows"], dtype=np.float64)
-        fast = FastClassifier(self.preprocessor, self.artifacts_dir / COMPILED_FILE)
-        self.parity = {**check_parity(fast, self.pipeline_proba(X), X), "checked": True}
+        self.parity = {**check_parity(self.fast, self.pipeline_proba(X), X), "checked": True}
         if self.parity["holds"]:
-            self.predict_proba = fast.predict_proba
+            self.predict_proba = self.fast.predict_proba
             self.prediction_path = "treelite"
         else:
             logger.warning("the compiled model disagrees with the pipeline (%s): serving scikit-learn", self.parity)
@@ -92,11 +99,16 @@ class LoanClassifier:
 
     def _predict_message(self, message: dict[str, Any]) -> dict[str, Any]:
         X = features_from_message(message, self.schema, self.max_batch_rows)
+        parameters = prediction_parameters(message, self.default_reasons, self.schema.n_features)
         proba = self.predict_proba(X)
         approvals = int(np.count_nonzero(proba[:, 1] >= 0.5))
+        meta: dict[str, Any] = {}
+        if parameters["reasons"]:
+            meta["tags"] = {"reasons": self.reasons.explain(X, proba[:, 1], parameters["reasons"])}
         return {
             "data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()},
             "meta": {
+                **meta,
                 "metrics": counters(
                     loan_requests_total=1,
                     loan_applications_total=len(X),
