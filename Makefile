@@ -6,7 +6,7 @@ TOOLS ?= .venv-tools
 # podman/buildah on machines without a Docker engine (see scripts/podman-sandbox.sh)
 SANDBOX := . scripts/podman-sandbox.sh &&
 
-.PHONY: help venv tools bench train run demo report test lock clean images kind-up deploy smoke kind-down container-smoke
+.PHONY: help venv tools bench train run demo report score test lock clean images kind-up deploy smoke kind-down container-smoke
 
 help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
@@ -14,6 +14,7 @@ help:
 	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C"
 	@echo "make train  - (re)train: DATASET=datasets/x.yaml (your own data), MITIGATION=..., ACCEPT_UNFAIR=\"reason\""
 	@echo "make report - bias and evaluation report in reports/ (REPORT_ARGS=--fail-on-gate to gate)"
+	@echo "make score INPUT=applications.csv OUT=decisions.csv - decide a file through the classifier (URL=...)"
 	@echo "make images - build both images with docker or podman (tag derived from the artifacts)"
 	@echo "make kind-up deploy smoke - a kind cluster with Seldon Core, the services on it, a smoke test"
 	@echo "make kind-down - delete the kind cluster"
@@ -23,9 +24,10 @@ help:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/dev.in requirements/constraints.txt pyproject.toml
+$(VENV)/.installed: requirements/dev.in requirements/nodeps.txt requirements/constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c requirements/constraints.txt -r requirements/dev.in
+	$(PY) -m pip install -q --no-deps -r requirements/nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
@@ -60,6 +62,10 @@ demo: venv
 report: venv
 	$(PY) -m loanxai.train --if-missing
 	$(PY) -m loanxai.report $(REPORT_ARGS)
+
+# INPUT: a CSV of applications; OUT: the decisions (errors beside it); URL: the classifier (default: make run's)
+score: venv
+	$(PY) -m loanxai.score $(INPUT) --out $(OUT) $(if $(URL),--url $(URL)) $(SCORE_ARGS)
 
 test: venv tools $(VENV)-mlserver/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -7,7 +7,10 @@
 - the classifier over REST (our fast path, our scikit-learn path, and the peer: MLServer with
   mlserver-sklearn serving the same fitted pipeline over the V2 protocol): p50/p99 latency and
   requests/s at each concurrency, for 1-row and 100-row requests, loaded with wrk;
-- explanations of a fixed set of applications, in process and through the explainer service;
+- explanations of a fixed set of applications, in process and through the explainer service,
+  both seeded as the service seeds them (the same anchors, the same classifier calls);
+- principal reasons, recourse and the file scorer (``bench/decisions.py``), beside Seldon's
+  ``seldon-batch-processor``;
 - cold start: seconds from process start to ready, for each service.
 
 Every server it starts listens on 127.0.0.1 and is stopped at the end, whatever happens.
@@ -20,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -37,7 +41,9 @@ from sklearn.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loanxai.data import load_trained_dataset  # noqa: E402
+from bench.decisions import run_decisions  # noqa: E402
+from loanxai.anchors import sample_seed  # noqa: E402
+from loanxai.data import LABEL, load_trained_dataset  # noqa: E402
 from loanxai.fastpath import COMPILED_FILE, FastClassifier  # noqa: E402
 from loanxai.manifest import library_versions, load_pickle, load_verified_manifest  # noqa: E402
 from loanxai.services import (  # noqa: E402
@@ -186,8 +192,10 @@ def rest_section(servers: dict[str, Any], rows: np.ndarray, concurrency: list[in
 
 
 def explanation_section(applications: np.ndarray, explainer_url: str, fast_predict: Callable) -> dict[str, Any]:
-    """Seconds per explanation in process (fast predictor) and through the explainer service."""
+    """Seconds per explanation in process (fast predictor) and through the explainer service,
+    seeded alike: each application gets the same anchor from the same classifier calls both ways."""
     explainer = load_pickle(EXPLAINER_DIR, "explainer.dill")
+    model_sha256 = load_verified_manifest(EXPLAINER_DIR)["classifier_files"]["model.dill"]
     calls = {"n": 0, "rows": 0}
 
     def counted(X: np.ndarray) -> np.ndarray:
@@ -198,13 +206,18 @@ def explanation_section(applications: np.ndarray, explainer_url: str, fast_predi
     explainer.reset_predictor(counted)
     local, remote = [], []
     session = requests.Session()
+    same = 0
     for row in applications:
         calls.update(n=0, rows=0)
         started = time.perf_counter()
-        explainer.explain(row, threshold=0.95)
+        seed = sample_seed(row, model_sha256, 0)
+        np.random.seed(seed)
+        random.seed(seed)
+        anchor = explainer.explain(row, threshold=0.95).anchor
         local.append({"seconds": time.perf_counter() - started, "model_calls": calls["n"], "rows": calls["rows"]})
         started = time.perf_counter()
         answer = session.post(explainer_url, json={"data": {"ndarray": [row.tolist()]}}, timeout=120).json()["jsonData"]
+        same += answer["anchor"] == list(anchor)
         remote.append({"seconds": time.perf_counter() - started, "model_calls": answer["model_calls"], "rows": answer["model_rows"]})
 
     def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -215,7 +228,7 @@ def explanation_section(applications: np.ndarray, explainer_url: str, fast_predi
             "rows_median": statistics.median(r["rows"] for r in runs),
         }
 
-    result = {"applications": len(applications), "in_process": summary(local), "service": summary(remote)}
+    result = {"applications": len(applications), "same_anchor": same, "in_process": summary(local), "service": summary(remote)}
     result["service_over_in_process_p50"] = result["service"]["p50_s"] / result["in_process"]["p50_s"]
     return result
 
@@ -259,14 +272,38 @@ def markdown(results: dict[str, Any]) -> str:
         *[f"| {label} | {e[k]['p50_s']:.3f} | {e[k]['mean_s']:.3f} | {e[k]['model_calls_median']:.0f} | {e[k]['rows_median']:.0f} |"
           for label, k in (("in process, fast predictor", "in_process"), ("through the explainer service", "service"))],
         "",
-        f"Service / in-process p50: {e['service_over_in_process_p50']:.2f}.",
+        f"Service / in-process p50: {e['service_over_in_process_p50']:.2f}; the same anchor both ways for "
+        f"{e['same_anchor']} of {e['applications']} applications.",
         "",
+        *decisions_markdown(results["decisions"]),
         "| cold start (process start to ready) | seconds |",
         "|---|---|",
         *[f"| {name} | {seconds:.1f} |" for name, seconds in results["cold_start_s"].items()],
         "",
     ]
     return "\n".join(lines)
+
+
+def decisions_markdown(d: dict[str, Any]) -> list[str]:
+    r, c, s, b = d["reasons"], d["recourse"], d["scorer"], d["batch_processor"]
+    return [
+        "| principal reasons through the classifier | p50 s |",
+        "|---|---|",
+        f"| 1 application, with reasons | {r['one_p50_s']:.4f} |",
+        f"| 1 application, without | {r['one_without_reasons_p50_s']:.4f} |",
+        f"| 1,000 applications in one call, with reasons | {r['thousand_p50_s']:.3f} |",
+        "",
+        f"Recourse (k = 3) through both services, {c['applications']} rejected applications: p50 {c['p50_s']:.3f} s, "
+        f"max {c['max_s']:.3f} s, {c['model_calls_median']:.0f} classifier calls (median); recourse found for "
+        f"{c['with_recourse']}.",
+        "",
+        "| deciding a file | rows | seconds | rows/s |",
+        "|---|---|---|---|",
+        f"| `python -m loanxai.score`, reasons off | {s['reasons_off']['rows']:,} | {s['reasons_off']['seconds']:.1f} | {s['reasons_off']['rows_per_s']:,.0f} |",
+        f"| `python -m loanxai.score`, 4 reasons per rejection | {s['reasons_on']['rows']:,} | {s['reasons_on']['seconds']:.1f} | {s['reasons_on']['rows_per_s']:,.0f} |",
+        f"| `seldon-batch-processor`, 4 workers, batches of 1,000 | {b['rows']:,} | {b['seconds']:.1f} | {b['rows_per_s']:,.0f} |",
+        "",
+    ]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -305,6 +342,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["explanations"] = explanation_section(
                 impute_numeric(rows[: args.explanations], dataset.schema, medians), explainer.predictions_url,
                 predictors["fast path (numpy + treelite)"])
+            print("principal reasons, recourse, files", flush=True)
+            frame = dataset.test.drop(columns=[LABEL])
+            approval = predictors["fast path (numpy + treelite)"](rows)[:, 1]
+            rejected = frame[approval < 0.5].head(20)
+            rejected = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in rejected.to_dict("records")]
+            results["decisions"] = run_decisions(fast.url, explainer.url, frame, rows, rejected, args.quick)
         finally:
             for server in started:
                 server.stop()

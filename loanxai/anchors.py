@@ -7,6 +7,7 @@ without its predictor; the service gives it one that calls the classifier over R
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,14 @@ from loanxai.schema import CLASS_NAMES, FeatureSchema
 DISC_PERC = (25, 50, 75)
 #: what a request may set (see :data:`loanxai.payload.EXPLAIN_PARAMETERS`)
 PARAMETERS = ("threshold", "beam_size", "max_anchor_size", "delta", "tau")
+
+
+def sample_seed(x: np.ndarray, model_sha256: str, seed: int) -> int:
+    """The samplers' seed for one explanation: a digest of the encoded application, the model
+    (its sha256) and the request's ``seed``. The same three give the same explanation, on any worker."""
+    digest = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float64).tobytes() + model_sha256.encode()
+                            + seed.to_bytes(8, "big"))
+    return int.from_bytes(digest.digest()[:4], "big")
 
 
 def fit_anchors(predict: Callable[[np.ndarray], np.ndarray], schema: FeatureSchema, X_train: np.ndarray,

@@ -107,12 +107,9 @@ def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_f
 def prediction_parameters(message: Mapping[str, Any], default_reasons: int, n_features: int) -> dict[str, Any]:
     """The classifier's options from ``meta.tags``: ``reasons`` (true: the default number of
     principal reasons per application; a number: up to that many, at most ``n_features``;
-    false or 0: none)."""
-    tags = _tags(message)
-    unknown = [key for key in tags if key != "reasons"]
-    if unknown:
-        raise InputError(f"unknown prediction parameter {unknown[0]!r}; known: reasons")
-    value = tags.get("reasons", False)
+    false or 0: none). Other tags are left alone: Seldon's own tools put theirs there
+    (``seldon-batch-processor``: ``batch_id``, ``batch_index``, ...)."""
+    value = _tags(message).get("reasons", False)
     if isinstance(value, bool):
         return {"reasons": default_reasons if value else 0}
     if not (isinstance(value, Real) and math.isfinite(value) and float(value).is_integer() and 0 <= value <= n_features):

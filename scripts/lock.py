@@ -11,7 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
-SERVICES = ("loanclassifier", "explainer")
+#: pinned as they are, their declared dependencies not resolved (see the file)
+NODEPS = ROOT / "requirements" / "nodeps.txt"
+SERVICES = {"loanclassifier": (), "explainer": ("dice-ml", "raiutils")}
 
 
 def pip(*arguments: str) -> str:
@@ -25,23 +27,26 @@ def lock_environment() -> None:
                            + "\n".join(frozen) + "\n")
 
 
-def lock_requirements(source: Path, target: Path, title: str, constraints: Path | None = None) -> None:
-    """Resolve ``source`` (a requirements.in) and write every resolved package, pinned, to ``target``."""
+def lock_requirements(source: Path, target: Path, title: str, constraints: Path | None = None,
+                      nodeps: tuple[str, ...] = ()) -> None:
+    """Resolve ``source`` (a requirements.in) and write every resolved package, pinned, to
+    ``target``, with the ``nodeps`` packages of :data:`NODEPS` added as they are."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         options = ["-c", str(constraints)] if constraints else []
         pip("install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report), *options, "-r", str(source))
         installed = json.loads(report.read_text())["install"]
     pins = sorted(f"{item['metadata']['name'].lower()}=={item['metadata']['version']}" for item in installed)
+    pins = sorted(pins + [line for line in NODEPS.read_text().splitlines() if line.split("==")[0] in nodeps])
     target.write_text(f"# Every package of {title}, resolved from {source.name} by `make lock`. Do not edit by hand.\n"
                       + "\n".join(pins) + "\n")
 
 
 if __name__ == "__main__":
     lock_environment()
-    for name in SERVICES:
+    for name, nodeps in SERVICES.items():
         folder = ROOT / "models" / name
-        lock_requirements(folder / "requirements.in", folder / "requirements.txt", f"the {name} image", CONSTRAINTS)
+        lock_requirements(folder / "requirements.in", folder / "requirements.txt", f"the {name} image", CONSTRAINTS, nodeps)
     tools = ROOT / "requirements"
     lock_requirements(tools / "tools.in", tools / "tools.txt", "the tools environment")
     lock_requirements(ROOT / "bench" / "mlserver.in", ROOT / "bench" / "mlserver.txt", "the MLServer peer's environment")

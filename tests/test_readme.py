@@ -15,7 +15,19 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
 def blocks(language):
-    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+    """The README's fenced blocks of ``language`` ("" for plain fences), opening and closing fences paired."""
+    found, current, inside = [], [], None
+    for line in README.splitlines():
+        if line.startswith("```"):
+            if inside is None:
+                inside, current = line[3:].strip(), []
+            else:
+                if inside == language:
+                    found.append("\n".join(current) + "\n")
+                inside = None
+        elif inside is not None:
+            current.append(line)
+    return found
 
 
 def on_test_ports(text, classifier, explainer):
@@ -42,6 +54,15 @@ def test_readme_curl_calls_work(classifier, explainer):
     assert explanation["jsonData"]["application"] == {k: v for k, v in EXAMPLE_APPLICATION.items() if k not in ("gender", "ethnicity")}
 
 
+def test_readme_reasons_call_works(classifier, explainer):
+    [call] = [b.strip() for b in blocks("") if b.lstrip().startswith("curl") and '"reasons": true' in b]
+    answer = json.loads(subprocess.run(on_test_ports(call, classifier, explainer), shell=True, check=True,
+                                       capture_output=True, text=True).stdout)
+    [decision] = answer["meta"]["tags"]["reasons"]
+    assert decision["decision"] == "rejected" and len(decision["reasons"]) == 4
+    assert decision["reasons"][0]["text"].endswith("points")
+
+
 def test_readme_seldon_client_example_runs(classifier, explainer):
     [example] = blocks("python")
     out = io.StringIO()
@@ -62,7 +83,8 @@ def test_readme_encoded_example_is_the_example_application(artifacts):
 
 @pytest.mark.parametrize("variable", ["LOAN_ARTIFACTS_DIR", "LOAN_MAX_BATCH_ROWS", "LOAN_CLASSIFIER_URL",
                                       "LOAN_CLASSIFIER_CONNECT_TIMEOUT", "LOAN_CLASSIFIER_READ_TIMEOUT",
-                                      "LOAN_CLASSIFIER_RETRIES", "LOAN_EXPLAIN_THRESHOLD", "LOAN_PREDICTION_PATH"])
+                                      "LOAN_CLASSIFIER_RETRIES", "LOAN_EXPLAIN_THRESHOLD", "LOAN_PREDICTION_PATH",
+                                      "LOAN_REASONS", "LOAN_EXPLAIN_BUDGET"])
 def test_every_setting_is_documented(variable):
     source = (Path(__file__).resolve().parent.parent / "loanxai" / "config.py").read_text()
     assert f'"{variable}"' in source and f"`{variable}`" in README

@@ -67,11 +67,16 @@ def test_the_readme_application_gets_reasons_in_words(classifier):
 @pytest.mark.parametrize("tags, problem", [
     ({"reasons": "many"}, "prediction parameter 'reasons' must be true, false or an integer from 0 to 10"),
     ({"reasons": 11}, "from 0 to 10, got 11"),
-    ({"colour": 1}, "unknown prediction parameter 'colour'; known: reasons"),
 ])
 def test_bad_reason_requests_get_400(classifier, tags, problem):
     response = post(classifier, {"jsonData": [EXAMPLE_APPLICATION], "meta": {"tags": tags}})
     assert response.status_code == 400 and problem in response.json()["status"]["info"]
+
+
+def test_other_tags_are_left_to_their_owners(classifier):
+    # seldon-batch-processor tags its requests: no prediction parameter, and they come back as Seldon's wrapper does
+    response = post(classifier, {"jsonData": [EXAMPLE_APPLICATION], "meta": {"tags": {"batch_id": "x", "batch_index": 3}}})
+    assert response.status_code == 200 and response.json()["meta"]["tags"] == {"batch_id": "x", "batch_index": 3}
 
 
 def test_a_thousand_applications_in_one_call(artifacts, held_out, tmp_path):

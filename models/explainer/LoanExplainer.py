@@ -12,7 +12,6 @@ first request, and again after the classifier was unreachable (answered 503 nami
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import threading
@@ -67,12 +66,6 @@ class LoanExplainer:
         """Explain the one application in a SeldonMessage; explain parameters in ``meta.tags``."""
         return serve_json(self._explain_message, request)
 
-    def sample_seed(self, x: np.ndarray, seed: int) -> int:
-        """The samplers' seed: a digest of the encoded application, the model and ``seed``."""
-        digest = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float64).tobytes()
-                                + self.manifest["classifier_files"]["model.dill"].encode() + seed.to_bytes(8, "big"))
-        return int.from_bytes(digest.digest()[:4], "big")
-
     def _explain_message(self, message: dict[str, Any]) -> dict[str, Any]:
         X = features_from_message(message, self.schema, max_rows=1)
         parameters = explain_parameters(message, self.settings.explain_threshold, self.schema.n_features)
@@ -80,7 +73,7 @@ class LoanExplainer:
         kind = parameters["kind"]
         with self._lock:
             calls, rows = self.classifier.calls, self.classifier.rows
-            seed = self.sample_seed(x, parameters["seed"])
+            seed = anchors.sample_seed(x, self.manifest["classifier_files"]["model.dill"], parameters["seed"])
             np.random.seed(seed)
             random.seed(seed)
             try:

@@ -102,9 +102,12 @@ class LoanClassifier:
         parameters = prediction_parameters(message, self.default_reasons, self.schema.n_features)
         proba = self.predict_proba(X)
         approvals = int(np.count_nonzero(proba[:, 1] >= 0.5))
-        meta: dict[str, Any] = {}
+        # the request's tags come back, as Seldon's wrapper does for other models (its batch
+        # processor reads its batch_id there); principal reasons go beside them
+        tags = {k: v for k, v in ((message.get("meta") or {}).get("tags") or {}).items() if k != "reasons"}
         if parameters["reasons"]:
-            meta["tags"] = {"reasons": self.reasons.explain(X, proba[:, 1], parameters["reasons"])}
+            tags["reasons"] = self.reasons.explain(X, proba[:, 1], parameters["reasons"])
+        meta: dict[str, Any] = {"tags": tags} if tags else {}
         return {
             "data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()},
             "meta": {
