@@ -71,9 +71,15 @@ def write_manifest(
 
 
 def load_pickle(directory: Path, name: str) -> Any:
-    """Unpickle the artifact ``directory/name`` with dill (after :func:`load_verified_manifest`)."""
-    with open(directory / name, "rb") as handle:
-        return dill.load(handle)
+    """Unpickle the artifact ``directory/name`` with dill, checking the bytes it unpickles
+    against the sha256 its folder's manifest records (the file is read once: what is hashed is
+    what is loaded, in every process that loads it)."""
+    content = (directory / name).read_bytes()
+    expected = json.loads((directory / MANIFEST_NAME).read_text())["files"].get(name)
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != expected:
+        raise ArtifactError(f"checksum mismatch for {directory / name}: manifest has sha256 {expected}, file has {actual}")
+    return dill.loads(content)
 
 
 def load_verified_manifest(directory: Path) -> dict[str, Any]:

@@ -48,3 +48,15 @@ def test_artifacts_of_another_format_are_refused(folder):
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=r"manifest format 1, this version reads \d+\): run `make train`"):
         load_verified_manifest(folder)
+
+
+def test_load_pickle_checks_the_bytes_it_loads(folder):
+    import dill
+
+    from loanxai.manifest import load_pickle
+
+    (folder / "model.dill").write_bytes(dill.dumps({"a": 1}))
+    with pytest.raises(ArtifactError, match="checksum mismatch for .*model.dill"):
+        load_pickle(folder, "model.dill")  # changed after the manifest was written
+    write_manifest(folder, ["model.dill"], ["dill"])
+    assert load_pickle(folder, "model.dill") == {"a": 1}

@@ -51,8 +51,9 @@ def load_model(classifier_dir: Path, explainer_dir: Path) -> Model:
     """Verify and load both artifacts; the explainer predicts in process with the pipeline."""
     manifest = load_verified_manifest(classifier_dir)
     explainer_manifest = load_verified_manifest(explainer_dir)
-    pipeline = Pipeline([("preprocessor", load_pickle(classifier_dir, "preprocessor.dill")),
-                         ("classifier", load_pickle(classifier_dir, "model.dill"))])
+    forest = load_pickle(classifier_dir, "model.dill")
+    forest.n_jobs = 1  # thousands of small predictions (anchors, permutations): no thread pool each time
+    pipeline = Pipeline([("preprocessor", load_pickle(classifier_dir, "preprocessor.dill")), ("classifier", forest)])
     explainer = load_pickle(explainer_dir, "explainer.dill")
     explainer.reset_predictor(pipeline.predict)
     return Model(pipeline, explainer, FeatureSchema.from_dict(manifest["schema"]), manifest, explainer_manifest)
