@@ -5,7 +5,10 @@
 - :func:`project_problems` checks what no schema can: graph types, graph names equal to
   container names, images equal to what ``scripts/build-images.sh`` tags, the explainer's
   classifier URL against the classifier's Service, the timeout annotation Seldon reads,
-  probes, resources and the NetworkPolicy's selectors.
+  probes and their timeouts, resources, the containers' hardening (no privilege escalation,
+  read-only root with a writable /tmp, all capabilities dropped, the runtime's seccomp
+  profile), and the NetworkPolicies (one per SeldonDeployment, metrics ports reachable only
+  from the monitoring namespace).
 
 Each function returns a list of problems (empty: all good).
 """
@@ -29,6 +32,10 @@ GRAPH_TYPES = {"MODEL", "ROUTER", "COMBINER", "TRANSFORMER", "OUTPUT_TRANSFORMER
 ENDPOINT_TYPES = {"REST", "GRPC"}
 PROTOCOLS = {"seldon", "tensorflow", "kfserving", "v2"}
 EXECUTOR_REST_PORT = 8000
+METRICS_PORT = 6000
+MONITORING_NAMESPACE = "monitoring"
+#: the probes' timeout must leave room above the health latency measured under load (README)
+MIN_PROBE_TIMEOUT_S = 2
 # Seldon Core 1.x reads only these; seldon.io/rest-read-timeout and -connection-timeout are ignored
 TIMEOUT_ANNOTATIONS = {"seldon.io/rest-timeout", "seldon.io/grpc-timeout"}
 IGNORED_TIMEOUT_ANNOTATIONS = {"seldon.io/rest-read-timeout", "seldon.io/rest-connection-timeout"}
@@ -95,6 +102,8 @@ def project_problems(documents: list[dict[str, Any]], images: dict[str, str]) ->
                     problems.append(f"{name}: graph node {node['name']!r} has unknown endpoint type")
                 if "implementation" not in node and node["name"] not in containers:
                     problems.append(f"{name}: graph node {node['name']!r} names no container ({', '.join(containers)})")
+            for component in predictor.get("componentSpecs", []):
+                problems += _pod_problems(name, component["spec"])
             for container_name, container in containers.items():
                 problems += _container_problems(name, container_name, container, images, services, namespace)
     problems += _network_policy_problems(documents, deployments)
@@ -122,12 +131,33 @@ def _container_problems(deployment: str, name: str, container: dict, images: dic
     for probe, path in (("readinessProbe", "/health/status"), ("livenessProbe", "/health/ping")):
         if container.get(probe, {}).get("httpGet", {}).get("path") != path:
             problems.append(f"{where}: {probe} must GET {path}")
+        if container.get(probe, {}).get("timeoutSeconds", 1) < MIN_PROBE_TIMEOUT_S:
+            problems.append(f"{where}: {probe} timeoutSeconds must be at least {MIN_PROBE_TIMEOUT_S} (the default 1 s is too short under load)")
+    security = container.get("securityContext", {})
+    if security.get("allowPrivilegeEscalation") is not False:
+        problems.append(f"{where}: securityContext.allowPrivilegeEscalation must be false")
+    if security.get("readOnlyRootFilesystem") is not True:
+        problems.append(f"{where}: securityContext.readOnlyRootFilesystem must be true")
+    if "ALL" not in security.get("capabilities", {}).get("drop", []):
+        problems.append(f"{where}: securityContext.capabilities must drop ALL")
+    if not any(mount.get("mountPath") == "/tmp" for mount in container.get("volumeMounts", [])):
+        problems.append(f"{where}: a writable volume must be mounted at /tmp (gunicorn and the metrics files need one)")
     resources = container.get("resources", {})
     if not resources.get("requests") or not resources.get("limits"):
         problems.append(f"{where}: resource requests and limits are required")
     for variable in container.get("env", []):
         if variable["name"] == "LOAN_CLASSIFIER_URL":
             problems += _classifier_url_problems(where, variable.get("value", ""), services, namespace)
+    return problems
+
+
+def _pod_problems(deployment: str, pod: dict[str, Any]) -> list[str]:
+    security = pod.get("securityContext", {})
+    problems = []
+    if security.get("runAsNonRoot") is not True:
+        problems.append(f"{deployment}: the pod's securityContext.runAsNonRoot must be true")
+    if security.get("seccompProfile", {}).get("type") not in ("RuntimeDefault", "Localhost"):
+        problems.append(f"{deployment}: the pod's securityContext.seccompProfile must be RuntimeDefault (or Localhost)")
     return problems
 
 
@@ -149,15 +179,27 @@ def _classifier_url_problems(where: str, url: str, services: set[str], namespace
 def _network_policy_problems(documents: list[dict[str, Any]], deployments: list[dict[str, Any]]) -> list[str]:
     names = {d["metadata"]["name"] for d in deployments}
     problems = []
+    covered = set()
     for policy in (d for d in documents if d.get("kind") == "NetworkPolicy"):
+        where = f"NetworkPolicy {policy['metadata']['name']}"
         selected = policy["spec"]["podSelector"].get("matchLabels", {}).get("seldon-deployment-id")
+        covered.add(selected)
         if selected not in names:
-            problems.append(f"NetworkPolicy {policy['metadata']['name']}: selects no SeldonDeployment ({selected!r})")
+            problems.append(f"{where}: selects no SeldonDeployment ({selected!r})")
         for rule in policy["spec"].get("ingress", []):
-            for peer in rule.get("from", []):
+            ports = {port.get("port") for port in rule.get("ports", [])}
+            peers = rule.get("from", [])
+            for peer in peers:
                 caller = peer.get("podSelector", {}).get("matchLabels", {}).get("seldon-deployment-id")
                 if caller is not None and caller not in names:
-                    problems.append(f"NetworkPolicy {policy['metadata']['name']}: admits unknown caller {caller!r}")
+                    problems.append(f"{where}: admits unknown caller {caller!r}")
+            monitoring_only = peers and all(
+                peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == MONITORING_NAMESPACE
+                and "podSelector" not in peer for peer in peers)
+            if (METRICS_PORT in ports or not ports) and not monitoring_only:
+                problems.append(f"{where}: the metrics port {METRICS_PORT} is open to more than the namespace {MONITORING_NAMESPACE}")
+    for name in sorted(names - covered):
+        problems.append(f"SeldonDeployment {name}: no NetworkPolicy selects its pods")
     return problems
 
 

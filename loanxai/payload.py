@@ -47,6 +47,9 @@ def features_from_message(message: Any, schema: FeatureSchema, max_rows: int) ->
     """
     if not isinstance(message, Mapping):
         raise InputError("the request must be a JSON object (a SeldonMessage)")
+    forms = [key for key in ("data", "jsonData", "strData", "binData") if key in message]
+    if len(forms) > 1:
+        raise InputError(f"the request holds both {forms[0]!r} and {forms[1]!r}: send one of them")
     if "data" in message:
         data = message["data"]
         if not isinstance(data, Mapping):

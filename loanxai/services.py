@@ -1,8 +1,8 @@
 """Start, wait for and stop the two Seldon microservices as local processes.
 
-Each service runs ``seldon-core-microservice`` in its own folder and its own process group
-(the wrapper forks gunicorn masters, workers and a metrics server: stopping the group stops
-them all). gRPC is off (``--grpc-workers 0``): the services speak REST only.
+Each service runs ``loanxai-microservice`` (:mod:`loanxai.microservice`) in its own folder and
+its own process group, and gets SIGTERM if the process that started it dies, however it dies.
+Locally there is no load balancer to drain from: services stop after 0.2 s of draining.
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from loanxai.microservice import die_with_parent
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
@@ -55,24 +57,20 @@ class Service:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def command(self) -> list[str]:
-        executable = Path(sys.executable).parent / "seldon-core-microservice"
-        return [
-            str(executable), self.class_name, "--service-type", "MODEL",
-            "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port),
-            "--grpc-workers", "0",
-        ]
+        executable = Path(sys.executable).parent / "loanxai-microservice"
+        return [str(executable), self.class_name, "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port)]
 
     def start(self, log_path: Path) -> None:
         """Start the service in a new process group, its output going to ``log_path``."""
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         # custom metrics go to the metrics endpoint only, not into every response
-        env = {**os.environ, "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false", **self.env}
+        env = {**os.environ, "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false", "LOAN_DRAIN_SECONDS": "0.2", **self.env}
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(), cwd=self.folder, env=env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=die_with_parent,
             )
 
     def wait_ready(self, timeout: float = 60.0) -> float:
@@ -83,6 +81,16 @@ class Service:
         """Stop the service and everything it started (see :func:`stop_process_group`)."""
         if self.process is not None:
             stop_process_group(self.process, timeout)
+            self.process = None
+
+    def kill(self) -> None:
+        """Kill the service's whole process group at once (SIGKILL)."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
             self.process = None
 
     def log_tail(self, lines: int = 30) -> str:
@@ -114,9 +122,9 @@ def wait_until_ready(
 def stop_process_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
     """Stop ``process``, started with ``start_new_session=True``, and its whole process group.
 
-    SIGTERM to the main process first (for the Seldon wrapper: gunicorn stops its workers while
-    the metrics manager is still up), then SIGTERM and, after ``timeout``, SIGKILL to whatever
-    is left of the group.
+    SIGTERM to the main process first (the microservice's supervisor drains, then stops its
+    servers gracefully), then SIGTERM and, after ``timeout``, SIGKILL to whatever is left of
+    the group.
     """
     pgid = process.pid
     process.terminate()
@@ -155,10 +163,6 @@ def classifier_service(
 def explainer_service(
     classifier_url: str, http_port: int = 9001, metrics_port: int = 6001, env: dict[str, str] | None = None
 ) -> Service:
-    """The explainer, calling the classifier's predictions endpoint at ``classifier_url``.
-
-    Two gunicorn threads: with one, gunicorn's sync worker would be killed by its 5 s
-    timeout during a long explanation; explanations still run one at a time (a lock).
-    """
-    environment = {"LOAN_CLASSIFIER_URL": classifier_url, "GUNICORN_THREADS": "2", **(env or {})}
+    """The explainer, calling the classifier's predictions endpoint at ``classifier_url``."""
+    environment = {"LOAN_CLASSIFIER_URL": classifier_url, **(env or {})}
     return Service("explainer", "LoanExplainer", MODELS_DIR / "explainer", http_port, metrics_port, environment)

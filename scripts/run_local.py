@@ -80,8 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     explainer = explainer_service(
         classifier.predictions_url, args.explainer_port, args.explainer_metrics_port
     )
-    # SIGTERM (from make, a supervisor) stops the services the same way Ctrl-C does
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Ctrl-C and SIGTERM stop both services, whatever this process inherited (a shell's `&`
+    # makes it ignore Ctrl-C); a second signal while stopping kills them at once. The services
+    # also get SIGTERM if this process dies, however it dies.
+    signals: list[int] = []
+
+    def stop(number: int, frame: object) -> None:
+        signals.append(number)
+        if len(signals) > 1:
+            for service in (explainer, classifier):
+                service.kill()
+        raise KeyboardInterrupt
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, stop)
     try:
         for service in (classifier, explainer):
             service.start(args.log_dir / f"{service.name}.log")
@@ -99,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         logger.info("stopping the services")
         for service in (explainer, classifier):
-            service.stop()
+            try:
+                service.stop()
+            except KeyboardInterrupt:  # a second signal: the services are being killed already
+                service.kill()
     return 0
 
 

@@ -30,5 +30,5 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(tmp_path):
     assert set(results["cold_start_s"]) == {"ours, fast path", "ours, scikit-learn", "mlserver", "explainer"}
     table = (tmp_path / "latest.md").read_text()
     assert "| over REST |" in table and "| mlserver | 100 | 8 |" in table
-    leftovers = subprocess.run(["pgrep", "-af", "mlserver start|seldon-core-microservice"], capture_output=True, text=True).stdout
+    leftovers = subprocess.run(["pgrep", "-af", "mlserver start|loanxai-microservice"], capture_output=True, text=True).stdout
     assert not [line for line in leftovers.splitlines() if str(tmp_path) in line or "mlserver start" in line]

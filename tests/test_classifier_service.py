@@ -1,4 +1,4 @@
-"""The classifier as a real seldon-core-microservice process, called over HTTP on loopback."""
+"""The classifier as a real microservice process (the seldon-core wrapper's app, loanxai-microservice), called over HTTP on loopback."""
 import json
 
 import numpy as np

@@ -37,7 +37,7 @@ def seldon_deployment(documents, name):
 
 def test_kustomization_renders_every_resource(documents):
     assert sorted((d["kind"], d["metadata"]["name"]) for d in documents) == [
-        ("Namespace", "loan"), ("NetworkPolicy", "loan-classifier-callers"),
+        ("Namespace", "loan"), ("NetworkPolicy", "loan-classifier-callers"), ("NetworkPolicy", "loan-explainer-callers"),
         ("SeldonDeployment", "loan-classifier"), ("SeldonDeployment", "loan-explainer")]
     assert all(d["metadata"].get("namespace") == "loan" for d in documents if d["kind"] != "Namespace")
     assert all(d["apiVersion"] == "machinelearning.seldon.io/v1" for d in documents if d["kind"] == "SeldonDeployment")
@@ -133,7 +133,21 @@ def set_classifier_url(url):
     ("loan-classifier", lambda d: container(d).pop("resources"), "requests and limits are required"),
     ("loan-classifier", lambda d: d["spec"].update(protocol="http"), "unknown protocol"),
     (None, lambda p: p["spec"]["podSelector"]["matchLabels"].update({"seldon-deployment-id": "classifier"}), "selects no SeldonDeployment"),
+    (None, lambda p: p["spec"]["ingress"][1]["from"].append({"podSelector": {}}), "metrics port 6000 is open to more than"),
+    (None, lambda p: p["spec"]["ingress"].append({"ports": [{"port": 6000}]}), "metrics port 6000 is open to more than"),
+    ("loan-classifier", lambda d: container(d)["securityContext"].pop("readOnlyRootFilesystem"), "readOnlyRootFilesystem must be true"),
+    ("loan-classifier", lambda d: container(d)["securityContext"].update(allowPrivilegeEscalation=True), "allowPrivilegeEscalation must be false"),
+    ("loan-explainer", lambda d: container(d)["securityContext"]["capabilities"].update(drop=["NET_RAW"]), "must drop ALL"),
+    ("loan-explainer", lambda d: container(d).pop("volumeMounts"), "mounted at /tmp"),
+    ("loan-explainer", lambda d: d["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["securityContext"].pop("seccompProfile"), "seccompProfile"),
+    ("loan-classifier", lambda d: container(d)["livenessProbe"].pop("timeoutSeconds"), "livenessProbe timeoutSeconds must be at least 2"),
 ])
+
 def test_each_project_check_can_fail(documents, built_images, name, change, problem):
     problems = deploycheck.project_problems(mutate(documents, name, change), built_images)
     assert any(problem in p for p in problems), problems
+
+
+def test_every_seldon_deployment_needs_a_network_policy(documents, built_images):
+    without = [d for d in documents if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "loan-explainer-callers")]
+    assert "SeldonDeployment loan-explainer: no NetworkPolicy selects its pods" in deploycheck.project_problems(without, built_images)

@@ -18,7 +18,7 @@ def port_arguments():
 
 
 def leftover_processes(ports):
-    found = subprocess.run(["pgrep", "-af", "seldon-core-microservice"], capture_output=True, text=True).stdout
+    found = subprocess.run(["pgrep", "-af", "loanxai-microservice"], capture_output=True, text=True).stdout
     return [line for line in found.splitlines() if any(f"--http-port {p} " in line for p in ports)]
 
 

@@ -35,7 +35,7 @@ def test_build_context(service, model):
     dockerfile = (folder / "Dockerfile").read_text()
     assert dockerfile.startswith("# ") and "ARG BASE_IMAGE=python:3.11-slim\n" in dockerfile
     assert "USER 8888" in dockerfile and "EXPOSE 9000 6000" in dockerfile
-    assert f'CMD ["seldon-core-microservice", "{model}", "--service-type", "MODEL"]' in dockerfile
+    assert f'CMD ["loanxai-microservice", "{model}"]' in dockerfile
     assert "-r /tmp/build/requirements.txt" in dockerfile and "COPY artifacts/" in dockerfile
     environment = dict(line.split("=", 1) for line in (folder / ".s2i" / "environment").read_text().split())
     assert {k: environment[k] for k in ("MODEL_NAME", "SERVICE_TYPE", "API_TYPE", "PERSISTENCE")} == {

@@ -47,8 +47,11 @@ class LoanExplainer:
         self.recourse: RecourseFinder | None = None
         self.classifier: RemoteClassifier | None = None
         self._has_predictor = False
-        # one explanation at a time per worker: the samplers draw from numpy's global generator
+        # one explanation at a time per worker: the samplers draw from numpy's global generator;
+        # at most LOAN_EXPLAIN_QUEUE more wait for it, the next get 503 at once
         self._lock = threading.Lock()
+        self._admission = threading.Lock()
+        self._admitted = 0
 
     def load(self) -> None:
         """Unpickle the explainer (once per gunicorn worker); the classifier is not called yet."""
@@ -71,6 +74,19 @@ class LoanExplainer:
         parameters = explain_parameters(message, self.settings.explain_threshold, self.schema.n_features)
         x = np.where(np.isnan(X[0]), self.medians, X[0])
         kind = parameters["kind"]
+        with self._admission:
+            if self._admitted > self.settings.explain_queue:
+                raise SeldonMicroserviceException(
+                    f"the explainer is busy: {self._admitted} explanations running or waiting in this worker "
+                    "(LOAN_EXPLAIN_QUEUE); retry in a moment", status_code=503, reason="EXPLAINER_BUSY")
+            self._admitted += 1
+        try:
+            return self._explain(x, kind, parameters)
+        finally:
+            with self._admission:
+                self._admitted -= 1
+
+    def _explain(self, x: np.ndarray, kind: str, parameters: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             calls, rows = self.classifier.calls, self.classifier.rows
             seed = anchors.sample_seed(x, self.manifest["classifier_files"]["model.dill"], parameters["seed"])

@@ -1,0 +1,125 @@
+"""The seldon-core wrapper's Flask app, with the guards a public endpoint needs.
+
+:func:`harden` takes the app ``seldon_core.wrapper.get_rest_microservice`` builds (its routes,
+payload handling and error shape stay as they are) and adds:
+
+- routes by method: POST only for predictions and feedback (a GET of ``/predict?json=...``
+  would run a whole explanation from a link), GET only for health, metadata and the OpenAPI
+  spec; any other path is a 404, another method a 405 (with ``Allow``), not the wrapper's 500;
+- a body size limit checked before the body is read (413), JSON parsed strictly: a duplicated
+  key, nesting too deep for the parser, invalid JSON (also in a form's ``json=`` field) are a
+  400 naming the problem;
+- no CORS unless ``LOAN_CORS_ORIGINS`` lists the allowed origins;
+- readiness (``/health/status``) answering 503 while the service drains for shutdown, and a
+  ``Retry-After`` on every 503.
+
+Every error answer keeps Seldon's shape: ``{"status": {"code": -1, "info": ..., "reason": ..., "status": 1}}``.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
+from seldon_core.flask_utils import SeldonMicroserviceException
+from werkzeug.exceptions import HTTPException
+
+POST_ONLY = {"/predict", "/api/v1.0/predictions", "/api/v0.1/predictions", "/api/v1.0/feedback",
+             "/api/v0.1/feedback", "/send-feedback"}
+GET_ONLY = {"/health/ping", "/health/status", "/api/v1.0/health/status", "/metadata", "/api/v1.0/metadata",
+            "/seldon.json"}
+READINESS = {"/health/status", "/api/v1.0/health/status"}
+#: seconds a client is told to wait after a 503 (busy, draining, the classifier away)
+RETRY_AFTER_S = 1
+
+
+def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], draining: Callable[[], bool]) -> Flask:
+    """Add the module's guards to the wrapper's ``app``; ``draining()`` is true once shutdown began."""
+    # the wrapper allows any origin and any method: keep CORS only for the origins configured
+    app.after_request_funcs[None] = [f for f in app.after_request_funcs.get(None, [])
+                                     if not f.__module__.startswith("flask_cors")]
+    if cors_origins:
+        from flask_cors import CORS
+
+        CORS(app, origins=list(cors_origins), methods=["GET", "POST"])
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    app.json = StrictJSON(app)
+
+    @app.before_request
+    def guard() -> Response | None:
+        path, method = request.path, request.method
+        if method == "OPTIONS" and cors_origins:
+            return None  # a CORS preflight, answered by flask_cors
+        allowed = "POST" if path in POST_ONLY else "GET" if path in GET_ONLY else None
+        if allowed is None:
+            raise SeldonMicroserviceException(f"no such path: {path}", status_code=404, reason="NOT_FOUND")
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):
+            error = SeldonMicroserviceException(f"{path} takes {allowed} only, not {method}", status_code=405,
+                                                reason="METHOD_NOT_ALLOWED")
+            error.allow = allowed
+            raise error
+        if path in READINESS and draining():
+            raise SeldonMicroserviceException("shutting down: no new work", status_code=503, reason="SHUTTING_DOWN")
+        if request.content_length is not None and request.content_length > max_body_bytes:
+            raise SeldonMicroserviceException(
+                f"request body of {request.content_length} bytes is larger than the limit of {max_body_bytes} "
+                "(LOAN_MAX_BODY_BYTES)", status_code=413, reason="REQUEST_TOO_LARGE")
+        if method == "POST" and "json" in request.form:
+            loads(request.form["json"], where="form field 'json'")  # the wrapper parses it without these checks
+        return None
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        reason = {413: "REQUEST_TOO_LARGE", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.code, "BAD_REQUEST")
+        return _answer(SeldonMicroserviceException(error.description, status_code=error.code, reason=reason))
+
+    @app.errorhandler(TimeoutError)
+    def slow_client(error: TimeoutError) -> Response:
+        return _answer(SeldonMicroserviceException("the request body did not arrive in time (LOAN_REQUEST_TIMEOUT)",
+                                                   status_code=408, reason="REQUEST_TIMEOUT"))
+
+    # in place of the wrapper's handler, which sets no headers (``Allow``)
+    app.register_error_handler(SeldonMicroserviceException, _answer)
+
+    @app.after_request
+    def retry_later(response: Response) -> Response:
+        if response.status_code == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+
+    return app
+
+
+def loads(text: str | bytes, where: str = "request body") -> Any:
+    """Parse JSON strictly; any problem is a 400 naming it."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise SeldonMicroserviceException(f"{where}: JSON nested too deeply", status_code=400) from None
+    except ValueError as error:
+        raise SeldonMicroserviceException(f"{where}: invalid JSON: {error}", status_code=400) from None
+
+
+class StrictJSON(DefaultJSONProvider):
+    """Flask's JSON provider with :func:`loads` for request bodies."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return loads(s)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        keys = [key for key, _ in pairs]
+        duplicate = next(key for key in keys if keys.count(key) > 1)
+        raise SeldonMicroserviceException(f"request body: key {duplicate!r} appears twice in one object", status_code=400)
+    return result
+
+
+def _answer(error: SeldonMicroserviceException) -> Response:
+    response = Response(json.dumps(error.to_dict()), status=error.status_code, mimetype="application/json")
+    if getattr(error, "allow", None):
+        response.headers["Allow"] = error.allow
+    return response
