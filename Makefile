@@ -6,7 +6,7 @@ TOOLS ?= .venv-tools
 # podman/buildah on machines without a Docker engine (see scripts/podman-sandbox.sh)
 SANDBOX := . scripts/podman-sandbox.sh &&
 
-.PHONY: help venv tools bench train run demo report score test lock clean images kind-up deploy smoke kind-down container-smoke
+.PHONY: help venv tools bench train run demo report score test reliability lock clean images kind-up deploy smoke kind-down container-smoke
 
 help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
@@ -20,6 +20,7 @@ help:
 	@echo "make kind-down - delete the kind cluster"
 	@echo "make container-smoke - build and run both images with podman here, smoke-test them"
 	@echo "make bench  - benchmarks against MLServer (needs wrk: apt-get install wrk); bench/results/"
+	@echo "make reliability - faults, load and hostile input against the real services; bench/results/reliability.json"
 	@echo "make lock   - regenerate requirements/constraints.txt and each service's requirements.txt"
 
 venv: $(VENV)/.installed
@@ -64,6 +65,10 @@ report: venv
 	$(PY) -m loanxai.report $(REPORT_ARGS)
 
 # INPUT: a CSV of applications; OUT: the decisions (errors beside it); URL: the classifier (default: make run's)
+# the reliability suite alone (make test runs it too); its figures go to bench/results/reliability.json
+reliability: venv
+	LOAN_RELIABILITY_REPORT=bench/results/reliability.json $(PY) -m pytest -m reliability $(PYTEST_ARGS)
+
 score: venv
 	$(PY) -m loanxai.score $(INPUT) --out $(OUT) $(if $(URL),--url $(URL)) $(SCORE_ARGS)
 

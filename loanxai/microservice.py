@@ -23,6 +23,7 @@ changes what the wrapper cannot be configured to do:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import errno
 import importlib
@@ -31,6 +32,7 @@ import logging
 import math
 import multiprocessing
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -216,21 +218,31 @@ class DeadlineSocket:
 
 
 class DeadlineConn(TConn):
-    """A connection whose requests are parsed from a :class:`DeadlineSocket`."""
+    """A connection whose bytes are first gathered in the event loop (:attr:`pending`), then
+    parsed in a worker thread from a :class:`DeadlineSocket`."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.pending = b""
+        self.started = time.monotonic()
 
     def init(self) -> None:
         self.sock.setblocking(True)
         if self.parser is None:
             self.reader = DeadlineSocket(self.sock, DeadlineThreadWorker.request_timeout)
             self.parser = http.RequestParser(self.cfg, self.reader, self.client)
-        # the deadline covers one request, headers and body, from its first byte
-        self.reader.deadline = time.monotonic() + self.reader.timeout
+        self.parser.unreader.unread(self.pending)
+        self.pending = b""
+        # what the event loop did not gather must arrive by the request's deadline
+        self.reader.deadline = self.started + self.reader.timeout
 
 
 class DeadlineThreadWorker(ThreadWorker):
-    """gunicorn's gthread worker, except that a new connection waits for its first byte in the
-    event loop (as a kept-alive one does, and is closed after the keep-alive timeout), not in a
-    worker thread, and that its request must then arrive whole within :attr:`request_timeout`."""
+    """gunicorn's gthread worker, except that a connection is handed to a worker thread only once
+    its request has arrived: the event loop gathers the bytes of a request (up to
+    :data:`GATHERED_BYTES`, all of a usual one), so idle and slow clients hold a socket, never a
+    thread. An idle connection is closed after the keep-alive timeout, a request that has not
+    arrived whole :attr:`request_timeout` seconds after its first byte is closed too."""
 
     request_timeout = 10.0
 
@@ -241,12 +253,63 @@ class DeadlineThreadWorker(ThreadWorker):
             if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
-        conn = DeadlineConn(self.cfg, sock, client, server)
         self.nr_conns += 1
-        conn.set_timeout()
+        self._wait_for_request(DeadlineConn(self.cfg, sock, client, server))
+
+    def finish_request(self, fs: Any) -> None:
+        if fs.cancelled() or fs.exception() is not None:
+            self.nr_conns -= 1
+            fs.conn.close()
+            return
+        keepalive, conn = fs.result()
+        if keepalive and self.alive:
+            self._wait_for_request(conn)
+        else:
+            self.nr_conns -= 1
+            conn.close()
+
+    def _wait_for_request(self, conn: DeadlineConn) -> None:
+        conn.sock.setblocking(False)
+        conn.set_timeout()  # idle: closed after the keep-alive timeout
         with self._lock:
             self._keep.append(conn)
-            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.reuse_connection, conn))
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._gather, conn))
+
+    def _gather(self, conn: DeadlineConn, client: socket.socket) -> None:
+        try:
+            data = conn.sock.recv(GATHERED_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not conn.pending:
+            conn.started = time.monotonic()
+            conn.timeout = time.time() + self.request_timeout  # from its first byte, the request's deadline
+        conn.pending += data
+        if not data:  # the client left
+            with self._lock:
+                self.poller.unregister(conn.sock)
+                with contextlib.suppress(ValueError):
+                    self._keep.remove(conn)
+            self.nr_conns -= 1
+            conn.close()
+        elif _arrived(conn.pending):
+            self.reuse_connection(conn, client)
+
+
+#: bytes of a request the event loop gathers before a worker thread takes over
+GATHERED_BYTES = 64 * 1024
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+
+
+def _arrived(data: bytes) -> bool:
+    """Whether ``data`` holds a whole request (or as much as the event loop gathers)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return len(data) >= GATHERED_BYTES  # headers this long: the parser will refuse them
+    length = _CONTENT_LENGTH.search(data[:end])
+    body = int(length.group(1)) if length else 0  # chunked: the thread reads the rest, by the deadline
+    return len(data) - end - 4 >= min(body, GATHERED_BYTES)
 
 
 # --- gRPC -------------------------------------------------------------------------------------------------

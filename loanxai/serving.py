@@ -24,8 +24,12 @@ def serve_json(
     message = json_format.MessageToDict(request) if is_proto else request
     try:
         response = handler(message)
-    except InputError as error:
-        raise SeldonMicroserviceException(str(error), status_code=400, reason="MICROSERVICE_BAD_DATA") from None
+    except (InputError, SeldonMicroserviceException) as error:
+        if isinstance(error, InputError):
+            error = SeldonMicroserviceException(str(error), status_code=400, reason="MICROSERVICE_BAD_DATA")
+        # gRPC answers an exception with its text: give it the message REST puts in the body
+        error.args = (error.message,)
+        raise error from None
     return json_format.ParseDict(response, prediction_pb2.SeldonMessage()) if is_proto else response
 
 

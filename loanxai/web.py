@@ -37,9 +37,13 @@ RETRY_AFTER_S = 1
 
 def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], draining: Callable[[], bool]) -> Flask:
     """Add the module's guards to the wrapper's ``app``; ``draining()`` is true once shutdown began."""
-    # the wrapper allows any origin and any method: keep CORS only for the origins configured
+    # the wrapper's CORS allows any origin and any method, on every answer and error: take it
+    # out (its after-request hook and its wrappers of the app's exception handlers); then CORS
+    # for the origins configured, if any
     app.after_request_funcs[None] = [f for f in app.after_request_funcs.get(None, [])
                                      if not f.__module__.startswith("flask_cors")]
+    for wrapped in ("handle_exception", "handle_user_exception"):
+        app.__dict__.pop(wrapped, None)
     if cors_origins:
         from flask_cors import CORS
 
