@@ -6,12 +6,13 @@ TOOLS ?= .venv-tools
 # podman/buildah on machines without a Docker engine (see scripts/podman-sandbox.sh)
 SANDBOX := . scripts/podman-sandbox.sh &&
 
-.PHONY: help venv tools bench train run demo report score test reliability lock clean images kind-up deploy smoke kind-down container-smoke
+.PHONY: help venv tools bench train run demo replay monitoring-files report score test reliability lock clean images kind-up deploy smoke kind-down container-smoke
 
 help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
 	@echo "make test   - run the test suite (unit and integration, real services)"
-	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C"
+	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C, with Prometheus at :9090 (rules and alerts)"
+	@echo "make replay - serve, replay held-out traffic and the seed's trap, print the alerts Prometheus raises"
 	@echo "make train  - (re)train: DATASET=datasets/x.yaml (your own data), MITIGATION=..., ACCEPT_UNFAIR=\"reason\""
 	@echo "make report - bias and evaluation report in reports/ (REPORT_ARGS=--fail-on-gate to gate)"
 	@echo "make score INPUT=applications.csv OUT=decisions.csv - decide a file through the classifier (URL=...)"
@@ -59,6 +60,14 @@ run: venv
 
 demo: venv
 	$(PY) scripts/run_local.py --demo
+
+replay: venv
+	$(PY) scripts/run_local.py --replay
+
+# regenerate deploy/monitoring/ (rules, PrometheusRule, dashboard) after changing loanxai/rules.py or dashboard.py
+monitoring-files: venv
+	$(PY) -m loanxai.rules
+	$(PY) -m loanxai.dashboard
 
 report: venv
 	$(PY) -m loanxai.train --if-missing

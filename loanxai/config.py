@@ -18,8 +18,13 @@ LOAN_REASONS                    principal reasons per application when a request
                                 asks for them with ``reasons: true``
 LOAN_EXPLAIN_BUDGET             seconds an explanation (anchor or recourse) may   15
                                 take; past it the explainer answers 504
+LOAN_EXPLAIN_P95_BUDGET         seconds 95% of explanations should take; the     5
+                                LoanExplanationSlow alert fires above it
 LOAN_EXPLAIN_QUEUE              explanations that may wait, per worker, behind    2
                                 the one running; more get 503 at once
+LOAN_METRICS                    "on": count decisions, outcomes, explanations     on
+                                and requests for Prometheus; "off": none (to
+                                measure what monitoring costs)
 =============================== ================================================ =========
 
 The server (:mod:`loanxai.microservice`; ``ServerSettings``), with the wrapper's own names
@@ -84,7 +89,9 @@ class Settings:
     prediction_path: str = "auto"
     reasons: int = 4
     explain_budget: float = 15.0
+    explain_p95_budget: float = 5.0
     explain_queue: int = 2
+    metrics: bool = True
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -105,16 +112,20 @@ class Settings:
             prediction_path=os.environ.get("LOAN_PREDICTION_PATH") or defaults.prediction_path,
             reasons=_env_int("LOAN_REASONS", defaults.reasons),
             explain_budget=_env_float("LOAN_EXPLAIN_BUDGET", defaults.explain_budget),
+            explain_p95_budget=_env_float("LOAN_EXPLAIN_P95_BUDGET", defaults.explain_p95_budget),
             explain_queue=_env_int("LOAN_EXPLAIN_QUEUE", defaults.explain_queue),
+            metrics=(os.environ.get("LOAN_METRICS") or "on") == "on",
         )
+        if (os.environ.get("LOAN_METRICS") or "on") not in ("on", "off"):
+            raise ValueError("LOAN_METRICS must be 'on' or 'off'")
         if settings.max_batch_rows < 1:
             raise ValueError("LOAN_MAX_BATCH_ROWS must be at least 1")
         if settings.prediction_path not in ("auto", "scikit-learn"):
             raise ValueError("LOAN_PREDICTION_PATH must be 'auto' or 'scikit-learn'")
         if not 0.0 < settings.explain_threshold <= 1.0:
             raise ValueError("LOAN_EXPLAIN_THRESHOLD must be in (0, 1]")
-        if settings.explain_budget <= 0:
-            raise ValueError("LOAN_EXPLAIN_BUDGET must be a positive number of seconds")
+        if settings.explain_budget <= 0 or settings.explain_p95_budget <= 0:
+            raise ValueError("LOAN_EXPLAIN_BUDGET and LOAN_EXPLAIN_P95_BUDGET must be positive numbers of seconds")
         return settings
 
 

@@ -1,11 +1,12 @@
 """Checks of the Kubernetes manifests in ``deploy/``, without a cluster.
 
-- :func:`seldon_schema` turns the SeldonDeployment CRD's openAPIV3Schema into a strict JSON
-  Schema (a misspelled field fails, as it would not on the API server, which prunes it);
+- :func:`crd_schema` turns a CRD's openAPIV3Schema into a strict JSON Schema (a misspelled
+  field fails, as it would not on the API server, which prunes it): the SeldonDeployments in
+  ``deploy/``, the PodMonitor and PrometheusRule in ``deploy/monitoring/``;
 - :func:`project_problems` checks what no schema can: graph types, graph names equal to
   container names, images equal to what ``scripts/build-images.sh`` tags, the explainer's
   classifier URL against the classifier's Service, the timeout annotation Seldon reads,
-  probes and their timeouts, resources, the containers' hardening (no privilege escalation,
+  probes and their timeouts, resources, the pods' prometheus.io annotations, the containers' hardening (no privilege escalation,
   read-only root with a writable /tmp, all capabilities dropped, the runtime's seccomp
   profile), and the NetworkPolicies (one per SeldonDeployment, metrics ports reachable only
   from the monitoring namespace).
@@ -25,7 +26,15 @@ from jsonschema import Draft7Validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEPLOY_DIR = REPO_ROOT / "deploy"
+MONITORING_DIR = DEPLOY_DIR / "monitoring"
 CRD_PATH = REPO_ROOT.parent / "shared" / "seldon-core-v1.17.1" / "seldondeployment-crd.yaml"
+PROMETHEUS_OPERATOR_DIR = REPO_ROOT.parent / "shared" / "prometheus-operator-v0.93.0"
+#: kind -> the CRD file defining it
+CRD_FILES = {
+    "SeldonDeployment": CRD_PATH,
+    "PodMonitor": PROMETHEUS_OPERATOR_DIR / "monitoring.coreos.com_podmonitors.yaml",
+    "PrometheusRule": PROMETHEUS_OPERATOR_DIR / "monitoring.coreos.com_prometheusrules.yaml",
+}
 
 # what Seldon's admission webhook accepts (the CRD schema does not enumerate them)
 GRAPH_TYPES = {"MODEL", "ROUTER", "COMBINER", "TRANSFORMER", "OUTPUT_TRANSFORMER"}
@@ -33,6 +42,8 @@ ENDPOINT_TYPES = {"REST", "GRPC"}
 PROTOCOLS = {"seldon", "tensorflow", "kfserving", "v2"}
 EXECUTOR_REST_PORT = 8000
 METRICS_PORT = 6000
+#: where the operator has the metrics served (PREDICTIVE_UNIT_METRICS_ENDPOINT)
+METRICS_PATH = "/prometheus"
 MONITORING_NAMESPACE = "monitoring"
 #: the probes' timeout must leave room above the health latency measured under load (README)
 MIN_PROBE_TIMEOUT_S = 2
@@ -47,7 +58,7 @@ def render(deploy_dir: Path = DEPLOY_DIR) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(output) if doc]
 
 
-def seldon_schema(crd_path: Path = CRD_PATH) -> dict[str, Any]:
+def crd_schema(crd_path: Path = CRD_PATH) -> dict[str, Any]:
     """The CRD's v1 openAPIV3Schema as a strict JSON Schema: ``x-kubernetes-*`` keys dropped and
     ``additionalProperties: false`` wherever properties are listed and unknown fields are not
     preserved."""
@@ -67,12 +78,12 @@ def _strict(node: Any) -> Any:
     return strict
 
 
-def schema_problems(documents: list[dict[str, Any]], schema: dict[str, Any]) -> list[str]:
-    """Schema violations of every SeldonDeployment in ``documents``."""
+def schema_problems(documents: list[dict[str, Any]], schema: dict[str, Any], kind: str = "SeldonDeployment") -> list[str]:
+    """Schema violations of every document of ``kind`` in ``documents``."""
     validator = Draft7Validator(schema)
     return [
         f"{_name(doc)}: {'.'.join(map(str, error.path)) or '(top)'}: {error.message}"
-        for doc in _seldon_deployments(documents)
+        for doc in documents if doc.get("kind") == kind
         for error in validator.iter_errors(doc)
     ]
 
@@ -104,6 +115,7 @@ def project_problems(documents: list[dict[str, Any]], images: dict[str, str]) ->
                     problems.append(f"{name}: graph node {node['name']!r} names no container ({', '.join(containers)})")
             for component in predictor.get("componentSpecs", []):
                 problems += _pod_problems(name, component["spec"])
+                problems += _scrape_problems(name, component.get("metadata", {}).get("annotations", {}))
             for container_name, container in containers.items():
                 problems += _container_problems(name, container_name, container, images, services, namespace)
     problems += _network_policy_problems(documents, deployments)
@@ -159,6 +171,13 @@ def _pod_problems(deployment: str, pod: dict[str, Any]) -> list[str]:
     if security.get("seccompProfile", {}).get("type") not in ("RuntimeDefault", "Localhost"):
         problems.append(f"{deployment}: the pod's securityContext.seccompProfile must be RuntimeDefault (or Localhost)")
     return problems
+
+
+def _scrape_problems(deployment: str, annotations: dict[str, str]) -> list[str]:
+    """seldon-core-analytics' Prometheus scrapes pods annotated so, at the path the operator serves."""
+    expected = {"prometheus.io/scrape": "true", "prometheus.io/path": METRICS_PATH}
+    return [f"{deployment}: the pod annotation {key} must be {value!r} (seldon-core-analytics scrapes by it)"
+            for key, value in expected.items() if annotations.get(key) != value]
 
 
 def _classifier_url_problems(where: str, url: str, services: set[str], namespace: str) -> list[str]:

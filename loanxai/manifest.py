@@ -22,7 +22,7 @@ import dill
 
 MANIFEST_NAME = "manifest.json"
 #: bumped whenever what the manifests record changes; older artifacts are refused with "retrain"
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3
 
 
 class ArtifactError(RuntimeError):

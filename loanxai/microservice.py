@@ -69,7 +69,7 @@ def _run(argv: list[str] | None, directory: str) -> int:
     from seldon_core import wrapper
     from seldon_core.microservice import load_annotations, parse_parameters
 
-    from loanxai.config import ServerSettings
+    from loanxai.config import ServerSettings, Settings
     from loanxai.metrics import ProcessMetrics
     from loanxai.web import harden
 
@@ -82,7 +82,7 @@ def _run(argv: list[str] | None, directory: str) -> int:
     metrics = ProcessMetrics(directory, extra=[user_object.collect_metrics] if hasattr(user_object, "collect_metrics") else [])
     draining = multiprocessing.Value("b", 0)
     app = harden(wrapper.get_rest_microservice(user_object, metrics), settings.max_body_bytes, settings.cors_origins,
-                 lambda: bool(draining.value))
+                 lambda: bool(draining.value), metrics=Settings.from_env().metrics)
     metrics_app = wrapper.get_metrics_microservice(metrics)
     metrics_app.after_request_funcs[None] = []  # no CORS on metrics either
     children = {

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
 import numpy as np
 
-from loanxai.schema import FeatureSchema, InputError
+from loanxai.schema import CLASS_NAMES, FeatureSchema, InputError
 
 #: What the explainer explains (``meta.tags.kind``): an anchor (default) or a recourse.
 EXPLAIN_KINDS = ("anchor", "recourse")
@@ -39,11 +40,17 @@ EXPLAIN_PARAMETERS: dict[str, tuple[type, float, float | None, str | None]] = {
 
 
 def features_from_message(message: Any, schema: FeatureSchema, max_rows: int) -> np.ndarray:
-    """Encoded rows of a SeldonMessage.
+    """Encoded rows of a SeldonMessage: :func:`read_message` without the groups."""
+    return read_message(message, schema, max_rows)[0]
 
-    Returns an ndarray of float64, shape (n_rows, n_features). Raises :class:`InputError`
-    naming the problem for anything that is not a non-empty batch of at most ``max_rows``
-    valid applications.
+
+def read_message(message: Any, schema: FeatureSchema, max_rows: int) -> tuple[np.ndarray, dict[str, list[str | None]]]:
+    """Encoded rows of a SeldonMessage and the protected groups they carry.
+
+    Returns X, an ndarray of float64, shape (n_rows, n_features), and a dict of protected
+    attribute -> list of n_rows group labels (None: not given; rows without names never give
+    one). Raises :class:`InputError` naming the problem for anything that is not a non-empty
+    batch of at most ``max_rows`` valid applications.
     """
     if not isinstance(message, Mapping):
         raise InputError("the request must be a JSON object (a SeldonMessage)")
@@ -54,17 +61,9 @@ def features_from_message(message: Any, schema: FeatureSchema, max_rows: int) ->
         data = message["data"]
         if not isinstance(data, Mapping):
             raise InputError("'data' must be an object holding 'ndarray' or 'tensor'")
-        names = data.get("names") or None
-        if "ndarray" in data:
-            rows = data["ndarray"]
-            if not isinstance(rows, list):
-                raise InputError("'data.ndarray' must be a list of rows")
-        elif "tensor" in data:
-            rows = _tensor_rows(data["tensor"])
-        else:
-            raise InputError("'data' must hold 'ndarray' or 'tensor'")
+        rows = _data_rows(data, "data")
         _check_batch_size(len(rows), max_rows)
-        return schema.encode_rows(rows, names)
+        return schema.read_rows(rows, data.get("names") or None)
     if "jsonData" in message:
         records = message["jsonData"]
         if isinstance(records, Mapping):
@@ -72,8 +71,66 @@ def features_from_message(message: Any, schema: FeatureSchema, max_rows: int) ->
         if not isinstance(records, list):
             raise InputError("'jsonData' must be an object or a list of objects")
         _check_batch_size(len(records), max_rows)
-        return schema.encode_records(records)
+        return schema.read_records(records)
     raise InputError("the request needs 'data' (with 'ndarray' or 'tensor') or 'jsonData'")
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """What a feedback tells: for each application, the classifier's decision, the decision it
+    turned out to deserve (both bool arrays, shape (n,), True: approved) and its protected
+    groups (attribute -> n labels, None: not given)."""
+
+    predicted: np.ndarray
+    truth: np.ndarray
+    groups: dict[str, list[str | None]]
+
+
+def read_feedback(feedback: Any, schema: FeatureSchema, max_rows: int) -> Outcomes:
+    """The outcomes in a Seldon feedback (``/api/v1.0/feedback``): ``response``, the classifier's
+    answer (probabilities, shape (n, 2)), ``truth``, one decision per application (``1`` or
+    ``"approved"``, ``0`` or ``"rejected"``, alone or in a one-element row), and optionally
+    ``request``, the applications (with protected attributes: outcomes by group).
+
+    Raises :class:`InputError` naming what is missing or malformed.
+    """
+    if not isinstance(feedback, Mapping):
+        raise InputError("the feedback must be a JSON object with 'response' and 'truth'")
+    for part, meaning in (("response", "the classifier's answer being judged"),
+                          ("truth", "the decision each application deserved, 1/'approved' or 0/'rejected'")):
+        if not isinstance(feedback.get(part), Mapping) or not isinstance(feedback[part].get("data"), Mapping):
+            raise InputError(f"the feedback needs '{part}' with 'data' ({meaning})")
+    answered = _data_rows(feedback["response"]["data"], "response.data")
+    names = feedback["response"]["data"].get("names") or list(CLASS_NAMES)
+    if list(names) != list(CLASS_NAMES):
+        raise InputError(f"'response.data.names' must be {list(CLASS_NAMES)}, as the classifier answers, got {names!r}")
+    for i, row in enumerate(answered):
+        if not (isinstance(row, list) and len(row) == 2
+                and all(isinstance(p, Real) and not isinstance(p, bool) and 0 <= p <= 1 for p in row)):
+            raise InputError(f"'response' row {i} must be the classifier's two probabilities, got {row!r}")
+    truth = [_decision(value, i) for i, value in enumerate(_data_rows(feedback["truth"]["data"], "truth.data"))]
+    if len(truth) != len(answered):
+        raise InputError(f"'truth' holds {len(truth)} decisions for {len(answered)} answered applications")
+    _check_batch_size(len(truth), max_rows)
+    if feedback.get("request"):
+        X, groups = read_message(feedback["request"], schema, max_rows)
+        if len(X) != len(truth):
+            raise InputError(f"'request' holds {len(X)} applications for {len(truth)} decisions in 'truth'")
+    else:
+        groups = {name: [None] * len(truth) for name in schema.protected}
+    predicted = np.array([row[1] >= 0.5 for row in answered], dtype=bool)
+    return Outcomes(predicted, np.array(truth, dtype=bool), groups)
+
+
+def _decision(value: Any, row: int) -> bool:
+    """One truth value: 1 or "approved" is True, 0 or "rejected" False (also as [value])."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, str) and value in CLASS_NAMES:
+        return value == CLASS_NAMES[1]
+    if isinstance(value, Real) and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)
+    raise InputError(f"'truth' row {row} must be 1 or 'approved', 0 or 'rejected', got {value!r}")
 
 
 def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_features: int) -> dict[str, Any]:
@@ -128,20 +185,32 @@ def _tags(message: Mapping[str, Any]) -> Mapping[str, Any]:
     return tags or {}
 
 
-def _tensor_rows(tensor: Any) -> list[list[Any]]:
+def _data_rows(data: Mapping[str, Any], where: str) -> list[Any]:
+    """The rows of a SeldonMessage's ``data`` (``ndarray`` or ``tensor``)."""
+    if "ndarray" in data:
+        rows = data["ndarray"]
+        if not isinstance(rows, list):
+            raise InputError(f"'{where}.ndarray' must be a list of rows")
+        return rows
+    if "tensor" in data:
+        return _tensor_rows(data["tensor"], where)
+    raise InputError(f"'{where}' must hold 'ndarray' or 'tensor'")
+
+
+def _tensor_rows(tensor: Any, where: str) -> list[list[Any]]:
     if not isinstance(tensor, Mapping) or "shape" not in tensor or "values" not in tensor:
-        raise InputError("'data.tensor' must hold 'shape' and 'values'")
+        raise InputError(f"'{where}.tensor' must hold 'shape' and 'values'")
     shape, values = tensor["shape"], tensor["values"]
     if (
         not isinstance(shape, list)
         or len(shape) != 2
         or not all(isinstance(d, Real) and not isinstance(d, bool) and float(d).is_integer() and d >= 0 for d in shape)
     ):
-        raise InputError("'data.tensor.shape' must be [rows, features]")
+        raise InputError(f"'{where}.tensor.shape' must be [rows, columns]")
     n_rows, n_cols = int(shape[0]), int(shape[1])
     if not isinstance(values, list) or len(values) != n_rows * n_cols:
         raise InputError(
-            f"'data.tensor.values' must hold rows x features = {n_rows * n_cols} numbers"
+            f"'{where}.tensor.values' must hold rows x columns = {n_rows * n_cols} numbers"
         )
     return [values[i * n_cols : (i + 1) * n_cols] for i in range(n_rows)]
 

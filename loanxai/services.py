@@ -64,8 +64,10 @@ class Service:
         """Start the service in a new process group, its output going to ``log_path``."""
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        # custom metrics go to the metrics endpoint only, not into every response
-        env = {**os.environ, "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false", "LOAN_DRAIN_SECONDS": "0.2", **self.env}
+        # custom metrics go to the metrics endpoint only, not into every response; the graph
+        # node's name labels the metrics (model_name), as the Seldon operator sets it
+        env = {**os.environ, "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false", "LOAN_DRAIN_SECONDS": "0.2",
+               "PREDICTIVE_UNIT_ID": self.name, **self.env}
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(), cwd=self.folder, env=env,

@@ -25,17 +25,19 @@ def serve_json(
     try:
         response = handler(message)
     except (InputError, SeldonMicroserviceException) as error:
-        if isinstance(error, InputError):
-            error = SeldonMicroserviceException(str(error), status_code=400, reason="MICROSERVICE_BAD_DATA")
-        # gRPC answers an exception with its text: give it the message REST puts in the body
-        error.args = (error.message,)
-        raise error from None
+        raise (bad_request(error) if isinstance(error, InputError) else _with_args(error)) from None
     return json_format.ParseDict(response, prediction_pb2.SeldonMessage()) if is_proto else response
 
 
-def counters(**values: int) -> list[dict[str, Any]]:
-    """Seldon custom metrics: one COUNTER increment per keyword, e.g. ``loan_requests_total=1``."""
-    return [{"type": "COUNTER", "key": key, "value": value} for key, value in values.items()]
+def bad_request(error: InputError) -> SeldonMicroserviceException:
+    """The 400 answering ``error``, its message naming the problem."""
+    return _with_args(SeldonMicroserviceException(str(error), status_code=400, reason="MICROSERVICE_BAD_DATA"))
+
+
+def _with_args(error: SeldonMicroserviceException) -> SeldonMicroserviceException:
+    # gRPC answers an exception with its text: give it the message REST puts in the body
+    error.args = (error.message,)
+    return error
 
 
 def input_metadata(schema: FeatureSchema) -> list[dict[str, Any]]:

@@ -26,12 +26,13 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from loanxai.anchors import DISC_PERC, fit_anchors, without_predictor
-from loanxai.data import DataError, Dataset, load_dataset, recourse_rules
+from loanxai.data import LABEL, DataError, Dataset, load_dataset, recourse_rules
 from loanxai.description import DEFAULT_DESCRIPTION, Description, DescriptionError, load_description
 from loanxai.fastpath import COMPILED_FILE, compile_forest
 from loanxai.gate import GateThresholds, failed_checks, gate_record
 from loanxai.manifest import MANIFEST_FORMAT, MANIFEST_NAME, staged_directories, write_manifest
 from loanxai.mitigation import CANDIDATES, CHOICES, REDUCTIONS, Candidate, accuracy_floor, choose, train_candidates
+from loanxai.monitoring import monitoring_record
 from loanxai.schema import CLASS_NAMES, FeatureSchema
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,11 @@ def save_classifier(model: TrainedModel, directory: Path, training: dict[str, An
         training=training,
         mitigation=model.mitigation_record(),
         gate=model.gate,
+        # bins, training shares and held-out outcomes the live metrics are read against
+        monitoring=monitoring_record(model.schema, model.X_train, model.pipeline.predict_proba(model.X_test)[:, 1],
+                                     model.dataset.test[LABEL].to_numpy(),
+                                     {name: model.dataset.test[name].astype(str).to_numpy()
+                                      for name in model.dataset.description.protected}),
         # held-out rows and their probabilities: a loaded model must reproduce them exactly
         reference={
             "rows": _json_rows(model.X_test[:N_REFERENCE]),

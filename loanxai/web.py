@@ -11,20 +11,24 @@ payload handling and error shape stay as they are) and adds:
   400 naming the problem;
 - no CORS unless ``LOAN_CORS_ORIGINS`` lists the allowed origins;
 - readiness (``/health/status``) answering 503 while the service drains for shutdown, and a
-  ``Retry-After`` on every 503.
+  ``Retry-After`` on every 503;
+- every answer counted by endpoint and status, and timed (:class:`~loanxai.monitoring.HttpMonitor`).
 
 Every error answer keeps Seldon's shape: ``{"status": {"code": -1, "info": ..., "reason": ..., "status": 1}}``.
 """
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask.json.provider import DefaultJSONProvider
 from seldon_core.flask_utils import SeldonMicroserviceException
 from werkzeug.exceptions import HTTPException
+
+from loanxai.monitoring import HttpMonitor
 
 POST_ONLY = {"/predict", "/api/v1.0/predictions", "/api/v0.1/predictions", "/api/v1.0/feedback",
              "/api/v0.1/feedback", "/send-feedback"}
@@ -35,8 +39,10 @@ READINESS = {"/health/status", "/api/v1.0/health/status"}
 RETRY_AFTER_S = 1
 
 
-def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], draining: Callable[[], bool]) -> Flask:
-    """Add the module's guards to the wrapper's ``app``; ``draining()`` is true once shutdown began."""
+def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], draining: Callable[[], bool],
+           metrics: bool = True) -> Flask:
+    """Add the module's guards to the wrapper's ``app``; ``draining()`` is true once shutdown
+    began; ``metrics``: count and time every answer."""
     # the wrapper's CORS allows any origin and any method, on every answer and error: take it
     # out (its after-request hook and its wrappers of the app's exception handlers); then CORS
     # for the origins configured, if any
@@ -50,6 +56,8 @@ def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], drain
         CORS(app, origins=list(cors_origins), methods=["GET", "POST"])
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.json = StrictJSON(app)
+    if metrics:
+        _count_answers(app, HttpMonitor(POST_ONLY | GET_ONLY))
 
     @app.before_request
     def guard() -> Response | None:
@@ -94,6 +102,17 @@ def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], drain
         return response
 
     return app
+
+
+def _count_answers(app: Flask, monitor: HttpMonitor) -> None:
+    @app.before_request
+    def start_clock() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def count(response: Response) -> Response:
+        monitor.record(request.path, response.status_code, g.get("started", time.perf_counter()))
+        return response
 
 
 def loads(text: str | bytes, where: str = "request body") -> Any:

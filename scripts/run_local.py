@@ -1,8 +1,10 @@
 """Run the classifier and the explainer on this machine, no cluster needed.
 
-``make run``: train if the artifacts are missing, start both services, print their URLs and
-example calls, and serve until Ctrl-C. ``make demo``: the same, then one prediction and one
-explanation with curl and with SeldonClient, printed readably, then stop.
+``make run``: train if the artifacts are missing, start both services and a Prometheus scraping
+them with the project's rules (if ``prometheus`` is installed), print their URLs and example
+calls, and serve until Ctrl-C. ``make demo``: the same, then one prediction and one explanation
+with curl and with SeldonClient, printed readably, then stop. ``make replay``: the same, then
+the replay of :mod:`loanxai.replay` (held-out traffic, then the trap) and the alerts it raises.
 """
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loanxai import client
+from loanxai import client, replay, rules
 from loanxai.gate import GateError, read_gate, require_shippable
 from loanxai.manifest import MANIFEST_NAME
+from loanxai.prometheus import LocalPrometheus, PrometheusError
 from loanxai.services import REPO_ROOT, Service, classifier_service, explainer_service
 from loanxai.train import CLASSIFIER_DIR, ensure_trained
 
@@ -52,6 +55,18 @@ def warn_if_unfair() -> None:
               f"{'!' * 100}\n", file=sys.stderr, flush=True)
 
 
+#: the local rules: a short window and a short wait, to see alerts within a minute
+LOCAL_WINDOW_S = 60
+LOCAL_RULES = rules.RuleSettings(window=f"{LOCAL_WINDOW_S}s", for_="5s", min_applications=300)
+
+
+def local_prometheus(folder: Path, port: int, classifier: Service, explainer: Service) -> LocalPrometheus:
+    """A Prometheus scraping both services every 2 s, with the local rules."""
+    rules_file = rules.write(folder / "rules", LOCAL_RULES)[0]
+    return LocalPrometheus(folder, port, {"classifier": f"127.0.0.1:{classifier.metrics_port}",
+                                          "explainer": f"127.0.0.1:{explainer.metrics_port}"}, rules_file)
+
+
 def run_demo(classifier: Service, explainer: Service) -> int:
     """One prediction and one explanation with curl, then with requests and SeldonClient."""
     for command in example_calls(classifier, explainer):
@@ -68,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classifier-metrics-port", type=int, default=6000)
     parser.add_argument("--explainer-port", type=int, default=9001)
     parser.add_argument("--explainer-metrics-port", type=int, default=6001)
+    parser.add_argument("--prometheus-port", type=int, default=9090)
     parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / ".run")
     parser.add_argument("--demo", action="store_true", help="send example calls, then stop")
+    parser.add_argument("--replay", action="store_true", help="replay held-out traffic and the trap, print alerts, stop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
@@ -94,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, stop)
+    prometheus = local_prometheus(args.log_dir / "prometheus", args.prometheus_port, classifier, explainer)
     try:
         for service in (classifier, explainer):
             service.start(args.log_dir / f"{service.name}.log")
@@ -101,8 +119,20 @@ def main(argv: list[str] | None = None) -> int:
             seconds = service.wait_ready()
             logger.info("%s ready in %.1f s at %s (metrics %s, log %s)", service.name, seconds,
                         service.predictions_url, service.metrics_url, service.log_path)
+        if not args.demo:
+            try:
+                prometheus.start()
+                logger.info("Prometheus at %s (rules: window %s; alerts at %s/alerts)", prometheus.url,
+                            LOCAL_RULES.window, prometheus.url)
+            except PrometheusError as error:
+                if args.replay:
+                    raise
+                logger.warning("no Prometheus: %s", error)
         if args.demo:
             return run_demo(classifier, explainer)
+        if args.replay:
+            return replay.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url,
+                                "--prometheus-url", prometheus.url, "--window", str(LOCAL_WINDOW_S)])
         print("\nExample calls:\n" + "\n".join(shlex.join(c) for c in example_calls(classifier, explainer)))
         print("\nServing; Ctrl-C stops both services.", flush=True)
         signal.pause()
@@ -110,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         logger.info("stopping the services")
+        prometheus.stop()
         for service in (explainer, classifier):
             try:
                 service.stop()

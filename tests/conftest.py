@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from loanxai.data import load_dataset
-from loanxai.description import CATEGORICAL, DEFAULT_DESCRIPTION, load_description
+from loanxai.description import CATEGORICAL, DATASETS_DIR, DEFAULT_DESCRIPTION, load_description
+from loanxai.monitoring import FLUSH_SECONDS
 from loanxai.services import Service, classifier_service, explainer_service, free_port
 from loanxai.train import train
 
@@ -45,12 +47,36 @@ def artifacts(tmp_path_factory) -> Artifacts:
     return Artifacts(root / "loanclassifier", root / "explainer", classifier_manifest, explainer_manifest)
 
 
+@pytest.fixture(scope="session")
+def loanapp_artifacts(tmp_path_factory) -> Artifacts:
+    """Both artifacts of the second dataset (Boston mortgage applications), whose model passes the gate."""
+    root = tmp_path_factory.mktemp("loanapp")
+    classifier_manifest, explainer_manifest = train(root / "loanclassifier", root / "explainer", DATASETS_DIR / "loanapp.yaml")
+    return Artifacts(root / "loanclassifier", root / "explainer", classifier_manifest, explainer_manifest)
+
+
 @pytest.fixture
 def artifacts_copy(artifacts, tmp_path) -> Artifacts:
     """A private copy of the artifacts that a test may tamper with."""
     classifier_dir = shutil.copytree(artifacts.classifier_dir, tmp_path / "loanclassifier")
     explainer_dir = shutil.copytree(artifacts.explainer_dir, tmp_path / "explainer")
     return Artifacts(classifier_dir, explainer_dir, artifacts.classifier_manifest, artifacts.explainer_manifest)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``check()`` until it is true or ``timeout`` passes; return its last answer. Metrics
+    are counted by each process's flush thread, within a second of the answer."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def settle() -> None:
+    """Wait until what the services answered so far has been counted in their metrics."""
+    time.sleep(2 * FLUSH_SECONDS)
 
 
 def start_classifier(artifacts_dir: Path, log_dir: Path, http_port: int | None = None, **env: str) -> Service:

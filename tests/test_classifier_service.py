@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from loanxai.schema import FeatureSchema
-from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, start_classifier
+from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, eventually, settle, start_classifier
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,11 @@ def metric(service, name):
 def test_custom_metrics_count_requests_and_approvals(classifier, schema):
     approved = EXAMPLE_APPLICATION | {"marital-status": "Married-civ-spouse", "relationship": "Husband", "gender": "Male",
                                       "education": "Doctorate", "education-num": 16, "capital-gain": 99999}
+    settle()
     before = {name: metric(classifier, name) for name in ("loan_requests_total", "loan_applications_total", "loan_approvals_total")}
     p = probabilities(post(classifier, {"jsonData": [approved, EXAMPLE_APPLICATION, approved]}))
     assert list(p[:, 1] >= 0.5) == [True, False, True]
-    assert metric(classifier, "loan_requests_total") == before["loan_requests_total"] + 1
+    assert eventually(lambda: metric(classifier, "loan_requests_total") == before["loan_requests_total"] + 1)
     assert metric(classifier, "loan_applications_total") == before["loan_applications_total"] + 3
     assert metric(classifier, "loan_approvals_total") == before["loan_approvals_total"] + 2
 
@@ -98,7 +99,7 @@ ROW = [EXAMPLE_APPLICATION[name] for name in FEATURE_NAMES]
         ({"jsonData": [{k: v for k, v in EXAMPLE_APPLICATION.items() if k != "age"}]}, "missing feature 'age' in row 0"),
         ({"data": {"ndarray": []}}, "empty batch"),
         ({"jsonData": [EXAMPLE_APPLICATION] * 101}, "batch of 101 rows is larger than the limit of 100"),
-        ({"data": {"tensor": {"shape": [2, 10], "values": ROW}}}, "must hold rows x features = 20"),
+        ({"data": {"tensor": {"shape": [2, 10], "values": ROW}}}, "must hold rows x columns = 20"),
         ({"strData": "hello"}, "needs 'data'"),
     ],
 )

@@ -21,7 +21,7 @@ def documents():
 @pytest.fixture(scope="module")
 def schema():
     assert deploycheck.CRD_PATH.is_file(), f"the CRD is expected at {deploycheck.CRD_PATH}"
-    return deploycheck.seldon_schema()
+    return deploycheck.crd_schema()
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +141,8 @@ def set_classifier_url(url):
     ("loan-explainer", lambda d: container(d).pop("volumeMounts"), "mounted at /tmp"),
     ("loan-explainer", lambda d: d["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["securityContext"].pop("seccompProfile"), "seccompProfile"),
     ("loan-classifier", lambda d: container(d)["livenessProbe"].pop("timeoutSeconds"), "livenessProbe timeoutSeconds must be at least 2"),
+    ("loan-explainer", lambda d: d["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["annotations"].update(
+        {"prometheus.io/path": "/metrics"}), "prometheus.io/path must be '/prometheus'"),
 ])
 
 def test_each_project_check_can_fail(documents, built_images, name, change, problem):

@@ -8,19 +8,12 @@ import requests
 
 from loanxai import client, report
 from loanxai.data import load_trained_dataset
-from loanxai.description import DATASETS_DIR
 from loanxai.schema import FeatureSchema
-from loanxai.train import train
 from tests.conftest import start_classifier, start_explainer
 
-LOANAPP = DATASETS_DIR / "loanapp.yaml"
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("loanapp")
-    classifier_manifest, _ = train(root / "loanclassifier", root / "explainer", LOANAPP)
-    return root, classifier_manifest
+def trained(loanapp_artifacts):
+    return loanapp_artifacts.classifier_dir.parent, loanapp_artifacts.classifier_manifest
 
 
 @pytest.fixture(scope="module")

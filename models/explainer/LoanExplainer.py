@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,12 @@ from seldon_core.flask_utils import SeldonMicroserviceException
 from loanxai import anchors
 from loanxai.config import Settings
 from loanxai.manifest import load_pickle, load_verified_manifest
+from loanxai.monitoring import ExplanationMonitor
 from loanxai.payload import EXPLAIN_KINDS, EXPLAIN_PARAMETERS, explain_parameters, features_from_message
 from loanxai.recourse import RecourseFinder
 from loanxai.remote import BudgetExceeded, ClassifierError, ClassifierUnavailable, RemoteClassifier
-from loanxai.schema import FeatureSchema
-from loanxai.serving import counters, input_metadata, serve_json
+from loanxai.schema import FeatureSchema, InputError
+from loanxai.serving import input_metadata, serve_json
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ class LoanExplainer:
         self._lock = threading.Lock()
         self._admission = threading.Lock()
         self._admitted = 0
+        self.monitor = ExplanationMonitor(self.settings.explain_budget, self.settings.explain_p95_budget) if self.settings.metrics else None
 
     def load(self) -> None:
         """Unpickle the explainer (once per gunicorn worker); the classifier is not called yet."""
@@ -70,10 +74,26 @@ class LoanExplainer:
         return serve_json(self._explain_message, request)
 
     def _explain_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        X = features_from_message(message, self.schema, max_rows=1)
-        parameters = explain_parameters(message, self.settings.explain_threshold, self.schema.n_features)
-        x = np.where(np.isnan(X[0]), self.medians, X[0])
-        kind = parameters["kind"]
+        started, kind, status, spent = time.perf_counter(), "invalid", 500, {"model_calls": 0}
+        try:
+            X = features_from_message(message, self.schema, max_rows=1)
+            parameters = explain_parameters(message, self.settings.explain_threshold, self.schema.n_features)
+            kind = parameters["kind"]
+            answer = self._admit(np.where(np.isnan(X[0]), self.medians, X[0]), kind, parameters, spent)
+            status = 200
+            return answer
+        except InputError:
+            status = 400
+            raise
+        except SeldonMicroserviceException as error:
+            status = error.status_code
+            raise
+        finally:
+            if self.monitor is not None:
+                self.monitor.record(kind, status, time.perf_counter() - started, spent["model_calls"])
+
+    def _admit(self, x: np.ndarray, kind: str, parameters: dict[str, Any], spent: dict[str, int]) -> dict[str, Any]:
+        """Explain ``x`` if this worker has room; 503 at once if not."""
         with self._admission:
             if self._admitted > self.settings.explain_queue:
                 raise SeldonMicroserviceException(
@@ -81,12 +101,13 @@ class LoanExplainer:
                     "(LOAN_EXPLAIN_QUEUE); retry in a moment", status_code=503, reason="EXPLAINER_BUSY")
             self._admitted += 1
         try:
-            return self._explain(x, kind, parameters)
+            return self._explain(x, kind, parameters, spent)
         finally:
             with self._admission:
                 self._admitted -= 1
 
-    def _explain(self, x: np.ndarray, kind: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    def _explain(self, x: np.ndarray, kind: str, parameters: dict[str, Any], spent: dict[str, int]) -> dict[str, Any]:
+        """Explain ``x``; ``spent["model_calls"]`` gets the classifier calls made, answered or not."""
         with self._lock:
             calls, rows = self.classifier.calls, self.classifier.rows
             seed = anchors.sample_seed(x, self.manifest["classifier_files"]["model.dill"], parameters["seed"])
@@ -106,21 +127,24 @@ class LoanExplainer:
                 raise SeldonMicroserviceException(str(error), status_code=502, reason="CLASSIFIER_ERROR") from None
             except BudgetExceeded as error:
                 raise SeldonMicroserviceException(str(error), status_code=504, reason="EXPLANATION_TIMEOUT") from None
+            finally:
+                spent["model_calls"] = self.classifier.calls - calls
             calls, rows = self.classifier.calls - calls, self.classifier.rows - rows
         answer = {"kind": kind, "application": self.schema.decode(x)[0], **answer, "seed": parameters["seed"],
                   "model_calls": calls, "model_rows": rows}
         logger.info("explained (%s): %s (%d model calls)", kind,
                     answer.get("anchor_text", f"{len(answer.get('counterfactuals', []))} counterfactuals"), calls)
-        return {
-            "jsonData": answer,
-            "meta": {"metrics": counters(loan_explanations_total=1, loan_explainer_model_calls_total=calls)},
-        }
+        return {"jsonData": answer}
 
     def _set_predictor(self) -> None:
         """Give the explainer its REST predictor; alibi calls it once to check its output."""
         if not self._has_predictor:
             anchors.set_predictor(self.explainer, self.classifier.predict)
             self._has_predictor = True
+
+    def collect_metrics(self) -> Iterable[Any]:
+        """The explanation budget, as a gauge (for the metrics server)."""
+        return self.monitor.collect() if self.monitor is not None else ()
 
     def health_status(self) -> dict[str, Any]:
         """Liveness and readiness: the explainer is loaded (the classifier is not called)."""

@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from google.protobuf import json_format
 from seldon_core.flask_utils import SeldonMicroserviceException
+from seldon_core.proto import prediction_pb2
 
 from loanxai.config import Settings
 from loanxai.fastpath import COMPILED_FILE, FastClassifier, check_parity
 from loanxai.gate import failed_checks
 from loanxai.manifest import load_pickle, load_verified_manifest
-from loanxai.payload import features_from_message, prediction_parameters
+from loanxai.monitoring import DecisionMonitor
+from loanxai.payload import prediction_parameters, read_feedback, read_message
 from loanxai.reasons import ReasonExplainer, column_features
-from loanxai.schema import CLASS_NAMES, FeatureSchema
-from loanxai.serving import counters, input_metadata, serve_json
+from loanxai.schema import CLASS_NAMES, FeatureSchema, InputError
+from loanxai.serving import bad_request, input_metadata, serve_json
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ class LoanClassifier:
         self.artifacts_dir = settings.artifacts_dir or DEFAULT_ARTIFACTS
         self.max_batch_rows = settings.max_batch_rows
         self.default_reasons = settings.reasons
+        self.metrics_enabled = settings.metrics
         # Everything is loaded here, in gunicorn's master before it forks: a bad artifact stops
         # the service at once, the metadata (built before any worker's load) can name the
         # prediction path, and the workers share the model's memory.
@@ -57,6 +63,8 @@ class LoanClassifier:
             self.forest, self.fast.transform,
             column_features(self.fast.numeric_columns, self.fast.categorical_columns, self.fast.categories),
             self.schema, dataset["titles"], [p["name"] for p in dataset["protected"]])
+        # decisions and outcomes counted for Prometheus (every series created here, before the fork)
+        self.monitor = DecisionMonitor(self.manifest) if settings.metrics else None
         logger.info("classifier %s (dataset %s, candidate %s) from %s serves the %s path", self.version,
                     self.manifest["dataset"]["name"], self.manifest["training"]["candidate"], self.artifacts_dir,
                     self.prediction_path)
@@ -98,28 +106,38 @@ class LoanClassifier:
         return serve_json(self._predict_message, request)
 
     def _predict_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        X = features_from_message(message, self.schema, self.max_batch_rows)
+        X, groups = read_message(message, self.schema, self.max_batch_rows)
         parameters = prediction_parameters(message, self.default_reasons, self.schema.n_features)
         proba = self.predict_proba(X)
-        approvals = int(np.count_nonzero(proba[:, 1] >= 0.5))
+        if self.monitor is not None:
+            self.monitor.record(X, proba[:, 1], groups)
+        request_meta = message.get("meta") or {}
         # the request's tags come back, as Seldon's wrapper does for other models (its batch
         # processor reads its batch_id there); principal reasons go beside them
-        tags = {k: v for k, v in ((message.get("meta") or {}).get("tags") or {}).items() if k != "reasons"}
+        tags = {k: v for k, v in (request_meta.get("tags") or {}).items() if k != "reasons"}
         if parameters["reasons"]:
             tags["reasons"] = self.reasons.explain(X, proba[:, 1], parameters["reasons"])
-        meta: dict[str, Any] = {"tags": tags} if tags else {}
-        return {
-            "data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()},
-            "meta": {
-                **meta,
-                "metrics": counters(
-                    loan_requests_total=1,
-                    loan_applications_total=len(X),
-                    loan_approvals_total=approvals,
-                    loan_rejections_total=len(X) - approvals,
-                )
-            },
-        }
+        # the request id outcomes are joined on later, as Seldon's executor sets it
+        meta: dict[str, Any] = {"puid": request_meta.get("puid") or uuid.uuid4().hex}
+        if tags:
+            meta["tags"] = tags
+        return {"data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()}, "meta": meta}
+
+    def send_feedback_raw(self, feedback: prediction_pb2.Feedback) -> prediction_pb2.SeldonMessage:
+        """Count the outcomes of a feedback (``/api/v1.0/feedback``: ``request``, ``response``,
+        ``truth``) by group; a malformed one is a 400 naming the problem."""
+        try:
+            outcomes = read_feedback(json_format.MessageToDict(feedback), self.schema, self.max_batch_rows)
+        except InputError as error:
+            raise bad_request(error) from None
+        if self.monitor is not None:
+            self.monitor.record_outcomes(outcomes)
+        answer = {"outcomes": len(outcomes.truth), "correct": int((outcomes.predicted == outcomes.truth).sum())}
+        return json_format.ParseDict({"jsonData": answer}, prediction_pb2.SeldonMessage())
+
+    def collect_metrics(self) -> Iterable[Any]:
+        """The references the live metrics are read against (gauges, for the metrics server)."""
+        return self.monitor.collect() if self.monitor is not None else ()
 
     def health_status(self) -> dict[str, Any]:
         """Readiness: the loaded model still gives the reference answers recorded at training."""

@@ -1,0 +1,224 @@
+"""Replay production traffic at the local services and read the alerts Prometheus raises.
+
+``make replay`` (``python -m loanxai.replay``) sends the served model's held-out applications,
+then the seed's trap, each followed by their outcomes through the feedback endpoint:
+
+1. **held-out**: every held-out application once, with its protected attributes, then its
+   recorded outcome. The live metrics equal the held-out ones: a model that passed the
+   fairness gate raises no alert (one that failed it raises the disparate impact alert, as it should).
+2. **trap**: the seed's story in production, a population unlike the training data and
+   approvals biased against one group. A share (80%) of the applications comes from one
+   group ``U`` of one protected attribute, within one input category ``W``, the rest from the
+   held-out population. ``U`` is the group the model approves least, of the first protected
+   attribute with two groups large enough to judge; ``W`` is the category where the model's
+   held-out recall within ``U`` is lowest (at least 3 approved applications): a channel of
+   applicants the model serves worst. Applications are drawn with replacement, seeded; the
+   outcomes are those recorded in the data, never invented. The drift (PSI on ``W``'s feature
+   and on the score), disparate impact and recall alerts fire.
+
+Between the phases the replay waits for the rules' window to pass, so each phase is judged
+alone. A few explanations (anchor and recourse) are asked in each phase for the explainer's metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import requests
+
+from loanxai.data import load_trained_dataset
+from loanxai.description import LABEL
+from loanxai.fairness import large_groups
+from loanxai.manifest import load_pickle, load_verified_manifest
+from loanxai.prometheus import alerts
+from loanxai.schema import FeatureSchema
+from loanxai.train import CLASSIFIER_DIR
+
+logger = logging.getLogger("loanxai.replay")
+
+#: share of the trap's applications drawn from the weak segment
+TRAP_SHARE = 0.8
+#: approved held-out applications a segment needs to have a recall to compare
+MIN_APPROVED = 3
+
+
+@dataclass(frozen=True)
+class Trap:
+    """The trap's segment: ``attribute`` = ``group`` and ``feature`` = ``category``, with the
+    model's held-out recall there and its size."""
+
+    attribute: str
+    group: str
+    feature: str
+    category: str
+    recall: float
+    approved: int
+    rows: int
+
+    def describe(self) -> str:
+        return (f"{TRAP_SHARE:.0%} of the applications from {self.attribute} = {self.group} with {self.feature} = "
+                f"{self.category} (held-out: {self.rows} applications, {self.approved} approved, model recall "
+                f"{self.recall:.2f}), the rest from the held-out population")
+
+
+def held_out_predictions(classifier_dir: Path) -> tuple[FeatureSchema, pd.DataFrame, np.ndarray]:
+    """The served model's schema, its held-out rows (with protected attributes and labels) and
+    its decisions on them (True: approved), from its artifacts."""
+    manifest = load_verified_manifest(classifier_dir)
+    dataset = load_trained_dataset(manifest)
+    X = dataset.schema.encode_frame(dataset.test)
+    proba = load_pickle(classifier_dir, "model.dill").predict_proba(
+        load_pickle(classifier_dir, "preprocessor.dill").transform(X))
+    return dataset.schema, dataset.test.reset_index(drop=True), proba[:, 1] >= 0.5
+
+
+def choose_trap(schema: FeatureSchema, test: pd.DataFrame, predicted: np.ndarray, min_group_rows: int) -> Trap:
+    """The trap's segment (see the module's docstring); ValueError if the data holds none."""
+    approved = test[LABEL].to_numpy().astype(bool)
+    for attribute in schema.protected:
+        groups = large_groups(test[attribute].astype(str), min_group_rows)
+        if len(groups) < 2:
+            continue
+        rates = {g: predicted[(test[attribute].astype(str) == g).to_numpy()].mean() for g in groups}
+        group = min(rates, key=rates.get)
+        in_group = (test[attribute].astype(str) == group).to_numpy()
+        candidates = []
+        for feature in schema.category_map:
+            for category in sorted(test[feature].dropna().unique()):
+                rows = in_group & (test[feature] == category).to_numpy()
+                n_approved = int((rows & approved).sum())
+                if n_approved >= MIN_APPROVED:
+                    recall = float((rows & approved & predicted).sum() / n_approved)
+                    candidates.append((recall, -n_approved, feature, str(category), int(rows.sum())))
+        if candidates:
+            recall, minus_approved, feature, category, n_rows = min(candidates)
+            return Trap(attribute, group, feature, category, recall, -minus_approved, n_rows)
+    raise ValueError("no protected attribute has two groups large enough, and a segment with approved applications")
+
+
+def trap_rows(test: pd.DataFrame, trap: Trap, n: int, seed: int) -> np.ndarray:
+    """Indices into ``test`` of ``n`` trap applications, drawn with replacement."""
+    segment = np.flatnonzero(((test[trap.attribute].astype(str) == trap.group)
+                              & (test[trap.feature] == trap.category)).to_numpy())
+    rng = np.random.default_rng(seed)
+    from_segment = rng.random(n) < TRAP_SHARE
+    return np.where(from_segment, rng.choice(segment, n), rng.integers(0, len(test), n))
+
+
+def applications(schema: FeatureSchema, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as jsonData applications: features (labels, null when missing) and protected attributes."""
+    records = schema.decode(schema.encode_frame(rows))
+    for record, (_, row) in zip(records, rows.iterrows()):
+        record.update({name: str(row[name]) for name in schema.protected})
+    return records
+
+
+def send(classifier_url: str, records: Sequence[dict[str, Any]], outcomes: Sequence[bool], batch: int = 10) -> dict[str, int]:
+    """Ask the classifier to decide ``records`` (``batch`` per request), then send each
+    request's outcomes through the feedback endpoint; return the counts sent."""
+    predictions = f"{classifier_url}/api/v1.0/predictions"
+    feedback = f"{classifier_url}/api/v1.0/feedback"
+    sent = {"applications": 0, "approved": 0, "outcomes": 0}
+    with requests.Session() as session:
+        for start in range(0, len(records), batch):
+            request = {"jsonData": list(records[start:start + batch])}
+            answer = session.post(predictions, json=request, timeout=30)
+            answer.raise_for_status()
+            response = answer.json()
+            truth = [[int(o)] for o in outcomes[start:start + batch]]
+            session.post(feedback, json={"request": request, "response": response, "truth": {"data": {"ndarray": truth}}},
+                         timeout=30).raise_for_status()
+            sent["applications"] += len(truth)
+            sent["approved"] += sum(p[1] >= 0.5 for p in response["data"]["ndarray"])
+            sent["outcomes"] += len(truth)
+    return sent
+
+
+def explain(explainer_url: str, records: Iterable[dict[str, Any]]) -> list[int]:
+    """One anchor and one recourse for each application; return the answers' status codes."""
+    codes = []
+    with requests.Session() as session:
+        for record in records:
+            for kind in ("anchor", "recourse"):
+                answer = session.post(f"{explainer_url}/api/v1.0/predictions",
+                                      json={"jsonData": record, "meta": {"tags": {"kind": kind}}}, timeout=60)
+                codes.append(answer.status_code)
+    return codes
+
+
+def firing(prometheus_url: str) -> list[dict[str, Any]]:
+    """The alerts firing now."""
+    return [a for a in alerts(prometheus_url) if a["state"] == "firing"]
+
+
+def wait_for_alerts(prometheus_url: str, names: set[str], timeout: float) -> list[dict[str, Any]]:
+    """Poll until every alert in ``names`` fires (or ``timeout``); return the alerts firing then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = firing(prometheus_url)
+        if names <= {a["labels"]["alertname"] for a in now} or time.monotonic() > deadline:
+            return now
+        time.sleep(1)
+
+
+def describe_alerts(firing_alerts: list[dict[str, Any]]) -> str:
+    if not firing_alerts:
+        return "  (no alert firing)"
+    return "\n".join(f"  {a['labels']['alertname']}: {a['annotations'].get('description', '')}"
+                     for a in sorted(firing_alerts, key=lambda a: (a["labels"]["alertname"], json.dumps(a["labels"]))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classifier-url", default="http://127.0.0.1:9000")
+    parser.add_argument("--explainer-url", default="http://127.0.0.1:9001")
+    parser.add_argument("--prometheus-url", default="http://127.0.0.1:9090")
+    parser.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR, help="the served classifier's artifacts")
+    parser.add_argument("--phase", choices=["held-out", "trap", "both"], default="both")
+    parser.add_argument("--applications", type=int, default=2000, help="applications in the trap")
+    parser.add_argument("--window", type=float, default=60.0, help="the rules' window, seconds (waited between phases)")
+    parser.add_argument("--settle", type=float, default=15.0, help="seconds to wait for alerts after a phase")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    schema, test, predicted = held_out_predictions(args.artifacts)
+    outcomes = test[LABEL].to_numpy().astype(bool)
+    manifest = load_verified_manifest(args.artifacts)
+    phases = ["held-out", "trap"] if args.phase == "both" else [args.phase]
+    for i, phase in enumerate(phases):
+        if i:
+            logger.info("waiting %.0f s for the rules' window to pass", args.window)
+            time.sleep(args.window)
+        if phase == "held-out":
+            rows, expected = np.arange(len(test)), set()
+            print(f"\n== held-out traffic: the {len(test)} held-out applications, then their outcomes")
+        else:
+            trap = choose_trap(schema, test, predicted, manifest["gate"]["thresholds"]["min_group_rows"])
+            rows = trap_rows(test, trap, args.applications, args.seed)
+            expected = {"LoanFeatureDrift", "LoanScoreDrift", "LoanDisparateImpactBelowGate", "LoanRecallDrop"}
+            print(f"\n== the trap: {len(rows)} applications, {trap.describe()}; then their outcomes")
+        records = applications(schema, test.iloc[rows])
+        counts = send(args.classifier_url, records, outcomes[rows])
+        codes = explain(args.explainer_url, records[:2])
+        print(f"sent {counts['applications']} applications ({counts['approved']} approved by the model), "
+              f"{counts['outcomes']} outcomes, {len(codes)} explanations (status {sorted(set(codes))})")
+        if expected:
+            now = wait_for_alerts(args.prometheus_url, expected, args.settle + args.window)
+        else:
+            time.sleep(args.settle)
+            now = firing(args.prometheus_url)
+        print(f"alerts firing ({args.prometheus_url}/alerts):\n{describe_alerts(now)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
