@@ -11,6 +11,8 @@
   both seeded as the service seeds them (the same anchors, the same classifier calls);
 - principal reasons, recourse and the file scorer (``bench/decisions.py``), beside Seldon's
   ``seldon-batch-processor``;
+- what monitoring costs: the fast path with every metric on and with ``LOAN_METRICS=off``,
+  1-row named applications (protected attributes given) at concurrency 32, runs alternated;
 - cold start: seconds from process start to ready, for each service.
 
 Every server it starts listens on 127.0.0.1 and is stopped at the end, whatever happens.
@@ -191,6 +193,22 @@ def rest_section(servers: dict[str, Any], rows: np.ndarray, concurrency: list[in
     return results
 
 
+def monitoring_section(on: Any, off: Any, application: dict[str, Any], rounds: int, duration_s: float) -> dict[str, Any]:
+    """Requests/s of the classifier with monitoring on and off, side by side: ``rounds`` runs of
+    each, alternated so that both meet the same machine; the median of each, and their ratio."""
+    body = json.dumps({"jsonData": [application]})
+    runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+    for _ in range(rounds):
+        for name, server in (("on", on), ("off", off)):
+            runs[name].append(wrk(server.predictions_url, body, 32, duration_s))
+            print(f"  metrics {name:<3} {runs[name][-1]['requests_per_s']:8.0f} req/s", flush=True)
+    result = {name: {"requests_per_s_median": statistics.median(r["requests_per_s"] for r in rs),
+                     "p50_ms_median": statistics.median(r["p50_ms"] for r in rs),
+                     "errors": sum(r["errors"] for r in rs), "runs": rs} for name, rs in runs.items()}
+    result["on_over_off"] = result["on"]["requests_per_s_median"] / result["off"]["requests_per_s_median"]
+    return result
+
+
 def explanation_section(applications: np.ndarray, explainer_url: str, fast_predict: Callable) -> dict[str, Any]:
     """Seconds per explanation in process (fast predictor) and through the explainer service,
     seeded alike: each application gets the same anchor from the same classifier calls both ways."""
@@ -276,12 +294,25 @@ def markdown(results: dict[str, Any]) -> str:
         f"{e['same_anchor']} of {e['applications']} applications.",
         "",
         *decisions_markdown(results["decisions"]),
+        *monitoring_markdown(results["monitoring"]),
         "| cold start (process start to ready) | seconds |",
         "|---|---|",
         *[f"| {name} | {seconds:.1f} |" for name, seconds in results["cold_start_s"].items()],
         "",
     ]
     return "\n".join(lines)
+
+
+def monitoring_markdown(m: dict[str, Any]) -> list[str]:
+    return [
+        f"| what monitoring costs: 1 named application per request, c = 32, {len(m['on']['runs'])} runs each, "
+        "alternated | requests/s (median) | p50 ms |",
+        "|---|---|---|",
+        *[f"| metrics {name} | {m[name]['requests_per_s_median']:.0f} | {m[name]['p50_ms_median']:.2f} |" for name in ("on", "off")],
+        "",
+        f"With every metric on, the classifier serves {m['on_over_off']:.1%} of its rate with them off.",
+        "",
+    ]
 
 
 def decisions_markdown(d: dict[str, Any]) -> list[str]:
@@ -321,6 +352,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     fast = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2"})
+    unmonitored = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2", "LOAN_METRICS": "off"})
     reference = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2", "LOAN_PREDICTION_PATH": "scikit-learn"})
     explainer = explainer_service(fast.predictions_url, free_port(), free_port())
     with tempfile.TemporaryDirectory() as folder:
@@ -329,7 +361,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         started: list[Any] = []
         try:
             cold: dict[str, float] = {}
-            for name, server in [*servers.items(), ("explainer", explainer)]:
+            for name, server in [*servers.items(), ("explainer", explainer), ("ours, fast path, metrics off", unmonitored)]:
                 server.start(logs / f"{name.replace(', ', '-').replace(' ', '-')}.log")
                 started.append(server)
                 cold[name] = server.wait_ready()  # one at a time: a start-up is not slowed by another
@@ -337,6 +369,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["peer_max_difference"] = check_same_answers(rows[:100], fast.predictions_url, peer.predictions_url)
             print("REST load (wrk)", flush=True)
             results["rest"] = rest_section(servers, rows, args.concurrency, args.duration)
+            print("monitoring cost", flush=True)
+            application = load_verified_manifest(CLASSIFIER_DIR)["dataset"]["example"]
+            results["monitoring"] = monitoring_section(fast, unmonitored, application, 1 if args.quick else 3, args.duration)
             print("explanations", flush=True)
             medians = load_verified_manifest(EXPLAINER_DIR)["numeric_medians"]
             results["explanations"] = explanation_section(
