@@ -32,6 +32,8 @@ where it has one:
 
 =============================== ================================================ =========
 PREDICTIVE_UNIT_HTTP_SERVICE_PORT, _GRPC_SERVICE_PORT, _METRICS_SERVICE_PORT       9000, 5000, 6000
+LOAN_LISTEN_HOST                the address every server listens on (the local   0.0.0.0
+                                runner and the tests: 127.0.0.1)
 PREDICTIVE_UNIT_METRICS_ENDPOINT path of the metrics (read by the wrapper;         /metrics
                                 the operator sets ``/prometheus``)
 PREDICTIVE_UNIT_PARAMETERS      JSON list of the serving class's parameters      []
@@ -133,6 +135,7 @@ class Settings:
 class ServerSettings:
     """The microservice's configuration (ports, workers, timeouts, limits); :meth:`from_env`."""
 
+    host: str = "0.0.0.0"
     http_port: int = 9000
     grpc_port: int = 5000
     metrics_port: int = 6000
@@ -153,6 +156,7 @@ class ServerSettings:
     def from_env(cls) -> "ServerSettings":
         d = cls()
         settings = cls(
+            host=os.environ.get("LOAN_LISTEN_HOST") or d.host,
             http_port=_env_int("PREDICTIVE_UNIT_HTTP_SERVICE_PORT", d.http_port),
             grpc_port=_env_int("PREDICTIVE_UNIT_GRPC_SERVICE_PORT", d.grpc_port),
             metrics_port=_env_int("PREDICTIVE_UNIT_METRICS_SERVICE_PORT", d.metrics_port),

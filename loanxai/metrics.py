@@ -16,7 +16,6 @@ prometheus_client is imported (:mod:`loanxai.microservice` does it first).
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -107,8 +106,3 @@ class _Labelled:
                     samples.append(sample._replace(labels={**labels, **DEFAULT_LABELS}))
                 family.samples = samples
                 yield family
-
-
-def metrics_directory() -> str:
-    """The folder of the per-process files (``prometheus_multiproc_dir``)."""
-    return os.environ["prometheus_multiproc_dir"]

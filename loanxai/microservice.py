@@ -91,8 +91,8 @@ def _run(argv: list[str] | None, directory: str) -> int:
     }
     if settings.grpc_workers:
         children["grpc"] = partial(_serve_grpc, user_object, metrics, settings, args.grpc_port, load_annotations())
-    logger.info("serving %s: REST :%d (%d workers x %d threads), metrics :%d%s, gRPC %s", args.interface_name,
-                args.http_port, settings.workers, settings.threads, args.metrics_port, wrapper.METRICS_ENDPOINT,
+    logger.info("serving %s on %s: REST :%d (%d workers x %d threads), metrics :%d%s, gRPC %s", args.interface_name,
+                settings.host, args.http_port, settings.workers, settings.threads, args.metrics_port, wrapper.METRICS_ENDPOINT,
                 f":{args.grpc_port}" if settings.grpc_workers else "off")
     return _supervise(children, settings, draining)
 
@@ -178,7 +178,7 @@ def _serve_http(app: Any, user_object: Any, metrics: Any, settings: Any, port: i
     class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in {
-                "bind": f"0.0.0.0:{port}",
+                "bind": f"{settings.host}:{port}",
                 "workers": workers,
                 "threads": settings.threads,
                 "worker_class": "loanxai.microservice.DeadlineThreadWorker",
@@ -321,7 +321,7 @@ def _serve_grpc(user_object: Any, metrics: Any, settings: Any, port: int, annota
     server = get_grpc_server(user_object, metrics, annotations=annotations, num_threads=settings.grpc_threads)
     if hasattr(user_object, "load"):
         user_object.load()
-    server.add_insecure_port(f"0.0.0.0:{port}")
+    server.add_insecure_port(f"{settings.host}:{port}")
     server.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

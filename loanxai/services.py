@@ -2,7 +2,8 @@
 
 Each service runs ``loanxai-microservice`` (:mod:`loanxai.microservice`) in its own folder and
 its own process group, and gets SIGTERM if the process that started it dies, however it dies.
-Locally there is no load balancer to drain from: services stop after 0.2 s of draining.
+Locally there is no load balancer to drain from: services stop after 0.2 s of draining; they
+listen on 127.0.0.1 only.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ class Service:
         # custom metrics go to the metrics endpoint only, not into every response; the graph
         # node's name labels the metrics (model_name), as the Seldon operator sets it
         env = {**os.environ, "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false", "LOAN_DRAIN_SECONDS": "0.2",
-               "PREDICTIVE_UNIT_ID": self.name, **self.env}
+               "PREDICTIVE_UNIT_ID": self.name, "LOAN_LISTEN_HOST": "127.0.0.1", **self.env}
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(), cwd=self.folder, env=env,

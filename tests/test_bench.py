@@ -27,8 +27,12 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(tmp_path):
     assert results["peer_max_difference"] < 1e-9  # the peer serves the same model
     assert results["explanations"]["applications"] == 2
     assert results["explanations"]["service"]["model_calls_median"] > 0
-    assert set(results["cold_start_s"]) == {"ours, fast path", "ours, scikit-learn", "mlserver", "explainer"}
+    assert set(results["cold_start_s"]) == {"ours, fast path", "ours, scikit-learn", "mlserver", "explainer",
+                                            "ours, fast path, metrics off"}
+    monitoring = results["monitoring"]
+    assert all(monitoring[k]["requests_per_s_median"] > 0 and monitoring[k]["errors"] == 0 for k in ("on", "off"))
     table = (tmp_path / "latest.md").read_text()
+    assert "what monitoring costs" in table
     assert "| over REST |" in table and "| mlserver | 100 | 8 |" in table
     leftovers = subprocess.run(["pgrep", "-af", "mlserver start|loanxai-microservice"], capture_output=True, text=True).stdout
     assert not [line for line in leftovers.splitlines() if str(tmp_path) in line or "mlserver start" in line]

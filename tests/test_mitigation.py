@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import requests
 
-from loanxai.data import LABEL, Dataset
+from loanxai.data import LABEL
 from loanxai.mitigation import CANDIDATES, Candidate, choose, intersection, kamiran_calders_weights, pick, train_candidates
 from tests.conftest import EXAMPLE_APPLICATION
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from loanxai.payload import explain_parameters, features_from_message
+from loanxai.payload import explain_parameters, features_from_message, read_feedback
 from loanxai.schema import FeatureSchema, InputError
 from tests.conftest import SEED_CATEGORICAL as CATEGORICAL_FEATURES
 from tests.conftest import SEED_FEATURES as FEATURE_NAMES
@@ -73,3 +73,23 @@ def test_explain_parameters_default_and_override():
 def test_bad_explain_parameters_are_named(tags, problem):
     with pytest.raises(InputError, match=problem):
         explain_parameters({"meta": {"tags": tags}}, 0.95, 12)
+
+
+@pytest.mark.parametrize("truth", [
+    {"data": {"ndarray": [1, 0]}},
+    {"data": {"ndarray": [["approved"], ["rejected"]]}},
+    {"data": {"ndarray": [[1.0], [0.0]]}},
+    {"data": {"tensor": {"shape": [2, 1], "values": [1, 0]}}},
+])
+def test_feedback_truth_forms(truth):
+    outcomes = read_feedback({"response": {"data": {"ndarray": [[0.3, 0.7], [0.8, 0.2]]}}, "truth": truth}, SCHEMA, 10)
+    assert outcomes.truth.tolist() == [True, False] and outcomes.predicted.tolist() == [True, False]
+    assert outcomes.groups == {}  # no protected attributes in this schema, no request
+
+
+def test_feedback_reads_groups_from_the_request():
+    schema = FeatureSchema(FEATURE_NAMES, {name: ("A", "B") for name in CATEGORICAL_FEATURES}, protected={"sex": ("f", "m")})
+    outcomes = read_feedback({"request": {"jsonData": [RECORD | {"sex": "f"}, RECORD]},
+                              "response": {"data": {"ndarray": [[0.3, 0.7], [0.8, 0.2]]}},
+                              "truth": {"data": {"ndarray": [1, 1]}}}, schema, 10)
+    assert outcomes.groups == {"sex": ["f", None]}

@@ -49,6 +49,7 @@ def test_reasons_add_up_to_the_served_probability(classifier, held_out):
 def test_reasons_are_deterministic_and_optional(classifier, held_out):
     message = {"jsonData": held_out[:20], "meta": {"tags": {"reasons": 2}}}
     first, second = post(classifier, message).json(), post(classifier, message).json()
+    assert first["meta"].pop("puid") != second["meta"].pop("puid")  # a new id per prediction, as Seldon's
     assert first == second
     assert all(len(d["reasons"]) <= 2 for d in first["meta"]["tags"]["reasons"])
     plain = post(classifier, {"jsonData": held_out[:20]}).json()
