@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import ctypes
 import errno
+import gc
 import importlib
 import json
 import logging
@@ -194,6 +195,7 @@ def _serve_http(app: Any, user_object: Any, metrics: Any, settings: Any, port: i
         def load(self) -> Any:  # in each worker: the serving class loads what it loads per process
             if user_object is not None and hasattr(user_object, "load"):
                 user_object.load()
+            gc.freeze()  # what is loaded lives as long as the worker: the collector's full passes skip it
             return app
 
     Server().run()
@@ -321,6 +323,7 @@ def _serve_grpc(user_object: Any, metrics: Any, settings: Any, port: int, annota
     server = get_grpc_server(user_object, metrics, annotations=annotations, num_threads=settings.grpc_threads)
     if hasattr(user_object, "load"):
         user_object.load()
+    gc.freeze()
     server.add_insecure_port(f"{settings.host}:{port}")
     server.start()
     stop = threading.Event()

@@ -24,6 +24,8 @@ from loanxai.schema import CLASS_NAMES, FeatureSchema, InputError
 
 #: What the explainer explains (``meta.tags.kind``): an anchor (default) or a recourse.
 EXPLAIN_KINDS = ("anchor", "recourse")
+# why the classifier is asked: an applicant's decision, or an explainer's made-up samples
+PURPOSES = ("decision", "explanation")
 #: Explain parameters a request may set: type, low, high (integers from low to high, numbers
 #: in (low, high]; a high of None: the number of features), and the kind they apply to
 #: (None: both). alibi's other defaults (batch_size 100, coverage_samples 10000) are kept.
@@ -167,14 +169,19 @@ def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_f
 def prediction_parameters(message: Mapping[str, Any], default_reasons: int, n_features: int) -> dict[str, Any]:
     """The classifier's options from ``meta.tags``: ``reasons`` (true: the default number of
     principal reasons per application; a number: up to that many, at most ``n_features``;
-    false or 0: none). Other tags are left alone: Seldon's own tools put theirs there
-    (``seldon-batch-processor``: ``batch_id``, ``batch_index``, ...)."""
-    value = _tags(message).get("reasons", False)
+    false or 0: none) and ``purpose`` (``decision``, the default, or ``explanation``: rows an
+    explainer made up, answered but not counted as decisions). Other tags are left alone:
+    Seldon's own tools put theirs there (``seldon-batch-processor``: ``batch_id``, ...)."""
+    tags = _tags(message)
+    purpose = tags.get("purpose", PURPOSES[0])
+    if purpose not in PURPOSES:
+        raise InputError(f"prediction parameter 'purpose' must be one of: {', '.join(PURPOSES)}, got {purpose!r}")
+    value = tags.get("reasons", False)
     if isinstance(value, bool):
-        return {"reasons": default_reasons if value else 0}
+        return {"reasons": default_reasons if value else 0, "purpose": purpose}
     if not (isinstance(value, Real) and math.isfinite(value) and float(value).is_integer() and 0 <= value <= n_features):
         raise InputError(f"prediction parameter 'reasons' must be true, false or an integer from 0 to {n_features}, got {value!r}")
-    return {"reasons": int(value)}
+    return {"reasons": int(value), "purpose": purpose}
 
 
 def _tags(message: Mapping[str, Any]) -> Mapping[str, Any]:

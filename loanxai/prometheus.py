@@ -54,10 +54,15 @@ class LocalPrometheus:
         }
 
     def start(self, timeout: float = 30.0) -> None:
-        """Write the configuration, start Prometheus and wait until it is ready."""
+        """Write the configuration, start Prometheus, and wait until it is ready and has scraped
+        every target once: counters first seen after traffic arrived would hide that traffic
+        from ``increase()``."""
         executable = shutil.which("prometheus")
         if executable is None:
             raise PrometheusError("prometheus is not installed: apt-get install prometheus (Debian's package)")
+        # a fresh database: a previous run's series, and the alert states Prometheus restores from
+        # them at start, would be judged with this run's traffic
+        shutil.rmtree(self.folder / "data", ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
         config = self.folder / "prometheus.yml"
         config.write_text(yaml.safe_dump(self.config(), sort_keys=False))
@@ -70,6 +75,11 @@ class LocalPrometheus:
                 start_new_session=True, preexec_fn=die_with_parent)
         tail = lambda: "\n".join(log.read_text(errors="replace").splitlines()[-20:])  # noqa: E731
         wait_until_ready(f"{self.url}/-/ready", self.process, "prometheus", tail, timeout)
+        try:
+            self.wait_for(f"count(up == 1) >= {len(self.targets)}", timeout)
+        except PrometheusError:
+            raise PrometheusError(f"prometheus could not scrape every target of {sorted(self.targets.values())} "
+                                  f"within {timeout:.0f} s: see {self.url}/targets") from None
 
     def stop(self) -> None:
         if self.process is not None:

@@ -97,7 +97,8 @@ class RemoteClassifier:
             raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s (LOAN_EXPLAIN_BUDGET)")
         try:
             response = self.session.post(
-                self.url, json={"data": {"ndarray": X.tolist()}},
+                # perturbed samples, not applicants: the classifier does not count them as decisions
+                self.url, json={"data": {"ndarray": X.tolist()}, "meta": {"tags": {"purpose": "explanation"}}},
                 timeout=(self.timeout[0], min(self.timeout[1], remaining)),
             )
         except (requests.ConnectionError, requests.Timeout) as error:

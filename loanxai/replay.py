@@ -10,9 +10,10 @@ then the seed's trap, each followed by their outcomes through the feedback endpo
    approvals biased against one group. A share (80%) of the applications comes from one
    group ``U`` of one protected attribute, within one input category ``W``, the rest from the
    held-out population. ``U`` is the group the model approves least, of the first protected
-   attribute with two groups large enough to judge; ``W`` is the category where the model's
-   held-out recall within ``U`` is lowest (at least 3 approved applications): a channel of
-   applicants the model serves worst. Applications are drawn with replacement, seeded; the
+   attribute with two groups large enough to judge; ``W`` is the category whose trap would give
+   the lowest live recall, computed from the held-out rows (the segment's approved applicants
+   the model misses, weighed by how many of the trap's approved applicants it holds; at least
+   3 approved applications): a channel of applicants the model serves worst. Applications are drawn with replacement, seeded; the
    outcomes are those recorded in the data, never invented. The drift (PSI on ``W``'s feature
    and on the score), disparate impact and recall alerts fire.
 
@@ -54,7 +55,7 @@ MIN_APPROVED = 3
 @dataclass(frozen=True)
 class Trap:
     """The trap's segment: ``attribute`` = ``group`` and ``feature`` = ``category``, with the
-    model's held-out recall there and its size."""
+    model's held-out recall there, its size, and the recall the whole trap should show."""
 
     attribute: str
     group: str
@@ -63,11 +64,12 @@ class Trap:
     recall: float
     approved: int
     rows: int
+    live_recall: float
 
     def describe(self) -> str:
         return (f"{TRAP_SHARE:.0%} of the applications from {self.attribute} = {self.group} with {self.feature} = "
                 f"{self.category} (held-out: {self.rows} applications, {self.approved} approved, model recall "
-                f"{self.recall:.2f}), the rest from the held-out population")
+                f"{self.recall:.2f}), the rest from the held-out population (expected live recall {self.live_recall:.2f})")
 
 
 def held_out_predictions(classifier_dir: Path) -> tuple[FeatureSchema, pd.DataFrame, np.ndarray]:
@@ -84,6 +86,7 @@ def held_out_predictions(classifier_dir: Path) -> tuple[FeatureSchema, pd.DataFr
 def choose_trap(schema: FeatureSchema, test: pd.DataFrame, predicted: np.ndarray, min_group_rows: int) -> Trap:
     """The trap's segment (see the module's docstring); ValueError if the data holds none."""
     approved = test[LABEL].to_numpy().astype(bool)
+    found, positive = (approved & predicted).mean(), approved.mean()  # the rest of the trap: the held-out population
     for attribute in schema.protected:
         groups = large_groups(test[attribute].astype(str), min_group_rows)
         if len(groups) < 2:
@@ -95,13 +98,14 @@ def choose_trap(schema: FeatureSchema, test: pd.DataFrame, predicted: np.ndarray
         for feature in schema.category_map:
             for category in sorted(test[feature].dropna().unique()):
                 rows = in_group & (test[feature] == category).to_numpy()
-                n_approved = int((rows & approved).sum())
+                n_rows, n_approved, n_found = int(rows.sum()), int((rows & approved).sum()), int((rows & approved & predicted).sum())
                 if n_approved >= MIN_APPROVED:
-                    recall = float((rows & approved & predicted).sum() / n_approved)
-                    candidates.append((recall, -n_approved, feature, str(category), int(rows.sum())))
+                    live_recall = ((TRAP_SHARE * n_found / n_rows + (1 - TRAP_SHARE) * found)
+                                   / (TRAP_SHARE * n_approved / n_rows + (1 - TRAP_SHARE) * positive))
+                    candidates.append((live_recall, -n_approved, feature, str(category), n_rows, n_found / n_approved))
         if candidates:
-            recall, minus_approved, feature, category, n_rows = min(candidates)
-            return Trap(attribute, group, feature, category, recall, -minus_approved, n_rows)
+            live_recall, minus_approved, feature, category, n_rows, recall = min(candidates)
+            return Trap(attribute, group, feature, category, recall, -minus_approved, n_rows, live_recall)
     raise ValueError("no protected attribute has two groups large enough, and a segment with approved applications")
 
 
@@ -161,18 +165,21 @@ def firing(prometheus_url: str) -> list[dict[str, Any]]:
 
 
 def wait_for_alerts(prometheus_url: str, names: set[str], timeout: float) -> list[dict[str, Any]]:
-    """Poll until every alert in ``names`` fires (or ``timeout``); return the alerts firing then."""
+    """Poll until every alert in ``names`` has fired (or ``timeout``; with no names, for all of
+    ``timeout``); return every alert seen firing meanwhile (one per label set, as last seen):
+    an alert whose condition left the window before the others fired still counts."""
     deadline = time.monotonic() + timeout
+    seen: dict[str, dict[str, Any]] = {}
     while True:
-        now = firing(prometheus_url)
-        if names <= {a["labels"]["alertname"] for a in now} or time.monotonic() > deadline:
-            return now
+        seen.update((json.dumps(a["labels"], sort_keys=True), a) for a in firing(prometheus_url))
+        if (names and names <= {a["labels"]["alertname"] for a in seen.values()}) or time.monotonic() > deadline:
+            return list(seen.values())
         time.sleep(1)
 
 
 def describe_alerts(firing_alerts: list[dict[str, Any]]) -> str:
     if not firing_alerts:
-        return "  (no alert firing)"
+        return "  (none)"
     return "\n".join(f"  {a['labels']['alertname']}: {a['annotations'].get('description', '')}"
                      for a in sorted(firing_alerts, key=lambda a: (a["labels"]["alertname"], json.dumps(a["labels"]))))
 
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", choices=["held-out", "trap", "both"], default="both")
     parser.add_argument("--applications", type=int, default=2000, help="applications in the trap")
     parser.add_argument("--window", type=float, default=60.0, help="the rules' window, seconds (waited between phases)")
-    parser.add_argument("--settle", type=float, default=15.0, help="seconds to wait for alerts after a phase")
+    parser.add_argument("--settle", type=float, default=20.0, help="seconds to wait for alerts after a phase")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -211,12 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         codes = explain(args.explainer_url, records[:2])
         print(f"sent {counts['applications']} applications ({counts['approved']} approved by the model), "
               f"{counts['outcomes']} outcomes, {len(codes)} explanations (status {sorted(set(codes))})")
-        if expected:
-            now = wait_for_alerts(args.prometheus_url, expected, args.settle + args.window)
-        else:
-            time.sleep(args.settle)
-            now = firing(args.prometheus_url)
-        print(f"alerts firing ({args.prometheus_url}/alerts):\n{describe_alerts(now)}")
+        # held-out traffic: watch for the settling time; the trap: until the alerts expected fired
+        fired = wait_for_alerts(args.prometheus_url, expected, args.settle + (args.window if expected else 0))
+        print(f"alerts that fired ({args.prometheus_url}/alerts):\n{describe_alerts(fired)}")
+        missing = expected - {a["labels"]["alertname"] for a in fired}
+        if missing:
+            print(f"expected but not fired: {', '.join(sorted(missing))}")
     return 0
 
 

@@ -163,9 +163,9 @@ def test_bad_feedback_is_a_400_naming_the_problem(monitored, loanapp_artifacts, 
 
 
 def test_explanations_are_counted_by_kind_and_outcome(monitored, loanapp_artifacts):
-    _, explainer, _ = monitored
+    classifier, explainer, _ = monitored
     settle()
-    before = samples(explainer.metrics_url)
+    before, decided_before = samples(explainer.metrics_url), samples(classifier.metrics_url)
     application = example(loanapp_artifacts.classifier_manifest)
     assert requests.post(explainer.predictions_url, json={"jsonData": application}, timeout=60).status_code == 200
     assert requests.post(explainer.predictions_url, json={"jsonData": application, "meta": {"tags": {"kind": "story"}}},
@@ -179,6 +179,12 @@ def test_explanations_are_counted_by_kind_and_outcome(monitored, loanapp_artifac
         value(before, "loan_explanations_total", kind="invalid", outcome="4xx") + 1
     assert value(after, "loan_explanation_seconds_count", kind="anchor") == value(before, "loan_explanation_seconds_count", kind="anchor") + 1
     assert value(after, "loan_explanation_model_calls_total", kind="anchor") > value(before, "loan_explanation_model_calls_total", kind="anchor")
+    # the explainer's samples are not applicants: the classifier answered them and counted no decision
+    settle()
+    decided = samples(classifier.metrics_url)
+    assert value(decided, "loan_http_requests_total", endpoint="/api/v1.0/predictions", code="200") > \
+        value(decided_before, "loan_http_requests_total", endpoint="/api/v1.0/predictions", code="200")
+    assert value(decided, "loan_applications_total") == value(decided_before, "loan_applications_total")
 
 
 def firing(prometheus):

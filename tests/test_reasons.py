@@ -68,6 +68,7 @@ def test_the_readme_application_gets_reasons_in_words(classifier):
 @pytest.mark.parametrize("tags, problem", [
     ({"reasons": "many"}, "prediction parameter 'reasons' must be true, false or an integer from 0 to 10"),
     ({"reasons": 11}, "from 0 to 10, got 11"),
+    ({"purpose": "audit"}, "prediction parameter 'purpose' must be one of: decision, explanation, got 'audit'"),
 ])
 def test_bad_reason_requests_get_400(classifier, tags, problem):
     response = post(classifier, {"jsonData": [EXAMPLE_APPLICATION], "meta": {"tags": tags}})

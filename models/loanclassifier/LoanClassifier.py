@@ -109,7 +109,7 @@ class LoanClassifier:
         X, groups = read_message(message, self.schema, self.max_batch_rows)
         parameters = prediction_parameters(message, self.default_reasons, self.schema.n_features)
         proba = self.predict_proba(X)
-        if self.monitor is not None:
+        if self.monitor is not None and parameters["purpose"] == "decision":
             self.monitor.record(X, proba[:, 1], groups)
         request_meta = message.get("meta") or {}
         # the request's tags come back, as Seldon's wrapper does for other models (its batch
