@@ -313,16 +313,14 @@ class DecisionMonitor:
         rates = {name: GaugeMetricFamily(f"loan_held_out_{name}", f"held-out {name.replace('_', ' ')} of the served model",
                                          labels=["attribute", "group"])
                  for name in ("recall", "false_positive_rate", "accuracy", "approval_rate")}
+        rows = GaugeMetricFamily("loan_held_out_rows", "held-out applications", labels=["attribute", "group"])
         for attribute, groups in monitoring["held_out"].items():
             for group, counts in groups.items():
                 for name, value in outcome_rates(counts).items():
                     if not np.isnan(value):
                         rates[name].add_metric([attribute, group], value)
-        yield from rates.values()
-        rows = GaugeMetricFamily("loan_held_out_rows", "held-out applications", labels=["attribute", "group"])
-        for attribute, groups in monitoring["held_out"].items():
-            for group, counts in groups.items():
                 rows.add_metric([attribute, group], sum(counts.values()))
+        yield from rates.values()
         yield rows
         thresholds = gate["thresholds"]
         yield GaugeMetricFamily("loan_gate_min_disparate_impact", "the fairness gate's disparate impact threshold",

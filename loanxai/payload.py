@@ -103,6 +103,7 @@ def read_feedback(feedback: Any, schema: FeatureSchema, max_rows: int) -> Outcom
         if not isinstance(feedback.get(part), Mapping) or not isinstance(feedback[part].get("data"), Mapping):
             raise InputError(f"the feedback needs '{part}' with 'data' ({meaning})")
     answered = _data_rows(feedback["response"]["data"], "response.data")
+    _check_batch_size(len(answered), max_rows)
     names = feedback["response"]["data"].get("names") or list(CLASS_NAMES)
     if list(names) != list(CLASS_NAMES):
         raise InputError(f"'response.data.names' must be {list(CLASS_NAMES)}, as the classifier answers, got {names!r}")
@@ -113,7 +114,6 @@ def read_feedback(feedback: Any, schema: FeatureSchema, max_rows: int) -> Outcom
     truth = [_decision(value, i) for i, value in enumerate(_data_rows(feedback["truth"]["data"], "truth.data"))]
     if len(truth) != len(answered):
         raise InputError(f"'truth' holds {len(truth)} decisions for {len(answered)} answered applications")
-    _check_batch_size(len(truth), max_rows)
     if feedback.get("request"):
         X, groups = read_message(feedback["request"], schema, max_rows)
         if len(X) != len(truth):

@@ -128,8 +128,8 @@ class LoanExplainer:
             except BudgetExceeded as error:
                 raise SeldonMicroserviceException(str(error), status_code=504, reason="EXPLANATION_TIMEOUT") from None
             finally:
-                spent["model_calls"] = self.classifier.calls - calls
-            calls, rows = self.classifier.calls - calls, self.classifier.rows - rows
+                spent["model_calls"] = calls = self.classifier.calls - calls
+            rows = self.classifier.rows - rows
         answer = {"kind": kind, "application": self.schema.decode(x)[0], **answer, "seed": parameters["seed"],
                   "model_calls": calls, "model_rows": rows}
         logger.info("explained (%s): %s (%d model calls)", kind,

@@ -42,7 +42,6 @@ class LoanClassifier:
         self.artifacts_dir = settings.artifacts_dir or DEFAULT_ARTIFACTS
         self.max_batch_rows = settings.max_batch_rows
         self.default_reasons = settings.reasons
-        self.metrics_enabled = settings.metrics
         # Everything is loaded here, in gunicorn's master before it forks: a bad artifact stops
         # the service at once, the metadata (built before any worker's load) can name the
         # prediction path, and the workers share the model's memory.
