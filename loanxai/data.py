@@ -158,11 +158,11 @@ def recourse_rules(dataset: Dataset, schema: FeatureSchema) -> dict[str, Any]:
                                 f"{clashes[column.derived_from].iloc[0]!r} goes with several values "
                                 f"({', '.join(map(str, clashes[name].head(N_EXAMPLES)))})")
             rules["derived"][name] = {"source": column.derived_from,
-                                      "values": {str(k): _plain(v) for k, v in pairs.itertuples(index=False)}}
+                                      "values": {str(k): plain_value(v) for k, v in pairs.itertuples(index=False)}}
     return rules
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """A JSON value: numpy numbers as Python ones, integral floats as ints."""
     if isinstance(value, (np.floating, float)) and float(value).is_integer():
         return int(value)

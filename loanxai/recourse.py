@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from raiutils.exceptions import UserConfigValidationException
 
+from loanxai.data import plain_value
 from loanxai.schema import FeatureSchema
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # DiCE draws a progress bar on every call
@@ -53,7 +54,7 @@ class RecourseFinder:
         self.rules = rules
         self.titles = titles
         self.predict_proba = predict_proba
-        ranges = {name: [_plain(v) for v in bounds] for name, bounds in rules["ranges"].items()}
+        ranges = {name: [plain_value(v) for v in bounds] for name, bounds in rules["ranges"].items()}
         features = {name: (list(schema.category_map[name]) if name in schema.category_map else ranges[name])
                     for name in schema.feature_names}
         precision = {name: "int" if all(float(v).is_integer() for v in bounds) else ["float", 2]
@@ -138,11 +139,11 @@ class RecourseFinder:
                 ranked = order[order.index(value):] if direction == "increase" else order[: order.index(value) + 1]
                 labels = [label for label in ranked if label in labels]
             return labels if len(labels) > 1 else None
-        low, high = (_plain(v) for v in self.rules["ranges"][name])
+        low, high = (plain_value(v) for v in self.rules["ranges"][name])
         if direction == "increase":
-            low = _plain(max(low, value))
+            low = plain_value(max(low, value))
         elif direction == "decrease":
-            high = _plain(min(high, value))
+            high = plain_value(min(high, value))
         return [low, high] if low < high else None
 
     def _follow_derived(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -184,8 +185,3 @@ def _diverse(found: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
             seen.add(features)
     rest = [cf for cf in found if cf not in chosen]
     return (chosen + rest)[:k]
-
-
-def _plain(value: Any) -> Any:
-    number = float(value)
-    return int(number) if number.is_integer() else number
