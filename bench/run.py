@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import statistics
 import subprocess
 import sys
@@ -44,14 +43,28 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.decisions import run_decisions  # noqa: E402
-from loanxai.anchors import sample_seed  # noqa: E402
-from loanxai.data import LABEL, load_trained_dataset  # noqa: E402
-from loanxai.fastpath import COMPILED_FILE, FastClassifier  # noqa: E402
-from loanxai.manifest import library_versions, load_pickle, load_verified_manifest  # noqa: E402
-from loanxai.services import (  # noqa: E402
-    classifier_service, explainer_service, free_port, stop_process_group, wait_until_ready,
+from loanxai.artifacts import (  # noqa: E402
+    CLASSIFIER_DIR,
+    COMPILED_FILE,
+    EXPLAINER_DIR,
+    MODEL_FILE,
+    PREPROCESSOR_FILE,
+    RESULTS_DIR,
 )
-from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR, ensure_trained, impute_numeric  # noqa: E402
+from loanxai.core.manifest import library_versions, load_pickle, load_verified_manifest  # noqa: E402
+from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP, impute  # noqa: E402
+from loanxai.data.dataset import load_trained_dataset  # noqa: E402
+from loanxai.data.description import LABEL  # noqa: E402
+from loanxai.explain import anchors  # noqa: E402
+from loanxai.ops.services import (  # noqa: E402
+    classifier_service,
+    explainer_service,
+    free_port,
+    stop_process_group,
+    wait_until_ready,
+)
+from loanxai.serving.fastpath import FastClassifier  # noqa: E402
+from loanxai.training.train import ensure_trained  # noqa: E402
 
 MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
@@ -100,9 +113,9 @@ def wrk(url: str, body: str, connections: int, duration_s: float) -> dict[str, f
 
 
 def load_predictors() -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], Pipeline]:
-    preprocessor = load_pickle(CLASSIFIER_DIR, "preprocessor.dill")
-    as_trained = Pipeline([("preprocessor", preprocessor), ("classifier", load_pickle(CLASSIFIER_DIR, "model.dill"))])
-    single = load_pickle(CLASSIFIER_DIR, "model.dill")  # a second copy, served as the services do
+    preprocessor = load_pickle(CLASSIFIER_DIR, PREPROCESSOR_FILE)
+    as_trained = Pipeline([(PREPROCESSOR_STEP, preprocessor), (CLASSIFIER_STEP, load_pickle(CLASSIFIER_DIR, MODEL_FILE))])
+    single = load_pickle(CLASSIFIER_DIR, MODEL_FILE)  # a second copy, served as the services do
     single.n_jobs = 1
     one_job = Pipeline([("preprocessor", preprocessor), ("classifier", single)])
     fast = FastClassifier(preprocessor, CLASSIFIER_DIR / COMPILED_FILE)
@@ -212,8 +225,8 @@ def monitoring_section(on: Any, off: Any, application: dict[str, Any], rounds: i
 def explanation_section(applications: np.ndarray, explainer_url: str, fast_predict: Callable) -> dict[str, Any]:
     """Seconds per explanation in process (fast predictor) and through the explainer service,
     seeded alike: each application gets the same anchor from the same classifier calls both ways."""
-    explainer = load_pickle(EXPLAINER_DIR, "explainer.dill")
-    model_sha256 = load_verified_manifest(EXPLAINER_DIR)["classifier_files"]["model.dill"]
+    explainer = anchors.load_explainer(EXPLAINER_DIR)
+    model_sha256 = load_verified_manifest(EXPLAINER_DIR).model_sha256
     calls = {"n": 0, "rows": 0}
 
     def counted(X: np.ndarray) -> np.ndarray:
@@ -228,10 +241,7 @@ def explanation_section(applications: np.ndarray, explainer_url: str, fast_predi
     for row in applications:
         calls.update(n=0, rows=0)
         started = time.perf_counter()
-        seed = sample_seed(row, model_sha256, 0)
-        np.random.seed(seed)
-        random.seed(seed)
-        anchor = explainer.explain(row, threshold=0.95).anchor
+        anchor = anchors.explain(explainer, row, {"threshold": 0.95, "seed": 0}, model_sha256).conditions
         local.append({"seconds": time.perf_counter() - started, "model_calls": calls["n"], "rows": calls["rows"]})
         started = time.perf_counter()
         answer = session.post(explainer_url, json={"data": {"ndarray": [row.tolist()]}}, timeout=120).json()["jsonData"]
@@ -370,12 +380,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print("REST load (wrk)", flush=True)
             results["rest"] = rest_section(servers, rows, args.concurrency, args.duration)
             print("monitoring cost", flush=True)
-            application = load_verified_manifest(CLASSIFIER_DIR)["dataset"]["example"]
+            application = load_verified_manifest(CLASSIFIER_DIR).dataset.example
             results["monitoring"] = monitoring_section(fast, unmonitored, application, 1 if args.quick else 3, args.duration)
             print("explanations", flush=True)
-            medians = load_verified_manifest(EXPLAINER_DIR)["numeric_medians"]
+            medians = load_verified_manifest(EXPLAINER_DIR).numeric_medians
             results["explanations"] = explanation_section(
-                impute_numeric(rows[: args.explanations], dataset.schema, medians), explainer.predictions_url,
+                impute(rows[: args.explanations], dataset.schema, medians), explainer.predictions_url,
                 predictors["fast path (numpy + treelite)"])
             print("principal reasons, recourse, files", flush=True)
             frame = dataset.test.drop(columns=[LABEL])
@@ -394,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=15, help="seconds per wrk run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--explanations", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:

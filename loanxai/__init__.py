@@ -1,21 +1,24 @@
-"""Explainable, fair and auditable loan decisions on Seldon Core (see the README)."""
-from __future__ import annotations
+"""Explainable, fair and auditable loan decisions on Seldon Core.
 
-import importlib.abc
-import sys
+The package is split by stage; each sub-package's docstring says what it owns:
 
+========================== ===================================================================
+:mod:`loanxai.core`        the feature schema, manifests, the pipeline's layout, Seldon messages
+:mod:`loanxai.data`        dataset descriptions and the data they describe
+:mod:`loanxai.fairness`    per-group metrics, mitigation candidates, the gate
+:mod:`loanxai.explain`     anchors, principal reasons, recourse
+:mod:`loanxai.training`    the train command and the artifacts it writes
+:mod:`loanxai.serving`     the two serving classes and the server that runs them
+:mod:`loanxai.monitoring`  what the services count, Prometheus rules, the dashboard
+:mod:`loanxai.clients`     calling the services: the Python client, the file scorer
+:mod:`loanxai.report`      the bias and evaluation report, the model card
+:mod:`loanxai.ops`         local services and Prometheus, images, deploy checks, docs
+========================== ===================================================================
 
-class _AlibiWithoutShap(importlib.abc.MetaPathFinder):
-    """alibi 0.9.4 loads its SHAP wrappers whenever shap is installed, and they fail to import
-    without ray (a type annotation touches a missing-dependency placeholder). This project uses
-    alibi's anchors and shap directly, never alibi's SHAP wrappers: while alibi loads them,
-    shap is reported missing to alibi alone, which then leaves them out as it does when shap is
-    not installed. Any other import of shap is untouched."""
-
-    def find_spec(self, name, path=None, target=None):  # noqa: ANN001 (the finder protocol)
-        if name == "shap" and "alibi.explainers.shap_wrappers" in sys.modules and "shap" not in sys.modules:
-            raise ModuleNotFoundError("shap is hidden from alibi's SHAP wrappers (unused here)", name="shap")
-        return None
-
-
-sys.meta_path.insert(0, _AlibiWithoutShap())
+beside three modules every stage reads: :mod:`loanxai.errors` (one root error carrying its
+HTTP status), :mod:`loanxai.config` (every setting, declared once) and :mod:`loanxai.artifacts`
+(file, folder and step names). The commands (``python -m loanxai.train``, ``.report``,
+``.score``, ``.gate``, ``.rules``, ``.dashboard``, ``.client``, ``.images``, ``.replay``,
+``.microservice``) are thin modules of those names. Dependencies run one way, checked by
+import-linter (``.importlinter``); importing the package does nothing else.
+"""

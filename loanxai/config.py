@@ -1,183 +1,244 @@
-"""Every setting of the services, read from the environment in this one place.
+"""Every setting, declared once: its environment variable, default, meaning and rule.
 
-=============================== ================================================ =========
-variable                        meaning                                          default
-=============================== ================================================ =========
-LOAN_ARTIFACTS_DIR              folder of the serving class's artifacts          ``artifacts`` beside the class
-LOAN_MAX_BATCH_ROWS             most rows one prediction request may carry       1000
-LOAN_CLASSIFIER_URL             the classifier's predictions endpoint,           http://127.0.0.1:9000/api/v1.0/predictions
-                                called by the explainer
-LOAN_CLASSIFIER_CONNECT_TIMEOUT seconds to open a connection to the classifier   1.0
-LOAN_CLASSIFIER_READ_TIMEOUT    seconds to wait for the classifier's answer      10.0
-LOAN_CLASSIFIER_RETRIES         retries of a request whose connection failed     2
-LOAN_EXPLAIN_THRESHOLD          default anchor precision threshold               0.95
-LOAN_PREDICTION_PATH            "auto": the exact fast path when its start-up     auto
-                                parity check holds; "scikit-learn": always the
-                                dill pipeline
-LOAN_REASONS                    principal reasons per application when a request  4
-                                asks for them with ``reasons: true``
-LOAN_EXPLAIN_BUDGET             seconds an explanation (anchor or recourse) may   15
-                                take; past it the explainer answers 504
-LOAN_EXPLAIN_P95_BUDGET         seconds 95% of explanations should take; the     5
-                                LoanExplanationSlow alert fires above it
-LOAN_EXPLAIN_QUEUE              explanations that may wait, per worker, behind    2
-                                the one running; more get 503 at once
-LOAN_METRICS                    "on": count decisions, outcomes, explanations     on
-                                and requests for Prometheus; "off": none (to
-                                measure what monitoring costs)
-=============================== ================================================ =========
+A settings class is a frozen dataclass whose fields are declared with :func:`setting`:
+:meth:`EnvSettings.from_env` reads each field's variable (an unset or empty variable keeps
+the default), and construction checks every value, from the environment or passed in code,
+raising :class:`~loanxai.errors.SettingError` naming the variable. The configuration
+reference (``docs/reference/configuration.md``) is generated from these declarations
+(:mod:`loanxai.ops.reference`); a test fails when the two disagree.
 
-The server (:mod:`loanxai.microservice`; ``ServerSettings``), with the wrapper's own names
-where it has one:
+Values are read by one rule per type: numbers as decimal numbers (an integer setting refuses
+a fraction), switches as ``on``/``off`` (also ``true``/``false``, ``1``/``0``), lists as
+comma-separated items, paths as given.
 
-=============================== ================================================ =========
-PREDICTIVE_UNIT_HTTP_SERVICE_PORT, _GRPC_SERVICE_PORT, _METRICS_SERVICE_PORT       9000, 5000, 6000
-LOAN_LISTEN_HOST                the address every server listens on (the local   0.0.0.0
-                                runner and the tests: 127.0.0.1)
-PREDICTIVE_UNIT_METRICS_ENDPOINT path of the metrics (read by the wrapper;         /metrics
-                                the operator sets ``/prometheus``)
-PREDICTIVE_UNIT_PARAMETERS      JSON list of the serving class's parameters      []
-GUNICORN_WORKERS                REST worker processes                            1
-GUNICORN_THREADS                threads per worker                               4
-GUNICORN_KEEPALIVE              seconds an idle connection is kept (also the     5
-                                wait for a new connection's first byte)
-GRPC_WORKERS                    gRPC server processes (0: no gRPC)               0
-GRPC_THREADS                    threads of the gRPC server                       4
-SELDON_LOG_LEVEL                DEBUG, INFO, WARNING or ERROR                    INFO
-LOAN_REQUEST_TIMEOUT            seconds a request may take to arrive, headers    10
-                                and body, from its first byte (408 after)
-LOAN_MAX_BODY_BYTES             largest request body (413 above)                 8388608
-LOAN_DRAIN_SECONDS              seconds of serving after SIGTERM, readiness      2
-                                failing (the load balancer takes it out)
-LOAN_GRACEFUL_TIMEOUT           seconds to finish what is in flight after that   20
-LOAN_CORS_ORIGINS               comma-separated origins allowed by CORS          none: no CORS
-=============================== ================================================ =========
+- :class:`ServiceSettings`: the two serving classes (``LoanClassifier``, ``LoanExplainer``);
+- :class:`ServerSettings`: ``loanxai-microservice``, the server that runs them, with the
+  seldon-core wrapper's own names where it has one;
+- :class:`ToolSettings`: the command-line tools and test suites;
+- :data:`SCRIPT_SETTINGS`: what the shell scripts read (declared here for the reference; a
+  test checks each script's default against it);
+- :data:`SELDON_VARIABLES`: variables the seldon-core wrapper reads itself.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, TypeVar
 
+from loanxai.errors import SettingError
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
+__all__ = ["SCRIPT_SETTINGS", "SELDON_VARIABLES", "EnvSettings", "ScriptSetting", "ServerSettings", "ServiceSettings",
+           "Setting", "ToolSettings", "setting"]
 
-
-def _env_int(name: str, default: int) -> int:
-    value = _env_float(name, default)
-    if value != int(value) or value < 0:
-        raise ValueError(f"{name}={value!r} is not a non-negative integer")
-    return int(value)
+_TRUE, _FALSE = ("on", "true", "1"), ("off", "false", "0")
+S = TypeVar("S", bound="EnvSettings")
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The services' configuration; build it with :meth:`from_env`."""
+class Setting:
+    """How one field is configured: its variable, what it means, the rule a value must follow
+    (``valid``, worded by ``rule``) and, where the default is not a plain value, how the
+    reference shows it."""
 
-    artifacts_dir: Path | None = None
-    max_batch_rows: int = 1000
-    classifier_url: str = "http://127.0.0.1:9000/api/v1.0/predictions"
-    classifier_connect_timeout: float = 1.0
-    classifier_read_timeout: float = 10.0
-    classifier_retries: int = 2
-    explain_threshold: float = 0.95
-    prediction_path: str = "auto"
-    reasons: int = 4
-    explain_budget: float = 15.0
-    explain_p95_budget: float = 5.0
-    explain_queue: int = 2
-    metrics: bool = True
+    env: str
+    meaning: str
+    rule: str = ""
+    valid: Callable[[Any], bool] | None = None
+    choices: tuple[str, ...] = ()
+    shown_default: str | None = None
+
+
+def setting(env: str, default: Any, meaning: str, *, rule: str = "", valid: Callable[[Any], bool] | None = None,
+            choices: tuple[str, ...] = (), shown_default: str | None = None) -> Any:
+    """A dataclass field configured by the environment variable ``env``."""
+    return field(default=default, metadata={"setting": Setting(env, meaning, rule, valid, choices, shown_default)})
+
+
+class EnvSettings:
+    """What every settings class shares: reading from the environment and checking values."""
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        defaults = cls()
-        artifacts = os.environ.get("LOAN_ARTIFACTS_DIR")
-        settings = cls(
-            artifacts_dir=Path(artifacts) if artifacts else None,
-            max_batch_rows=_env_int("LOAN_MAX_BATCH_ROWS", defaults.max_batch_rows),
-            classifier_url=os.environ.get("LOAN_CLASSIFIER_URL") or defaults.classifier_url,
-            classifier_connect_timeout=_env_float(
-                "LOAN_CLASSIFIER_CONNECT_TIMEOUT", defaults.classifier_connect_timeout
-            ),
-            classifier_read_timeout=_env_float(
-                "LOAN_CLASSIFIER_READ_TIMEOUT", defaults.classifier_read_timeout
-            ),
-            classifier_retries=_env_int("LOAN_CLASSIFIER_RETRIES", defaults.classifier_retries),
-            explain_threshold=_env_float("LOAN_EXPLAIN_THRESHOLD", defaults.explain_threshold),
-            prediction_path=os.environ.get("LOAN_PREDICTION_PATH") or defaults.prediction_path,
-            reasons=_env_int("LOAN_REASONS", defaults.reasons),
-            explain_budget=_env_float("LOAN_EXPLAIN_BUDGET", defaults.explain_budget),
-            explain_p95_budget=_env_float("LOAN_EXPLAIN_P95_BUDGET", defaults.explain_p95_budget),
-            explain_queue=_env_int("LOAN_EXPLAIN_QUEUE", defaults.explain_queue),
-            metrics=(os.environ.get("LOAN_METRICS") or "on") == "on",
-        )
-        if (os.environ.get("LOAN_METRICS") or "on") not in ("on", "off"):
-            raise ValueError("LOAN_METRICS must be 'on' or 'off'")
-        if settings.max_batch_rows < 1:
-            raise ValueError("LOAN_MAX_BATCH_ROWS must be at least 1")
-        if settings.prediction_path not in ("auto", "scikit-learn"):
-            raise ValueError("LOAN_PREDICTION_PATH must be 'auto' or 'scikit-learn'")
-        if not 0.0 < settings.explain_threshold <= 1.0:
-            raise ValueError("LOAN_EXPLAIN_THRESHOLD must be in (0, 1]")
-        if settings.explain_budget <= 0 or settings.explain_p95_budget <= 0:
-            raise ValueError("LOAN_EXPLAIN_BUDGET and LOAN_EXPLAIN_P95_BUDGET must be positive numbers of seconds")
-        return settings
+    def from_env(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
+        """The settings the environment gives (``os.environ`` by default); the rest keep their defaults."""
+        environ = os.environ if environ is None else environ
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            declared: Setting = f.metadata["setting"]
+            raw = environ.get(declared.env, "").strip()
+            if raw:
+                values[f.name] = _parse(hints[f.name], raw, declared)
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            declared: Setting = f.metadata["setting"]
+            value = getattr(self, f.name)
+            if declared.choices and value not in declared.choices:
+                raise SettingError(f"{declared.env}={value!r} is not one of: {', '.join(declared.choices)}")
+            if declared.valid is not None and not declared.valid(value):
+                raise SettingError(f"{declared.env}={value!r}: {declared.rule}")
+
+
+def _parse(kind: Any, raw: str, declared: Setting) -> Any:
+    """``raw`` as a value of the field's type (see the module's rules)."""
+    if kind is bool:
+        if raw.lower() not in _TRUE + _FALSE:
+            raise SettingError(f"{declared.env}={raw!r} is not on or off")
+        return raw.lower() in _TRUE
+    if kind in (int, float):
+        try:
+            number = float(raw)
+        except ValueError:
+            raise SettingError(f"{declared.env}={raw!r} is not a number") from None
+        if kind is int:
+            if not number.is_integer():
+                raise SettingError(f"{declared.env}={raw!r} is not an integer")
+            return int(number)
+        return number
+    if kind == tuple[str, ...]:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if kind in (Path, Path | None):
+        return Path(raw)
+    return raw.upper() if declared.choices and all(c.isupper() for c in declared.choices) else raw
+
+
+def _at_least(low: float) -> Callable[[float], bool]:
+    return lambda value: value >= low
+
+
+def _positive(value: float) -> bool:
+    return value > 0
 
 
 @dataclass(frozen=True)
-class ServerSettings:
-    """The microservice's configuration (ports, workers, timeouts, limits); :meth:`from_env`."""
+class ServiceSettings(EnvSettings):
+    """The serving classes' settings."""
 
-    host: str = "0.0.0.0"
-    http_port: int = 9000
-    grpc_port: int = 5000
-    metrics_port: int = 6000
-    parameters: str = "[]"
-    workers: int = 1
-    threads: int = 4
-    keepalive: int = 5
-    grpc_workers: int = 0
-    grpc_threads: int = 4
-    log_level: str = "INFO"
-    request_timeout: float = 10.0
-    max_body_bytes: int = 8 * 1024 * 1024
-    drain_seconds: float = 2.0
-    graceful_timeout: float = 20.0
-    cors_origins: tuple[str, ...] = ()
+    artifacts_dir: Path | None = setting(
+        "LOAN_ARTIFACTS_DIR", None, "the folder of the serving class's artifacts",
+        shown_default="`artifacts/` beside the serving class")
+    max_batch_rows: int = setting("LOAN_MAX_BATCH_ROWS", 1000, "most applications one prediction request may carry",
+                                  rule="at least 1", valid=_at_least(1))
+    classifier_url: str = setting("LOAN_CLASSIFIER_URL", "http://127.0.0.1:9000/api/v1.0/predictions",
+                                  "the classifier's predictions endpoint, called by the explainer")
+    classifier_connect_timeout: float = setting(
+        "LOAN_CLASSIFIER_CONNECT_TIMEOUT", 1.0, "seconds to open a connection to the classifier",
+        rule="a positive number of seconds", valid=_positive)
+    classifier_read_timeout: float = setting(
+        "LOAN_CLASSIFIER_READ_TIMEOUT", 10.0, "seconds to wait for the classifier's answer",
+        rule="a positive number of seconds", valid=_positive)
+    classifier_retries: int = setting(
+        "LOAN_CLASSIFIER_RETRIES", 2, "retries of a classifier call whose connection failed (never of a sent request)",
+        rule="0 or more", valid=_at_least(0))
+    explain_threshold: float = setting("LOAN_EXPLAIN_THRESHOLD", 0.95, "the default anchor precision threshold",
+                                       rule="a number in (0, 1]", valid=lambda v: 0 < v <= 1)
+    prediction_path: str = setting(
+        "LOAN_PREDICTION_PATH", "auto", "`auto`: the exact fast path when its start-up parity check holds; "
+        "`scikit-learn`: always the dill pipeline", choices=("auto", "scikit-learn"))
+    reasons: int = setting("LOAN_REASONS", 4, "principal reasons per application when a request asks `reasons: true`",
+                           rule="0 or more", valid=_at_least(0))
+    explain_budget: float = setting(
+        "LOAN_EXPLAIN_BUDGET", 15.0, "seconds an explanation (anchor or recourse) may take; past it the explainer "
+        "answers 504", rule="a positive number of seconds", valid=_positive)
+    explain_p95_budget: float = setting(
+        "LOAN_EXPLAIN_P95_BUDGET", 5.0, "seconds 95% of explanations should take; the `LoanExplanationSlow` alert "
+        "fires above it", rule="a positive number of seconds", valid=_positive)
+    explain_queue: int = setting(
+        "LOAN_EXPLAIN_QUEUE", 2, "explanations that may wait, per worker, behind the one running; more get 503 "
+        "`EXPLAINER_BUSY` at once", rule="0 or more", valid=_at_least(0))
+    metrics: bool = setting("LOAN_METRICS", True, "`on`: count decisions, outcomes, explanations and requests for "
+                            "Prometheus; `off`: count nothing (to measure what monitoring costs)", shown_default="`on`")
 
-    @classmethod
-    def from_env(cls) -> "ServerSettings":
-        d = cls()
-        settings = cls(
-            host=os.environ.get("LOAN_LISTEN_HOST") or d.host,
-            http_port=_env_int("PREDICTIVE_UNIT_HTTP_SERVICE_PORT", d.http_port),
-            grpc_port=_env_int("PREDICTIVE_UNIT_GRPC_SERVICE_PORT", d.grpc_port),
-            metrics_port=_env_int("PREDICTIVE_UNIT_METRICS_SERVICE_PORT", d.metrics_port),
-            parameters=os.environ.get("PREDICTIVE_UNIT_PARAMETERS") or d.parameters,
-            workers=_env_int("GUNICORN_WORKERS", d.workers),
-            threads=_env_int("GUNICORN_THREADS", d.threads),
-            keepalive=_env_int("GUNICORN_KEEPALIVE", d.keepalive),
-            grpc_workers=_env_int("GRPC_WORKERS", d.grpc_workers),
-            grpc_threads=_env_int("GRPC_THREADS", d.grpc_threads),
-            log_level=(os.environ.get("SELDON_LOG_LEVEL") or d.log_level).upper(),
-            request_timeout=_env_float("LOAN_REQUEST_TIMEOUT", d.request_timeout),
-            max_body_bytes=_env_int("LOAN_MAX_BODY_BYTES", d.max_body_bytes),
-            drain_seconds=_env_float("LOAN_DRAIN_SECONDS", d.drain_seconds),
-            graceful_timeout=_env_float("LOAN_GRACEFUL_TIMEOUT", d.graceful_timeout),
-            cors_origins=tuple(o.strip() for o in os.environ.get("LOAN_CORS_ORIGINS", "").split(",") if o.strip()),
-        )
-        if settings.workers < 1 or settings.threads < 2:
-            raise ValueError("GUNICORN_WORKERS must be at least 1 and GUNICORN_THREADS at least 2 "
-                             "(one thread keeps health checks answered while another computes)")
-        if settings.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ValueError(f"SELDON_LOG_LEVEL={settings.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
-        if settings.request_timeout <= 0 or settings.graceful_timeout < 0 or settings.drain_seconds < 0:
-            raise ValueError("LOAN_REQUEST_TIMEOUT must be positive, LOAN_GRACEFUL_TIMEOUT and LOAN_DRAIN_SECONDS not negative")
-        return settings
+
+@dataclass(frozen=True)
+class ServerSettings(EnvSettings):
+    """``loanxai-microservice``'s settings: addresses, workers, timeouts and limits."""
+
+    host: str = setting("LOAN_LISTEN_HOST", "0.0.0.0", "the address every server listens on (the local runner and "
+                        "the tests: 127.0.0.1)")
+    http_port: int = setting("PREDICTIVE_UNIT_HTTP_SERVICE_PORT", 9000, "the REST port (or `--http-port`)",
+                             rule="a port", valid=lambda p: 0 < p < 65536)
+    grpc_port: int = setting("PREDICTIVE_UNIT_GRPC_SERVICE_PORT", 5000, "the gRPC port (or `--grpc-port`)",
+                             rule="a port", valid=lambda p: 0 < p < 65536)
+    metrics_port: int = setting("PREDICTIVE_UNIT_METRICS_SERVICE_PORT", 6000, "the metrics port (or "
+                                "`--metrics-port`)", rule="a port", valid=lambda p: 0 < p < 65536)
+    parameters: str = setting("PREDICTIVE_UNIT_PARAMETERS", "[]", "JSON list of the serving class's parameters "
+                              "(`{name, value, type}`), as the wrapper reads it")
+    workers: int = setting("GUNICORN_WORKERS", 1, "REST worker processes", rule="at least 1", valid=_at_least(1))
+    threads: int = setting("GUNICORN_THREADS", 4, "threads per worker (one keeps health checks answered while "
+                           "another computes)", rule="at least 2", valid=_at_least(2))
+    keepalive: int = setting("GUNICORN_KEEPALIVE", 5, "seconds an idle connection is kept (also the wait for a new "
+                             "connection's first byte)", rule="0 or more", valid=_at_least(0))
+    grpc_workers: int = setting("GRPC_WORKERS", 0, "gRPC server processes (0: no gRPC)", rule="0 or more",
+                                valid=_at_least(0))
+    grpc_threads: int = setting("GRPC_THREADS", 4, "threads of the gRPC server", rule="at least 1", valid=_at_least(1))
+    log_level: str = setting("SELDON_LOG_LEVEL", "INFO", "the log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    request_timeout: float = setting(
+        "LOAN_REQUEST_TIMEOUT", 10.0, "seconds a request may take to arrive, headers and body, from its first byte "
+        "(408 after)", rule="a positive number of seconds", valid=_positive)
+    max_body_bytes: int = setting("LOAN_MAX_BODY_BYTES", 8 * 1024 * 1024, "largest request body (413 above, before "
+                                  "it is read)", rule="at least 1", valid=_at_least(1))
+    drain_seconds: float = setting(
+        "LOAN_DRAIN_SECONDS", 2.0, "seconds of serving after SIGTERM with readiness failing (the load balancer takes "
+        "the pod out)", rule="0 or more seconds", valid=_at_least(0))
+    graceful_timeout: float = setting("LOAN_GRACEFUL_TIMEOUT", 20.0, "seconds to finish what is in flight after that",
+                                      rule="0 or more seconds", valid=_at_least(0))
+    cors_origins: tuple[str, ...] = setting("LOAN_CORS_ORIGINS", (), "comma-separated origins allowed by CORS",
+                                            shown_default="none: no CORS")
+
+
+@dataclass(frozen=True)
+class ToolSettings(EnvSettings):
+    """What the command-line tools and the test suites read."""
+
+    score_progress: bool = setting("LOAN_SCORE_PROGRESS", False, "`on`: the file scorer draws its progress bar even "
+                                   "when its output is not a terminal", shown_default="`off` (drawn on a terminal)")
+    reliability_report: Path | None = setting(
+        "LOAN_RELIABILITY_REPORT", None, "where the reliability suite writes its figures (JSON)",
+        shown_default="none; `make reliability`: `bench/results/reliability.json`")
+
+
+@dataclass(frozen=True)
+class ScriptSetting:
+    """A variable the shell scripts read: its default as each script gives it, and its meaning."""
+
+    env: str
+    default: str
+    meaning: str
+    scripts: tuple[str, ...]
+
+
+#: what ``scripts/*.sh`` read (a test checks each script's ``${NAME:-default}`` against ``default``)
+SCRIPT_SETTINGS: tuple[ScriptSetting, ...] = (
+    ScriptSetting("KIND_CLUSTER", "loanxai", "the kind cluster's name", ("kind-up.sh", "deploy.sh", "kind-down.sh")),
+    ScriptSetting("KIND_NODE_IMAGE", "kindest/node:v1.29.4", "the kind node image (the Kubernetes version)",
+                  ("kind-up.sh",)),
+    ScriptSetting("ISTIO_VERSION", "1.22.3", "the Istio release `kind-up.sh` installs", ("kind-up.sh",)),
+    ScriptSetting("INGRESS_PORT", "8080", "the local port the smoke test forwards the ingress gateway to",
+                  ("smoke.sh",)),
+    ScriptSetting("BASE_IMAGE", "python:3.11-slim",
+                  "the image both Dockerfiles build on (`base-image.sh` and `container-smoke.sh`: "
+                  "`localhost/python-base:bookworm`, built with debootstrap)",
+                  ("build-images.sh", "base-image.sh", "container-smoke.sh")),
+    ScriptSetting("DEBIAN_MIRROR", "the configured apt mirror", "where `base-image.sh` debootstraps from",
+                  ("base-image.sh",)),
+    ScriptSetting("LOANXAI_PYTHON", ".venv/bin/python", "the Python the scripts run the package with",
+                  ("build-images.sh", "smoke.sh")),
+    ScriptSetting("LOANXAI_MODELS_DIR", "models", "the folder of the two build contexts", ("build-images.sh",)),
+    ScriptSetting("LOANXAI_BUILD_ARGS", "", "extra options for `build` (podman-sandbox.sh sets "
+                  "`--isolation chroot --network host`)", ("build-images.sh",)),
+    ScriptSetting("LOANXAI_PODMAN_ROOT", ".podman", "podman's storage and configuration without a Docker engine",
+                  ("podman-sandbox.sh",)),
+)
+
+#: variables the seldon-core wrapper reads itself (documented for the services' users)
+SELDON_VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("PREDICTIVE_UNIT_METRICS_ENDPOINT", "/metrics", "the metrics path (the Seldon operator sets `/prometheus`)"),
+    ("INCLUDE_METRICS_IN_CLIENT_RESPONSE", "true", "custom metrics in every answer's `meta.metrics` "
+     "(the images and the local runner: `false`)"),
+    ("PREDICTIVE_UNIT_ID", "", "the graph node's name: the `model_name` label of the metrics (the operator sets it)"),
+)

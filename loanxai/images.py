@@ -1,69 +1,7 @@
-"""Container image names, the version tag derived from the trained artifacts, and image labels.
-
-The tag is ``<package version>-<12 hex>``: the hex digest covers the sha256 of every artifact
-file of both services, so an image tag names exactly the model and explainer inside it.
-Training is deterministic (fixed seeds), so the same code and data give the same tag.
-The labels carry the dataset, the chosen mitigation candidate and the fairness gate's result,
-with any override (``io.loanxai.fairness-gate.*``).
-
-``python -m loanxai.images`` prints the two image references; ``--labels`` prints the labels,
-one ``key=value`` per line.
-"""
-from __future__ import annotations
-
-import argparse
-import hashlib
-import json
+"""``python -m loanxai.images``: see :mod:`loanxai.ops.images`."""
 import sys
-from importlib import metadata
-from pathlib import Path
 
-from loanxai.gate import labels as gate_labels
-from loanxai.gate import read_gate
-from loanxai.manifest import MANIFEST_NAME
-from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR
-
-#: service folder under models/ -> image repository
-REPOSITORIES = {"loanclassifier": "loanxai/loanclassifier", "explainer": "loanxai/explainer"}
-
-
-def image_tag(classifier_dir: Path = CLASSIFIER_DIR, explainer_dir: Path = EXPLAINER_DIR) -> str:
-    files = {}
-    for name, directory in (("loanclassifier", classifier_dir), ("explainer", explainer_dir)):
-        files[name] = json.loads((directory / MANIFEST_NAME).read_text())["files"]
-    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{metadata.version('loanxai')}-{digest}"
-
-
-def image_references(tag: str) -> dict[str, str]:
-    return {service: f"{repository}:{tag}" for service, repository in REPOSITORIES.items()}
-
-
-def image_labels(classifier_dir: Path = CLASSIFIER_DIR) -> dict[str, str]:
-    """OCI labels for both images: version, dataset, candidate, and the fairness gate."""
-    manifest = json.loads((classifier_dir / MANIFEST_NAME).read_text())
-    return {
-        "org.opencontainers.image.version": metadata.version("loanxai"),
-        "io.loanxai.dataset": manifest["dataset"]["name"],
-        "io.loanxai.candidate": manifest["training"]["candidate"],
-        **gate_labels(read_gate(classifier_dir)),
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR)
-    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR)
-    parser.add_argument("--labels", action="store_true", help="print the image labels instead of the references")
-    args = parser.parse_args(argv)
-    if args.labels:
-        lines = [f"{key}={value}" for key, value in image_labels(args.classifier_dir).items()]
-    else:
-        references = image_references(image_tag(args.classifier_dir, args.explainer_dir))
-        lines = [f"{service} {reference}" for service, reference in references.items()]
-    sys.stdout.write("".join(line + "\n" for line in lines))
-    return 0
-
+from loanxai.ops.images import main
 
 if __name__ == "__main__":
     sys.exit(main())

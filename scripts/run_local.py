@@ -4,7 +4,7 @@
 them with the project's rules (if ``prometheus`` is installed), print their URLs and example
 calls, and serve until Ctrl-C. ``make demo``: the same, then one prediction and one explanation
 with curl and with SeldonClient, printed readably, then stop. ``make replay``: the same, then
-the replay of :mod:`loanxai.replay` (held-out traffic, then the trap) and the alerts it raises.
+the replay of :mod:`loanxai.ops.replay` (held-out traffic, then the trap) and the alerts it raises.
 """
 from __future__ import annotations
 
@@ -17,12 +17,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loanxai import client, replay, rules
-from loanxai.gate import GateError, read_gate, require_shippable
-from loanxai.manifest import MANIFEST_NAME
-from loanxai.prometheus import LocalPrometheus, PrometheusError
-from loanxai.services import REPO_ROOT, Service, classifier_service, explainer_service
-from loanxai.train import CLASSIFIER_DIR, ensure_trained
+from loanxai.artifacts import CLASSIFIER_DIR, RUN_DIR
+from loanxai.clients import api as client
+from loanxai.core.manifest import read_manifest
+from loanxai.errors import GateError, PrometheusError
+from loanxai.fairness.gate import read_gate, require_shippable
+from loanxai.monitoring import rules
+from loanxai.ops import replay
+from loanxai.ops.prometheus import LocalPrometheus
+from loanxai.ops.services import Service, classifier_service, explainer_service
+from loanxai.training.train import ensure_trained
 
 logger = logging.getLogger("run_local")
 
@@ -33,7 +37,7 @@ def curl_command(url: str, message: dict) -> list[str]:
 
 def example_calls(classifier: Service, explainer: Service) -> list[list[str]]:
     """curl calls with the trained dataset's example application (from the classifier's manifest)."""
-    application = json.loads((CLASSIFIER_DIR / MANIFEST_NAME).read_text())["dataset"]["example"]
+    application = read_manifest(CLASSIFIER_DIR).dataset.example
     return [
         curl_command(classifier.predictions_url, {"jsonData": [application]}),
         curl_command(explainer.predictions_url, {"jsonData": application, "meta": {"tags": {"threshold": 0.95}}}),
@@ -48,7 +52,7 @@ def warn_if_unfair() -> None:
     except GateError as error:
         print(f"\n{'!' * 100}\nWARNING: {error}\n{'!' * 100}\n", file=sys.stderr, flush=True)
         return
-    override = read_gate(CLASSIFIER_DIR)["override"]
+    override = read_gate(CLASSIFIER_DIR).override
     if override:
         print(f"\n{'!' * 100}\nWARNING: this model FAILED the fairness gate ({'; '.join(override['failed_checks'])}) "
               f"and is served under the override accepted by {override['accepted_by']}: {override['reason']}\n"
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explainer-port", type=int, default=9001)
     parser.add_argument("--explainer-metrics-port", type=int, default=6001)
     parser.add_argument("--prometheus-port", type=int, default=9090)
-    parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / ".run")
+    parser.add_argument("--log-dir", type=Path, default=RUN_DIR)
     parser.add_argument("--demo", action="store_true", help="send example calls, then stop")
     parser.add_argument("--replay", action="store_true", help="replay held-out traffic and the trap, print alerts, stop")
     args = parser.parse_args(argv)

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from loanxai.data import load_dataset
-from loanxai.description import CATEGORICAL, DATASETS_DIR, DEFAULT_DESCRIPTION, load_description
-from loanxai.monitoring import FLUSH_SECONDS
-from loanxai.services import Service, classifier_service, explainer_service, free_port
-from loanxai.train import train
+from loanxai.artifacts import DATASETS_DIR
+from loanxai.core.manifest import Manifest
+from loanxai.data.dataset import load_dataset
+from loanxai.data.description import CATEGORICAL, DEFAULT_DESCRIPTION, load_description
+from loanxai.monitoring.counters import FLUSH_SECONDS
+from loanxai.ops.services import Service, classifier_service, explainer_service, free_port
+from loanxai.training.train import train
 
 #: The census, the default dataset: the tests that call the services use its names.
 CENSUS = load_description(DEFAULT_DESCRIPTION)
@@ -29,8 +31,8 @@ SEED_CATEGORICAL = CATEGORICAL_FEATURES + ("ethnicity", "gender")
 class Artifacts:
     classifier_dir: Path
     explainer_dir: Path
-    classifier_manifest: dict
-    explainer_manifest: dict
+    classifier_manifest: Manifest
+    explainer_manifest: Manifest
 
 
 @pytest.fixture(scope="session")

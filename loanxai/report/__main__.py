@@ -1,6 +1,6 @@
-"""``python -m loanxai.report``: see :mod:`loanxai.report`."""
+"""``python -m loanxai.report``: see :mod:`loanxai.report.build`."""
 import sys
 
-from loanxai.report import main
+from loanxai.report.build import main
 
 sys.exit(main())

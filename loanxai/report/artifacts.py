@@ -7,23 +7,27 @@ from typing import Any
 
 from sklearn.pipeline import Pipeline
 
-from loanxai.gate import GateThresholds
-from loanxai.manifest import load_pickle, load_verified_manifest
-from loanxai.schema import FeatureSchema
-from loanxai.train import CLASSIFIER_DIR, EXPLAINER_DIR, REPO_ROOT
+from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR, MODEL_FILE, PREPROCESSOR_FILE, REPORTS_DIR
+from loanxai.core.manifest import Manifest, load_pickle, load_verified_manifest
+from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP
+from loanxai.core.schema import FeatureSchema
+from loanxai.explain.anchors import load_explainer
+from loanxai.fairness.gate import GateSettings
+
+__all__ = ["Model", "ReportSettings", "artifacts_summary", "load_model"]
 
 
 @dataclass
-class ReportConfig:
+class ReportSettings:
     """What to evaluate and where to write. ``sample``: held-out rows used (None: all);
     ``thresholds``: the gate to judge by (None: the one training recorded in the manifest)."""
 
-    output_dir: Path = REPO_ROOT / "reports"
+    output_dir: Path = REPORTS_DIR
     classifier_dir: Path = CLASSIFIER_DIR
     explainer_dir: Path = EXPLAINER_DIR
     #: protected attributes to judge; empty: all those the dataset description declares
     protected: tuple[str, ...] = ()
-    thresholds: GateThresholds | None = None
+    thresholds: GateSettings | None = None
     sample: int | None = None
     explanations_per_group: int = 2
     permutation_repeats: int = 5
@@ -43,30 +47,30 @@ class Model:
     pipeline: Pipeline
     explainer: Any
     schema: FeatureSchema
-    manifest: dict[str, Any]
-    explainer_manifest: dict[str, Any]
+    manifest: Manifest
+    explainer_manifest: Manifest
 
 
 def load_model(classifier_dir: Path, explainer_dir: Path) -> Model:
     """Verify and load both artifacts; the explainer predicts in process with the pipeline."""
     manifest = load_verified_manifest(classifier_dir)
     explainer_manifest = load_verified_manifest(explainer_dir)
-    forest = load_pickle(classifier_dir, "model.dill")
+    forest = load_pickle(classifier_dir, MODEL_FILE)
     forest.n_jobs = 1  # thousands of small predictions (anchors, permutations): no thread pool each time
-    pipeline = Pipeline([("preprocessor", load_pickle(classifier_dir, "preprocessor.dill")), ("classifier", forest)])
-    explainer = load_pickle(explainer_dir, "explainer.dill")
+    pipeline = Pipeline([(PREPROCESSOR_STEP, load_pickle(classifier_dir, PREPROCESSOR_FILE)), (CLASSIFIER_STEP, forest)])
+    explainer = load_explainer(explainer_dir)
     explainer.reset_predictor(pipeline.predict)
-    return Model(pipeline, explainer, FeatureSchema.from_dict(manifest["schema"]), manifest, explainer_manifest)
+    return Model(pipeline, explainer, manifest.schema, manifest, explainer_manifest)
 
 
 def artifacts_summary(model: Model) -> dict[str, Any]:
     """Version, date, files, libraries, dataset and candidate of the evaluated artifacts."""
     return {
-        "model_version": model.manifest["files"]["model.dill"][:12],
-        "trained_at": model.manifest["created_at"],
-        "dataset": model.manifest["dataset"]["name"],
-        "candidate": model.manifest["training"]["candidate"],
-        "classifier_files": model.manifest["files"],
-        "explainer_files": model.explainer_manifest["files"],
-        "versions": model.manifest["versions"],
+        "model_version": model.manifest.version,
+        "trained_at": model.manifest.created_at,
+        "dataset": model.manifest.dataset.name,
+        "candidate": model.manifest.candidate,
+        "classifier_files": dict(model.manifest.files),
+        "explainer_files": dict(model.explainer_manifest.files),
+        "versions": dict(model.manifest.versions),
     }

@@ -4,14 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from loanxai.core.manifest import Manifest
 from loanxai.report.plots import plot_tradeoff
 
+__all__ = ["candidates_section"]
 
-def candidates_section(manifest: dict[str, Any], protected: tuple[str, ...], out: Path) -> dict[str, Any]:
+
+def candidates_section(manifest: Manifest, protected: tuple[str, ...], out: Path) -> dict[str, Any]:
     """Every candidate's held-out accuracy, ROC AUC and gaps per attribute, the rule and the
     choice, and the trade-off plot with the measured frontier."""
-    mitigation = manifest["mitigation"]
-    plot_tradeoff(mitigation, list(protected), manifest["gate"]["thresholds"], out / "mitigation_tradeoff.png")
+    mitigation = manifest.mitigation
+    plot_tradeoff(mitigation, list(protected), manifest.gate.thresholds, out / "mitigation_tradeoff.png")
     return {
         "chosen": mitigation["chosen"],
         "requested": mitigation["requested"],

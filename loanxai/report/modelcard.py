@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from loanxai.gate import failed_checks
+from loanxai.artifacts import version
+from loanxai.core.manifest import Manifest, failed_checks
 from loanxai.report.render import fmt, md_table
+
+__all__ = ["LEGAL_CONTEXT", "model_card"]
 
 LEGAL_CONTEXT = """\
 - **Protected attributes are never a reason.** Under the Equal Credit Opportunity Act and
@@ -28,22 +31,22 @@ LEGAL_CONTEXT = """\
 """
 
 
-def model_card(report: dict[str, Any], manifest: dict[str, Any]) -> str:
+def model_card(report: dict[str, Any], manifest: Manifest) -> str:
     """The model card as Markdown."""
-    dataset = manifest["dataset"]
-    description = dataset["description"]
+    dataset = manifest.dataset
+    description = dataset.description
     gate = report["gate"]
     candidates = report["candidates"]
     chosen = next(c for c in candidates["candidates"] if c["name"] == candidates["chosen"])
-    protected = [p["name"] for p in dataset["protected"]]
-    inputs = manifest["schema"]["feature_names"]
+    protected = list(dataset.protected)
+    inputs = manifest.schema.feature_names
     excluded = description.get("exclude_from_model", [])
     protected_inputs = [a for a in protected if a in inputs]
     lines = [
         "# Model card",
         "",
         f"Loan decision model `{report['artifacts']['model_version']}`, trained {report['artifacts']['trained_at']} "
-        f"on the dataset **{dataset['name']}** ({dataset['rows']['train']} training and {dataset['rows']['test']} "
+        f"on the dataset **{dataset.name}** ({dataset.rows['train']} training and {dataset.rows['test']} "
         f"held-out applications); the mitigation candidate **{chosen['name']}** ({chosen['summary']}).",
         "",
         "## Intended use",
@@ -62,9 +65,9 @@ def model_card(report: dict[str, Any], manifest: dict[str, Any]) -> str:
         "",
         description.get("about") or "(the dataset description gives no `about` text)",
         "",
-        f"Label: `{dataset['label']['column']}`; approved means {', '.join(dataset['label']['approved'])}, rejected "
-        f"{', '.join(dataset['label']['rejected'])}. Source files and their sha256: "
-        + ", ".join(f"`{path}` ({digest[:12]})" for path, digest in dataset["sources"].items()) + ".",
+        f"Label: `{dataset.label['column']}`; approved means {', '.join(dataset.label['approved'])}, rejected "
+        f"{', '.join(dataset.label['rejected'])}. Source files and their sha256: "
+        + ", ".join(f"`{path}` ({version(digest)})" for path, digest in dataset.sources.items()) + ".",
         "",
         "## Inputs and excluded attributes",
         "",

@@ -10,8 +10,8 @@ import pandas as pd
 from scipy.cluster import hierarchy
 from sklearn.metrics import ConfusionMatrixDisplay, roc_curve
 
-from loanxai.data import LABEL
-from loanxai.schema import FeatureSchema
+from loanxai.core.schema import FeatureSchema
+from loanxai.data.description import LABEL
 
 
 def plot_distributions(frame: pd.DataFrame, schema: FeatureSchema, path: Path) -> None:

@@ -20,11 +20,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from loanxai.data import Dataset, build_schema
-from loanxai.fairness import large_groups
-from loanxai.mitigation import build_preprocessor
+from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP, build_preprocessor
+from loanxai.core.schema import FeatureSchema
+from loanxai.data.dataset import Dataset, build_schema
+from loanxai.fairness.metrics import large_groups
 from loanxai.report.plots import plot_proxies
-from loanxai.schema import FeatureSchema
+
+__all__ = ["proxy_section"]
 
 #: how many of the strongest single-input proxies the report names per attribute
 N_STRONGEST = 3
@@ -58,7 +60,7 @@ def proxy_section(dataset: Dataset, schema: FeatureSchema, protected: tuple[str,
 def _auc(dataset: Dataset, schema: FeatureSchema, attribute: str, min_group_rows: int) -> float:
     """Held-out one-vs-rest ROC AUC of a logistic regression predicting ``attribute`` from
     ``schema``'s inputs, averaged over the judged groups (a binary attribute: its one AUC)."""
-    model = Pipeline([("preprocessor", build_preprocessor(schema)), ("classifier", LogisticRegression(max_iter=1000))])
+    model = Pipeline([(PREPROCESSOR_STEP, build_preprocessor(schema)), (CLASSIFIER_STEP, LogisticRegression(max_iter=1000))])
     model.fit(schema.encode_frame(dataset.train), dataset.train[attribute].astype(str))
     proba = pd.DataFrame(model.predict_proba(schema.encode_frame(dataset.test)), columns=model.classes_)
     truth = dataset.test[attribute].astype(str).reset_index(drop=True)

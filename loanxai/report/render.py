@@ -8,7 +8,9 @@ from typing import Any
 
 import markdown
 
-from loanxai.gate import failed_checks
+from loanxai.core.manifest import failed_checks
+
+__all__ = ["fmt", "md_table", "render_html", "render_markdown"]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -114,7 +116,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "", "## 7. Explanations", "",
         "![Permutation importance](permutation_importance.png)", "",
         md_table(["group", "prediction", "anchor", "precision", "coverage"],
-                  [[f"{a['attribute']} = {a['group']}", a["prediction"], a["anchor"] or "(empty)",
+                  [[f"{a['attribute']} = {a['group']}", a["prediction"], a["anchor_text"] or "(empty)",
                     fmt(a["precision"]), fmt(a["coverage"])] for a in expl["anchors"]]),
         "", "## 8. Artifacts evaluated", "",
         md_table(["file", "sha256"], [[f, s] for f, s in {**art["classifier_files"], **art["explainer_files"]}.items()]),

@@ -11,9 +11,12 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import confusion_matrix, roc_auc_score
 from sklearn.model_selection import train_test_split as sk_split
 
-from loanxai.data import LABEL
-from loanxai.fairness import balanced_sample, evaluate, fairness_gaps, group_metrics, large_groups, resampling_effect
-from loanxai.mitigation import build_pipeline
+from loanxai.config import ServiceSettings
+from loanxai.core.pipeline import build_pipeline, impute
+from loanxai.core.schema import FeatureSchema
+from loanxai.data.description import LABEL
+from loanxai.explain import anchors
+from loanxai.fairness.metrics import balanced_sample, evaluate, fairness_gaps, group_metrics, large_groups, resampling_effect
 from loanxai.report.artifacts import Model
 from loanxai.report.plots import (
     plot_class_balance,
@@ -24,9 +27,12 @@ from loanxai.report.plots import (
     plot_importance,
     plot_trap,
 )
-from loanxai.schema import FeatureSchema
-from loanxai.train import impute_numeric
 
+__all__ = ["ANCHOR_THRESHOLD", "TRAP_PRODUCTION", "TRAP_SKEWED", "balanced_section", "data_section", "explanation_section", "group_section",
+           "skewed_sample_trap", "trap_counts"]
+
+#: the precision an anchor in the report must reach: the explainer's default (LOAN_EXPLAIN_THRESHOLD)
+ANCHOR_THRESHOLD = ServiceSettings().explain_threshold
 #: The classic trap: a training sample with 100 applications of the rarer decision and 7,900
 #: of the other, checked on a production-like sample of 50 and 60 (scaled down to what a
 #: smaller dataset holds).
@@ -154,25 +160,22 @@ def explanation_section(model: Model, test: pd.DataFrame, protected: tuple[str, 
     names = model.schema.feature_names
     ranked = sorted(zip(names, importance.importances_mean, importance.importances_std), key=lambda r: -r[1])
     plot_importance(ranked, out / "permutation_importance.png")
-    anchors = []
+    found = []
     for attribute in protected:
         for group in sorted(test[attribute].unique()):
             rows = _approved_and_rejected(test[test[attribute] == group], model, per_group)
-            encoded = impute_numeric(model.schema.encode_frame(rows), model.schema, model.explainer_manifest["numeric_medians"])
+            encoded = impute(model.schema.encode_frame(rows), model.schema, model.explainer_manifest.numeric_medians)
             for record, x in zip(model.schema.decode(model.schema.encode_frame(rows)), encoded):
-                explanation = model.explainer.explain(x, threshold=0.95)
-                anchors.append({
-                    "attribute": attribute, "group": group, "application": record,
-                    "prediction": "approved" if int(explanation.raw["prediction"][0]) == 1 else "rejected",
-                    "anchor": " AND ".join(explanation.anchor),
-                    "precision": float(explanation.precision), "coverage": float(explanation.coverage),
-                })
+                # the anchor the explainer service gives for this application (seed 0)
+                anchor = anchors.explain(model.explainer, x, {"threshold": ANCHOR_THRESHOLD, "seed": 0},
+                                         model.manifest.model_sha256)
+                found.append({"attribute": attribute, "group": group, "application": record, **anchor.to_dict()})
     return {
         "permutation_importance": {
             "scoring": "roc_auc", "n_repeats": repeats,
             "features": [{"feature": f, "mean": float(m), "std": float(s)} for f, m, s in ranked],
         },
-        "anchors": anchors,
+        "anchors": found,
     }
 
 

@@ -1,0 +1,143 @@
+"""Calling the services from Python: plain REST with requests, or Seldon's ``SeldonClient``.
+
+``python -m loanxai.client`` asks the classifier for its dataset's example application
+(``GET /api/v1.0/metadata``), sends it to both services both ways and prints the answers
+readably.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+
+from loanxai.clients.http import (
+    DEFAULT_CLASSIFIER_URL,
+    DEFAULT_EXPLAINER_URL,
+    METADATA_PATH,
+    PREDICTIONS_PATH,
+    answer,
+    session,
+)
+from loanxai.core.schema import CLASS_NAMES
+from loanxai.errors import ServiceError
+
+__all__ = ["LoanClient", "describe_explanation", "describe_prediction", "main", "seldon_client", "seldon_predict"]
+
+
+class LoanClient:
+    """REST client of the classifier and the explainer (base URLs, without the API path)."""
+
+    def __init__(
+        self,
+        classifier_url: str = DEFAULT_CLASSIFIER_URL,
+        explainer_url: str = DEFAULT_EXPLAINER_URL,
+        timeout: float = 60.0,
+    ) -> None:
+        self.classifier_url = classifier_url.rstrip("/")
+        self.explainer_url = explainer_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session()
+
+    def metadata(self) -> dict[str, Any]:
+        """The classifier's metadata: inputs (the feature schema), outputs, dataset, model version."""
+        return answer(self.session.get(self.classifier_url + METADATA_PATH, timeout=self.timeout))
+
+    def example_application(self) -> dict[str, Any]:
+        """An application of the classifier's dataset, from its metadata (what the demo sends)."""
+        return json.loads(self.metadata()["custom"]["example_application"])
+
+    def predict(self, applications: Mapping[str, Any] | list[Mapping[str, Any]]) -> list[dict[str, float]]:
+        """Probabilities ``{"rejected": p, "approved": 1 - p}`` for each application."""
+        body = self._post(self.classifier_url + PREDICTIONS_PATH, {"jsonData": applications})
+        names = body["data"]["names"]
+        return [dict(zip(names, row)) for row in body["data"]["ndarray"]]
+
+    def explain(self, application: Mapping[str, Any], **parameters: float) -> dict[str, Any]:
+        """The anchor explanation of one application; ``parameters`` such as ``threshold=0.9``."""
+        message: dict[str, Any] = {"jsonData": application}
+        if parameters:
+            message["meta"] = {"tags": parameters}
+        return self._post(self.explainer_url + PREDICTIONS_PATH, message)["jsonData"]
+
+    def _post(self, url: str, message: dict[str, Any]) -> dict[str, Any]:
+        return answer(self.session.post(url, json=message, timeout=self.timeout))
+
+
+def seldon_client(url: str):
+    """A ``SeldonClient`` for ``url``: a bare microservice (``http://host:port``) or a
+    SeldonDeployment behind Seldon Core's Istio ingress (``http://host:port/seldon/<namespace>/<deployment>``)."""
+    # seldon_core warns at import that tensorflow is missing; we never use tftensor
+    logging.getLogger("seldon_core.imports_helper").setLevel(logging.ERROR)
+    from seldon_core.seldon_client import SeldonClient
+
+    parts = urlsplit(url)
+    segments = parts.path.strip("/").split("/")
+    if len(segments) == 3 and segments[0] == "seldon":
+        return SeldonClient(gateway="istio", transport="rest", gateway_endpoint=parts.netloc,
+                            namespace=segments[1], deployment_name=segments[2])
+    return SeldonClient(gateway="seldon", transport="rest", gateway_endpoint=parts.netloc)
+
+
+def seldon_predict(client, application: Mapping[str, Any], **explain_parameters: float) -> dict[str, Any]:
+    """Send one application as a named ndarray with ``SeldonClient.predict``; return the answer.
+
+    To the explainer, ``explain_parameters`` travel as ``meta`` tags.
+    """
+    names = list(application)
+    row = np.array([[application[name] for name in names]], dtype=object)
+    result = client.predict(data=row, names=names, payload_type="ndarray", meta=explain_parameters)
+    if not result.success:
+        # msg is "<status>:<reason phrase>"; the service's own words are in the response body
+        status, _, phrase = result.msg.partition(":")
+        body = result.response if isinstance(result.response, dict) else {}
+        raise ServiceError(int(status) if status.isdigit() else 0, body.get("status", {}).get("info", phrase))
+    return result.response
+
+
+def describe_prediction(probabilities: Mapping[str, float]) -> str:
+    decision = max(CLASS_NAMES, key=lambda name: probabilities[name])
+    return f"{decision} (approved {probabilities['approved']:.2f}, rejected {probabilities['rejected']:.2f})"
+
+
+def describe_explanation(explanation: Mapping[str, Any]) -> str:
+    anchor = explanation["anchor_text"] or "(empty anchor: the model answers this for nearly everyone)"
+    met = "met" if explanation["threshold_met"] else "NOT met"
+    return (
+        f"{explanation['prediction']} because {anchor}\n"
+        f"  precision {explanation['precision']:.3f} (threshold {explanation['threshold']} {met}), "
+        f"coverage {explanation['coverage']:.3f}, {explanation['model_calls']} model calls"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Ask both services about the dataset's example application.")
+    parser.add_argument("--classifier-url", default=DEFAULT_CLASSIFIER_URL)
+    parser.add_argument("--explainer-url", default=DEFAULT_EXPLAINER_URL)
+    parser.add_argument("--threshold", type=float, default=0.95)
+    args = parser.parse_args(argv)
+
+    client = LoanClient(args.classifier_url, args.explainer_url)
+    try:
+        application = client.example_application()
+        print("Application: " + ", ".join(f"{k} {v}" for k, v in application.items()))
+        print("requests    prediction:  " + describe_prediction(client.predict(application)[0]))
+        print("requests    explanation: " + describe_explanation(client.explain(application, threshold=args.threshold)))
+        body = seldon_predict(seldon_client(args.classifier_url), application)
+        print("SeldonClient prediction:  " + describe_prediction(dict(zip(body["data"]["names"], body["data"]["ndarray"][0]))))
+        body = seldon_predict(seldon_client(args.explainer_url), application, threshold=args.threshold)
+        print("SeldonClient explanation: " + describe_explanation(body["jsonData"]))
+    except (ServiceError, requests.RequestException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""What every stage shares: the feature schema, the artifacts' manifests, the pipeline's layout,
+and reading Seldon's messages.
+
+- :mod:`~loanxai.core.schema`: the model's inputs, their kinds and category maps; encoding an
+  application into a row of numbers and back;
+- :mod:`~loanxai.core.manifest`: what an artifact folder holds, checked at load, read by section;
+- :mod:`~loanxai.core.pipeline`: the scikit-learn pipeline every model is, its step names;
+- :mod:`~loanxai.core.codecs`: a SeldonMessage or Feedback read into rows, groups, outcomes
+  and parameters (every 400 a request can get for its content starts here);
+- :mod:`~loanxai.core.process`: what a process does to follow its parent.
+
+It imports no other sub-package (import-linter checks it).
+"""
+
+__all__ = ["codecs", "manifest", "pipeline", "process", "schema"]

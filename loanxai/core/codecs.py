@@ -1,0 +1,235 @@
+"""Reading Seldon messages (SeldonMessage and Feedback, as JSON): encoded rows, groups, outcomes, parameters.
+
+Accepted forms, all answered the same way:
+
+- ``{"data": {"ndarray": [[...], ...]}}`` or ``{"data": {"tensor": {"shape": [n, n_features], "values": [...]}}}``:
+  rows in schema order, categorical features as codes (what the explainer sends) or labels;
+- the same with ``"names": [...]``: columns in any order, named;
+- ``{"jsonData": [{"<feature>": value, ...}, ...]}`` (or a single object).
+
+Explain parameters travel in ``meta.tags`` (SeldonClient's ``meta=`` argument), e.g.
+``{"meta": {"tags": {"threshold": 0.9}}}``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+from loanxai.core.schema import CLASS_NAMES, FeatureSchema
+from loanxai.errors import InputError
+
+__all__ = ["EXPLAIN_KINDS", "EXPLAIN_PARAMETERS", "PURPOSES", "Outcomes", "explain_parameters", "features_from_message",
+           "prediction_parameters", "read_feedback", "read_message"]
+
+#: What the explainer explains (``meta.tags.kind``): an anchor (default) or a recourse.
+EXPLAIN_KINDS = ("anchor", "recourse")
+# why the classifier is asked: an applicant's decision, or an explainer's made-up samples
+PURPOSES = ("decision", "explanation")
+#: Explain parameters a request may set: type, low, high (integers from low to high, numbers
+#: in (low, high]; a high of None: the number of features), and the kind they apply to
+#: (None: both). alibi's other defaults (batch_size 100, coverage_samples 10000) are kept.
+EXPLAIN_PARAMETERS: dict[str, tuple[type, float, float | None, str | None]] = {
+    "threshold": (float, 0.0, 1.0, "anchor"),
+    "beam_size": (int, 1, 10, "anchor"),
+    "max_anchor_size": (int, 1, None, "anchor"),
+    "delta": (float, 0.0, 1.0, "anchor"),
+    "tau": (float, 0.0, 1.0, "anchor"),
+    "k": (int, 1, 5, "recourse"),
+    # another sample on purpose: the same application, model and seed give the same answer
+    "seed": (int, 0, 2**31 - 1, None),
+}
+
+
+def features_from_message(message: Any, schema: FeatureSchema, max_rows: int) -> np.ndarray:
+    """Encoded rows of a SeldonMessage: :func:`read_message` without the groups."""
+    return read_message(message, schema, max_rows)[0]
+
+
+def read_message(message: Any, schema: FeatureSchema, max_rows: int) -> tuple[np.ndarray, dict[str, list[str | None]]]:
+    """Encoded rows of a SeldonMessage and the protected groups they carry.
+
+    Returns X, an ndarray of float64, shape (n_rows, n_features), and a dict of protected
+    attribute -> list of n_rows group labels (None: not given; rows without names never give
+    one). Raises :class:`InputError` naming the problem for anything that is not a non-empty
+    batch of at most ``max_rows`` valid applications.
+    """
+    if not isinstance(message, Mapping):
+        raise InputError("the request must be a JSON object (a SeldonMessage)")
+    forms = [key for key in ("data", "jsonData", "strData", "binData") if key in message]
+    if len(forms) > 1:
+        raise InputError(f"the request holds both {forms[0]!r} and {forms[1]!r}: send one of them")
+    if "data" in message:
+        data = message["data"]
+        if not isinstance(data, Mapping):
+            raise InputError("'data' must be an object holding 'ndarray' or 'tensor'")
+        rows = _data_rows(data, "data")
+        _check_batch_size(len(rows), max_rows)
+        return schema.read_rows(rows, data.get("names") or None)
+    if "jsonData" in message:
+        records = message["jsonData"]
+        if isinstance(records, Mapping):
+            records = [records]
+        if not isinstance(records, list):
+            raise InputError("'jsonData' must be an object or a list of objects")
+        _check_batch_size(len(records), max_rows)
+        return schema.read_records(records)
+    raise InputError("the request needs 'data' (with 'ndarray' or 'tensor') or 'jsonData'")
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """What a feedback tells: for each application, the classifier's decision, the decision it
+    turned out to deserve (both bool arrays, shape (n,), True: approved) and its protected
+    groups (attribute -> n labels, None: not given)."""
+
+    predicted: np.ndarray
+    truth: np.ndarray
+    groups: dict[str, list[str | None]]
+
+
+def read_feedback(feedback: Any, schema: FeatureSchema, max_rows: int) -> Outcomes:
+    """The outcomes in a Seldon feedback (``/api/v1.0/feedback``): ``response``, the classifier's
+    answer (probabilities, shape (n, 2)), ``truth``, one decision per application (``1`` or
+    ``"approved"``, ``0`` or ``"rejected"``, alone or in a one-element row), and optionally
+    ``request``, the applications (with protected attributes: outcomes by group).
+
+    Raises :class:`InputError` naming what is missing or malformed.
+    """
+    if not isinstance(feedback, Mapping):
+        raise InputError("the feedback must be a JSON object with 'response' and 'truth'")
+    for part, meaning in (("response", "the classifier's answer being judged"),
+                          ("truth", "the decision each application deserved, 1/'approved' or 0/'rejected'")):
+        if not isinstance(feedback.get(part), Mapping) or not isinstance(feedback[part].get("data"), Mapping):
+            raise InputError(f"the feedback needs '{part}' with 'data' ({meaning})")
+    answered = _data_rows(feedback["response"]["data"], "response.data")
+    _check_batch_size(len(answered), max_rows)
+    names = feedback["response"]["data"].get("names") or list(CLASS_NAMES)
+    if list(names) != list(CLASS_NAMES):
+        raise InputError(f"'response.data.names' must be {list(CLASS_NAMES)}, as the classifier answers, got {names!r}")
+    for i, row in enumerate(answered):
+        if not (isinstance(row, list) and len(row) == 2
+                and all(isinstance(p, Real) and not isinstance(p, bool) and 0 <= p <= 1 for p in row)):
+            raise InputError(f"'response' row {i} must be the classifier's two probabilities, got {row!r}")
+    truth = [_decision(value, i) for i, value in enumerate(_data_rows(feedback["truth"]["data"], "truth.data"))]
+    if len(truth) != len(answered):
+        raise InputError(f"'truth' holds {len(truth)} decisions for {len(answered)} answered applications")
+    if feedback.get("request"):
+        X, groups = read_message(feedback["request"], schema, max_rows)
+        if len(X) != len(truth):
+            raise InputError(f"'request' holds {len(X)} applications for {len(truth)} decisions in 'truth'")
+    else:
+        groups = {name: [None] * len(truth) for name in schema.protected}
+    predicted = np.array([row[1] >= 0.5 for row in answered], dtype=bool)
+    return Outcomes(predicted, np.array(truth, dtype=bool), groups)
+
+
+def _decision(value: Any, row: int) -> bool:
+    """One truth value: 1 or "approved" is True, 0 or "rejected" False (also as [value])."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, str) and value in CLASS_NAMES:
+        return value == CLASS_NAMES[1]
+    if isinstance(value, Real) and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)
+    raise InputError(f"'truth' row {row} must be 1 or 'approved', 0 or 'rejected', got {value!r}")
+
+
+def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_features: int) -> dict[str, Any]:
+    """The explanation a request asks for (``meta.tags``): ``kind``, ``seed`` (default 0) and the
+    kind's parameters (an anchor's ``threshold`` defaults to ``default_threshold``, a recourse's
+    ``k`` to 3)."""
+    tags = dict(_tags(message))
+    kind = tags.pop("kind", "anchor")
+    if kind not in EXPLAIN_KINDS:
+        raise InputError(f"explain parameter 'kind' must be one of {', '.join(EXPLAIN_KINDS)}, got {kind!r}")
+    unknown = [key for key in tags if key not in EXPLAIN_PARAMETERS]
+    if unknown:
+        raise InputError(f"unknown explain parameter {unknown[0]!r}; known: kind, " + ", ".join(EXPLAIN_PARAMETERS))
+    parameters: dict[str, Any] = {"kind": kind, "seed": 0}
+    parameters |= {"threshold": default_threshold} if kind == "anchor" else {"k": 3}
+    for key, value in tags.items():
+        number_type, low, high, applies_to = EXPLAIN_PARAMETERS[key]
+        if applies_to not in (None, kind):
+            raise InputError(f"explain parameter {key!r} applies to kind {applies_to!r}, not {kind!r}")
+        high = n_features if high is None else high
+        number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+        if number_type is int:
+            valid = number and float(value).is_integer() and low <= value <= high
+            wanted = f"an integer from {low} to {high}"
+        else:
+            valid = number and low < value <= high
+            wanted = f"a number in ({low}, {high}]"
+        if not valid:
+            raise InputError(f"explain parameter {key!r} must be {wanted}, got {value!r}")
+        parameters[key] = number_type(value)
+    return parameters
+
+
+def prediction_parameters(message: Mapping[str, Any], default_reasons: int, n_features: int) -> dict[str, Any]:
+    """The classifier's options from ``meta.tags``: ``reasons`` (true: the default number of
+    principal reasons per application; a number: up to that many, at most ``n_features``;
+    false or 0: none) and ``purpose`` (``decision``, the default, or ``explanation``: rows an
+    explainer made up, answered but not counted as decisions). Other tags are left alone:
+    Seldon's own tools put theirs there (``seldon-batch-processor``: ``batch_id``, ...)."""
+    tags = _tags(message)
+    purpose = tags.get("purpose", PURPOSES[0])
+    if purpose not in PURPOSES:
+        raise InputError(f"prediction parameter 'purpose' must be one of: {', '.join(PURPOSES)}, got {purpose!r}")
+    value = tags.get("reasons", False)
+    if isinstance(value, bool):
+        return {"reasons": default_reasons if value else 0, "purpose": purpose}
+    if not (isinstance(value, Real) and math.isfinite(value) and float(value).is_integer() and 0 <= value <= n_features):
+        raise InputError(f"prediction parameter 'reasons' must be true, false or an integer from 0 to {n_features}, got {value!r}")
+    return {"reasons": int(value), "purpose": purpose}
+
+
+def _tags(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = message.get("meta") or {}
+    tags = meta.get("tags") if isinstance(meta, Mapping) else None
+    if not isinstance(tags, (Mapping, type(None))):
+        raise InputError("'meta.tags' must be an object of parameters")
+    return tags or {}
+
+
+def _data_rows(data: Mapping[str, Any], where: str) -> list[Any]:
+    """The rows of a SeldonMessage's ``data`` (``ndarray`` or ``tensor``)."""
+    if "ndarray" in data:
+        rows = data["ndarray"]
+        if not isinstance(rows, list):
+            raise InputError(f"'{where}.ndarray' must be a list of rows")
+        return rows
+    if "tensor" in data:
+        return _tensor_rows(data["tensor"], where)
+    raise InputError(f"'{where}' must hold 'ndarray' or 'tensor'")
+
+
+def _tensor_rows(tensor: Any, where: str) -> list[list[Any]]:
+    if not isinstance(tensor, Mapping) or "shape" not in tensor or "values" not in tensor:
+        raise InputError(f"'{where}.tensor' must hold 'shape' and 'values'")
+    shape, values = tensor["shape"], tensor["values"]
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 2
+        or not all(isinstance(d, Real) and not isinstance(d, bool) and float(d).is_integer() and d >= 0 for d in shape)
+    ):
+        raise InputError(f"'{where}.tensor.shape' must be [rows, columns]")
+    n_rows, n_cols = int(shape[0]), int(shape[1])
+    if not isinstance(values, list) or len(values) != n_rows * n_cols:
+        raise InputError(
+            f"'{where}.tensor.values' must hold rows x columns = {n_rows * n_cols} numbers"
+        )
+    return [values[i * n_cols : (i + 1) * n_cols] for i in range(n_rows)]
+
+
+def _check_batch_size(n_rows: int, max_rows: int) -> None:
+    if n_rows == 0:
+        raise InputError("empty batch: the request holds no application")
+    if n_rows > max_rows:
+        raise InputError(
+            f"batch of {n_rows} rows is larger than the limit of {max_rows} (LOAN_MAX_BATCH_ROWS)"
+        )

@@ -1,0 +1,67 @@
+"""The pipeline every model here is, and the facts about it that training and serving share.
+
+A model is a scikit-learn Pipeline of two steps: :data:`PREPROCESSOR_STEP`, a ColumnTransformer
+(:data:`NUMERIC_STEP`: median imputation then standard scaling of the numeric columns;
+:data:`CATEGORICAL_STEP`: one-hot encoding of the categorical codes), and
+:data:`CLASSIFIER_STEP`, a random forest. Training fits it; the classifier serves its two
+steps from their pickles; the fast path reads the preprocessor's fitted parameters; the
+explainer explains a missing numeric value as the median the model imputes in its place.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from loanxai.core.schema import FeatureSchema
+
+__all__ = ["CATEGORICAL_STEP", "CLASSIFIER_STEP", "IMPUTE_STEP", "NUMERIC_STEP", "PREPROCESSOR_STEP", "SAMPLE_WEIGHT",
+           "SCALE_STEP", "build_pipeline", "build_preprocessor", "impute", "numeric_medians"]
+
+PREPROCESSOR_STEP, CLASSIFIER_STEP = "preprocessor", "classifier"
+#: the preprocessor's two column transformers, and the numeric one's steps
+NUMERIC_STEP, CATEGORICAL_STEP = "numeric", "categorical"
+IMPUTE_STEP, SCALE_STEP = "impute", "scale"
+#: how ``Pipeline.fit`` and fairlearn's reductions pass sample weights to the forest
+SAMPLE_WEIGHT = f"{CLASSIFIER_STEP}__sample_weight"
+
+
+def build_preprocessor(schema: FeatureSchema) -> ColumnTransformer:
+    """For encoded rows, shape (n, n_features): numeric columns median-imputed and standard-scaled,
+    categorical codes one-hot encoded (codes not seen in training: all zeros)."""
+    return ColumnTransformer(
+        [
+            (
+                NUMERIC_STEP,
+                Pipeline([(IMPUTE_STEP, SimpleImputer(strategy="median")), (SCALE_STEP, StandardScaler())]),
+                schema.numeric_indices,
+            ),
+            (CATEGORICAL_STEP, OneHotEncoder(handle_unknown="ignore"), schema.categorical_indices),
+        ]
+    )
+
+
+def build_pipeline(schema: FeatureSchema, seed: int = 0, **forest: Any) -> Pipeline:
+    """:func:`build_preprocessor` and a random forest; ``forest``: RandomForestClassifier settings."""
+    classifier = RandomForestClassifier(random_state=seed, n_jobs=-1, **forest)
+    return Pipeline([(PREPROCESSOR_STEP, build_preprocessor(schema)), (CLASSIFIER_STEP, classifier)])
+
+
+def numeric_medians(preprocessor: ColumnTransformer, schema: FeatureSchema) -> dict[str, float]:
+    """The training median the fitted preprocessor imputes for each numeric feature."""
+    medians = preprocessor.named_transformers_[NUMERIC_STEP].named_steps[IMPUTE_STEP].statistics_
+    return {name: float(m) for name, m in zip(schema.numeric_features, medians)}
+
+
+def impute(X: np.ndarray, schema: FeatureSchema, medians: Mapping[str, float]) -> np.ndarray:
+    """Encoded rows, shape (n, n_features) or (n_features,), with each missing numeric value
+    replaced by its training median: the rows the explainer samples from and explains (alibi's
+    discretiser takes no NaN)."""
+    fill = np.array([medians.get(name, np.nan) for name in schema.feature_names])
+    return np.where(np.isnan(X), fill, X)

@@ -1,0 +1,315 @@
+"""The feature schema: the model's inputs in order, their kinds, and the category map.
+
+Every part of the system (training, the explainer, both services, the clients) encodes an
+application the same way: a float row in :attr:`FeatureSchema.feature_names` order, numeric
+features as numbers and categorical features as integer codes, where a code is the index of
+its label in the category map. Training builds the schema from the dataset description and
+the data and stores it in the artifacts' manifests, so a service always decodes with the
+schema its model was trained with; no feature name is written in code.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from loanxai.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CLASS_NAMES", "FeatureSchema", "plain_value"]
+
+#: Output columns of the classifier: code 0 is "rejected", code 1 is "approved".
+CLASS_NAMES: tuple[str, ...] = ("rejected", "approved")
+
+
+def plain_value(value: Any) -> Any:
+    """A JSON value: numpy numbers as Python ones, integral floats as ints."""
+    if isinstance(value, (np.floating, float)) and float(value).is_integer():
+        return int(value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """Model inputs in order and, for each categorical one, its labels (code = index).
+
+    Parameters
+    ----------
+    feature_names : sequence of str
+        The model's inputs, in the order of an encoded row.
+    category_map : mapping of str to sequence of str
+        For each categorical feature (the others are numeric), its labels; a label's code is its index.
+    nullable : collection of str
+        Features that had missing values in the training data: a missing (null) value is
+        accepted, as the missing-value category for a categorical feature or the training
+        median (the pipeline's imputer) for a numeric one.
+    missing_category : str
+        The label a missing categorical value becomes.
+    protected : mapping of str to sequence of str
+        Protected attributes that are not model inputs, with their groups (labels). A request
+        may carry them: they are validated and kept for monitoring and audit, never encoded.
+    ranges : mapping of str to (low, high)
+        The plausible values of each numeric feature; a value outside is refused.
+    """
+
+    feature_names: tuple[str, ...]
+    category_map: Mapping[str, tuple[str, ...]]
+    nullable: frozenset[str] = field(default_factory=frozenset)
+    missing_category: str = "Unknown"
+    protected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "feature_names", tuple(self.feature_names))
+        object.__setattr__(self, "nullable", frozenset(self.nullable))
+        unknown = [name for name in [*self.category_map, *self.nullable] if name not in self.feature_names]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a feature of the schema ({', '.join(self.feature_names)})")
+        both = [name for name in self.protected if name in self.feature_names]
+        if both:
+            raise ValueError(f"{both[0]!r} is a model input: only protected attributes that are not inputs are listed")
+        object.__setattr__(self, "category_map", {k: tuple(v) for k, v in self.category_map.items()})
+        object.__setattr__(self, "protected", {k: tuple(v) for k, v in self.protected.items()})
+        object.__setattr__(self, "ranges", {k: (float(v[0]), float(v[1])) for k, v in self.ranges.items()})
+        bounds = [self.ranges.get(n, (-np.inf, np.inf)) for n in self.feature_names]
+        object.__setattr__(self, "_low", np.array([b[0] for b in bounds]))
+        object.__setattr__(self, "_high", np.array([b[1] for b in bounds]))
+        labels = {**self.category_map, **self.protected}
+        object.__setattr__(self, "_codes", {k: {label: code for code, label in enumerate(v)} for k, v in labels.items()})
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """Everything a request may name: the features, then the protected attributes that are not inputs."""
+        return self.feature_names + tuple(self.protected)
+
+    @property
+    def numeric_features(self) -> tuple[str, ...]:
+        return tuple(name for name in self.feature_names if name not in self.category_map)
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [i for i, name in enumerate(self.feature_names) if name in self.category_map]
+
+    @property
+    def numeric_indices(self) -> list[int]:
+        return [i for i, name in enumerate(self.feature_names) if name not in self.category_map]
+
+    def alibi_category_map(self) -> dict[int, list[str]]:
+        """The category map keyed by column index, as alibi's ``categorical_names`` wants."""
+        return {i: list(self.category_map[name]) for i, name in enumerate(self.feature_names) if name in self.category_map}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature_names": list(self.feature_names),
+            "numeric_features": list(self.numeric_features),
+            "category_map": {k: list(v) for k, v in self.category_map.items()},
+            "nullable": sorted(self.nullable),
+            "missing_category": self.missing_category,
+            "protected": {k: list(v) for k, v in self.protected.items()},
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, content: Mapping[str, Any]) -> "FeatureSchema":
+        return cls(
+            feature_names=tuple(content["feature_names"]),
+            category_map=content["category_map"],
+            nullable=frozenset(content.get("nullable", ())),
+            missing_category=content.get("missing_category", "Unknown"),
+            protected=content.get("protected", {}),
+            ranges=content.get("ranges", {}),
+        )
+
+    # --- encoding -------------------------------------------------------------------------
+
+    def read_rows(
+        self, rows: Sequence[Sequence[Any]], names: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, dict[str, list[str | None]]]:
+        """Encode rows given as lists of values, and read the protected groups they carry.
+
+        Parameters
+        ----------
+        rows : sequence of sequences, shape (n_rows, n_columns)
+            Values in the order of ``names``; categorical values as labels or integer codes.
+        names : sequence of str, optional
+            Column names, any order: every feature, and any protected attribute that is not
+            a model input. Default: the features in :attr:`feature_names` order.
+
+        Returns
+        -------
+        X : ndarray of float64, shape (n_rows, n_features), in :attr:`feature_names` order.
+        groups : dict of protected attribute -> list of n_rows labels (None: not given).
+        """
+        order, extra = self._column_order(names)
+        width = len(order) + len(extra)
+        for i, row in enumerate(rows):
+            if not isinstance(row, (list, tuple)):
+                raise InputError(f"row {i} is not a list of feature values")
+            if len(row) != width:
+                raise InputError(f"wrong number of features in row {i}: got {len(row)}, expected {width}")
+        groups = self._no_groups(len(rows))
+        for name, j in extra:
+            groups[name] = [self._group(name, row[j], i) for i, row in enumerate(rows)]
+        matrix = self._fast_encode(rows, order, width)
+        if matrix is None:
+            matrix = np.array(
+                [[self._encode_value(name, row[j], i) for name, j in order] for i, row in enumerate(rows)],
+                dtype=np.float64,
+            ).reshape(len(rows), self.n_features)
+        return matrix, groups
+
+    def encode_rows(self, rows: Sequence[Sequence[Any]], names: Sequence[str] | None = None) -> np.ndarray:
+        """:meth:`read_rows` without the groups: ndarray of float64, shape (n_rows, n_features)."""
+        return self.read_rows(rows, names)[0]
+
+    def read_records(self, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, dict[str, list[str | None]]]:
+        """Encode applications given as ``{name: value}`` objects (every feature, optionally
+        protected attributes), and read their protected groups.
+
+        Returns X, an ndarray of float64, shape (n_records, n_features), and a dict of protected
+        attribute -> list of n_records labels (None: not given).
+        """
+        encoded = []
+        groups = self._no_groups(len(records))
+        for i, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                raise InputError(f"row {i} is not an object of feature names to values")
+            unknown = [key for key in record if key not in self.feature_names and key not in self.protected]
+            if unknown:
+                raise InputError(f"unknown feature {unknown[0]!r} in row {i}; known features: " + ", ".join(self.field_names))
+            missing = [name for name in self.feature_names if name not in record]
+            if missing:
+                raise InputError(f"missing feature {missing[0]!r} in row {i}")
+            encoded.append([self._encode_value(name, record[name], i) for name in self.feature_names])
+            for name in self.protected:
+                groups[name][i] = self._group(name, record.get(name), i)
+        return np.array(encoded, dtype=np.float64).reshape(len(encoded), self.n_features), groups
+
+    def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """:meth:`read_records` without the groups: ndarray of float64, shape (n_records, n_features)."""
+        return self.read_records(records)[0]
+
+    def encode_frame(self, frame: "pd.DataFrame") -> np.ndarray:
+        """Encode a cleaned data table (labels, NaN for missing): ndarray of float64, shape (n_rows, n_features)."""
+        import pandas as pd  # training, the report and the tools: the services never encode frames
+
+        columns = []
+        for name in self.feature_names:
+            if name in self.category_map:
+                codes = pd.Categorical(frame[name], categories=self.category_map[name]).codes
+                if (codes < 0).any():
+                    raise InputError(f"{name!r} holds a value outside its category map: {frame[name][codes < 0].iloc[0]!r}")
+                columns.append(codes.astype(np.float64))
+            else:
+                columns.append(frame[name].to_numpy(dtype=np.float64))
+        return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+    def decode(self, matrix: np.ndarray) -> list[dict[str, Any]]:
+        """Turn encoded rows, shape (n_rows, n_features), back into ``{feature: value}`` objects
+        (a missing numeric value becomes None)."""
+        records = []
+        for row in np.atleast_2d(matrix):
+            record: dict[str, Any] = {}
+            for name, value in zip(self.feature_names, row):
+                if name in self.category_map:
+                    record[name] = self.category_map[name][int(value)]
+                elif math.isnan(value):
+                    record[name] = None
+                else:
+                    record[name] = plain_value(float(value))
+            records.append(record)
+        return records
+
+    def _column_order(self, names: Sequence[str] | None) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """(feature name, position in the incoming row) for each feature in schema order, and
+        (protected attribute, position) for each protected attribute the row carries."""
+        if names is None:
+            return [(name, j) for j, name in enumerate(self.feature_names)], []
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise InputError("names must be a list of feature names")
+        unknown = [n for n in names if n not in self.feature_names and n not in self.protected]
+        if unknown:
+            raise InputError(f"unknown feature {unknown[0]!r}; known features: " + ", ".join(self.field_names))
+        if len(set(names)) != len(names):
+            raise InputError("names lists a feature twice")
+        missing = [n for n in self.feature_names if n not in names]
+        if missing:
+            raise InputError(f"missing feature {missing[0]!r} in names")
+        position = {name: j for j, name in enumerate(names)}
+        return [(name, position[name]) for name in self.feature_names], [(n, position[n]) for n in self.protected if n in position]
+
+    def _no_groups(self, n_rows: int) -> dict[str, list[str | None]]:
+        return {name: [None] * n_rows for name in self.protected}
+
+    def _group(self, name: str, value: Any, row: int) -> str | None:
+        """The group label of a protected attribute's value (None: not given)."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        return self.protected[name][int(self._encode_category(name, value, row))]
+
+    def _fast_encode(self, rows: Sequence[Sequence[Any]], order: list[tuple[str, int]], width: int) -> np.ndarray | None:
+        """Vectorised path for all-numeric rows (the explainer's batches); None if any value
+        needs the per-value path (a label, a bad value), which also words the error."""
+        # numpy would also parse numeric strings and booleans: take plain numbers only
+        if not all(type(v) is float or type(v) is int for row in rows for v in row):
+            return None
+        raw = np.array(rows, dtype=np.float64).reshape(len(rows), width)
+        matrix = raw[:, [j for _, j in order]]
+        if not (np.isfinite(matrix).all() and (matrix >= self._low).all() and (matrix <= self._high).all()):  # type: ignore[attr-defined]
+            return None
+        for index in self.categorical_indices:
+            codes = matrix[:, index]
+            n_labels = len(self.category_map[self.feature_names[index]])
+            if not (np.all(codes == np.floor(codes)) and codes.min(initial=0) >= 0 and codes.max(initial=0) < n_labels):
+                return None
+        return matrix
+
+    def _encode_value(self, name: str, value: Any, row: int) -> float:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return self._encode_missing(name, row)
+        if name in self.category_map:
+            return self._encode_category(name, value, row)
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise InputError(f"non-numeric value {value!r} for numeric feature {name!r} in row {row}")
+        if not math.isfinite(value):
+            raise InputError(f"non-finite value {value!r} for {name!r} in row {row}")
+        low, high = self.ranges.get(name, (-math.inf, math.inf))
+        if not low <= value <= high:
+            raise InputError(f"value {value!r} for {name!r} in row {row} is outside its plausible range [{low:g}, {high:g}]")
+        return float(value)
+
+    def _encode_missing(self, name: str, row: int) -> float:
+        if name not in self.nullable:
+            raise InputError(f"missing value for {name!r} in row {row}")
+        if name in self.category_map:
+            return float(self._codes[name][self.missing_category])  # type: ignore[attr-defined]
+        return math.nan  # the pipeline imputes the training median
+
+    def _encode_category(self, name: str, value: Any, row: int) -> float:
+        labels = self.category_map.get(name) or self.protected[name]
+        if isinstance(value, str):
+            code = self._codes[name].get(value.strip())  # type: ignore[attr-defined]
+            if code is None:
+                raise InputError(
+                    f"unknown category {value!r} for {name!r} in row {row}; expected one of: " + ", ".join(labels)
+                )
+            return float(code)
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise InputError(
+                f"wrong type for {name!r} in row {row}: expected a category label or code, got {type(value).__name__}"
+            )
+        if not float(value).is_integer() or not 0 <= value < len(labels):
+            raise InputError(
+                f"unknown category code {value!r} for {name!r} in row {row}; valid codes are 0 to {len(labels) - 1}"
+            )
+        return float(value)

@@ -1,0 +1,146 @@
+"""Every error the project raises: one root, :class:`LoanError`, that carries its HTTP status.
+
+As in MLServer's ``errors`` module, the status and Seldon's ``reason`` code live on the
+exception class; :func:`loanxai.serving.common.seldon_error` is the one place that turns an
+error into Seldon's error body (``{"status": {"code": -1, "info": ..., "reason": ..., "status": 1}}``)
+and status. Command-line tools print the message and exit non-zero. The messages name the
+problem (the field, the file, the key or the row): they are what a user reads.
+
+The docs' error reference (``docs/reference/errors.md``) is generated from this module.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactError", "BudgetExceeded", "ClassifierError", "ClassifierUnavailable", "DataError", "DescriptionError",
+    "ExplainerBusy", "GateError", "InputError", "LoanError", "MethodNotAllowed", "ModelParityFailed", "NotFound",
+    "PrometheusError", "RequestTimeout", "RequestTooLarge", "ScoreError", "ServiceError", "SettingError",
+    "ShuttingDown",
+]
+
+
+class LoanError(Exception):
+    """The root of every error here. ``status_code``: the HTTP status a service answers it with;
+    ``reason``: Seldon's reason code in the error body."""
+
+    status_code: int = 500
+    reason: str = "MICROSERVICE_INTERNAL_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- a client's request ------------------------------------------------------------------------------
+
+
+class InputError(LoanError, ValueError):
+    """The request does not fit the schema or the API: a missing or unknown feature, a value of
+    the wrong type or out of range, an unknown category, a malformed message, invalid JSON."""
+
+    status_code, reason = 400, "MICROSERVICE_BAD_DATA"
+
+
+class NotFound(LoanError):
+    """No such path."""
+
+    status_code, reason = 404, "NOT_FOUND"
+
+
+class MethodNotAllowed(LoanError):
+    """The path takes another HTTP method (the answer's ``Allow`` header names it)."""
+
+    status_code, reason = 405, "METHOD_NOT_ALLOWED"
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
+class RequestTimeout(LoanError):
+    """The request did not arrive whole within ``LOAN_REQUEST_TIMEOUT``."""
+
+    status_code, reason = 408, "REQUEST_TIMEOUT"
+
+
+class RequestTooLarge(LoanError):
+    """The request body is larger than ``LOAN_MAX_BODY_BYTES``."""
+
+    status_code, reason = 413, "REQUEST_TOO_LARGE"
+
+
+# --- the service's state -----------------------------------------------------------------------------
+
+
+class ModelParityFailed(LoanError):
+    """Readiness: the loaded model no longer reproduces the reference answers recorded at training."""
+
+    status_code, reason = 500, "MODEL_PARITY_FAILED"
+
+
+class ClassifierError(LoanError):
+    """The explainer's call to the classifier was answered, but not with probabilities."""
+
+    status_code, reason = 502, "CLASSIFIER_ERROR"
+
+
+class ShuttingDown(LoanError):
+    """Readiness while the service drains for shutdown: no new work (``Retry-After``)."""
+
+    status_code, reason = 503, "SHUTTING_DOWN"
+
+
+class ExplainerBusy(LoanError):
+    """Every explanation slot of the worker is taken (``LOAN_EXPLAIN_QUEUE``): retry in a moment."""
+
+    status_code, reason = 503, "EXPLAINER_BUSY"
+
+
+class ClassifierUnavailable(LoanError):
+    """The explainer could not reach the classifier at ``LOAN_CLASSIFIER_URL`` (after its retries)."""
+
+    status_code, reason = 503, "CLASSIFIER_UNAVAILABLE"
+
+
+class BudgetExceeded(LoanError):
+    """An explanation used up its time budget (``LOAN_EXPLAIN_BUDGET``)."""
+
+    status_code, reason = 504, "EXPLANATION_TIMEOUT"
+
+
+# --- training, start-up and tools (a message and a non-zero exit, never an answer) -------------------
+
+
+class SettingError(LoanError, ValueError):
+    """An environment variable holds a value its setting does not accept; the message names it."""
+
+
+class DescriptionError(LoanError, ValueError):
+    """The dataset description is missing, malformed or inconsistent; the message names the file and key."""
+
+
+class DataError(LoanError, ValueError):
+    """The data does not fit its description; the message names the file, the column and the rows."""
+
+
+class ArtifactError(LoanError):
+    """Artifacts are missing, were changed since training, or need other library versions."""
+
+
+class GateError(LoanError):
+    """The model failed the fairness gate and carries no recorded override; the message names the failed checks."""
+
+
+class ServiceError(LoanError):
+    """A service answered a client with an error: ``status_code`` is the answer's, the message its ``info``."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(f"{status_code}: {message}")
+        self.status_code = status_code
+
+
+class ScoreError(LoanError):
+    """A file cannot be decided: the classifier keeps failing, or the work folder is another run's."""
+
+
+class PrometheusError(LoanError):
+    """Prometheus is missing, did not start, or answered a query with an error."""

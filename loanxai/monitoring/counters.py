@@ -1,0 +1,294 @@
+"""What the services count for Prometheus, against the references training recorded
+(:mod:`loanxai.monitoring.references`).
+
+The classifier's :class:`DecisionMonitor` counts every decided application:
+
+- ``loan_decisions_total{attribute, group, decision}``: by each protected attribute's group, as
+  the request gives it (``not given`` otherwise);
+- ``loan_score_total{bin}`` and ``loan_feature_total{feature, bin}``: for the population
+  stability index;
+- ``loan_requests_total``, ``loan_applications_total``, ``loan_approvals_total``, ``loan_rejections_total``;
+
+and every outcome arriving through the feedback endpoint, as Seldon's metrics server names
+them: ``seldon_metric_true_positive_total{attribute, group}`` (and ``false_positive``,
+``true_negative``, ``false_negative``; ``attribute="all", group="all"`` for every outcome).
+It exports the references as gauges: ``loan_feature_reference_share{feature, bin}``,
+``loan_score_reference_share{bin}``, ``loan_held_out_{recall, false_positive_rate, accuracy,
+approval_rate}{attribute, group}``, ``loan_gate_min_disparate_impact``,
+``loan_gate_min_group_rows`` and ``loan_model_info{version, dataset, candidate, gate}``.
+
+:class:`ExplanationMonitor` (the explainer) and :class:`HttpMonitor` (both services' endpoints)
+count the rest. Every label value comes from the artifacts or from a fixed list: a request can
+never make a new series. The series are Seldon custom metrics (``method`` label, Seldon's
+deployment labels, timers in Seldon's buckets) in the process's metrics files
+(:mod:`loanxai.serving.server.metrics`), not entries of each response's ``meta.metrics``: about 25 per decision
+would cost more than the decision. A request thread only queues what it saw; a thread of each
+process counts the queue every :data:`FLUSH_SECONDS`, whole batches at once (numpy), and when
+the process exits: monitoring costs the classifier under 10% of its throughput (docs: Results). A scrape sees a decision at most that long after it was answered; a process
+killed outright loses what it had not counted yet.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from seldon_core.metrics import BINS
+
+from loanxai.core.codecs import EXPLAIN_KINDS, Outcomes
+from loanxai.core.manifest import Manifest
+from loanxai.monitoring.references import NOT_GIVEN, OUTCOMES, SCORE_BINS, bin_indices, outcome_rates, score_indices
+
+__all__ = ["EXPLANATION_OUTCOMES", "FLUSH_SECONDS", "TIMER_BUCKETS", "DecisionMonitor", "ExplanationMonitor",
+           "HttpMonitor", "flush_all"]
+
+#: the timers' buckets in seconds: Seldon's (1 ms to 30 s, log-spaced)
+TIMER_BUCKETS = tuple(BINS[1:])
+
+#: what an explanation request came to: ok, or the answer's status
+EXPLANATION_OUTCOMES = ("ok", "4xx", "502", "503", "504", "5xx")
+#: seconds between two countings of the queued observations, in each process
+FLUSH_SECONDS = 1.0
+
+
+
+def _children(metric: Any, label_values: Iterable[tuple[str, ...]]) -> list[Any]:
+    """One child per label set, created now: every series exists (at 0) before anything is counted."""
+    return [metric.labels(*values) for values in label_values]
+
+
+def _add(children: Sequence[Any], index: np.ndarray) -> None:
+    """Count each index once into its child."""
+    if len(index) == 1:
+        children[int(index[0])].inc()
+        return
+    for i, count in enumerate(np.bincount(index, minlength=len(children))):
+        if count:
+            children[i].inc(int(count))
+
+
+class _Queue:
+    """Observations queued by request threads, counted in batches by :func:`flush_all`."""
+
+    def __init__(self, count: Callable[[list[Any]], None]) -> None:
+        self.count = count
+        self.items: deque[Any] = deque()
+        self.lock = threading.Lock()
+        _QUEUES.append(self)
+
+    def put(self, item: Any) -> None:
+        if _flusher["pid"] != os.getpid():
+            _start_flusher()
+        self.items.append(item)
+
+    def flush(self) -> None:
+        with self.lock:
+            batch = [self.items.popleft() for _ in range(len(self.items))]
+            if batch:
+                self.count(batch)
+
+
+_QUEUES: list[_Queue] = []
+_flusher: dict[str, Any] = {"pid": None, "lock": threading.Lock()}
+
+
+def flush_all() -> None:
+    """Count everything queued in this process."""
+    for queue in _QUEUES:
+        queue.flush()
+
+
+def _flush_forever() -> None:
+    while True:
+        time.sleep(FLUSH_SECONDS)
+        flush_all()
+
+
+def _start_flusher() -> None:
+    """The flush thread of this process (a forked worker starts its own), and a last flush at exit."""
+    with _flusher["lock"]:
+        if _flusher["pid"] != os.getpid():
+            _flusher["pid"] = os.getpid()
+            threading.Thread(target=_flush_forever, name="metrics-flush", daemon=True).start()
+            atexit.register(flush_all)
+
+
+class DecisionMonitor:
+    """The classifier's decision and outcome counters, and its reference gauges, from its manifest."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.schema = manifest.schema
+        monitoring = manifest.monitoring
+        edges = [monitoring["features"][name]["edges"] for name in self.schema.feature_names]
+        self.features = [(j, None if e is None else np.asarray(e)) for j, e in enumerate(edges)]
+        method = ("predict",)
+        self.totals = {name: Counter(name, f"loan classifier: {name.split('_')[1]}", ["method"], registry=None).labels(*method)
+                       for name in ("loan_requests_total", "loan_applications_total", "loan_approvals_total",
+                                    "loan_rejections_total")}
+        # decisions: one child per (attribute, group, decision), groups in order then "not given"
+        decisions = Counter("loan_decisions_total", "decided applications by protected group",
+                            ["attribute", "group", "decision", "method"], registry=None)
+        self.group_codes = {a: {g: i for i, g in enumerate(groups)} for a, groups in self.schema.protected.items()}
+        self.decisions = {a: _children(decisions, ((a, g, d, *method) for g in (*groups, NOT_GIVEN)
+                                                   for d in ("rejected", "approved")))
+                          for a, groups in self.schema.protected.items()}
+        score = Counter("loan_score_total", "decided applications by approval probability bin", ["bin", "method"],
+                        registry=None)
+        self.scores = _children(score, ((b, *method) for b in SCORE_BINS))
+        feature = Counter("loan_feature_total", "decided applications by model input bin", ["feature", "bin", "method"],
+                          registry=None)
+        self.feature_children = [_children(feature, ((name, b, *method) for b in monitoring["features"][name]["bins"]))
+                                 for name in self.schema.feature_names]
+        # outcomes: per kind, one child per (attribute, group), "all" first
+        cells = [("all", "all"), *((a, g) for a, groups in self.schema.protected.items() for g in (*groups, NOT_GIVEN))]
+        self.cell_index = {cell: i for i, cell in enumerate(cells)}
+        self.outcomes = {kind: _children(Counter(f"seldon_metric_{kind}_total", f"outcomes from feedback: {kind}",
+                                                 ["attribute", "group", "method"], registry=None),
+                                         ((a, g, "feedback") for a, g in cells))
+                         for kind in OUTCOMES}
+        self.queue = _Queue(self._count)
+
+    def record(self, X: np.ndarray, approval: np.ndarray, groups: Mapping[str, Sequence[str | None]]) -> None:
+        """Queue decided applications: ``X`` encoded, shape (n, n_features); ``approval`` their
+        approval probabilities, shape (n,); ``groups`` each protected attribute's n groups (None: not given)."""
+        self.queue.put((X, approval, groups))
+
+    def record_outcomes(self, outcomes: Outcomes) -> None:
+        """Queue the outcomes of one feedback, counted overall and by group."""
+        self.queue.put(outcomes)
+
+    def _count(self, batch: list[Any]) -> None:
+        decisions = [item for item in batch if isinstance(item, tuple)]
+        if decisions:
+            self._count_decisions(decisions)
+        for outcomes in (item for item in batch if isinstance(item, Outcomes)):
+            self._count_outcomes(outcomes)
+
+    def _count_decisions(self, decisions: list[tuple[np.ndarray, np.ndarray, Mapping[str, Sequence[str | None]]]]) -> None:
+        X = np.concatenate([x for x, _, _ in decisions])
+        approval = np.concatenate([a for _, a, _ in decisions])
+        approved = approval >= 0.5
+        n, n_approved = len(X), int(np.count_nonzero(approved))
+        self.totals["loan_requests_total"].inc(len(decisions))
+        self.totals["loan_applications_total"].inc(n)
+        if n_approved:
+            self.totals["loan_approvals_total"].inc(n_approved)
+        if n - n_approved:
+            self.totals["loan_rejections_total"].inc(n - n_approved)
+        _add(self.scores, score_indices(approval))
+        for (j, edges), children in zip(self.features, self.feature_children):
+            _add(children, bin_indices(X[:, j], edges))
+        for attribute, children in self.decisions.items():
+            codes, not_given = self.group_codes[attribute], len(self.group_codes[attribute])
+            group = np.fromiter((codes.get(g, not_given) for _, _, groups in decisions for g in groups[attribute]),
+                                np.intp, n)
+            _add(children, group * 2 + approved)
+
+    def _count_outcomes(self, outcomes: Outcomes) -> None:
+        kinds = np.where(outcomes.predicted, np.where(outcomes.truth, 0, 1), np.where(outcomes.truth, 3, 2))
+        for k, kind in enumerate(OUTCOMES):
+            rows = np.flatnonzero(kinds == k)
+            if not len(rows):
+                continue
+            children = self.outcomes[kind]
+            children[0].inc(len(rows))
+            for attribute, groups in outcomes.groups.items():
+                cells = [self.cell_index[(attribute, groups[i] if groups[i] is not None else NOT_GIVEN)] for i in rows]
+                _add(children, np.asarray(cells, dtype=np.intp))
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        """The references, as gauges: for the metrics server (called on every scrape)."""
+        monitoring, gate = self.manifest.monitoring, self.manifest.gate
+        share = GaugeMetricFamily("loan_feature_reference_share", "training share of each model input bin",
+                                  labels=["feature", "bin"])
+        for name, record in monitoring["features"].items():
+            for label, value in zip(record["bins"], record["reference"]):
+                share.add_metric([name, label], value)
+        yield share
+        score = GaugeMetricFamily("loan_score_reference_share", "held-out share of each approval probability bin",
+                                  labels=["bin"])
+        for label, value in zip(monitoring["score"]["bins"], monitoring["score"]["reference"]):
+            score.add_metric([label], value)
+        yield score
+        rates = {name: GaugeMetricFamily(f"loan_held_out_{name}", f"held-out {name.replace('_', ' ')} of the served model",
+                                         labels=["attribute", "group"])
+                 for name in ("recall", "false_positive_rate", "accuracy", "approval_rate")}
+        rows = GaugeMetricFamily("loan_held_out_rows", "held-out applications", labels=["attribute", "group"])
+        for attribute, groups in monitoring["held_out"].items():
+            for group, counts in groups.items():
+                for name, value in outcome_rates(counts).items():
+                    if not np.isnan(value):
+                        rates[name].add_metric([attribute, group], value)
+                rows.add_metric([attribute, group], sum(counts.values()))
+        yield from rates.values()
+        yield rows
+        thresholds = gate.thresholds
+        yield GaugeMetricFamily("loan_gate_min_disparate_impact", "the fairness gate's disparate impact threshold",
+                                value=thresholds["min_disparate_impact"] or 0.0)
+        yield GaugeMetricFamily("loan_gate_min_group_rows", "the fairness gate's smallest group judged",
+                                value=thresholds["min_group_rows"])
+        info = GaugeMetricFamily("loan_model_info", "the served model", labels=["version", "dataset", "candidate", "gate"])
+        info.add_metric([self.manifest.version, self.manifest.dataset.name, self.manifest.candidate, gate.status], 1)
+        yield info
+
+
+class ExplanationMonitor:
+    """The explainer's counters: explanations by kind and outcome, their durations, model calls."""
+
+    def __init__(self, budget_seconds: float, p95_budget_seconds: float) -> None:
+        self.budget_seconds, self.p95_budget_seconds = budget_seconds, p95_budget_seconds
+        kinds = (*EXPLAIN_KINDS, "invalid")
+        explanations = Counter("loan_explanations_total", "explanation requests by kind and outcome",
+                               ["kind", "outcome", "method"], registry=None)
+        self.explanations = {(k, o): explanations.labels(k, o, "predict") for k in kinds for o in EXPLANATION_OUTCOMES}
+        seconds = Histogram("loan_explanation_seconds", "explanation time, seconds", ["kind", "method"],
+                            registry=None, buckets=TIMER_BUCKETS)
+        self.seconds = {k: seconds.labels(k, "predict") for k in kinds}
+        calls = Counter("loan_explanation_model_calls_total", "classifier calls made by explanations", ["kind", "method"],
+                        registry=None)
+        self.calls = {k: calls.labels(k, "predict") for k in kinds}
+
+    def record(self, kind: str, status: int, seconds: float, model_calls: int) -> None:
+        """One explanation request: its kind (``invalid`` if unreadable), answer status, time and classifier calls."""
+        outcome = "ok" if status < 400 else "4xx" if status < 500 else str(status) if str(status) in EXPLANATION_OUTCOMES else "5xx"
+        self.explanations[kind, outcome].inc()
+        self.seconds[kind].observe(seconds)
+        if model_calls:
+            self.calls[kind].inc(model_calls)
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily("loan_explain_budget_seconds", "time budget of one explanation (LOAN_EXPLAIN_BUDGET)",
+                                value=self.budget_seconds)
+        yield GaugeMetricFamily("loan_explain_p95_budget_seconds",
+                                "the explanation time 95% must stay under (LOAN_EXPLAIN_P95_BUDGET)",
+                                value=self.p95_budget_seconds)
+
+
+class HttpMonitor:
+    """Requests answered by a service, by endpoint and status code, and their durations."""
+
+    def __init__(self, endpoints: Iterable[str]) -> None:
+        self.endpoints = frozenset(endpoints)
+        self.requests = Counter("loan_http_requests_total", "HTTP requests answered", ["endpoint", "code"], registry=None)
+        seconds = Histogram("loan_http_request_seconds", "HTTP request time, seconds", ["endpoint"], registry=None,
+                            buckets=TIMER_BUCKETS)
+        self.seconds = {e: seconds.labels(e) for e in (*self.endpoints, "other")}
+        self.queue = _Queue(self._count)
+
+    def record(self, path: str, code: int, started: float) -> None:
+        """Queue one answered request: its path (an unknown one counts as ``other``), status, and
+        ``time.perf_counter()`` when it began."""
+        self.queue.put((path if path in self.endpoints else "other", code, time.perf_counter() - started))
+
+    def _count(self, batch: list[tuple[str, int, float]]) -> None:
+        for endpoint, code, seconds in batch:
+            self.requests.labels(endpoint, str(code)).inc()
+            self.seconds[endpoint].observe(seconds)

@@ -1,0 +1,144 @@
+"""The Grafana dashboard of the services (``deploy/monitoring/dashboard.json``).
+
+``python -m loanxai.dashboard`` writes it; a test keeps the file equal to what this module
+writes and runs every panel's query against a real Prometheus scraping the real services.
+Panels read the recording rules of :mod:`loanxai.monitoring.rules` and the services' own series, with
+only the labels they emit (``attribute``, ``group``, ``feature``, ``kind``, ``endpoint``,
+``code``, Seldon's ``model_name``...). Time series panels sum ``without`` the labels telling
+processes and replicas apart, over 5-minute rates.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from loanxai.artifacts import MONITORING_DIR
+from loanxai.monitoring.rules import AGGREGATED
+
+__all__ = ["dashboard", "main", "queries", "write"]
+
+DASHBOARD_FILE = "dashboard.json"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+#: the range of the dashboard's own rates
+RATE = "5m"
+
+
+def _rate(metric: str, by: str = "") -> str:
+    return f"sum without ({AGGREGATED}{', ' + by if by else ''}) (rate({metric}[{RATE}]))"
+
+
+#: (title, kind, unit, [(query, legend)], description), row by row
+PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
+    ("Approval rate by group", "timeseries", "percentunit",
+     [("loan:approval_rate:window", "{{attribute}} = {{group}}")],
+     "Approved share of the decisions for each protected group the requests give (groups with at least the "
+     "gate's min_group_rows decisions in the rules' window)."),
+    ("Disparate impact", "timeseries", "none",
+     [("loan:disparate_impact:window", "{{attribute}}"), ("loan:gate_min_disparate_impact", "gate threshold")],
+     "Lowest group approval rate over the highest, per protected attribute; the alert fires below the gate's threshold."),
+    ("Population stability index by feature", "heatmap", "none",
+     [("loan:feature_psi:window", "{{feature}}")],
+     "PSI of each model input against the training data: < 0.1 stable, 0.1-0.25 some shift, > 0.25 major shift."),
+    ("Population stability index of the score", "timeseries", "none",
+     [("loan:score_psi:window", "score")],
+     "PSI of the approval probabilities against the held-out data."),
+    ("Live recall, false positive rate and accuracy", "timeseries", "percentunit",
+     [('loan:recall:window{attribute="all"}', "recall"),
+      ('loan:held_out_recall{attribute="all"}', "held-out recall"),
+      ('loan:false_positive_rate:window{attribute="all"}', "false positive rate"),
+      ('loan:accuracy:window{attribute="all"}', "accuracy")],
+     "From the outcomes that arrived through the feedback endpoint, against the held-out recall."),
+    ("Live recall by group", "timeseries", "percentunit",
+     [('loan:recall:window{attribute!="all"}', "{{attribute}} = {{group}}")],
+     "Recall of each protected group from the outcomes that arrived."),
+    ("Equalized odds gaps", "timeseries", "percentunit",
+     [("loan:recall_gap:window", "recall gap, {{attribute}}"),
+      ("loan:false_positive_rate_gap:window", "false positive rate gap, {{attribute}}")],
+     "Largest minus smallest recall and false positive rate between the groups with enough outcomes."),
+    ("Outcomes arrived", "timeseries", "short",
+     [('loan:outcomes:window{attribute="all"}', "outcomes in the window")],
+     "Decisions whose outcome arrived through feedback, in the rules' window."),
+    ("Decisions per second", "timeseries", "reqps",
+     [(_rate("loan_applications_total"), "{{model_name}} applications"),
+      (_rate("loan_approvals_total"), "{{model_name}} approvals")],
+     "Applications decided and approved."),
+    ("Requests per second by status", "timeseries", "reqps",
+     [(_rate("loan_http_requests_total"), "{{model_name}} {{endpoint}} {{code}}")],
+     "Every answer of both services, by endpoint and HTTP status."),
+    ("Latency p95 by endpoint", "timeseries", "s",
+     [(f"histogram_quantile(0.95, {_rate('loan_http_request_seconds_bucket')})", "{{model_name}} {{endpoint}}")],
+     "95th percentile of the time to answer, per service and endpoint."),
+    ("Error ratio", "timeseries", "percentunit",
+     [("loan:http_error_ratio:window", "{{model_name}}")],
+     "5xx answers over predictions and feedback; the alert fires above 1%."),
+    ("Explanations by outcome", "timeseries", "reqps",
+     [(_rate("loan_explanations_total"), "{{kind}} {{outcome}}")],
+     "Explanation requests: ok, 4xx, 503 (busy, classifier away), 504 (over budget)."),
+    ("Explanation time p95", "timeseries", "s",
+     [("loan:explanation_seconds:p95", "{{kind}}"), ("loan:explain_p95_budget_seconds", "p95 budget")],
+     "95th percentile of explanation time by kind, against LOAN_EXPLAIN_P95_BUDGET."),
+    ("Served model", "table", "none",
+     [("loan_model_info", "")],
+     "Model version, dataset, mitigation candidate and fairness gate status of every replica."),
+]
+
+
+def _panel(index: int, title: str, kind: str, unit: str, targets: list[tuple[str, str]], description: str) -> dict[str, Any]:
+    panel: dict[str, Any] = {
+        "id": index + 1,
+        "title": title,
+        "description": description,
+        "type": kind,
+        "datasource": DATASOURCE,
+        "gridPos": {"h": 8, "w": 12, "x": 12 * (index % 2), "y": 8 * (index // 2)},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "targets": [{"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend,
+                     **({"format": "table", "instant": True} if kind == "table" else {})}
+                    for i, (expr, legend) in enumerate(targets)],
+    }
+    if kind == "heatmap":
+        # series as rows, as they come: no bucketing of values
+        panel["options"] = {"calculate": False, "yAxis": {"axisPlacement": "left"}, "color": {"scheme": "Oranges"}}
+    return panel
+
+
+def dashboard() -> dict[str, Any]:
+    """The dashboard as Grafana's JSON model (schema 39, Grafana 10 and later)."""
+    return {
+        "uid": "loanxai",
+        "title": "Loan decisions: fairness, drift, outcomes",
+        "tags": ["loanxai", "seldon"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus",
+                                 "label": "Prometheus"}]},
+        "panels": [_panel(i, *panel) for i, panel in enumerate(PANELS)],
+    }
+
+
+def queries() -> list[str]:
+    """Every panel query, in order."""
+    return [expr for _, _, _, targets, _ in PANELS for expr, _ in targets]
+
+
+def write(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / DASHBOARD_FILE
+    path.write_text(json.dumps(dashboard(), indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=MONITORING_DIR)
+    print(write(parser.parse_args(argv).out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""Operations: running everything on one machine, building images, checking what is deployed.
+
+- :mod:`~loanxai.ops.services`: the two microservices as local processes (``make run``, the tests);
+- :mod:`~loanxai.ops.prometheus`: a real Prometheus on loopback, scraping them with the rules;
+- :mod:`~loanxai.ops.replay`: held-out traffic and the seed's trap replayed, and the alerts read (``make replay``);
+- :mod:`~loanxai.ops.images`: the image tag derived from the artifacts, and the images' labels;
+- :mod:`~loanxai.ops.deploycheck`: the Kubernetes manifests checked without a cluster;
+- :mod:`~loanxai.ops.reference`: the docs' reference pages generated from the code.
+
+The top layer: it may use every other package.
+"""
+
+__all__ = ["deploycheck", "images", "prometheus", "reference", "replay", "services"]

@@ -1,0 +1,242 @@
+"""Checks of the Kubernetes manifests in ``deploy/``, without a cluster.
+
+- :func:`crd_schema` turns a CRD's openAPIV3Schema into a strict JSON Schema (a misspelled
+  field fails, as it would not on the API server, which prunes it): the SeldonDeployments in
+  ``deploy/``, the PodMonitor and PrometheusRule in ``deploy/monitoring/``;
+- :func:`project_problems` checks what no schema can: graph types, graph names equal to
+  container names, images equal to what ``scripts/build-images.sh`` tags, the explainer's
+  classifier URL against the classifier's Service, the timeout annotation Seldon reads,
+  probes and their timeouts, resources, the pods' prometheus.io annotations, the containers' hardening (no privilege escalation,
+  read-only root with a writable /tmp, all capabilities dropped, the runtime's seccomp
+  profile), and the NetworkPolicies (one per SeldonDeployment, metrics ports reachable only
+  from the monitoring namespace).
+
+Each function returns a list of problems (empty: all good).
+"""
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from jsonschema import Draft7Validator
+
+from loanxai.artifacts import DEPLOY_DIR, SHARED_DIR
+
+__all__ = ["CRD_FILES", "CRD_PATH", "crd_schema", "explainer_timeout_ms", "project_problems", "render", "schema_problems"]
+
+CRD_PATH = SHARED_DIR / "seldon-core-v1.17.1" / "seldondeployment-crd.yaml"
+PROMETHEUS_OPERATOR_DIR = SHARED_DIR / "prometheus-operator-v0.93.0"
+#: kind -> the CRD file defining it
+CRD_FILES = {
+    "SeldonDeployment": CRD_PATH,
+    "PodMonitor": PROMETHEUS_OPERATOR_DIR / "monitoring.coreos.com_podmonitors.yaml",
+    "PrometheusRule": PROMETHEUS_OPERATOR_DIR / "monitoring.coreos.com_prometheusrules.yaml",
+}
+
+# what Seldon's admission webhook accepts (the CRD schema does not enumerate them)
+GRAPH_TYPES = {"MODEL", "ROUTER", "COMBINER", "TRANSFORMER", "OUTPUT_TRANSFORMER"}
+ENDPOINT_TYPES = {"REST", "GRPC"}
+PROTOCOLS = {"seldon", "tensorflow", "kfserving", "v2"}
+EXECUTOR_REST_PORT = 8000
+METRICS_PORT = 6000
+#: where the operator has the metrics served (PREDICTIVE_UNIT_METRICS_ENDPOINT)
+METRICS_PATH = "/prometheus"
+MONITORING_NAMESPACE = "monitoring"
+#: the probes' timeout must leave room above the health latency measured under load (README)
+MIN_PROBE_TIMEOUT_S = 2
+# Seldon Core 1.x reads only these; seldon.io/rest-read-timeout and -connection-timeout are ignored
+TIMEOUT_ANNOTATIONS = {"seldon.io/rest-timeout", "seldon.io/grpc-timeout"}
+IGNORED_TIMEOUT_ANNOTATIONS = {"seldon.io/rest-read-timeout", "seldon.io/rest-connection-timeout"}
+
+
+def render(deploy_dir: Path = DEPLOY_DIR) -> list[dict[str, Any]]:
+    """The documents ``kubectl apply -k deploy_dir`` would apply (``kubectl kustomize``)."""
+    output = subprocess.run(["kubectl", "kustomize", str(deploy_dir)], check=True, capture_output=True, text=True).stdout
+    return [doc for doc in yaml.safe_load_all(output) if doc]
+
+
+def crd_schema(crd_path: Path = CRD_PATH) -> dict[str, Any]:
+    """The CRD's v1 openAPIV3Schema as a strict JSON Schema: ``x-kubernetes-*`` keys dropped and
+    ``additionalProperties: false`` wherever properties are listed and unknown fields are not
+    preserved."""
+    crd = yaml.safe_load(crd_path.read_text())
+    [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    return _strict(version["schema"]["openAPIV3Schema"])
+
+
+def _strict(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    strict = {key: _strict(value) for key, value in node.items() if not key.startswith("x-kubernetes-")}
+    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in node:
+        strict["additionalProperties"] = False
+    return strict
+
+
+def schema_problems(documents: list[dict[str, Any]], schema: dict[str, Any], kind: str = "SeldonDeployment") -> list[str]:
+    """Schema violations of every document of ``kind`` in ``documents``."""
+    validator = Draft7Validator(schema)
+    return [
+        f"{_name(doc)}: {'.'.join(map(str, error.path)) or '(top)'}: {error.message}"
+        for doc in documents if doc.get("kind") == kind
+        for error in validator.iter_errors(doc)
+    ]
+
+
+def project_problems(documents: list[dict[str, Any]], images: dict[str, str]) -> list[str]:
+    """What the schema leaves out. ``images``: container name -> image reference built."""
+    problems: list[str] = []
+    deployments = list(_seldon_deployments(documents))
+    services = {f"{d['metadata']['name']}-{p['name']}" for d in deployments for p in d["spec"]["predictors"]}
+    namespace = deployments[0]["metadata"].get("namespace", "default") if deployments else "default"
+    for deployment in deployments:
+        name = _name(deployment)
+        if deployment["spec"].get("protocol", "seldon") not in PROTOCOLS:
+            problems.append(f"{name}: unknown protocol {deployment['spec']['protocol']!r}")
+        annotations = {**deployment["metadata"].get("annotations", {}), **deployment["spec"].get("annotations", {})}
+        for key in IGNORED_TIMEOUT_ANNOTATIONS & set(annotations):
+            problems.append(f"{name}: annotation {key} is ignored by Seldon Core 1.x; use seldon.io/rest-timeout")
+        for key in TIMEOUT_ANNOTATIONS & set(annotations):
+            if not str(annotations[key]).isdigit():
+                problems.append(f"{name}: {key} must be milliseconds, got {annotations[key]!r}")
+        for predictor in deployment["spec"]["predictors"]:
+            containers = {c["name"]: c for spec in predictor.get("componentSpecs", []) for c in spec["spec"]["containers"]}
+            for node in _graph_nodes(predictor["graph"]):
+                if node.get("type", "MODEL") not in GRAPH_TYPES and "implementation" not in node:
+                    problems.append(f"{name}: graph node {node['name']!r} has unknown type {node.get('type')!r}")
+                if node.get("endpoint", {}).get("type", "REST") not in ENDPOINT_TYPES:
+                    problems.append(f"{name}: graph node {node['name']!r} has unknown endpoint type")
+                if "implementation" not in node and node["name"] not in containers:
+                    problems.append(f"{name}: graph node {node['name']!r} names no container ({', '.join(containers)})")
+            for component in predictor.get("componentSpecs", []):
+                problems += _pod_problems(name, component["spec"])
+                problems += _scrape_problems(name, component.get("metadata", {}).get("annotations", {}))
+            for container_name, container in containers.items():
+                problems += _container_problems(name, container_name, container, images, services, namespace)
+    problems += _network_policy_problems(documents, deployments)
+    return problems
+
+
+def explainer_timeout_ms(documents: list[dict[str, Any]], deployment: str) -> int | None:
+    """The seldon.io/rest-timeout of ``deployment``, if set."""
+    for doc in _seldon_deployments(documents):
+        if doc["metadata"]["name"] == deployment:
+            value = doc["spec"].get("annotations", {}).get("seldon.io/rest-timeout")
+            return int(value) if value is not None else None
+    return None
+
+
+def _container_problems(deployment: str, name: str, container: dict, images: dict[str, str],
+                        services: set[str], namespace: str) -> list[str]:
+    problems = []
+    where = f"{deployment}: container {name!r}"
+    expected = images.get(name)
+    if expected is None:
+        problems.append(f"{where}: no image is built for it (built: {', '.join(images)})")
+    elif _normal_image(container.get("image", "")) != _normal_image(expected):
+        problems.append(f"{where}: image {container.get('image')!r} is not the built {expected!r}")
+    for probe, path in (("readinessProbe", "/health/status"), ("livenessProbe", "/health/ping")):
+        if container.get(probe, {}).get("httpGet", {}).get("path") != path:
+            problems.append(f"{where}: {probe} must GET {path}")
+        if container.get(probe, {}).get("timeoutSeconds", 1) < MIN_PROBE_TIMEOUT_S:
+            problems.append(f"{where}: {probe} timeoutSeconds must be at least {MIN_PROBE_TIMEOUT_S} (the default 1 s is too short under load)")
+    security = container.get("securityContext", {})
+    if security.get("allowPrivilegeEscalation") is not False:
+        problems.append(f"{where}: securityContext.allowPrivilegeEscalation must be false")
+    if security.get("readOnlyRootFilesystem") is not True:
+        problems.append(f"{where}: securityContext.readOnlyRootFilesystem must be true")
+    if "ALL" not in security.get("capabilities", {}).get("drop", []):
+        problems.append(f"{where}: securityContext.capabilities must drop ALL")
+    if not any(mount.get("mountPath") == "/tmp" for mount in container.get("volumeMounts", [])):
+        problems.append(f"{where}: a writable volume must be mounted at /tmp (gunicorn and the metrics files need one)")
+    resources = container.get("resources", {})
+    if not resources.get("requests") or not resources.get("limits"):
+        problems.append(f"{where}: resource requests and limits are required")
+    for variable in container.get("env", []):
+        if variable["name"] == "LOAN_CLASSIFIER_URL":
+            problems += _classifier_url_problems(where, variable.get("value", ""), services, namespace)
+    return problems
+
+
+def _pod_problems(deployment: str, pod: dict[str, Any]) -> list[str]:
+    security = pod.get("securityContext", {})
+    problems = []
+    if security.get("runAsNonRoot") is not True:
+        problems.append(f"{deployment}: the pod's securityContext.runAsNonRoot must be true")
+    if security.get("seccompProfile", {}).get("type") not in ("RuntimeDefault", "Localhost"):
+        problems.append(f"{deployment}: the pod's securityContext.seccompProfile must be RuntimeDefault (or Localhost)")
+    return problems
+
+
+def _scrape_problems(deployment: str, annotations: dict[str, str]) -> list[str]:
+    """seldon-core-analytics' Prometheus scrapes pods annotated so, at the path the operator serves."""
+    expected = {"prometheus.io/scrape": "true", "prometheus.io/path": METRICS_PATH}
+    return [f"{deployment}: the pod annotation {key} must be {value!r} (seldon-core-analytics scrapes by it)"
+            for key, value in expected.items() if annotations.get(key) != value]
+
+
+def _classifier_url_problems(where: str, url: str, services: set[str], namespace: str) -> list[str]:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").split(".")
+    service, host_namespace = host[0], (host[1] if len(host) > 1 else namespace)
+    problems = []
+    if service not in services or host_namespace != namespace:
+        problems.append(f"{where}: LOAN_CLASSIFIER_URL host {parts.hostname!r} is no executor Service "
+                        f"of this deployment ({', '.join(sorted(services))} in {namespace})")
+    if parts.port != EXECUTOR_REST_PORT:
+        problems.append(f"{where}: LOAN_CLASSIFIER_URL port {parts.port} is not the executor's REST port {EXECUTOR_REST_PORT}")
+    if parts.path != "/api/v1.0/predictions":
+        problems.append(f"{where}: LOAN_CLASSIFIER_URL path {parts.path!r} is not /api/v1.0/predictions")
+    return problems
+
+
+def _network_policy_problems(documents: list[dict[str, Any]], deployments: list[dict[str, Any]]) -> list[str]:
+    names = {d["metadata"]["name"] for d in deployments}
+    problems = []
+    covered = set()
+    for policy in (d for d in documents if d.get("kind") == "NetworkPolicy"):
+        where = f"NetworkPolicy {policy['metadata']['name']}"
+        selected = policy["spec"]["podSelector"].get("matchLabels", {}).get("seldon-deployment-id")
+        covered.add(selected)
+        if selected not in names:
+            problems.append(f"{where}: selects no SeldonDeployment ({selected!r})")
+        for rule in policy["spec"].get("ingress", []):
+            ports = {port.get("port") for port in rule.get("ports", [])}
+            peers = rule.get("from", [])
+            for peer in peers:
+                caller = peer.get("podSelector", {}).get("matchLabels", {}).get("seldon-deployment-id")
+                if caller is not None and caller not in names:
+                    problems.append(f"{where}: admits unknown caller {caller!r}")
+            monitoring_only = peers and all(
+                peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == MONITORING_NAMESPACE
+                and "podSelector" not in peer for peer in peers)
+            if (METRICS_PORT in ports or not ports) and not monitoring_only:
+                problems.append(f"{where}: the metrics port {METRICS_PORT} is open to more than the namespace {MONITORING_NAMESPACE}")
+    for name in sorted(names - covered):
+        problems.append(f"SeldonDeployment {name}: no NetworkPolicy selects its pods")
+    return problems
+
+
+def _seldon_deployments(documents: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    return (d for d in documents if d.get("kind") == "SeldonDeployment")
+
+
+def _graph_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("children", []):
+        yield from _graph_nodes(child)
+
+
+def _name(doc: dict[str, Any]) -> str:
+    return f"{doc.get('kind')} {doc.get('metadata', {}).get('name')}"
+
+
+def _normal_image(reference: str) -> str:
+    """docker.io/x/y:t and x/y:t name the same image."""
+    return reference.removeprefix("docker.io/")

@@ -1,0 +1,229 @@
+"""Replay production traffic at the local services and read the alerts Prometheus raises.
+
+``make replay`` (``python -m loanxai.replay``) sends the served model's held-out applications,
+then the seed's trap, each followed by their outcomes through the feedback endpoint:
+
+1. **held-out**: every held-out application once, with its protected attributes, then its
+   recorded outcome. The live metrics equal the held-out ones: a model that passed the
+   fairness gate raises no alert (one that failed it raises the disparate impact alert, as it should).
+2. **trap**: the seed's story in production, a population unlike the training data and
+   approvals biased against one group. A share (80%) of the applications comes from one
+   group ``U`` of one protected attribute, within one input category ``W``, the rest from the
+   held-out population. ``U`` is the group the model approves least, of the first protected
+   attribute with two groups large enough to judge; ``W`` is the category whose trap would give
+   the lowest live recall, computed from the held-out rows (the segment's approved applicants
+   the model misses, weighed by how many of the trap's approved applicants it holds; at least
+   3 approved applications): a channel of applicants the model serves worst. Applications are drawn with replacement, seeded; the
+   outcomes are those recorded in the data, never invented. The drift (PSI on ``W``'s feature
+   and on the score), disparate impact and recall alerts fire.
+
+Between the phases the replay waits for the rules' window to pass, so each phase is judged
+alone. A few explanations (anchor and recourse) are asked in each phase for the explainer's metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loanxai.artifacts import CLASSIFIER_DIR, MODEL_FILE, PREPROCESSOR_FILE
+from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, DEFAULT_EXPLAINER_URL, FEEDBACK_PATH, PREDICTIONS_PATH, answer, session
+from loanxai.core.manifest import load_pickle, load_verified_manifest
+from loanxai.core.schema import FeatureSchema
+from loanxai.data.dataset import load_trained_dataset
+from loanxai.data.description import LABEL
+from loanxai.fairness.metrics import large_groups
+from loanxai.ops.prometheus import alerts
+
+__all__ = ["MIN_APPROVED", "TRAP_SHARE", "Trap", "applications", "choose_trap", "explain", "held_out_predictions",
+           "main", "send", "trap_rows", "wait_for_alerts"]
+
+logger = logging.getLogger(__name__)
+
+#: share of the trap's applications drawn from the weak segment
+TRAP_SHARE = 0.8
+#: approved held-out applications a segment needs to have a recall to compare
+MIN_APPROVED = 3
+
+
+@dataclass(frozen=True)
+class Trap:
+    """The trap's segment: ``attribute`` = ``group`` and ``feature`` = ``category``, with the
+    model's held-out recall there, its size, and the recall the whole trap should show."""
+
+    attribute: str
+    group: str
+    feature: str
+    category: str
+    recall: float
+    approved: int
+    rows: int
+    live_recall: float
+
+    def describe(self) -> str:
+        return (f"{TRAP_SHARE:.0%} of the applications from {self.attribute} = {self.group} with {self.feature} = "
+                f"{self.category} (held-out: {self.rows} applications, {self.approved} approved, model recall "
+                f"{self.recall:.2f}), the rest from the held-out population (expected live recall {self.live_recall:.2f})")
+
+
+def held_out_predictions(classifier_dir: Path) -> tuple[FeatureSchema, pd.DataFrame, np.ndarray]:
+    """The served model's schema, its held-out rows (with protected attributes and labels) and
+    its decisions on them (True: approved), from its artifacts."""
+    manifest = load_verified_manifest(classifier_dir)
+    dataset = load_trained_dataset(manifest)
+    X = dataset.schema.encode_frame(dataset.test)
+    proba = load_pickle(classifier_dir, MODEL_FILE).predict_proba(load_pickle(classifier_dir, PREPROCESSOR_FILE).transform(X))
+    return dataset.schema, dataset.test.reset_index(drop=True), proba[:, 1] >= 0.5
+
+
+def choose_trap(schema: FeatureSchema, test: pd.DataFrame, predicted: np.ndarray, min_group_rows: int) -> Trap:
+    """The trap's segment (see the module's docstring); ValueError if the data holds none."""
+    approved = test[LABEL].to_numpy().astype(bool)
+    found, positive = (approved & predicted).mean(), approved.mean()  # the rest of the trap: the held-out population
+    for attribute in schema.protected:
+        groups = large_groups(test[attribute].astype(str), min_group_rows)
+        if len(groups) < 2:
+            continue
+        rates = {g: predicted[(test[attribute].astype(str) == g).to_numpy()].mean() for g in groups}
+        group = min(rates, key=rates.get)
+        in_group = (test[attribute].astype(str) == group).to_numpy()
+        candidates = []
+        for feature in schema.category_map:
+            for category in sorted(test[feature].dropna().unique()):
+                rows = in_group & (test[feature] == category).to_numpy()
+                n_rows, n_approved, n_found = int(rows.sum()), int((rows & approved).sum()), int((rows & approved & predicted).sum())
+                if n_approved >= MIN_APPROVED:
+                    live_recall = ((TRAP_SHARE * n_found / n_rows + (1 - TRAP_SHARE) * found)
+                                   / (TRAP_SHARE * n_approved / n_rows + (1 - TRAP_SHARE) * positive))
+                    candidates.append((live_recall, -n_approved, feature, str(category), n_rows, n_found / n_approved))
+        if candidates:
+            live_recall, minus_approved, feature, category, n_rows, recall = min(candidates)
+            return Trap(attribute, group, feature, category, recall, -minus_approved, n_rows, live_recall)
+    raise ValueError("no protected attribute has two groups large enough, and a segment with approved applications")
+
+
+def trap_rows(test: pd.DataFrame, trap: Trap, n: int, seed: int) -> np.ndarray:
+    """Indices into ``test`` of ``n`` trap applications, drawn with replacement."""
+    segment = np.flatnonzero(((test[trap.attribute].astype(str) == trap.group)
+                              & (test[trap.feature] == trap.category)).to_numpy())
+    rng = np.random.default_rng(seed)
+    from_segment = rng.random(n) < TRAP_SHARE
+    return np.where(from_segment, rng.choice(segment, n), rng.integers(0, len(test), n))
+
+
+def applications(schema: FeatureSchema, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as jsonData applications: features (labels, null when missing) and protected attributes."""
+    records = schema.decode(schema.encode_frame(rows))
+    for record, (_, row) in zip(records, rows.iterrows()):
+        record.update({name: str(row[name]) for name in schema.protected})
+    return records
+
+
+def send(classifier_url: str, records: Sequence[dict[str, Any]], outcomes: Sequence[bool], batch: int = 10) -> dict[str, int]:
+    """Ask the classifier to decide ``records`` (``batch`` per request), then send each
+    request's outcomes through the feedback endpoint; return the counts sent."""
+    sent = {"applications": 0, "approved": 0, "outcomes": 0}
+    with session() as http:
+        for start in range(0, len(records), batch):
+            request = {"jsonData": list(records[start:start + batch])}
+            response = answer(http.post(classifier_url + PREDICTIONS_PATH, json=request, timeout=30))
+            truth = [[int(o)] for o in outcomes[start:start + batch]]
+            answer(http.post(classifier_url + FEEDBACK_PATH, timeout=30,
+                             json={"request": request, "response": response, "truth": {"data": {"ndarray": truth}}}))
+            sent["applications"] += len(truth)
+            sent["approved"] += sum(p[1] >= 0.5 for p in response["data"]["ndarray"])
+            sent["outcomes"] += len(truth)
+    return sent
+
+
+def explain(explainer_url: str, records: Iterable[dict[str, Any]]) -> list[int]:
+    """One anchor and one recourse for each application; return the answers' status codes."""
+    codes = []
+    with session() as http:
+        for record in records:
+            for kind in ("anchor", "recourse"):
+                response = http.post(explainer_url + PREDICTIONS_PATH, timeout=60,
+                                     json={"jsonData": record, "meta": {"tags": {"kind": kind}}})
+                codes.append(response.status_code)
+    return codes
+
+
+def firing(prometheus_url: str) -> list[dict[str, Any]]:
+    """The alerts firing now."""
+    return [a for a in alerts(prometheus_url) if a["state"] == "firing"]
+
+
+def wait_for_alerts(prometheus_url: str, names: set[str], timeout: float) -> list[dict[str, Any]]:
+    """Poll until every alert in ``names`` has fired (or ``timeout``; with no names, for all of
+    ``timeout``); return every alert seen firing meanwhile (one per label set, as last seen):
+    an alert whose condition left the window before the others fired still counts."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, dict[str, Any]] = {}
+    while True:
+        seen.update((json.dumps(a["labels"], sort_keys=True), a) for a in firing(prometheus_url))
+        if (names and names <= {a["labels"]["alertname"] for a in seen.values()}) or time.monotonic() > deadline:
+            return list(seen.values())
+        time.sleep(1)
+
+
+def describe_alerts(firing_alerts: list[dict[str, Any]]) -> str:
+    if not firing_alerts:
+        return "  (none)"
+    return "\n".join(f"  {a['labels']['alertname']}: {a['annotations'].get('description', '')}"
+                     for a in sorted(firing_alerts, key=lambda a: (a["labels"]["alertname"], json.dumps(a["labels"]))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classifier-url", default=DEFAULT_CLASSIFIER_URL)
+    parser.add_argument("--explainer-url", default=DEFAULT_EXPLAINER_URL)
+    parser.add_argument("--prometheus-url", default="http://127.0.0.1:9090")
+    parser.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR, help="the served classifier's artifacts")
+    parser.add_argument("--phase", choices=["held-out", "trap", "both"], default="both")
+    parser.add_argument("--applications", type=int, default=2000, help="applications in the trap")
+    parser.add_argument("--window", type=float, default=60.0, help="the rules' window, seconds (waited between phases)")
+    parser.add_argument("--settle", type=float, default=20.0, help="seconds to wait for alerts after a phase")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    schema, test, predicted = held_out_predictions(args.artifacts)
+    outcomes = test[LABEL].to_numpy().astype(bool)
+    manifest = load_verified_manifest(args.artifacts)
+    phases = ["held-out", "trap"] if args.phase == "both" else [args.phase]
+    for i, phase in enumerate(phases):
+        if i:
+            logger.info("waiting %.0f s for the rules' window to pass", args.window)
+            time.sleep(args.window)
+        if phase == "held-out":
+            rows, expected = np.arange(len(test)), set()
+            print(f"\n== held-out traffic: the {len(test)} held-out applications, then their outcomes")
+        else:
+            trap = choose_trap(schema, test, predicted, manifest.gate.thresholds["min_group_rows"])
+            rows = trap_rows(test, trap, args.applications, args.seed)
+            expected = {"LoanFeatureDrift", "LoanScoreDrift", "LoanDisparateImpactBelowGate", "LoanRecallDrop"}
+            print(f"\n== the trap: {len(rows)} applications, {trap.describe()}; then their outcomes")
+        records = applications(schema, test.iloc[rows])
+        counts = send(args.classifier_url, records, outcomes[rows])
+        codes = explain(args.explainer_url, records[:2])
+        print(f"sent {counts['applications']} applications ({counts['approved']} approved by the model), "
+              f"{counts['outcomes']} outcomes, {len(codes)} explanations (status {sorted(set(codes))})")
+        # held-out traffic: watch for the settling time; the trap: until the alerts expected fired
+        fired = wait_for_alerts(args.prometheus_url, expected, args.settle + (args.window if expected else 0))
+        print(f"alerts that fired ({args.prometheus_url}/alerts):\n{describe_alerts(fired)}")
+        missing = expected - {a["labels"]["alertname"] for a in fired}
+        if missing:
+            print(f"expected but not fired: {', '.join(sorted(missing))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Start, wait for and stop the two Seldon microservices as local processes.
+
+Each service runs ``loanxai-microservice`` (:mod:`loanxai.serving.server.supervisor`) in its own folder and
+its own process group, and gets SIGTERM if the process that started it dies, however it dies.
+Locally there is no load balancer to drain from: services stop after 0.2 s of draining; they
+listen on 127.0.0.1 only.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from loanxai.artifacts import MODELS_DIR
+from loanxai.clients.http import PREDICTIONS_PATH
+from loanxai.core.process import die_with_parent
+
+__all__ = ["Service", "classifier_service", "explainer_service", "free_port", "stop_process_group", "wait_until_ready"]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on at the moment, on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Service:
+    """One microservice: its class, folder, ports and extra environment."""
+
+    name: str
+    class_name: str
+    folder: Path
+    http_port: int
+    metrics_port: int
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def predictions_url(self) -> str:
+        return self.url + PREDICTIONS_PATH
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def command(self) -> list[str]:
+        executable = Path(sys.executable).parent / "loanxai-microservice"
+        return [str(executable), self.class_name, "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port)]
+
+    def start(self, log_path: Path) -> None:
+        """Start the service in a new process group, its output going to ``log_path``."""
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        # custom metrics go to the metrics endpoint only, not into every response; the graph
+        # node's name labels the metrics (model_name), as the Seldon operator sets it
+        env = {**os.environ, "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false", "LOAN_DRAIN_SECONDS": "0.2",
+               "PREDICTIVE_UNIT_ID": self.name, "LOAN_LISTEN_HOST": "127.0.0.1", **self.env}
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=self.folder, env=env,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=die_with_parent,
+            )
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        """Block until GET /health/status answers 200; return the seconds waited."""
+        return wait_until_ready(f"{self.url}/health/status", self.process, self.name, self.log_tail, timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the service and everything it started (see :func:`stop_process_group`)."""
+        if self.process is not None:
+            stop_process_group(self.process, timeout)
+            self.process = None
+
+    def kill(self) -> None:
+        """Kill the service's whole process group at once (SIGKILL)."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+            self.process = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_until_ready(
+    url: str, process: subprocess.Popen | None, name: str, log_tail: Callable[[], str], timeout: float = 60.0
+) -> float:
+    """Poll GET ``url`` until it answers 200; return the seconds waited.
+
+    Raises RuntimeError with ``log_tail()`` if ``process`` exits first or time runs out.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process is None or process.poll() is not None:
+            raise RuntimeError(f"{name} exited before it was ready:\n{log_tail()}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return time.monotonic() - started
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} was not ready after {timeout:.0f} s:\n{log_tail()}")
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop ``process``, started with ``start_new_session=True``, and its whole process group.
+
+    SIGTERM to the main process first (the microservice's supervisor drains, then stops its
+    servers gracefully), then SIGTERM and, after ``timeout``, SIGKILL to whatever is left of
+    the group.
+    """
+    pgid = process.pid
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        if _wait_group_gone(pgid, timeout):
+            break
+    process.wait()
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> bool:
+    """True once no process of group ``pgid`` is left, False if some still are after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def classifier_service(
+    http_port: int = 9000, metrics_port: int = 6000, env: dict[str, str] | None = None
+) -> Service:
+    return Service("classifier", "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port, dict(env or {}))
+
+
+def explainer_service(
+    classifier_url: str, http_port: int = 9001, metrics_port: int = 6001, env: dict[str, str] | None = None
+) -> Service:
+    """The explainer, calling the classifier's predictions endpoint at ``classifier_url``."""
+    environment = {"LOAN_CLASSIFIER_URL": classifier_url, **(env or {})}
+    return Service("explainer", "LoanExplainer", MODELS_DIR / "explainer", http_port, metrics_port, environment)

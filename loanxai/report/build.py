@@ -1,0 +1,139 @@
+"""The report's command: evaluate the trained artifacts and write every file of the report.
+
+``python -m loanxai.report`` (``make report``) writes, in ``reports/``: ``report.html``
+(self-contained), ``report.md``, ``model_card.md``, the PNG plots and ``report.json`` (every
+number). ``--fail-on-gate`` exits 1 when a fairness check fails.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
+from loanxai.core.manifest import read_manifest
+from loanxai.data.dataset import load_trained_dataset
+from loanxai.data.description import LABEL
+from loanxai.fairness.gate import GateSettings, evaluate_gate
+from loanxai.fairness.metrics import evaluate
+from loanxai.report.artifacts import ReportSettings, artifacts_summary, load_model
+from loanxai.report.candidates import candidates_section
+from loanxai.report.modelcard import model_card
+from loanxai.report.proxies import proxy_section
+from loanxai.report.render import render_html, render_markdown
+from loanxai.report.sections import (
+    balanced_section,
+    data_section,
+    explanation_section,
+    group_section,
+    skewed_sample_trap,
+)
+
+__all__ = ["build_report", "main"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_report(config: ReportSettings) -> dict[str, Any]:
+    """Evaluate the artifacts and write every file of the report; return the JSON content."""
+    out = config.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    model = load_model(config.classifier_dir, config.explainer_dir)
+    dataset = load_trained_dataset(model.manifest)
+    frame, train, test = dataset.frame, dataset.train, dataset.test
+    reference = np.asarray(model.manifest.reference["rows"], dtype=np.float64)
+    if not np.array_equal(model.schema.encode_frame(test.head(len(reference))), reference, equal_nan=True):
+        raise RuntimeError("the held-out rows differ from those the model was evaluated on at training")
+    declared = model.manifest.dataset.protected
+    unknown = [a for a in config.protected if a not in declared]
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not a protected attribute of dataset {dataset.description.name} "
+                         f"({', '.join(declared)})")
+    # the gate training recorded, unless the caller asks another question
+    thresholds = config.thresholds or GateSettings.from_dict(model.manifest.gate.thresholds)
+    config = replace(config, protected=config.protected or declared, thresholds=thresholds)
+    protected, min_rows = config.protected, thresholds.min_group_rows
+    held_out = test
+    if config.sample:
+        test = test.sample(n=min(config.sample, len(test)), random_state=config.seed).reset_index(drop=True)
+    steps = [
+        ("data", lambda: data_section(frame, model.schema, protected, out)),
+        # drawn from the whole held-out set: a small --sample may hold fewer than 50 approved
+        ("skewed_sample_trap", lambda: skewed_sample_trap(train, held_out, model.schema, config.seed, out)),
+        ("balanced_evaluation", lambda: balanced_section(model, test, protected, min_rows, config.seed)),
+        ("groups", lambda: group_section(model, test, protected, min_rows, out)),
+        ("proxies", lambda: proxy_section(dataset, model.schema, protected, min_rows, out)),
+        ("candidates", lambda: candidates_section(model.manifest, protected, out)),
+        ("explanations", lambda: explanation_section(model, test, protected, config.explanations_per_group,
+                                                     config.permutation_repeats, config.seed, out)),
+    ]
+    report: dict[str, Any] = {
+        "artifacts": artifacts_summary(model),
+        "config": config.record(),
+        "held_out_rows": int(len(test)),
+        "metrics": evaluate(model.pipeline, model.schema.encode_frame(test), test[LABEL].to_numpy()),
+    }
+    for i, (name, step) in enumerate(steps, 1):
+        logger.info("[%d/%d] %s", i, len(steps), name.replace("_", " "))
+        report[name] = step()
+    inputs = tuple(a for a in protected if a in model.schema.feature_names)
+    checks = evaluate_gate({a: report["groups"][a]["gaps"] for a in protected}, thresholds, inputs)
+    report["gate"] = {"passed": all(c["passed"] for c in checks), "checks": checks, "thresholds": thresholds.to_dict(),
+                      "override": model.manifest.gate.override}
+    report["model_card"] = model_card(report, model.manifest)
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    (out / "model_card.md").write_text(report["model_card"])
+    text = render_markdown(report)
+    (out / "report.md").write_text(text)
+    (out / "report.html").write_text(render_html(text, out))
+    logger.info("report written to %s in %.0f s", out, time.perf_counter() - started)
+    return report
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", type=Path, default=ReportSettings.output_dir)
+    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR)
+    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR)
+    parser.add_argument("--protected", nargs="+", default=[],
+                        help="protected attributes to judge (default: all those the dataset description declares)")
+    parser.add_argument("--sample", type=int, default=None, help="evaluate on this many held-out rows")
+    parser.add_argument("--explanations-per-group", type=int, default=2)
+    parser.add_argument("--permutation-repeats", type=int, default=5)
+    gate = parser.add_argument_group("the gate (default: the thresholds training recorded, from the dataset description)")
+    gate.add_argument("--min-group-rows", type=int, help="smaller groups are reported but left out of the gaps and the gate")
+    gate.add_argument("--min-disparate-impact", type=float)
+    gate.add_argument("--max-demographic-parity-difference", type=float)
+    gate.add_argument("--max-equalized-odds-difference", type=float)
+    gate.add_argument("--max-equal-opportunity-difference", type=float)
+    parser.add_argument("--fail-on-gate", action="store_true", help="exit 1 when a fairness check fails")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    asked = {key: getattr(args, key) for key in GateSettings.__dataclass_fields__ if getattr(args, key) is not None}
+    thresholds = None
+    if asked:
+        recorded = read_manifest(args.classifier_dir).gate.thresholds
+        thresholds = GateSettings.from_dict({**recorded, **asked})
+    config = ReportSettings(args.output_dir, args.classifier_dir, args.explainer_dir, tuple(args.protected),
+                          thresholds, args.sample, args.explanations_per_group, args.permutation_repeats)
+    report = build_report(config)
+    for check in report["gate"]["checks"]:
+        logger.info("gate %s: %s %s = %.3f (%s)", "pass" if check["passed"] else "FAIL",
+                    check["attribute"], check["metric"], check["value"], check["rule"])
+    if args.fail_on_gate and not report["gate"]["passed"]:
+        logger.error("fairness gate failed: this model must not be deployed")
+        return 1
+    return 0

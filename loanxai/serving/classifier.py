@@ -1,0 +1,181 @@
+"""The loan classifier's serving class: what ``seldon-core-microservice LoanClassifier`` serves.
+
+Loads the preprocessor and the forest written by ``make train`` (verified against their
+manifest first) and answers the probabilities of "rejected" and "approved" for each
+application, in any input form :mod:`loanxai.core.codecs` accepts, with principal reasons when
+asked (:mod:`loanxai.explain.reasons`). Outcomes arrive through Seldon's feedback endpoint.
+``models/loanclassifier/LoanClassifier.py`` is the thin module Seldon's wrapper imports.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from google.protobuf import json_format
+from seldon_core.proto import prediction_pb2
+
+from loanxai.artifacts import COMPILED_FILE, MODEL_FILE, PREPROCESSOR_FILE
+from loanxai.config import ServiceSettings
+from loanxai.core.codecs import prediction_parameters, read_feedback, read_message
+from loanxai.core.manifest import load_pickle, load_verified_manifest
+from loanxai.core.schema import CLASS_NAMES
+from loanxai.errors import LoanError, ModelParityFailed
+from loanxai.explain.reasons import ReasonExplainer, column_features
+from loanxai.monitoring.counters import DecisionMonitor
+from loanxai.serving.common import input_metadata, seldon_error, serve_json
+from loanxai.serving.fastpath import FastClassifier, check_parity
+
+__all__ = ["HEALTH_ROWS", "LoanClassifier"]
+
+logger = logging.getLogger(__name__)
+
+#: reference rows /health/status re-predicts (the manifest records 256; all of them are for
+#: the start-up parity check, a few suffice for a probe answered every few seconds)
+HEALTH_ROWS = 8
+
+
+class LoanClassifier:
+    """The classifier. ``settings`` default to the environment's (:class:`~loanxai.config.ServiceSettings`);
+    the artifacts are ``settings.artifacts_dir``, else ``default_artifacts``."""
+
+    #: where the artifacts are when LOAN_ARTIFACTS_DIR is not set (the thin module sets its folder's)
+    default_artifacts: Path = Path("artifacts")
+
+    def __init__(self, settings: ServiceSettings | None = None) -> None:
+        settings = settings or ServiceSettings.from_env()
+        self.artifacts_dir = settings.artifacts_dir or self.default_artifacts
+        self.max_batch_rows = settings.max_batch_rows
+        self.default_reasons = settings.reasons
+        # Everything is loaded here, in gunicorn's master before it forks: a bad artifact stops
+        # the service at once, the metadata (built before any worker's load) can name the
+        # prediction path, and the workers share the model's memory.
+        self.manifest = load_verified_manifest(self.artifacts_dir)
+        self.schema = self.manifest.schema
+        self.preprocessor = load_pickle(self.artifacts_dir, PREPROCESSOR_FILE)
+        self.forest = load_pickle(self.artifacts_dir, MODEL_FILE)
+        # one request is one thread's work: no joblib threads (and none alive at the fork)
+        self.forest.n_jobs = 1
+        self.fast = FastClassifier(self.preprocessor, self.artifacts_dir / COMPILED_FILE)
+        self.parity: dict[str, Any] = {"holds": False, "checked": False}
+        self.predict_proba = self.pipeline_proba
+        self.prediction_path = "scikit-learn"
+        if settings.prediction_path == "auto":
+            self._choose_fast_path()
+        dataset = self.manifest.dataset
+        self.reasons = ReasonExplainer(
+            self.forest, self.fast.transform,
+            column_features(self.fast.numeric_columns, self.fast.categorical_columns, self.fast.categories),
+            self.schema, dataset.titles, dataset.protected)
+        # decisions and outcomes counted for Prometheus (every series created here, before the fork)
+        self.monitor = DecisionMonitor(self.manifest) if settings.metrics else None
+        logger.info("classifier %s (dataset %s, candidate %s) from %s serves the %s path", self.version,
+                    dataset.name, self.manifest.candidate, self.artifacts_dir, self.prediction_path)
+        self._log_gate()
+
+    def _log_gate(self) -> None:
+        gate = self.manifest.gate
+        if gate.passed:
+            logger.info("fairness gate passed")
+            return
+        failed = "; ".join(gate.failed_checks)
+        if gate.override:
+            logger.warning("THIS MODEL FAILED THE FAIRNESS GATE (%s) and is served under an override accepted by %s "
+                           "at %s: %s", failed, gate.override["accepted_by"], gate.override["accepted_at"],
+                           gate.override["reason"])
+        else:
+            logger.warning("THIS MODEL FAILED THE FAIRNESS GATE (%s) and carries no override: not for production", failed)
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def pipeline_proba(self, X: np.ndarray) -> np.ndarray:
+        """The source of truth: the dill pipeline's probabilities, shape (n, 2), for encoded rows (n, n_features)."""
+        return self.forest.predict_proba(self.preprocessor.transform(X))
+
+    def _choose_fast_path(self) -> None:
+        """Serve the compiled forest only if it gives the pipeline's answers on the reference rows."""
+        X = np.asarray(self.manifest.reference["rows"], dtype=np.float64)
+        self.parity = {**check_parity(self.fast, self.pipeline_proba(X), X), "checked": True}
+        if self.parity["holds"]:
+            self.predict_proba = self.fast.predict_proba
+            self.prediction_path = "treelite"
+        else:
+            logger.warning("the compiled model disagrees with the pipeline (%s): serving scikit-learn", self.parity)
+
+    def predict_raw(self, request: Any) -> Any:
+        """Answer a SeldonMessage; bad input raises a 400 naming the problem."""
+        return serve_json(self._predict_message, request)
+
+    def _predict_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        X, groups = read_message(message, self.schema, self.max_batch_rows)
+        parameters = prediction_parameters(message, self.default_reasons, self.schema.n_features)
+        proba = self.predict_proba(X)
+        if self.monitor is not None and parameters["purpose"] == "decision":
+            self.monitor.record(X, proba[:, 1], groups)
+        request_meta = message.get("meta") or {}
+        # the request's tags come back, as Seldon's wrapper does for other models (its batch
+        # processor reads its batch_id there); principal reasons go beside them
+        tags = {k: v for k, v in (request_meta.get("tags") or {}).items() if k != "reasons"}
+        if parameters["reasons"]:
+            tags["reasons"] = [r.to_dict() for r in self.reasons.explain(X, proba[:, 1], parameters["reasons"])]
+        # the request id outcomes are joined on later, as Seldon's executor sets it
+        meta: dict[str, Any] = {"puid": request_meta.get("puid") or uuid.uuid4().hex}
+        if tags:
+            meta["tags"] = tags
+        return {"data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()}, "meta": meta}
+
+    def send_feedback_raw(self, feedback: prediction_pb2.Feedback) -> prediction_pb2.SeldonMessage:
+        """Count the outcomes of a feedback (``/api/v1.0/feedback``: ``request``, ``response``,
+        ``truth``) by group; a malformed one is a 400 naming the problem."""
+        try:
+            outcomes = read_feedback(json_format.MessageToDict(feedback), self.schema, self.max_batch_rows)
+        except LoanError as error:
+            raise seldon_error(error) from None
+        if self.monitor is not None:
+            self.monitor.record_outcomes(outcomes)
+        answer = {"outcomes": len(outcomes.truth), "correct": int((outcomes.predicted == outcomes.truth).sum())}
+        return json_format.ParseDict({"jsonData": answer}, prediction_pb2.SeldonMessage())
+
+    def collect_metrics(self) -> Iterable[Any]:
+        """The references the live metrics are read against (gauges, for the metrics server)."""
+        return self.monitor.collect() if self.monitor is not None else ()
+
+    def health_status(self) -> dict[str, Any]:
+        """Readiness: the loaded model still gives the reference answers recorded at training."""
+        reference = self.manifest.reference
+        X = np.asarray(reference["rows"][:HEALTH_ROWS], dtype=float)
+        if not np.allclose(self.predict_proba(X), reference["probabilities"][:HEALTH_ROWS], rtol=0, atol=1e-9):
+            raise seldon_error(ModelParityFailed("the loaded model does not reproduce its reference predictions"))
+        return {"status": "ok", "model_version": self.version, "prediction_path": self.prediction_path}
+
+    def init_metadata(self) -> dict[str, Any]:
+        """Inputs and outputs for GET /api/v1.0/metadata."""
+        gate = self.manifest.gate
+        return {
+            "name": "loanclassifier",
+            "versions": [self.version],
+            "platform": "seldon",
+            "inputs": input_metadata(self.schema),
+            "outputs": [{"messagetype": "ndarray", "schema": {"names": list(CLASS_NAMES), "shape": [2]}}],
+            "custom": {
+                "dataset": self.manifest.dataset.name,
+                "candidate": self.manifest.candidate,
+                "fairness_gate": gate.status,
+                "fairness_gate_failed_checks": "; ".join(gate.failed_checks),
+                "fairness_gate_override": json.dumps(gate.override),
+                # an application the demo and the clients send: the dataset's own example
+                "example_application": json.dumps(self.manifest.dataset.example),
+                "max_batch_rows": str(self.max_batch_rows),
+                "accuracy": f"{self.manifest.metrics['accuracy']:.4f}",
+                "roc_auc": f"{self.manifest.metrics['roc_auc']:.4f}",
+                "trained_at": self.manifest.created_at,
+                "prediction_path": self.prediction_path,
+                "parity_max_difference": str(self.parity.get("max_difference", "not checked")),
+            },
+        }

@@ -1,0 +1,51 @@
+"""What both serving classes share: reading a request, answering in the form it came, and the
+one place an error becomes Seldon's error answer."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf import json_format
+from seldon_core.flask_utils import SeldonMicroserviceException
+from seldon_core.proto import prediction_pb2
+
+from loanxai.core.schema import FeatureSchema
+from loanxai.errors import LoanError
+
+__all__ = ["input_metadata", "seldon_error", "serve_json"]
+
+
+def seldon_error(error: LoanError) -> SeldonMicroserviceException:
+    """``error`` as the seldon-core wrapper answers it: its status, and Seldon's body
+    ``{"status": {"code": -1, "info": <message>, "reason": <reason>, "status": 1}}``."""
+    answer = SeldonMicroserviceException(error.message, status_code=error.status_code, reason=error.reason)
+    answer.args = (error.message,)  # gRPC answers an exception with its text: the message REST puts in the body
+    return answer
+
+
+def serve_json(
+    handler: Callable[[dict[str, Any]], dict[str, Any]], request: Any
+) -> dict[str, Any] | prediction_pb2.SeldonMessage:
+    """Run ``handler`` on the request as a JSON dict.
+
+    ``predict_raw`` gets JSON from the REST server and a protobuf SeldonMessage from the gRPC
+    server (off unless GRPC_WORKERS > 0); the answer goes back in the form that came in. A
+    :class:`~loanxai.errors.LoanError` becomes its status and Seldon's error body.
+    """
+    is_proto = isinstance(request, prediction_pb2.SeldonMessage)
+    message = json_format.MessageToDict(request) if is_proto else request
+    try:
+        response = handler(message)
+    except LoanError as error:
+        raise seldon_error(error) from None
+    return json_format.ParseDict(response, prediction_pb2.SeldonMessage()) if is_proto else response
+
+
+def input_metadata(schema: FeatureSchema) -> list[dict[str, Any]]:
+    """The request forms both services accept, for the wrapper's metadata endpoint."""
+    names = list(schema.feature_names)
+    return [
+        {"messagetype": "ndarray", "schema": {"names": names, "shape": [len(names)]}},
+        {"messagetype": "tensor", "schema": {"names": names, "shape": [len(names)]}},
+        {"messagetype": "jsonData", "schema": schema.to_dict()},
+    ]

@@ -1,0 +1,161 @@
+"""The explainer's serving class: what ``seldon-core-microservice LoanExplainer`` serves.
+
+Explains one application per request, calling the classifier over REST at
+``LOAN_CLASSIFIER_URL``: an anchor (alibi AnchorTabular, written by ``make train`` and verified
+against its manifest: the conditions that are enough for the decision) or, with
+``meta.tags.kind = "recourse"``, up to ``k`` applications like it that the classifier approves
+(:mod:`loanxai.explain.recourse`). The same application, model and ``seed`` give the same answer
+on any worker (:mod:`loanxai.explain.seeding`). An explanation that outlives its time budget
+(``LOAN_EXPLAIN_BUDGET``) is stopped at its next classifier call and answered 504. The
+classifier need not be up when this service starts: the explainer gets its predictor on the
+first request, and again after the classifier was unreachable (answered 503 naming the URL).
+``models/explainer/LoanExplainer.py`` is the thin module Seldon's wrapper imports.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from loanxai.config import ServiceSettings
+from loanxai.core.codecs import EXPLAIN_KINDS, EXPLAIN_PARAMETERS, explain_parameters, features_from_message
+from loanxai.core.manifest import load_verified_manifest
+from loanxai.core.pipeline import impute
+from loanxai.errors import ClassifierUnavailable, ExplainerBusy, LoanError
+from loanxai.explain import anchors
+from loanxai.explain.recourse import RecourseFinder
+from loanxai.monitoring.counters import ExplanationMonitor
+from loanxai.serving.common import input_metadata, serve_json
+from loanxai.serving.remote import RemoteClassifier
+
+__all__ = ["LoanExplainer"]
+
+logger = logging.getLogger(__name__)
+
+
+class LoanExplainer:
+    """The explainer. ``settings`` default to the environment's (:class:`~loanxai.config.ServiceSettings`);
+    the artifacts are ``settings.artifacts_dir``, else ``default_artifacts``."""
+
+    #: where the artifacts are when LOAN_ARTIFACTS_DIR is not set (the thin module sets its folder's)
+    default_artifacts: Path = Path("artifacts")
+
+    def __init__(self, settings: ServiceSettings | None = None) -> None:
+        self.settings = settings or ServiceSettings.from_env()
+        self.artifacts_dir = self.settings.artifacts_dir or self.default_artifacts
+        self.manifest = load_verified_manifest(self.artifacts_dir)
+        self.schema = self.manifest.schema
+        self.explainer: Any = None
+        self.recourse: RecourseFinder | None = None
+        self.classifier: RemoteClassifier | None = None
+        self._has_predictor = False
+        # one explanation at a time per worker: the samplers draw from numpy's global generator;
+        # at most LOAN_EXPLAIN_QUEUE more wait for it, the next get 503 at once
+        self._lock = threading.Lock()
+        self._admission = threading.Lock()
+        self._admitted = 0
+        self.monitor = (ExplanationMonitor(self.settings.explain_budget, self.settings.explain_p95_budget)
+                        if self.settings.metrics else None)
+
+    def load(self) -> None:
+        """Unpickle the explainer (once per gunicorn worker); the classifier is not called yet."""
+        self.explainer = anchors.load_explainer(self.artifacts_dir)
+        self.classifier = RemoteClassifier.from_settings(self.settings)
+        self.recourse = RecourseFinder(self.schema, self.manifest.recourse, self.manifest.titles,
+                                       self.classifier.predict_proba)
+        logger.info("loaded the explainer from %s; classifier at %s", self.artifacts_dir, self.classifier.url)
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def predict_raw(self, request: Any) -> Any:
+        """Explain the one application in a SeldonMessage; explain parameters in ``meta.tags``."""
+        return serve_json(self._explain_message, request)
+
+    def _explain_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        started, kind, status, spent = time.perf_counter(), "invalid", 500, {"model_calls": 0}
+        try:
+            X = features_from_message(message, self.schema, max_rows=1)
+            parameters = explain_parameters(message, self.settings.explain_threshold, self.schema.n_features)
+            kind = parameters["kind"]
+            # a missing numeric value is explained as the training median the model uses in its place
+            answer = self._admit(impute(X[0], self.schema, self.manifest.numeric_medians), kind, parameters, spent)
+            status = 200
+            return answer
+        except LoanError as error:
+            status = error.status_code
+            raise
+        finally:
+            if self.monitor is not None:
+                self.monitor.record(kind, status, time.perf_counter() - started, spent["model_calls"])
+
+    def _admit(self, x: Any, kind: str, parameters: dict[str, Any], spent: dict[str, int]) -> dict[str, Any]:
+        """Explain ``x`` if this worker has room; 503 at once if not."""
+        with self._admission:
+            if self._admitted > self.settings.explain_queue:
+                raise ExplainerBusy(f"the explainer is busy: {self._admitted} explanations running or waiting in this "
+                                    "worker (LOAN_EXPLAIN_QUEUE); retry in a moment")
+            self._admitted += 1
+        try:
+            return self._explain(x, kind, parameters, spent)
+        finally:
+            with self._admission:
+                self._admitted -= 1
+
+    def _explain(self, x: Any, kind: str, parameters: dict[str, Any], spent: dict[str, int]) -> dict[str, Any]:
+        """Explain ``x``; ``spent["model_calls"]`` gets the classifier calls made, answered or not."""
+        with self._lock:
+            calls, rows = self.classifier.calls, self.classifier.rows
+            model = self.manifest.model_sha256
+            try:
+                with self.classifier.budget(self.settings.explain_budget):
+                    self._set_predictor()
+                    if kind == "anchor":
+                        result = anchors.explain(self.explainer, x, parameters, model)
+                    else:
+                        result = self.recourse.find(x, parameters["k"], parameters["seed"], model)
+            except ClassifierUnavailable:
+                self._has_predictor = False
+                raise
+            finally:
+                spent["model_calls"] = calls = self.classifier.calls - calls
+            rows = self.classifier.rows - rows
+        answer = {"kind": kind, "application": self.schema.decode(x)[0], **result.to_dict(), "seed": parameters["seed"],
+                  "model_calls": calls, "model_rows": rows}
+        logger.info("explained (%s): %s (%d model calls)", kind,
+                    answer.get("anchor_text", f"{len(answer.get('counterfactuals', []))} counterfactuals"), calls)
+        return {"jsonData": answer}
+
+    def _set_predictor(self) -> None:
+        """Give the explainer its REST predictor; alibi calls it once to check its output."""
+        if not self._has_predictor:
+            anchors.set_predictor(self.explainer, self.classifier.predict)
+            self._has_predictor = True
+
+    def collect_metrics(self) -> Iterable[Any]:
+        """The explanation budget, as a gauge (for the metrics server)."""
+        return self.monitor.collect() if self.monitor is not None else ()
+
+    def health_status(self) -> dict[str, Any]:
+        """Liveness and readiness: the explainer is loaded (the classifier is not called)."""
+        return {"status": "ok", "explainer_version": self.version, "classifier_url": self.settings.classifier_url}
+
+    def init_metadata(self) -> dict[str, Any]:
+        return {
+            "name": "loanexplainer",
+            "versions": [self.version],
+            "platform": "alibi",
+            "inputs": input_metadata(self.schema),
+            "outputs": [{"messagetype": "jsonData", "schema": {"type": "anchor explanation"}}],
+            "custom": {
+                "classifier_url": self.settings.classifier_url,
+                "default_threshold": str(self.settings.explain_threshold),
+                "explain_kinds": ", ".join(EXPLAIN_KINDS),
+                "explain_parameters": ", ".join(EXPLAIN_PARAMETERS),
+                "explain_budget_s": str(self.settings.explain_budget),
+            },
+        }

@@ -1,0 +1,97 @@
+"""The classifier as the explainer sees it: a predict function over REST."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import requests
+
+from loanxai.clients.http import METADATA_PATH, PREDICTIONS_PATH, error_info, session
+from loanxai.config import ServiceSettings
+from loanxai.errors import BudgetExceeded, ClassifierError, ClassifierUnavailable
+
+__all__ = ["RemoteClassifier"]
+
+logger = logging.getLogger(__name__)
+
+
+class RemoteClassifier:
+    """Calls the classifier's predictions endpoint with encoded rows.
+
+    One HTTP session with keep-alive (:func:`loanxai.clients.http.session`); connection errors
+    are retried ``retries`` times with a short backoff (safe: the request never reached the
+    server); read timeouts are not retried. Rows are sent in batches of at most the classifier's
+    ``max_batch_rows`` (from its metadata, read on the first call).
+    """
+
+    def __init__(self, url: str, connect_timeout: float, read_timeout: float, retries: int) -> None:
+        self.url = url
+        self.timeout = (connect_timeout, read_timeout)
+        self.calls = 0
+        self.rows = 0
+        self.deadline = math.inf
+        self.budget_s = math.inf
+        self.batch_rows: int | None = None
+        self.session = session(connect_retries=retries)
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> "RemoteClassifier":
+        return cls(settings.classifier_url, settings.classifier_connect_timeout, settings.classifier_read_timeout,
+                   settings.classifier_retries)
+
+    @contextlib.contextmanager
+    def budget(self, seconds: float) -> Iterator[None]:
+        """Within the block, a call to the classifier after ``seconds`` raises
+        :class:`~loanxai.errors.BudgetExceeded` (and no call waits beyond the deadline): how an
+        explanation is stopped, as alibi and DiCE call the classifier every few milliseconds."""
+        self.deadline, self.budget_s = time.monotonic() + seconds, seconds
+        try:
+            yield
+        finally:
+            self.deadline, self.budget_s = math.inf, math.inf
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities of (rejected, approved) for encoded rows, shape (n, n_features) -> (n, 2)."""
+        if self.batch_rows is None:
+            self.batch_rows = int(self._get_metadata()["custom"]["max_batch_rows"])
+        X = np.asarray(X, dtype=float)
+        return np.vstack([self._post(X[i:i + self.batch_rows]) for i in range(0, max(len(X), 1), self.batch_rows)])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted class codes (0 rejected, 1 approved), shape (n,): alibi's predictor."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def _get_metadata(self) -> dict:
+        url = self.url.removesuffix(PREDICTIONS_PATH) + METADATA_PATH
+        try:
+            response = self.session.get(url, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise ClassifierUnavailable(f"the classifier at {self.url} is unreachable ({type(error).__name__})") from error
+        if response.status_code != 200:
+            raise ClassifierError(f"the classifier's metadata at {url} answered {response.status_code}: {error_info(response)}")
+        return response.json()
+
+    def _post(self, X: np.ndarray) -> np.ndarray:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s (LOAN_EXPLAIN_BUDGET)")
+        try:
+            response = self.session.post(
+                # perturbed samples, not applicants: the classifier does not count them as decisions
+                self.url, json={"data": {"ndarray": X.tolist()}, "meta": {"tags": {"purpose": "explanation"}}},
+                timeout=(self.timeout[0], min(self.timeout[1], remaining)),
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            if time.monotonic() >= self.deadline:
+                raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s "
+                                     "(LOAN_EXPLAIN_BUDGET)") from error
+            raise ClassifierUnavailable(f"the classifier at {self.url} is unreachable ({type(error).__name__})") from error
+        if response.status_code != 200:
+            raise ClassifierError(f"the classifier at {self.url} answered {response.status_code}: {error_info(response)}")
+        self.calls += 1
+        self.rows += len(X)
+        return np.asarray(response.json()["data"]["ndarray"], dtype=float)

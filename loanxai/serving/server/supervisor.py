@@ -1,0 +1,161 @@
+"""Run a serving class as a Seldon Core microservice that holds up under load, faults and hostile clients.
+
+``loanxai-microservice LoanClassifier`` (the images' command; ``python -m loanxai.microservice``)
+stands in for ``seldon-core-microservice``: the same serving class, ports and variables
+(``--http-port`` 9000, ``--grpc-port`` 5000, ``--metrics-port`` 6000, ``PREDICTIVE_UNIT_*``,
+``GUNICORN_WORKERS``/``_THREADS``/``_KEEPALIVE``, ``GRPC_WORKERS``/``_THREADS``), and the
+wrapper's own Flask app and gRPC servicer, so requests, answers and metadata are Seldon's. It
+changes what the wrapper cannot be configured to do:
+
+- workers: gunicorn's threaded workers, where a connection waits for its request in the event
+  loop, not in a thread (idle and slow clients hold a socket, never a thread), and a request
+  must arrive whole within ``LOAN_REQUEST_TIMEOUT`` (:mod:`loanxai.serving.server.workers`);
+- custom metrics counted in each process (:mod:`loanxai.serving.server.metrics`): no lock a killed worker
+  can leave held, and no IPC on every request;
+- the request guards of :mod:`loanxai.serving.server.guards` (methods, paths, body size, strict JSON, CORS);
+- graceful shutdown: on SIGTERM readiness fails at once, the service keeps serving for
+  ``LOAN_DRAIN_SECONDS`` (Kubernetes removes it from the endpoints meanwhile), then stops
+  accepting and finishes what is in flight within ``LOAN_GRACEFUL_TIMEOUT``; REST, gRPC and
+  metrics servers are children of one supervisor, which stops them all, and which they follow
+  if it is killed;
+- gRPC (``GRPC_WORKERS`` > 0): the wrapper's servicer in a child process, stopped with the rest.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from functools import partial
+from typing import Any
+
+from loanxai.config import ServerSettings, ServiceSettings
+from loanxai.core.process import die_with_parent
+
+__all__ = ["LOG_FORMAT", "main"]
+
+logger = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s - %(name)s:%(funcName)s:%(lineno)s - %(levelname)s:  %(message)s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    # prometheus_client picks its multiprocess mode when imported: the folder comes first
+    directory = tempfile.mkdtemp(prefix="loanxai-metrics-")
+    os.environ["prometheus_multiproc_dir"] = directory
+    try:
+        return _run(argv, directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run(argv: list[str] | None, directory: str) -> int:
+    # after prometheus_multiproc_dir is set (see main)
+    from seldon_core import wrapper
+    from seldon_core.microservice import load_annotations, parse_parameters
+
+    from loanxai.serving.server.guards import harden
+    from loanxai.serving.server.metrics import ProcessMetrics
+    from loanxai.serving.server.workers import serve_grpc, serve_http
+
+    settings = ServerSettings.from_env()
+    args = _arguments(argv, settings)
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    sys.path.append(os.getcwd())
+    module = importlib.import_module(args.interface_name)
+    user_object = getattr(module, args.interface_name)(**parse_parameters(json.loads(args.parameters)))
+    metrics = ProcessMetrics(directory, extra=[user_object.collect_metrics] if hasattr(user_object, "collect_metrics") else [])
+    draining = multiprocessing.Value("b", 0)
+    app = harden(wrapper.get_rest_microservice(user_object, metrics), settings.max_body_bytes, settings.cors_origins,
+                 lambda: bool(draining.value), metrics=ServiceSettings.from_env().metrics)
+    metrics_app = wrapper.get_metrics_microservice(metrics)
+    metrics_app.after_request_funcs[None] = []  # no CORS on metrics either
+    children = {
+        "rest": partial(serve_http, app, user_object, metrics, settings, args.http_port, settings.workers),
+        "metrics": partial(serve_http, metrics_app, None, metrics, settings, args.metrics_port, 1),
+    }
+    if settings.grpc_workers:
+        children["grpc"] = partial(serve_grpc, user_object, metrics, settings, args.grpc_port, load_annotations())
+    logger.info("serving %s on %s: REST :%d (%d workers x %d threads), metrics :%d%s, gRPC %s", args.interface_name,
+                settings.host, args.http_port, settings.workers, settings.threads, args.metrics_port, wrapper.METRICS_ENDPOINT,
+                f":{args.grpc_port}" if settings.grpc_workers else "off")
+    return _supervise(children, settings, draining)
+
+
+def _arguments(argv: list[str] | None, settings: ServerSettings) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve a class as a Seldon Core microservice (see loanxai.serving.server.supervisor).")
+    parser.add_argument("interface_name", help="the serving class, found in the module of the same name")
+    parser.add_argument("--service-type", default="MODEL", choices=["MODEL"])
+    parser.add_argument("--parameters", default=settings.parameters, help="PREDICTIVE_UNIT_PARAMETERS")
+    parser.add_argument("--http-port", type=int, default=settings.http_port)
+    parser.add_argument("--grpc-port", type=int, default=settings.grpc_port)
+    parser.add_argument("--metrics-port", type=int, default=settings.metrics_port)
+    return parser.parse_args(argv)
+
+
+# --- the supervisor ----------------------------------------------------------------------------------
+
+
+def _supervise(children: dict[str, Any], settings: ServerSettings, draining: Any) -> int:
+    """Start the children, wait for a signal or a child's death, then stop them all gracefully."""
+    signals: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, frame: signals.append(number))
+    processes = {}
+    for name, target in children.items():
+        processes[name] = multiprocessing.Process(target=_child, args=(target, os.getpid()), name=name, daemon=False)
+        processes[name].start()
+        logger.info("%s server: pid %d", name, processes[name].pid)
+    status = 0
+    while not signals:
+        dead = [name for name, process in processes.items() if not process.is_alive()]
+        if dead:
+            logger.error("the %s server exited (code %s): stopping the service", dead[0], processes[dead[0]].exitcode)
+            status = 1
+            break
+        time.sleep(0.2)
+    else:
+        draining.value = 1
+        logger.info("signal %d: draining for %g s, then finishing what is in flight (at most %g s)",
+                    signals[0], settings.drain_seconds, settings.graceful_timeout)
+        _wait(lambda: len(signals) > 1, settings.drain_seconds)
+    for process in processes.values():
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + settings.graceful_timeout + 5
+    for process in processes.values():
+        # a second signal stops waiting: whoever sent it wants the service gone now
+        _wait(lambda: not process.is_alive() or len(signals) > 1, deadline - time.monotonic())
+        if process.is_alive():
+            logger.warning("the %s server did not stop in time: killing it", process.name)
+            process.kill()
+        process.join()
+    logger.info("stopped")
+    return status
+
+
+def _wait(done: Any, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _child(target: Any, supervisor: int) -> None:
+    """A child process: it follows the supervisor."""
+    die_with_parent()
+    if os.getppid() != supervisor:  # the supervisor died before prctl: nobody would stop us
+        sys.exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops the children
+    target()
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

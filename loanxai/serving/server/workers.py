@@ -1,0 +1,194 @@
+"""The server's processes: gunicorn's threaded HTTP workers with request deadlines, and gRPC.
+
+In gunicorn's gthread worker a connection waits for its request in a worker thread, so idle
+and slow clients can hold every thread. :class:`DeadlineThreadWorker` gathers a request's
+bytes in the event loop first and hands the connection to a thread only once the request has
+arrived: idle and slow clients hold a socket, never a thread. A request must arrive whole
+within ``LOAN_REQUEST_TIMEOUT`` from its first byte; an idle connection is closed after the
+keep-alive timeout.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import gc
+import math
+import re
+import selectors
+import signal
+import socket
+import threading
+import time
+from functools import partial
+from typing import Any
+
+from gunicorn import http
+from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from loanxai.config import ServerSettings
+
+__all__ = ["GATHERED_BYTES", "WORKER_HEARTBEAT_S", "DeadlineConn", "DeadlineSocket", "DeadlineThreadWorker",
+           "serve_grpc", "serve_http"]
+
+#: seconds a gunicorn worker's event loop may stay silent before its arbiter replaces it
+WORKER_HEARTBEAT_S = 30
+
+
+def serve_http(app: Any, user_object: Any, metrics: Any, settings: ServerSettings, port: int, workers: int) -> None:
+    """Serve the Flask ``app`` with gunicorn on ``port``: ``workers`` processes of :class:`DeadlineThreadWorker`."""
+    DeadlineThreadWorker.request_timeout = settings.request_timeout
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": f"{settings.host}:{port}",
+                "workers": workers,
+                "threads": settings.threads,
+                "worker_class": f"{__name__}.DeadlineThreadWorker",
+                "timeout": WORKER_HEARTBEAT_S,
+                "graceful_timeout": math.ceil(settings.graceful_timeout),
+                "keepalive": settings.keepalive,
+                "loglevel": settings.log_level.lower(),
+                "accesslog": None,
+                "child_exit": lambda server, worker: metrics.process_exited(worker.pid),
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:  # in each worker: the serving class loads what it loads per process
+            if user_object is not None and hasattr(user_object, "load"):
+                user_object.load()
+            gc.freeze()  # what is loaded lives as long as the worker: the collector's full passes skip it
+            return app
+
+    Server().run()
+
+
+class DeadlineSocket:
+    """What the request parser reads from: each recv waits only for what is left of the
+    request's deadline; the socket then goes back to a plain timeout, for writing the answer."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock, self.timeout, self.deadline = sock, timeout, time.monotonic() + timeout
+
+    def recv(self, size: int) -> bytes:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"request not received within {self.timeout:g} s")
+        self.sock.settimeout(remaining)
+        try:
+            return self.sock.recv(size)
+        finally:
+            self.sock.settimeout(self.timeout)
+
+
+class DeadlineConn(TConn):
+    """A connection whose bytes are first gathered in the event loop (:attr:`pending`), then
+    parsed in a worker thread from a :class:`DeadlineSocket`."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.pending = b""
+        self.started = time.monotonic()
+
+    def init(self) -> None:
+        self.sock.setblocking(True)
+        if self.parser is None:
+            self.reader = DeadlineSocket(self.sock, DeadlineThreadWorker.request_timeout)
+            self.parser = http.RequestParser(self.cfg, self.reader, self.client)
+        self.parser.unreader.unread(self.pending)
+        self.pending = b""
+        # what the event loop did not gather must arrive by the request's deadline
+        self.reader.deadline = self.started + self.reader.timeout
+
+
+class DeadlineThreadWorker(ThreadWorker):
+    """gunicorn's gthread worker, except that a connection is handed to a worker thread only once
+    its request has arrived: the event loop gathers the bytes of a request (up to
+    :data:`GATHERED_BYTES`, all of a usual one), so idle and slow clients hold a socket, never a
+    thread. An idle connection is closed after the keep-alive timeout, a request that has not
+    arrived whole :attr:`request_timeout` seconds after its first byte is closed too."""
+
+    request_timeout = 10.0
+
+    def accept(self, server: Any, listener: socket.socket) -> None:
+        try:
+            sock, client = listener.accept()
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self._wait_for_request(DeadlineConn(self.cfg, sock, client, server))
+
+    def finish_request(self, fs: Any) -> None:
+        if fs.cancelled() or fs.exception() is not None:
+            self.nr_conns -= 1
+            fs.conn.close()
+            return
+        keepalive, conn = fs.result()
+        if keepalive and self.alive:
+            self._wait_for_request(conn)
+        else:
+            self.nr_conns -= 1
+            conn.close()
+
+    def _wait_for_request(self, conn: DeadlineConn) -> None:
+        conn.sock.setblocking(False)
+        conn.set_timeout()  # idle: closed after the keep-alive timeout
+        with self._lock:
+            self._keep.append(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._gather, conn))
+
+    def _gather(self, conn: DeadlineConn, client: socket.socket) -> None:
+        try:
+            data = conn.sock.recv(GATHERED_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not conn.pending:
+            conn.started = time.monotonic()
+            conn.timeout = time.time() + self.request_timeout  # from its first byte, the request's deadline
+        conn.pending += data
+        if not data:  # the client left
+            with self._lock:
+                self.poller.unregister(conn.sock)
+                with contextlib.suppress(ValueError):
+                    self._keep.remove(conn)
+            self.nr_conns -= 1
+            conn.close()
+        elif _arrived(conn.pending):
+            self.reuse_connection(conn, client)
+
+
+#: bytes of a request the event loop gathers before a worker thread takes over
+GATHERED_BYTES = 64 * 1024
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+
+
+def _arrived(data: bytes) -> bool:
+    """Whether ``data`` holds a whole request (or as much as the event loop gathers)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return len(data) >= GATHERED_BYTES  # headers this long: the parser will refuse them
+    length = _CONTENT_LENGTH.search(data[:end])
+    body = int(length.group(1)) if length else 0  # chunked: the thread reads the rest, by the deadline
+    return len(data) - end - 4 >= min(body, GATHERED_BYTES)
+
+
+def serve_grpc(user_object: Any, metrics: Any, settings: ServerSettings, port: int, annotations: dict[str, str]) -> None:
+    """Serve the serving class with the wrapper's gRPC servicer on ``port`` until SIGTERM."""
+    from seldon_core.wrapper import get_grpc_server
+
+    server = get_grpc_server(user_object, metrics, annotations=annotations, num_threads=settings.grpc_threads)
+    if hasattr(user_object, "load"):
+        user_object.load()
+    gc.freeze()
+    server.add_insecure_port(f"{settings.host}:{port}")
+    server.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    server.stop(settings.graceful_timeout).wait()

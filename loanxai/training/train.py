@@ -1,0 +1,128 @@
+"""Train the loan classifier and its anchor explainer, and write their artifacts.
+
+``python -m loanxai.train [--dataset datasets/x.yaml]`` (or ``make train [DATASET=...]``)
+reads the dataset description (the census by default), then writes, atomically (a failed or
+interrupted training leaves the previous artifacts as they were):
+
+- ``models/loanclassifier/artifacts/``: ``preprocessor.dill``, ``model.dill`` (the forest) and
+  ``manifest.json`` (schema, held-out metrics, library versions, sha256 of each file);
+- ``models/explainer/artifacts/``: ``explainer.dill`` (alibi AnchorTabular, fitted, pickled
+  without its predictor) and ``manifest.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
+from loanxai.core.manifest import Manifest, read_manifest
+from loanxai.core.pipeline import PREPROCESSOR_STEP, impute, numeric_medians
+from loanxai.data.dataset import load_dataset
+from loanxai.data.description import DEFAULT_DESCRIPTION, Description, load_description
+from loanxai.errors import ArtifactError, DataError, DescriptionError
+from loanxai.explain.anchors import fit_anchors
+from loanxai.fairness.mitigation import CANDIDATES, CHOICES
+from loanxai.training.model import train_model
+from loanxai.training.staging import staged_directories
+from loanxai.training.writers import save_classifier, save_explainer
+
+__all__ = ["ensure_trained", "main", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+def train(
+    classifier_dir: Path = CLASSIFIER_DIR,
+    explainer_dir: Path = EXPLAINER_DIR,
+    description: Description | Path = DEFAULT_DESCRIPTION,
+    seed: int | None = None,
+    mitigation: str = "auto",
+    accept_unfair: str | None = None,
+    accepted_by: str | None = None,
+    n_estimators: int | None = None,
+) -> tuple[Manifest, Manifest]:
+    """Train both artifacts from the described dataset and write them; return the two manifests.
+
+    Every mitigation candidate is trained and compared; ``mitigation`` names the one to
+    serve (``auto``: by the documented rule, see :mod:`loanxai.fairness.mitigation`). A model that
+    fails the fairness gate ships only with ``accept_unfair``, the reason recorded with
+    ``accepted_by`` (default: the user). Nothing is written unless everything succeeds;
+    ``seed`` (default: the description's ``split.seed``) seeds the forests and the explainer;
+    ``n_estimators`` replaces every candidate's number of trees (quick runs).
+    """
+    started = time.perf_counter()
+    if not isinstance(description, Description):
+        description = load_description(description)
+    seed = description.seed if seed is None else seed
+    if mitigation not in CHOICES:
+        raise ValueError(f"unknown mitigation {mitigation!r}; choose one of: {', '.join(CHOICES)}")
+    logger.info("[1/4] loading %s (%s), training the candidates %s", description.name, description.path, ", ".join(CANDIDATES))
+    model = train_model(load_dataset(description), seed, mitigation, accept_unfair, accepted_by, n_estimators)
+    training = {
+        "seed": seed,
+        "n_train": len(model.dataset.train),
+        "n_test": len(model.dataset.test),
+        "candidate": model.chosen.name,
+        "settings": model.chosen.settings,
+    }
+    with staged_directories(classifier_dir, explainer_dir) as (classifier_stage, explainer_stage):
+        logger.info("[2/4] writing the classifier artifacts")
+        classifier_manifest = save_classifier(model, classifier_stage, training)
+        logger.info("[3/4] fitting the anchor explainer on %d rows", len(model.X_train))
+        medians = numeric_medians(model.pipeline.named_steps[PREPROCESSOR_STEP], model.schema)
+        rows = impute(model.X_train, model.schema, medians)
+        explainer = fit_anchors(model.pipeline.predict, model.schema, rows, seed=seed)
+        logger.info("[4/4] writing the explainer artifacts")
+        explainer_manifest = save_explainer(explainer, model, explainer_stage, classifier_manifest)
+    logger.info("artifacts written to %s and %s in %.1f s", classifier_dir, explainer_dir, time.perf_counter() - started)
+    if not classifier_manifest.gate.shippable:
+        logger.warning("THE MODEL FAILED THE FAIRNESS GATE (%s): images, deployment and the container smoke test "
+                       "refuse it; see the report (make report)", "; ".join(classifier_manifest.gate.failed_checks))
+    return read_manifest(classifier_dir), read_manifest(explainer_dir)
+
+
+def ensure_trained(classifier_dir: Path = CLASSIFIER_DIR, explainer_dir: Path = EXPLAINER_DIR) -> None:
+    """Train the default dataset unless both artifact folders already hold a manifest of this version."""
+    try:
+        for directory in (classifier_dir, explainer_dir):
+            read_manifest(directory)
+        return
+    except ArtifactError as error:
+        logger.info("training first: %s", error)
+    train(classifier_dir, explainer_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DESCRIPTION,
+                        help="dataset description (YAML); default: the census")
+    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR)
+    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR)
+    parser.add_argument("--n-estimators", type=int, default=None,
+                        help="trees of every candidate (default: 50 for the seed's model, 25 for the others)")
+    parser.add_argument("--seed", type=int, default=None, help="default: the description's split.seed")
+    parser.add_argument("--mitigation", choices=CHOICES, default="auto",
+                        help="the candidate to serve: auto (the documented rule), none (the seed's model), or a name")
+    parser.add_argument("--accept-unfair", metavar="REASON",
+                        help="ship a model that fails the fairness gate; the reason is recorded, shown everywhere")
+    parser.add_argument("--accepted-by", metavar="NAME", help="who accepts the override (default: the user)")
+    parser.add_argument("--if-missing", action="store_true", help="train only if there are no artifacts yet")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        if args.if_missing:
+            ensure_trained(args.classifier_dir, args.explainer_dir)
+        else:
+            train(args.classifier_dir, args.explainer_dir, args.dataset, args.seed, args.mitigation,
+                  args.accept_unfair, args.accepted_by, args.n_estimators)
+    except (DescriptionError, DataError) as error:
+        logger.error("training stopped, the previous artifacts are unchanged: %s", error)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""What training writes: the two artifact folders and their manifests.
+
+- the classifier (:data:`~loanxai.artifacts.CLASSIFIER_DIR`): the fitted preprocessor and
+  forest (dill), the same forest for treelite (the exact fast path), and a manifest with the
+  schema, the data, the held-out metrics, every candidate compared, the fairness gate, the
+  monitoring references and reference rows;
+- the explainer (:data:`~loanxai.artifacts.EXPLAINER_DIR`): the fitted AnchorTabular (dill,
+  without its predictor) and a manifest with the schema, the imputation medians, what
+  recourse may change, and the classifier files it was fitted with.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import dill
+import numpy as np
+import treelite.sklearn
+
+from loanxai.artifacts import COMPILED_FILE, EXPLAINER_FILE, MODEL_FILE, PREPROCESSOR_FILE
+from loanxai.core.manifest import Manifest, write_manifest
+from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP, numeric_medians
+from loanxai.core.schema import CLASS_NAMES
+from loanxai.data.dataset import Dataset, recourse_rules
+from loanxai.data.description import LABEL
+from loanxai.explain.anchors import DISC_PERC, without_predictor
+from loanxai.monitoring.references import monitoring_record
+from loanxai.training.model import TrainedModel
+
+__all__ = ["CLASSIFIER_FILES", "CLASSIFIER_PACKAGES", "EXPLAINER_FILES", "EXPLAINER_PACKAGES", "N_REFERENCE",
+           "compile_forest", "dataset_record", "example_application", "save_classifier", "save_explainer"]
+
+CLASSIFIER_FILES = (PREPROCESSOR_FILE, MODEL_FILE, COMPILED_FILE)
+EXPLAINER_FILES = (EXPLAINER_FILE,)
+#: Versions that must match at load time, for each artifact.
+CLASSIFIER_PACKAGES = ("scikit-learn", "numpy", "dill", "treelite")
+EXPLAINER_PACKAGES = ("alibi", "numpy", "dill")
+#: held-out rows recorded with their probabilities: health checks use the first 8, the fast
+#: path's start-up parity check all of them
+N_REFERENCE = 256
+
+
+def compile_forest(forest: Any, path: Path) -> None:
+    """Convert a fitted RandomForestClassifier to treelite and write its checkpoint to ``path``."""
+    treelite.sklearn.import_model(forest).serialize(str(path))
+
+
+def dataset_record(dataset: Dataset) -> dict[str, Any]:
+    """What the manifests record of the data: the description with its defaults, the sha256 of
+    each source file, the label's meaning, the protected attributes and the example application."""
+    description = dataset.description
+    return {
+        "name": description.name,
+        "description_path": str(description.path),
+        "description": description.document,
+        "sources": dataset.source_sha256,
+        "label": {"column": description.label_column, "approved": list(description.approved),
+                  "rejected": list(description.rejected)},
+        # in the description's order; model_input: the description lets it be a model input
+        "protected": [{"name": name, "model_input": flag} for name, flag in description.protected.items()],
+        "rows": {"train": len(dataset.train), "test": len(dataset.test)},
+        "titles": {column.name: column.label for column in description.columns},
+        "example": example_application(dataset),
+    }
+
+
+def example_application(dataset: Dataset) -> dict[str, Any]:
+    """The description's example, or else the first held-out application (features and
+    protected attributes): what the demo and the clients send."""
+    if dataset.description.example is not None:
+        return dict(dataset.description.example)
+    first = dataset.test.iloc[:1]
+    record = dataset.schema.decode(dataset.schema.encode_frame(first))[0]
+    return record | {c.name: first[c.name].iloc[0] for c in dataset.description.protected_columns}
+
+
+def _json_rows(X: np.ndarray) -> list[list[float | None]]:
+    """Rows for JSON: a missing value (NaN) as null."""
+    return [[None if np.isnan(v) else float(v) for v in row] for row in X]
+
+
+def save_classifier(model: TrainedModel, directory: Path, training: dict[str, Any]) -> Manifest:
+    """Write the preprocessor, the forest and their manifest; return the manifest."""
+    forest = model.pipeline.named_steps[CLASSIFIER_STEP]
+    for name, obj in ((PREPROCESSOR_FILE, model.pipeline.named_steps[PREPROCESSOR_STEP]), (MODEL_FILE, forest)):
+        with open(directory / name, "wb") as handle:
+            dill.dump(obj, handle)
+    compile_forest(forest, directory / COMPILED_FILE)
+    return write_manifest(
+        directory,
+        CLASSIFIER_FILES,
+        CLASSIFIER_PACKAGES,
+        artifact="loanclassifier",
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        schema=model.schema.to_dict(),
+        dataset=dataset_record(model.dataset),
+        class_names=list(CLASS_NAMES),
+        metrics=model.chosen.metrics,
+        training=training,
+        mitigation=model.mitigation_record(),
+        gate=model.gate,
+        # bins, training shares and held-out outcomes the live metrics are read against
+        monitoring=monitoring_record(model.schema, model.X_train, model.pipeline.predict_proba(model.X_test)[:, 1],
+                                     model.dataset.test[LABEL].to_numpy(),
+                                     {name: model.dataset.test[name].astype(str).to_numpy()
+                                      for name in model.dataset.description.protected}),
+        # held-out rows and their probabilities: a loaded model must reproduce them exactly
+        reference={
+            "rows": _json_rows(model.X_test[:N_REFERENCE]),
+            "probabilities": model.pipeline.predict_proba(model.X_test[:N_REFERENCE]).tolist(),
+        },
+    )
+
+
+def save_explainer(explainer: Any, model: TrainedModel, directory: Path, classifier_manifest: Manifest) -> Manifest:
+    """Pickle the explainer without its predictor (the service sets one that calls the
+    classifier over REST) and write its manifest; return the manifest."""
+    with open(directory / EXPLAINER_FILE, "wb") as handle:
+        dill.dump(without_predictor(explainer), handle)
+    return write_manifest(
+        directory,
+        EXPLAINER_FILES,
+        EXPLAINER_PACKAGES,
+        artifact="explainer",
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        schema=model.schema.to_dict(),
+        numeric_medians=numeric_medians(model.pipeline.named_steps[PREPROCESSOR_STEP], model.schema),
+        dataset={"name": classifier_manifest.dataset.name},
+        # what a recourse may change, and how sentences name the features
+        recourse=recourse_rules(model.dataset, model.schema),
+        titles=dict(classifier_manifest.dataset.titles),
+        class_names=list(CLASS_NAMES),
+        disc_perc=list(DISC_PERC),
+        # the classifier whose training data the explainer was fitted on
+        classifier_files=dict(classifier_manifest.files),
+    )
+
+

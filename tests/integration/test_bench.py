@@ -1,0 +1,39 @@
+"""A smoke run of the benchmark harness with tiny settings (no timings are asserted)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from loanxai.artifacts import REPO_ROOT
+
+ROOT = REPO_ROOT
+IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.mark.skipif(not IN_CI and (shutil.which("wrk") is None or not (ROOT / ".venv-mlserver" / "bin" / "mlserver").exists()),
+                    reason="needs wrk and .venv-mlserver (make bench creates it; CI installs both)")
+def test_harness_runs_end_to_end_and_stops_what_it_starts(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert {r["predictor"] for r in results["in_process"]} == {
+        "scikit-learn pipeline (as trained, n_jobs=-1)", "scikit-learn pipeline (n_jobs=1)", "fast path (numpy + treelite)"}
+    runs = {(r["server"], r["rows"], r["concurrency"]) for r in results["rest"]}
+    assert runs == {(s, n, c) for s in ("ours, fast path", "ours, scikit-learn", "mlserver") for n in (1, 100) for c in (1, 8)}
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in results["rest"])
+    assert results["peer_max_difference"] < 1e-9  # the peer serves the same model
+    assert results["explanations"]["applications"] == 2
+    assert results["explanations"]["service"]["model_calls_median"] > 0
+    assert set(results["cold_start_s"]) == {"ours, fast path", "ours, scikit-learn", "mlserver", "explainer",
+                                            "ours, fast path, metrics off"}
+    monitoring = results["monitoring"]
+    assert all(monitoring[k]["requests_per_s_median"] > 0 and monitoring[k]["errors"] == 0 for k in ("on", "off"))
+    table = (tmp_path / "latest.md").read_text()
+    assert "what monitoring costs" in table
+    assert "| over REST |" in table and "| mlserver | 100 | 8 |" in table
+    leftovers = subprocess.run(["pgrep", "-af", "mlserver start|loanxai-microservice"], capture_output=True, text=True).stdout
+    assert not [line for line in leftovers.splitlines() if str(tmp_path) in line or "mlserver start" in line]

@@ -1,0 +1,143 @@
+"""The classifier as a real microservice process (the seldon-core wrapper's app, loanxai-microservice), called over HTTP on loopback."""
+import json
+
+import numpy as np
+import pytest
+import requests
+
+from loanxai.core.schema import FeatureSchema
+from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, eventually, settle, start_classifier
+
+
+@pytest.fixture(scope="module")
+def schema(artifacts):
+    return artifacts.classifier_manifest.schema
+
+
+def post(service, message):
+    return requests.post(service.predictions_url, json=message, timeout=30)
+
+
+def probabilities(response):
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["data"]["names"] == ["rejected", "approved"]
+    return np.asarray(body["data"]["ndarray"])
+
+
+def test_every_input_form_gives_the_same_probabilities(classifier, schema, artifacts):
+    reference = artifacts.classifier_manifest.reference
+    encoded = reference["rows"][:3]
+    records = schema.decode(np.asarray(encoded))
+    expected = np.asarray(reference["probabilities"][:3])
+    forms = [
+        {"data": {"ndarray": encoded}},
+        {"data": {"tensor": {"shape": [3, len(FEATURE_NAMES)], "values": np.ravel(encoded).tolist()}}},
+        {"data": {"names": list(FEATURE_NAMES), "ndarray": [[r[n] for n in FEATURE_NAMES] for r in records]}},
+        {"jsonData": records},
+    ]
+    for message in forms:
+        np.testing.assert_allclose(probabilities(post(classifier, message)), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(expected.sum(axis=1), 1.0)
+
+
+def test_form_encoded_json_as_seldon_microservice_client_sends(classifier):
+    response = requests.post(f"{classifier.url}/predict", data={"json": json.dumps({"jsonData": EXAMPLE_APPLICATION})}, timeout=30)
+    assert probabilities(response).shape == (1, 2)
+
+
+def test_metadata_lists_inputs_and_outputs(classifier, artifacts):
+    body = requests.get(f"{classifier.url}/api/v1.0/metadata", timeout=10).json()
+    assert body["name"] == "loanclassifier"
+    assert body["versions"] == [artifacts.classifier_manifest.files["model.dill"][:12]]
+    assert body["outputs"][0]["schema"]["names"] == ["rejected", "approved"]
+    ndarray_input = next(i for i in body["inputs"] if i["messagetype"] == "ndarray")
+    assert ndarray_input["schema"]["names"] == list(FEATURE_NAMES)
+    json_input = next(i for i in body["inputs"] if i["messagetype"] == "jsonData")
+    assert "gender" not in json_input["schema"]["feature_names"]  # a protected attribute, never a model input
+    assert json_input["schema"]["protected"]["gender"] == ["Female", "Male"]
+
+
+def test_health_endpoints(classifier):
+    assert requests.get(f"{classifier.url}/health/ping", timeout=10).text.strip() == "pong"
+    status = requests.get(f"{classifier.url}/health/status", timeout=10)
+    assert status.status_code == 200
+    assert status.json()["jsonData"]["status"] == "ok"
+
+
+def metric(service, name):
+    text = requests.get(service.metrics_url, timeout=10).text
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")]
+    return sum(values)
+
+
+def test_custom_metrics_count_requests_and_approvals(classifier, schema):
+    approved = EXAMPLE_APPLICATION | {"marital-status": "Married-civ-spouse", "relationship": "Husband", "gender": "Male",
+                                      "education": "Doctorate", "education-num": 16, "capital-gain": 99999}
+    settle()
+    before = {name: metric(classifier, name) for name in ("loan_requests_total", "loan_applications_total", "loan_approvals_total")}
+    p = probabilities(post(classifier, {"jsonData": [approved, EXAMPLE_APPLICATION, approved]}))
+    assert list(p[:, 1] >= 0.5) == [True, False, True]
+    assert eventually(lambda: metric(classifier, "loan_requests_total") == before["loan_requests_total"] + 1)
+    assert metric(classifier, "loan_applications_total") == before["loan_applications_total"] + 3
+    assert metric(classifier, "loan_approvals_total") == before["loan_approvals_total"] + 2
+
+
+ROW = [EXAMPLE_APPLICATION[name] for name in FEATURE_NAMES]
+
+
+@pytest.mark.parametrize(
+    "message, problem",
+    [
+        ({"data": {"ndarray": [ROW[:9]]}}, "wrong number of features in row 0: got 9, expected 10"),
+        ({"data": {"ndarray": [ROW, ROW[:3]]}}, "wrong number of features in row 1: got 3, expected 10"),
+        ({"data": {"names": ["salary", *FEATURE_NAMES[1:]], "ndarray": [ROW]}}, "unknown feature 'salary'"),
+        ({"jsonData": [EXAMPLE_APPLICATION | {"gender": "Martian"}]}, "unknown category 'Martian' for 'gender' in row 0"),
+        ({"data": {"names": [*FEATURE_NAMES, "gender"], "ndarray": [ROW + [7]]}}, "unknown category code 7 for 'gender'"),
+        ({"jsonData": [EXAMPLE_APPLICATION | {"age": "fifty"}]}, "non-numeric value 'fifty' for numeric feature 'age'"),
+        ({"jsonData": [EXAMPLE_APPLICATION | {"age": None}]}, "missing value for 'age' in row 0"),
+        ({"jsonData": [{k: v for k, v in EXAMPLE_APPLICATION.items() if k != "age"}]}, "missing feature 'age' in row 0"),
+        ({"data": {"ndarray": []}}, "empty batch"),
+        ({"jsonData": [EXAMPLE_APPLICATION] * 101}, "batch of 101 rows is larger than the limit of 100"),
+        ({"data": {"tensor": {"shape": [2, 10], "values": ROW}}}, "must hold rows x columns = 20"),
+        ({"strData": "hello"}, "needs 'data'"),
+    ],
+)
+def test_bad_input_gets_400_naming_the_problem(classifier, message, problem):
+    response = post(classifier, message)
+    assert response.status_code == 400, response.text
+    status = response.json()["status"]
+    assert problem in status["info"]
+    assert status["reason"] == "MICROSERVICE_BAD_DATA"
+    assert "Traceback" not in response.text
+    # and the service keeps serving
+    assert post(classifier, {"jsonData": [EXAMPLE_APPLICATION]}).status_code == 200
+
+
+def test_non_json_body_gets_400(classifier):
+    response = requests.post(classifier.predictions_url, data="not json", headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 400
+
+
+def test_refuses_to_start_on_a_tampered_artifact(artifacts_copy, tmp_path):
+    with open(artifacts_copy.classifier_dir / "model.dill", "ab") as handle:
+        handle.write(b"\0")
+    service = start_classifier(artifacts_copy.classifier_dir, tmp_path)
+    try:
+        assert service.process.wait(timeout=60) != 0
+    finally:
+        service.stop()
+    assert "checksum mismatch for" in service.log_tail(50) and "model.dill" in service.log_tail(50)
+
+
+def test_refuses_to_start_on_a_scikit_learn_version_mismatch(artifacts_copy, tmp_path):
+    path = artifacts_copy.classifier_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["versions"]["scikit-learn"] = "0.24.2"
+    path.write_text(json.dumps(manifest))
+    service = start_classifier(artifacts_copy.classifier_dir, tmp_path)
+    try:
+        assert service.process.wait(timeout=60) != 0
+    finally:
+        service.stop()
+    assert "scikit-learn 0.24.2 when trained" in service.log_tail(50)

@@ -1,0 +1,96 @@
+"""The explainer as a real microservice, calling the real classifier over REST."""
+import pytest
+import requests
+
+from loanxai.ops.services import free_port
+from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, start_classifier, start_explainer
+
+
+def explain(service, message):
+    return requests.post(service.predictions_url, json=message, timeout=120)
+
+
+def check_explanation(answer, classifier, application):
+    assert answer["anchor"], "the anchor is empty"
+    assert answer["anchor_text"] == " AND ".join(answer["anchor"])
+    assert all(" = " in p or "<" in p or ">" in p for p in answer["anchor"])
+    assert 0 <= answer["precision"] <= 1 and 0 <= answer["coverage"] <= 1
+    assert answer["threshold_met"] == (answer["precision"] >= answer["threshold"])
+    assert answer["model_calls"] >= 1 and answer["model_rows"] >= answer["model_calls"]
+    assert answer["application"] == {name: application[name] for name in FEATURE_NAMES}  # model inputs only
+    # the explained class is the classifier's own answer for this application
+    proba = requests.post(classifier.predictions_url, json={"jsonData": [application]}, timeout=30).json()
+    approved = proba["data"]["ndarray"][0][1]
+    assert answer["prediction"] == ("approved" if approved >= 0.5 else "rejected")
+
+
+def test_explanation_of_a_human_readable_application(explainer, classifier):
+    response = explain(explainer, {"jsonData": EXAMPLE_APPLICATION})
+    assert response.status_code == 200, response.text
+    answer = response.json()["jsonData"]
+    check_explanation(answer, classifier, EXAMPLE_APPLICATION)
+    assert answer["threshold"] == 0.95
+
+
+def test_explanation_of_an_encoded_row_with_a_threshold(explainer, classifier, artifacts):
+    reference = artifacts.classifier_manifest.reference
+    # an approved application: the model rejects most, so a rejection may hold with no condition at all
+    row = next(r for r, p in zip(reference["rows"], reference["probabilities"]) if p[1] >= 0.5)
+    response = explain(explainer, {"data": {"ndarray": [row]}, "meta": {"tags": {"threshold": 0.8}}})
+    assert response.status_code == 200, response.text
+    answer = response.json()["jsonData"]
+    assert answer["threshold"] == 0.8
+    assert [answer["application"][n] for n in FEATURE_NAMES] != row  # decoded, human-readable
+    check_explanation(answer, classifier, answer["application"])
+
+
+@pytest.mark.parametrize(
+    "message, problem",
+    [
+        ({"jsonData": [EXAMPLE_APPLICATION, EXAMPLE_APPLICATION]}, "larger than the limit of 1"),
+        ({"jsonData": EXAMPLE_APPLICATION | {"gender": "Martian"}}, "unknown category 'Martian'"),
+        ({"jsonData": EXAMPLE_APPLICATION, "meta": {"tags": {"threshold": 2}}}, "'threshold' must be a number in (0.0, 1.0]"),
+        ({"jsonData": EXAMPLE_APPLICATION, "meta": {"tags": {"speed": 1}}}, "unknown explain parameter 'speed'"),
+    ],
+)
+def test_bad_requests_get_400(explainer, message, problem):
+    response = explain(explainer, message)
+    assert response.status_code == 400
+    assert problem in response.json()["status"]["info"]
+
+
+def test_health_and_metadata(explainer, classifier):
+    assert requests.get(f"{explainer.url}/health/ping", timeout=10).text.strip() == "pong"
+    assert requests.get(f"{explainer.url}/health/status", timeout=10).json()["jsonData"]["status"] == "ok"
+    metadata = requests.get(f"{explainer.url}/api/v1.0/metadata", timeout=10).json()
+    assert metadata["custom"]["classifier_url"] == classifier.predictions_url
+
+
+def test_explainer_starts_without_classifier_answers_503_and_recovers(artifacts, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/v1.0/predictions"
+    explainer = start_explainer(artifacts.explainer_dir, url, tmp_path / "e")
+    classifier = None
+    try:
+        explainer.wait_ready()  # ready although nothing listens at the classifier's URL
+        response = explain(explainer, {"jsonData": EXAMPLE_APPLICATION})
+        assert response.status_code == 503
+        assert response.json()["status"]["reason"] == "CLASSIFIER_UNAVAILABLE"
+        assert url in response.json()["status"]["info"]
+
+        classifier = start_classifier(artifacts.classifier_dir, tmp_path / "c", http_port=port)
+        classifier.wait_ready()
+        assert explain(explainer, {"jsonData": EXAMPLE_APPLICATION}).status_code == 200
+
+        classifier.stop()  # the classifier goes away mid-life ...
+        response = explain(explainer, {"jsonData": EXAMPLE_APPLICATION})
+        assert response.status_code == 503 and url in response.json()["status"]["info"]
+        classifier = start_classifier(artifacts.classifier_dir, tmp_path / "c2", http_port=port)
+        classifier.wait_ready()  # ... and comes back
+        response = explain(explainer, {"jsonData": EXAMPLE_APPLICATION})
+        assert response.status_code == 200
+        assert response.json()["jsonData"]["anchor"]
+    finally:
+        explainer.stop()
+        if classifier is not None:
+            classifier.stop()

@@ -1,0 +1,72 @@
+"""`make demo` and `make run`: scripts/run_local.py as a user runs it."""
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+from loanxai.artifacts import REPO_ROOT
+from loanxai.ops.services import free_port
+
+SCRIPT = str(REPO_ROOT / "scripts" / "run_local.py")
+
+
+def port_arguments():
+    ports = [free_port() for _ in range(4)]
+    names = ["--classifier-port", "--explainer-port", "--classifier-metrics-port", "--explainer-metrics-port"]
+    return ports, [arg for pair in zip(names, map(str, ports)) for arg in pair]
+
+
+def leftover_processes(ports):
+    found = subprocess.run(["pgrep", "-af", "loanxai-microservice"], capture_output=True, text=True).stdout
+    return [line for line in found.splitlines() if any(f"--http-port {p} " in line for p in ports)]
+
+
+def test_demo_prints_a_prediction_and_an_explanation_then_stops(tmp_path):
+    ports, arguments = port_arguments()
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--demo", "--log-dir", str(tmp_path), *arguments],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert out.count("$ curl -sS -H 'Content-Type: application/json'") == 2
+    assert '"names": [\n      "rejected",\n      "approved"\n    ]' in out
+    assert '"anchor_text": ' in out
+    assert "SeldonClient prediction:  rejected" in out
+    assert "SeldonClient explanation: rejected because " in out
+    assert not leftover_processes(ports)
+
+
+def test_run_serves_until_ctrl_c_then_stops_both_process_groups(tmp_path):
+    ports, arguments = port_arguments()
+    process = subprocess.Popen(
+        [sys.executable, SCRIPT, "--log-dir", str(tmp_path), *arguments],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C stops both services" in line:
+                break
+        assert any("curl" in line and f"127.0.0.1:{ports[1]}" in line for line in lines), "".join(lines)
+        for port in ports[:2]:
+            assert requests.get(f"http://127.0.0.1:{port}/health/ping", timeout=10).status_code == 200
+        running = leftover_processes(ports)  # the wrapper forks: several processes per service
+        assert all(any(f"--http-port {p} " in line for line in running) for p in ports[:2])
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:  # an assertion failed above: still stop the services cleanly
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+    time.sleep(0.5)
+    assert not leftover_processes(ports)
+    for port in ports:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/health/ping", timeout=2)
+            raise AssertionError(f"port {port} still answers")
+        except requests.ConnectionError:
+            pass

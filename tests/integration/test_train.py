@@ -1,0 +1,112 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loanxai.core.manifest import load_pickle, load_verified_manifest
+from loanxai.core.schema import CLASS_NAMES
+from tests.conftest import FEATURE_NAMES
+
+
+def test_classifier_artifacts_and_manifest(artifacts):
+    manifest = load_verified_manifest(artifacts.classifier_dir)
+    assert set(manifest.files) == {"preprocessor.dill", "model.dill", "model.treelite"}
+    assert {"python", "scikit-learn", "numpy", "dill", "treelite"} <= set(manifest.versions)
+    assert manifest.schema.to_dict()["feature_names"] == list(FEATURE_NAMES)
+    assert manifest.section("class_names") == list(CLASS_NAMES)
+    assert manifest.training["settings"]["n_estimators"] == 25  # the regularised forest of the chosen candidate
+
+
+def test_held_out_metrics_are_sane(artifacts):
+    metrics = artifacts.classifier_manifest.metrics
+    assert metrics["n_rows"] == 2561
+    assert metrics["accuracy"] > 0.8
+    assert metrics["accuracy"] > metrics["majority_class_accuracy"]
+    assert 0.5 < metrics["roc_auc"] <= 1
+    assert 0 < metrics["precision"] <= 1 and 0 < metrics["recall"] <= 1
+    assert np.sum(metrics["confusion_matrix"]) == metrics["n_rows"]
+
+
+def test_loaded_pickles_reproduce_the_reference_predictions(artifacts):
+    manifest = artifacts.classifier_manifest
+    preprocessor = load_pickle(artifacts.classifier_dir, "preprocessor.dill")
+    forest = load_pickle(artifacts.classifier_dir, "model.dill")
+    assert forest.n_estimators == manifest.training["settings"]["n_estimators"]
+    rows = np.asarray(manifest.reference["rows"])
+    # the forest as trained (n_jobs=-1) adds its trees' votes in thread order: last-bit differences
+    np.testing.assert_allclose(forest.predict_proba(preprocessor.transform(rows)), manifest.reference["probabilities"],
+                               rtol=0, atol=1e-12)
+
+
+def test_explainer_is_pickled_fitted_and_without_predictor(artifacts):
+    manifest = load_verified_manifest(artifacts.explainer_dir)
+    assert {"alibi", "dill", "numpy"} <= set(manifest.section("checked_packages"))
+    assert manifest.section("classifier_files") == artifacts.classifier_manifest.files
+    explainer = load_pickle(artifacts.explainer_dir, "explainer.dill")
+    assert explainer.predictor is None and explainer.samplers[0].predictor is None
+    assert explainer.feature_names == list(FEATURE_NAMES)
+    assert explainer.meta["params"]["disc_perc"] == (25, 50, 75)
+
+
+def folder_bytes(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_bad_data_stops_training_and_leaves_the_artifacts_as_they_were(artifacts_copy, tmp_path):
+    import yaml
+
+    from loanxai.data.description import DEFAULT_DESCRIPTION
+    from loanxai.training.train import main
+    from tests.conftest import start_classifier
+
+    before = folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)
+    document = yaml.safe_load(DEFAULT_DESCRIPTION.read_text())
+    document["label"]["approved"] = [">60K"]  # every census ">50K" is now neither approved nor rejected
+    document["source"]["path"] = str(Path(__import__("xai").__file__).parent / "data" / "census.csv")
+    del document["source"]["package"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(document))
+    arguments = ["--dataset", str(bad), "--classifier-dir", str(artifacts_copy.classifier_dir),
+                 "--explainer-dir", str(artifacts_copy.explainer_dir)]
+    assert main(arguments) == 2
+    assert (folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)) == before
+    assert not list(artifacts_copy.classifier_dir.parent.glob(".*"))  # no staging folder left
+    service = start_classifier(artifacts_copy.classifier_dir, tmp_path)
+    try:
+        service.wait_ready()
+    finally:
+        service.stop()
+
+
+def test_interrupted_training_leaves_the_artifacts_as_they_were(artifacts_copy, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)
+    parent = artifacts_copy.classifier_dir.parent
+    process = subprocess.Popen([sys.executable, "-m", "loanxai.train", "--classifier-dir", str(artifacts_copy.classifier_dir),
+                                "--explainer-dir", str(artifacts_copy.explainer_dir)])
+    deadline = time.monotonic() + 120
+    while not list(parent.glob(".loanclassifier.staged-*/model.dill")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # Ctrl-C while the new artifacts are half written
+    assert process.wait(timeout=60) != 0
+    assert (folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)) == before
+    assert not list(parent.glob(".*"))
+
+
+def test_a_killed_swap_is_repaired_by_the_next_training(tmp_path):
+    from loanxai.training.staging import staged_directories
+
+    target = tmp_path / "artifacts"
+    # what SIGKILL between the two renames of a swap leaves: the old folder aside, no target
+    (tmp_path / ".artifacts.old-999999999").mkdir()
+    (tmp_path / ".artifacts.old-999999999" / "model.dill").write_bytes(b"previous")
+    (tmp_path / ".artifacts.staged-999999999").mkdir()
+    with pytest.raises(RuntimeError):
+        with staged_directories(target):
+            raise RuntimeError("this training fails too")
+    assert (target / "model.dill").read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts"]

@@ -1,0 +1,409 @@
+"""The reliability suite (``make reliability``; also part of ``make test``): each problem found by
+trying the services as an attacker and an operator would, reproduced and shown fixed.
+
+Loopback only, bounded: a few minutes. The figures (recovery times, latencies under load,
+errors) go to ``LOAN_RELIABILITY_REPORT`` when set (``make reliability`` writes
+``bench/results/reliability.json``, quoted in the README).
+"""
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from loanxai.artifacts import REPO_ROOT
+from loanxai.ops.services import free_port
+from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, start_classifier, start_explainer
+
+pytestmark = pytest.mark.reliability
+#: the deployments' probe timeout (deploy/): health must answer within it, or Kubernetes restarts the pod
+PROBE_TIMEOUT_S = 3
+FIGURES: dict = {}
+HOSTILE = {"threshold": 1, "beam_size": 10, "max_anchor_size": 10, "delta": 1e-9, "tau": 1e-9}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report():
+    yield
+    path = os.environ.get("LOAN_RELIABILITY_REPORT")
+    if path and FIGURES:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(FIGURES, indent=2) + "\n")
+
+
+def children(pid):
+    """Direct children of ``pid``."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+def rest_workers(service):
+    """The REST server's gunicorn workers (its arbiter's pid is in the supervisor's log)."""
+    line = next(l for l in service.log_tail(400).splitlines() if "rest server: pid " in l)
+    return children(int(line.rsplit(" ", 1)[1]))
+
+
+def rss_mb(pids):
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total / 1024
+
+
+def group(pid):
+    """Every process of the process group ``pid`` leads."""
+    out = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+def predict(service, timeout=PROBE_TIMEOUT_S, **kwargs):
+    return requests.post(service.predictions_url, json={"jsonData": [EXAMPLE_APPLICATION]}, timeout=timeout, **kwargs)
+
+
+# --- 1. one explanation could take the explainer down -----------------------------------------------------
+
+
+def test_a_hostile_explanation_answers_504_within_its_budget_and_the_next_is_served(artifacts, classifier, tmp_path):
+    explainer = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path, LOAN_EXPLAIN_BUDGET="3")
+    try:
+        explainer.wait_ready()
+        peak, done = [0.0], threading.Event()
+
+        def watch():
+            while not done.wait(0.1):
+                peak[0] = max(peak[0], rss_mb(group(explainer.process.pid)))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        started = time.perf_counter()
+        response = requests.post(explainer.predictions_url, json={"jsonData": EXAMPLE_APPLICATION, "meta": {"tags": HOSTILE}},
+                                 timeout=60)
+        seconds = time.perf_counter() - started
+        done.set()
+        watcher.join()
+        assert response.status_code == 504, response.text
+        assert "time budget of 3 s (LOAN_EXPLAIN_BUDGET)" in response.json()["status"]["info"]
+        assert requests.get(f"{explainer.url}/health/ping", timeout=PROBE_TIMEOUT_S).text.strip() == "pong"
+        after = requests.post(explainer.predictions_url, json={"jsonData": EXAMPLE_APPLICATION}, timeout=60)
+        assert after.status_code == 200 and after.json()["jsonData"]["anchor_text"]
+    finally:
+        explainer.stop()
+    FIGURES["hostile_explanation"] = {"budget_s": 3, "answered_after_s": round(seconds, 2), "peak_rss_mb": round(peak[0])}
+
+
+# --- 2. a killed worker could hang the classifier for good ----------------------------------------------------
+
+
+def test_killing_a_worker_under_load_ten_times_recovers_every_time(artifacts, tmp_path):
+    service = start_classifier(artifacts.classifier_dir, tmp_path, GUNICORN_WORKERS="2")
+    try:
+        service.wait_ready()
+        stop, errors, served = threading.Event(), [0], [0]
+
+        def load():
+            session = requests.Session()
+            while not stop.is_set():
+                try:
+                    ok = session.post(service.predictions_url, json={"jsonData": [EXAMPLE_APPLICATION]}, timeout=10).ok
+                except requests.RequestException:
+                    ok = False
+                served[0] += ok
+                errors[0] += not ok
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        recoveries = []
+        for _ in range(10):
+            time.sleep(0.3)
+            victim = rest_workers(service)[0]
+            os.kill(victim, signal.SIGKILL)  # as the OOM killer does: no cleanup, whatever it held
+            killed = time.perf_counter()
+            while True:  # back: two live workers (the replacement forked) and answers from both
+                workers = rest_workers(service)
+                if len(workers) == 2 and victim not in workers and predict(service).ok and \
+                        requests.get(f"{service.url}/health/ping", timeout=PROBE_TIMEOUT_S).ok:
+                    break
+                assert time.perf_counter() - killed < 30, "not recovered after 30 s"
+                time.sleep(0.02)
+            recoveries.append(time.perf_counter() - killed)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        for _ in range(20):  # afterwards every request is answered
+            assert predict(service).ok
+        metrics = requests.get(service.metrics_url, timeout=PROBE_TIMEOUT_S).text
+        assert "loan_requests_total" in metrics  # the metrics server still reads every process's counts
+    finally:
+        service.stop()
+    FIGURES["worker_kills"] = {"kills": 10, "recovery_s_median": round(statistics.median(recoveries), 3),
+                               "recovery_s_max": round(max(recoveries), 3), "requests_served": served[0],
+                               "requests_failed": errors[0]}
+
+
+# --- 3. idle and slow connections blocked the workers --------------------------------------------------------
+
+
+def test_fifty_slow_connections_do_not_stop_predictions_or_health(classifier):
+    sockets = []
+    for i in range(50):
+        sock = socket.create_connection(("127.0.0.1", classifier.http_port))
+        if i % 2:  # half idle, half trickling a request one byte at a time
+            sock.sendall(b"P")
+        sockets.append(sock)
+    try:
+        latencies = []
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            for sock in sockets[1::2]:
+                try:
+                    sock.sendall(b"O")
+                except OSError:
+                    pass  # closed by the server at its request deadline: as it should
+            started = time.perf_counter()
+            assert predict(classifier).ok
+            assert requests.get(f"{classifier.url}/health/ping", timeout=PROBE_TIMEOUT_S).ok
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.2)
+    finally:
+        for sock in sockets:
+            sock.close()
+    FIGURES["slow_connections"] = {"connections": 50, "prediction_and_ping_s_median": round(statistics.median(latencies), 4),
+                                   "prediction_and_ping_s_max": round(max(latencies), 4)}
+
+
+def test_a_request_that_never_finishes_arriving_is_cut_at_its_deadline(artifacts, tmp_path):
+    service = start_classifier(artifacts.classifier_dir, tmp_path, LOAN_REQUEST_TIMEOUT="1")
+    try:
+        service.wait_ready()
+        sock = socket.create_connection(("127.0.0.1", service.http_port))
+        sock.sendall(b"POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        sock.settimeout(10)
+        started = time.perf_counter()
+        answer = sock.recv(4096)
+        assert time.perf_counter() - started < 5 and (answer == b"" or b" 408 " in answer.split(b"\r\n")[0]), answer
+        sock.close()
+        assert predict(service).ok
+    finally:
+        service.stop()
+
+
+# --- 4. health starved, explanations queued without bound -----------------------------------------------------
+
+
+def test_health_answers_within_the_probe_timeout_with_sixteen_explanation_clients(explainer):
+    stop, answers = threading.Event(), {"ok": 0, "busy": 0, "other": 0, "retry_after": 0}
+    lock = threading.Lock()
+
+    def client(i):
+        session = requests.Session()
+        application = EXAMPLE_APPLICATION | {"age": 30 + i}
+        while not stop.is_set():
+            response = session.post(explainer.predictions_url, json={"jsonData": application, "meta": {"tags": {"seed": i}}},
+                                    timeout=60)
+            with lock:
+                kind = "ok" if response.ok else "busy" if response.status_code == 503 else "other"
+                answers[kind] += 1
+                answers["retry_after"] += response.headers.get("Retry-After") == "1"
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    pings = []
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            assert requests.get(f"{explainer.url}/health/ping", timeout=PROBE_TIMEOUT_S).text.strip() == "pong"
+            assert requests.get(f"{explainer.url}/health/status", timeout=PROBE_TIMEOUT_S).ok
+            pings.append(time.perf_counter() - started)
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert answers["ok"] > 0 and answers["busy"] > 0 and answers["other"] == 0
+    assert answers["retry_after"] == answers["busy"]  # every 503 says when to come back
+    FIGURES["explanation_load"] = {"clients": 16, "ping_and_status_s_median": round(statistics.median(pings), 4),
+                                   "ping_and_status_s_max": round(max(pings), 4), **answers}
+
+
+# --- 5. SIGTERM reset requests in flight -------------------------------------------------------------------------
+
+
+def test_sigterm_with_requests_in_flight_completes_them(artifacts, census, tmp_path):
+    service = start_classifier(artifacts.classifier_dir, tmp_path, GUNICORN_WORKERS="2", LOAN_DRAIN_SECONDS="1")
+    rows = census.schema.encode_frame(census.test.head(100)).tolist()
+    body = {"data": {"ndarray": rows}, "meta": {"tags": {"reasons": True}}}  # about 0.1 s of work each
+    results = []
+    try:
+        service.wait_ready()
+        pgid = service.process.pid
+
+        def call():
+            try:
+                results.append(requests.post(service.predictions_url, json=body, timeout=60).status_code)
+            except requests.RequestException as error:
+                results.append(type(error).__name__)
+
+        threads = [threading.Thread(target=call) for _ in range(32)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.2)
+        service.process.send_signal(signal.SIGTERM)  # as Kubernetes does at every rollout
+        stopped = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        assert service.process.wait(timeout=40) == 0
+        seconds = time.perf_counter() - stopped
+    finally:
+        service.stop()
+    assert results == [200] * 32, results
+    assert not group(pgid)  # nothing of the service is left
+    FIGURES["sigterm_in_flight"] = {"requests": 32, "completed": results.count(200), "stopped_after_s": round(seconds, 2)}
+
+
+# --- 6. gRPC was broken -------------------------------------------------------------------------------------------
+
+
+def test_grpc_one_row_and_batch_predictions_and_explanations(artifacts, census, tmp_path):
+    from seldon_core.seldon_client import SeldonClient
+
+    port = free_port()
+    classifier = start_classifier(artifacts.classifier_dir, tmp_path, GRPC_WORKERS="1", PREDICTIVE_UNIT_GRPC_SERVICE_PORT=str(port))
+    explainer_port = free_port()
+    explainer = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path, GRPC_WORKERS="1",
+                                PREDICTIVE_UNIT_GRPC_SERVICE_PORT=str(explainer_port))
+    try:
+        classifier.wait_ready()
+        explainer.wait_ready()
+        rows = census.schema.encode_frame(census.test.head(100))
+        client = SeldonClient(gateway="seldon", transport="grpc", gateway_endpoint=f"127.0.0.1:{port}")
+        for batch in (rows[:1], rows):
+            result = client.predict(data=batch, payload_type="ndarray", client_return_type="dict")
+            assert result.success, result.msg
+            rest = requests.post(classifier.predictions_url, json={"data": {"ndarray": batch.tolist()}}, timeout=30).json()
+            np.testing.assert_allclose(result.response["data"]["ndarray"], rest["data"]["ndarray"], rtol=0, atol=1e-12)
+        named = client.predict(data=np.array([[EXAMPLE_APPLICATION[n] for n in FEATURE_NAMES]], dtype=object),
+                               names=list(FEATURE_NAMES), payload_type="ndarray", client_return_type="dict")
+        assert named.success and len(named.response["data"]["ndarray"]) == 1
+        bad = client.predict(data=rows[:1, :3], payload_type="ndarray", client_return_type="dict")
+        assert not bad.success and "wrong number of features" in bad.msg
+        explained = SeldonClient(gateway="seldon", transport="grpc", gateway_endpoint=f"127.0.0.1:{explainer_port}").predict(
+            data=rows[:1], payload_type="ndarray", client_return_type="dict")
+        assert explained.success and explained.response["jsonData"]["kind"] == "anchor"
+        metrics = requests.get(classifier.metrics_url, timeout=PROBE_TIMEOUT_S).text
+        assert 'method="predict"' in metrics
+        pids = group(classifier.process.pid)
+    finally:
+        explainer.stop()
+        classifier.stop()
+    time.sleep(0.5)
+    assert not [p for p in pids if Path(f"/proc/{p}").exists()]  # the gRPC server stopped with the service
+
+
+# --- 7-9. requests a browser or an attacker sends ---------------------------------------------------------------
+
+
+ROW = [EXAMPLE_APPLICATION[name] for name in FEATURE_NAMES]
+
+
+@pytest.mark.parametrize("method, path, kwargs, status, problem", [
+    ("get", "/predict", {"params": {"json": json.dumps({"jsonData": EXAMPLE_APPLICATION})}}, 405, "takes POST only"),
+    ("get", "/api/v1.0/predictions", {}, 405, "takes POST only"),
+    ("put", "/api/v1.0/predictions", {"json": {}}, 405, "takes POST only"),
+    ("delete", "/api/v1.0/predictions", {}, 405, "takes POST only"),
+    ("patch", "/api/v1.0/predictions", {"json": {}}, 405, "takes POST only"),
+    ("post", "/health/ping", {}, 405, "takes GET only"),
+    ("get", "/admin", {}, 404, "no such path: /admin"),
+    ("post", "/transform-input", {"json": {}}, 404, "no such path"),
+    ("post", "/api/v1.0/predictions", {"data": "[" * 100_000, "headers": {"Content-Type": "application/json"}}, 400, "nested too deeply"),
+    ("post", "/predict", {"data": {"json": "{not json"}}, 400, "form field 'json': invalid JSON"),
+    ("post", "/api/v1.0/predictions", {"data": '{"jsonData": {}, "jsonData": []}', "headers": {"Content-Type": "application/json"}},
+     400, "key 'jsonData' appears twice"),
+    ("post", "/api/v1.0/predictions", {"json": {"jsonData": [EXAMPLE_APPLICATION], "data": {"ndarray": [ROW]}}}, 400,
+     "holds both 'data' and 'jsonData'"),
+    ("post", "/api/v1.0/predictions", {"json": {"jsonData": [EXAMPLE_APPLICATION | {"age": 1e308}]}}, 400,
+     "value 1e+308 for 'age' in row 0 is outside its plausible range [0, 126.5]"),
+    ("post", "/api/v1.0/predictions", {"json": {"jsonData": [EXAMPLE_APPLICATION | {"capital-gain": 1e308}]}}, 400,
+     "for 'capital-gain' in row 0 is outside its plausible range"),
+    ("post", "/api/v1.0/predictions", {"json": {"data": {"ndarray": [ROW[:1] + [-5] + ROW[2:]]}}}, 400, "unknown category code -5"),
+    ("post", "/api/v1.0/predictions", {"data": b"x" * (52 << 20), "headers": {"Content-Type": "application/json"}}, 413,
+     "larger than the limit of 8388608"),
+])
+def test_every_bad_request_gets_its_4xx(classifier, method, path, kwargs, status, problem):
+    response = getattr(requests, method)(f"{classifier.url}{path}", timeout=30, **kwargs)
+    assert response.status_code == status, response.text
+    assert problem in response.json()["status"]["info"]
+    if status == 405:
+        assert response.headers["Allow"] in ("POST", "GET")
+    assert predict(classifier).ok  # and the service keeps serving
+
+
+def test_no_cors_unless_configured(classifier, artifacts, tmp_path):
+    headers = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    assert "Access-Control-Allow-Origin" not in requests.options(classifier.predictions_url, headers=headers, timeout=10).headers
+    assert "Access-Control-Allow-Origin" not in predict(classifier, headers={"Origin": "https://evil.example"}).headers
+    service = start_classifier(artifacts.classifier_dir, tmp_path, LOAN_CORS_ORIGINS="https://lender.example")
+    try:
+        service.wait_ready()
+        allowed = predict(service, headers={"Origin": "https://lender.example"})
+        refused = predict(service, headers={"Origin": "https://evil.example"})
+    finally:
+        service.stop()
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://lender.example"
+    assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+# --- 5b. the local runner ---------------------------------------------------------------------------------------------
+
+
+def runner(tmp_path, **popen):
+    ports = [free_port() for _ in range(4)]
+    names = ["--classifier-port", "--explainer-port", "--classifier-metrics-port", "--explainer-metrics-port"]
+    arguments = [arg for pair in zip(names, map(str, ports)) for arg in pair]
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / "run_local.py"), "--log-dir", str(tmp_path), *arguments],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    for line in process.stdout:
+        if "Ctrl-C stops both services" in line:
+            break
+    return process, ports
+
+
+def services_of(ports):
+    """The ports of ``ports`` some microservice process still serves."""
+    found = subprocess.run(["pgrep", "-af", "loanxai-microservice"], capture_output=True, text=True).stdout
+    return {p for p in ports for line in found.splitlines() if f"--http-port {p} " in line}
+
+
+def test_the_runner_stops_on_ctrl_c_even_when_started_ignoring_it(tmp_path):
+    process, ports = runner(tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # a shell's `&`
+    assert services_of(ports) == set(ports[:2])
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    assert not services_of(ports)
+
+
+def test_no_service_outlives_a_killed_runner(tmp_path):
+    process, ports = runner(tmp_path)
+    assert services_of(ports) == set(ports[:2])
+    process.kill()  # SIGKILL: the runner cannot clean up
+    process.wait()
+    deadline = time.monotonic() + 30
+    while services_of(ports) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not services_of(ports)

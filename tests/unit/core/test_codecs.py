@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+from loanxai.core.codecs import explain_parameters, features_from_message, read_feedback
+from loanxai.core.schema import FeatureSchema, InputError
+from tests.conftest import SEED_CATEGORICAL as CATEGORICAL_FEATURES
+from tests.conftest import SEED_FEATURES as FEATURE_NAMES
+
+SCHEMA = FeatureSchema(FEATURE_NAMES, {name: ("A", "B") for name in CATEGORICAL_FEATURES})
+RECORD = {name: ("B" if name in CATEGORICAL_FEATURES else 3) for name in FEATURE_NAMES}
+ENCODED = [[1 if name in CATEGORICAL_FEATURES else 3 for name in FEATURE_NAMES]]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"data": {"ndarray": ENCODED}},
+        {"data": {"names": None, "ndarray": ENCODED}},  # SeldonClient sends names: null
+        {"data": {"tensor": {"shape": [1, 12], "values": ENCODED[0]}}},
+        {"data": {"names": list(FEATURE_NAMES), "ndarray": [[RECORD[n] for n in FEATURE_NAMES]]}},
+        {"jsonData": [RECORD]},
+        {"jsonData": RECORD},
+    ],
+)
+def test_every_form_gives_the_same_rows(message):
+    np.testing.assert_array_equal(features_from_message(message, SCHEMA, max_rows=10), np.array(ENCODED, float))
+
+
+@pytest.mark.parametrize(
+    "message, problem",
+    [
+        ([1, 2], "must be a JSON object"),
+        ({"strData": "x"}, "needs 'data'"),
+        ({"data": {"ndarray": []}}, "empty batch"),
+        ({"jsonData": []}, "empty batch"),
+        ({"data": {"ndarray": ENCODED * 11}}, "batch of 11 rows is larger than the limit of 10"),
+        ({"data": {"ndarray": [[1, 2]]}}, "wrong number of features in row 0: got 2, expected 12"),
+        ({"data": {"ndarray": [ENCODED[0], [1]]}}, "wrong number of features in row 1"),
+        ({"data": {"ndarray": [3]}}, "row 0 is not a list"),
+        ({"data": {"tensor": {"shape": [2, 12], "values": ENCODED[0]}}}, "must hold rows x columns = 24"),
+        ({"data": {"tensor": {"shape": [12], "values": ENCODED[0]}}}, r"must be \[rows, columns\]"),
+        ({"data": {"tftensor": {}}}, "must hold 'ndarray' or 'tensor'"),
+        ({"jsonData": "age=3"}, "must be an object or a list"),
+        ({"jsonData": [1]}, "row 0 is not an object"),
+    ],
+)
+def test_bad_messages_are_named(message, problem):
+    with pytest.raises(InputError, match=problem):
+        features_from_message(message, SCHEMA, max_rows=10)
+
+
+def test_explain_parameters_default_and_override():
+    assert explain_parameters({}, 0.95, 12) == {"kind": "anchor", "seed": 0, "threshold": 0.95}
+    assert explain_parameters({"meta": {"tags": {"threshold": 0.9, "beam_size": 2.0}}}, 0.95, 12) == {
+        "kind": "anchor", "seed": 0, "threshold": 0.9, "beam_size": 2,
+    }
+    assert explain_parameters({"meta": {"tags": {"kind": "recourse", "seed": 7}}}, 0.95, 12) == {
+        "kind": "recourse", "seed": 7, "k": 3,
+    }
+
+
+@pytest.mark.parametrize(
+    "tags, problem",
+    [
+        ({"threshold": 1.5}, r"'threshold' must be a number in \(0.0, 1.0\], got 1.5"),
+        ({"threshold": "high"}, "'threshold' must be a number"),
+        ({"beam_size": 0}, "'beam_size' must be an integer from 1 to 10"),
+        ({"beam_size": 1.5}, "'beam_size' must be an integer"),
+        ({"colour": 1}, "unknown explain parameter 'colour'"),
+        ({"max_anchor_size": 13}, "'max_anchor_size' must be an integer from 1 to 12"),
+    ],
+)
+def test_bad_explain_parameters_are_named(tags, problem):
+    with pytest.raises(InputError, match=problem):
+        explain_parameters({"meta": {"tags": tags}}, 0.95, 12)
+
+
+@pytest.mark.parametrize("truth", [
+    {"data": {"ndarray": [1, 0]}},
+    {"data": {"ndarray": [["approved"], ["rejected"]]}},
+    {"data": {"ndarray": [[1.0], [0.0]]}},
+    {"data": {"tensor": {"shape": [2, 1], "values": [1, 0]}}},
+])
+def test_feedback_truth_forms(truth):
+    outcomes = read_feedback({"response": {"data": {"ndarray": [[0.3, 0.7], [0.8, 0.2]]}}, "truth": truth}, SCHEMA, 10)
+    assert outcomes.truth.tolist() == [True, False] and outcomes.predicted.tolist() == [True, False]
+    assert outcomes.groups == {}  # no protected attributes in this schema, no request
+
+
+def test_feedback_reads_groups_from_the_request():
+    schema = FeatureSchema(FEATURE_NAMES, {name: ("A", "B") for name in CATEGORICAL_FEATURES}, protected={"sex": ("f", "m")})
+    outcomes = read_feedback({"request": {"jsonData": [RECORD | {"sex": "f"}, RECORD]},
+                              "response": {"data": {"ndarray": [[0.3, 0.7], [0.8, 0.2]]}},
+                              "truth": {"data": {"ndarray": [1, 1]}}}, schema, 10)
+    assert outcomes.groups == {"sex": ["f", None]}

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+
+from loanxai.artifacts import MANIFEST_FILE, MODEL_FILE
+from loanxai.core.manifest import GateRecord, load_verified_manifest, write_manifest
+from loanxai.errors import ArtifactError
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / MODEL_FILE).write_bytes(b"model bytes")
+    write_manifest(tmp_path, [MODEL_FILE], ["numpy", "dill"], artifact="loanclassifier", created_at="today")
+    return tmp_path
+
+
+def test_manifest_records_checksums_and_versions(folder):
+    manifest = load_verified_manifest(folder)
+    assert set(manifest.versions) == {"python", "numpy", "dill"}
+    assert len(manifest.files[MODEL_FILE]) == 64
+    assert manifest.created_at == "today"
+    assert manifest.version == manifest.files[MODEL_FILE][:12]
+
+
+def test_sections_are_named_once_and_a_missing_one_says_retrain(folder):
+    with pytest.raises(ValueError, match="unknown manifest section"):
+        write_manifest(folder, [MODEL_FILE], ["dill"], note="x")
+    with pytest.raises(ArtifactError, match="records no 'gate': retrain"):
+        load_verified_manifest(folder).gate
+
+
+def test_the_gate_record_words_its_failed_checks():
+    gate = GateRecord.from_dict({"passed": False, "status": "failed", "thresholds": {}, "override": None, "checks": [
+        {"attribute": "gender", "metric": "disparate_impact", "value": 0.41234, "rule": ">= 0.8", "passed": False},
+        {"attribute": "race", "metric": "model_input", "value": 1.0, "rule": "", "passed": False},
+        {"attribute": "age", "metric": "disparate_impact", "value": 0.9, "rule": ">= 0.8", "passed": True}]})
+    assert gate.failed_checks == ["gender disparate_impact = 0.412 (rule >= 0.8)", "race is a model input"]
+    assert not gate.shippable
+
+
+def test_tampered_file_is_refused(folder):
+    (folder / "model.dill").write_bytes(b"model bytez")
+    with pytest.raises(ArtifactError, match="checksum mismatch for .*model.dill"):
+        load_verified_manifest(folder)
+
+
+def test_missing_file_and_missing_manifest_are_refused(folder):
+    (folder / "model.dill").unlink()
+    with pytest.raises(ArtifactError, match="model.dill listed in the manifest is missing"):
+        load_verified_manifest(folder)
+    (folder / MANIFEST_FILE).unlink()
+    with pytest.raises(ArtifactError, match="run `make train` first"):
+        load_verified_manifest(folder)
+
+
+def test_version_mismatch_names_the_package(folder):
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["versions"]["dill"] = "0.0.1"
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"dill 0.0.1 when trained, \S+ installed"):
+        load_verified_manifest(folder)
+
+
+def test_artifacts_of_another_format_are_refused(folder):
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    del manifest["format"]
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"manifest format 1, this version reads \d+\): run `make train`"):
+        load_verified_manifest(folder)
+
+
+def test_load_pickle_checks_the_bytes_it_loads(folder):
+    import dill
+
+    from loanxai.core.manifest import load_pickle
+
+    (folder / "model.dill").write_bytes(dill.dumps({"a": 1}))
+    with pytest.raises(ArtifactError, match="checksum mismatch for .*model.dill"):
+        load_pickle(folder, "model.dill")  # changed after the manifest was written
+    write_manifest(folder, ["model.dill"], ["dill"])
+    assert load_pickle(folder, "model.dill") == {"a": 1}

@@ -1,0 +1,155 @@
+"""deploy/ validated without a cluster: the real CRD schema, kubernetes-validate, our own checks."""
+import copy
+import subprocess
+
+import pytest
+import yaml
+
+from loanxai.artifacts import REPO_ROOT
+from loanxai.ops import deploycheck
+from loanxai.ops.images import image_references, image_tag
+
+ROOT = REPO_ROOT
+KUBERNETES_VALIDATE = ROOT / ".venv-tools" / "bin" / "kubernetes-validate"
+
+
+@pytest.fixture(scope="module")
+def documents():
+    return deploycheck.render()
+
+
+@pytest.fixture(scope="module")
+def schema():
+    assert deploycheck.CRD_PATH.is_file(), f"the CRD is expected at {deploycheck.CRD_PATH}"
+    return deploycheck.crd_schema()
+
+
+@pytest.fixture(scope="module")
+def built_images(artifacts):
+    """container name -> image reference, as scripts/build-images.sh tags it (python -m loanxai.images)."""
+    references = image_references(image_tag(artifacts.classifier_dir, artifacts.explainer_dir))
+    return {"classifier": "docker.io/" + references["loanclassifier"], "explainer": "docker.io/" + references["explainer"]}
+
+
+def seldon_deployment(documents, name):
+    return next(d for d in documents if d["kind"] == "SeldonDeployment" and d["metadata"]["name"] == name)
+
+
+def test_kustomization_renders_every_resource(documents):
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in documents) == [
+        ("Namespace", "loan"), ("NetworkPolicy", "loan-classifier-callers"), ("NetworkPolicy", "loan-explainer-callers"),
+        ("SeldonDeployment", "loan-classifier"), ("SeldonDeployment", "loan-explainer")]
+    assert all(d["metadata"].get("namespace") == "loan" for d in documents if d["kind"] != "Namespace")
+    assert all(d["apiVersion"] == "machinelearning.seldon.io/v1" for d in documents if d["kind"] == "SeldonDeployment")
+
+
+def test_seldon_deployments_validate_against_the_crd(documents, schema):
+    assert deploycheck.schema_problems(documents, schema) == []
+
+
+@pytest.mark.parametrize("path, key, value", [
+    (["spec", "predictors", 0], "replicass", 2),                                         # misspelled
+    (["spec", "predictors", 0, "graph"], "endpiont", {"type": "REST"}),                  # misspelled
+    (["spec", "predictors", 0, "componentSpecs", 0, "spec", "containers", 0], "imagePullPolicyy", "Never"),
+    (["spec", "predictors", 0], "replicas", "two"),                                      # wrong type
+])
+def test_a_broken_seldon_deployment_is_rejected_by_the_schema(documents, schema, path, key, value):
+    broken = copy.deepcopy(documents)
+    node = seldon_deployment(broken, "loan-classifier")
+    for step in path:
+        node = node[step]
+    node[key] = value
+    problems = deploycheck.schema_problems(broken, schema)
+    assert len(problems) == 1 and "loan-classifier" in problems[0]
+
+
+def kubernetes_validate(path):
+    return subprocess.run([str(KUBERNETES_VALIDATE), "--strict", "-k", "1.29.0", str(path)], capture_output=True, text=True)
+
+
+def test_core_kinds_validate_strictly(documents, tmp_path):
+    path = tmp_path / "rendered.yaml"
+    path.write_text(yaml.safe_dump_all(documents))
+    result = kubernetes_validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed for resource namespace/loan" in result.stdout
+    assert "passed for resource networkpolicy/loan-classifier-callers" in result.stdout
+
+
+def test_a_broken_network_policy_is_rejected_by_kubernetes_validate(documents, tmp_path):
+    broken = copy.deepcopy(next(d for d in documents if d["kind"] == "NetworkPolicy"))
+    broken["spec"]["ingress"][0]["from"][0]["podSelectr"] = broken["spec"]["ingress"][0]["from"][0].pop("podSelector")
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    result = kubernetes_validate(path)
+    assert result.returncode != 0 and "podSelectr" in result.stdout
+
+
+def test_project_checks_pass(documents, built_images):
+    assert deploycheck.project_problems(documents, built_images) == []
+
+
+def test_images_are_those_the_build_script_tags(documents, built_images):
+    images = {c["name"]: c["image"] for d in documents if d["kind"] == "SeldonDeployment"
+              for p in d["spec"]["predictors"] for s in p["componentSpecs"] for c in s["spec"]["containers"]}
+    assert {name: "docker.io/" + image for name, image in images.items()} == built_images
+    assert "python\" -m loanxai.images" in (ROOT / "scripts" / "build-images.sh").read_text()
+
+
+def test_explainer_timeout_is_the_annotation_seldon_reads(documents):
+    assert deploycheck.explainer_timeout_ms(documents, "loan-explainer") >= 30_000
+
+
+def mutate(documents, name, change):
+    broken = copy.deepcopy(documents)
+    target = seldon_deployment(broken, name) if name else next(d for d in broken if d["kind"] == "NetworkPolicy")
+    change(target)
+    return broken
+
+
+def container(deployment):
+    return deployment["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]
+
+
+def set_classifier_url(url):
+    def change(deployment):
+        [variable] = [v for v in container(deployment)["env"] if v["name"] == "LOAN_CLASSIFIER_URL"]
+        variable["value"] = url
+    return change
+
+
+@pytest.mark.parametrize("name, change, problem", [
+    ("loan-classifier", lambda d: d["spec"]["predictors"][0]["graph"].update(type="MODLE"), "unknown type 'MODLE'"),
+    ("loan-classifier", lambda d: d["spec"]["predictors"][0]["graph"].update(name="model"), "names no container"),
+    ("loan-classifier", lambda d: container(d).update(image="loanxai/loanclassifier:0.0.1"), "is not the built"),
+    ("loan-explainer", lambda d: container(d).update(name="explain"), "no image is built for it"),
+    ("loan-explainer", set_classifier_url("http://loan-classifier.loan:8000/api/v1.0/predictions"), "no executor Service"),
+    ("loan-explainer", set_classifier_url("http://loan-classifier-default.other:8000/api/v1.0/predictions"), "no executor Service"),
+    ("loan-explainer", set_classifier_url("http://loan-classifier-default.loan:9000/api/v1.0/predictions"), "not the executor's REST port"),
+    ("loan-explainer", set_classifier_url("http://loan-classifier-default.loan:8000/predict"), "is not /api/v1.0/predictions"),
+    ("loan-explainer", lambda d: d["spec"]["annotations"].update({"seldon.io/rest-read-timeout": "60000"}), "is ignored"),
+    ("loan-explainer", lambda d: d["spec"]["annotations"].update({"seldon.io/rest-timeout": "60s"}), "must be milliseconds"),
+    ("loan-classifier", lambda d: container(d).pop("readinessProbe"), "readinessProbe must GET /health/status"),
+    ("loan-classifier", lambda d: container(d).pop("resources"), "requests and limits are required"),
+    ("loan-classifier", lambda d: d["spec"].update(protocol="http"), "unknown protocol"),
+    (None, lambda p: p["spec"]["podSelector"]["matchLabels"].update({"seldon-deployment-id": "classifier"}), "selects no SeldonDeployment"),
+    (None, lambda p: p["spec"]["ingress"][1]["from"].append({"podSelector": {}}), "metrics port 6000 is open to more than"),
+    (None, lambda p: p["spec"]["ingress"].append({"ports": [{"port": 6000}]}), "metrics port 6000 is open to more than"),
+    ("loan-classifier", lambda d: container(d)["securityContext"].pop("readOnlyRootFilesystem"), "readOnlyRootFilesystem must be true"),
+    ("loan-classifier", lambda d: container(d)["securityContext"].update(allowPrivilegeEscalation=True), "allowPrivilegeEscalation must be false"),
+    ("loan-explainer", lambda d: container(d)["securityContext"]["capabilities"].update(drop=["NET_RAW"]), "must drop ALL"),
+    ("loan-explainer", lambda d: container(d).pop("volumeMounts"), "mounted at /tmp"),
+    ("loan-explainer", lambda d: d["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["securityContext"].pop("seccompProfile"), "seccompProfile"),
+    ("loan-classifier", lambda d: container(d)["livenessProbe"].pop("timeoutSeconds"), "livenessProbe timeoutSeconds must be at least 2"),
+    ("loan-explainer", lambda d: d["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["annotations"].update(
+        {"prometheus.io/path": "/metrics"}), "prometheus.io/path must be '/prometheus'"),
+])
+
+def test_each_project_check_can_fail(documents, built_images, name, change, problem):
+    problems = deploycheck.project_problems(mutate(documents, name, change), built_images)
+    assert any(problem in p for p in problems), problems
+
+
+def test_every_seldon_deployment_needs_a_network_policy(documents, built_images):
+    without = [d for d in documents if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "loan-explainer-callers")]
+    assert "SeldonDeployment loan-explainer: no NetworkPolicy selects its pods" in deploycheck.project_problems(without, built_images)
