@@ -204,7 +204,8 @@ class ToolSettings(EnvSettings):
 
 @dataclass(frozen=True)
 class ScriptSetting:
-    """A variable the shell scripts read: its default as each script gives it, and its meaning."""
+    """A variable the shell scripts read: its default as the scripts give it (paths relative to
+    the checkout), and its meaning."""
 
     env: str
     default: str
@@ -220,9 +221,8 @@ SCRIPT_SETTINGS: tuple[ScriptSetting, ...] = (
     ScriptSetting("ISTIO_VERSION", "1.22.3", "the Istio release `kind-up.sh` installs", ("kind-up.sh",)),
     ScriptSetting("INGRESS_PORT", "8080", "the local port the smoke test forwards the ingress gateway to",
                   ("smoke.sh",)),
-    ScriptSetting("BASE_IMAGE", "python:3.11-slim",
-                  "the image both Dockerfiles build on (`base-image.sh` and `container-smoke.sh`: "
-                  "`localhost/python-base:bookworm`, built with debootstrap)",
+    ScriptSetting("BASE_IMAGE", "python:3.11-slim (build-images.sh); localhost/python-base:bookworm (base-image.sh, "
+                  "container-smoke.sh)", "the image both Dockerfiles build on; the local one is built with debootstrap",
                   ("build-images.sh", "base-image.sh", "container-smoke.sh")),
     ScriptSetting("DEBIAN_MIRROR", "the configured apt mirror", "where `base-image.sh` debootstraps from",
                   ("base-image.sh",)),

@@ -36,8 +36,11 @@ for service in loanclassifier explainer; do
 done
 [ "$mode" = --context-only ] && exit 0
 
+# read first, then loop: a failing command stops the script (set -e), as a process substitution would not
+label_lines=$("$python" -m loanxai.images --labels "${dirs[@]}")
+references=$("$python" -m loanxai.images "${dirs[@]}")
 labels=()
-while IFS= read -r label; do labels+=(--label "$label"); done < <("$python" -m loanxai.images --labels "${dirs[@]}")
+while IFS= read -r label; do labels+=(--label "$label"); done <<< "$label_lines"
 if [ "$mode" = --dry-run ]; then tool=docker; else tool=$(container_tool); fi
 # shellcheck disable=SC2206  # LOANXAI_BUILD_ARGS is a list of options, split on purpose
 extra=(${LOANXAI_BUILD_ARGS:-})
@@ -52,4 +55,4 @@ while read -r service reference; do
     "${command[@]}" >&2
   fi
   echo "$service docker.io/$reference"
-done < <("$python" -m loanxai.images "${dirs[@]}")
+done <<< "$references"

@@ -122,10 +122,10 @@ def require_shippable(classifier_dir: Path) -> GateRecord:
     return gate
 
 
-def labels(gate: dict[str, Any]) -> dict[str, str]:
+def labels(gate: GateRecord) -> dict[str, str]:
     """OCI image labels that carry the gate's result and any override."""
-    result = {"io.loanxai.fairness-gate": gate["status"]}
-    override = gate.get("override")
+    result = {"io.loanxai.fairness-gate": gate.status}
+    override = gate.override
     if override:
         result |= {
             "io.loanxai.fairness-gate.override-reason": override["reason"],

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import requests
 
-from loanxai.core.schema import FeatureSchema
 from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, eventually, settle, start_classifier
 
 

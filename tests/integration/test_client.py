@@ -23,7 +23,7 @@ def test_loan_client_predicts_and_explains(loan_client):
 def test_loan_client_raises_with_the_service_reason(loan_client):
     with pytest.raises(ServiceError, match="400: unknown category 'Martian'") as error:
         loan_client.predict(EXAMPLE_APPLICATION | {"gender": "Martian"})
-    assert error.value.status == 400
+    assert error.value.status_code == 400
 
 
 def test_seldon_client_against_both_services(classifier, explainer, loan_client):

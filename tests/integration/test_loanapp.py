@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import requests
 
-from loanxai import report
 from loanxai.clients import api as client
-from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import load_trained_dataset
+from loanxai.report import build
+from loanxai.report.artifacts import ReportSettings
 from tests.conftest import start_classifier, start_explainer
 
 
@@ -39,13 +39,13 @@ def post(url, message):
 
 def test_manifest_records_the_dataset(trained):
     _, manifest = trained
-    dataset = manifest.section("dataset")
-    assert dataset["name"] == "loanapp" and dataset["label"]["column"] == "action"
-    assert dataset["protected"] == [{"name": n, "model_input": False} for n in ("black", "hispan", "male", "married")]
-    assert len(next(iter(dataset["sources"].values()))) == 64  # the sha256 of the bz2 file
-    assert manifest.schema.to_dict()["feature_names"][:2] == ["loanamt", "appinc"]
-    assert {"dep", "unit", "gdlin"} <= set(manifest.schema.to_dict()["nullable"])
-    assert manifest.metrics["n_rows"] == dataset["rows"]["test"] == 398
+    dataset = manifest.dataset
+    assert dataset.name == "loanapp" and dataset.label["column"] == "action"
+    assert dataset.protected == ("black", "hispan", "male", "married") and dataset.protected_inputs == ()
+    assert len(next(iter(dataset.sources.values()))) == 64  # the sha256 of the bz2 file
+    assert manifest.schema.feature_names[:2] == ("loanamt", "appinc")
+    assert {"dep", "unit", "gdlin"} <= manifest.schema.nullable
+    assert manifest.metrics["n_rows"] == dataset.rows["test"] == 398
     assert manifest.metrics["accuracy"] > manifest.metrics["majority_class_accuracy"] - 0.02
 
 
@@ -54,9 +54,9 @@ def test_metadata_serves_the_schema_and_the_example(services, trained):
     metadata = requests.get(f"{classifier.url}/api/v1.0/metadata", timeout=10).json()
     assert metadata["custom"]["dataset"] == "loanapp"
     example = json.loads(metadata["custom"]["example_application"])
-    assert example == trained[1]["dataset"]["example"]
+    assert example == trained[1].dataset.example
     names = next(i for i in metadata["inputs"] if i["messagetype"] == "ndarray")["schema"]["names"]
-    assert names == trained[1]["schema"]["feature_names"]
+    assert names == list(trained[1].schema.feature_names)
 
 
 def test_named_fields_and_encoded_rows_give_the_reference_answers(services, trained):
@@ -77,10 +77,10 @@ def test_named_fields_and_encoded_rows_give_the_reference_answers(services, trai
 
 def test_protected_attributes_are_accepted_and_checked(services, trained):
     classifier, _ = services
-    example = trained[1]["dataset"]["example"]
+    example = trained[1].dataset.example
     assert {"black", "male"} <= set(example)
     with_groups = post(classifier.predictions_url, {"jsonData": [example]})
-    without = post(classifier.predictions_url, {"jsonData": [{k: v for k, v in example.items() if k in trained[1]["schema"]["feature_names"]}]})
+    without = post(classifier.predictions_url, {"jsonData": [{k: v for k, v in example.items() if k in list(trained[1].schema.feature_names)}]})
     assert with_groups.json()["data"] == without.json()["data"]
     response = post(classifier.predictions_url, {"jsonData": [example | {"black": "maybe"}]})
     assert response.status_code == 400 and "unknown category 'maybe' for 'black'" in response.json()["status"]["info"]
@@ -88,7 +88,7 @@ def test_protected_attributes_are_accepted_and_checked(services, trained):
 
 def test_missing_values_at_serving(services, trained):
     classifier, _ = services
-    example = trained[1]["dataset"]["example"]
+    example = trained[1].dataset.example
     # dependants had missing values in training: null is the training median
     assert post(classifier.predictions_url, {"jsonData": [example | {"dep": None}]}).status_code == 200
     response = post(classifier.predictions_url, {"jsonData": [example | {"gdlin": None}]})
@@ -100,14 +100,14 @@ def test_missing_values_at_serving(services, trained):
 
 def test_explanations_of_named_and_encoded_applications(services, trained):
     classifier, explainer = services
-    example = trained[1]["dataset"]["example"]
+    example = trained[1].dataset.example
     for message in ({"jsonData": example | {"dep": None}},
-                    {"data": {"ndarray": [trained[1]["reference"]["rows"][0]]}, "meta": {"tags": {"threshold": 0.9}}}):
+                    {"data": {"ndarray": [trained[1].reference["rows"][0]]}, "meta": {"tags": {"threshold": 0.9}}}):
         response = post(explainer.predictions_url, message)
         assert response.status_code == 200, response.text
         answer = response.json()["jsonData"]
         assert answer["prediction"] in ("approved", "rejected") and answer["model_calls"] >= 1
-        assert all(part.split()[0] in trained[1]["schema"]["feature_names"] for part in answer["anchor"])
+        assert all(part.split()[0] in list(trained[1].schema.feature_names) for part in answer["anchor"])
 
 
 def test_the_clients_use_the_datasets_example(services, capsys):
@@ -120,11 +120,11 @@ def test_the_clients_use_the_datasets_example(services, capsys):
 
 def test_report_on_the_second_dataset(trained, tmp_path):
     root, manifest = trained
-    config = report.ReportSettings(tmp_path, root / "loanclassifier", root / "explainer", sample=200,
+    config = ReportSettings(tmp_path, root / "loanclassifier", root / "explainer", sample=200,
                                  explanations_per_group=1, permutation_repeats=1)
-    content = report.build_report(config)
+    content = build.build_report(config)
     assert set(content["groups"]) == {"black", "hispan", "male", "married"}
     assert content["skewed_sample_trap"]["rare_decision"] == "rejected"
-    assert len(content["explanations"]["permutation_importance"]["features"]) == len(manifest.schema.to_dict()["feature_names"])
+    assert len(content["explanations"]["permutation_importance"]["features"]) == manifest.schema.n_features
     assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") >= 5
     assert load_trained_dataset(manifest).description.name == "loanapp"

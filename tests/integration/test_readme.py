@@ -74,7 +74,6 @@ def test_readme_seldon_client_example_runs(classifier, explainer):
 
 
 def test_readme_encoded_example_is_the_example_application(artifacts):
-    from loanxai.core.schema import FeatureSchema
 
     encoded = json.loads(re.search(r'`(\{"data": \{"ndarray": .*?\}\})`', README).group(1))["data"]["ndarray"]
     schema = artifacts.classifier_manifest.schema

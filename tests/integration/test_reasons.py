@@ -108,6 +108,6 @@ def test_a_protected_model_input_is_never_a_reason(census, tmp_path):
     contributions = reasons.contributions(X)
     gender = seed.schema.feature_names.index("gender")
     assert np.abs(contributions[:, gender]).max() > 0  # the model uses it ...
-    named = {r["feature"] for d in reasons.explain(X, approval, 10) for r in d["reasons"]}
+    named = {r.feature for d in reasons.explain(X, approval, 10) for r in d.reasons}
     assert named and not {"gender", "ethnicity"} & named  # ... but it is never given as a reason
     np.testing.assert_allclose(reasons.base_value + contributions.sum(axis=1), approval, atol=1e-9)

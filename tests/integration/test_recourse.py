@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import requests
 
-from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import LABEL
 from loanxai.explain.recourse import RecourseFinder
 from tests.conftest import EXAMPLE_APPLICATION, start_explainer
@@ -76,9 +75,9 @@ def test_no_recourse_is_said_plainly(artifacts):
     finder = RecourseFinder(schema, artifacts.explainer_manifest.recourse, artifacts.explainer_manifest.titles,
                             lambda X: np.tile([0.9, 0.1], (len(X), 1)))  # a classifier that approves no one
     x = schema.encode_records([EXAMPLE_APPLICATION])[0]
-    answer = finder.find(x, k=3, seed=0)
-    assert answer["counterfactuals"] == [] and answer["prediction"] == "rejected"
-    assert answer["message"].startswith("no approved application was found changing only ")
+    answer = finder.find(x, k=3, seed=0, model_sha256=artifacts.classifier_manifest.model_sha256)
+    assert answer.counterfactuals == () and answer.decision == "rejected"
+    assert answer.message.startswith("no approved application was found changing only ")
 
 
 def test_the_same_request_gives_the_same_answer_and_a_seed_another(explainer):

@@ -5,8 +5,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from loanxai import report
 from loanxai.fairness.gate import GateSettings, evaluate_gate
+from loanxai.report import build, sections
+from loanxai.report.artifacts import ReportSettings, load_model
 
 SMALL = dict(sample=300, explanations_per_group=1, permutation_repeats=1)
 
@@ -14,8 +15,8 @@ SMALL = dict(sample=300, explanations_per_group=1, permutation_repeats=1)
 @pytest.fixture(scope="module")
 def small_report(artifacts, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    config = report.ReportSettings(out, artifacts.classifier_dir, artifacts.explainer_dir, **SMALL)
-    return out, report.build_report(config)
+    config = ReportSettings(out, artifacts.classifier_dir, artifacts.explainer_dir, **SMALL)
+    return out, build.build_report(config)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def split(census):
 
 def test_trap_scores_high_on_its_own_validation_and_fails_in_production(split, census, tmp_path):
     train, test = split
-    trap = report.skewed_sample_trap(train, test, census.schema, seed=0, out=tmp_path)
+    trap = sections.skewed_sample_trap(train, test, census.schema, seed=0, out=tmp_path)
     assert trap["skewed_sample"] == {"rows": 8000, "approved": 100, "rejected": 7900}
     assert trap["production_sample"] == {"rows": 110, "approved": 50, "rejected": 60}
     assert trap["validation"]["accuracy"] > 0.95
@@ -57,9 +58,9 @@ def coin(X, rows):
 ])
 def test_gate_fails_an_unfair_model_and_passes_a_fair_one(split, artifacts, tmp_path, rule, passes):
     _, test = split
-    model = report.load_model(artifacts.classifier_dir, artifacts.explainer_dir)
+    model = load_model(artifacts.classifier_dir, artifacts.explainer_dir)
     model.pipeline = Constructed(lambda X: rule(X, test))  # gender is no model input: the rule reads it aside
-    section = report.group_section(model, test, ("gender",), min_group_rows=30, out=tmp_path)
+    section = sections.group_section(model, test, ("gender",), min_group_rows=30, out=tmp_path)
     [check] = evaluate_gate({"gender": section["gender"]["gaps"]}, GateSettings(min_disparate_impact=0.8))
     assert check["passed"] is passes
     assert check["value"] == section["gender"]["gaps"]["disparate_impact"]
@@ -110,7 +111,7 @@ def test_fail_on_gate_exit_code(artifacts, tmp_path):
                  "--protected", "gender", "--sample", "300", "--explanations-per-group", "1",
                  "--permutation-repeats", "1"]
     # the trained model approves women far less often than men: the four-fifths rule fails
-    assert report.main([*arguments, "--output-dir", str(tmp_path / "a"), "--fail-on-gate"]) == 1
-    assert report.main([*arguments, "--output-dir", str(tmp_path / "b")]) == 0
-    assert report.main([*arguments, "--output-dir", str(tmp_path / "c"), "--fail-on-gate",
+    assert build.main([*arguments, "--output-dir", str(tmp_path / "a"), "--fail-on-gate"]) == 1
+    assert build.main([*arguments, "--output-dir", str(tmp_path / "b")]) == 0
+    assert build.main([*arguments, "--output-dir", str(tmp_path / "c"), "--fail-on-gate",
                         "--min-disparate-impact", "0.05"]) == 0

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from loanxai.artifacts import REPO_ROOT
+from loanxai.core.manifest import GateRecord
 from loanxai.data.description import DATASETS_DIR
 from loanxai.fairness.gate import GateError, GateSettings, evaluate_gate, gate_record, labels, require_shippable
 from loanxai.training.train import train
@@ -28,8 +29,8 @@ def test_gate_record_and_override():
     assert overridden["override"]["failed_checks"] == ["gender disparate_impact = 0.500 (rule >= 0.8)"]
     passing = gate_record(FAILING[1:], GateSettings(), "not needed")
     assert passing["status"] == "passed" and passing["override"] is None  # nothing to override
-    assert labels(overridden)["io.loanxai.fairness-gate.override-accepted-by"] == "auditor"
-    assert labels(passing) == {"io.loanxai.fairness-gate": "passed"}
+    assert labels(GateRecord.from_dict(overridden))["io.loanxai.fairness-gate.override-accepted-by"] == "auditor"
+    assert labels(GateRecord.from_dict(passing)) == {"io.loanxai.fairness-gate": "passed"}
 
 
 def test_protected_model_inputs_fail_the_gate():

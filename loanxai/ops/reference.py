@@ -1,0 +1,265 @@
+"""The docs' reference pages, generated from the code: ``python -m loanxai.ops.reference`` (``make reference``).
+
+A page under ``docs/reference/`` holds prose and generated sections, each between
+``<!-- generated: NAME -->`` and ``<!-- end generated -->``. This module rewrites every
+section from what it describes:
+
+============================= ======================================================================
+section                       from
+============================= ======================================================================
+``service-settings`` ...      the settings' declarations (:mod:`loanxai.config`)
+``errors``                    every :class:`~loanxai.errors.LoanError` with its status and reason
+``description-format``        the dataset description's JSON Schema (:data:`~loanxai.data.description.SCHEMA`)
+``commands``, ``make-targets`` each command's argument parser, the Makefile's ``help``
+``series``                    the series the services export (:data:`~loanxai.monitoring.counters.SERIES`)
+``recording-rules``, ``alerts`` the generated Prometheus rules (:mod:`loanxai.monitoring.rules`)
+============================= ======================================================================
+
+``--check`` writes nothing and exits 1 naming each page that differs from what the code
+says; a test runs it, so the docs cannot drift from the code.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+from loanxai import errors
+from loanxai.artifacts import DOCS_DIR, REPO_ROOT
+from loanxai.config import SCRIPT_SETTINGS, SELDON_VARIABLES, EnvSettings, ServerSettings, ServiceSettings, ToolSettings
+
+__all__ = ["PAGES", "main", "render", "stale_pages"]
+
+REFERENCE_DIR = DOCS_DIR / "reference"
+_SECTION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
+#: the width argparse wraps the commands' help to (it reads COLUMNS): the same text on every machine
+HELP_COLUMNS = "100"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    cells = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(str(cell).replace("|", "\\|").replace("\n", " ") for cell in row) + " |"
+                     for row in cells) + "\n"
+
+
+def _code(value: Any) -> str:
+    return f"`{value}`"
+
+
+# --- configuration -----------------------------------------------------------------------------------
+
+
+def _default(f: Any) -> str:
+    shown = f.metadata["setting"].shown_default
+    if shown is not None:
+        return shown
+    value = f.default if f.default is not MISSING else f.default_factory()
+    if isinstance(value, bool):
+        return "`on`" if value else "`off`"
+    return "none" if value in (None, ()) else _code(value)
+
+
+def settings_table(cls: type[EnvSettings]) -> str:
+    """Every setting of ``cls``: variable, default, meaning, and the rule its value follows."""
+    rows = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        declared = f.metadata["setting"]
+        rule = declared.rule or (f"one of {', '.join(map(_code, declared.choices))}" if declared.choices else "")
+        rows.append([_code(declared.env), _default(f), declared.meaning, rule])
+    return _table(["variable", "default", "meaning", "value"], rows)
+
+
+def script_settings_table() -> str:
+    rows = [[_code(s.env), s.default or "none", s.meaning, ", ".join(f"`scripts/{name}`" for name in s.scripts)]
+            for s in SCRIPT_SETTINGS]
+    return _table(["variable", "default", "meaning", "read by"], rows)
+
+
+def seldon_variables_table() -> str:
+    return _table(["variable", "default", "meaning"],
+                  [[_code(env), _code(default) if default else "none", meaning] for env, default, meaning in SELDON_VARIABLES])
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+def _error_classes() -> Iterator[type[errors.LoanError]]:
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if cls is not errors.LoanError:
+            yield cls
+
+
+def errors_table() -> str:
+    """Every error a service can answer with (status 400 and up) and every one a tool stops with."""
+    rows = []
+    for cls in sorted(_error_classes(), key=lambda c: (c.status_code == 500 and c.reason.startswith("MICROSERVICE_INTERNAL"),
+                                                       c.status_code, c.__name__)):
+        served = not (cls.status_code == 500 and cls.reason == errors.LoanError.reason)
+        meaning = " ".join(inspect.getdoc(cls).split())
+        rows.append([_code(cls.__name__), str(cls.status_code) if served else "(a tool's exit)",
+                     _code(cls.reason) if served else "", meaning])
+    return _table(["error", "status", "reason", "when"], rows)
+
+
+# --- the dataset description ---------------------------------------------------------------------------
+
+
+def description_table() -> str:
+    """Every key of the description format, from its JSON Schema: type, default and meaning."""
+    from loanxai.data.description import SCHEMA
+
+    rows = []
+    for path, node, required in _schema_keys(SCHEMA, ""):
+        default = "required" if required else (_code(node["default"]) if "default" in node else "none")
+        rows.append([_code(path), _schema_type(node), default, node.get("description", "")])
+    return _table(["key", "type", "default", "meaning"], rows)
+
+
+def _schema_keys(node: dict[str, Any], prefix: str) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    for key, child in node.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        yield path, child, key in node.get("required", ())
+        if child.get("type") == "object" and "properties" in child:
+            yield from _schema_keys(child, path + ".")
+        if child.get("type") == "array" and "properties" in child.get("items", {}):
+            yield from _schema_keys(child["items"], path + "[].")
+
+
+def _schema_type(node: dict[str, Any]) -> str:
+    if "enum" in node:
+        return " \\| ".join(_code(v) for v in node["enum"])
+    kind = node.get("type", "any")
+    if kind == "array":
+        return f"list of {_schema_type(node.get('items', {}))}"
+    if isinstance(kind, list):
+        return " or ".join(kind)
+    return "mapping" if kind == "object" else kind
+
+
+# --- commands and make targets ------------------------------------------------------------------------
+
+
+def _commands() -> list[tuple[str, Callable[[], argparse.ArgumentParser]]]:
+    from loanxai.clients import api, score
+    from loanxai.fairness import gate
+    from loanxai.monitoring import dashboard, rules
+    from loanxai.ops import images, replay
+    from loanxai.report import build
+    from loanxai.serving.server import supervisor
+    from loanxai.training import train
+
+    return [("python -m loanxai.train", train.parser), ("python -m loanxai.report", build.parser),
+            ("python -m loanxai.gate", gate.parser), ("python -m loanxai.score", score.parser),
+            ("python -m loanxai.client", api.parser), ("python -m loanxai.images", images.parser),
+            ("python -m loanxai.rules", rules.parser), ("python -m loanxai.dashboard", dashboard.parser),
+            ("python -m loanxai.replay", replay.parser),
+            ("loanxai-microservice", lambda: supervisor.parser(ServerSettings()))]
+
+
+def commands_section() -> str:
+    """Each command's ``--help``, as argparse prints it."""
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = HELP_COLUMNS
+    try:
+        parts = []
+        for command, parser in _commands():
+            text = parser().format_help().replace(parser().prog, command, 1)
+            parts.append(f"### `{command}`\n\n```text\n{text.rstrip()}\n```\n")
+        return "\n".join(parts)
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
+
+
+def make_targets_table() -> str:
+    """The targets ``make help`` lists, with its words."""
+    lines = re.findall(r'@echo "(make [^"]*?)\s+- ([^"]*)"', (REPO_ROOT / "Makefile").read_text())
+    return _table(["command", "does"], [[_code(command.strip()), does] for command, does in lines])
+
+
+# --- metrics, rules, alerts ---------------------------------------------------------------------------------
+
+
+def series_table() -> str:
+    from loanxai.monitoring.counters import SERIES
+
+    return _table(["series", "type", "labels", "meaning", "exported by"],
+                  [[_code(s.name), s.kind, ", ".join(map(_code, s.labels)) or "", s.meaning, s.service] for s in SERIES])
+
+
+def recording_rules_table() -> str:
+    from loanxai.monitoring.rules import RuleSettings, recording_rules
+
+    return _table(["record", "expression (window 1h)"],
+                  [[_code(rule["record"]), _code(rule["expr"])] for rule in recording_rules(RuleSettings())])
+
+
+def alerts_table() -> str:
+    from loanxai.monitoring.rules import RuleSettings, alerting_rules
+
+    def words(text: str) -> str:  # the annotation's template with its placeholders named
+        return re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", r"<\1>", re.sub(r"\{\{\s*\$value[^}]*\}\}", "<value>", text))
+
+    return _table(["alert", "severity", "for", "fires when", "says"],
+                  [[_code(a["alert"]), a["labels"]["severity"], a["for"], _code(a["expr"]), words(a["annotations"]["description"])]
+                   for a in alerting_rules(RuleSettings())])
+
+
+#: page -> section -> what writes it
+PAGES: dict[str, dict[str, Callable[[], str]]] = {
+    "configuration.md": {
+        "service-settings": lambda: settings_table(ServiceSettings),
+        "server-settings": lambda: settings_table(ServerSettings),
+        "tool-settings": lambda: settings_table(ToolSettings),
+        "script-settings": script_settings_table,
+        "seldon-variables": seldon_variables_table,
+    },
+    "errors.md": {"errors": errors_table},
+    "dataset-description.md": {"description-format": description_table},
+    "commands.md": {"commands": commands_section, "make-targets": make_targets_table},
+    "metrics.md": {"series": series_table, "recording-rules": recording_rules_table, "alerts": alerts_table},
+}
+
+
+def render(page: str) -> str:
+    """The page ``docs/reference/<page>`` with each generated section written anew; every section
+    the page declares must exist (and the other way round)."""
+    path = REFERENCE_DIR / page
+    text = path.read_text()
+    writers = PAGES[page]
+    found = [m.group("name") for m in _SECTION.finditer(text)]
+    if sorted(found) != sorted(writers):
+        raise ValueError(f"{path}: generated sections {sorted(found)}, expected {sorted(writers)}")
+    return _SECTION.sub(lambda m: m.group(1) + "\n" + writers[m.group("name")]().rstrip() + "\n\n" + m.group(4), text)
+
+
+def stale_pages() -> list[Path]:
+    """The reference pages whose generated sections differ from what the code gives now."""
+    return [REFERENCE_DIR / page for page in PAGES if render(page) != (REFERENCE_DIR / page).read_text()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page is stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_pages()
+        for path in stale:
+            print(f"{path.relative_to(REPO_ROOT)} differs from the code: run `make reference`", file=sys.stderr)
+        return 1 if stale else 0
+    for page in PAGES:
+        (REFERENCE_DIR / page).write_text(render(page))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
