@@ -33,9 +33,12 @@ class LoanError(Exception):
 # --- a client's request ------------------------------------------------------------------------------
 
 
-class InputError(LoanError, ValueError):
+class InputError(LoanError):
     """The request does not fit the schema or the API: a missing or unknown feature, a value of
     the wrong type or out of range, an unknown category, a malformed message, invalid JSON."""
+
+    # not a ValueError: Flask's JSON loading turns a ValueError into "no JSON", and this
+    # error's own message must reach the client
 
     status_code, reason = 400, "MICROSERVICE_BAD_DATA"
 

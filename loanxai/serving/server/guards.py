@@ -130,8 +130,6 @@ def loads(text: str | bytes, where: str = "request body") -> Any:
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except RecursionError:
         raise InputError(f"{where}: JSON nested too deeply") from None
-    except InputError:
-        raise
     except ValueError as error:
         raise InputError(f"{where}: invalid JSON: {error}") from None
 
