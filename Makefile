@@ -6,14 +6,14 @@ TOOLS ?= .venv-tools
 # podman/buildah on machines without a Docker engine (see scripts/podman-sandbox.sh)
 SANDBOX := . scripts/podman-sandbox.sh &&
 
-.PHONY: help venv tools bench train run demo replay monitoring-files report score test reliability lock clean images kind-up deploy smoke kind-down container-smoke
+.PHONY: help venv tools bench train run demo replay monitoring-files report score test reliability lint docs reference lock clean images kind-up deploy smoke kind-down container-smoke
 
 help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
-	@echo "make test   - run the test suite (unit and integration, real services)"
+	@echo "make test   - lint, build the docs, run every test (unit, integration, reliability; needs ../shared)"
 	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C, with Prometheus at :9090 (rules and alerts)"
 	@echo "make replay - serve, replay held-out traffic and the seed's trap, print the alerts Prometheus raises"
-	@echo "make train  - (re)train: DATASET=datasets/x.yaml (your own data), MITIGATION=..., ACCEPT_UNFAIR=\"reason\""
+	@echo "make train  - (re)train: DATASET=datasets/x.yaml (your own data), MITIGATION=..., ACCEPT_UNFAIR=\"reason\" ACCEPTED_BY=\"name\""
 	@echo "make report - bias and evaluation report in reports/ (REPORT_ARGS=--fail-on-gate to gate)"
 	@echo "make score INPUT=applications.csv OUT=decisions.csv - decide a file through the classifier (URL=...)"
 	@echo "make images - build both images with docker or podman (tag derived from the artifacts)"
@@ -22,6 +22,10 @@ help:
 	@echo "make container-smoke - build and run both images with podman here, smoke-test them"
 	@echo "make bench  - benchmarks against MLServer (needs wrk: apt-get install wrk); bench/results/"
 	@echo "make reliability - faults, load and hostile input against the real services; bench/results/reliability.json"
+	@echo "make lint   - ruff and import-linter (the layers of the package)"
+	@echo "make docs   - build the docs site strictly into build/site (a broken link fails)"
+	@echo "make reference - regenerate the docs' reference tables from the code"
+	@echo "make monitoring-files - regenerate deploy/monitoring/ from the code"
 	@echo "make lock   - regenerate requirements/constraints.txt and each service's requirements.txt"
 
 venv: $(VENV)/.installed
@@ -47,13 +51,14 @@ $(VENV)-mlserver/.installed: bench/mlserver.txt
 
 bench: venv $(VENV)-mlserver/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) -m loanxai.ops.reference --results performance
 
 # DATASET: a dataset description (default: datasets/census.yaml); see README, "Use your own data"
 # MITIGATION: auto (default), none (the seed's model), unaware, reweighing, reductions
-# ACCEPT_UNFAIR: "reason" to ship a model that fails the fairness gate (recorded with who accepted it)
+# ACCEPT_UNFAIR: "reason" to ship a model that fails the fairness gate, ACCEPTED_BY: who accepts it (default: the user)
 train: venv
 	$(PY) -m loanxai.train $(if $(DATASET),--dataset $(DATASET)) $(if $(MITIGATION),--mitigation $(MITIGATION)) \
-	  $(if $(ACCEPT_UNFAIR),--accept-unfair "$(ACCEPT_UNFAIR)")
+	  $(if $(ACCEPT_UNFAIR),--accept-unfair "$(ACCEPT_UNFAIR)") $(if $(ACCEPTED_BY),--accepted-by "$(ACCEPTED_BY)")
 
 run: venv
 	$(PY) scripts/run_local.py
@@ -77,12 +82,24 @@ report: venv
 # the reliability suite alone (make test runs it too); its figures go to bench/results/reliability.json
 reliability: venv
 	LOAN_RELIABILITY_REPORT=bench/results/reliability.json $(PY) -m pytest -m reliability $(PYTEST_ARGS)
+	$(PY) -m loanxai.ops.reference --results reliability
 
 score: venv
 	$(PY) -m loanxai.score $(INPUT) --out $(OUT) $(if $(URL),--url $(URL)) $(SCORE_ARGS)
 
-test: venv tools $(VENV)-mlserver/.installed
+test: venv tools $(VENV)-mlserver/.installed lint docs
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+# NO_MKDOCS_2_WARNING: mkdocs-material's banner about its successor, printed on every build
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+reference: venv
+	$(PY) -m loanxai.ops.reference
 
 images: venv
 	scripts/build-images.sh

@@ -25,6 +25,7 @@ BATCH_PROCESSOR = Path(sys.executable).parent / "seldon-batch-processor"
 
 
 def timed(call: Any, runs: int) -> list[float]:
+    """Seconds of each of ``runs`` calls of ``call``."""
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -43,7 +44,8 @@ def reasons_section(predictions_url: str, records: list[dict[str, Any]], runs: i
         assert session.post(predictions_url, json=body, timeout=60).status_code == 200
     return {
         "one_p50_s": statistics.median(timed(lambda: session.post(predictions_url, json=one, timeout=60), runs * 10)),
-        "one_without_reasons_p50_s": statistics.median(timed(lambda: session.post(predictions_url, json=plain, timeout=60), runs * 10)),
+        "one_without_reasons_p50_s": statistics.median(
+            timed(lambda: session.post(predictions_url, json=plain, timeout=60), runs * 10)),
         "thousand_p50_s": statistics.median(timed(lambda: session.post(predictions_url, json=thousand, timeout=120), runs)),
     }
 
@@ -96,6 +98,7 @@ def batch_processor_section(host: str, X: np.ndarray, rows: int, folder: Path) -
 
 def run_decisions(classifier_url: str, explainer_url: str, frame: pd.DataFrame, X: np.ndarray, rejected: list[dict[str, Any]],
                   quick: bool) -> dict[str, Any]:
+    """Principal reasons, recourse and the file scorer through the real services, beside Seldon's batch processor."""
     records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in frame.head(200).to_dict("records")]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -103,5 +106,7 @@ def run_decisions(classifier_url: str, explainer_url: str, frame: pd.DataFrame, 
             "reasons": reasons_section(classifier_url + "/api/v1.0/predictions", records, runs=3 if quick else 10),
             "recourse": recourse_section(explainer_url + "/api/v1.0/predictions", rejected[: 2 if quick else 20]),
             "scorer": scorer_section(classifier_url, frame, 5_000 if quick else 100_000, 1_000 if quick else 10_000, folder),
-            "batch_processor": batch_processor_section(classifier_url.removeprefix("http://"), X, 2_000 if quick else 20_000, folder),
+            "batch_processor": batch_processor_section(
+                classifier_url.removeprefix("http://"), X, 2_000 if quick else 20_000, folder
+            ),
         }

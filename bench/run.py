@@ -98,7 +98,7 @@ def wrk(url: str, body: str, connections: int, duration_s: float) -> dict[str, f
         )
     finally:
         os.unlink(handle.name)
-    line = next(l for l in result.stdout.splitlines() if l.startswith("WRK_JSON "))
+    line = next(text for text in result.stdout.splitlines() if text.startswith("WRK_JSON "))
     raw = json.loads(line.removeprefix("WRK_JSON "))
     return {
         "requests_per_s": raw["requests"] / (raw["duration_us"] / 1e6),
@@ -113,6 +113,7 @@ def wrk(url: str, body: str, connections: int, duration_s: float) -> dict[str, f
 
 
 def load_predictors() -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], Pipeline]:
+    """The predictors measured in process (each ``rows -> probabilities``), and the pipeline as trained."""
     preprocessor = load_pickle(CLASSIFIER_DIR, PREPROCESSOR_FILE)
     as_trained = Pipeline([(PREPROCESSOR_STEP, preprocessor), (CLASSIFIER_STEP, load_pickle(CLASSIFIER_DIR, MODEL_FILE))])
     single = load_pickle(CLASSIFIER_DIR, MODEL_FILE)  # a second copy, served as the services do
@@ -127,6 +128,7 @@ def load_predictors() -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], Pi
 
 
 def in_process(predictors: dict[str, Callable], rows: np.ndarray, budget_s: float) -> list[dict[str, Any]]:
+    """Median milliseconds of each predictor for 1 and 100 rows, each measured for about ``budget_s``."""
     return [
         {"predictor": name, "rows": n, "median_ms": median_ms(lambda: predict(rows[:n]), budget_s)}
         for name, predict in predictors.items() for n in (1, 100)
@@ -134,10 +136,12 @@ def in_process(predictors: dict[str, Callable], rows: np.ndarray, budget_s: floa
 
 
 def seldon_body(rows: np.ndarray) -> str:
+    """A SeldonMessage of encoded rows, as JSON."""
     return json.dumps({"data": {"ndarray": rows.tolist()}})
 
 
 def v2_body(rows: np.ndarray) -> str:
+    """An Open Inference (V2) request of encoded rows, as JSON (MLServer's protocol)."""
     return json.dumps({
         "inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}],
         "outputs": [{"name": "predict_proba"}],
@@ -167,19 +171,23 @@ class MLServerPeer:
 
     @property
     def predictions_url(self) -> str:
+        """The predictions endpoint."""
         return f"http://127.0.0.1:{self.http_port}/v2/models/loan/infer"
 
     def start(self, log_path: Path) -> None:
+        """Start the server, its output going to ``log_path``."""
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen([str(MLSERVER), "start", str(self.folder)], stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         self.log_path = log_path
 
     def wait_ready(self, timeout: float = 120) -> float:
+        """Block until the server is ready; return the seconds waited."""
         return wait_until_ready(f"http://127.0.0.1:{self.http_port}/v2/models/loan/ready", self.process, "mlserver",
                                 lambda: self.log_path.read_text(errors="replace")[-3000:], timeout)
 
     def stop(self) -> None:
+        """Stop the process and everything it started."""
         if self.process is not None:
             stop_process_group(self.process)
             self.process = None
@@ -187,13 +195,15 @@ class MLServerPeer:
 
 def check_same_answers(rows: np.ndarray, ours: str, peer: str) -> float:
     """Largest probability difference between our service and the peer on ``rows``."""
-    a = np.asarray(requests.post(ours, data=seldon_body(rows), headers={"Content-Type": "application/json"}, timeout=30).json()["data"]["ndarray"])
+    answer = requests.post(ours, data=seldon_body(rows), headers={"Content-Type": "application/json"}, timeout=30)
+    a = np.asarray(answer.json()["data"]["ndarray"])
     outputs = requests.post(peer, data=v2_body(rows), headers={"Content-Type": "application/json"}, timeout=30).json()["outputs"]
     b = np.asarray(outputs[0]["data"]).reshape(len(rows), -1)
     return float(np.max(np.abs(a - b)))
 
 
 def rest_section(servers: dict[str, Any], rows: np.ndarray, concurrency: list[int], duration_s: float) -> list[dict[str, Any]]:
+    """Load each server with wrk at each concurrency, 1-row and 100-row requests."""
     results = []
     for batch in (1, 100):
         for name, server in servers.items():
@@ -246,7 +256,8 @@ def explanation_section(applications: np.ndarray, explainer_url: str, fast_predi
         started = time.perf_counter()
         answer = session.post(explainer_url, json={"data": {"ndarray": [row.tolist()]}}, timeout=120).json()["jsonData"]
         same += answer["anchor"] == list(anchor)
-        remote.append({"seconds": time.perf_counter() - started, "model_calls": answer["model_calls"], "rows": answer["model_rows"]})
+        remote.append({"seconds": time.perf_counter() - started, "model_calls": answer["model_calls"],
+                       "rows": answer["model_rows"]})
 
     def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
         return {
@@ -262,11 +273,16 @@ def explanation_section(applications: np.ndarray, explainer_url: str, fast_predi
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
-    memory_kb = int(next(l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")))
+    """What the results were measured on."""
+    cpuinfo, meminfo = Path("/proc/cpuinfo").read_text().splitlines(), Path("/proc/meminfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
+    memory_kb = int(next(line.split()[1] for line in meminfo if line.startswith("MemTotal")))
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(memory_kb / 2**20, 1),
-        "os": platform.platform(), "python": platform.python_version(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_kb / 2**20, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
         "versions": library_versions(["seldon-core", "scikit-learn", "treelite", "numpy", "alibi"]),
         "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0],
     }
@@ -276,6 +292,7 @@ def machine() -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
+    """The results as the Markdown tables the docs show."""
     m = results["machine"]
     lines = [
         f"Measured {results['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}; "
@@ -287,8 +304,11 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| over REST | rows | concurrency | requests/s | p50 ms | p99 ms | errors |",
         "|---|---|---|---|---|---|---|",
-        *[f"| {r['server']} | {r['rows']} | {r['concurrency']} | {r['requests_per_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
-          for r in results["rest"]],
+        *[
+            f"| {r['server']} | {r['rows']} | {r['concurrency']} | {r['requests_per_s']:.0f} | {r['p50_ms']:.2f} "
+            f"| {r['p99_ms']:.2f} | {r['errors']} |"
+            for r in results["rest"]
+        ],
         "",
         f"Largest probability difference, our service vs MLServer, on 100 rows: {results['peer_max_difference']:.2e}.",
         "",
@@ -297,8 +317,11 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         f"| explanations ({e['applications']} applications) | p50 s | mean s | model calls (median) | rows (median) |",
         "|---|---|---|---|---|",
-        *[f"| {label} | {e[k]['p50_s']:.3f} | {e[k]['mean_s']:.3f} | {e[k]['model_calls_median']:.0f} | {e[k]['rows_median']:.0f} |"
-          for label, k in (("in process, fast predictor", "in_process"), ("through the explainer service", "service"))],
+        *[
+            f"| {label} | {e[k]['p50_s']:.3f} | {e[k]['mean_s']:.3f} | {e[k]['model_calls_median']:.0f} "
+            f"| {e[k]['rows_median']:.0f} |"
+            for label, k in (("in process, fast predictor", "in_process"), ("through the explainer service", "service"))
+        ],
         "",
         f"Service / in-process p50: {e['service_over_in_process_p50']:.2f}; the same anchor both ways for "
         f"{e['same_anchor']} of {e['applications']} applications.",
@@ -314,11 +337,15 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def monitoring_markdown(m: dict[str, Any]) -> list[str]:
+    """The monitoring cost's table."""
     return [
         f"| what monitoring costs: 1 named application per request, c = 32, {len(m['on']['runs'])} runs each, "
         "alternated | requests/s (median) | p50 ms |",
         "|---|---|---|",
-        *[f"| metrics {name} | {m[name]['requests_per_s_median']:.0f} | {m[name]['p50_ms_median']:.2f} |" for name in ("on", "off")],
+        *[
+            f"| metrics {name} | {m[name]['requests_per_s_median']:.0f} | {m[name]['p50_ms_median']:.2f} |"
+            for name in ("on", "off")
+        ],
         "",
         f"With every metric on, the classifier serves {m['on_over_off']:.1%} of its rate with them off.",
         "",
@@ -326,6 +353,7 @@ def monitoring_markdown(m: dict[str, Any]) -> list[str]:
 
 
 def decisions_markdown(d: dict[str, Any]) -> list[str]:
+    """The reasons, recourse and file scorer's tables."""
     r, c, s, b = d["reasons"], d["recourse"], d["scorer"], d["batch_processor"]
     return [
         "| principal reasons through the classifier | p50 s |",
@@ -340,20 +368,23 @@ def decisions_markdown(d: dict[str, Any]) -> list[str]:
         "",
         "| deciding a file | rows | seconds | rows/s |",
         "|---|---|---|---|",
-        f"| `python -m loanxai.score`, reasons off | {s['reasons_off']['rows']:,} | {s['reasons_off']['seconds']:.1f} | {s['reasons_off']['rows_per_s']:,.0f} |",
-        f"| `python -m loanxai.score`, 4 reasons per rejection | {s['reasons_on']['rows']:,} | {s['reasons_on']['seconds']:.1f} | {s['reasons_on']['rows_per_s']:,.0f} |",
-        f"| `seldon-batch-processor`, 4 workers, batches of 1,000 | {b['rows']:,} | {b['seconds']:.1f} | {b['rows_per_s']:,.0f} |",
+        *(f"| {label} | {run['rows']:,} | {run['seconds']:.1f} | {run['rows_per_s']:,.0f} |" for label, run in (
+            ("`python -m loanxai.score`, reasons off", s["reasons_off"]),
+            ("`python -m loanxai.score`, 4 reasons per rejection", s["reasons_on"]),
+            ("`seldon-batch-processor`, 4 workers, batches of 1,000", b))),
         "",
     ]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure everything; return the results."""
     ensure_trained()
     dataset = load_trained_dataset(load_verified_manifest(CLASSIFIER_DIR))
     rows = dataset.schema.encode_frame(dataset.test)
     predictors, pipeline = load_predictors()
     results: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
         "settings": {"duration_s": args.duration, "concurrency": args.concurrency, "explanations": args.explanations},
     }
     print("in-process floor", flush=True)
@@ -385,8 +416,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print("explanations", flush=True)
             medians = load_verified_manifest(EXPLAINER_DIR).numeric_medians
             results["explanations"] = explanation_section(
-                impute(rows[: args.explanations], dataset.schema, medians), explainer.predictions_url,
-                predictors["fast path (numpy + treelite)"])
+                impute(rows[: args.explanations], dataset.schema, medians),
+                explainer.predictions_url,
+                predictors["fast path (numpy + treelite)"],
+            )
             print("principal reasons, recourse, files", flush=True)
             frame = dataset.test.drop(columns=[LABEL])
             approval = predictors["fast path (numpy + treelite)"](rows)[:, 1]
@@ -400,6 +433,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=15, help="seconds per wrk run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])

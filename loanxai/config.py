@@ -74,6 +74,7 @@ class EnvSettings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        """Check every value against its declaration."""
         for f in fields(self):  # type: ignore[arg-type]
             declared: Setting = f.metadata["setting"]
             value = getattr(self, f.name)

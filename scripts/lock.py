@@ -17,10 +17,12 @@ SERVICES = {"loanclassifier": (), "explainer": ("dice-ml", "raiutils")}
 
 
 def pip(*arguments: str) -> str:
+    """Run pip in this environment; return its output."""
     return subprocess.run([sys.executable, "-m", "pip", *arguments], check=True, capture_output=True, text=True).stdout
 
 
 def lock_environment() -> None:
+    """Rewrite the project's lock from this environment."""
     frozen = [line for line in pip("freeze", "--all", "--exclude-editable").splitlines()
               if not line.startswith(("loanxai==", "pip=="))]
     CONSTRAINTS.write_text("# Locked versions of the development environment (make lock regenerates this file).\n"

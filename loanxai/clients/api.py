@@ -25,10 +25,12 @@ from loanxai.clients.http import (
     answer,
     session,
 )
+from loanxai.config import ServiceSettings
+from loanxai.core.cli import command_parser
 from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import ServiceError
 
-__all__ = ["LoanClient", "describe_explanation", "describe_prediction", "main", "seldon_client", "seldon_predict"]
+__all__ = ["LoanClient", "describe_explanation", "describe_prediction", "main", "parser", "seldon_client", "seldon_predict"]
 
 
 class LoanClient:
@@ -102,11 +104,13 @@ def seldon_predict(client, application: Mapping[str, Any], **explain_parameters:
 
 
 def describe_prediction(probabilities: Mapping[str, float]) -> str:
+    """A prediction in words: the decision and both probabilities."""
     decision = max(CLASS_NAMES, key=lambda name: probabilities[name])
     return f"{decision} (approved {probabilities['approved']:.2f}, rejected {probabilities['rejected']:.2f})"
 
 
 def describe_explanation(explanation: Mapping[str, Any]) -> str:
+    """An anchor explanation in words: the decision, its conditions, precision and coverage."""
     anchor = explanation["anchor_text"] or "(empty anchor: the model answers this for nearly everyone)"
     met = "met" if explanation["threshold_met"] else "NOT met"
     return (
@@ -116,12 +120,19 @@ def describe_explanation(explanation: Mapping[str, Any]) -> str:
     )
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments (the docs' command reference prints its help)."""
+    parser = command_parser("Ask both services about the dataset's example application.")
+    parser.add_argument("--classifier-url", default=DEFAULT_CLASSIFIER_URL, help="the classifier's base URL")
+    parser.add_argument("--explainer-url", default=DEFAULT_EXPLAINER_URL, help="the explainer's base URL")
+    parser.add_argument("--threshold", type=float, default=ServiceSettings().explain_threshold,
+                        help="the anchor's precision threshold")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Ask both services about the dataset's example application.")
-    parser.add_argument("--classifier-url", default=DEFAULT_CLASSIFIER_URL)
-    parser.add_argument("--explainer-url", default=DEFAULT_EXPLAINER_URL)
-    parser.add_argument("--threshold", type=float, default=0.95)
-    args = parser.parse_args(argv)
+    """Run the command; return its exit status."""
+    args = parser().parse_args(argv)
 
     client = LoanClient(args.classifier_url, args.explainer_url)
     try:

@@ -42,10 +42,11 @@ from tqdm import tqdm
 
 from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, METADATA_PATH, PREDICTIONS_PATH, answer, error_info, session
 from loanxai.config import ToolSettings
+from loanxai.core.cli import command_parser
 from loanxai.core.schema import FeatureSchema
 from loanxai.errors import ScoreError, ServiceError
 
-__all__ = ["RETRY_STATUSES", "ScoreSettings", "Scorer", "main"]
+__all__ = ["RETRY_STATUSES", "ScoreSettings", "Scorer", "main", "parser"]
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +263,8 @@ def _write_atomically(path: Path, rows: list[dict[str, Any]], columns: list[str]
 def _join(parts: Path, out: Path, errors: Path, batches: int, columns: list[str]) -> dict[str, int]:
     """The parts, in input order, into the output and errors files (each written atomically)."""
     counts = {"decided": 0, "rejected": 0, "errors": 0}
-    for target, suffix, header, count in ((out, ".csv", columns, "decided"), (errors, ".errors.csv", ["line", "error"], "errors")):
+    outputs = ((out, ".csv", columns, "decided"), (errors, ".errors.csv", ["line", "error"], "errors"))
+    for target, suffix, header, count in outputs:
         tmp = target.with_name(target.name + ".tmp")
         with open(tmp, "w", newline="") as handle:
             handle.write(",".join(header) + "\n")
@@ -276,19 +278,26 @@ def _join(parts: Path, out: Path, errors: Path, batches: int, columns: list[str]
     return counts
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments (the docs' command reference prints its help)."""
+    parser = command_parser(__doc__.splitlines()[0])
     parser.add_argument("applications", type=Path, help="CSV file with a header naming the features")
     parser.add_argument("--out", type=Path, required=True, help="decisions CSV (the errors go beside it: *.errors.csv)")
     parser.add_argument("--errors", type=Path, help="rows that failed validation (default: <out>.errors.csv)")
     parser.add_argument("--url", default=DEFAULT_CLASSIFIER_URL, help="the classifier's base URL, e.g. "
                         "http://localhost:8080/seldon/loan/loan-classifier through the cluster's ingress")
-    parser.add_argument("--batch-size", type=int, default=ScoreSettings.batch_size)
+    parser.add_argument("--batch-size", type=int, default=ScoreSettings.batch_size,
+                        help="rows per request (at most the classifier's max_batch_rows)")
     parser.add_argument("--concurrency", type=int, default=ScoreSettings.concurrency, help="batches in flight at once")
     parser.add_argument("--retries", type=int, default=ScoreSettings.retries, help="retries of a failed batch")
     parser.add_argument("--reasons", type=int, default=ScoreSettings.reasons,
                         help="principal reasons per rejection (0: decisions only, faster)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     errors = args.errors or args.out.with_name(args.out.stem + ".errors.csv")
     started = time.perf_counter()

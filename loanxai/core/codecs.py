@@ -184,7 +184,8 @@ def prediction_parameters(message: Mapping[str, Any], default_reasons: int, n_fe
     if isinstance(value, bool):
         return {"reasons": default_reasons if value else 0, "purpose": purpose}
     if not (isinstance(value, Real) and math.isfinite(value) and float(value).is_integer() and 0 <= value <= n_features):
-        raise InputError(f"prediction parameter 'reasons' must be true, false or an integer from 0 to {n_features}, got {value!r}")
+        raise InputError(f"prediction parameter 'reasons' must be true, false or an integer from 0 to {n_features}, "
+                         f"got {value!r}")
     return {"reasons": int(value), "purpose": purpose}
 
 
@@ -220,9 +221,7 @@ def _tensor_rows(tensor: Any, where: str) -> list[list[Any]]:
         raise InputError(f"'{where}.tensor.shape' must be [rows, columns]")
     n_rows, n_cols = int(shape[0]), int(shape[1])
     if not isinstance(values, list) or len(values) != n_rows * n_cols:
-        raise InputError(
-            f"'{where}.tensor.values' must hold rows x columns = {n_rows * n_cols} numbers"
-        )
+        raise InputError(f"'{where}.tensor.values' must hold rows x columns = {n_rows * n_cols} numbers")
     return [values[i * n_cols : (i + 1) * n_cols] for i in range(n_rows)]
 
 
@@ -230,6 +229,4 @@ def _check_batch_size(n_rows: int, max_rows: int) -> None:
     if n_rows == 0:
         raise InputError("empty batch: the request holds no application")
     if n_rows > max_rows:
-        raise InputError(
-            f"batch of {n_rows} rows is larger than the limit of {max_rows} (LOAN_MAX_BATCH_ROWS)"
-        )
+        raise InputError(f"batch of {n_rows} rows is larger than the limit of {max_rows} (LOAN_MAX_BATCH_ROWS)")

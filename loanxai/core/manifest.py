@@ -60,12 +60,14 @@ class GateRecord:
     override: Mapping[str, Any] | None
 
     @classmethod
-    def from_dict(cls, content: Mapping[str, Any]) -> "GateRecord":
+    def from_dict(cls, content: Mapping[str, Any]) -> GateRecord:
+        """Read it from its JSON form."""
         return cls(content["passed"], content["status"], content["thresholds"], tuple(content["checks"]),
                    content["override"])
 
     @property
     def failed_checks(self) -> list[str]:
+        """Each failed check in words."""
         return failed_checks(self.checks)
 
     @property
@@ -82,6 +84,7 @@ class DatasetRecord:
 
     @property
     def name(self) -> str:
+        """The dataset's name."""
         return self.content["name"]
 
     @property
@@ -91,6 +94,7 @@ class DatasetRecord:
 
     @property
     def description_path(self) -> Path:
+        """Where the description was read from."""
         return Path(self.content["description_path"])
 
     @property
@@ -115,6 +119,7 @@ class DatasetRecord:
 
     @property
     def rows(self) -> Mapping[str, int]:
+        """Training and held-out rows."""
         return self.content["rows"]
 
     @property
@@ -137,6 +142,7 @@ class Manifest:
     directory: Path
 
     def section(self, key: str) -> Any:
+        """The section ``key``; :class:`~loanxai.errors.ArtifactError` saying to retrain if the artifacts lack it."""
         if key not in self.content:
             raise ArtifactError(f"{self.directory / MANIFEST_FILE} records no {key!r}: retrain with this version")
         return self.content[key]
@@ -148,6 +154,7 @@ class Manifest:
 
     @property
     def versions(self) -> Mapping[str, str]:
+        """Library versions when trained, and ``python``."""
         return self.content["versions"]
 
     @property
@@ -162,14 +169,17 @@ class Manifest:
 
     @property
     def created_at(self) -> str:
+        """When training wrote it (UTC, ISO 8601)."""
         return self.section("created_at")
 
     @cached_property
     def schema(self) -> FeatureSchema:
+        """The feature schema."""
         return FeatureSchema.from_dict(self.section("schema"))
 
     @property
     def dataset(self) -> DatasetRecord:
+        """What it records of the data."""
         return DatasetRecord(self.section("dataset"))
 
     @property
@@ -179,6 +189,7 @@ class Manifest:
 
     @property
     def training(self) -> Mapping[str, Any]:
+        """Seed, rows and the chosen candidate's settings."""
         return self.section("training")
 
     @property
@@ -188,14 +199,17 @@ class Manifest:
 
     @property
     def mitigation(self) -> Mapping[str, Any]:
+        """Every candidate compared, the rule and the choice."""
         return self.section("mitigation")
 
     @property
     def gate(self) -> GateRecord:
+        """The fairness gate's record."""
         return GateRecord.from_dict(self.section("gate"))
 
     @property
     def monitoring(self) -> Mapping[str, Any]:
+        """Bins, training shares and held-out outcomes, for the live metrics."""
         return self.section("monitoring")
 
     @property
@@ -205,18 +219,22 @@ class Manifest:
 
     @property
     def numeric_medians(self) -> Mapping[str, float]:
+        """The median imputed for each numeric feature."""
         return self.section("numeric_medians")
 
     @property
     def recourse(self) -> Mapping[str, Any]:
+        """What a recourse may change."""
         return self.section("recourse")
 
     @property
     def titles(self) -> Mapping[str, str]:
+        """How sentences name each feature."""
         return self.section("titles")
 
     @property
     def disc_perc(self) -> tuple[int, ...]:
+        """The percentiles binning the numeric features for anchors."""
         return tuple(self.section("disc_perc"))
 
     @property
@@ -239,6 +257,7 @@ def library_versions(packages: Iterable[str]) -> dict[str, str]:
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a file, hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

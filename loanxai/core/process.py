@@ -11,5 +11,5 @@ _PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent() -> None:
-    """This process gets SIGTERM when its parent dies, however it dies (Linux ``PR_SET_PDEATHSIG``)."""
+    """Ask for SIGTERM when this process's parent dies, however it dies (Linux ``PR_SET_PDEATHSIG``)."""
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -66,6 +66,7 @@ class FeatureSchema:
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Check every value against its declaration."""
         object.__setattr__(self, "feature_names", tuple(self.feature_names))
         object.__setattr__(self, "nullable", frozenset(self.nullable))
         unknown = [name for name in [*self.category_map, *self.nullable] if name not in self.feature_names]
@@ -85,6 +86,7 @@ class FeatureSchema:
 
     @property
     def n_features(self) -> int:
+        """How many model inputs."""
         return len(self.feature_names)
 
     @property
@@ -94,14 +96,17 @@ class FeatureSchema:
 
     @property
     def numeric_features(self) -> tuple[str, ...]:
+        """The numeric inputs, in order."""
         return tuple(name for name in self.feature_names if name not in self.category_map)
 
     @property
     def categorical_indices(self) -> list[int]:
+        """Positions of the categorical inputs in an encoded row."""
         return [i for i, name in enumerate(self.feature_names) if name in self.category_map]
 
     @property
     def numeric_indices(self) -> list[int]:
+        """Positions of the numeric inputs in an encoded row."""
         return [i for i, name in enumerate(self.feature_names) if name not in self.category_map]
 
     def alibi_category_map(self) -> dict[int, list[str]]:
@@ -109,6 +114,7 @@ class FeatureSchema:
         return {i: list(self.category_map[name]) for i, name in enumerate(self.feature_names) if name in self.category_map}
 
     def to_dict(self) -> dict[str, Any]:
+        """Its JSON form."""
         return {
             "feature_names": list(self.feature_names),
             "numeric_features": list(self.numeric_features),
@@ -120,7 +126,8 @@ class FeatureSchema:
         }
 
     @classmethod
-    def from_dict(cls, content: Mapping[str, Any]) -> "FeatureSchema":
+    def from_dict(cls, content: Mapping[str, Any]) -> FeatureSchema:
+        """Read it from its JSON form."""
         return cls(
             feature_names=tuple(content["feature_names"]),
             category_map=content["category_map"],
@@ -199,7 +206,7 @@ class FeatureSchema:
         """:meth:`read_records` without the groups: ndarray of float64, shape (n_records, n_features)."""
         return self.read_records(records)[0]
 
-    def encode_frame(self, frame: "pd.DataFrame") -> np.ndarray:
+    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Encode a cleaned data table (labels, NaN for missing): ndarray of float64, shape (n_rows, n_features)."""
         import pandas as pd  # training, the report and the tools: the services never encode frames
 
@@ -246,7 +253,8 @@ class FeatureSchema:
         if missing:
             raise InputError(f"missing feature {missing[0]!r} in names")
         position = {name: j for j, name in enumerate(names)}
-        return [(name, position[name]) for name in self.feature_names], [(n, position[n]) for n in self.protected if n in position]
+        features = [(name, position[name]) for name in self.feature_names]
+        return features, [(n, position[n]) for n in self.protected if n in position]
 
     def _no_groups(self, n_rows: int) -> dict[str, list[str | None]]:
         return {name: [None] * n_rows for name in self.protected}
@@ -300,16 +308,12 @@ class FeatureSchema:
         if isinstance(value, str):
             code = self._codes[name].get(value.strip())  # type: ignore[attr-defined]
             if code is None:
-                raise InputError(
-                    f"unknown category {value!r} for {name!r} in row {row}; expected one of: " + ", ".join(labels)
-                )
+                raise InputError(f"unknown category {value!r} for {name!r} in row {row}; expected one of: " + ", ".join(labels))
             return float(code)
         if isinstance(value, bool) or not isinstance(value, Real):
             raise InputError(
                 f"wrong type for {name!r} in row {row}: expected a category label or code, got {type(value).__name__}"
             )
         if not float(value).is_integer() or not 0 <= value < len(labels):
-            raise InputError(
-                f"unknown category code {value!r} for {name!r} in row {row}; valid codes are 0 to {len(labels) - 1}"
-            )
+            raise InputError(f"unknown category code {value!r} for {name!r} in row {row}; valid codes are 0 to {len(labels) - 1}")
         return float(value)

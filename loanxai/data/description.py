@@ -8,6 +8,7 @@ with a JSON Schema; an unknown key is refused with the nearest valid one.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib.util
 import math
@@ -31,93 +32,135 @@ DEFAULT_DESCRIPTION = DATASETS_DIR / "census.yaml"
 LABEL = "approved"
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 
-DEFAULT_MISSING_MARKERS = ["", "NA", "N/A", "NaN", "null"]
 DEFAULT_TEST_FRACTION = 0.2
-DEFAULT_MAX_CATEGORIES = 100
-DEFAULT_MIN_ROWS = 100
 
 _SCALAR = {"type": ["string", "number", "boolean"]}
-_SCALARS = {"type": "array", "items": _SCALAR}
-_COLUMN = {
-    "name": {"type": "string", "minLength": 1},
-    "kind": {"enum": [NUMERIC, CATEGORICAL]},
-    "title": {"type": "string", "minLength": 1},
-    "labels": {"type": "object"},
-    "missing_markers": _SCALARS,
-}
-#: what recourse may change, per feature (see :class:`Column`)
-_RECOURSE = {
-    "actionable": {"type": "boolean"},
-    "direction": {"enum": ["increase", "decrease", "any"]},
-    "order": {"type": "array", "items": {"type": "string"}, "minItems": 2},
-    "derived_from": {"type": "string", "minLength": 1},
-    "range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
-}
+
+
+def _key(schema: dict[str, Any], meaning: str, **default: Any) -> dict[str, Any]:
+    """A key of the format: its JSON Schema, what it means, and its default (``default=...``) if it has one."""
+    return {**schema, "description": meaning, **default}
 
 
 def _strict(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": False}
 
 
-#: The description's JSON Schema (checked after YAML parsing).
+def _scalars(meaning: str, **default: Any) -> dict[str, Any]:
+    return _key({"type": "array", "items": _SCALAR}, meaning, **default)
+
+
+def _share(meaning: str, **default: Any) -> dict[str, Any]:
+    return _key({"type": ["number", "null"], "minimum": 0, "maximum": 1}, meaning, **default)
+
+
+_COLUMN = {
+    "name": _key({"type": "string", "minLength": 1}, "the column's name in the file"),
+    "kind": _key({"enum": [NUMERIC, CATEGORICAL]}, "`numeric` or `categorical`"),
+    "title": _key({"type": "string", "minLength": 1}, "how sentences (reasons, recourse) name it", default=""),
+    "labels": _key({"type": "object"}, "raw value -> readable label, e.g. `{0: \"no\", 1: \"yes\"}`; numbers match "
+                   "by value", default={}),
+    "missing_markers": _scalars("extra raw values meaning missing, in this column only", default=[]),
+}
+#: what recourse may change, per feature (see :class:`Column`)
+_RECOURSE = {
+    "actionable": _key({"type": "boolean"}, "recourse may change it", default=False),
+    "direction": _key({"enum": ["increase", "decrease", "any"]}, "the way recourse may change it (a categorical "
+                      "feature's needs `order`)", default="any"),
+    "order": _key({"type": "array", "items": {"type": "string"}, "minItems": 2},
+                  "a categorical feature's labels, lowest first (every label seen must be listed)", default=[]),
+    "derived_from": _key({"type": "string", "minLength": 1}, "another feature this one follows (its value is a "
+                         "function of the other's in the training data): recourse sets it from that one", default=None),
+    "range": _key({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+                  "`[low, high]`: the plausible values of a numeric feature; a request outside is a 400 (default: the "
+                  "training range widened by half its width on each side)", default=None),
+}
+
+#: The description's JSON Schema (checked after YAML parsing); each key's ``description`` and
+#: ``default`` are the format's documentation (docs: the dataset description reference).
 SCHEMA: dict[str, Any] = _strict(
     {
-        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
-        "about": {"type": "string"},
-        "source": _strict(
+        "name": _key({"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+                     "the dataset's name (letters, digits, `_.-`), recorded in the manifests and shown by the services"),
+        "about": _key({"type": "string"}, "what the data is and its limits, in words: the model card quotes it",
+                      default=""),
+        "source": _key(_strict(
             {
-                "path": {"type": "string", "minLength": 1},
-                "package": {"type": "string", "minLength": 1},
-                "separator": {"type": "string", "minLength": 1},
-                "encoding": {"type": "string", "minLength": 1},
+                "path": _key({"type": "string", "minLength": 1},
+                             "the data file (CSV), relative to the description's folder or to `source.package`; "
+                             "compressed files (`.gz`, `.bz2`, `.zip`, `.xz`) are read as they are"),
+                "package": _key({"type": "string", "minLength": 1},
+                                "an installed Python package holding the file (the census is inside the `xai` wheel)"),
+                "separator": _key({"type": "string", "minLength": 1}, "the CSV separator", default=","),
+                "encoding": _key({"type": "string", "minLength": 1}, "the file's text encoding", default="utf-8"),
             },
             ("path",),
-        ),
-        "label": _strict(
-            {"column": {"type": "string", "minLength": 1},
-             "approved": {**_SCALARS, "minItems": 1}, "rejected": {**_SCALARS, "minItems": 1}},
+        ), "where the data is"),
+        "label": _key(_strict(
+            {"column": _key({"type": "string", "minLength": 1}, "the column holding the past decision"),
+             "approved": _scalars("the values meaning approved (strings or numbers: `[\">50K\"]`, `[1, 2]`); numbers "
+                                  "compare by value, so `1` matches `1.0`") | {"minItems": 1},
+             "rejected": _scalars("the values meaning rejected; any other value stops training") | {"minItems": 1}},
             ("column", "approved", "rejected"),
-        ),
-        "features": {"type": "array", "minItems": 1, "items": _strict({**_COLUMN, **_RECOURSE}, ("name", "kind"))},
-        "exclude_from_model": {"type": "array", "items": {"type": "string"}},
-        "protected": {
+        ), "the decision the model learns"),
+        "features": _key({"type": "array", "minItems": 1, "items": _strict({**_COLUMN, **_RECOURSE}, ("name", "kind"))},
+                         "the model's inputs, in order"),
+        "exclude_from_model": _key({"type": "array", "items": {"type": "string"}},
+                                   "features read (for the report's proxy analysis) but kept out of the model", default=[]),
+        "protected": _key({
             "type": "array",
-            "items": _strict({**_COLUMN, "model_input": {"type": "boolean"}}, ("name",)),
-        },
-        "missing": _strict(
+            "items": _strict({**_COLUMN, "model_input": _key({"type": "boolean"}, "the description lets it be a model "
+                                                             "input (then it must be listed in `features` too, and the "
+                                                             "gate fails)", default=False)}, ("name",)),
+        }, "protected attributes: judged and monitored, never model inputs", default=[]),
+        "missing": _key(_strict(
             {
-                "markers": _SCALARS,
-                "categorical": {"enum": ["category", "drop"]},
-                "category": {"type": "string", "minLength": 1},
-                "numeric": {"enum": ["median", "drop"]},
+                "markers": _scalars("values meaning missing in every column (after stripping)",
+                                    default=["", "NA", "N/A", "NaN", "null"]),
+                "categorical": _key({"enum": ["category", "drop"]}, "`category`: a missing categorical value becomes a "
+                                    "category of its own; `drop`: the row is dropped", default="category"),
+                "category": _key({"type": "string", "minLength": 1}, "that category's label", default="Unknown"),
+                "numeric": _key({"enum": ["median", "drop"]}, "`median`: the pipeline imputes the training median; "
+                                "`drop`: the row is dropped", default="median"),
             }
-        ),
-        "strip": {"type": "boolean"},
-        "split": _strict(
+        ), "what missing values are and become"),
+        "strip": _key({"type": "boolean"}, "strip spaces around every value and column name", default=True),
+        "split": _key(_strict(
             {
-                "test_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-                "test_rows": {"type": "integer", "minimum": 1},
-                "test_path": {"type": "string", "minLength": 1},
-                "seed": {"type": "integer", "minimum": 0},
+                "test_fraction": _key({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                                      "the share of the shuffled rows held out (the last ones); the default when "
+                                      "neither `test_rows` nor `test_path` is given", default=DEFAULT_TEST_FRACTION),
+                "test_rows": _key({"type": "integer", "minimum": 1}, "or: how many shuffled rows are held out"),
+                "test_path": _key({"type": "string", "minLength": 1}, "or: a separate file of the same layout, held out"),
+                "seed": _key({"type": "integer", "minimum": 0}, "the shuffle's seed; also seeds the forests and the "
+                             "explainer", default=0),
             }
-        ),
-        "example": {"type": "object"},
-        "gate": _strict(
+        ), "the held-out rows: exactly one of `test_fraction`, `test_rows`, `test_path`"),
+        "example": _key({"type": "object"}, "the application the demo, the clients and the smoke test send (every "
+                        "model input, optionally protected attributes); default: the first held-out application"),
+        "gate": _key(_strict(
             {
-                "min_disparate_impact": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-                "max_demographic_parity_difference": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-                "max_equalized_odds_difference": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-                "max_equal_opportunity_difference": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-                "min_group_rows": {"type": "integer", "minimum": 1},
-                "min_accuracy": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                "min_disparate_impact": _share("lowest group approval rate over the highest (null: not checked)",
+                                               default=0.8),
+                "max_demographic_parity_difference": _share("largest minus smallest approval rate", default=None),
+                "max_equalized_odds_difference": _share("the larger of the TPR and FPR gaps", default=None),
+                "max_equal_opportunity_difference": _share("the TPR (recall) gap", default=None),
+                "min_group_rows": _key({"type": "integer", "minimum": 1}, "held-out rows a group needs to be judged "
+                                       "(smaller groups are shown, not judged)", default=30),
+                "min_accuracy": _share("the held-out accuracy a candidate must reach to be chosen (null: that of "
+                                       "always giving the more frequent decision)", default=None),
             }
-        ),
-        "limits": _strict(
-            {"max_categories": {"type": "integer", "minimum": 2}, "min_rows": {"type": "integer", "minimum": 2}}
-        ),
+        ), "the fairness gate's thresholds"),
+        "limits": _key(_strict(
+            {"max_categories": _key({"type": "integer", "minimum": 2}, "most distinct labels a categorical column may "
+                                    "have", default=100),
+             "min_rows": _key({"type": "integer", "minimum": 2}, "fewest usable rows (after dropping)", default=100)}
+        ), "sanity limits on the data"),
     },
     ("name", "source", "label", "features"),
 )
+#: split's keys, of which exactly one is given
+_HELD_OUT = ("test_fraction", "test_rows", "test_path")
 
 
 @dataclass(frozen=True)
@@ -200,6 +243,7 @@ class Description:
         return self.features + self.protected_columns
 
     def sources(self) -> list[Path]:
+        """The source files: the data, and the held-out file if any."""
         return [self.source] + ([self.test_source] if self.test_source else [])
 
 
@@ -240,7 +284,8 @@ def parse_description(document: Any, path: Path) -> Description:
     names = [f.name for f in features]
     for i, name in enumerate(names):
         if names.index(name) != i:
-            raise DescriptionError(f"{where}: features: {name!r} is listed twice (features[{names.index(name)}] and features[{i}])")
+            raise DescriptionError(f"{where}: features: {name!r} is listed twice "
+                                   f"(features[{names.index(name)}] and features[{i}])")
         if name == LABEL:
             raise DescriptionError(f"{where}: features[{i}]: the name {LABEL!r} is reserved for the decision; rename the column")
         if name == document["label"]["column"]:
@@ -280,7 +325,8 @@ def parse_description(document: Any, path: Path) -> Description:
         if not model_input and name in names:
             raise DescriptionError(
                 f"{key}: is listed in features, but protected attributes are not model inputs unless "
-                "model_input: true is set (and the report then flags it)")
+                "model_input: true is set (and the report then flags it)"
+            )
         if model_input and set(entry) - {"name", "model_input"}:
             raise DescriptionError(f"{key}: kind, labels and missing_markers belong to its entry in features")
         column = features[names.index(name)] if model_input else _column({"kind": CATEGORICAL, **entry})
@@ -305,7 +351,8 @@ def parse_description(document: Any, path: Path) -> Description:
         if unknown or any(n not in example for n in inputs):
             raise DescriptionError(
                 f"{where}: example: must give every model input ({', '.join(inputs)}); "
-                + (f"unknown: {unknown[0]!r}" if unknown else f"missing: {next(n for n in inputs if n not in example)!r}"))
+                + (f"unknown: {unknown[0]!r}" if unknown else f"missing: {next(n for n in inputs if n not in example)!r}")
+            )
     return Description(
         path=path,
         name=document["name"],
@@ -338,37 +385,38 @@ def parse_description(document: Any, path: Path) -> Description:
 
 
 def _with_defaults(document: dict[str, Any]) -> dict[str, Any]:
-    document["source"] = {"separator": ",", "encoding": "utf-8", **document["source"]}
-    document["about"] = document.get("about", "")
-    document["protected"] = document.get("protected", [])
-    document["exclude_from_model"] = document.get("exclude_from_model", [])
-    document["gate"] = {"min_disparate_impact": 0.8, "max_demographic_parity_difference": None,
-                        "max_equalized_odds_difference": None, "max_equal_opportunity_difference": None,
-                        "min_group_rows": 30, "min_accuracy": None, **document.get("gate", {})}
-    document["missing"] = {"markers": DEFAULT_MISSING_MARKERS, "categorical": "category", "category": "Unknown",
-                           "numeric": "median", **document.get("missing", {})}
-    document["strip"] = document.get("strip", True)
-    split = {"seed": 0, **document.get("split", {})}
-    if not {"test_fraction", "test_rows", "test_path"} & set(split):
-        split["test_fraction"] = DEFAULT_TEST_FRACTION
-    document["split"] = split
-    document["limits"] = {"max_categories": DEFAULT_MAX_CATEGORIES, "min_rows": DEFAULT_MIN_ROWS,
-                          **document.get("limits", {})}
-    return document
+    """``document`` with every default :data:`SCHEMA` declares filled in, at the top level and in
+    each section (a feature's or protected attribute's own defaults are read by :func:`_column`);
+    ``split`` gets ``test_fraction`` only when none of its three is given."""
+    return _fill(document, SCHEMA)
+
+
+def _fill(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    filled = dict(document)
+    for key, node in schema["properties"].items():
+        if key in _HELD_OUT and set(_HELD_OUT) & set(document):
+            continue
+        if key not in filled and "default" in node:
+            filled[key] = copy.deepcopy(node["default"])
+        elif node.get("type") == "object" and "properties" in node:  # a section: its own defaults
+            filled[key] = _fill(filled.get(key, {}), node)
+    return filled
 
 
 def _column(entry: Mapping[str, Any]) -> Column:
+    defaults = {key: node.get("default") for key, node in {**_COLUMN, **_RECOURSE}.items()}
+    value = {**defaults, **entry}
     return Column(
-        name=entry["name"],
-        kind=entry["kind"],
-        labels={canonical(k): str(v) for k, v in entry.get("labels", {}).items()},
-        missing_markers=tuple(canonical(m) for m in entry.get("missing_markers", [])),
-        title=entry.get("title", ""),
-        actionable=entry.get("actionable", False),
-        direction=entry.get("direction", "any"),
-        order=tuple(entry.get("order", ())),
-        derived_from=entry.get("derived_from"),
-        range=tuple(entry["range"]) if "range" in entry else None,
+        name=value["name"],
+        kind=value["kind"],
+        labels={canonical(k): str(v) for k, v in value["labels"].items()},
+        missing_markers=tuple(canonical(m) for m in value["missing_markers"]),
+        title=value["title"],
+        actionable=value["actionable"],
+        direction=value["direction"],
+        order=tuple(value["order"]),
+        derived_from=value["derived_from"],
+        range=tuple(value["range"]) if value["range"] is not None else None,
     )
 
 

@@ -89,7 +89,7 @@ def set_predictor(explainer: AnchorTabular, predict: Callable[[np.ndarray], np.n
     try:
         explainer.reset_predictor(predict)
     except PredictorCallError as error:
-        raise error.__cause__ or error
+        raise (error.__cause__ or error) from None
 
 
 def explain(explainer: AnchorTabular, x: np.ndarray, parameters: dict[str, Any], model_sha256: str) -> Anchor:

@@ -45,7 +45,8 @@ class RecourseFinder:
     Parameters
     ----------
     schema : the model's feature schema.
-    rules : from :func:`loanxai.data.dataset.recourse_rules` (the explainer's manifest): ``actionable`` {feature: {direction, order}},
+    rules : from :func:`loanxai.data.dataset.recourse_rules` (the explainer's manifest):
+        ``actionable`` {feature: {direction, order}},
         ``derived`` {feature: {source, values}}, ``ranges`` {numeric feature: [min, max] in training}.
     titles : how sentences name each feature.
     predict_proba : encoded rows (n, n_features) -> probabilities of (rejected, approved), (n, 2).

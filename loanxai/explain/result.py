@@ -31,9 +31,11 @@ class Anchor:
 
     @property
     def threshold_met(self) -> bool:
+        """Whether the precision reached the threshold asked for."""
         return self.precision >= self.threshold
 
     def to_dict(self) -> dict[str, Any]:
+        """Its JSON form."""
         return {"prediction": self.decision, "anchor": list(self.conditions), "anchor_text": self.text,
                 "precision": self.precision, "coverage": self.coverage, "threshold": self.threshold,
                 "threshold_met": self.threshold_met}
@@ -49,6 +51,7 @@ class Reason:
     text: str
 
     def to_dict(self) -> dict[str, Any]:
+        """Its JSON form."""
         return {"feature": self.feature, "value": self.value, "contribution": self.contribution, "text": self.text}
 
 
@@ -64,6 +67,7 @@ class Reasons:
     reasons: tuple[Reason, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """Its JSON form."""
         return {"decision": self.decision, "approval_probability": self.approval_probability,
                 "base_value": self.base_value, "contributions": dict(self.contributions),
                 "reasons": [reason.to_dict() for reason in self.reasons]}
@@ -79,6 +83,7 @@ class Change:
     text: str
 
     def to_dict(self) -> dict[str, Any]:
+        """Its JSON form."""
         return {"feature": self.feature, "from": self.before, "to": self.after, "text": self.text}
 
 
@@ -91,6 +96,7 @@ class Counterfactual:
     application: Mapping[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        """Its JSON form."""
         return {"changes": [change.to_dict() for change in self.changes],
                 "approval_probability": self.approval_probability, "application": dict(self.application)}
 
@@ -107,6 +113,7 @@ class Recourse:
     message: str | None = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
+        """Its JSON form."""
         answer = {"prediction": self.decision, "approval_probability": self.approval_probability,
                   "actionable": list(self.actionable),
                   "counterfactuals": [cf.to_dict() for cf in self.counterfactuals]}

@@ -17,14 +17,16 @@ import argparse
 import getpass
 import sys
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loanxai.core.cli import command_parser
 from loanxai.core.manifest import GateRecord, failed_checks, read_manifest
+from loanxai.data.description import SCHEMA
 from loanxai.errors import ArtifactError, GateError
 
-__all__ = ["LIMITS", "GateSettings", "evaluate_gate", "gate_record", "labels", "main", "read_gate", "require_shippable"]
+__all__ = ["LIMITS", "GateSettings", "evaluate_gate", "gate_record", "labels", "main", "parser", "read_gate", "require_shippable"]
 
 #: (gap, comparison) for each threshold of :class:`GateSettings`
 LIMITS = (
@@ -35,22 +37,29 @@ LIMITS = (
 )
 
 
+#: the description's ``gate`` keys: their meanings and defaults are declared there
+_DECLARED = SCHEMA["properties"]["gate"]["properties"]
+
+
 @dataclass(frozen=True)
 class GateSettings:
     """Limits a model must meet for every protected attribute (None: not checked), judged
-    between groups with at least ``min_group_rows`` held-out rows (smaller gaps are noise)."""
+    between groups with at least ``min_group_rows`` held-out rows (smaller gaps are noise).
+    The defaults are the dataset description's (:data:`~loanxai.data.description.SCHEMA`)."""
 
-    min_disparate_impact: float | None = 0.8
-    max_demographic_parity_difference: float | None = None
-    max_equalized_odds_difference: float | None = None
-    max_equal_opportunity_difference: float | None = None
-    min_group_rows: int = 30
+    min_disparate_impact: float | None = _DECLARED["min_disparate_impact"]["default"]
+    max_demographic_parity_difference: float | None = _DECLARED["max_demographic_parity_difference"]["default"]
+    max_equalized_odds_difference: float | None = _DECLARED["max_equalized_odds_difference"]["default"]
+    max_equal_opportunity_difference: float | None = _DECLARED["max_equal_opportunity_difference"]["default"]
+    min_group_rows: int = _DECLARED["min_group_rows"]["default"]
 
     @classmethod
-    def from_dict(cls, content: dict[str, Any]) -> "GateSettings":
+    def from_dict(cls, content: dict[str, Any]) -> GateSettings:
+        """Read it from its JSON form."""
         return cls(**{key: content[key] for key in cls.__dataclass_fields__ if key in content})
 
     def to_dict(self) -> dict[str, Any]:
+        """Its JSON form."""
         return asdict(self)
 
 
@@ -89,7 +98,7 @@ def gate_record(
         override = {
             "reason": accept_unfair,
             "accepted_by": accepted_by or getpass.getuser(),
-            "accepted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "accepted_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "failed_checks": failed_checks(checks),
         }
     return {
@@ -136,10 +145,16 @@ def labels(gate: GateRecord) -> dict[str, str]:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Check the fairness gate of trained artifacts (every path to production).")
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments (the docs' command reference prints its help)."""
+    parser = command_parser("Check the fairness gate of trained artifacts (every path to production).")
     parser.add_argument("classifier_dir", type=Path, help="the classifier's artifact folder")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    args = parser().parse_args(argv)
     try:
         gate = require_shippable(args.classifier_dir)
     except GateError as error:

@@ -105,7 +105,7 @@ def resampling_effect(frame: pd.DataFrame, group: str, label: str) -> dict[str, 
     counts = frame.groupby([group, label], observed=True).size()
     smallest, largest = int(counts.min()), int(counts.max())
     return {
-        "cells": {f"{g} / {'approved' if l else 'rejected'}": int(n) for (g, l), n in counts.items()},
+        "cells": {f"{g} / {'approved' if label else 'rejected'}": int(n) for (g, label), n in counts.items()},
         "rows": int(len(frame)),
         "downsampled_rows": smallest * len(counts),
         "rows_dropped": int(len(frame) - smallest * len(counts)),

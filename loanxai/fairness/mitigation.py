@@ -82,14 +82,17 @@ class Candidate:
 
     @property
     def passed(self) -> bool:
+        """Whether every gate check passed."""
         return all(check["passed"] for check in self.checks)
 
     @property
     def failed(self) -> int:
+        """How many gate checks failed."""
         return sum(not check["passed"] for check in self.checks)
 
     @property
     def worst_disparate_impact(self) -> float:
+        """The lowest disparate impact over the protected attributes."""
         return min((g["disparate_impact"] for g in self.gaps.values()), default=1.0)
 
     def record(self) -> dict[str, Any]:

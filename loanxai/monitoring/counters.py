@@ -1,31 +1,19 @@
 """What the services count for Prometheus, against the references training recorded
-(:mod:`loanxai.monitoring.references`).
+(:mod:`loanxai.monitoring.references`); every series is declared in :mod:`loanxai.monitoring.series`.
 
-The classifier's :class:`DecisionMonitor` counts every decided application:
-
-- ``loan_decisions_total{attribute, group, decision}``: by each protected attribute's group, as
-  the request gives it (``not given`` otherwise);
-- ``loan_score_total{bin}`` and ``loan_feature_total{feature, bin}``: for the population
-  stability index;
-- ``loan_requests_total``, ``loan_applications_total``, ``loan_approvals_total``, ``loan_rejections_total``;
-
-and every outcome arriving through the feedback endpoint, as Seldon's metrics server names
-them: ``seldon_metric_true_positive_total{attribute, group}`` (and ``false_positive``,
-``true_negative``, ``false_negative``; ``attribute="all", group="all"`` for every outcome).
-It exports the references as gauges: ``loan_feature_reference_share{feature, bin}``,
-``loan_score_reference_share{bin}``, ``loan_held_out_{recall, false_positive_rate, accuracy,
-approval_rate}{attribute, group}``, ``loan_gate_min_disparate_impact``,
-``loan_gate_min_group_rows`` and ``loan_model_info{version, dataset, candidate, gate}``.
-
+The classifier's :class:`DecisionMonitor` counts every decided application (by each protected
+attribute's group as the request gives it, by score bin and by input bin) and every outcome
+arriving through the feedback endpoint, and exports the references as gauges.
 :class:`ExplanationMonitor` (the explainer) and :class:`HttpMonitor` (both services' endpoints)
 count the rest. Every label value comes from the artifacts or from a fixed list: a request can
 never make a new series. The series are Seldon custom metrics (``method`` label, Seldon's
 deployment labels, timers in Seldon's buckets) in the process's metrics files
-(:mod:`loanxai.serving.server.metrics`), not entries of each response's ``meta.metrics``: about 25 per decision
-would cost more than the decision. A request thread only queues what it saw; a thread of each
-process counts the queue every :data:`FLUSH_SECONDS`, whole batches at once (numpy), and when
-the process exits: monitoring costs the classifier under 10% of its throughput (docs: Results). A scrape sees a decision at most that long after it was answered; a process
-killed outright loses what it had not counted yet.
+(:mod:`loanxai.serving.server.metrics`), not entries of each response's ``meta.metrics``: about
+25 per decision would cost more than the decision. A request thread only queues what it saw;
+a thread of each process counts the queue every :data:`FLUSH_SECONDS`, whole batches at once
+(numpy), and when the process exits: monitoring costs the classifier under 10% of its
+throughput (docs: Results). A scrape sees a decision at most that long after it was answered;
+a process killed outright loses what it had not counted yet.
 """
 from __future__ import annotations
 
@@ -44,7 +32,9 @@ from seldon_core.metrics import BINS
 
 from loanxai.core.codecs import EXPLAIN_KINDS, Outcomes
 from loanxai.core.manifest import Manifest
+from loanxai.monitoring import series
 from loanxai.monitoring.references import NOT_GIVEN, OUTCOMES, SCORE_BINS, bin_indices, outcome_rates, score_indices
+from loanxai.monitoring.series import Series
 
 __all__ = ["EXPLANATION_OUTCOMES", "FLUSH_SECONDS", "TIMER_BUCKETS", "DecisionMonitor", "ExplanationMonitor",
            "HttpMonitor", "flush_all"]
@@ -57,6 +47,22 @@ EXPLANATION_OUTCOMES = ("ok", "4xx", "502", "503", "504", "5xx")
 #: seconds between two countings of the queued observations, in each process
 FLUSH_SECONDS = 1.0
 
+
+
+def _counter(declared: Series, *extra: str) -> Counter:
+    """The counter ``declared`` describes, with its labels and ``extra`` ones (``method``)."""
+    return Counter(declared.metric_name, declared.meaning, [*declared.labels, *extra], registry=None)
+
+
+def _histogram(declared: Series, *extra: str) -> Histogram:
+    return Histogram(declared.metric_name, declared.meaning, [*declared.labels, *extra], registry=None,
+                     buckets=TIMER_BUCKETS)
+
+
+def _gauge(declared: Series, **value: float) -> GaugeMetricFamily:
+    """The gauge family ``declared`` describes (with ``value=`` for one without labels)."""
+    return GaugeMetricFamily(declared.name, declared.meaning, labels=list(declared.labels) if declared.labels else None,
+                             **value)
 
 
 def _children(metric: Any, label_values: Iterable[tuple[str, ...]]) -> list[Any]:
@@ -130,30 +136,24 @@ class DecisionMonitor:
         edges = [monitoring["features"][name]["edges"] for name in self.schema.feature_names]
         self.features = [(j, None if e is None else np.asarray(e)) for j, e in enumerate(edges)]
         method = ("predict",)
-        self.totals = {name: Counter(name, f"loan classifier: {name.split('_')[1]}", ["method"], registry=None).labels(*method)
-                       for name in ("loan_requests_total", "loan_applications_total", "loan_approvals_total",
-                                    "loan_rejections_total")}
+        self.requests, self.applications, self.approvals, self.rejections = (
+            _counter(total, "method").labels(*method)
+            for total in (series.REQUESTS, series.APPLICATIONS, series.APPROVALS, series.REJECTIONS))
         # decisions: one child per (attribute, group, decision), groups in order then "not given"
-        decisions = Counter("loan_decisions_total", "decided applications by protected group",
-                            ["attribute", "group", "decision", "method"], registry=None)
+        decisions = _counter(series.DECISIONS, "method")
         self.group_codes = {a: {g: i for i, g in enumerate(groups)} for a, groups in self.schema.protected.items()}
         self.decisions = {a: _children(decisions, ((a, g, d, *method) for g in (*groups, NOT_GIVEN)
                                                    for d in ("rejected", "approved")))
                           for a, groups in self.schema.protected.items()}
-        score = Counter("loan_score_total", "decided applications by approval probability bin", ["bin", "method"],
-                        registry=None)
-        self.scores = _children(score, ((b, *method) for b in SCORE_BINS))
-        feature = Counter("loan_feature_total", "decided applications by model input bin", ["feature", "bin", "method"],
-                          registry=None)
+        self.scores = _children(_counter(series.SCORE_BINS_SERIES, "method"), ((b, *method) for b in SCORE_BINS))
+        feature = _counter(series.FEATURE_BINS, "method")
         self.feature_children = [_children(feature, ((name, b, *method) for b in monitoring["features"][name]["bins"]))
                                  for name in self.schema.feature_names]
         # outcomes: per kind, one child per (attribute, group), "all" first
         cells = [("all", "all"), *((a, g) for a, groups in self.schema.protected.items() for g in (*groups, NOT_GIVEN))]
         self.cell_index = {cell: i for i, cell in enumerate(cells)}
-        self.outcomes = {kind: _children(Counter(f"seldon_metric_{kind}_total", f"outcomes from feedback: {kind}",
-                                                 ["attribute", "group", "method"], registry=None),
-                                         ((a, g, "feedback") for a, g in cells))
-                         for kind in OUTCOMES}
+        self.outcomes = {kind: _children(_counter(declared, "method"), ((a, g, "feedback") for a, g in cells))
+                         for kind, declared in zip(OUTCOMES, series.OUTCOME_COUNTS)}
         self.queue = _Queue(self._count)
 
     def record(self, X: np.ndarray, approval: np.ndarray, groups: Mapping[str, Sequence[str | None]]) -> None:
@@ -177,12 +177,12 @@ class DecisionMonitor:
         approval = np.concatenate([a for _, a, _ in decisions])
         approved = approval >= 0.5
         n, n_approved = len(X), int(np.count_nonzero(approved))
-        self.totals["loan_requests_total"].inc(len(decisions))
-        self.totals["loan_applications_total"].inc(n)
+        self.requests.inc(len(decisions))
+        self.applications.inc(n)
         if n_approved:
-            self.totals["loan_approvals_total"].inc(n_approved)
+            self.approvals.inc(n_approved)
         if n - n_approved:
-            self.totals["loan_rejections_total"].inc(n - n_approved)
+            self.rejections.inc(n - n_approved)
         _add(self.scores, score_indices(approval))
         for (j, edges), children in zip(self.features, self.feature_children):
             _add(children, bin_indices(X[:, j], edges))
@@ -207,21 +207,17 @@ class DecisionMonitor:
     def collect(self) -> Iterable[GaugeMetricFamily]:
         """The references, as gauges: for the metrics server (called on every scrape)."""
         monitoring, gate = self.manifest.monitoring, self.manifest.gate
-        share = GaugeMetricFamily("loan_feature_reference_share", "training share of each model input bin",
-                                  labels=["feature", "bin"])
+        share = _gauge(series.FEATURE_REFERENCE)
         for name, record in monitoring["features"].items():
             for label, value in zip(record["bins"], record["reference"]):
                 share.add_metric([name, label], value)
         yield share
-        score = GaugeMetricFamily("loan_score_reference_share", "held-out share of each approval probability bin",
-                                  labels=["bin"])
+        score = _gauge(series.SCORE_REFERENCE)
         for label, value in zip(monitoring["score"]["bins"], monitoring["score"]["reference"]):
             score.add_metric([label], value)
         yield score
-        rates = {name: GaugeMetricFamily(f"loan_held_out_{name}", f"held-out {name.replace('_', ' ')} of the served model",
-                                         labels=["attribute", "group"])
-                 for name in ("recall", "false_positive_rate", "accuracy", "approval_rate")}
-        rows = GaugeMetricFamily("loan_held_out_rows", "held-out applications", labels=["attribute", "group"])
+        rates = {declared.name.removeprefix("loan_held_out_"): _gauge(declared) for declared in series.HELD_OUT_RATES}
+        rows = _gauge(series.HELD_OUT_ROWS)
         for attribute, groups in monitoring["held_out"].items():
             for group, counts in groups.items():
                 for name, value in outcome_rates(counts).items():
@@ -231,11 +227,9 @@ class DecisionMonitor:
         yield from rates.values()
         yield rows
         thresholds = gate.thresholds
-        yield GaugeMetricFamily("loan_gate_min_disparate_impact", "the fairness gate's disparate impact threshold",
-                                value=thresholds["min_disparate_impact"] or 0.0)
-        yield GaugeMetricFamily("loan_gate_min_group_rows", "the fairness gate's smallest group judged",
-                                value=thresholds["min_group_rows"])
-        info = GaugeMetricFamily("loan_model_info", "the served model", labels=["version", "dataset", "candidate", "gate"])
+        yield _gauge(series.GATE_MIN_DISPARATE_IMPACT, value=thresholds["min_disparate_impact"] or 0.0)
+        yield _gauge(series.GATE_MIN_GROUP_ROWS, value=thresholds["min_group_rows"])
+        info = _gauge(series.MODEL_INFO)
         info.add_metric([self.manifest.version, self.manifest.dataset.name, self.manifest.candidate, gate.status], 1)
         yield info
 
@@ -246,30 +240,26 @@ class ExplanationMonitor:
     def __init__(self, budget_seconds: float, p95_budget_seconds: float) -> None:
         self.budget_seconds, self.p95_budget_seconds = budget_seconds, p95_budget_seconds
         kinds = (*EXPLAIN_KINDS, "invalid")
-        explanations = Counter("loan_explanations_total", "explanation requests by kind and outcome",
-                               ["kind", "outcome", "method"], registry=None)
+        explanations = _counter(series.EXPLANATIONS, "method")
         self.explanations = {(k, o): explanations.labels(k, o, "predict") for k in kinds for o in EXPLANATION_OUTCOMES}
-        seconds = Histogram("loan_explanation_seconds", "explanation time, seconds", ["kind", "method"],
-                            registry=None, buckets=TIMER_BUCKETS)
+        seconds = _histogram(series.EXPLANATION_SECONDS, "method")
         self.seconds = {k: seconds.labels(k, "predict") for k in kinds}
-        calls = Counter("loan_explanation_model_calls_total", "classifier calls made by explanations", ["kind", "method"],
-                        registry=None)
+        calls = _counter(series.EXPLANATION_MODEL_CALLS, "method")
         self.calls = {k: calls.labels(k, "predict") for k in kinds}
 
     def record(self, kind: str, status: int, seconds: float, model_calls: int) -> None:
         """One explanation request: its kind (``invalid`` if unreadable), answer status, time and classifier calls."""
-        outcome = "ok" if status < 400 else "4xx" if status < 500 else str(status) if str(status) in EXPLANATION_OUTCOMES else "5xx"
+        outcome = ("ok" if status < 400 else "4xx" if status < 500
+                   else str(status) if str(status) in EXPLANATION_OUTCOMES else "5xx")
         self.explanations[kind, outcome].inc()
         self.seconds[kind].observe(seconds)
         if model_calls:
             self.calls[kind].inc(model_calls)
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        yield GaugeMetricFamily("loan_explain_budget_seconds", "time budget of one explanation (LOAN_EXPLAIN_BUDGET)",
-                                value=self.budget_seconds)
-        yield GaugeMetricFamily("loan_explain_p95_budget_seconds",
-                                "the explanation time 95% must stay under (LOAN_EXPLAIN_P95_BUDGET)",
-                                value=self.p95_budget_seconds)
+        """The explanation budgets, as gauges (for the metrics server)."""
+        yield _gauge(series.EXPLAIN_BUDGET, value=self.budget_seconds)
+        yield _gauge(series.EXPLAIN_P95_BUDGET, value=self.p95_budget_seconds)
 
 
 class HttpMonitor:
@@ -277,9 +267,8 @@ class HttpMonitor:
 
     def __init__(self, endpoints: Iterable[str]) -> None:
         self.endpoints = frozenset(endpoints)
-        self.requests = Counter("loan_http_requests_total", "HTTP requests answered", ["endpoint", "code"], registry=None)
-        seconds = Histogram("loan_http_request_seconds", "HTTP request time, seconds", ["endpoint"], registry=None,
-                            buckets=TIMER_BUCKETS)
+        self.requests = _counter(series.HTTP_REQUESTS)
+        seconds = _histogram(series.HTTP_SECONDS)
         self.seconds = {e: seconds.labels(e) for e in (*self.endpoints, "other")}
         self.queue = _Queue(self._count)
 

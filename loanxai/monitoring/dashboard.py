@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from loanxai.artifacts import MONITORING_DIR
+from loanxai.core.cli import command_parser
 from loanxai.monitoring.rules import AGGREGATED
 
-__all__ = ["dashboard", "main", "queries", "write"]
+__all__ = ["dashboard", "main", "parser", "queries", "write"]
 
 DASHBOARD_FILE = "dashboard.json"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -127,16 +128,23 @@ def queries() -> list[str]:
 
 
 def write(out: Path) -> Path:
+    """Write ``dashboard.json`` in ``out``; return its path."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / DASHBOARD_FILE
     path.write_text(json.dumps(dashboard(), indent=2) + "\n")
     return path
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments (the docs' command reference prints its help)."""
+    parser = command_parser(__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=MONITORING_DIR, help="where dashboard.json is written")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=MONITORING_DIR)
-    print(write(parser.parse_args(argv).out))
+    """Run the command; return its exit status."""
+    print(write(parser().parse_args(argv).out))
     return 0
 
 

@@ -79,7 +79,7 @@ def monitoring_record(
     approved), shape (m,); ``groups_test``: each protected attribute's held-out groups.
     """
     features = feature_bins(schema, X_train)
-    for j, (name, record) in enumerate(features.items()):
+    for j, record in enumerate(features.values()):
         counts = np.bincount(bin_indices(X_train[:, j], record["edges"]), minlength=len(record["bins"]))
         record["reference"] = (counts / counts.sum()).tolist()
     scores = np.bincount(score_indices(approval_test), minlength=len(SCORE_BINS))
@@ -97,6 +97,7 @@ def monitoring_record(
 
 
 def outcome_counts(predicted: np.ndarray, truth: np.ndarray) -> dict[str, int]:
+    """True and false positives and negatives of predictions against truth, shape (n,) each."""
     return {
         "true_positive": int(np.sum(predicted & truth)), "false_positive": int(np.sum(predicted & ~truth)),
         "true_negative": int(np.sum(~predicted & ~truth)), "false_negative": int(np.sum(~predicted & truth)),

@@ -1,6 +1,7 @@
 """Operations: running everything on one machine, building images, checking what is deployed.
 
-- :mod:`~loanxai.ops.services`: the two microservices as local processes (``make run``, the tests);
+- :mod:`~loanxai.ops.local`: the local runner (``make run``, ``make demo``, ``make replay``);
+- :mod:`~loanxai.ops.services`: the two microservices as local processes (the runner, the tests);
 - :mod:`~loanxai.ops.prometheus`: a real Prometheus on loopback, scraping them with the rules;
 - :mod:`~loanxai.ops.replay`: held-out traffic and the seed's trap replayed, and the alerts read (``make replay``);
 - :mod:`~loanxai.ops.images`: the image tag derived from the artifacts, and the images' labels;
@@ -10,4 +11,4 @@
 The top layer: it may use every other package.
 """
 
-__all__ = ["deploycheck", "images", "prometheus", "reference", "replay", "services"]
+__all__ = ["deploycheck", "images", "local", "prometheus", "reference", "replay", "services"]

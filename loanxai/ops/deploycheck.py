@@ -145,7 +145,8 @@ def _container_problems(deployment: str, name: str, container: dict, images: dic
         if container.get(probe, {}).get("httpGet", {}).get("path") != path:
             problems.append(f"{where}: {probe} must GET {path}")
         if container.get(probe, {}).get("timeoutSeconds", 1) < MIN_PROBE_TIMEOUT_S:
-            problems.append(f"{where}: {probe} timeoutSeconds must be at least {MIN_PROBE_TIMEOUT_S} (the default 1 s is too short under load)")
+            problems.append(f"{where}: {probe} timeoutSeconds must be at least {MIN_PROBE_TIMEOUT_S} "
+                            "(the default 1 s is too short under load)")
     security = container.get("securityContext", {})
     if security.get("allowPrivilegeEscalation") is not False:
         problems.append(f"{where}: securityContext.allowPrivilegeEscalation must be false")
@@ -177,8 +178,11 @@ def _pod_problems(deployment: str, pod: dict[str, Any]) -> list[str]:
 def _scrape_problems(deployment: str, annotations: dict[str, str]) -> list[str]:
     """seldon-core-analytics' Prometheus scrapes pods annotated so, at the path the operator serves."""
     expected = {"prometheus.io/scrape": "true", "prometheus.io/path": METRICS_PATH}
-    return [f"{deployment}: the pod annotation {key} must be {value!r} (seldon-core-analytics scrapes by it)"
-            for key, value in expected.items() if annotations.get(key) != value]
+    return [
+        f"{deployment}: the pod annotation {key} must be {value!r} (seldon-core-analytics scrapes by it)"
+        for key, value in expected.items()
+        if annotations.get(key) != value
+    ]
 
 
 def _classifier_url_problems(where: str, url: str, services: set[str], namespace: str) -> list[str]:
@@ -187,8 +191,10 @@ def _classifier_url_problems(where: str, url: str, services: set[str], namespace
     service, host_namespace = host[0], (host[1] if len(host) > 1 else namespace)
     problems = []
     if service not in services or host_namespace != namespace:
-        problems.append(f"{where}: LOAN_CLASSIFIER_URL host {parts.hostname!r} is no executor Service "
-                        f"of this deployment ({', '.join(sorted(services))} in {namespace})")
+        problems.append(
+            f"{where}: LOAN_CLASSIFIER_URL host {parts.hostname!r} is no executor Service "
+            f"of this deployment ({', '.join(sorted(services))} in {namespace})"
+        )
     if parts.port != EXECUTOR_REST_PORT:
         problems.append(f"{where}: LOAN_CLASSIFIER_URL port {parts.port} is not the executor's REST port {EXECUTOR_REST_PORT}")
     if parts.path != "/api/v1.0/predictions":
@@ -214,10 +220,15 @@ def _network_policy_problems(documents: list[dict[str, Any]], deployments: list[
                 if caller is not None and caller not in names:
                     problems.append(f"{where}: admits unknown caller {caller!r}")
             monitoring_only = peers and all(
-                peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == MONITORING_NAMESPACE
-                and "podSelector" not in peer for peer in peers)
+                peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                == MONITORING_NAMESPACE
+                and "podSelector" not in peer
+                for peer in peers
+            )
             if (METRICS_PORT in ports or not ports) and not monitoring_only:
-                problems.append(f"{where}: the metrics port {METRICS_PORT} is open to more than the namespace {MONITORING_NAMESPACE}")
+                problems.append(
+                    f"{where}: the metrics port {METRICS_PORT} is open to more than the namespace {MONITORING_NAMESPACE}"
+                )
     for name in sorted(names - covered):
         problems.append(f"SeldonDeployment {name}: no NetworkPolicy selects its pods")
     return problems

@@ -19,16 +19,18 @@ from importlib import metadata
 from pathlib import Path
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
+from loanxai.core.cli import command_parser
 from loanxai.core.manifest import read_manifest
 from loanxai.fairness.gate import labels as gate_labels
 
-__all__ = ["REPOSITORIES", "image_labels", "image_references", "image_tag", "main"]
+__all__ = ["REPOSITORIES", "image_labels", "image_references", "image_tag", "main", "parser"]
 
 #: service folder under models/ -> image repository
 REPOSITORIES = {"loanclassifier": "loanxai/loanclassifier", "explainer": "loanxai/explainer"}
 
 
 def image_tag(classifier_dir: Path = CLASSIFIER_DIR, explainer_dir: Path = EXPLAINER_DIR) -> str:
+    """``<package version>-<12 hex>``: a digest of both artifacts' file checksums."""
     files = {name: dict(read_manifest(directory).files)
              for name, directory in (("loanclassifier", classifier_dir), ("explainer", explainer_dir))}
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
@@ -36,6 +38,7 @@ def image_tag(classifier_dir: Path = CLASSIFIER_DIR, explainer_dir: Path = EXPLA
 
 
 def image_references(tag: str) -> dict[str, str]:
+    """Each service's image reference for ``tag``."""
     return {service: f"{repository}:{tag}" for service, repository in REPOSITORIES.items()}
 
 
@@ -50,12 +53,18 @@ def image_labels(classifier_dir: Path = CLASSIFIER_DIR) -> dict[str, str]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR)
-    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR)
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments (the docs' command reference prints its help)."""
+    parser = command_parser(__doc__.splitlines()[0])
+    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR, help="the classifier's artifacts")
+    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR, help="the explainer's artifacts")
     parser.add_argument("--labels", action="store_true", help="print the image labels instead of the references")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    args = parser().parse_args(argv)
     if args.labels:
         lines = [f"{key}={value}" for key, value in image_labels(args.classifier_dir).items()]
     else:

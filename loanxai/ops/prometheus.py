@@ -41,9 +41,11 @@ class LocalPrometheus:
 
     @property
     def url(self) -> str:
+        """The base URL."""
         return f"http://127.0.0.1:{self.port}"
 
     def config(self) -> dict[str, Any]:
+        """The configuration file's content."""
         return {
             "global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
             "rule_files": [str(self.rules)],
@@ -80,6 +82,7 @@ class LocalPrometheus:
                                   f"within {timeout:.0f} s: see {self.url}/targets") from None
 
     def stop(self) -> None:
+        """Stop the process and everything it started."""
         if self.process is not None:
             stop_process_group(self.process)
             self.process = None
@@ -89,6 +92,7 @@ class LocalPrometheus:
         return query(self.url, expr)
 
     def alerts(self) -> list[dict[str, Any]]:
+        """The alerts pending or firing."""
         return alerts(self.url)
 
     def wait_for(self, expr: str, timeout: float = 60.0) -> list[dict[str, Any]]:

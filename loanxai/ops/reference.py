@@ -11,32 +11,40 @@ section                       from
 ``errors``                    every :class:`~loanxai.errors.LoanError` with its status and reason
 ``description-format``        the dataset description's JSON Schema (:data:`~loanxai.data.description.SCHEMA`)
 ``commands``, ``make-targets`` each command's argument parser, the Makefile's ``help``
-``series``                    the series the services export (:data:`~loanxai.monitoring.counters.SERIES`)
+``series``                    the series the services export (:data:`~loanxai.monitoring.series.SERIES`)
 ``recording-rules``, ``alerts`` the generated Prometheus rules (:mod:`loanxai.monitoring.rules`)
 ============================= ======================================================================
 
 ``--check`` writes nothing and exits 1 naming each page that differs from what the code
 says; a test runs it, so the docs cannot drift from the code.
+
+The results pages (``docs/results/``) are written the same way from the files the
+measurements write (``bench/results/``): ``--results performance`` after ``make bench``,
+``--results reliability`` after ``make reliability`` (both make targets do it). They are
+dated data, not code: nothing checks them against a fresh run.
 """
 from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import os
 import re
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
 from loanxai import errors
-from loanxai.artifacts import DOCS_DIR, REPO_ROOT
+from loanxai.artifacts import DOCS_DIR, REPO_ROOT, RESULTS_DIR
 from loanxai.config import SCRIPT_SETTINGS, SELDON_VARIABLES, EnvSettings, ServerSettings, ServiceSettings, ToolSettings
 
 __all__ = ["PAGES", "main", "render", "stale_pages"]
 
 REFERENCE_DIR = DOCS_DIR / "reference"
+RESULTS_PAGES_DIR = DOCS_DIR / "results"
 _SECTION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 #: the width argparse wraps the commands' help to (it reads COLUMNS): the same text on every machine
 HELP_COLUMNS = "100"
@@ -68,9 +76,12 @@ def _default(f: Any) -> str:
 def settings_table(cls: type[EnvSettings]) -> str:
     """Every setting of ``cls``: variable, default, meaning, and the rule its value follows."""
     rows = []
+    types = typing.get_type_hints(cls)
     for f in fields(cls):  # type: ignore[arg-type]
         declared = f.metadata["setting"]
-        rule = declared.rule or (f"one of {', '.join(map(_code, declared.choices))}" if declared.choices else "")
+        rule = declared.rule or (f"one of {', '.join(map(_code, declared.choices))}" if declared.choices
+                                 else "`on` or `off`" if types[f.name] is bool else "a path" if Path in typing.get_args(
+                                     types[f.name]) else "comma-separated" if types[f.name] == tuple[str, ...] else "")
         rows.append([_code(declared.env), _default(f), declared.meaning, rule])
     return _table(["variable", "default", "meaning", "value"], rows)
 
@@ -150,7 +161,7 @@ def _commands() -> list[tuple[str, Callable[[], argparse.ArgumentParser]]]:
     from loanxai.clients import api, score
     from loanxai.fairness import gate
     from loanxai.monitoring import dashboard, rules
-    from loanxai.ops import images, replay
+    from loanxai.ops import images, local, replay
     from loanxai.report import build
     from loanxai.serving.server import supervisor
     from loanxai.training import train
@@ -159,7 +170,7 @@ def _commands() -> list[tuple[str, Callable[[], argparse.ArgumentParser]]]:
             ("python -m loanxai.gate", gate.parser), ("python -m loanxai.score", score.parser),
             ("python -m loanxai.client", api.parser), ("python -m loanxai.images", images.parser),
             ("python -m loanxai.rules", rules.parser), ("python -m loanxai.dashboard", dashboard.parser),
-            ("python -m loanxai.replay", replay.parser),
+            ("python -m loanxai.replay", replay.parser), ("scripts/run_local.py", local.parser),
             ("loanxai-microservice", lambda: supervisor.parser(ServerSettings()))]
 
 
@@ -169,8 +180,10 @@ def commands_section() -> str:
     os.environ["COLUMNS"] = HELP_COLUMNS
     try:
         parts = []
-        for command, parser in _commands():
-            text = parser().format_help().replace(parser().prog, command, 1)
+        for command, build in _commands():
+            parser = build()
+            parser.prog = command
+            text = parser.format_help()
             parts.append(f"### `{command}`\n\n```text\n{text.rstrip()}\n```\n")
         return "\n".join(parts)
     finally:
@@ -182,15 +195,15 @@ def commands_section() -> str:
 
 def make_targets_table() -> str:
     """The targets ``make help`` lists, with its words."""
-    lines = re.findall(r'@echo "(make [^"]*?)\s+- ([^"]*)"', (REPO_ROOT / "Makefile").read_text())
-    return _table(["command", "does"], [[_code(command.strip()), does] for command, does in lines])
+    lines = re.findall(r'^\t@echo "(make .*?)\s+- (.*)"$', (REPO_ROOT / "Makefile").read_text(), re.M)
+    return _table(["command", "does"], [[_code(command.strip()), does.replace('\\"', '"')] for command, does in lines])
 
 
 # --- metrics, rules, alerts ---------------------------------------------------------------------------------
 
 
 def series_table() -> str:
-    from loanxai.monitoring.counters import SERIES
+    from loanxai.monitoring.series import SERIES
 
     return _table(["series", "type", "labels", "meaning", "exported by"],
                   [[_code(s.name), s.kind, ", ".join(map(_code, s.labels)) or "", s.meaning, s.service] for s in SERIES])
@@ -210,8 +223,8 @@ def alerts_table() -> str:
         return re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", r"<\1>", re.sub(r"\{\{\s*\$value[^}]*\}\}", "<value>", text))
 
     return _table(["alert", "severity", "for", "fires when", "says"],
-                  [[_code(a["alert"]), a["labels"]["severity"], a["for"], _code(a["expr"]), words(a["annotations"]["description"])]
-                   for a in alerting_rules(RuleSettings())])
+                  [[_code(a["alert"]), a["labels"]["severity"], a["for"], _code(a["expr"]),
+                    words(a["annotations"]["description"])] for a in alerting_rules(RuleSettings())])
 
 
 #: page -> section -> what writes it
@@ -230,12 +243,40 @@ PAGES: dict[str, dict[str, Callable[[], str]]] = {
 }
 
 
-def render(page: str) -> str:
-    """The page ``docs/reference/<page>`` with each generated section written anew; every section
-    the page declares must exist (and the other way round)."""
-    path = REFERENCE_DIR / page
+def performance_section() -> str:
+    """The last ``make bench``'s tables, as it wrote them."""
+    return _result_file("latest.md", "make bench").read_text()
+
+
+def reliability_section() -> str:
+    """The last ``make reliability``'s figures, one row per test."""
+    figures = json.loads(_result_file("reliability.json", "make reliability").read_text())
+    date = figures.pop("date", "undated")
+    rows = [[name.replace("_", " "), ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in measured.items())]
+            for name, measured in figures.items()]
+    return f"Measured {date}.\n\n" + _table(["what", "measured"], rows)
+
+
+def _result_file(name: str, command: str) -> Path:
+    path = RESULTS_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `{command}` first")
+    return path
+
+
+#: results page -> section -> what writes it (from bench/results/)
+RESULTS: dict[str, dict[str, Callable[[], str]]] = {
+    "performance.md": {"bench": performance_section},
+    "reliability.md": {"reliability": reliability_section},
+}
+
+
+def render(page: str, folder: Path = REFERENCE_DIR, writers: dict[str, Callable[[], str]] | None = None) -> str:
+    """The page ``folder/page`` with each generated section written anew; every section the page
+    declares must exist (and the other way round)."""
+    path = folder / page
     text = path.read_text()
-    writers = PAGES[page]
+    writers = PAGES[page] if writers is None else writers
     found = [m.group("name") for m in _SECTION.finditer(text)]
     if sorted(found) != sorted(writers):
         raise ValueError(f"{path}: generated sections {sorted(found)}, expected {sorted(writers)}")
@@ -248,9 +289,16 @@ def stale_pages() -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page is stale")
+    parser.add_argument("--results", choices=[page.removesuffix(".md") for page in RESULTS],
+                        help="write this results page from bench/results/ instead")
     args = parser.parse_args(argv)
+    if args.results:
+        page = f"{args.results}.md"
+        (RESULTS_PAGES_DIR / page).write_text(render(page, RESULTS_PAGES_DIR, RESULTS[page]))
+        return 0
     if args.check:
         stale = stale_pages()
         for path in stale:

@@ -37,6 +37,7 @@ import pandas as pd
 
 from loanxai.artifacts import CLASSIFIER_DIR, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, DEFAULT_EXPLAINER_URL, FEEDBACK_PATH, PREDICTIONS_PATH, answer, session
+from loanxai.core.cli import command_parser
 from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import load_trained_dataset
@@ -45,7 +46,7 @@ from loanxai.fairness.metrics import large_groups
 from loanxai.ops.prometheus import alerts
 
 __all__ = ["MIN_APPROVED", "TRAP_SHARE", "Trap", "applications", "choose_trap", "explain", "held_out_predictions",
-           "main", "send", "trap_rows", "wait_for_alerts"]
+           "main", "parser", "send", "trap_rows", "wait_for_alerts"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Trap:
     live_recall: float
 
     def describe(self) -> str:
+        """The trap in words."""
         return (f"{TRAP_SHARE:.0%} of the applications from {self.attribute} = {self.group} with {self.feature} = "
                 f"{self.category} (held-out: {self.rows} applications, {self.approved} approved, model recall "
                 f"{self.recall:.2f}), the rest from the held-out population (expected live recall {self.live_recall:.2f})")
@@ -100,7 +102,8 @@ def choose_trap(schema: FeatureSchema, test: pd.DataFrame, predicted: np.ndarray
         for feature in schema.category_map:
             for category in sorted(test[feature].dropna().unique()):
                 rows = in_group & (test[feature] == category).to_numpy()
-                n_rows, n_approved, n_found = int(rows.sum()), int((rows & approved).sum()), int((rows & approved & predicted).sum())
+                n_rows, n_approved = int(rows.sum()), int((rows & approved).sum())
+                n_found = int((rows & approved & predicted).sum())
                 if n_approved >= MIN_APPROVED:
                     live_recall = ((TRAP_SHARE * n_found / n_rows + (1 - TRAP_SHARE) * found)
                                    / (TRAP_SHARE * n_approved / n_rows + (1 - TRAP_SHARE) * positive))
@@ -182,18 +185,24 @@ def describe_alerts(firing_alerts: list[dict[str, Any]]) -> str:
                      for a in sorted(firing_alerts, key=lambda a: (a["labels"]["alertname"], json.dumps(a["labels"]))))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--classifier-url", default=DEFAULT_CLASSIFIER_URL)
-    parser.add_argument("--explainer-url", default=DEFAULT_EXPLAINER_URL)
-    parser.add_argument("--prometheus-url", default="http://127.0.0.1:9090")
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments (the docs' command reference prints its help)."""
+    parser = command_parser(__doc__.splitlines()[0])
+    parser.add_argument("--classifier-url", default=DEFAULT_CLASSIFIER_URL, help="the classifier's base URL")
+    parser.add_argument("--explainer-url", default=DEFAULT_EXPLAINER_URL, help="the explainer's base URL")
+    parser.add_argument("--prometheus-url", default="http://127.0.0.1:9090", help="the Prometheus scraping them")
     parser.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR, help="the served classifier's artifacts")
     parser.add_argument("--phase", choices=["held-out", "trap", "both"], default="both")
     parser.add_argument("--applications", type=int, default=2000, help="applications in the trap")
     parser.add_argument("--window", type=float, default=60.0, help="the rules' window, seconds (waited between phases)")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds to wait for alerts after a phase")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=int, default=0, help="the trap's draws")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     schema, test, predicted = held_out_predictions(args.artifacts)
     outcomes = test[LABEL].to_numpy().astype(bool)

@@ -48,17 +48,21 @@ class Service:
 
     @property
     def url(self) -> str:
+        """The base URL."""
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def predictions_url(self) -> str:
+        """The predictions endpoint."""
         return self.url + PREDICTIONS_PATH
 
     @property
     def metrics_url(self) -> str:
+        """The metrics endpoint."""
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def command(self) -> list[str]:
+        """The command line that starts the service."""
         executable = Path(sys.executable).parent / "loanxai-microservice"
         return [str(executable), self.class_name, "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port)]
 
@@ -98,6 +102,7 @@ class Service:
             self.process = None
 
     def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` of the service's log."""
         if self.log_path is None or not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -161,6 +166,7 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
 def classifier_service(
     http_port: int = 9000, metrics_port: int = 6000, env: dict[str, str] | None = None
 ) -> Service:
+    """The classifier, from its folder under ``models/``."""
     return Service("classifier", "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port, dict(env or {}))
 
 

@@ -34,6 +34,7 @@ class ReportSettings:
     seed: int = 0
 
     def record(self) -> dict[str, Any]:
+        """Its JSON form, for the report."""
         content = asdict(self)
         for key in ("output_dir", "classifier_dir", "explainer_dir"):
             content[key] = str(content[key])

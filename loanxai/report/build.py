@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
+from loanxai.core.cli import command_parser
 from loanxai.core.manifest import read_manifest
 from loanxai.data.dataset import load_trained_dataset
 from loanxai.data.description import LABEL
@@ -35,7 +36,7 @@ from loanxai.report.sections import (
     skewed_sample_trap,
 )
 
-__all__ = ["build_report", "main"]
+__all__ = ["build_report", "main", "parser"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,24 +104,30 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", type=Path, default=ReportSettings.output_dir)
-    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR)
-    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR)
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments (the docs' command reference prints its help)."""
+    parser = command_parser(__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", type=Path, default=ReportSettings.output_dir, help="where the report is written")
+    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR, help="the classifier's artifacts")
+    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR, help="the explainer's artifacts")
     parser.add_argument("--protected", nargs="+", default=[],
                         help="protected attributes to judge (default: all those the dataset description declares)")
     parser.add_argument("--sample", type=int, default=None, help="evaluate on this many held-out rows")
-    parser.add_argument("--explanations-per-group", type=int, default=2)
-    parser.add_argument("--permutation-repeats", type=int, default=5)
+    parser.add_argument("--explanations-per-group", type=int, default=2, help="anchors shown per protected group")
+    parser.add_argument("--permutation-repeats", type=int, default=5, help="repeats of the permutation importance")
     gate = parser.add_argument_group("the gate (default: the thresholds training recorded, from the dataset description)")
     gate.add_argument("--min-group-rows", type=int, help="smaller groups are reported but left out of the gaps and the gate")
-    gate.add_argument("--min-disparate-impact", type=float)
-    gate.add_argument("--max-demographic-parity-difference", type=float)
-    gate.add_argument("--max-equalized-odds-difference", type=float)
-    gate.add_argument("--max-equal-opportunity-difference", type=float)
+    gate.add_argument("--min-disparate-impact", type=float, help="lowest group approval rate over the highest")
+    gate.add_argument("--max-demographic-parity-difference", type=float, help="largest minus smallest approval rate")
+    gate.add_argument("--max-equalized-odds-difference", type=float, help="the larger of the TPR and FPR gaps")
+    gate.add_argument("--max-equal-opportunity-difference", type=float, help="the TPR (recall) gap")
     parser.add_argument("--fail-on-gate", action="store_true", help="exit 1 when a fairness check fails")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     asked = {key: getattr(args, key) for key in GateSettings.__dataclass_fields__ if getattr(args, key) is not None}
     thresholds = None

@@ -99,7 +99,7 @@ def model_card(report: dict[str, Any], manifest: Manifest) -> str:
     for attribute, section in report["groups"].items():
         lines += [f"**{attribute}**", "",
                   md_table(["group", "rows", "approval rate", "recall (TPR)", "false positive rate"],
-                           [[g, fmt(row["count"]), fmt(row["selection_rate"]), fmt(row["recall"]), fmt(row["false_positive_rate"])]
+                           [[g, *(fmt(row[k]) for k in ("count", "selection_rate", "recall", "false_positive_rate"))]
                             for g, row in section["by_group"].items()]), ""]
     lines += ["## Fairness gate", "", _gate_summary(gate), "", "## Legal context in plain words", "", LEGAL_CONTEXT]
     return "\n".join(lines)
@@ -107,7 +107,8 @@ def model_card(report: dict[str, Any], manifest: Manifest) -> str:
 
 def _candidate_table(candidates: list[dict[str, Any]], protected: list[str], chosen: str) -> str:
     header = ["candidate", "accuracy", "ROC AUC", *(f"{a}: DI / EOD" for a in protected), "gate"]
-    rows = [[f"**{c['name']}**" if c["name"] == chosen else c["name"], fmt(c["metrics"]["accuracy"]), fmt(c["metrics"]["roc_auc"]),
+    rows = [[f"**{c['name']}**" if c["name"] == chosen else c["name"], fmt(c["metrics"]["accuracy"]),
+             fmt(c["metrics"]["roc_auc"]),
              *(f"{fmt(c['gaps'][a]['disparate_impact'])} / {fmt(c['gaps'][a]['equalized_odds_difference'])}" for a in protected),
              "pass" if c["passed"] else "FAIL"] for c in candidates]
     return md_table(header, rows)

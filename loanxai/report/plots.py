@@ -15,6 +15,7 @@ from loanxai.data.description import LABEL
 
 
 def plot_distributions(frame: pd.DataFrame, schema: FeatureSchema, path: Path) -> None:
+    """Each feature's distribution by decision."""
     rows = -(-schema.n_features // 4)
     fig, axes = plt.subplots(rows, 4, figsize=(18, 4 * rows), squeeze=False)
     for ax in axes.flat[schema.n_features:]:
@@ -37,6 +38,7 @@ def plot_distributions(frame: pd.DataFrame, schema: FeatureSchema, path: Path) -
 
 
 def plot_class_balance(balance: dict[str, Any], protected: tuple[str, ...], path: Path) -> None:
+    """Approval rate overall and per protected group."""
     fig, axes = plt.subplots(1, len(protected) + 1, figsize=(6 * (len(protected) + 1), 4.5))
     panels = [("overall", {"all": balance["overall"]})] + [(a, balance[a]) for a in protected]
     for ax, (title, groups) in zip(np.atleast_1d(axes), panels):
@@ -54,6 +56,7 @@ def plot_class_balance(balance: dict[str, Any], protected: tuple[str, ...], path
 
 
 def plot_dendrogram(correlation: np.ndarray, names: list[str], path: Path) -> None:
+    """A dendrogram of the features' Spearman correlations."""
     distance = 1 - np.abs(correlation)
     np.fill_diagonal(distance, 0)
     linkage = hierarchy.linkage(distance[np.triu_indices(len(distance), k=1)], method="average")
@@ -65,6 +68,7 @@ def plot_dendrogram(correlation: np.ndarray, names: list[str], path: Path) -> No
 
 
 def plot_trap(result: dict[str, Any], path: Path) -> None:
+    """The skewed-sample trap: class balance and confusion, validation against production."""
     fig, axes = plt.subplots(2, 2, figsize=(10, 9))
     for col, (sample, metrics_key, title) in enumerate(
         (("skewed_sample", "validation", "skewed training sample"),
@@ -83,6 +87,7 @@ def plot_trap(result: dict[str, Any], path: Path) -> None:
 
 
 def plot_group_roc(y: np.ndarray, score: np.ndarray, groups: pd.Series, auc: dict, path: Path) -> None:
+    """ROC curves per group."""
     fig, ax = plt.subplots(figsize=(6, 5))
     for group in sorted(groups.unique()):
         mask = (groups == group).to_numpy()
@@ -99,6 +104,7 @@ def plot_group_roc(y: np.ndarray, score: np.ndarray, groups: pd.Series, auc: dic
 
 
 def plot_group_confusion(matrices: dict[str, list], attribute: str, path: Path) -> None:
+    """Confusion matrices per group."""
     fig, axes = plt.subplots(1, len(matrices), figsize=(3.6 * len(matrices), 3.6), squeeze=False)
     for ax, (group, matrix) in zip(axes[0], matrices.items()):
         ConfusionMatrixDisplay(np.array(matrix), display_labels=["rej", "app"]).plot(ax=ax, colorbar=False)
@@ -108,6 +114,7 @@ def plot_group_confusion(matrices: dict[str, list], attribute: str, path: Path) 
 
 
 def plot_importance(ranked: list[tuple[str, float, float]], path: Path) -> None:
+    """Permutation importance, the most important first."""
     fig, ax = plt.subplots(figsize=(7, 5))
     names, means, stds = zip(*reversed(ranked))
     ax.barh(names, means, xerr=stds, color="tab:blue")
@@ -123,7 +130,8 @@ def plot_proxies(proxies: dict[str, Any], path: Path) -> None:
     for ax, attribute in zip(axes[0], attributes):
         single = proxies[attribute]["single_inputs"]
         names = [s["feature"] + ("" if s["model_input"] else " (excluded)") for s in single][::-1]
-        ax.barh(names, [s["roc_auc"] for s in single][::-1], color=["tab:blue" if s["model_input"] else "tab:gray" for s in single][::-1])
+        colours = ["tab:blue" if s["model_input"] else "tab:gray" for s in single]
+        ax.barh(names, [s["roc_auc"] for s in single][::-1], color=colours[::-1])
         ax.axvline(0.5, color="k", linestyle=":", linewidth=1)
         ax.axvline(proxies[attribute]["all_inputs"]["roc_auc"], color="tab:red", linewidth=1.5,
                    label=f"all model inputs: {proxies[attribute]['all_inputs']['roc_auc']:.3f}")

@@ -32,7 +32,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## Model on the held-out data",
         "",
         md_table(["accuracy", "precision", "recall", "ROC AUC", "majority-decision accuracy"],
-                  [[fmt(report["metrics"][k]) for k in ("accuracy", "precision", "recall", "roc_auc", "majority_class_accuracy")]]),
+                  [[fmt(report["metrics"][k])
+                    for k in ("accuracy", "precision", "recall", "roc_auc", "majority_class_accuracy")]]),
         "",
         "## 1. Data",
         "",
@@ -47,7 +48,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "What balancing each protected group x label cell by resampling would change:",
         "",
-        md_table(["attribute", "rows", "smallest / largest cell", "down-sampling: rows (dropped)", "up-sampling: rows (duplicated)"],
+        md_table(["attribute", "rows", "smallest / largest cell", "down-sampling: rows (dropped)",
+                  "up-sampling: rows (duplicated)"],
                   [[a, r["rows"], f"{min(r['cells'].values())} / {max(r['cells'].values())}",
                     f"{r['downsampled_rows']} ({r['rows_dropped']})", f"{r['upsampled_rows']} ({r['rows_duplicated']})"]
                    for a, r in report["data"]["resampling"].items()]),
@@ -67,7 +69,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## 3. Balanced evaluation",
         "",
         md_table(["balanced over", "groups", "rows per group x label", "accuracy", "precision", "recall", "ROC AUC"],
-                  [[a, ", ".join(b["groups"]), b["rows_per_cell"], *(fmt(b["overall"][k]) for k in ("accuracy", "precision", "recall", "roc_auc"))]
+                  [[a, ", ".join(b["groups"]), b["rows_per_cell"],
+                    *(fmt(b["overall"][k]) for k in ("accuracy", "precision", "recall", "roc_auc"))]
                    for a, b in report["balanced_evaluation"].items()]),
         "",
         "## 4. Metrics per group",
@@ -77,7 +80,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [
             "", f"### {attribute}", "",
             md_table(["group", *columns, "ROC AUC"],
-                      [[g, *(fmt(v) for v in row.values()), fmt(section["roc_auc"][g])] for g, row in section["by_group"].items()]),
+                      [[g, *(fmt(v) for v in row.values()), fmt(section["roc_auc"][g])]
+                       for g, row in section["by_group"].items()]),
             "",
             md_table(["gap", "value"], [[k.replace("_", " "), fmt(v)] for k, v in section["gaps"].items()]),
             "",
@@ -96,7 +100,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "1.0: revealed).", "",
         md_table(["attribute", "all model inputs", "strongest single inputs"],
                  [[a, fmt(p["all_inputs"]["roc_auc"]),
-                   ", ".join(f"{s['feature']} {fmt(s['roc_auc'])}" for s in p["single_inputs"][:3])] for a, p in proxies.items()]),
+                   ", ".join(f"{s['feature']} {fmt(s['roc_auc'])}" for s in p["single_inputs"][:3])]
+                  for a, p in proxies.items()]),
         "", "![Proxies](proxies.png)", "",
         "## 6. Mitigation candidates", "",
         f"Trained on the same split, compared on the held-out rows. Rule: {mitigation['rule']}. "
@@ -104,7 +109,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         md_table(["candidate", "what", "accuracy", "ROC AUC", "approves", "recall", "gate",
                   *(f"{a} DI" for a in proxies), *(f"{a} EOD" for a in proxies)],
                  [[c["name"], c["summary"], fmt(c["metrics"]["accuracy"]), fmt(c["metrics"]["roc_auc"]),
-                   fmt(c["metrics"]["predicted_approval_rate"]), fmt(c["metrics"]["recall"]), "pass" if c["passed"] else "FAIL", *(fmt(c["gaps"][a]["disparate_impact"]) for a in proxies),
+                   fmt(c["metrics"]["predicted_approval_rate"]), fmt(c["metrics"]["recall"]),
+                   "pass" if c["passed"] else "FAIL", *(fmt(c["gaps"][a]["disparate_impact"]) for a in proxies),
                    *(fmt(c["gaps"][a]["equalized_odds_difference"]) for a in proxies)] for c in mitigation["candidates"]]),
         "",
         f"The grey points are the {mitigation['frontier_points']} other forests the reductions produced (each one "
@@ -142,7 +148,8 @@ def render_html(text: str, folder: Path) -> str:
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:14px}"
              "th{background:#f3f3f3}img{max-width:100%}")
-    return f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Loan model report</title><style>{style}</style></head><body>\n{body}\n</body></html>\n"
+    head = f'<head><meta charset="utf-8"><title>Loan model report</title><style>{style}</style></head>'
+    return f"<!DOCTYPE html>\n<html>{head}<body>\n{body}\n</body></html>\n"
 
 
 def _gate_notes(gate: dict[str, Any]) -> list[str]:
@@ -163,6 +170,7 @@ def _gate_notes(gate: dict[str, Any]) -> list[str]:
 
 
 def fmt(value: Any) -> str:
+    """A value for a table: numbers to 3 decimals, the rest as text."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
@@ -171,6 +179,7 @@ def fmt(value: Any) -> str:
 
 
 def md_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)

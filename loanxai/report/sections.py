@@ -28,7 +28,8 @@ from loanxai.report.plots import (
     plot_trap,
 )
 
-__all__ = ["ANCHOR_THRESHOLD", "TRAP_PRODUCTION", "TRAP_SKEWED", "balanced_section", "data_section", "explanation_section", "group_section",
+__all__ = ["ANCHOR_THRESHOLD", "TRAP_PRODUCTION", "TRAP_SKEWED", "balanced_section", "data_section", "explanation_section",
+           "group_section",
            "skewed_sample_trap", "trap_counts"]
 
 #: the precision an anchor in the report must reach: the explainer's default (LOAN_EXPLAIN_THRESHOLD)
@@ -99,7 +100,8 @@ def skewed_sample_trap(train: pd.DataFrame, test: pd.DataFrame, schema: FeatureS
     return result
 
 
-def balanced_section(model: Model, test: pd.DataFrame, protected: tuple[str, ...], min_group_rows: int, seed: int) -> dict[str, Any]:
+def balanced_section(model: Model, test: pd.DataFrame, protected: tuple[str, ...], min_group_rows: int,
+                     seed: int) -> dict[str, Any]:
     """Metrics on held-out sets balanced over protected group x label (groups with at least
     ``min_group_rows`` rows)."""
     result = {}

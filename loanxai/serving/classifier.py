@@ -92,6 +92,7 @@ class LoanClassifier:
 
     @property
     def version(self) -> str:
+        """The artifact's version (12 hex digits of its file's sha256)."""
         return self.manifest.version
 
     def pipeline_proba(self, X: np.ndarray) -> np.ndarray:

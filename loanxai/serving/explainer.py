@@ -70,6 +70,7 @@ class LoanExplainer:
 
     @property
     def version(self) -> str:
+        """The artifact's version (12 hex digits of its file's sha256)."""
         return self.manifest.version
 
     def predict_raw(self, request: Any) -> Any:
@@ -145,6 +146,7 @@ class LoanExplainer:
         return {"status": "ok", "explainer_version": self.version, "classifier_url": self.settings.classifier_url}
 
     def init_metadata(self) -> dict[str, Any]:
+        """Inputs and outputs for GET /api/v1.0/metadata."""
         return {
             "name": "loanexplainer",
             "versions": [self.version],

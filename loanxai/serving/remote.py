@@ -39,7 +39,8 @@ class RemoteClassifier:
         self.session = session(connect_retries=retries)
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> "RemoteClassifier":
+    def from_settings(cls, settings: ServiceSettings) -> RemoteClassifier:
+        """The classifier the settings name, with their timeouts and retries."""
         return cls(settings.classifier_url, settings.classifier_connect_timeout, settings.classifier_read_timeout,
                    settings.classifier_retries)
 

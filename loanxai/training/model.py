@@ -32,21 +32,26 @@ class TrainedModel:
 
     @property
     def pipeline(self) -> Pipeline:
+        """The chosen candidate's pipeline."""
         return self.chosen.pipeline
 
     @property
     def schema(self) -> FeatureSchema:
+        """The feature schema."""
         return self.chosen.schema
 
     @property
     def X_train(self) -> np.ndarray:
+        """The training rows, encoded."""
         return self.schema.encode_frame(self.dataset.train)
 
     @property
     def X_test(self) -> np.ndarray:
+        """The held-out rows, encoded."""
         return self.schema.encode_frame(self.dataset.test)
 
     def mitigation_record(self) -> dict[str, Any]:
+        """What the manifest records of the comparison."""
         return {
             "requested": self.requested,
             "chosen": self.chosen.name,

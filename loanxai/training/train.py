@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
+from loanxai.core.cli import command_parser
 from loanxai.core.manifest import Manifest, read_manifest
 from loanxai.core.pipeline import PREPROCESSOR_STEP, impute, numeric_medians
 from loanxai.data.dataset import load_dataset
@@ -29,7 +30,7 @@ from loanxai.training.model import train_model
 from loanxai.training.staging import staged_directories
 from loanxai.training.writers import save_classifier, save_explainer
 
-__all__ = ["ensure_trained", "main", "train"]
+__all__ = ["ensure_trained", "main", "parser", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def train(
         rows = impute(model.X_train, model.schema, medians)
         explainer = fit_anchors(model.pipeline.predict, model.schema, rows, seed=seed)
         logger.info("[4/4] writing the explainer artifacts")
-        explainer_manifest = save_explainer(explainer, model, explainer_stage, classifier_manifest)
+        save_explainer(explainer, model, explainer_stage, classifier_manifest)
     logger.info("artifacts written to %s and %s in %.1f s", classifier_dir, explainer_dir, time.perf_counter() - started)
     if not classifier_manifest.gate.shippable:
         logger.warning("THE MODEL FAILED THE FAIRNESS GATE (%s): images, deployment and the container smoke test "
@@ -95,12 +96,13 @@ def ensure_trained(classifier_dir: Path = CLASSIFIER_DIR, explainer_dir: Path = 
     train(classifier_dir, explainer_dir)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments (the docs' command reference prints its help)."""
+    parser = command_parser(__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DESCRIPTION,
-                        help="dataset description (YAML); default: the census")
-    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR)
-    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR)
+                        help="the dataset description (YAML)")
+    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR, help="where the classifier's artifacts go")
+    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR, help="where the explainer's artifacts go")
     parser.add_argument("--n-estimators", type=int, default=None,
                         help="trees of every candidate (default: 50 for the seed's model, 25 for the others)")
     parser.add_argument("--seed", type=int, default=None, help="default: the description's split.seed")
@@ -110,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="ship a model that fails the fairness gate; the reason is recorded, shown everywhere")
     parser.add_argument("--accepted-by", metavar="NAME", help="who accepts the override (default: the user)")
     parser.add_argument("--if-missing", action="store_true", help="train only if there are no artifacts yet")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         if args.if_missing:

@@ -10,7 +10,7 @@
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def save_classifier(model: TrainedModel, directory: Path, training: dict[str, An
         CLASSIFIER_FILES,
         CLASSIFIER_PACKAGES,
         artifact="loanclassifier",
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         schema=model.schema.to_dict(),
         dataset=dataset_record(model.dataset),
         class_names=list(CLASS_NAMES),
@@ -123,7 +123,7 @@ def save_explainer(explainer: Any, model: TrainedModel, directory: Path, classif
         EXPLAINER_FILES,
         EXPLAINER_PACKAGES,
         artifact="explainer",
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         schema=model.schema.to_dict(),
         numeric_medians=numeric_medians(model.pipeline.named_steps[PREPROCESSOR_STEP], model.schema),
         dataset={"name": classifier_manifest.dataset.name},

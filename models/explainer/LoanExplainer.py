@@ -7,4 +7,6 @@ from loanxai.serving import explainer
 
 
 class LoanExplainer(explainer.LoanExplainer):
+    """The explainer, its artifacts in the ``artifacts/`` folder beside this module."""
+
     default_artifacts = Path(__file__).resolve().parent / "artifacts"

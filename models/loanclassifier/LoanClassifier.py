@@ -7,4 +7,6 @@ from loanxai.serving import classifier
 
 
 class LoanClassifier(classifier.LoanClassifier):
+    """The classifier, its artifacts in the ``artifacts/`` folder beside this module."""
+
     default_artifacts = Path(__file__).resolve().parent / "artifacts"

@@ -1,4 +1,6 @@
-"""The classifier as a real microservice process (the seldon-core wrapper's app, loanxai-microservice), called over HTTP on loopback."""
+"""The classifier as a real microservice process (the seldon-core wrapper's app, loanxai-microservice),
+called over HTTP on loopback."""
+
 import json
 
 import numpy as np
@@ -41,7 +43,9 @@ def test_every_input_form_gives_the_same_probabilities(classifier, schema, artif
 
 
 def test_form_encoded_json_as_seldon_microservice_client_sends(classifier):
-    response = requests.post(f"{classifier.url}/predict", data={"json": json.dumps({"jsonData": EXAMPLE_APPLICATION})}, timeout=30)
+    response = requests.post(
+        f"{classifier.url}/predict", data={"json": json.dumps({"jsonData": EXAMPLE_APPLICATION})}, timeout=30
+    )
     assert probabilities(response).shape == (1, 2)
 
 
@@ -71,10 +75,18 @@ def metric(service, name):
 
 
 def test_custom_metrics_count_requests_and_approvals(classifier, schema):
-    approved = EXAMPLE_APPLICATION | {"marital-status": "Married-civ-spouse", "relationship": "Husband", "gender": "Male",
-                                      "education": "Doctorate", "education-num": 16, "capital-gain": 99999}
+    approved = EXAMPLE_APPLICATION | {
+        "marital-status": "Married-civ-spouse",
+        "relationship": "Husband",
+        "gender": "Male",
+        "education": "Doctorate",
+        "education-num": 16,
+        "capital-gain": 99999,
+    }
     settle()
-    before = {name: metric(classifier, name) for name in ("loan_requests_total", "loan_applications_total", "loan_approvals_total")}
+    before = {
+        name: metric(classifier, name) for name in ("loan_requests_total", "loan_applications_total", "loan_approvals_total")
+    }
     p = probabilities(post(classifier, {"jsonData": [approved, EXAMPLE_APPLICATION, approved]}))
     assert list(p[:, 1] >= 0.5) == [True, False, True]
     assert eventually(lambda: metric(classifier, "loan_requests_total") == before["loan_requests_total"] + 1)
@@ -114,7 +126,9 @@ def test_bad_input_gets_400_naming_the_problem(classifier, message, problem):
 
 
 def test_non_json_body_gets_400(classifier):
-    response = requests.post(classifier.predictions_url, data="not json", headers={"Content-Type": "application/json"}, timeout=10)
+    response = requests.post(
+        classifier.predictions_url, data="not json", headers={"Content-Type": "application/json"}, timeout=10
+    )
     assert response.status_code == 400
 
 

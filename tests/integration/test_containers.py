@@ -22,7 +22,8 @@ def test_images_build_run_and_pass_the_smoke_test(tmp_path):
     # this test's: the override must show in the image labels.
     models = tmp_path / "models"
     for service in ("loanclassifier", "explainer"):
-        shutil.copytree(ROOT / "models" / service, models / service, ignore=shutil.ignore_patterns("artifacts", "wheels", "build-ca.crt"))
+        shutil.copytree(ROOT / "models" / service, models / service,
+                        ignore=shutil.ignore_patterns("artifacts", "wheels", "build-ca.crt"))
     manifest, _ = train(models / "loanclassifier" / "artifacts", models / "explainer" / "artifacts",
                         accept_unfair="container smoke test of the default model", accepted_by="CI")
     # podman's storage (vfs: about 15 GB here) in a folder of this test's, removed afterwards
@@ -35,7 +36,11 @@ def test_images_build_run_and_pass_the_smoke_test(tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-5000:]
     assert "classifier container runs as uid 8888" in out
-    [labels] = [json.loads(line.split(": ", 1)[1]) for line in out.splitlines() if line.startswith("image labels of docker.io/loanxai/loanclassifier")]
+    [labels] = [
+        json.loads(line.split(": ", 1)[1])
+        for line in out.splitlines()
+        if line.startswith("image labels of docker.io/loanxai/loanclassifier")
+    ]
     assert labels["io.loanxai.fairness-gate"] == manifest.gate.status
     assert labels["io.loanxai.dataset"] == "census" and labels["io.loanxai.candidate"] == manifest.training["candidate"]
     if manifest.gate.status == "overridden":

@@ -80,7 +80,8 @@ def test_protected_attributes_are_accepted_and_checked(services, trained):
     example = trained[1].dataset.example
     assert {"black", "male"} <= set(example)
     with_groups = post(classifier.predictions_url, {"jsonData": [example]})
-    without = post(classifier.predictions_url, {"jsonData": [{k: v for k, v in example.items() if k in list(trained[1].schema.feature_names)}]})
+    inputs = {k: v for k, v in example.items() if k in trained[1].schema.feature_names}
+    without = post(classifier.predictions_url, {"jsonData": [inputs]})
     assert with_groups.json()["data"] == without.json()["data"]
     response = post(classifier.predictions_url, {"jsonData": [example | {"black": "maybe"}]})
     assert response.status_code == 400 and "unknown category 'maybe' for 'black'" in response.json()["status"]["info"]

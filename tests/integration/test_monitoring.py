@@ -73,7 +73,8 @@ def test_decisions_are_counted_by_group_score_and_feature(monitored, loanapp_art
     answer = requests.post(classifier.predictions_url, json={"jsonData": [{**application, "black": "yes"}]}, timeout=30).json()
     approval = answer["data"]["ndarray"][0][1]
     decision = "approved" if approval >= 0.5 else "rejected"
-    assert eventually(lambda: value(samples(classifier.metrics_url), "loan_requests_total") == value(before, "loan_requests_total") + 1)
+    requests_before = value(before, "loan_requests_total")
+    assert eventually(lambda: value(samples(classifier.metrics_url), "loan_requests_total") == requests_before + 1)
     after = samples(classifier.metrics_url)
     for attribute, group in (("black", "yes"), ("hispan", NOT_GIVEN), ("male", NOT_GIVEN)):
         assert value(after, "loan_decisions_total", attribute=attribute, group=group, decision=decision) == \
@@ -81,7 +82,8 @@ def test_decisions_are_counted_by_group_score_and_feature(monitored, loanapp_art
     score_bin = SCORE_BINS[min(int(approval * 10), 9)]
     assert value(after, "loan_score_total", bin=score_bin) == value(before, "loan_score_total", bin=score_bin) + 1
     gdlin = application["gdlin"]  # the example holds labels
-    assert value(after, "loan_feature_total", feature="gdlin", bin=gdlin) == value(before, "loan_feature_total", feature="gdlin", bin=gdlin) + 1
+    bin_before = value(before, "loan_feature_total", feature="gdlin", bin=gdlin)
+    assert value(after, "loan_feature_total", feature="gdlin", bin=gdlin) == bin_before + 1
     # every bin and group exists from the start, at 0 if never seen: PSI sums over all of them
     bins = manifest.monitoring["features"]["loanamt"]["bins"]
     assert all(("loan_feature_total", frozenset({"feature": "loanamt", "bin": b}.items())) in after for b in bins)
@@ -103,7 +105,8 @@ def test_every_answer_carries_a_request_id(monitored, loanapp_artifacts):
 
 def test_an_unknown_group_is_refused_and_makes_no_series(monitored, loanapp_artifacts):
     classifier, _, _ = monitored
-    answer = requests.post(classifier.predictions_url, json={"jsonData": example(loanapp_artifacts.classifier_manifest, black="purple")},
+    application = example(loanapp_artifacts.classifier_manifest, black="purple")
+    answer = requests.post(classifier.predictions_url, json={"jsonData": application},
                            timeout=30)
     assert answer.status_code == 400 and "purple" in answer.json()["status"]["info"]
     assert not any(dict(labels).get("group") == "purple" for _, labels in samples(classifier.metrics_url))
@@ -178,13 +181,17 @@ def test_explanations_are_counted_by_kind_and_outcome(monitored, loanapp_artifac
         value(before, "loan_explanations_total", kind="anchor", outcome="ok") + 1
     assert value(after, "loan_explanations_total", kind="invalid", outcome="4xx") == \
         value(before, "loan_explanations_total", kind="invalid", outcome="4xx") + 1
-    assert value(after, "loan_explanation_seconds_count", kind="anchor") == value(before, "loan_explanation_seconds_count", kind="anchor") + 1
-    assert value(after, "loan_explanation_model_calls_total", kind="anchor") > value(before, "loan_explanation_model_calls_total", kind="anchor")
+    timed_before = value(before, "loan_explanation_seconds_count", kind="anchor")
+    assert value(after, "loan_explanation_seconds_count", kind="anchor") == timed_before + 1
+    assert value(after, "loan_explanation_model_calls_total", kind="anchor") > value(
+        before, "loan_explanation_model_calls_total", kind="anchor"
+    )
     # the explainer's samples are not applicants: the classifier answered them and counted no decision
     settle()
     decided = samples(classifier.metrics_url)
-    assert value(decided, "loan_http_requests_total", endpoint="/api/v1.0/predictions", code="200") > \
-        value(decided_before, "loan_http_requests_total", endpoint="/api/v1.0/predictions", code="200")
+    assert value(decided, "loan_http_requests_total", endpoint="/api/v1.0/predictions", code="200") > value(
+        decided_before, "loan_http_requests_total", endpoint="/api/v1.0/predictions", code="200"
+    )
     assert value(decided, "loan_applications_total") == value(decided_before, "loan_applications_total")
 
 

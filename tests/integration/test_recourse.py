@@ -107,7 +107,9 @@ def test_the_same_anchor_on_another_worker(explainer, artifacts, classifier, tmp
     ({"seed": -1}, "explain parameter 'seed' must be an integer from 0"),
 ])
 def test_bad_explain_requests_get_400(explainer, tags, problem):
-    response = requests.post(explainer.predictions_url, json={"jsonData": EXAMPLE_APPLICATION, "meta": {"tags": tags}}, timeout=30)
+    response = requests.post(
+        explainer.predictions_url, json={"jsonData": EXAMPLE_APPLICATION, "meta": {"tags": tags}}, timeout=30
+    )
     assert response.status_code == 400 and problem in response.json()["status"]["info"]
 
 
@@ -116,8 +118,9 @@ def test_an_explanation_past_its_budget_gets_504(artifacts, classifier, tmp_path
     try:
         service.wait_ready()
         for tags in ({"beam_size": 5}, {"kind": "recourse"}):
-            response = requests.post(service.predictions_url, json={"jsonData": EXAMPLE_APPLICATION, "meta": {"tags": tags}},
-                                     timeout=60)
+            response = requests.post(
+                service.predictions_url, json={"jsonData": EXAMPLE_APPLICATION, "meta": {"tags": tags}}, timeout=60
+            )
             assert response.status_code == 504
             assert "time budget of 0.01 s (LOAN_EXPLAIN_BUDGET)" in response.json()["status"]["info"]
     finally:

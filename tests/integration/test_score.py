@@ -31,7 +31,8 @@ def read(path):
 
 def test_a_file_is_decided_with_reasons_and_bad_rows_aside(classifier, applications, tmp_path):
     path, frame = applications
-    counts = Scorer(ScoreSettings(url=classifier.url, batch_size=300, concurrency=3)).run(path, tmp_path / "d.csv", tmp_path / "e.csv")
+    scorer = Scorer(ScoreSettings(url=classifier.url, batch_size=300, concurrency=3))
+    counts = scorer.run(path, tmp_path / "d.csv", tmp_path / "e.csv")
     decisions, errors = read(tmp_path / "d.csv"), read(tmp_path / "e.csv")
     assert counts == {"decided": 1997, "rejected": sum(d["decision"] == "rejected" for d in decisions), "errors": 3}
     assert [int(d["line"]) for d in decisions] == [i + 2 for i in range(2000) if i not in (3, 10, 20)]  # input order

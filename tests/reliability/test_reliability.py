@@ -3,7 +3,7 @@ trying the services as an attacker and an operator would, reproduced and shown f
 
 Loopback only, bounded: a few minutes. The figures (recovery times, latencies under load,
 errors) go to ``LOAN_RELIABILITY_REPORT`` when set (``make reliability`` writes
-``bench/results/reliability.json``, quoted in the README).
+``bench/results/reliability.json`` and the docs' Results page from it).
 """
 import json
 import os
@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from loanxai.artifacts import REPO_ROOT
+from loanxai.config import ToolSettings
 from loanxai.ops.services import free_port
 from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, start_classifier, start_explainer
 
@@ -34,10 +35,10 @@ HOSTILE = {"threshold": 1, "beam_size": 10, "max_anchor_size": 10, "delta": 1e-9
 @pytest.fixture(scope="module", autouse=True)
 def report():
     yield
-    path = os.environ.get("LOAN_RELIABILITY_REPORT")
+    path = ToolSettings.from_env().reliability_report
     if path and FIGURES:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(FIGURES, indent=2) + "\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **FIGURES}, indent=2) + "\n")
 
 
 def children(pid):
@@ -48,7 +49,7 @@ def children(pid):
 
 def rest_workers(service):
     """The REST server's gunicorn workers (its arbiter's pid is in the supervisor's log)."""
-    line = next(l for l in service.log_tail(400).splitlines() if "rest server: pid " in l)
+    line = next(text for text in service.log_tail(400).splitlines() if "rest server: pid " in text)
     return children(int(line.rsplit(" ", 1)[1]))
 
 
@@ -284,7 +285,8 @@ def test_grpc_one_row_and_batch_predictions_and_explanations(artifacts, census, 
     from seldon_core.seldon_client import SeldonClient
 
     port = free_port()
-    classifier = start_classifier(artifacts.classifier_dir, tmp_path, GRPC_WORKERS="1", PREDICTIVE_UNIT_GRPC_SERVICE_PORT=str(port))
+    classifier = start_classifier(artifacts.classifier_dir, tmp_path, GRPC_WORKERS="1",
+                                  PREDICTIVE_UNIT_GRPC_SERVICE_PORT=str(port))
     explainer_port = free_port()
     explainer = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path, GRPC_WORKERS="1",
                                 PREDICTIVE_UNIT_GRPC_SERVICE_PORT=str(explainer_port))
@@ -320,6 +322,7 @@ def test_grpc_one_row_and_batch_predictions_and_explanations(artifacts, census, 
 
 
 ROW = [EXAMPLE_APPLICATION[name] for name in FEATURE_NAMES]
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.mark.parametrize("method, path, kwargs, status, problem", [
@@ -331,9 +334,9 @@ ROW = [EXAMPLE_APPLICATION[name] for name in FEATURE_NAMES]
     ("post", "/health/ping", {}, 405, "takes GET only"),
     ("get", "/admin", {}, 404, "no such path: /admin"),
     ("post", "/transform-input", {"json": {}}, 404, "no such path"),
-    ("post", "/api/v1.0/predictions", {"data": "[" * 100_000, "headers": {"Content-Type": "application/json"}}, 400, "nested too deeply"),
+    ("post", "/api/v1.0/predictions", {"data": "[" * 100_000, "headers": JSON}, 400, "nested too deeply"),
     ("post", "/predict", {"data": {"json": "{not json"}}, 400, "form field 'json': invalid JSON"),
-    ("post", "/api/v1.0/predictions", {"data": '{"jsonData": {}, "jsonData": []}', "headers": {"Content-Type": "application/json"}},
+    ("post", "/api/v1.0/predictions", {"data": '{"jsonData": {}, "jsonData": []}', "headers": JSON},
      400, "key 'jsonData' appears twice"),
     ("post", "/api/v1.0/predictions", {"json": {"jsonData": [EXAMPLE_APPLICATION], "data": {"ndarray": [ROW]}}}, 400,
      "holds both 'data' and 'jsonData'"),
@@ -341,7 +344,8 @@ ROW = [EXAMPLE_APPLICATION[name] for name in FEATURE_NAMES]
      "value 1e+308 for 'age' in row 0 is outside its plausible range [0, 126.5]"),
     ("post", "/api/v1.0/predictions", {"json": {"jsonData": [EXAMPLE_APPLICATION | {"capital-gain": 1e308}]}}, 400,
      "for 'capital-gain' in row 0 is outside its plausible range"),
-    ("post", "/api/v1.0/predictions", {"json": {"data": {"ndarray": [ROW[:1] + [-5] + ROW[2:]]}}}, 400, "unknown category code -5"),
+    ("post", "/api/v1.0/predictions", {"json": {"data": {"ndarray": [ROW[:1] + [-5] + ROW[2:]]}}}, 400,
+     "unknown category code -5"),
     ("post", "/api/v1.0/predictions", {"data": b"x" * (52 << 20), "headers": {"Content-Type": "application/json"}}, 413,
      "larger than the limit of 8388608"),
 ])
@@ -376,8 +380,13 @@ def runner(tmp_path, **popen):
     ports = [free_port() for _ in range(4)]
     names = ["--classifier-port", "--explainer-port", "--classifier-metrics-port", "--explainer-metrics-port"]
     arguments = [arg for pair in zip(names, map(str, ports)) for arg in pair]
-    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / "run_local.py"), "--log-dir", str(tmp_path), *arguments],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    process = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "scripts" / "run_local.py"), "--log-dir", str(tmp_path), *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
     for line in process.stdout:
         if "Ctrl-C stops both services" in line:
             break

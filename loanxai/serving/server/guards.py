@@ -138,6 +138,7 @@ class StrictJSON(DefaultJSONProvider):
     """Flask's JSON provider with :func:`loads` for request bodies."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse a request body strictly."""
         return loads(s)
 
 

@@ -37,9 +37,10 @@ from functools import partial
 from typing import Any
 
 from loanxai.config import ServerSettings, ServiceSettings
+from loanxai.core.cli import command_parser
 from loanxai.core.process import die_with_parent
 
-__all__ = ["LOG_FORMAT", "main"]
+__all__ = ["LOG_FORMAT", "main", "parser"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ LOG_FORMAT = "%(asctime)s - %(name)s:%(funcName)s:%(lineno)s - %(levelname)s:  %
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
     # prometheus_client picks its multiprocess mode when imported: the folder comes first
     directory = tempfile.mkdtemp(prefix="loanxai-metrics-")
     os.environ["prometheus_multiproc_dir"] = directory
@@ -66,7 +68,7 @@ def _run(argv: list[str] | None, directory: str) -> int:
     from loanxai.serving.server.workers import serve_grpc, serve_http
 
     settings = ServerSettings.from_env()
-    args = _arguments(argv, settings)
+    args = parser(settings).parse_args(argv)
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     sys.path.append(os.getcwd())
     module = importlib.import_module(args.interface_name)
@@ -89,15 +91,18 @@ def _run(argv: list[str] | None, directory: str) -> int:
     return _supervise(children, settings, draining)
 
 
-def _arguments(argv: list[str] | None, settings: ServerSettings) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Serve a class as a Seldon Core microservice (see loanxai.serving.server.supervisor).")
+def parser(settings: ServerSettings) -> argparse.ArgumentParser:
+    """The command's arguments, those of ``seldon-core-microservice``; defaults from ``settings``."""
+    parser = command_parser("Serve a class as a Seldon Core microservice, held up under load, "
+                                     "faults and hostile clients.")
     parser.add_argument("interface_name", help="the serving class, found in the module of the same name")
     parser.add_argument("--service-type", default="MODEL", choices=["MODEL"])
-    parser.add_argument("--parameters", default=settings.parameters, help="PREDICTIVE_UNIT_PARAMETERS")
-    parser.add_argument("--http-port", type=int, default=settings.http_port)
-    parser.add_argument("--grpc-port", type=int, default=settings.grpc_port)
-    parser.add_argument("--metrics-port", type=int, default=settings.metrics_port)
-    return parser.parse_args(argv)
+    parser.add_argument("--parameters", default=settings.parameters, help="the class's parameters (PREDICTIVE_UNIT_PARAMETERS)")
+    parser.add_argument("--http-port", type=int, default=settings.http_port, help="PREDICTIVE_UNIT_HTTP_SERVICE_PORT")
+    parser.add_argument("--grpc-port", type=int, default=settings.grpc_port, help="PREDICTIVE_UNIT_GRPC_SERVICE_PORT")
+    parser.add_argument("--metrics-port", type=int, default=settings.metrics_port,
+                        help="PREDICTIVE_UNIT_METRICS_SERVICE_PORT")
+    return parser
 
 
 # --- the supervisor ----------------------------------------------------------------------------------

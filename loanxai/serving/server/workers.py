@@ -72,6 +72,7 @@ class DeadlineSocket:
         self.sock, self.timeout, self.deadline = sock, timeout, time.monotonic() + timeout
 
     def recv(self, size: int) -> bytes:
+        """Read at most ``size`` bytes, waiting no longer than the request's deadline."""
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(f"request not received within {self.timeout:g} s")
@@ -92,6 +93,7 @@ class DeadlineConn(TConn):
         self.started = time.monotonic()
 
     def init(self) -> None:
+        """Prepare the connection for the worker thread that parses its request."""
         self.sock.setblocking(True)
         if self.parser is None:
             self.reader = DeadlineSocket(self.sock, DeadlineThreadWorker.request_timeout)
@@ -112,6 +114,7 @@ class DeadlineThreadWorker(ThreadWorker):
     request_timeout = 10.0
 
     def accept(self, server: Any, listener: socket.socket) -> None:
+        """Accept a connection; its request is gathered in the event loop."""
         try:
             sock, client = listener.accept()
         except OSError as error:
@@ -122,6 +125,7 @@ class DeadlineThreadWorker(ThreadWorker):
         self._wait_for_request(DeadlineConn(self.cfg, sock, client, server))
 
     def finish_request(self, fs: Any) -> None:
+        """After an answer: wait for the connection's next request, or close it."""
         if fs.cancelled() or fs.exception() is not None:
             self.nr_conns -= 1
             fs.conn.close()

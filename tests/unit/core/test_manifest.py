@@ -26,7 +26,7 @@ def test_sections_are_named_once_and_a_missing_one_says_retrain(folder):
     with pytest.raises(ValueError, match="unknown manifest section"):
         write_manifest(folder, [MODEL_FILE], ["dill"], note="x")
     with pytest.raises(ArtifactError, match="records no 'gate': retrain"):
-        load_verified_manifest(folder).gate
+        _ = load_verified_manifest(folder).gate
 
 
 def test_the_gate_record_words_its_failed_checks():

@@ -6,7 +6,9 @@ from tests.conftest import EXAMPLE_APPLICATION
 from tests.conftest import SEED_CATEGORICAL as CATEGORICAL_FEATURES
 from tests.conftest import SEED_FEATURES as FEATURE_NAMES
 
-SCHEMA = FeatureSchema(FEATURE_NAMES, {name: ("A", "B", "Unknown") for name in CATEGORICAL_FEATURES} | {"gender": ("Female", "Male")})
+SCHEMA = FeatureSchema(
+    FEATURE_NAMES, {name: ("A", "B", "Unknown") for name in CATEGORICAL_FEATURES} | {"gender": ("Female", "Male")}
+)
 RECORD = {name: ("A" if name in CATEGORICAL_FEATURES else 7) for name in FEATURE_NAMES} | {"gender": "Male"}
 
 

@@ -93,7 +93,8 @@ def test_missing_data_file(tmp_path):
 
 def test_missing_column_lists_the_columns_found(tmp_path):
     rows = [line.replace("purpose", "goal") for line in applications()]
-    with pytest.raises(DataError, match=r"column\(s\) 'purpose' \(feature\) not found; columns found: income, goal, region, outcome"):
+    found = "columns found: income, goal, region, outcome"
+    with pytest.raises(DataError, match=r"column\(s\) 'purpose' \(feature\) not found; " + found):
         load(tmp_path, rows=rows)
 
 
@@ -126,7 +127,8 @@ def test_too_many_categories(tmp_path):
 
 
 def test_constant_feature(tmp_path):
-    rows = [line if i == 0 else line.replace(";house;", ";car;").replace(";study;", ";car;") for i, line in enumerate(applications())]
+    rows = [line if i == 0 else line.replace(";house;", ";car;").replace(";study;", ";car;")
+            for i, line in enumerate(applications())]
     with pytest.raises(DataError, match="feature 'purpose' holds one value only \\('car'\\) in the training rows"):
         load(tmp_path, rows=rows)
 
@@ -137,7 +139,8 @@ def test_fewer_rows_than_the_minimum(tmp_path):
 
 
 def test_held_out_set_with_one_class(tmp_path):
-    (tmp_path / "held.csv").write_text("income;purpose;region;outcome\n" + "\n".join(f"{i};car;north;good" for i in range(30)) + "\n")
+    held = "\n".join(f"{i};car;north;good" for i in range(30))
+    (tmp_path / "held.csv").write_text("income;purpose;region;outcome\n" + held + "\n")
     with pytest.raises(DataError, match=r"the held-out set \(30 rows\) holds only approved applications"):
         load(tmp_path, split={"test_path": "held.csv"})
 

@@ -43,7 +43,8 @@ def build_contexts(tmp_path, classifier_dir, explainer_dir):
     """A copy of the two build contexts holding the given artifacts."""
     models = tmp_path / "models"
     for service, artifacts in (("loanclassifier", classifier_dir), ("explainer", explainer_dir)):
-        shutil.copytree(ROOT / "models" / service, models / service, ignore=shutil.ignore_patterns("artifacts", "wheels", "build-ca.crt"))
+        shutil.copytree(ROOT / "models" / service, models / service,
+                        ignore=shutil.ignore_patterns("artifacts", "wheels", "build-ca.crt"))
         shutil.copytree(artifacts, models / service / "artifacts")
     return models
 

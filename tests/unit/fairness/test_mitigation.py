@@ -46,13 +46,17 @@ def made(name, accuracy, passed_checks):
 
 
 def test_the_rule_prefers_passing_then_fewer_failures_then_fairness():
-    fair, accurate, half = made("fair", 0.83, [True, True]), made("accurate", 0.86, [False, False]), made("half", 0.84, [True, False])
-    assert pick([fair, accurate, half], floor=0.82) is fair                   # the only one passing
-    assert pick([accurate, half], floor=0.82) is half                         # fewer failed checks
-    assert pick([fair, accurate], floor=0.85) is accurate                     # the fair one is below the floor
+    fair, accurate, half = (
+        made("fair", 0.83, [True, True]),
+        made("accurate", 0.86, [False, False]),
+        made("half", 0.84, [True, False]),
+    )
+    assert pick([fair, accurate, half], floor=0.82) is fair  # the only one passing
+    assert pick([accurate, half], floor=0.82) is half  # fewer failed checks
+    assert pick([fair, accurate], floor=0.85) is accurate  # the fair one is below the floor
     assert pick([made("x", 0.7, [True]), made("y", 0.75, [False])], floor=0.8).name == "y"  # none reaches the floor
     seed = made("seed", 0.9, [True, True])
-    assert choose([seed, fair], "auto", 0.82) is fair                         # the seed's model never by default
+    assert choose([seed, fair], "auto", 0.82) is fair  # the seed's model never by default
     assert choose([seed, fair], "none", 0.82) is seed
 
 
@@ -92,8 +96,10 @@ def test_every_candidate_is_trained_and_compared_on_a_small_sample(small):
 def test_the_trained_census_model_keeps_protected_attributes_out(artifacts):
     manifest = artifacts.classifier_manifest
     assert not {"gender", "ethnicity"} & set(manifest.schema.to_dict()["feature_names"])
-    assert manifest.schema.to_dict()["protected"] == {"ethnicity": ["Amer-Indian-Eskimo", "Asian-Pac-Islander", "Black", "Other", "White"],
-                                                "gender": ["Female", "Male"]}
+    assert manifest.schema.to_dict()["protected"] == {
+        "ethnicity": ["Amer-Indian-Eskimo", "Asian-Pac-Islander", "Black", "Other", "White"],
+        "gender": ["Female", "Male"],
+    }
     mitigation = manifest.mitigation
     assert [c["name"] for c in mitigation["candidates"]] == list(CANDIDATES)
     assert mitigation["chosen"] == manifest.training["candidate"] != "seed"

@@ -124,23 +124,30 @@ def set_classifier_url(url):
     ("loan-classifier", lambda d: container(d).update(image="loanxai/loanclassifier:0.0.1"), "is not the built"),
     ("loan-explainer", lambda d: container(d).update(name="explain"), "no image is built for it"),
     ("loan-explainer", set_classifier_url("http://loan-classifier.loan:8000/api/v1.0/predictions"), "no executor Service"),
-    ("loan-explainer", set_classifier_url("http://loan-classifier-default.other:8000/api/v1.0/predictions"), "no executor Service"),
-    ("loan-explainer", set_classifier_url("http://loan-classifier-default.loan:9000/api/v1.0/predictions"), "not the executor's REST port"),
+    ("loan-explainer", set_classifier_url("http://loan-classifier-default.other:8000/api/v1.0/predictions"),
+     "no executor Service"),
+    ("loan-explainer", set_classifier_url("http://loan-classifier-default.loan:9000/api/v1.0/predictions"),
+     "not the executor's REST port"),
     ("loan-explainer", set_classifier_url("http://loan-classifier-default.loan:8000/predict"), "is not /api/v1.0/predictions"),
     ("loan-explainer", lambda d: d["spec"]["annotations"].update({"seldon.io/rest-read-timeout": "60000"}), "is ignored"),
     ("loan-explainer", lambda d: d["spec"]["annotations"].update({"seldon.io/rest-timeout": "60s"}), "must be milliseconds"),
     ("loan-classifier", lambda d: container(d).pop("readinessProbe"), "readinessProbe must GET /health/status"),
     ("loan-classifier", lambda d: container(d).pop("resources"), "requests and limits are required"),
     ("loan-classifier", lambda d: d["spec"].update(protocol="http"), "unknown protocol"),
-    (None, lambda p: p["spec"]["podSelector"]["matchLabels"].update({"seldon-deployment-id": "classifier"}), "selects no SeldonDeployment"),
+    (None, lambda p: p["spec"]["podSelector"]["matchLabels"].update({"seldon-deployment-id": "classifier"}),
+     "selects no SeldonDeployment"),
     (None, lambda p: p["spec"]["ingress"][1]["from"].append({"podSelector": {}}), "metrics port 6000 is open to more than"),
     (None, lambda p: p["spec"]["ingress"].append({"ports": [{"port": 6000}]}), "metrics port 6000 is open to more than"),
-    ("loan-classifier", lambda d: container(d)["securityContext"].pop("readOnlyRootFilesystem"), "readOnlyRootFilesystem must be true"),
-    ("loan-classifier", lambda d: container(d)["securityContext"].update(allowPrivilegeEscalation=True), "allowPrivilegeEscalation must be false"),
+    ("loan-classifier", lambda d: container(d)["securityContext"].pop("readOnlyRootFilesystem"),
+     "readOnlyRootFilesystem must be true"),
+    ("loan-classifier", lambda d: container(d)["securityContext"].update(allowPrivilegeEscalation=True),
+     "allowPrivilegeEscalation must be false"),
     ("loan-explainer", lambda d: container(d)["securityContext"]["capabilities"].update(drop=["NET_RAW"]), "must drop ALL"),
     ("loan-explainer", lambda d: container(d).pop("volumeMounts"), "mounted at /tmp"),
-    ("loan-explainer", lambda d: d["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["securityContext"].pop("seccompProfile"), "seccompProfile"),
-    ("loan-classifier", lambda d: container(d)["livenessProbe"].pop("timeoutSeconds"), "livenessProbe timeoutSeconds must be at least 2"),
+    ("loan-explainer", lambda d: d["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["securityContext"].pop(
+        "seccompProfile"), "seccompProfile"),
+    ("loan-classifier", lambda d: container(d)["livenessProbe"].pop("timeoutSeconds"),
+     "livenessProbe timeoutSeconds must be at least 2"),
     ("loan-explainer", lambda d: d["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["annotations"].update(
         {"prometheus.io/path": "/metrics"}), "prometheus.io/path must be '/prometheus'"),
 ])
@@ -152,4 +159,5 @@ def test_each_project_check_can_fail(documents, built_images, name, change, prob
 
 def test_every_seldon_deployment_needs_a_network_policy(documents, built_images):
     without = [d for d in documents if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "loan-explainer-callers")]
-    assert "SeldonDeployment loan-explainer: no NetworkPolicy selects its pods" in deploycheck.project_problems(without, built_images)
+    problems = deploycheck.project_problems(without, built_images)
+    assert "SeldonDeployment loan-explainer: no NetworkPolicy selects its pods" in problems

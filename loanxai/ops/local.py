@@ -1,0 +1,163 @@
+"""Run the classifier and the explainer on this machine, no cluster needed (``scripts/run_local.py``).
+
+``make run``: train if the artifacts are missing, start both services and a Prometheus scraping
+them with the project's rules (if ``prometheus`` is installed), print their URLs and example
+calls, and serve until Ctrl-C. ``make demo``: the same, then one prediction and one explanation
+with curl and with SeldonClient, printed readably, then stop. ``make replay``: the same, then
+the replay of :mod:`loanxai.ops.replay` (held-out traffic, then the trap) and the alerts it raises.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from loanxai.artifacts import CLASSIFIER_DIR, RUN_DIR
+from loanxai.clients import api as client
+from loanxai.core.cli import command_parser
+from loanxai.core.manifest import read_manifest
+from loanxai.errors import GateError, PrometheusError
+from loanxai.fairness.gate import read_gate, require_shippable
+from loanxai.monitoring import rules
+from loanxai.ops import replay
+from loanxai.ops.prometheus import LocalPrometheus
+from loanxai.ops.services import Service, classifier_service, explainer_service
+from loanxai.training.train import ensure_trained
+
+__all__ = ["LOCAL_RULES", "LOCAL_WINDOW_S", "curl_command", "example_calls", "main", "parser", "run_demo"]
+
+logger = logging.getLogger(__name__)
+
+
+def curl_command(url: str, message: dict) -> list[str]:
+    """A curl call posting ``message`` as JSON to ``url``."""
+    return ["curl", "-sS", "-H", "Content-Type: application/json", "-d", json.dumps(message), url]
+
+
+def example_calls(classifier: Service, explainer: Service) -> list[list[str]]:
+    """Curl calls with the trained dataset's example application (from the classifier's manifest)."""
+    application = read_manifest(CLASSIFIER_DIR).dataset.example
+    return [
+        curl_command(classifier.predictions_url, {"jsonData": [application]}),
+        curl_command(explainer.predictions_url, {"jsonData": application, "meta": {"tags": {"threshold": 0.95}}}),
+    ]
+
+
+def warn_if_unfair() -> None:
+    """A loud warning when the trained model failed the fairness gate (served here anyway: this
+    is not production, and the images and deployment refuse it)."""
+    try:
+        require_shippable(CLASSIFIER_DIR)
+    except GateError as error:
+        print(f"\n{'!' * 100}\nWARNING: {error}\n{'!' * 100}\n", file=sys.stderr, flush=True)
+        return
+    override = read_gate(CLASSIFIER_DIR).override
+    if override:
+        print(f"\n{'!' * 100}\nWARNING: this model FAILED the fairness gate ({'; '.join(override['failed_checks'])}) "
+              f"and is served under the override accepted by {override['accepted_by']}: {override['reason']}\n"
+              f"{'!' * 100}\n", file=sys.stderr, flush=True)
+
+
+#: the local rules: a short window and a short wait, to see alerts within a minute
+LOCAL_WINDOW_S = 60
+LOCAL_RULES = rules.RuleSettings(window=f"{LOCAL_WINDOW_S}s", for_="5s", min_applications=300)
+
+
+def local_prometheus(folder: Path, port: int, classifier: Service, explainer: Service) -> LocalPrometheus:
+    """A Prometheus scraping both services every 2 s, with the local rules."""
+    rules_file = rules.write(folder / "rules", LOCAL_RULES)[0]
+    return LocalPrometheus(folder, port, {"classifier": f"127.0.0.1:{classifier.metrics_port}",
+                                          "explainer": f"127.0.0.1:{explainer.metrics_port}"}, rules_file)
+
+
+def run_demo(classifier: Service, explainer: Service) -> int:
+    """One prediction and one explanation with curl, then with requests and SeldonClient."""
+    for command in example_calls(classifier, explainer):
+        print(f"\n$ {shlex.join(command)}")
+        answer = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        print(json.dumps(json.loads(answer), indent=2))
+    print()
+    return client.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url])
+
+
+def parser() -> argparse.ArgumentParser:
+    """The runner's arguments: ports, logs, and what to do once the services are up."""
+    parser = command_parser(__doc__.splitlines()[0])
+    parser.add_argument("--classifier-port", type=int, default=9000, help="the classifier's REST port")
+    parser.add_argument("--classifier-metrics-port", type=int, default=6000, help="the classifier's metrics port")
+    parser.add_argument("--explainer-port", type=int, default=9001, help="the explainer's REST port")
+    parser.add_argument("--explainer-metrics-port", type=int, default=6001, help="the explainer's metrics port")
+    parser.add_argument("--prometheus-port", type=int, default=9090, help="the local Prometheus's port")
+    parser.add_argument("--log-dir", type=Path, default=RUN_DIR, help="the services' logs and Prometheus's data")
+    parser.add_argument("--demo", action="store_true", help="send example calls, then stop")
+    parser.add_argument("--replay", action="store_true", help="replay held-out traffic and the trap, print alerts, stop")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    ensure_trained()
+    warn_if_unfair()
+
+    classifier = classifier_service(args.classifier_port, args.classifier_metrics_port)
+    explainer = explainer_service(
+        classifier.predictions_url, args.explainer_port, args.explainer_metrics_port
+    )
+    # Ctrl-C and SIGTERM stop both services, whatever this process inherited (a shell's `&`
+    # makes it ignore Ctrl-C); a second signal while stopping kills them at once. The services
+    # also get SIGTERM if this process dies, however it dies.
+    signals: list[int] = []
+
+    def stop(number: int, frame: object) -> None:
+        signals.append(number)
+        if len(signals) > 1:
+            for service in (explainer, classifier):
+                service.kill()
+        raise KeyboardInterrupt
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, stop)
+    prometheus = local_prometheus(args.log_dir / "prometheus", args.prometheus_port, classifier, explainer)
+    try:
+        for service in (classifier, explainer):
+            service.start(args.log_dir / f"{service.name}.log")
+        for service in (classifier, explainer):
+            seconds = service.wait_ready()
+            logger.info("%s ready in %.1f s at %s (metrics %s, log %s)", service.name, seconds,
+                        service.predictions_url, service.metrics_url, service.log_path)
+        if not args.demo:
+            try:
+                prometheus.start()
+                logger.info("Prometheus at %s (rules: window %s; alerts at %s/alerts)", prometheus.url,
+                            LOCAL_RULES.window, prometheus.url)
+            except PrometheusError as error:
+                if args.replay:
+                    raise
+                logger.warning("no Prometheus: %s", error)
+        if args.demo:
+            return run_demo(classifier, explainer)
+        if args.replay:
+            return replay.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url,
+                                "--prometheus-url", prometheus.url, "--window", str(LOCAL_WINDOW_S)])
+        print("\nExample calls:\n" + "\n".join(shlex.join(c) for c in example_calls(classifier, explainer)))
+        print("\nServing; Ctrl-C stops both services.", flush=True)
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        logger.info("stopping the services")
+        prometheus.stop()
+        for service in (explainer, classifier):
+            try:
+                service.stop()
+            except KeyboardInterrupt:  # a second signal: the services are being killed already
+                service.kill()
+    return 0
