@@ -271,10 +271,10 @@ RESULTS: dict[str, dict[str, Callable[[], str]]] = {
 }
 
 
-def render(page: str, folder: Path = REFERENCE_DIR, writers: dict[str, Callable[[], str]] | None = None) -> str:
-    """The page ``folder/page`` with each generated section written anew; every section the page
-    declares must exist (and the other way round)."""
-    path = folder / page
+def render(page: str, folder: Path | None = None, writers: dict[str, Callable[[], str]] | None = None) -> str:
+    """The page ``folder/page`` (default: a reference page) with each generated section written
+    anew; every section the page declares must exist (and the other way round)."""
+    path = (REFERENCE_DIR if folder is None else folder) / page
     text = path.read_text()
     writers = PAGES[page] if writers is None else writers
     found = [m.group("name") for m in _SECTION.finditer(text)]
@@ -285,7 +285,7 @@ def render(page: str, folder: Path = REFERENCE_DIR, writers: dict[str, Callable[
 
 def stale_pages() -> list[Path]:
     """The reference pages whose generated sections differ from what the code gives now."""
-    return [REFERENCE_DIR / page for page in PAGES if render(page) != (REFERENCE_DIR / page).read_text()]
+    return [REFERENCE_DIR / page for page in PAGES if render(page, REFERENCE_DIR) != (REFERENCE_DIR / page).read_text()]
 
 
 def main(argv: list[str] | None = None) -> int:

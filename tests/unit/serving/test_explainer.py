@@ -1,0 +1,63 @@
+"""The explainer's serving class built in process: what it answers before and without a classifier."""
+import socket
+
+import pytest
+from seldon_core.flask_utils import SeldonMicroserviceException
+
+from loanxai.config import ServiceSettings
+from loanxai.serving.explainer import LoanExplainer
+
+
+def closed_port():
+    """A loopback port nobody listens on (bound, then released: connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def explainer(loanapp_artifacts):
+    settings = ServiceSettings(artifacts_dir=loanapp_artifacts.explainer_dir, metrics=False, classifier_retries=0,
+                               classifier_url=f"http://127.0.0.1:{closed_port()}/api/v1.0/predictions")
+    service = LoanExplainer(settings)
+    service.load()
+    return service
+
+
+@pytest.fixture(scope="module")
+def example(loanapp_artifacts):
+    return loanapp_artifacts.classifier_manifest.dataset.example
+
+
+def explain(explainer, message):
+    with pytest.raises(SeldonMicroserviceException) as raised:
+        explainer.predict_raw(message)
+    return raised.value
+
+
+def test_an_unreachable_classifier_is_a_503_naming_it(explainer, example):
+    error = explain(explainer, {"jsonData": example})
+    assert error.status_code == 503 and error.reason == "CLASSIFIER_UNAVAILABLE"
+    assert explainer.settings.classifier_url in error.message and "unreachable" in error.message
+
+
+@pytest.mark.parametrize("tags, words", [
+    ({"kind": "story"}, "'kind' must be one of anchor, recourse"),
+    ({"threshold": 2}, "'threshold' must be a number in (0.0, 1.0]"),
+    ({"k": 2}, "'k' applies to kind 'recourse', not 'anchor'"),
+    ({"colour": "red"}, "unknown explain parameter 'colour'"),
+])
+def test_bad_parameters_are_a_400_before_any_classifier_call(explainer, example, tags, words):
+    error = explain(explainer, {"jsonData": example, "meta": {"tags": tags}})
+    assert error.status_code == 400 and words in error.message
+
+
+def test_one_application_per_request(explainer, example):
+    error = explain(explainer, {"jsonData": [example, example]})
+    assert error.status_code == 400 and "larger than the limit of 1" in error.message
+
+
+def test_health_and_metadata_need_no_classifier(explainer, loanapp_artifacts):
+    assert explainer.health_status()["explainer_version"] == loanapp_artifacts.explainer_manifest.version
+    custom = explainer.init_metadata()["custom"]
+    assert custom["explain_kinds"] == "anchor, recourse" and custom["default_threshold"] == "0.95"
