@@ -1,5 +1,4 @@
 """Recourse through the services, and repeatable explanations across calls and workers."""
-import numpy as np
 import pytest
 import requests
 
