@@ -1,7 +1,8 @@
 """Container image names, the version tag derived from the trained artifacts, and image labels.
 
-The tag is ``<package version>-<12 hex>``: the hex digest covers the sha256 of every artifact
-file of both services, so an image tag names exactly the model and explainer inside it.
+The tag is ``<package version>-<12 hex>``: the version (:func:`loanxai.artifacts.version`) of a
+digest covering the sha256 of every artifact file of both services, so an image tag names
+exactly the model and explainer inside it.
 Training is deterministic (fixed seeds), so the same code and data give the same tag.
 The labels carry the dataset, the chosen mitigation candidate and the fairness gate's result,
 with any override (``io.loanxai.fairness-gate.*``).
@@ -18,7 +19,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
+from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR, version
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import read_manifest
 from loanxai.fairness.gate import labels as gate_labels
@@ -33,7 +34,7 @@ def image_tag(classifier_dir: Path = CLASSIFIER_DIR, explainer_dir: Path = EXPLA
     """``<package version>-<12 hex>``: a digest of both artifacts' file checksums."""
     files = {name: dict(read_manifest(directory).files)
              for name, directory in (("loanclassifier", classifier_dir), ("explainer", explainer_dir))}
-    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
+    digest = version(hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest())
     return f"{metadata.version('loanxai')}-{digest}"
 
 
