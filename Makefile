@@ -13,7 +13,7 @@ help:
 	@echo "make test   - lint, build the docs, run every test (unit, integration, reliability; needs ../shared)"
 	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C, with Prometheus at :9090 (rules and alerts)"
 	@echo "make replay - serve, replay held-out traffic and the seed's trap, print the alerts Prometheus raises"
-	@echo "make train  - (re)train: DATASET=datasets/x.yaml (your own data), MITIGATION=..., ACCEPT_UNFAIR=\"reason\" ACCEPTED_BY=\"name\""
+	@echo "make train  - (re)train: DATASET=datasets/x.yaml (your own data), CANDIDATE=..., ACCEPT_UNFAIR=\"reason\" ACCEPTED_BY=\"name\""
 	@echo "make report - bias and evaluation report in reports/ (REPORT_ARGS=--fail-on-gate to gate)"
 	@echo "make score INPUT=applications.csv OUT=decisions.csv - decide a file through the classifier (URL=...)"
 	@echo "make images - build both images with docker or podman (tag derived from the artifacts)"
@@ -54,10 +54,10 @@ bench: venv $(VENV)-mlserver/.installed
 	$(PY) -m loanxai.ops.reference --results performance
 
 # DATASET: a dataset description (default: datasets/census.yaml); see README, "Use your own data"
-# MITIGATION: auto (default), none (the seed's model), unaware, reweighing, reductions
-# ACCEPT_UNFAIR: "reason" to ship a model that fails the fairness gate, ACCEPTED_BY: who accepts it (default: the user)
+# CANDIDATE: auto (default: the search's rule), none (the seed's model), or a candidate's name (see the report)
+# ACCEPT_UNFAIR: the business justification for a model the fairness screen flags, ACCEPTED_BY: who gives it (default: the user)
 train: venv
-	$(PY) -m loanxai.train $(if $(DATASET),--dataset $(DATASET)) $(if $(MITIGATION),--mitigation $(MITIGATION)) \
+	$(PY) -m loanxai.train $(if $(DATASET),--dataset $(DATASET)) $(if $(CANDIDATE),--candidate "$(CANDIDATE)") \
 	  $(if $(ACCEPT_UNFAIR),--accept-unfair "$(ACCEPT_UNFAIR)") $(if $(ACCEPTED_BY),--accepted-by "$(ACCEPTED_BY)")
 
 run: venv

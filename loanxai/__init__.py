@@ -5,7 +5,7 @@ The package is split by stage; each sub-package's docstring says what it owns:
 ========================== ===================================================================
 :mod:`loanxai.core`        the feature schema, manifests, the pipeline's layout, Seldon messages
 :mod:`loanxai.data`        dataset descriptions and the data they describe
-:mod:`loanxai.fairness`    per-group metrics, mitigation candidates, the gate
+:mod:`loanxai.fairness`    metrics at the cutoff, the search for a less discriminatory alternative, the gate
 :mod:`loanxai.explain`     anchors, principal reasons, recourse
 :mod:`loanxai.training`    the train command and the artifacts it writes
 :mod:`loanxai.serving`     the two serving classes and the server that runs them

@@ -14,7 +14,7 @@ __all__ = [
     "ArtifactError", "BudgetExceeded", "ClassifierError", "ClassifierUnavailable", "DataError", "DescriptionError",
     "ExplainerBusy", "GateError", "InputError", "LoanError", "MethodNotAllowed", "ModelParityFailed", "NotFound",
     "PrometheusError", "RequestTimeout", "RequestTooLarge", "ScoreError", "ServiceError", "SettingError",
-    "ShuttingDown",
+    "ShuttingDown", "UnknownCandidate",
 ]
 
 
@@ -125,12 +125,17 @@ class DataError(LoanError, ValueError):
     """The data does not fit its description; the message names the file, the column and the rows."""
 
 
+class UnknownCandidate(LoanError, ValueError):
+    """Training was asked to serve a candidate the search does not have; the message lists them."""
+
+
 class ArtifactError(LoanError):
     """Artifacts are missing, were changed since training, or need other library versions."""
 
 
 class GateError(LoanError):
-    """The model failed the fairness gate and carries no recorded override; the message names the failed checks."""
+    """The model may not ship: the gate's screen flagged it without a recorded justification, or its search step
+    failed; the message names the step and its checks."""
 
 
 class ServiceError(LoanError):

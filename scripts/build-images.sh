@@ -5,9 +5,10 @@
 #   scripts/build-images.sh --context-only  # only prepare the build contexts (artifacts, wheel), e.g. for s2i
 #   scripts/build-images.sh --dry-run       # everything but the build: print the build commands
 #
-# The fairness gate comes first: artifacts that failed it are refused, naming the failed checks,
-# unless training recorded an override (make train ACCEPT_UNFAIR="reason"); the gate's result and
-# any override become image labels.
+# The fairness gate comes first: artifacts it does not let ship are refused, naming the failed
+# step (a screen that flagged with no recorded justification: make train ACCEPT_UNFAIR="reason";
+# a less discriminatory alternative passed over); the gate's status and any justification
+# become image labels.
 # Environment: BASE_IMAGE (python:3.11-slim), LOANXAI_PYTHON (.venv/bin/python), LOANXAI_MODELS_DIR
 # (the folder of the two build contexts, default models/), LOANXAI_BUILD_ARGS (extra options for
 # `build`, e.g. "--isolation chroot --network host" from podman-sandbox.sh).

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from loanxai.artifacts import DATASETS_DIR
 from loanxai.core.manifest import Manifest
@@ -22,9 +23,12 @@ CENSUS = load_description(DEFAULT_DESCRIPTION)
 FEATURE_NAMES = CENSUS.feature_names
 CATEGORICAL_FEATURES = tuple(c.name for c in CENSUS.features if c.kind == CATEGORICAL)
 EXAMPLE_APPLICATION = dict(CENSUS.example)
-#: The seed project's 12 model inputs (protected attributes included): what the schema unit tests encode.
-SEED_FEATURES = FEATURE_NAMES[:7] + ("ethnicity", "gender") + FEATURE_NAMES[7:]
-SEED_CATEGORICAL = CATEGORICAL_FEATURES + ("ethnicity", "gender")
+#: The example with the occupation and hours of a clear rejection (the example itself is approved at the cutoff).
+REJECTED_APPLICATION = EXAMPLE_APPLICATION | {"occupation": "Sales", "hours-per-week": 40}
+#: The seed project's 12 model inputs (prohibited bases included): what the schema unit tests encode.
+SEED_FEATURES = ("age", "workclass", "education", "education-num", "marital-status", "occupation", "relationship",
+                 "ethnicity", "gender", "capital-gain", "capital-loss", "hours-per-week")
+SEED_CATEGORICAL = ("workclass", "education", "marital-status", "occupation", "relationship", "ethnicity", "gender")
 
 
 @dataclass
@@ -39,6 +43,19 @@ class Artifacts:
 def census():
     """The census, read, cleaned and split as training does."""
     return load_dataset(CENSUS)
+
+
+def census_sample(folder: Path, rows: int) -> Path:
+    """A description of the census's first ``rows`` rows (a CSV of them in ``folder``): the
+    default dataset, small enough for a whole search in a test."""
+    source = CENSUS.source.read_text().splitlines()
+    (folder / "census-sample.csv").write_text("\n".join(source[:rows + 1]) + "\n")
+    document = yaml.safe_load(DEFAULT_DESCRIPTION.read_text())
+    document["source"] = {"path": "census-sample.csv"}
+    document["name"] = f"census-{rows}"
+    path = folder / "census-sample.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
 
 
 @pytest.fixture(scope="session")

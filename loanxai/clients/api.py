@@ -27,10 +27,10 @@ from loanxai.clients.http import (
 )
 from loanxai.config import ServiceSettings
 from loanxai.core.cli import command_parser
-from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import ServiceError
 
-__all__ = ["LoanClient", "describe_explanation", "describe_prediction", "main", "parser", "seldon_client", "seldon_predict"]
+__all__ = ["LoanClient", "describe_explanation", "describe_prediction", "main", "parser", "predictions", "seldon_client",
+           "seldon_predict"]
 
 
 class LoanClient:
@@ -55,11 +55,10 @@ class LoanClient:
         """An application of the classifier's dataset, from its metadata (what the demo sends)."""
         return json.loads(self.metadata()["custom"]["example_application"])
 
-    def predict(self, applications: Mapping[str, Any] | list[Mapping[str, Any]]) -> list[dict[str, float]]:
-        """Probabilities ``{"rejected": p, "approved": 1 - p}`` for each application."""
-        body = self._post(self.classifier_url + PREDICTIONS_PATH, {"jsonData": applications})
-        names = body["data"]["names"]
-        return [dict(zip(names, row)) for row in body["data"]["ndarray"]]
+    def predict(self, applications: Mapping[str, Any] | list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """For each application, the classifier's ``decision`` (at its cutoff) and its
+        probabilities: ``{"decision": "rejected", "rejected": p, "approved": 1 - p}``."""
+        return predictions(self._post(self.classifier_url + PREDICTIONS_PATH, {"jsonData": applications}))
 
     def explain(self, application: Mapping[str, Any], **parameters: float) -> dict[str, Any]:
         """The anchor explanation of one application; ``parameters`` such as ``threshold=0.9``."""
@@ -103,10 +102,16 @@ def seldon_predict(client, application: Mapping[str, Any], **explain_parameters:
     return result.response
 
 
-def describe_prediction(probabilities: Mapping[str, float]) -> str:
-    """A prediction in words: the decision and both probabilities."""
-    decision = max(CLASS_NAMES, key=lambda name: probabilities[name])
-    return f"{decision} (approved {probabilities['approved']:.2f}, rejected {probabilities['rejected']:.2f})"
+def predictions(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each application's decision and probabilities from the classifier's answer."""
+    names = body["data"]["names"]
+    return [{"decision": decision, **dict(zip(names, row))}
+            for decision, row in zip(body["meta"]["tags"]["decisions"], body["data"]["ndarray"])]
+
+
+def describe_prediction(prediction: Mapping[str, Any]) -> str:
+    """A prediction in words: the decision and the probability of approval."""
+    return f"{prediction['decision']} (probability of approval {prediction['approved']:.3f})"
 
 
 def describe_explanation(explanation: Mapping[str, Any]) -> str:
@@ -141,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print("requests    prediction:  " + describe_prediction(client.predict(application)[0]))
         print("requests    explanation: " + describe_explanation(client.explain(application, threshold=args.threshold)))
         body = seldon_predict(seldon_client(args.classifier_url), application)
-        print("SeldonClient prediction:  " + describe_prediction(dict(zip(body["data"]["names"], body["data"]["ndarray"][0]))))
+        print("SeldonClient prediction:  " + describe_prediction(predictions(body)[0]))
         body = seldon_predict(seldon_client(args.explainer_url), application, threshold=args.threshold)
         print("SeldonClient explanation: " + describe_explanation(body["jsonData"]))
     except (ServiceError, requests.RequestException) as error:

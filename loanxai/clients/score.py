@@ -79,7 +79,7 @@ class Scorer:
         self.model_version = metadata["versions"][0]
         self.batch_size = min(options.batch_size, int(metadata["custom"].get("max_batch_rows", options.batch_size)))
         self.url = options.url.rstrip("/") + PREDICTIONS_PATH
-        self.columns = ["line", "decision", "approval_probability", "model_version"] + [
+        self.columns = ["line", "decision", "approval_probability", "model_version", "reason_codes"] + [
             f"reason_{i + 1}" for i in range(options.reasons)]
 
     def run(self, source: Path, out: Path, errors: Path) -> dict[str, int]:
@@ -183,14 +183,16 @@ class Scorer:
             first = self._decide(X[:half], {k: v[:half] for k, v in groups.items()}, problems, positions[:half])
             return first | self._decide(X[half:], {k: v[half:] for k, v in groups.items()}, problems, positions[half:])
         approval = np.asarray(body["data"]["ndarray"])[:, 1]
-        reasons = body.get("meta", {}).get("tags", {}).get("reasons") or [None] * len(X)
-        return {position: self._decision(p, r) for position, p, r in zip(positions, approval, reasons)}
+        tags = body["meta"]["tags"]
+        reasons = tags.get("reasons") or [None] * len(X)
+        return {position: self._decision(d, p, r) for position, d, p, r in zip(positions, tags["decisions"], approval, reasons)}
 
-    def _decision(self, approval: float, reasons: dict[str, Any] | None) -> dict[str, Any]:
-        decision = {"decision": "approved" if approval >= 0.5 else "rejected", "approval_probability": f"{approval:.6f}",
-                    "model_version": self.model_version}
-        texts = [r["text"] for r in reasons["reasons"]] if reasons and approval < 0.5 else []
-        return decision | {f"reason_{i + 1}": text for i, text in enumerate(texts)}
+    def _decision(self, decision: str, approval: float, reasons: dict[str, Any] | None) -> dict[str, Any]:
+        """One output row: the classifier's decision (at its cutoff), and a rejection's reasons with their codes."""
+        stated = reasons["reasons"] if reasons and decision == "rejected" else []
+        return ({"decision": decision, "approval_probability": f"{approval:.6f}", "model_version": self.model_version,
+                 "reason_codes": ";".join(r["code"] for r in stated)}
+                | {f"reason_{i + 1}": r["text"] for i, r in enumerate(stated)})
 
     def _post(self, X: np.ndarray, groups: dict[str, list[Any]]) -> tuple[int, dict[str, Any]]:
         names = list(self.schema.feature_names) + list(groups)

@@ -92,11 +92,12 @@ class Outcomes:
     groups: dict[str, list[str | None]]
 
 
-def read_feedback(feedback: Any, schema: FeatureSchema, max_rows: int) -> Outcomes:
+def read_feedback(feedback: Any, schema: FeatureSchema, max_rows: int, cutoff: float) -> Outcomes:
     """The outcomes in a Seldon feedback (``/api/v1.0/feedback``): ``response``, the classifier's
-    answer (probabilities, shape (n, 2)), ``truth``, one decision per application (``1`` or
-    ``"approved"``, ``0`` or ``"rejected"``, alone or in a one-element row), and optionally
-    ``request``, the applications (with protected attributes: outcomes by group).
+    answer (probabilities, shape (n, 2): approved when the second is at least ``cutoff``, as the
+    classifier decided), ``truth``, one decision per application (``1`` or ``"approved"``, ``0``
+    or ``"rejected"``, alone or in a one-element row), and optionally ``request``, the
+    applications (with protected attributes: outcomes by group).
 
     Raises :class:`InputError` naming what is missing or malformed.
     """
@@ -123,8 +124,8 @@ def read_feedback(feedback: Any, schema: FeatureSchema, max_rows: int) -> Outcom
         if len(X) != len(truth):
             raise InputError(f"'request' holds {len(X)} applications for {len(truth)} decisions in 'truth'")
     else:
-        groups = {name: [None] * len(truth) for name in schema.protected}
-    predicted = np.array([row[1] >= 0.5 for row in answered], dtype=bool)
+        groups = {name: [None] * len(truth) for name in schema.groups}
+    predicted = np.array([row[1] >= cutoff for row in answered], dtype=bool)
     return Outcomes(predicted, np.array(truth, dtype=bool), groups)
 
 

@@ -30,28 +30,48 @@ __all__ = ["MANIFEST_FORMAT", "SECTIONS", "DatasetRecord", "GateRecord", "Manife
            "write_manifest"]
 
 #: bumped whenever what the manifests record changes; older artifacts are refused with "retrain"
-MANIFEST_FORMAT = 3
+MANIFEST_FORMAT = 4
 #: what a manifest may record besides its files and versions (each a property of :class:`Manifest`)
 SECTIONS = frozenset({
     # both artifacts
     "artifact", "created_at", "schema", "class_names", "dataset",
     # the classifier
-    "metrics", "training", "mitigation", "gate", "monitoring", "reference",
+    "training", "decision", "search", "held_out", "gate", "monitoring", "reference", "reasons",
     # the explainer
-    "numeric_medians", "recourse", "titles", "disc_perc", "classifier_files",
+    "numeric_medians", "recourse", "titles", "disc_perc", "anchor_features", "classifier_files",
 })
 
 
+def _interval(check: Mapping[str, Any]) -> str:
+    return f" [{check['low']:.2f}, {check['high']:.2f}]" if check.get("low") is not None else ""
+
+
 def failed_checks(checks: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Each failed gate check in words, e.g. ``ethnicity disparate_impact = 0.412 (rule >= 0.8)``."""
-    return [f"{c['attribute']} {c['metric']} = {c['value']:.3f} (rule {c['rule']})" if c["metric"] != "model_input"
-            else f"{c['attribute']} is a model input" for c in checks if not c["passed"]]
+    """Each failed gate check in words, e.g. ``ethnicity adverse_impact_ratio = 0.432 [0.39, 0.48]
+    (rule >= 0.8)``, or for the search step the alternative passed over."""
+    words = []
+    for c in checks:
+        if c["passed"] and c.get("eligible", True):
+            continue
+        if c["metric"] == "model_input":
+            words.append(f"{c['attribute']} is a model input (disparate treatment)")
+        elif c["step"] == "search" and not c.get("eligible", True):
+            words.append(f"{c['chosen']} is a reference, not a candidate (a prohibited basis is an input)")
+        elif c["step"] == "search":
+            words.append(f"{c['alternative']} has a worst adverse impact ratio {c['value']:.3f} higher than "
+                         f"{c['chosen']} within the tolerance (rule {c['rule']})")
+        else:
+            words.append(f"{c['attribute']} {c['metric']} = {c['value']:.3f}{_interval(c)} (rule {c['rule']})")
+    return words
 
 
 @dataclass(frozen=True)
 class GateRecord:
-    """The fairness gate as training recorded it: ``status`` is ``passed``, ``failed`` or
-    ``overridden`` (failed, shipped anyway under the recorded ``override``: reason, who, when)."""
+    """The fairness gate as training recorded it (:mod:`loanxai.fairness.gate`). ``passed``: the
+    screen passed; ``status``: ``passed``, ``justified`` (the screen flagged, the search found no
+    materially less discriminatory alternative, a business justification is recorded in
+    ``override``: reason, who, when), ``flagged`` (no justification yet) or ``failed`` (a less
+    discriminatory alternative was passed over)."""
 
     passed: bool
     status: str
@@ -67,13 +87,18 @@ class GateRecord:
 
     @property
     def failed_checks(self) -> list[str]:
-        """Each failed check in words."""
-        return failed_checks(self.checks)
+        """Each check of the screen (step 1) that flagged, in words."""
+        return failed_checks([c for c in self.checks if c["step"] == "screen"])
+
+    @property
+    def failed_search(self) -> list[str]:
+        """Step 2 in words, if it failed."""
+        return failed_checks([c for c in self.checks if c["step"] == "search"])
 
     @property
     def shippable(self) -> bool:
-        """It passed, or carries an override."""
-        return self.status != "failed"
+        """It passed, or it is justified."""
+        return self.status in ("passed", "justified")
 
 
 @dataclass(frozen=True)
@@ -184,8 +209,8 @@ class Manifest:
 
     @property
     def metrics(self) -> Mapping[str, Any]:
-        """Held-out metrics of the served model."""
-        return self.section("metrics")
+        """The served model's metrics on the held-out rows, at the cutoff (:func:`loanxai.fairness.metrics.evaluate`)."""
+        return self.held_out["metrics"]
 
     @property
     def training(self) -> Mapping[str, Any]:
@@ -194,13 +219,35 @@ class Manifest:
 
     @property
     def candidate(self) -> str:
-        """The mitigation candidate served."""
+        """The name of the candidate served (one of the search's)."""
         return self.training["candidate"]
 
     @property
-    def mitigation(self) -> Mapping[str, Any]:
-        """Every candidate compared, the rule and the choice."""
-        return self.section("mitigation")
+    def decision(self) -> Mapping[str, Any]:
+        """The decision policy (``policy``: the description's ``decision``) and the ``cutoff`` it
+        set on the training rows: approved when the probability of approval is at least it."""
+        return self.section("decision")
+
+    @property
+    def cutoff(self) -> float:
+        """The probability of approval at or above which an application is approved."""
+        return float(self.decision["cutoff"])
+
+    @property
+    def search(self) -> Mapping[str, Any]:
+        """The search for a less discriminatory alternative: the rule, every candidate's
+        cross-validated point, the choice (:mod:`loanxai.fairness.search`)."""
+        return self.section("search")
+
+    @property
+    def held_out(self) -> Mapping[str, Any]:
+        """The chosen model on the held-out rows at the cutoff: metrics and adverse impact ratios."""
+        return self.section("held_out")
+
+    @property
+    def reasons(self) -> Mapping[str, Any]:
+        """The reference of approved applicants the principal reasons are measured against."""
+        return self.section("reasons")
 
     @property
     def gate(self) -> GateRecord:
@@ -231,6 +278,11 @@ class Manifest:
     def titles(self) -> Mapping[str, str]:
         """How sentences name each feature."""
         return self.section("titles")
+
+    @property
+    def anchor_features(self) -> tuple[str, ...]:
+        """The features an anchor may name: the model inputs that are no declared basis."""
+        return tuple(self.section("anchor_features"))
 
     @property
     def disc_perc(self) -> tuple[int, ...]:

@@ -56,6 +56,18 @@ class FeatureSchema:
         may carry them: they are validated and kept for monitoring and audit, never encoded.
     ranges : mapping of str to (low, high)
         The plausible values of each numeric feature; a value outside is refused.
+    bands : mapping of str to sequence of float
+        A numeric protected attribute's group edges (increasing): its groups are the bands.
+    basis_inputs : mapping of str to sequence of str
+        Protected attributes that are model inputs (age under the elderly rule, or a basis the
+        description lets in as disparate treatment), with their groups.
+    elderly : mapping of str to float
+        Age as a model input: from this age on it never counts against an application
+        (:mod:`loanxai.core.elderly`).
+    ignored : collection of str
+        Columns the dataset declares that this model does not use (the search dropped them, or
+        the description excludes them): a request may carry them, as the description's example
+        does; they are neither checked nor kept.
     """
 
     feature_names: tuple[str, ...]
@@ -64,6 +76,10 @@ class FeatureSchema:
     missing_category: str = "Unknown"
     protected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    bands: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    basis_inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    elderly: Mapping[str, float] = field(default_factory=dict)
+    ignored: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Check every value against its declaration."""
@@ -76,12 +92,20 @@ class FeatureSchema:
         if both:
             raise ValueError(f"{both[0]!r} is a model input: only protected attributes that are not inputs are listed")
         object.__setattr__(self, "category_map", {k: tuple(v) for k, v in self.category_map.items()})
+        if any(name not in self.feature_names for name in [*self.basis_inputs, *self.elderly]):
+            raise ValueError("basis_inputs and elderly name model inputs")
         object.__setattr__(self, "protected", {k: tuple(v) for k, v in self.protected.items()})
         object.__setattr__(self, "ranges", {k: (float(v[0]), float(v[1])) for k, v in self.ranges.items()})
+        object.__setattr__(self, "bands", {k: tuple(float(e) for e in v) for k, v in self.bands.items()})
+        object.__setattr__(self, "basis_inputs", {k: tuple(v) for k, v in self.basis_inputs.items()})
+        object.__setattr__(self, "elderly", {k: float(v) for k, v in self.elderly.items()})
+        object.__setattr__(self, "ignored", tuple(self.ignored))
+        if set(self.ignored) & set(self.feature_names) | set(self.ignored) & set(self.protected):
+            raise ValueError("ignored columns are neither model inputs nor protected attributes")
         bounds = [self.ranges.get(n, (-np.inf, np.inf)) for n in self.feature_names]
         object.__setattr__(self, "_low", np.array([b[0] for b in bounds]))
         object.__setattr__(self, "_high", np.array([b[1] for b in bounds]))
-        labels = {**self.category_map, **self.protected}
+        labels = {**self.category_map, **{k: v for k, v in self.protected.items() if k not in self.bands}}
         object.__setattr__(self, "_codes", {k: {label: code for code, label in enumerate(v)} for k, v in labels.items()})
 
     @property
@@ -91,8 +115,37 @@ class FeatureSchema:
 
     @property
     def field_names(self) -> tuple[str, ...]:
-        """Everything a request may name: the features, then the protected attributes that are not inputs."""
-        return self.feature_names + tuple(self.protected)
+        """Everything a request may name: the features, the protected attributes that are not
+        inputs, then the ignored columns."""
+        return self.feature_names + tuple(self.protected) + self.ignored
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Every declared protected attribute, model input or not, and its groups: what decisions
+        are counted and judged by."""
+        return {**self.protected, **self.basis_inputs}
+
+    def group_labels(self, name: str, values: Sequence[Any]) -> list[str | None]:
+        """Each value's group of the declared attribute ``name`` (a numeric one's band; None:
+        missing). Values as in the data: labels, or numbers for a banded attribute."""
+        if name not in self.bands:
+            return [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values]
+        labels = self.groups[name]
+        numbers = np.asarray(values, dtype=np.float64)
+        index = np.searchsorted(self.bands[name], numbers, side="right")
+        return [None if math.isnan(x) else labels[i] for x, i in zip(numbers, index)]
+
+    def input_groups(self, X: np.ndarray) -> dict[str, list[str | None]]:
+        """The groups of the declared attributes that are model inputs, from encoded rows ``X``,
+        shape (n, n_features)."""
+        groups = {}
+        for name in self.basis_inputs:
+            column = X[:, self.feature_names.index(name)]
+            if name in self.category_map:
+                groups[name] = [self.category_map[name][int(code)] for code in column]
+            else:
+                groups[name] = self.group_labels(name, column)
+        return groups
 
     @property
     def numeric_features(self) -> tuple[str, ...]:
@@ -123,6 +176,10 @@ class FeatureSchema:
             "missing_category": self.missing_category,
             "protected": {k: list(v) for k, v in self.protected.items()},
             "ranges": {k: list(v) for k, v in self.ranges.items()},
+            "bands": {k: list(v) for k, v in self.bands.items()},
+            "basis_inputs": {k: list(v) for k, v in self.basis_inputs.items()},
+            "elderly": dict(self.elderly),
+            "ignored": list(self.ignored),
         }
 
     @classmethod
@@ -135,6 +192,10 @@ class FeatureSchema:
             missing_category=content.get("missing_category", "Unknown"),
             protected=content.get("protected", {}),
             ranges=content.get("ranges", {}),
+            bands=content.get("bands", {}),
+            basis_inputs=content.get("basis_inputs", {}),
+            elderly=content.get("elderly", {}),
+            ignored=tuple(content.get("ignored", ())),
         )
 
     # --- encoding -------------------------------------------------------------------------
@@ -150,15 +211,15 @@ class FeatureSchema:
             Values in the order of ``names``; categorical values as labels or integer codes.
         names : sequence of str, optional
             Column names, any order: every feature, and any protected attribute that is not
-            a model input. Default: the features in :attr:`feature_names` order.
+            a model input or ignored column. Default: the features in :attr:`feature_names` order.
 
         Returns
         -------
         X : ndarray of float64, shape (n_rows, n_features), in :attr:`feature_names` order.
-        groups : dict of protected attribute -> list of n_rows labels (None: not given).
+        groups : dict of declared attribute (:attr:`groups`) -> list of n_rows labels (None: not given).
         """
         order, extra = self._column_order(names)
-        width = len(order) + len(extra)
+        width = len(order) if names is None else len(names)
         for i, row in enumerate(rows):
             if not isinstance(row, (list, tuple)):
                 raise InputError(f"row {i} is not a list of feature values")
@@ -173,7 +234,7 @@ class FeatureSchema:
                 [[self._encode_value(name, row[j], i) for name, j in order] for i, row in enumerate(rows)],
                 dtype=np.float64,
             ).reshape(len(rows), self.n_features)
-        return matrix, groups
+        return matrix, groups | self.input_groups(matrix)
 
     def encode_rows(self, rows: Sequence[Sequence[Any]], names: Sequence[str] | None = None) -> np.ndarray:
         """:meth:`read_rows` without the groups: ndarray of float64, shape (n_rows, n_features)."""
@@ -183,15 +244,15 @@ class FeatureSchema:
         """Encode applications given as ``{name: value}`` objects (every feature, optionally
         protected attributes), and read their protected groups.
 
-        Returns X, an ndarray of float64, shape (n_records, n_features), and a dict of protected
-        attribute -> list of n_records labels (None: not given).
+        Returns X, an ndarray of float64, shape (n_records, n_features), and a dict of declared
+        attribute (:attr:`groups`) -> list of n_records labels (None: not given).
         """
         encoded = []
         groups = self._no_groups(len(records))
         for i, record in enumerate(records):
             if not isinstance(record, Mapping):
                 raise InputError(f"row {i} is not an object of feature names to values")
-            unknown = [key for key in record if key not in self.feature_names and key not in self.protected]
+            unknown = [key for key in record if key not in self.field_names]
             if unknown:
                 raise InputError(f"unknown feature {unknown[0]!r} in row {i}; known features: " + ", ".join(self.field_names))
             missing = [name for name in self.feature_names if name not in record]
@@ -200,7 +261,8 @@ class FeatureSchema:
             encoded.append([self._encode_value(name, record[name], i) for name in self.feature_names])
             for name in self.protected:
                 groups[name][i] = self._group(name, record.get(name), i)
-        return np.array(encoded, dtype=np.float64).reshape(len(encoded), self.n_features), groups
+        X = np.array(encoded, dtype=np.float64).reshape(len(encoded), self.n_features)
+        return X, groups | self.input_groups(X)
 
     def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """:meth:`read_records` without the groups: ndarray of float64, shape (n_records, n_features)."""
@@ -244,7 +306,7 @@ class FeatureSchema:
             return [(name, j) for j, name in enumerate(self.feature_names)], []
         if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
             raise InputError("names must be a list of feature names")
-        unknown = [n for n in names if n not in self.feature_names and n not in self.protected]
+        unknown = [n for n in names if n not in self.field_names]
         if unknown:
             raise InputError(f"unknown feature {unknown[0]!r}; known features: " + ", ".join(self.field_names))
         if len(set(names)) != len(names):
@@ -260,9 +322,15 @@ class FeatureSchema:
         return {name: [None] * n_rows for name in self.protected}
 
     def _group(self, name: str, value: Any, row: int) -> str | None:
-        """The group label of a protected attribute's value (None: not given)."""
+        """The group label of a protected attribute's value (None: not given): a label or code,
+        or for a banded attribute a number."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
+        if name in self.bands:
+            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+                raise InputError(f"{name!r} in row {row} must be a number (its groups are bands: "
+                                 f"{', '.join(self.protected[name])}), got {value!r}")
+            return self.group_labels(name, [value])[0]
         return self.protected[name][int(self._encode_category(name, value, row))]
 
     def _fast_encode(self, rows: Sequence[Sequence[Any]], order: list[tuple[str, int]], width: int) -> np.ndarray | None:

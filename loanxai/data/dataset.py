@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ from loanxai.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Dataset", "build_schema", "load_dataset", "load_trained_dataset", "plausible_range", "read_table",
-           "recourse_rules", "split"]
+__all__ = ["Dataset", "build_schema", "group_column", "load_dataset", "load_trained_dataset", "plausible_range",
+           "read_table", "recourse_rules", "split"]
 
 #: how many example rows or values an error message names
 N_EXAMPLES = 5
@@ -64,7 +64,8 @@ def load_dataset(description: Description) -> Dataset:
 
 def load_trained_dataset(manifest: Manifest) -> Dataset:
     """The dataset a classifier was trained on, from its manifest: the recorded description, the
-    same source files (checked by sha256), the same split and schema."""
+    same source files (checked by sha256), the same split, and the schema of the model's inputs
+    (the search's choice), rebuilt and checked against the artifacts'."""
     record = manifest.dataset
     description = parse_description(record.description, record.description_path)
     for path, expected in record.sources.items():
@@ -73,9 +74,10 @@ def load_trained_dataset(manifest: Manifest) -> Dataset:
             raise DataError(f"{path} changed since training (sha256 {expected} then, {actual} now): retrain, "
                             f"or restore the file the model was trained on")
     dataset = load_dataset(description)
-    if dataset.schema != manifest.schema:
+    schema = build_schema(dataset.frame, description, inputs=manifest.schema.feature_names)
+    if schema != manifest.schema:
         raise DataError(f"the schema rebuilt from {description.path} differs from the artifacts' schema: retrain")
-    return dataset
+    return replace(dataset, schema=schema)
 
 
 def read_table(path: Path, description: Description) -> pd.DataFrame:
@@ -109,18 +111,33 @@ def split(frame: pd.DataFrame, description: Description) -> tuple[pd.DataFrame, 
 
 def build_schema(frame: pd.DataFrame, description: Description, inputs: Sequence[str] | None = None) -> FeatureSchema:
     """The feature schema of a model with ``inputs`` (default: the description's model inputs),
-    built from ``frame``: each categorical input's labels and each protected attribute's groups,
-    sorted; inputs with missing values are nullable."""
+    built from ``frame``: each categorical input's labels and each protected attribute's groups
+    (sorted labels, or a numeric attribute's bands); inputs with missing values are nullable; the
+    declared features that are not among ``inputs`` are ignored in requests."""
     columns = {c.name: c for c in description.columns}
     inputs = list(description.feature_names if inputs is None else inputs)
+    declared = description.protected
+
+    def groups(name: str) -> tuple[str, ...]:
+        return declared[name].groups or tuple(sorted(frame[name].dropna().unique()))
+
     return FeatureSchema(
         feature_names=inputs,
         category_map={n: tuple(sorted(frame[n].unique())) for n in inputs if columns[n].kind == CATEGORICAL},
         nullable=frozenset(n for n in inputs if _had_missing(frame[n], columns[n], description)),
         missing_category=description.missing_category,
-        protected={n: tuple(sorted(frame[n].unique())) for n in description.protected if n not in inputs},
+        protected={n: groups(n) for n in declared if n not in inputs},
         ranges={n: plausible_range(frame[n], columns[n]) for n in inputs if columns[n].kind != CATEGORICAL},
+        bands={n: p.bands for n, p in declared.items() if p.bands},
+        basis_inputs={n: groups(n) for n in declared if n in inputs},
+        elderly={n: declared[n].elderly for n in inputs if n in declared and declared[n].elderly is not None},
+        ignored=tuple(c.name for c in description.features if c.name not in inputs and c.name not in declared),
     )
+
+
+def group_column(frame: pd.DataFrame, schema: FeatureSchema, attribute: str) -> pd.Series:
+    """Each row's group of the declared ``attribute`` (a numeric one's band), as labels."""
+    return pd.Series(schema.group_labels(attribute, frame[attribute].tolist()), index=frame.index, name=attribute)
 
 
 def plausible_range(values: pd.Series, column: Column) -> tuple[float, float]:

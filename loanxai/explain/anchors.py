@@ -1,9 +1,13 @@
 """Anchor explanations (alibi AnchorTabular): fitted at training, served by the explainer.
 
-An anchor is a set of conditions on the application ("capital-gain <= 0.00 AND marital-status
-= Separated") under which the model gives the same decision with at least the requested
-precision on samples of similar applications. The explainer is pickled right after ``fit``,
-without its predictor; the service gives it one that calls the classifier over REST.
+An anchor is a set of conditions on the application ("capital-gain <= 0.00 AND occupation =
+Sales") under which the model gives the same decision (at the cutoff) with at least the
+requested precision on samples of similar applications. An anchor never names a declared
+prohibited basis: the explainer works on the :func:`anchor_features` only, and every sample
+keeps the applicant's own values of the bases among the model's inputs (age under the elderly
+rule), so what it perturbs and states is the rest (:class:`AnchorModel`). The explainer is
+pickled right after ``fit``, without its predictor; the service gives it one that calls the
+classifier over REST.
 
 alibi 0.9.4 loads its SHAP wrappers whenever shap is installed, and they fail to import without
 ray (a type annotation touches a missing-dependency placeholder). This project uses shap
@@ -28,7 +32,8 @@ from loanxai.core.schema import CLASS_NAMES, FeatureSchema
 from loanxai.explain.result import Anchor
 from loanxai.explain.seeding import sample_seed, seed_generators
 
-__all__ = ["DISC_PERC", "PARAMETERS", "explain", "fit_anchors", "load_explainer", "set_predictor", "without_predictor"]
+__all__ = ["DISC_PERC", "PARAMETERS", "AnchorModel", "anchor_features", "explain", "fit_anchors", "load_explainer",
+           "set_predictor", "without_predictor"]
 
 
 @contextlib.contextmanager
@@ -57,17 +62,53 @@ DISC_PERC = (25, 50, 75)
 PARAMETERS = tuple(name for name, (*_, kind) in EXPLAIN_PARAMETERS.items() if kind == "anchor")
 
 
-def fit_anchors(predict: Callable[[np.ndarray], np.ndarray], schema: FeatureSchema, X_train: np.ndarray,
-                seed: int = 0) -> AnchorTabular:
-    """An AnchorTabular explainer fitted on encoded rows ``X_train``, shape (n, n_features), no NaN."""
+def anchor_features(schema: FeatureSchema) -> tuple[str, ...]:
+    """The model inputs an anchor may name: every one but the declared bases."""
+    return tuple(name for name in schema.feature_names if name not in schema.basis_inputs)
+
+
+class AnchorModel:
+    """The classifier as the anchor explainer asks it: decisions (class codes, shape (n,)) for
+    rows of the anchor features, shape (n, k), each completed with the applicant's values of
+    the other inputs (``applicant``, encoded, set before each explanation).
+
+    Parameters
+    ----------
+    schema : the model's feature schema.
+    features : the anchor features (:func:`anchor_features`), in the schema's order.
+    decide : encoded rows, shape (n, n_features) -> the classifier's decisions, shape (n,).
+    """
+
+    def __init__(self, schema: FeatureSchema, features: tuple[str, ...], decide: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.columns = np.array([schema.feature_names.index(name) for name in features], dtype=np.intp)
+        self.decide = decide
+        self.applicant = np.zeros(schema.n_features)
+
+    def __call__(self, Z: np.ndarray) -> np.ndarray:
+        """The decisions for rows ``Z`` of the anchor features, shape (n, k) -> (n,)."""
+        X = np.repeat(self.applicant[None, :], len(Z), axis=0)
+        X[:, self.columns] = Z
+        return self.decide(X)
+
+
+def _unfitted_predictor(Z: np.ndarray) -> np.ndarray:
+    """Fitting never asks the model (alibi wants a predictor at once): the service sets the real one."""
+    return np.zeros(len(Z), dtype=np.intp)
+
+
+def fit_anchors(schema: FeatureSchema, X_train: np.ndarray, features: tuple[str, ...], seed: int = 0) -> AnchorTabular:
+    """An AnchorTabular explainer of the anchor ``features``, fitted on encoded rows ``X_train``,
+    shape (n, n_features), no NaN."""
+    columns = [schema.feature_names.index(name) for name in features]
     explainer = AnchorTabular(
-        predict,
-        feature_names=list(schema.feature_names),
-        categorical_names=schema.alibi_category_map(),
+        _unfitted_predictor,
+        feature_names=list(features),
+        categorical_names={i: list(schema.category_map[name]) for i, name in enumerate(features)
+                           if name in schema.category_map},
         dtype=np.float64,  # the services encode rows as float64: no rounding on the way
         seed=seed,
     )
-    explainer.fit(X_train, disc_perc=DISC_PERC)
+    explainer.fit(X_train[:, columns], disc_perc=DISC_PERC)
     return explainer
 
 
@@ -92,12 +133,15 @@ def set_predictor(explainer: AnchorTabular, predict: Callable[[np.ndarray], np.n
         raise (error.__cause__ or error) from None
 
 
-def explain(explainer: AnchorTabular, x: np.ndarray, parameters: dict[str, Any], model_sha256: str) -> Anchor:
-    """The anchor of the encoded application ``x``, shape (n_features,), no NaN; ``parameters``
-    as :func:`loanxai.core.codecs.explain_parameters` returns them. Seeded from ``x``, the model
-    and ``parameters["seed"]`` (:mod:`loanxai.explain.seeding`): one explanation at a time per process."""
+def explain(explainer: AnchorTabular, model: AnchorModel, x: np.ndarray, parameters: dict[str, Any],
+            model_sha256: str) -> Anchor:
+    """The anchor of the encoded application ``x``, shape (n_features,), no NaN; ``model``: the
+    explainer's predictor; ``parameters`` as :func:`loanxai.core.codecs.explain_parameters`
+    returns them. Seeded from ``x``, the model and ``parameters["seed"]``
+    (:mod:`loanxai.explain.seeding`): one explanation at a time per process."""
     seed_generators(sample_seed(x, model_sha256, parameters["seed"]))
-    explanation = explainer.explain(x, **{k: parameters[k] for k in PARAMETERS if k in parameters})
+    model.applicant = x
+    explanation = explainer.explain(x[model.columns], **{k: parameters[k] for k in PARAMETERS if k in parameters})
     return Anchor(decision=CLASS_NAMES[int(explanation.raw["prediction"][0])], conditions=tuple(explanation.anchor),
                   precision=float(explanation.precision), coverage=float(explanation.coverage),
                   threshold=parameters["threshold"])

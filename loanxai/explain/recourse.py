@@ -2,7 +2,8 @@
 
 DiCE's model-agnostic random search (``dice-ml``, MIT; alibi's counterfactual methods need
 gradients, which forests do not have) proposes counterfactual applications, asking the
-classifier for their probabilities over REST as the anchor explainer does. Only the features
+classifier over REST as the anchor explainer does (DiCE is shown the classifier's decisions at its
+cutoff as its scores: approved is 1, rejected 0, so DiCE's own 0.5 threshold is the cutoff). Only the features
 the dataset description marks ``actionable`` change, each in its ``direction`` (education only
 upwards, debts only downwards), to values seen in the training rows; a feature ``derived_from``
 another follows it (years of education follow education). Every proposal is then verified by
@@ -49,15 +50,16 @@ class RecourseFinder:
         ``actionable`` {feature: {direction, order}},
         ``derived`` {feature: {source, values}}, ``ranges`` {numeric feature: [min, max] in training}.
     titles : how sentences name each feature.
-    predict_proba : encoded rows (n, n_features) -> probabilities of (rejected, approved), (n, 2).
+    classify : encoded rows (n, n_features) -> the classifier's probabilities of approval, shape
+        (n,), and its decisions at its cutoff (True: approved), shape (n,).
     """
 
     def __init__(self, schema: FeatureSchema, rules: dict[str, Any], titles: dict[str, str],
-                 predict_proba: Callable[[np.ndarray], np.ndarray]) -> None:
+                 classify: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> None:
         self.schema = schema
         self.rules = rules
         self.titles = titles
-        self.predict_proba = predict_proba
+        self.classify = classify
         ranges = {name: [plain_value(v) for v in bounds] for name, bounds in rules["ranges"].items()}
         features = {name: (list(schema.category_map[name]) if name in schema.category_map else ranges[name])
                     for name in schema.feature_names}
@@ -74,10 +76,10 @@ class RecourseFinder:
         one search at a time per process.
         """
         record = self.schema.decode(x)[0]
-        approval = float(self.predict_proba(x[None, :])[0, 1])
-        decision = CLASS_NAMES[int(approval >= 0.5)]
-        answer = {"decision": decision, "approval_probability": approval, "actionable": self.actionable}
-        if approval >= 0.5:
+        [approval], [approved] = self.classify(x[None, :])
+        answer = {"decision": CLASS_NAMES[int(approved)], "approval_probability": float(approval),
+                  "actionable": self.actionable}
+        if approved:
             return Recourse(**answer, message="the application is approved: no recourse is needed")
         permitted = {name: self._permitted(name, record[name]) for name in self.actionable}
         varied = [name for name, values in permitted.items() if values is not None]
@@ -98,12 +100,12 @@ class RecourseFinder:
             return Recourse(**answer, message=not_found)
         candidates = self._follow_derived(proposals.drop(columns=["approved"]))
         X = self._pull_back(self.schema.encode_records(candidates.to_dict("records")), x)
-        verified = self.predict_proba(X)[:, 1]  # one more real call: only what the classifier approves is kept
+        verified, approved = self.classify(X)  # one more real call: only what the classifier approves is kept
         found = []
-        for row, probability in zip(self.schema.decode(X), verified):
+        for row, probability, yes in zip(self.schema.decode(X), verified, approved):
             changes = tuple(self._change(name, record[name], row[name]) for name in self.schema.feature_names
                             if row[name] != record[name])
-            if probability >= 0.5 and changes:
+            if yes and changes:
                 found.append(Counterfactual(changes, float(probability), row))
         found.sort(key=lambda cf: (len(cf.changes), -cf.approval_probability))
         chosen = _diverse(found, k)
@@ -130,7 +132,7 @@ class RecourseFinder:
             values = x[j] + np.outer(X[changed, j] - x[j], fractions).ravel()
             integral = float(x[j]).is_integer() and np.all(np.mod(X[changed, j], 1) == 0)
             tries[:, j] = np.where(values > x[j], np.ceil(values), np.floor(values)) if integral else values
-            approved = (self.predict_proba(tries)[:, 1] >= 0.5).reshape(len(changed), len(fractions))
+            approved = self.classify(tries)[1].reshape(len(changed), len(fractions))
             first = approved.argmax(axis=1)  # the smallest change approved (the proposal itself was)
             X[changed, j] = tries.reshape(len(changed), len(fractions), -1)[np.arange(len(changed)), first, j]
         return X
@@ -169,14 +171,16 @@ class RecourseFinder:
 
 class _Classifier:
     """What DiCE calls: ``predict_proba`` on a frame of labelled applications, derived
-    features following their source, answered by the classifier."""
+    features following their source, answered with the classifier's decisions, shape (n, 2):
+    (1, 0) rejected, (0, 1) approved."""
 
     def __init__(self, finder: RecourseFinder) -> None:
         self.finder = finder
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         rows = self.finder._follow_derived(frame[list(self.finder.schema.feature_names)])
-        return self.finder.predict_proba(self.finder.schema.encode_records(rows.to_dict("records")))
+        approved = self.finder.classify(self.finder.schema.encode_records(rows.to_dict("records")))[1]
+        return np.column_stack([~approved, approved]).astype(np.float64)
 
 
 def _diverse(found: list[Counterfactual], k: int) -> list[Counterfactual]:

@@ -43,34 +43,48 @@ class Anchor:
 
 @dataclass(frozen=True)
 class Reason:
-    """One principal reason: a feature, its value, and how much it moved the probability of approval."""
+    """One principal reason: a feature, its value, how much it moved the probability of approval
+    against approved applicants, and its stable ``code`` (feature and direction)."""
 
     feature: str
     value: Any
     contribution: float
+    code: str
     text: str
 
     def to_dict(self) -> dict[str, Any]:
         """Its JSON form."""
-        return {"feature": self.feature, "value": self.value, "contribution": self.contribution, "text": self.text}
+        return {"feature": self.feature, "value": self.value, "contribution": self.contribution, "code": self.code,
+                "text": self.text}
 
 
 @dataclass(frozen=True)
 class Reasons:
-    """The principal reasons of one decision: ``base_value`` plus every feature's contribution
-    is the served ``approval_probability``; ``reasons`` are the ranked few that explain it."""
+    """The principal reasons of one decision: ``base_value`` (approved applicants' probability
+    of approval, at or above the ``cutoff``) plus every feature's contribution is the served
+    ``approval_probability``; ``reasons`` are the ranked few that explain it."""
 
     decision: str
     approval_probability: float
     base_value: float
+    cutoff: float
     contributions: Mapping[str, float]
     reasons: tuple[Reason, ...]
+
+    @property
+    def gap_share(self) -> float | None:
+        """For a rejection, the share of the gap to approved applicants (base value minus
+        probability) the stated reasons carry; None for an approval."""
+        gap = self.base_value - self.approval_probability
+        if self.decision == "approved" or gap <= 0:
+            return None
+        return -sum(reason.contribution for reason in self.reasons) / gap
 
     def to_dict(self) -> dict[str, Any]:
         """Its JSON form."""
         return {"decision": self.decision, "approval_probability": self.approval_probability,
-                "base_value": self.base_value, "contributions": dict(self.contributions),
-                "reasons": [reason.to_dict() for reason in self.reasons]}
+                "base_value": self.base_value, "cutoff": self.cutoff, "gap_share": self.gap_share,
+                "contributions": dict(self.contributions), "reasons": [reason.to_dict() for reason in self.reasons]}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
-"""Fairness at training: per-group metrics, the mitigation candidates, and the gate.
+"""Fairness at training, as fair-lending review works: metrics at the cutoff, the search for a
+less discriminatory alternative, and the gate.
 
-- :mod:`~loanxai.fairness.metrics`: metrics per group (fairlearn's MetricFrame) and the gaps between groups;
-- :mod:`~loanxai.fairness.mitigation`: the candidate models, trained on the same split and compared on held-out rows;
-- :mod:`~loanxai.fairness.gate`: the checks a model must pass before it may ship (``python -m loanxai.gate``).
+- :mod:`~loanxai.fairness.metrics`: the policy's cutoff, metrics at it, approval rates by group
+  with their intervals, adverse impact ratios, the gaps between groups;
+- :mod:`~loanxai.fairness.proxies`: how well a protected attribute is predicted from the inputs;
+- :mod:`~loanxai.fairness.search`: the candidates, cross-validated on the training rows, the
+  rule that chooses, and the held-out check;
+- :mod:`~loanxai.fairness.gate`: the screen and the search step a model must pass before it may
+  ship (``python -m loanxai.gate``).
 """
 
-__all__ = ["gate", "metrics", "mitigation"]
+__all__ = ["gate", "metrics", "proxies", "search"]

@@ -1,21 +1,33 @@
-"""The fairness gate: the checks a model must pass on held-out rows before it may ship.
+"""The fairness gate, in the two steps of a fair-lending review, on every path to production.
 
-Training evaluates the gate for every mitigation candidate and records the chosen model's
-checks, thresholds and result in its manifest, with any explicit override
-(``--accept-unfair "reason"``: the reason, who accepted it and when). Every path to
-production runs ``python -m loanxai.gate <classifier artifacts>``: the image build,
-``make deploy`` and ``make container-smoke`` stop on a model that failed the gate unless the
-override is recorded.
+1. **The screen**: each screened attribute's adverse impact ratio (its lowest judged group's
+   approval rate over its highest, at the cutoff) at least ``gate.min_adverse_impact_ratio``,
+   judged between groups of at least ``gate.min_group_rows`` rows, on the cross-validated
+   decisions over every training row (the largest sample the model never saw), with 95%
+   intervals and the held-out rows' figures beside. A declared basis used as a model input
+   (but age under the elderly rule) is disparate treatment: a failing check of its own.
+2. **If the screen flags**, the model may ship only when the search's record shows that no
+   candidate within the tolerance has a worst ratio materially higher than the model's
+   (``gate.material_difference``) *and* a business justification is recorded (``--accept-unfair
+   "reason"``: the reason, who accepted it, when).
 
-The default threshold, disparate impact of at least 0.8, is the four-fifths rule of the
-EEOC's employment guidelines (29 CFR 1607.4(D)); lending law uses an effects test with no
-fixed ratio, so every threshold is a setting of the dataset description (``gate:``).
+The status: ``passed`` (the screen passed), ``justified`` (flagged, the model is the less
+discriminatory alternative, a justification is recorded), ``flagged`` (no justification yet),
+``failed`` (a materially less discriminatory alternative was passed over: no justification
+ships it). Every path to production runs ``python -m loanxai.gate <classifier artifacts>``:
+the image build, ``make deploy`` and ``make container-smoke`` refuse anything but passed or
+justified, naming the failed step.
+
+The default screen, a ratio of at least 0.8, is the four-fifths rule of the EEOC's employment
+guidelines (29 CFR 1607.4(D)); lending law uses an effects test with no fixed ratio, so every
+threshold is a setting of the dataset description (``gate:``).
 """
 from __future__ import annotations
 
 import argparse
 import getpass
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,91 +35,122 @@ from typing import Any
 
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import GateRecord, failed_checks, read_manifest
-from loanxai.data.description import SCHEMA
+from loanxai.data.description import Protected
+from loanxai.data.format import SCHEMA
 from loanxai.errors import ArtifactError, GateError
 
-__all__ = ["LIMITS", "GateSettings", "evaluate_gate", "gate_record", "labels", "main", "parser", "read_gate", "require_shippable"]
-
-#: (gap, comparison) for each threshold of :class:`GateSettings`
-LIMITS = (
-    ("disparate_impact", ">=", "min_disparate_impact"),
-    ("demographic_parity_difference", "<=", "max_demographic_parity_difference"),
-    ("equalized_odds_difference", "<=", "max_equalized_odds_difference"),
-    ("equal_opportunity_difference", "<=", "max_equal_opportunity_difference"),
-)
-
+__all__ = ["DIFFERENCES", "GateSettings", "gate_record", "labels", "main", "parser", "read_gate", "require_shippable",
+           "screen_checks", "search_check"]
 
 #: the description's ``gate`` keys: their meanings and defaults are declared there
 _DECLARED = SCHEMA["properties"]["gate"]["properties"]
+#: (gap, setting) of the optional limits on other gaps, each at most the setting
+DIFFERENCES = (
+    ("demographic_parity_difference", "max_demographic_parity_difference"),
+    ("equalized_odds_difference", "max_equalized_odds_difference"),
+    ("equal_opportunity_difference", "max_equal_opportunity_difference"),
+)
 
 
 @dataclass(frozen=True)
 class GateSettings:
-    """Limits a model must meet for every protected attribute (None: not checked), judged
-    between groups with at least ``min_group_rows`` held-out rows (smaller gaps are noise).
-    The defaults are the dataset description's (:data:`~loanxai.data.description.SCHEMA`)."""
+    """The gate's settings: the description's ``gate`` section, whose defaults they are."""
 
-    min_disparate_impact: float | None = _DECLARED["min_disparate_impact"]["default"]
+    min_adverse_impact_ratio: float | None = _DECLARED["min_adverse_impact_ratio"]["default"]
+    screen: tuple[str, ...] | None = _DECLARED["screen"]["default"]
+    min_group_rows: int = _DECLARED["min_group_rows"]["default"]
+    material_difference: float = _DECLARED["material_difference"]["default"]
     max_demographic_parity_difference: float | None = _DECLARED["max_demographic_parity_difference"]["default"]
     max_equalized_odds_difference: float | None = _DECLARED["max_equalized_odds_difference"]["default"]
     max_equal_opportunity_difference: float | None = _DECLARED["max_equal_opportunity_difference"]["default"]
-    min_group_rows: int = _DECLARED["min_group_rows"]["default"]
 
     @classmethod
-    def from_dict(cls, content: dict[str, Any]) -> GateSettings:
-        """Read it from its JSON form."""
-        return cls(**{key: content[key] for key in cls.__dataclass_fields__ if key in content})
+    def from_dict(cls, content: Mapping[str, Any]) -> GateSettings:
+        """Read it from the description's (or a manifest's) ``gate`` section."""
+        values = {key: content[key] for key in cls.__dataclass_fields__ if key in content}
+        if values.get("screen") is not None:
+            values["screen"] = tuple(values["screen"])
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """Its JSON form."""
-        return asdict(self)
+        content = asdict(self)
+        content["screen"] = list(self.screen) if self.screen is not None else None
+        return content
 
 
-def evaluate_gate(
-    gaps_by_attribute: dict[str, dict[str, float]], thresholds: GateSettings, protected_inputs: tuple[str, ...] = ()
-) -> list[dict[str, Any]]:
-    """One check per attribute and configured limit: ``{attribute, metric, value, rule, passed}``,
-    and a failing check for each protected attribute that is a model input."""
+def screen_checks(chosen: Mapping[str, Any], held_out: Mapping[str, Any], settings: GateSettings, screened: tuple[str, ...],
+                  protected: Mapping[str, Protected]) -> list[dict[str, Any]]:
+    """Step 1: one check per screened attribute (its cross-validated ratio with its interval,
+    the held-out one beside), one per optional gap limit, and a failing check per declared
+    basis among the model's inputs (age under the elderly rule excepted) as disparate treatment.
+    ``chosen``: the search's point of the model; ``held_out``: :func:`loanxai.fairness.search.held_out_check`."""
     checks = []
-    for attribute, gaps in gaps_by_attribute.items():
-        for metric, op, field in LIMITS:
-            limit = getattr(thresholds, field)
-            if limit is None:
-                continue
-            value = gaps[metric]
-            passed = bool(value >= limit) if op == ">=" else bool(value <= limit)
-            checks.append({"attribute": attribute, "metric": metric, "value": value, "rule": f"{op} {limit}", "passed": passed})
-    for attribute in protected_inputs:
-        checks.append({"attribute": attribute, "metric": "model_input", "value": 1.0,
-                       "rule": "protected attributes are not model inputs", "passed": False})
+    for attribute in screened:
+        air, final = chosen["air"][attribute], held_out["air"][attribute]
+        if settings.min_adverse_impact_ratio is not None:
+            value = air["ratio"]
+            checks.append({
+                "step": "screen", "attribute": attribute, "metric": "adverse_impact_ratio",
+                "value": value, "low": air["low"], "high": air["high"], "rule": f">= {settings.min_adverse_impact_ratio}",
+                # too few groups large enough to judge: nothing to flag, said so
+                "passed": value is None or value >= settings.min_adverse_impact_ratio,
+                "judged": sorted(g for g in air["groups"] if g not in air["not_judged"]), "not_judged": air["not_judged"],
+                "held_out": {k: final[k] for k in ("ratio", "low", "high", "not_judged")},
+            })
+        for gap, setting in DIFFERENCES:
+            limit = getattr(settings, setting)
+            if limit is not None and gap in chosen.get("gaps", {}).get(attribute, {}):
+                value = chosen["gaps"][attribute][gap]
+                checks.append({"step": "screen", "attribute": attribute, "metric": gap, "value": value,
+                               "rule": f"<= {limit}", "passed": value <= limit})
+    for name, declared in protected.items():
+        if name in chosen["features"] and declared.elderly is None:
+            checks.append({"step": "screen", "attribute": name, "metric": "model_input", "value": 1.0,
+                           "rule": "a prohibited basis is not a model input", "passed": False})
     return checks
 
 
-def gate_record(
-    checks: list[dict[str, Any]], thresholds: GateSettings, accept_unfair: str | None = None,
-    accepted_by: str | None = None,
-) -> dict[str, Any]:
-    """What the manifest records: thresholds, checks, result, and the override if one was given.
+def search_check(search: Mapping[str, Any], settings: GateSettings) -> dict[str, Any]:
+    """Step 2: no candidate within the tolerance has a worst ratio more than the material
+    difference above the chosen model's (``search``: the manifest's search record)."""
+    points = {p["name"]: p for p in search["candidates"]}
+    chosen = points[search["chosen"]]
+    within = [p for p in points.values()
+              if p["eligible"] and p["metrics"]["roc_auc"] >= search["best_roc_auc"] - search["tolerance"]
+              and p["worst_air"] is not None]
+    best = max(within, key=lambda p: p["worst_air"], default=chosen)
+    gain = (best["worst_air"] or 0.0) - (chosen["worst_air"] or 0.0) if best is not chosen else 0.0
+    return {"step": "search", "attribute": "all screened", "metric": "less_discriminatory_alternative", "value": gain,
+            "rule": f"<= {settings.material_difference}", "passed": gain <= settings.material_difference,
+            "alternative": best["name"], "chosen": chosen["name"],
+            "eligible": chosen["eligible"]}
 
-    ``status`` is ``passed``, ``failed``, or ``overridden`` (failed, shipped anyway by the
-    named person for the stated reason). An override of a model that passed is not recorded.
-    """
-    passed = all(check["passed"] for check in checks)
+
+def gate_record(checks: list[dict[str, Any]], settings: GateSettings, accept_unfair: str | None = None,
+                accepted_by: str | None = None) -> dict[str, Any]:
+    """What the manifest records: the settings, both steps' checks, the status, and the
+    justification if one was given (only for a flagged model: a passing one needs none)."""
+    screen = [c for c in checks if c["step"] == "screen"]
+    search = [c for c in checks if c["step"] == "search"]
+    screened_ok = all(c["passed"] for c in screen)
+    search_ok = all(c["passed"] and c.get("eligible", True) for c in search)
     override = None
-    if accept_unfair and not passed:
+    if accept_unfair and not screened_ok:
         override = {
             "reason": accept_unfair,
             "accepted_by": accepted_by or getpass.getuser(),
             "accepted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "failed_checks": failed_checks(checks),
+            "failed_checks": failed_checks(screen),
         }
-    return {
-        "passed": passed,
-        "status": "passed" if passed else ("overridden" if override else "failed"),
-        "thresholds": thresholds.to_dict(),
-        "checks": checks,
-        "override": override,
-    }
+    if screened_ok:
+        status = "passed"
+    elif not search_ok:
+        status = "failed"
+    else:
+        status = "justified" if override else "flagged"
+    return {"passed": screened_ok, "status": status, "thresholds": settings.to_dict(), "checks": checks,
+            "override": override}
 
 
 def read_gate(classifier_dir: Path) -> GateRecord:
@@ -119,20 +162,27 @@ def read_gate(classifier_dir: Path) -> GateRecord:
 
 
 def require_shippable(classifier_dir: Path) -> GateRecord:
-    """The gate record if the model passed or carries an override; else :class:`~loanxai.errors.GateError`
-    naming the failed checks and how to override."""
+    """The gate record if the model passed or is justified; else :class:`~loanxai.errors.GateError`
+    naming the failed step, its checks, and what would let it ship."""
     gate = read_gate(classifier_dir)
-    if not gate.shippable:
+    if gate.status == "flagged":
         raise GateError(
-            f"the model in {classifier_dir} FAILED the fairness gate: " + "; ".join(gate.failed_checks)
-            + '. It may not ship. Retrain with another mitigation (make train MITIGATION=...), or record an explicit '
-            'override: make train ACCEPT_UNFAIR="<reason>" (the reason and who accepted it go into the manifest, '
-            "the metadata, the image labels and the report)")
+            f"the model in {classifier_dir} may not ship: step 1, the screen, flagged it ("
+            + "; ".join(gate.failed_checks) + "), and no business justification is recorded. The search shows no less "
+            'discriminatory alternative within the tolerance: record the justification with make train '
+            'ACCEPT_UNFAIR="<reason>" ACCEPTED_BY="<name>" (it goes into the manifest, the metadata, the image labels '
+            "and the report)")
+    if gate.status == "failed":
+        raise GateError(
+            f"the model in {classifier_dir} may not ship: step 1, the screen, flagged it ("
+            + "; ".join(gate.failed_checks) + "), and step 2, the search, failed: " + "; ".join(gate.failed_search)
+            + ". No justification ships a model when a less discriminatory alternative was passed over: retrain with "
+            "make train MITIGATION=auto")
     return gate
 
 
 def labels(gate: GateRecord) -> dict[str, str]:
-    """OCI image labels that carry the gate's result and any override."""
+    """OCI image labels that carry the gate's result and any justification."""
     result = {"io.loanxai.fairness-gate": gate.status}
     override = gate.override
     if override:
@@ -160,11 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     except GateError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if gate.status == "overridden":
+    if gate.status == "justified":
         override = gate.override
-        print(f"WARNING: the model FAILED the fairness gate ({'; '.join(override['failed_checks'])}); it ships under the "
-              f"override accepted by {override['accepted_by']} at {override['accepted_at']}: {override['reason']}",
-              file=sys.stderr)
+        print(f"WARNING: the screen flagged the model ({'; '.join(override['failed_checks'])}); it is the less "
+              f"discriminatory alternative the search found, and ships under the justification accepted by "
+              f"{override['accepted_by']} at {override['accepted_at']}: {override['reason']}", file=sys.stderr)
     else:
         print(f"fairness gate passed ({len(gate.checks)} checks)", file=sys.stderr)
     return 0

@@ -1,11 +1,17 @@
-"""Per-group metrics, fairness gaps and balanced samples.
+"""Metrics at the lender's cutoff, approval rates by group with their intervals, and the gaps.
 
-Approved (label 1) is the favourable outcome: a group's *selection rate* is its approval
-rate. Metrics per group come from fairlearn's :class:`~fairlearn.metrics.MetricFrame`; the
-gaps from fairlearn's own difference and ratio functions.
+Approved (label 1) is the favourable outcome: a group's *selection rate* is its approval rate.
+Every figure is at the cutoff the decision policy sets (:func:`policy_cutoff`), never at 0.5
+unless that is the policy. The adverse impact ratio (AIR) of a protected attribute is its
+lowest judged group's approval rate over its highest, with a 95% interval (Katz's log method
+for a ratio of two proportions); each group's rate has a 95% Wilson interval; only groups
+with at least ``min_rows`` rows are judged, the others are reported as not judged. Metrics per
+group come from fairlearn's :class:`~fairlearn.metrics.MetricFrame`.
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +27,11 @@ from fairlearn.metrics import (
 from sklearn import metrics as skmetrics
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
+__all__ = ["METRICS", "Z95", "adverse_impact", "balanced_sample", "evaluate", "fairness_gaps", "group_metrics",
+           "group_rates", "large_groups", "policy_cutoff", "resampling_effect", "wilson"]
+
+#: the normal quantile of a two-sided 95% interval
+Z95 = 1.959964
 # precision and recall are undefined (NaN) for a group with no predicted or no actual approvals
 METRICS = {
     "count": count,
@@ -33,24 +44,83 @@ METRICS = {
 }
 
 
-def evaluate(model: Any, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Accuracy, precision, recall, ROC AUC (approved = positive) and the confusion matrix of a
-    fitted classifier (anything with ``predict_proba``) on encoded rows ``X``, labels ``y``."""
-    proba = model.predict_proba(X)[:, 1]
-    predicted = proba >= 0.5
+def policy_cutoff(approval: np.ndarray, policy: Mapping[str, Any], base_rate: float) -> float:
+    """The probability of approval at or above which an application is approved: the policy's
+    fixed ``cutoff``, or the quantile of ``approval`` (probabilities, shape (n,)) that approves
+    the policy's ``approval_rate`` of them (``base``: ``base_rate``, the training data's)."""
+    if "cutoff" in policy:
+        return float(policy["cutoff"])
+    rate = base_rate if policy["approval_rate"] == "base" else float(policy["approval_rate"])
+    return float(np.quantile(approval, 1 - rate))
+
+
+def evaluate(approval: np.ndarray, y: np.ndarray, cutoff: float) -> dict[str, Any]:
+    """ROC AUC, and at ``cutoff`` recall, precision, the approval rate, accuracy beside the
+    always-reject baseline's, and the confusion matrix; ``approval``: probabilities, shape (n,),
+    ``y``: the decisions the data holds (1: approved), shape (n,)."""
+    y = np.asarray(y).astype(int)
+    predicted = approval >= cutoff
     return {
         "n_rows": int(len(y)),
+        "cutoff": float(cutoff),
         "approved_rate": float(np.mean(y)),
-        # how many the model approves: a model can gain on a gap by approving fewer people
+        # how many the model approves: the policy's rate, give or take the sample
         "predicted_approval_rate": float(np.mean(predicted)),
-        "accuracy": float(skmetrics.accuracy_score(y, predicted)),
+        "roc_auc": float(skmetrics.roc_auc_score(y, approval)),
+        "recall": float(skmetrics.recall_score(y, predicted, zero_division=0)),
         "precision": float(skmetrics.precision_score(y, predicted, zero_division=0)),
-        "recall": float(skmetrics.recall_score(y, predicted)),
-        "roc_auc": float(skmetrics.roc_auc_score(y, proba)),
-        # accuracy of always giving the more frequent decision: what accuracy must be read against
-        "majority_class_accuracy": float(max(np.mean(y), 1 - np.mean(y))),
-        "confusion_matrix": skmetrics.confusion_matrix(y, predicted).tolist(),
+        "accuracy": float(skmetrics.accuracy_score(y, predicted)),
+        # accuracy of always rejecting: what accuracy must be read against (never the criterion)
+        "always_reject_accuracy": float(1 - np.mean(y)),
+        "confusion_matrix": skmetrics.confusion_matrix(y, predicted, labels=[0, 1]).tolist(),
     }
+
+
+def wilson(approved: int, rows: int) -> tuple[float, float]:
+    """The 95% Wilson interval of a rate of ``approved`` in ``rows``."""
+    if rows == 0:
+        return (0.0, 1.0)
+    p, z2 = approved / rows, Z95 ** 2
+    centre = (p + z2 / (2 * rows)) / (1 + z2 / rows)
+    half = Z95 * math.sqrt(p * (1 - p) / rows + z2 / (4 * rows ** 2)) / (1 + z2 / rows)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def group_rates(decisions: np.ndarray, groups: Sequence[str | None]) -> dict[str, dict[str, Any]]:
+    """Each group's rows, approvals, approval rate and its 95% interval, for decisions (bool,
+    shape (n,)) and each row's group (None: not given, left out)."""
+    frame = pd.DataFrame({"group": list(groups), "approved": np.asarray(decisions, dtype=bool)}).dropna()
+    result = {}
+    for group, rows in frame.groupby("group")["approved"]:
+        n, approved = int(len(rows)), int(rows.sum())
+        low, high = wilson(approved, n)
+        result[str(group)] = {"rows": n, "approved": approved, "rate": approved / n, "low": low, "high": high}
+    return result
+
+
+def adverse_impact(decisions: np.ndarray, groups: Sequence[str | None], min_rows: int) -> dict[str, Any]:
+    """The adverse impact ratio of one attribute: its lowest judged group's approval rate over
+    its highest (None with fewer than two groups of ``min_rows``), its 95% interval, the
+    groups' rates, and those too small to judge."""
+    rates = group_rates(decisions, groups)
+    judged = {g: r for g, r in rates.items() if r["rows"] >= min_rows}
+    result: dict[str, Any] = {"ratio": None, "low": None, "high": None, "lowest": None, "highest": None,
+                              "groups": rates, "min_rows": min_rows,
+                              "not_judged": {g: r["rows"] for g, r in rates.items() if g not in judged}}
+    if len(judged) < 2:
+        return result
+    lowest = min(judged, key=lambda g: (judged[g]["rate"], g))
+    highest = max(judged, key=lambda g: (judged[g]["rate"], g))
+    a, b = judged[lowest], judged[highest]
+    if b["approved"] == 0:
+        return result | {"ratio": 1.0, "low": 1.0, "high": 1.0, "lowest": lowest, "highest": highest}
+    ratio = a["rate"] / b["rate"]
+    # Katz: the log of the ratio is about normal; half a count each keeps a zero finite
+    x1, x2 = max(a["approved"], 0.5), b["approved"]
+    se = math.sqrt(max((1 - x1 / a["rows"]) / x1 + (1 - x2 / b["rows"]) / x2, 0.0))
+    centre = math.log(max(x1 / a["rows"], 1e-12) / b["rate"])
+    return result | {"ratio": ratio, "low": math.exp(centre - Z95 * se), "high": math.exp(centre + Z95 * se),
+                     "lowest": lowest, "highest": highest}
 
 
 def group_metrics(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> MetricFrame:
@@ -65,7 +135,7 @@ def fairness_gaps(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> 
     """The gaps between the best- and worst-treated groups.
 
     - ``demographic_parity_difference``: largest minus smallest approval rate;
-    - ``disparate_impact``: smallest over largest approval rate (demographic parity ratio;
+    - ``adverse_impact_ratio``: smallest over largest approval rate (demographic parity ratio;
       the four-fifths rule asks for at least 0.8);
     - ``equalized_odds_difference``: the larger of the TPR gap and the FPR gap;
     - ``equal_opportunity_difference``: the TPR (recall) gap.
@@ -77,7 +147,7 @@ def fairness_gaps(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> 
     difference, ratio = rates.difference(), rates.ratio()
     return {
         "demographic_parity_difference": float(difference["selection_rate"]),
-        "disparate_impact": float(ratio["selection_rate"]),
+        "adverse_impact_ratio": float(ratio["selection_rate"]),
         "equalized_odds_difference": float(max(difference["tpr"], difference["fpr"])),
         "equal_opportunity_difference": float(difference["tpr"]),
     }

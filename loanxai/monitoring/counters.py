@@ -1,8 +1,8 @@
 """What the services count for Prometheus, against the references training recorded
 (:mod:`loanxai.monitoring.references`); every series is declared in :mod:`loanxai.monitoring.series`.
 
-The classifier's :class:`DecisionMonitor` counts every decided application (by each protected
-attribute's group as the request gives it, by score bin and by input bin) and every outcome
+The classifier's :class:`DecisionMonitor` counts every decided application (by each declared
+protected attribute's group as the request gives it, by score bin and by input bin) and every outcome
 arriving through the feedback endpoint, and exports the references as gauges.
 :class:`ExplanationMonitor` (the explainer) and :class:`HttpMonitor` (both services' endpoints)
 count the rest. Every label value comes from the artifacts or from a fixed list: a request can
@@ -141,25 +141,29 @@ class DecisionMonitor:
             for total in (series.REQUESTS, series.APPLICATIONS, series.APPROVALS, series.REJECTIONS))
         # decisions: one child per (attribute, group, decision), groups in order then "not given"
         decisions = _counter(series.DECISIONS, "method")
-        self.group_codes = {a: {g: i for i, g in enumerate(groups)} for a, groups in self.schema.protected.items()}
+        declared = self.schema.groups
+        self.group_codes = {a: {g: i for i, g in enumerate(groups)} for a, groups in declared.items()}
         self.decisions = {a: _children(decisions, ((a, g, d, *method) for g in (*groups, NOT_GIVEN)
                                                    for d in ("rejected", "approved")))
-                          for a, groups in self.schema.protected.items()}
+                          for a, groups in declared.items()}
         self.scores = _children(_counter(series.SCORE_BINS_SERIES, "method"), ((b, *method) for b in SCORE_BINS))
         feature = _counter(series.FEATURE_BINS, "method")
         self.feature_children = [_children(feature, ((name, b, *method) for b in monitoring["features"][name]["bins"]))
                                  for name in self.schema.feature_names]
         # outcomes: per kind, one child per (attribute, group), "all" first
-        cells = [("all", "all"), *((a, g) for a, groups in self.schema.protected.items() for g in (*groups, NOT_GIVEN))]
+        cells = [("all", "all"), *((a, g) for a, groups in declared.items() for g in (*groups, NOT_GIVEN))]
         self.cell_index = {cell: i for i, cell in enumerate(cells)}
         self.outcomes = {kind: _children(_counter(declared, "method"), ((a, g, "feedback") for a, g in cells))
                          for kind, declared in zip(OUTCOMES, series.OUTCOME_COUNTS)}
         self.queue = _Queue(self._count)
 
-    def record(self, X: np.ndarray, approval: np.ndarray, groups: Mapping[str, Sequence[str | None]]) -> None:
-        """Queue decided applications: ``X`` encoded, shape (n, n_features); ``approval`` their
-        approval probabilities, shape (n,); ``groups`` each protected attribute's n groups (None: not given)."""
-        self.queue.put((X, approval, groups))
+    def record(self, X: np.ndarray, approval: np.ndarray, approved: np.ndarray,
+               groups: Mapping[str, Sequence[str | None]]) -> None:
+        """Queue decided applications: ``X`` encoded as the applicants gave them, shape (n,
+        n_features); ``approval`` their served approval probabilities and ``approved`` the
+        decisions at the cutoff, shape (n,) each; ``groups`` each declared attribute's n groups
+        (None: not given)."""
+        self.queue.put((X, approval, approved, groups))
 
     def record_outcomes(self, outcomes: Outcomes) -> None:
         """Queue the outcomes of one feedback, counted overall and by group."""
@@ -172,10 +176,11 @@ class DecisionMonitor:
         for outcomes in (item for item in batch if isinstance(item, Outcomes)):
             self._count_outcomes(outcomes)
 
-    def _count_decisions(self, decisions: list[tuple[np.ndarray, np.ndarray, Mapping[str, Sequence[str | None]]]]) -> None:
-        X = np.concatenate([x for x, _, _ in decisions])
-        approval = np.concatenate([a for _, a, _ in decisions])
-        approved = approval >= 0.5
+    def _count_decisions(self, decisions: list[tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                     Mapping[str, Sequence[str | None]]]]) -> None:
+        X = np.concatenate([x for x, _, _, _ in decisions])
+        approval = np.concatenate([a for _, a, _, _ in decisions])
+        approved = np.concatenate([d for _, _, d, _ in decisions]).astype(np.intp)
         n, n_approved = len(X), int(np.count_nonzero(approved))
         self.requests.inc(len(decisions))
         self.applications.inc(n)
@@ -188,7 +193,7 @@ class DecisionMonitor:
             _add(children, bin_indices(X[:, j], edges))
         for attribute, children in self.decisions.items():
             codes, not_given = self.group_codes[attribute], len(self.group_codes[attribute])
-            group = np.fromiter((codes.get(g, not_given) for _, _, groups in decisions for g in groups[attribute]),
+            group = np.fromiter((codes.get(g, not_given) for *_, groups in decisions for g in groups[attribute]),
                                 np.intp, n)
             _add(children, group * 2 + approved)
 
@@ -227,7 +232,12 @@ class DecisionMonitor:
         yield from rates.values()
         yield rows
         thresholds = gate.thresholds
-        yield _gauge(series.GATE_MIN_DISPARATE_IMPACT, value=thresholds["min_disparate_impact"] or 0.0)
+        yield _gauge(series.GATE_MIN_ADVERSE_IMPACT_RATIO, value=thresholds["min_adverse_impact_ratio"] or 0.0)
+        screened = _gauge(series.GATE_SCREENED)
+        for attribute in thresholds["screen"] if thresholds["screen"] is not None else self.schema.groups:
+            screened.add_metric([attribute], 1.0)
+        yield screened
+        yield _gauge(series.CUTOFF, value=self.manifest.cutoff)
         yield _gauge(series.GATE_MIN_GROUP_ROWS, value=thresholds["min_group_rows"])
         info = _gauge(series.MODEL_INFO)
         info.add_metric([self.manifest.version, self.manifest.dataset.name, self.manifest.candidate, gate.status], 1)

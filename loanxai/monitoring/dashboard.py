@@ -34,12 +34,15 @@ def _rate(metric: str, by: str = "") -> str:
 #: (title, kind, unit, [(query, legend)], description), row by row
 PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
     ("Approval rate by group", "timeseries", "percentunit",
-     [("loan:approval_rate:window", "{{attribute}} = {{group}}")],
-     "Approved share of the decisions for each protected group the requests give (groups with at least the "
-     "gate's min_group_rows decisions in the rules' window)."),
-    ("Disparate impact", "timeseries", "none",
-     [("loan:disparate_impact:window", "{{attribute}}"), ("loan:gate_min_disparate_impact", "gate threshold")],
-     "Lowest group approval rate over the highest, per protected attribute; the alert fires below the gate's threshold."),
+     [("loan:approval_rate:window", "{{attribute}} = {{group}}"),
+      ("loan:approval_rate_low:window", "{{attribute}} = {{group}}, 95% low"),
+      ("loan:approval_rate_high:window", "{{attribute}} = {{group}}, 95% high")],
+     "Approved share of the decisions (at the model's cutoff) for each declared protected group the requests give, "
+     "with its 95% Wilson interval (groups with at least the gate's min_group_rows decisions in the rules' window)."),
+    ("Adverse impact ratio", "timeseries", "none",
+     [("loan:adverse_impact_ratio:window", "{{attribute}}"), ("loan:gate_min_adverse_impact_ratio", "screen threshold")],
+     "Lowest judged group's approval rate over the highest, per declared attribute; the alert fires below the "
+     "screen's threshold for the attributes the gate screens."),
     ("Population stability index by feature", "heatmap", "none",
      [("loan:feature_psi:window", "{{feature}}")],
      "PSI of each model input against the training data: < 0.1 stable, 0.1-0.25 some shift, > 0.25 major shift."),
@@ -83,7 +86,7 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
      "95th percentile of explanation time by kind, against LOAN_EXPLAIN_P95_BUDGET."),
     ("Served model", "table", "none",
      [("loan_model_info", "")],
-     "Model version, dataset, mitigation candidate and fairness gate status of every replica."),
+     "Model version, dataset, the search's candidate and fairness gate status of every replica."),
 ]
 
 

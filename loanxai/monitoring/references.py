@@ -3,8 +3,8 @@
 At training, :func:`monitoring_record` writes the manifest's ``monitoring`` section: the bins
 of every model input (a categorical feature's categories; a numeric feature's deciles of the
 training data, and ``missing``) with the training data's share of each, the held-out
-approval-probability ("score") shares in ten bins, and the held-out outcomes by protected
-group. The services count decisions into the same bins (:mod:`loanxai.monitoring.counters`);
+approval-probability ("score") shares in ten bins, and the held-out outcomes at the cutoff by
+declared group. The services count decisions into the same bins (:mod:`loanxai.monitoring.counters`);
 the rules compare the two (:mod:`loanxai.monitoring.rules`). numpy only: training needs no
 Prometheus library.
 """
@@ -68,25 +68,26 @@ def score_indices(approval: np.ndarray) -> np.ndarray:
 
 
 def monitoring_record(
-    schema: FeatureSchema, X_train: np.ndarray, approval_test: np.ndarray, y_test: np.ndarray,
-    groups_test: Mapping[str, Sequence[str]],
+    schema: FeatureSchema, X_train: np.ndarray, approval_test: np.ndarray, cutoff: float, y_test: np.ndarray,
+    groups_test: Mapping[str, Sequence[str | None]],
 ) -> dict[str, Any]:
     """The manifest's ``monitoring`` section: bins and training shares of every input, held-out
-    score shares, and held-out outcome counts overall and by group.
+    score shares, and held-out outcome counts at the cutoff, overall and by group.
 
-    ``X_train``: encoded training rows, shape (n, n_features); ``approval_test``: the model's
-    approval probabilities on the held-out rows, shape (m,); ``y_test``: their decisions (1:
-    approved), shape (m,); ``groups_test``: each protected attribute's held-out groups.
+    ``X_train``: encoded training rows, shape (n, n_features); ``approval_test``: the served
+    approval probabilities of the held-out rows, shape (m,), approved at ``cutoff`` or more;
+    ``y_test``: their decisions in the data (1: approved), shape (m,); ``groups_test``: each
+    declared attribute's held-out groups (None: not given).
     """
     features = feature_bins(schema, X_train)
     for j, record in enumerate(features.values()):
         counts = np.bincount(bin_indices(X_train[:, j], record["edges"]), minlength=len(record["bins"]))
         record["reference"] = (counts / counts.sum()).tolist()
     scores = np.bincount(score_indices(approval_test), minlength=len(SCORE_BINS))
-    predicted, truth = approval_test >= 0.5, np.asarray(y_test).astype(bool)
+    predicted, truth = approval_test >= cutoff, np.asarray(y_test).astype(bool)
     held_out: dict[str, dict[str, dict[str, int]]] = {"all": {"all": outcome_counts(predicted, truth)}}
     for attribute, groups in groups_test.items():
-        groups = np.asarray(groups)
+        groups = np.asarray([NOT_GIVEN if g is None else g for g in groups])
         held_out[attribute] = {str(g): outcome_counts(predicted[groups == g], truth[groups == g])
                                for g in sorted(set(groups.tolist()))}
     return {

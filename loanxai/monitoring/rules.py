@@ -10,8 +10,9 @@ Recording rules, every series summed ``without`` the labels that tell processes 
 apart (:data:`AGGREGATED`), over the window (default 1 hour):
 
 - ``loan:decisions:window``, ``loan:group_decisions:window`` (groups judged: given, and at
-  least the gate's ``min_group_rows`` decisions), ``loan:approval_rate:window`` by group,
-  ``loan:disparate_impact:window`` per attribute (lowest over highest approval rate of its
+  least the gate's ``min_group_rows`` decisions), ``loan:approval_rate:window`` by group with
+  its 95% Wilson interval (``loan:approval_rate_low:window``, ``loan:approval_rate_high:window``),
+  ``loan:adverse_impact_ratio:window`` per attribute (lowest over highest approval rate of its
   judged groups, as the gate computes it);
 - ``loan:feature_psi:window`` per model input and ``loan:score_psi:window``: the population
   stability index against the training shares, sum over bins of (p - q) ln(p / q), shares
@@ -23,9 +24,10 @@ apart (:data:`AGGREGATED`), over the window (default 1 hour):
 - ``loan:http_error_ratio:window`` (5xx over predictions and feedback) per service and
   ``loan:explanation_seconds:p95`` per kind.
 
-Alerts: disparate impact below the gate's threshold; PSI above 0.25 on a feature or on the
-score; live recall more than 20% below the held-out recall once ``min_outcomes`` approved
-outcomes arrived; a 5xx ratio above 1%; the explanation p95 above ``LOAN_EXPLAIN_P95_BUDGET``.
+Alerts: the adverse impact ratio of an attribute the gate screens below the screen's
+threshold; PSI above 0.25 on a feature or on the score; live recall more than 20% below the
+held-out recall once ``min_outcomes`` approved outcomes arrived; a 5xx ratio above 1%; the
+explanation p95 above ``LOAN_EXPLAIN_P95_BUDGET``.
 """
 from __future__ import annotations
 
@@ -52,6 +54,8 @@ PSI_MAJOR = 0.25
 RECALL_FRACTION = 0.8
 #: 5xx answers above this fraction of predictions and feedback fire the alert
 MAX_ERROR_RATIO = 0.01
+#: the normal quantile of a two-sided 95% interval (as :data:`loanxai.fairness.metrics.Z95`)
+Z95 = 1.959964
 #: the endpoints whose errors count: predictions and feedback (not probes or metadata)
 SERVED_ENDPOINTS = ".*predict.*|.*feedback.*"
 
@@ -91,6 +95,13 @@ def _psi(shares: str, reference: str) -> str:
     return f"sum without (bin) (({p} - {q}) * ln({p} / {q}))"
 
 
+def _wilson(sign: str) -> str:
+    """One bound of the 95% Wilson interval of each group's approval rate."""
+    p, n, z2 = "loan:approval_rate:window", "loan:group_decisions:window", Z95 ** 2
+    return (f"({p} + {z2 / 2:.6f} / {n} {sign} {Z95} * sqrt({p} * (1 - {p}) / {n} + {z2 / 4:.6f} / {n} ^ 2))"
+            f" / (1 + {z2:.6f} / {n})")
+
+
 def recording_rules(settings: RuleSettings) -> list[dict[str, str]]:
     """The recording rules, in evaluation order."""
     w, m = settings.window, settings.min_applications
@@ -98,7 +109,8 @@ def recording_rules(settings: RuleSettings) -> list[dict[str, str]]:
     tp, fp, tn, fn = outcome.values()
     rules = [
         # the references, one series per model (replicas export the same values)
-        ("loan:gate_min_disparate_impact", _max("loan_gate_min_disparate_impact")),
+        ("loan:gate_min_adverse_impact_ratio", _max("loan_gate_min_adverse_impact_ratio")),
+        ("loan:gate_screened", _max("loan_gate_screened")),
         ("loan:gate_min_group_rows", _max("loan_gate_min_group_rows")),
         ("loan:feature_reference_share", _max("loan_feature_reference_share")),
         ("loan:score_reference_share", _max("loan_score_reference_share")),
@@ -111,7 +123,9 @@ def recording_rules(settings: RuleSettings) -> list[dict[str, str]]:
          " >= ignoring (attribute, group) group_left () loan:gate_min_group_rows"),
         ("loan:approval_rate:window",
          'sum without (decision) (loan:decisions:window{decision="approved"}) / loan:group_decisions:window'),
-        ("loan:disparate_impact:window",
+        ("loan:approval_rate_low:window", _wilson("-")),
+        ("loan:approval_rate_high:window", _wilson("+")),
+        ("loan:adverse_impact_ratio:window",
          "(min without (group) (loan:approval_rate:window) / max without (group) (loan:approval_rate:window))"
          " and count without (group) (loan:approval_rate:window) >= 2"),
         # population stability
@@ -156,11 +170,13 @@ def alerting_rules(settings: RuleSettings) -> list[dict[str, Any]]:
 
     window = settings.window
     return [
-        alert("LoanDisparateImpactBelowGate",
-              "loan:disparate_impact:window < ignoring (attribute) group_left () loan:gate_min_disparate_impact",
-              "critical", "Approval rates by {{ $labels.attribute }} fail the fairness gate",
-              f"Disparate impact by {{{{ $labels.attribute }}}} over {window} is {{{{ $value | printf \"%.2f\" }}}}, "
-              "below the gate's threshold (the lowest group's approval rate over the highest)."),
+        alert("LoanAdverseImpactBelowScreen",
+              "(loan:adverse_impact_ratio:window < ignoring (attribute) group_left () loan:gate_min_adverse_impact_ratio)"
+              " and on (attribute) loan:gate_screened",
+              "critical", "Approval rates by {{ $labels.attribute }} fail the fairness screen",
+              f"The adverse impact ratio by {{{{ $labels.attribute }}}} over {window} is "
+              "{{ $value | printf \"%.2f\" }}, below the screen's threshold (the lowest judged group's approval rate "
+              "over the highest)."),
         alert("LoanFeatureDrift", f"loan:feature_psi:window > {PSI_MAJOR}", "warning",
               "The applications' {{ $labels.feature }} has shifted from the training data",
               f"Population stability index of {{{{ $labels.feature }}}} over {window} is "

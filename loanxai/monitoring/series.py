@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from loanxai.monitoring.references import OUTCOMES
 
 __all__ = [
-    "APPLICATIONS", "APPROVALS", "DECISIONS", "EXPLAIN_BUDGET", "EXPLAIN_P95_BUDGET", "EXPLANATIONS",
-    "EXPLANATION_MODEL_CALLS", "EXPLANATION_SECONDS", "FEATURE_BINS", "FEATURE_REFERENCE", "GATE_MIN_DISPARATE_IMPACT",
-    "GATE_MIN_GROUP_ROWS", "HELD_OUT_RATES", "HELD_OUT_ROWS", "HTTP_REQUESTS", "HTTP_SECONDS", "MODEL_INFO", "OUTCOME_COUNTS",
-    "REJECTIONS", "REQUESTS", "SCORE_BINS_SERIES", "SCORE_REFERENCE", "SERIES", "Series",
+    "APPLICATIONS", "APPROVALS", "CUTOFF", "DECISIONS", "EXPLAIN_BUDGET", "EXPLAIN_P95_BUDGET", "EXPLANATIONS",
+    "EXPLANATION_MODEL_CALLS", "EXPLANATION_SECONDS", "FEATURE_BINS", "FEATURE_REFERENCE",
+    "GATE_MIN_ADVERSE_IMPACT_RATIO", "GATE_MIN_GROUP_ROWS", "GATE_SCREENED", "HELD_OUT_RATES", "HELD_OUT_ROWS",
+    "HTTP_REQUESTS", "HTTP_SECONDS", "MODEL_INFO", "OUTCOME_COUNTS", "REJECTIONS", "REQUESTS", "SCORE_BINS_SERIES",
+    "SCORE_REFERENCE", "SERIES", "Series",
 ]
 
 
@@ -45,8 +46,8 @@ APPLICATIONS = Series("loan_applications_total", "counter", (), "applications de
 APPROVALS = Series("loan_approvals_total", "counter", (), "applications approved", CLASSIFIER)
 REJECTIONS = Series("loan_rejections_total", "counter", (), "applications rejected", CLASSIFIER)
 DECISIONS = Series("loan_decisions_total", "counter", ("attribute", "group", "decision"),
-                   "decided applications by each protected attribute's group, as the request gives it (`not given` "
-                   "otherwise)", CLASSIFIER)
+                   "decided applications by each declared protected attribute's group, as the request gives it "
+                   "(a numeric one's band; `not given` otherwise)", CLASSIFIER)
 SCORE_BINS_SERIES = Series("loan_score_total", "counter", ("bin",),
                            "decided applications by approval probability bin (`0.0-0.1` ... `0.9-1.0`)", CLASSIFIER)
 FEATURE_BINS = Series("loan_feature_total", "counter", ("feature", "bin"),
@@ -66,8 +67,13 @@ HELD_OUT_RATES = tuple(
            f"the served model's held-out {rate.replace('_', ' ')}, overall and by group", CLASSIFIER)
     for rate in ("recall", "false_positive_rate", "accuracy", "approval_rate"))
 HELD_OUT_ROWS = Series("loan_held_out_rows", "gauge", ("attribute", "group"), "held-out applications, by group", CLASSIFIER)
-GATE_MIN_DISPARATE_IMPACT = Series("loan_gate_min_disparate_impact", "gauge", (),
-                                   "the fairness gate's disparate impact threshold (0: none)", CLASSIFIER)
+GATE_MIN_ADVERSE_IMPACT_RATIO = Series("loan_gate_min_adverse_impact_ratio", "gauge", (),
+                                       "the fairness gate's screen: the lowest adverse impact ratio it accepts (0: "
+                                       "none)", CLASSIFIER)
+GATE_SCREENED = Series("loan_gate_screened", "gauge", ("attribute",), "1 for each protected attribute the fairness "
+                       "gate's screen judges (the live adverse impact alert watches these)", CLASSIFIER)
+CUTOFF = Series("loan_cutoff", "gauge", (), "the probability of approval at or above which the model approves "
+                "(the decision policy's, set at training)", CLASSIFIER)
 GATE_MIN_GROUP_ROWS = Series("loan_gate_min_group_rows", "gauge", (), "the smallest group the gate judges", CLASSIFIER)
 MODEL_INFO = Series("loan_model_info", "gauge", ("version", "dataset", "candidate", "gate"),
                     "the model served (always 1)", CLASSIFIER)
@@ -89,7 +95,8 @@ HTTP_SECONDS = Series("loan_http_request_seconds", "histogram", ("endpoint",), "
 #: every series, in the reference's order
 SERIES: tuple[Series, ...] = (
     REQUESTS, APPLICATIONS, APPROVALS, REJECTIONS, DECISIONS, SCORE_BINS_SERIES, FEATURE_BINS, *OUTCOME_COUNTS,
-    FEATURE_REFERENCE, SCORE_REFERENCE, *HELD_OUT_RATES, HELD_OUT_ROWS, GATE_MIN_DISPARATE_IMPACT, GATE_MIN_GROUP_ROWS,
+    FEATURE_REFERENCE, SCORE_REFERENCE, *HELD_OUT_RATES, HELD_OUT_ROWS, GATE_MIN_ADVERSE_IMPACT_RATIO, GATE_MIN_GROUP_ROWS,
+    GATE_SCREENED, CUTOFF,
     MODEL_INFO, EXPLANATIONS, EXPLANATION_SECONDS, EXPLANATION_MODEL_CALLS, EXPLAIN_BUDGET, EXPLAIN_P95_BUDGET,
     HTTP_REQUESTS, HTTP_SECONDS,
 )

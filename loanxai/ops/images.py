@@ -4,7 +4,7 @@ The tag is ``<package version>-<12 hex>``: the version (:func:`loanxai.artifacts
 digest covering the sha256 of every artifact file of both services, so an image tag names
 exactly the model and explainer inside it.
 Training is deterministic (fixed seeds), so the same code and data give the same tag.
-The labels carry the dataset, the chosen mitigation candidate and the fairness gate's result,
+The labels carry the dataset, the candidate the search chose and the fairness gate's result,
 with any override (``io.loanxai.fairness-gate.*``).
 
 ``python -m loanxai.images`` prints the two image references; ``--labels`` prints the labels,

@@ -22,7 +22,7 @@ from loanxai.clients import api as client
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import read_manifest
 from loanxai.errors import GateError, PrometheusError
-from loanxai.fairness.gate import read_gate, require_shippable
+from loanxai.fairness.gate import require_shippable
 from loanxai.monitoring import rules
 from loanxai.ops import replay
 from loanxai.ops.prometheus import LocalPrometheus
@@ -49,18 +49,19 @@ def example_calls(classifier: Service, explainer: Service) -> list[list[str]]:
 
 
 def warn_if_unfair() -> None:
-    """A loud warning when the trained model failed the fairness gate (served here anyway: this
-    is not production, and the images and deployment refuse it)."""
+    """A loud warning when the fairness screen flagged the trained model: what the gate says,
+    and how to record the justification when none is (served here anyway: this is not
+    production, and the images and deployment refuse it)."""
     try:
-        require_shippable(CLASSIFIER_DIR)
+        gate = require_shippable(CLASSIFIER_DIR)
     except GateError as error:
         print(f"\n{'!' * 100}\nWARNING: {error}\n{'!' * 100}\n", file=sys.stderr, flush=True)
         return
-    override = read_gate(CLASSIFIER_DIR).override
-    if override:
-        print(f"\n{'!' * 100}\nWARNING: this model FAILED the fairness gate ({'; '.join(override['failed_checks'])}) "
-              f"and is served under the override accepted by {override['accepted_by']}: {override['reason']}\n"
-              f"{'!' * 100}\n", file=sys.stderr, flush=True)
+    if gate.status == "justified":
+        override = gate.override
+        print(f"\n{'!' * 100}\nWARNING: the fairness screen flagged this model ({'; '.join(gate.failed_checks)}); the "
+              f"search found no materially less discriminatory alternative, and it is served under the justification "
+              f"accepted by {override['accepted_by']}: {override['reason']}\n{'!' * 100}\n", file=sys.stderr, flush=True)
 
 
 #: the local rules: a short window and a short wait, to see alerts within a minute

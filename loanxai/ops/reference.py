@@ -146,6 +146,10 @@ def _schema_keys(node: dict[str, Any], prefix: str) -> Iterator[tuple[str, dict[
 def _schema_type(node: dict[str, Any]) -> str:
     if "enum" in node:
         return " \\| ".join(_code(v) for v in node["enum"])
+    if "const" in node:
+        return _code(node["const"])
+    if "oneOf" in node:
+        return " or ".join(_schema_type(option) for option in node["oneOf"])
     kind = node.get("type", "any")
     if kind == "array":
         return f"list of {_schema_type(node.get('items', {}))}"

@@ -4,18 +4,18 @@
 then the seed's trap, each followed by their outcomes through the feedback endpoint:
 
 1. **held-out**: every held-out application once, with its protected attributes, then its
-   recorded outcome. The live metrics equal the held-out ones: a model that passed the
-   fairness gate raises no alert (one that failed it raises the disparate impact alert, as it should).
+   recorded outcome. The live metrics equal the held-out ones: a model whose screen passed
+   raises no alert (one the screen flagged raises the adverse impact alert, as it should).
 2. **trap**: the seed's story in production, a population unlike the training data and
    approvals biased against one group. A share (80%) of the applications comes from one
    group ``U`` of one protected attribute, within one input category ``W``, the rest from the
-   held-out population. ``U`` is the group the model approves least, of the first protected
-   attribute with two groups large enough to judge; ``W`` is the category whose trap would give
+   held-out population. ``U`` is the group the model approves least, of the first screened
+   protected attribute with two groups large enough to judge; ``W`` is the category whose trap would give
    the lowest live recall, computed from the held-out rows (the segment's approved applicants
    the model misses, weighed by how many of the trap's approved applicants it holds; at least
    3 approved applications): a channel of applicants the model serves worst. Applications are drawn with replacement, seeded; the
    outcomes are those recorded in the data, never invented. The drift (PSI on ``W``'s feature
-   and on the score), disparate impact and recall alerts fire.
+   and on the score), adverse impact and recall alerts fire.
 
 Between the phases the replay waits for the rules' window to pass, so each phase is judged
 alone. A few explanations (anchor and recourse) are asked in each phase for the explainer's metrics.
@@ -38,6 +38,7 @@ import pandas as pd
 from loanxai.artifacts import CLASSIFIER_DIR, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, DEFAULT_EXPLAINER_URL, FEEDBACK_PATH, PREDICTIONS_PATH, answer, session
 from loanxai.core.cli import command_parser
+from loanxai.core.elderly import served_rows
 from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import load_trained_dataset
@@ -82,16 +83,19 @@ def held_out_predictions(classifier_dir: Path) -> tuple[FeatureSchema, pd.DataFr
     its decisions on them (True: approved), from its artifacts."""
     manifest = load_verified_manifest(classifier_dir)
     dataset = load_trained_dataset(manifest)
-    X = dataset.schema.encode_frame(dataset.test)
-    proba = load_pickle(classifier_dir, MODEL_FILE).predict_proba(load_pickle(classifier_dir, PREPROCESSOR_FILE).transform(X))
-    return dataset.schema, dataset.test.reset_index(drop=True), proba[:, 1] >= 0.5
+    preprocessor, forest = load_pickle(classifier_dir, PREPROCESSOR_FILE), load_pickle(classifier_dir, MODEL_FILE)
+    X = served_rows(dataset.schema.encode_frame(dataset.test), dataset.schema, preprocessor, forest)
+    approval = forest.predict_proba(preprocessor.transform(X))[:, 1]
+    return dataset.schema, dataset.test.reset_index(drop=True), approval >= manifest.cutoff
 
 
-def choose_trap(schema: FeatureSchema, test: pd.DataFrame, predicted: np.ndarray, min_group_rows: int) -> Trap:
-    """The trap's segment (see the module's docstring); ValueError if the data holds none."""
+def choose_trap(schema: FeatureSchema, test: pd.DataFrame, predicted: np.ndarray, min_group_rows: int,
+                screened: Sequence[str] | None = None) -> Trap:
+    """The trap's segment (see the module's docstring) among the ``screened`` protected
+    attributes (None: all); ValueError if the data holds none."""
     approved = test[LABEL].to_numpy().astype(bool)
     found, positive = (approved & predicted).mean(), approved.mean()  # the rest of the trap: the held-out population
-    for attribute in schema.protected:
+    for attribute in screened if screened is not None else schema.protected:
         groups = large_groups(test[attribute].astype(str), min_group_rows)
         if len(groups) < 2:
             continue
@@ -143,7 +147,7 @@ def send(classifier_url: str, records: Sequence[dict[str, Any]], outcomes: Seque
             answer(http.post(classifier_url + FEEDBACK_PATH, timeout=30,
                              json={"request": request, "response": response, "truth": {"data": {"ndarray": truth}}}))
             sent["applications"] += len(truth)
-            sent["approved"] += sum(p[1] >= 0.5 for p in response["data"]["ndarray"])
+            sent["approved"] += response["meta"]["tags"]["decisions"].count("approved")
             sent["outcomes"] += len(truth)
     return sent
 
@@ -216,9 +220,10 @@ def main(argv: list[str] | None = None) -> int:
             rows, expected = np.arange(len(test)), set()
             print(f"\n== held-out traffic: the {len(test)} held-out applications, then their outcomes")
         else:
-            trap = choose_trap(schema, test, predicted, manifest.gate.thresholds["min_group_rows"])
+            thresholds = manifest.gate.thresholds
+            trap = choose_trap(schema, test, predicted, thresholds["min_group_rows"], thresholds["screen"])
             rows = trap_rows(test, trap, args.applications, args.seed)
-            expected = {"LoanFeatureDrift", "LoanScoreDrift", "LoanDisparateImpactBelowGate", "LoanRecallDrop"}
+            expected = {"LoanFeatureDrift", "LoanScoreDrift", "LoanAdverseImpactBelowScreen", "LoanRecallDrop"}
             print(f"\n== the trap: {len(rows)} applications, {trap.describe()}; then their outcomes")
         records = applications(schema, test.iloc[rows])
         counts = send(args.classifier_url, records, outcomes[rows])

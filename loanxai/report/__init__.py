@@ -5,10 +5,10 @@ trained artifacts and writes the report and the model card. One module per part:
 
 - :mod:`~loanxai.report.artifacts`: what is evaluated, and the report's settings;
 - :mod:`~loanxai.report.sections`: the data, the skewed-sample trap, balanced evaluation, the
-  groups, the explanations;
+  groups at the cutoff with intervals, the explanations and principal reasons;
 - :mod:`~loanxai.report.proxies`: how well each protected attribute is predicted from the inputs;
-- :mod:`~loanxai.report.candidates`: the mitigation candidates as training compared them;
+- :mod:`~loanxai.report.search`: the search for a less discriminatory alternative, as training recorded it;
 - :mod:`~loanxai.report.modelcard`, :mod:`~loanxai.report.plots`, :mod:`~loanxai.report.render`.
 """
 
-__all__ = ["artifacts", "build", "candidates", "modelcard", "plots", "proxies", "render", "sections"]
+__all__ = ["artifacts", "build", "modelcard", "plots", "proxies", "render", "search", "sections"]

@@ -1,17 +1,20 @@
 """What the report evaluates: its settings, and the trained artifacts loaded and verified."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sklearn.pipeline import Pipeline
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR, MODEL_FILE, PREPROCESSOR_FILE, REPORTS_DIR
+from loanxai.core.elderly import served_rows
 from loanxai.core.manifest import Manifest, load_pickle, load_verified_manifest
 from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP
 from loanxai.core.schema import FeatureSchema
-from loanxai.explain.anchors import load_explainer
+from loanxai.explain.anchors import AnchorModel, load_explainer, set_predictor
+from loanxai.explain.reasons import ReasonExplainer, reason_explainer
 from loanxai.fairness.gate import GateSettings
 
 __all__ = ["Model", "ReportSettings", "artifacts_summary", "load_model"]
@@ -43,13 +46,40 @@ class ReportSettings:
 
 @dataclass
 class Model:
-    """The evaluated artifacts: the pipeline rebuilt from its pickles, the explainer, manifests."""
+    """The evaluated artifacts: the pipeline rebuilt from its pickles, its cutoff, the explainer
+    (asking the pipeline in process, as the service asks the classifier), the principal
+    reasons' explainer, and the manifests."""
 
     pipeline: Pipeline
     explainer: Any
+    reasons: ReasonExplainer
     schema: FeatureSchema
     manifest: Manifest
     explainer_manifest: Manifest
+    anchor_model: AnchorModel = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Give the explainer its predictor: the pipeline's decisions."""
+        self.anchor_model = AnchorModel(self.schema, self.explainer_manifest.anchor_features, self.decide)
+        set_predictor(self.explainer, self.anchor_model)
+
+    @property
+    def cutoff(self) -> float:
+        """The probability of approval at or above which the model approves."""
+        return self.manifest.cutoff
+
+    def asked(self, X: np.ndarray) -> np.ndarray:
+        """Encoded rows as the classifier asks the model (the elderly rule applied)."""
+        return served_rows(X, self.schema, self.pipeline.named_steps[PREPROCESSOR_STEP],
+                           self.pipeline.named_steps[CLASSIFIER_STEP])
+
+    def approval(self, X: np.ndarray) -> np.ndarray:
+        """The probabilities of approval the classifier serves for encoded rows, shape (n,)."""
+        return self.pipeline.predict_proba(self.asked(X))[:, 1]
+
+    def decide(self, X: np.ndarray) -> np.ndarray:
+        """The classifier's decisions for encoded rows, as class codes (1: approved), shape (n,)."""
+        return (self.approval(X) >= self.cutoff).astype(np.intp)
 
 
 def load_model(classifier_dir: Path, explainer_dir: Path) -> Model:
@@ -58,10 +88,11 @@ def load_model(classifier_dir: Path, explainer_dir: Path) -> Model:
     explainer_manifest = load_verified_manifest(explainer_dir)
     forest = load_pickle(classifier_dir, MODEL_FILE)
     forest.n_jobs = 1  # thousands of small predictions (anchors, permutations): no thread pool each time
-    pipeline = Pipeline([(PREPROCESSOR_STEP, load_pickle(classifier_dir, PREPROCESSOR_FILE)), (CLASSIFIER_STEP, forest)])
-    explainer = load_explainer(explainer_dir)
-    explainer.reset_predictor(pipeline.predict)
-    return Model(pipeline, explainer, manifest.schema, manifest, explainer_manifest)
+    preprocessor = load_pickle(classifier_dir, PREPROCESSOR_FILE)
+    pipeline = Pipeline([(PREPROCESSOR_STEP, preprocessor), (CLASSIFIER_STEP, forest)])
+    reasons = reason_explainer(preprocessor, forest, manifest.schema,
+                               np.asarray(manifest.reasons["reference"], dtype=np.float64), manifest.dataset.titles)
+    return Model(pipeline, load_explainer(explainer_dir), reasons, manifest.schema, manifest, explainer_manifest)
 
 
 def artifacts_summary(model: Model) -> dict[str, Any]:

@@ -1,65 +1,73 @@
-"""The model card: what the model is for, what it learned from, how it treats each group, and
-the rules it is judged by, in plain words. Written as ``model_card.md`` and inside the report."""
+"""The model card: what the model is for, what it learned from, which prohibited bases are kept
+out and why, how it decides and was chosen, how it treats each group, and the rules it is judged
+by, in plain words. Written as ``model_card.md`` and inside the report."""
 from __future__ import annotations
 
 from typing import Any
 
 from loanxai.artifacts import version
-from loanxai.core.manifest import Manifest, failed_checks
-from loanxai.report.render import fmt, md_table
+from loanxai.core.manifest import Manifest
+from loanxai.report.render import fmt, gate_notes, md_table, red, with_interval
 
 __all__ = ["LEGAL_CONTEXT", "model_card"]
 
 LEGAL_CONTEXT = """\
-- **Protected attributes are never a reason.** Under the Equal Credit Opportunity Act and
-  Regulation B (12 CFR 1002.6(b)(1)) a lender may not take race, colour, religion, national
-  origin, sex, marital status or age (with exceptions) into account in evaluating credit. This
-  model does not receive them (unless the card says otherwise above, in red), and no
-  explanation it gives can name them; they are kept only to measure and monitor fairness, as
-  self-testing allows (12 CFR 1002.15).
+- **Prohibited bases are kept out.** Under the Equal Credit Opportunity Act and Regulation B
+  (12 CFR 1002.6(b)(1)) a lender may not take race, colour, religion, national origin, sex,
+  marital status or age (with exceptions) into account in evaluating credit. Every basis the
+  data holds, and every column that directly encodes one, is declared above; none is a model
+  input (age excepted where the card says so, under the elderly rule), none is ever a reason,
+  an anchor condition or a recourse change; they are kept only to measure and monitor fairness,
+  as self-testing allows (12 CFR 1002.15).
+- **Age** may be an input of an empirically derived, statistically sound system provided an
+  elderly applicant's age (62 or more, 1002.2(o)) is never assigned a negative value
+  (1002.6(b)(2)(ii)). Here that holds by construction: an elderly applicant is decided at the
+  most favourable age the model tells apart, so age never counts against them and is never
+  stated as a reason against them.
 - **Disparate impact is judged by effects.** A model can disadvantage a group without seeing
   its members' attribute, through inputs that stand for it (see the proxies). Lending law uses
   an *effects test* with no fixed ratio (Regulation B, comment 6(a)-2; the 1994 interagency
-  policy statement): a practice with a disproportionate effect must be justified by business
-  need and no less discriminatory alternative must exist. The gate's default, a disparate
-  impact of at least 0.8, is the *four-fifths rule* of the employment guidelines
-  (29 CFR 1607.4(D)), used here as a screening threshold; every threshold is a setting of the
-  dataset description.
+  policy statement): a practice with a disproportionate effect must serve a legitimate business
+  need that no less discriminatory alternative serves about as well. The gate screens the
+  adverse impact ratio (the lowest group's approval rate over the highest, at the lender's
+  cutoff) against a threshold, by default 0.8, the *four-fifths rule* of the employment
+  guidelines (29 CFR 1607.4(D)); when it flags, the search's record and a business
+  justification are what let the model ship.
 - **Rejections need reasons.** A rejected applicant must receive the specific principal
-  reasons (12 CFR 1002.9(b)(2)); the commentary says more than four is unlikely to help.
-  Records of applications and decisions are kept for 25 months (12 CFR 1002.12).
+  reasons (12 CFR 1002.9(b)(2)); the commentary says more than four is unlikely to help. The
+  reasons here explain the gap between the applicant and approved applicants. Records of
+  applications and decisions are kept for 25 months (12 CFR 1002.12).
 """
 
 
 def model_card(report: dict[str, Any], manifest: Manifest) -> str:
     """The model card as Markdown."""
-    dataset = manifest.dataset
+    dataset, search, decision = manifest.dataset, report["search"], report["decision"]
     description = dataset.description
-    gate = report["gate"]
-    candidates = report["candidates"]
-    chosen = next(c for c in candidates["candidates"] if c["name"] == candidates["chosen"])
-    protected = list(dataset.protected)
+    chosen = next(c for c in search["candidates"] if c["name"] == search["chosen"])
     inputs = manifest.schema.feature_names
+    declared = description["protected"]
     excluded = description.get("exclude_from_model", [])
-    protected_inputs = [a for a in protected if a in inputs]
     lines = [
         "# Model card",
         "",
         f"Loan decision model `{report['artifacts']['model_version']}`, trained {report['artifacts']['trained_at']} "
         f"on the dataset **{dataset.name}** ({dataset.rows['train']} training and {dataset.rows['test']} "
-        f"held-out applications); the mitigation candidate **{chosen['name']}** ({chosen['summary']}).",
+        f"held-out applications): the candidate **{chosen['name']}** ({chosen['summary']}).",
         "",
         "## Intended use",
         "",
         "Deciding loan applications of the population the data describes, one application or a file at a time, "
-        "as a recommendation a lender can explain: every decision comes with an anchor explanation, and the "
-        "services are monitored for approval rates by group, drift and live accuracy. The probability of approval "
-        "is served with each decision; the decision threshold is 0.5, the same for everyone.",
+        "as a recommendation a lender can explain: every rejection comes with its principal reasons, any decision "
+        "with an anchor and a recourse on request, and the services are monitored for approval rates by group, drift "
+        f"and live recall. An application is approved when its probability of approval is at least "
+        f"**{decision['cutoff']:.4f}**, the same for everyone: the cutoff the decision policy `{decision['policy']}` "
+        "set on the training rows (cross-validated probabilities). The probability is served with each decision.",
         "",
         "**Out of scope**: applicants unlike the training population (other countries, eras, products); decisions "
         "without a human able to review them; any use of the protected attributes beyond measuring fairness; "
-        "setting prices or limits (the model answers approve or reject only); and shipping a model that failed "
-        "the fairness gate without the recorded, justified override this card would show.",
+        "setting prices or limits (the model answers approve or reject only); and shipping a model the screen "
+        "flagged without the business justification this card would show.",
         "",
         "## Data and its limits",
         "",
@@ -69,63 +77,86 @@ def model_card(report: dict[str, Any], manifest: Manifest) -> str:
         f"{', '.join(dataset.label['rejected'])}. Source files and their sha256: "
         + ", ".join(f"`{path}` ({version(digest)})" for path, digest in dataset.sources.items()) + ".",
         "",
-        "## Inputs and excluded attributes",
+        "## Inputs and the prohibited bases",
         "",
         f"Model inputs ({len(inputs)}): " + ", ".join(f"`{name}`" for name in inputs) + ".",
         "",
-        "Protected attributes (measured and monitored, "
-        + ("never model inputs" if not protected_inputs else "**some are model inputs**") + "): "
-        + ", ".join(f"`{name}`" for name in protected) + ".",
+        "Declared protected attributes: measured, reported and monitored; never a reason, an anchor condition or a "
+        "recourse change.",
+        "",
+        md_table(["attribute", "prohibited basis", "model input", "why declared"],
+                 [[f"`{p['name']}`", ", ".join(p["basis"]), _input(p), p.get("why") or ""] for p in declared]),
     ]
-    if protected_inputs:
-        lines += ["", _red(f"Protected attributes used as model inputs: {', '.join(protected_inputs)}. The dataset "
-                           "description allows it explicitly; it is disparate treatment in lending, and the gate fails.")]
+    treatment = [p["name"] for p in declared if p.get("model_input") and p["name"] in inputs and "age" not in p["basis"]]
+    if treatment:
+        lines += ["", red(f"Prohibited bases used as model inputs: {', '.join(treatment)}. The dataset description "
+                           "allows it explicitly; it is disparate treatment in lending, and the gate fails.")]
+    elderly = manifest.schema.elderly
+    if elderly:
+        [(name, age)] = elderly.items()
+        lines += ["", f"**The elderly rule.** `{name}` is an input; for an applicant of {age:g} or more the model is "
+                      f"asked at every {name} it tells apart below {age:g} and the most favourable answer is used, so "
+                      f"{name} never counts against an elderly applicant and is never a reason against one."]
     if excluded:
         lines += ["", "Excluded from the model as proxies: " + ", ".join(f"`{name}`" for name in excluded) + "."]
     if "proxies" in report:
-        lines += ["", "Strongest remaining proxies (held-out ROC AUC of predicting the attribute from one input): "
+        lines += ["", "Strongest remaining proxies (held-out ROC AUC of predicting the attribute from one column): "
                   + "; ".join(f"{a}: " + ", ".join(report["proxies"][a]["strongest"]) for a in report["proxies"]) + "."]
+    reference = next((c for c in search["candidates"] if not c["eligible"]), None)
     lines += [
         "",
-        "## Candidates and the choice",
+        "## How it was chosen",
         "",
-        f"Rule: {candidates['rule']}. Requested: `{candidates['requested']}`; chosen: `{candidates['chosen']}`.",
+        f"{len(search['candidates'])} candidates (feature sets without the strongest proxies, reweighing strengths, "
+        f"fairlearn reductions under demographic parity, true positive rate parity and equalized odds, forest "
+        f"settings) were compared by {search['folds']}-fold cross-validation on the training rows at the same approval "
+        f"rate, on ROC AUC and on recall and precision at the cutoff; accuracy never chose. Rule: {search['rule']}.",
         "",
-        _candidate_table(candidates["candidates"], protected, candidates["chosen"]),
+        md_table(["", "ROC AUC", "recall", "precision", "worst adverse impact ratio"],
+                 [[f"chosen: {chosen['name']}", *_point(chosen)],
+                  *([[f"reference: {reference['summary']}", *_point(reference)]] if reference else [])]),
         "",
-        "## Metrics per group (held-out rows)",
+        f"Held-out check ({report['held_out_rows']} rows): ROC AUC {fmt(report['metrics']['roc_auc'])}, recall "
+        f"{fmt(report['metrics']['recall'])}, precision {fmt(report['metrics']['precision'])}, approval rate "
+        f"{fmt(report['metrics']['predicted_approval_rate'])}.",
+        "",
+        "## Metrics per group (held-out rows, at the cutoff)",
         "",
     ]
     for attribute, section in report["groups"].items():
-        lines += [f"**{attribute}**", "",
-                  md_table(["group", "rows", "approval rate", "recall (TPR)", "false positive rate"],
-                           [[g, *(fmt(row[k]) for k in ("count", "selection_rate", "recall", "false_positive_rate"))]
-                            for g, row in section["by_group"].items()]), ""]
-    lines += ["## Fairness gate", "", _gate_summary(gate), "", "## Legal context in plain words", "", LEGAL_CONTEXT]
+        impact = section["adverse_impact"]
+        lines += [f"**{attribute}**: adverse impact ratio {with_interval(impact, 'ratio')}"
+                  + (f"; not judged (fewer than {impact['min_rows']} rows): " + ", ".join(impact["not_judged"])
+                     if impact["not_judged"] else ""), "",
+                  md_table(["group", "rows", "approval rate [95%]", "recall (TPR)", "false positive rate"],
+                           [[g, r["rows"], f"{fmt(r['rate'])} [{fmt(r['low'])}, {fmt(r['high'])}]",
+                             fmt(section["by_group"][g]["recall"]), fmt(section["by_group"][g]["false_positive_rate"])]
+                            for g, r in impact["groups"].items()]), ""]
+    reasons = report["reasons"]
+    lines += ["## Principal reasons", "",
+              f"A rejection's reasons attribute the gap between the applicant's probability of approval and approved "
+              f"applicants' ({reasons['base_value']:.3f}, at or above the cutoff); the {reasons['max_reasons']} stated "
+              f"carry a median {reasons['gap_share']['median']:.0%} of it over {reasons['rejections']} held-out "
+              "rejections. Each reason has a stable code (feature and direction).", "",
+              "## Fairness gate", "", _gate_summary(report["gate"]), "",
+              "## Legal context in plain words", "", LEGAL_CONTEXT]
     return "\n".join(lines)
 
 
-def _candidate_table(candidates: list[dict[str, Any]], protected: list[str], chosen: str) -> str:
-    header = ["candidate", "accuracy", "ROC AUC", *(f"{a}: DI / EOD" for a in protected), "gate"]
-    rows = [[f"**{c['name']}**" if c["name"] == chosen else c["name"], fmt(c["metrics"]["accuracy"]),
-             fmt(c["metrics"]["roc_auc"]),
-             *(f"{fmt(c['gaps'][a]['disparate_impact'])} / {fmt(c['gaps'][a]['equalized_odds_difference'])}" for a in protected),
-             "pass" if c["passed"] else "FAIL"] for c in candidates]
-    return md_table(header, rows)
+def _input(declared: dict[str, Any]) -> str:
+    if not declared.get("model_input"):
+        return "no"
+    return "yes, under the elderly rule" if declared.get("elderly") is not None else "**yes: disparate treatment**"
+
+
+def _point(candidate: dict[str, Any]) -> list[str]:
+    metrics, worst = candidate["metrics"], candidate["worst"]
+    return [fmt(metrics["roc_auc"]), fmt(metrics["recall"]), fmt(metrics["precision"]),
+            f"{with_interval(worst, 'ratio')} ({worst['attribute']})" if worst else "n/a"]
 
 
 def _gate_summary(gate: dict[str, Any]) -> str:
-    if gate["passed"]:
-        return f"**PASSED**: {len(gate['checks'])} checks, thresholds {gate['thresholds']}."
-    text = _red("FAILED: " + "; ".join(failed_checks(gate["checks"])))
-    override = gate.get("override")
-    if override:
-        text += ("\n\n" + _red(f"Shipped under an override accepted by {override['accepted_by']} at "
-                               f"{override['accepted_at']}. Reason given: {override['reason']}"))
-    else:
-        text += "\n\nNo override: the image build, the deployment and the container smoke test refuse this model."
-    return text
-
-
-def _red(text: str) -> str:
-    return f'<strong style="color:#c00">{text}</strong>'
+    recorded = gate["recorded"]
+    if recorded["status"] == "passed":
+        return f"**PASSED**: {len(recorded['checks'])} checks, thresholds {gate['thresholds']}."
+    return f"**{recorded['status'].upper()}**\n\n" + "\n".join(gate_notes(gate))

@@ -142,33 +142,37 @@ def plot_proxies(proxies: dict[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
-def plot_tradeoff(mitigation: dict[str, Any], attributes: list[str], thresholds: dict[str, Any], path: Path) -> None:
-    """Accuracy and ROC AUC against disparate impact and equalized-odds difference, per attribute:
-    every candidate, and the other inner forests of the reductions (the measured frontier)."""
-    panels = [("disparate_impact", "accuracy"), ("disparate_impact", "roc_auc"),
-              ("equalized_odds_difference", "accuracy"), ("equalized_odds_difference", "roc_auc")]
-    fig, axes = plt.subplots(len(attributes), len(panels), figsize=(4.2 * len(panels), 3.6 * len(attributes)), squeeze=False)
-    candidates = mitigation["candidates"]
-    frontier = [p for c in candidates for p in c["frontier"]]
-    colours = dict(zip([c["name"] for c in candidates], ["tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:purple"]))
-    for row, attribute in enumerate(attributes):
-        for col, (gap, score) in enumerate(panels):
-            ax = axes[row, col]
-            ax.scatter([p["gaps"][attribute][gap] for p in frontier], [p[score] for p in frontier], s=12, color="lightgray",
-                       label="reductions' other inner forests" if row == col == 0 else None)
-            for c in candidates:
-                chosen = c["name"] == mitigation["chosen"]
-                ax.scatter(c["gaps"][attribute][gap], c["metrics"][score], s=160 if chosen else 60,
-                           marker="*" if chosen else "o", color=colours[c["name"]], edgecolor="k",
-                           label=c["name"] + (" (chosen)" if chosen else "") if row == col == 0 else None)
-            if gap == "disparate_impact" and thresholds.get("min_disparate_impact") is not None:
-                ax.axvline(thresholds["min_disparate_impact"], color="tab:red", linestyle="--", linewidth=1)
-            if score == "accuracy":
-                ax.axhline(mitigation["accuracy_floor"], color="tab:red", linestyle=":", linewidth=1)
-            ax.set_xlabel(f"{attribute}: {gap.replace('_', ' ')}", fontsize=8)
-            ax.set_ylabel(score.replace("_", " "), fontsize=8)
-    fig.legend(loc="upper center", ncol=6, fontsize=8)
-    fig.suptitle("Mitigation candidates on held-out rows (red: the gate's threshold and the accuracy floor)", y=1.02)
+def plot_frontier(search: dict[str, Any], threshold: float | None, path: Path) -> None:
+    """The search at a glance: each candidate's cross-validated ROC AUC against its worst
+    adverse impact ratio (with the 95% interval), the tolerance band below the best AUC, the
+    screen's threshold, the reference with the prohibited bases as inputs, and the choice."""
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    best, tolerance = search["best_roc_auc"], search["tolerance"]
+    ax.axhspan(best - tolerance, best, color="tab:green", alpha=0.12, label=f"within {tolerance} of the best ROC AUC")
+    if threshold is not None:
+        ax.axvline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"screen: ratio {threshold}")
+    data = [r for r in search["data_air"].values() if r is not None]
+    if data:
+        ax.axvline(min(data), color="k", linestyle=":", linewidth=1,
+                   label=f"the data's own decisions: worst ratio {min(data):.2f}")
+    styles = {"search": dict(color="tab:blue", marker="o", s=30), "reference": dict(color="tab:gray", marker="x", s=50),
+              "chosen": dict(color="tab:orange", marker="*", s=260, edgecolor="k", zorder=5)}
+    labels = {"search": "candidates", "reference": "reference: prohibited bases as inputs (never chosen)",
+              "chosen": f"chosen: {search['chosen']}"}
+    shown = set()
+    for c in search["candidates"]:
+        if c["worst"] is None:
+            continue
+        kind = "chosen" if c["name"] == search["chosen"] else "search" if c["eligible"] else "reference"
+        x, y = c["worst"]["ratio"], c["metrics"]["roc_auc"]
+        ax.errorbar(x, y, xerr=[[x - c["worst"]["low"]], [c["worst"]["high"] - x]], fmt="none",
+                    ecolor=styles[kind]["color"], alpha=0.35, linewidth=1)
+        ax.scatter(x, y, label=None if kind in shown else labels[kind], **styles[kind])
+        shown.add(kind)
+    ax.set_xlabel("worst adverse impact ratio over " + ", ".join(search["screened"]) + " (95% interval)")
+    ax.set_ylabel(f"ROC AUC ({search['folds']}-fold cross-validation)")
+    ax.set_title("The search for a less discriminatory alternative (at the cutoff)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
     _save(fig, path)
 
 

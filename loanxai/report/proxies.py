@@ -2,10 +2,11 @@
 
 Removing a protected attribute from the model does not remove what it explains: other
 inputs can carry it (the census's relationship, "Husband" or "Wife", carries gender). For
-each protected attribute, a logistic regression (one-hot categorical inputs, scaled numeric
-ones) is trained on the training rows to predict the attribute and scored on the held-out
-rows: from all model inputs together, and from each declared feature alone (features the
-description excludes from the model included, marked). The score is the held-out ROC AUC,
+each declared protected attribute, a logistic regression
+(:func:`loanxai.fairness.proxies.proxy_auc`) is trained on the training rows to predict the
+attribute's group and scored on the held-out rows: from all model inputs together, and from
+each declared column alone (those kept out of the model included, marked: excluded features
+and the other protected attributes, as the census's relationship for gender). The score is the held-out ROC AUC,
 one group against the rest, averaged over the groups large enough to judge: 0.5 means the
 inputs say nothing about the attribute, 1.0 that they reveal it.
 """
@@ -14,16 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import Pipeline
-
-from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP, build_preprocessor
 from loanxai.core.schema import FeatureSchema
-from loanxai.data.dataset import Dataset, build_schema
+from loanxai.data.dataset import Dataset, build_schema, group_column
 from loanxai.fairness.metrics import large_groups
+from loanxai.fairness.proxies import proxy_auc
 from loanxai.report.plots import plot_proxies
 
 __all__ = ["proxy_section"]
@@ -35,12 +30,12 @@ N_STRONGEST = 3
 def proxy_section(dataset: Dataset, schema: FeatureSchema, protected: tuple[str, ...], min_group_rows: int,
                   out: Path) -> dict[str, Any]:
     """Held-out ROC AUC of predicting each protected attribute from all model inputs and from
-    each declared feature alone; the strongest proxies."""
+    each declared column alone; the strongest proxies."""
     description = dataset.description
     result = {}
     for attribute in protected:
         single = []
-        for column in description.features:
+        for column in description.columns:
             if column.name == attribute:
                 continue
             inputs = build_schema(dataset.frame, description, [column.name])
@@ -51,20 +46,14 @@ def proxy_section(dataset: Dataset, schema: FeatureSchema, protected: tuple[str,
             "all_inputs": {"features": list(schema.feature_names), "roc_auc": _auc(dataset, schema, attribute, min_group_rows)},
             "single_inputs": single,
             "strongest": [s["feature"] for s in single[:N_STRONGEST]],
-            "groups_judged": large_groups(dataset.test[attribute], min_group_rows),
+            "groups_judged": large_groups(group_column(dataset.test, dataset.schema, attribute), min_group_rows),
         }
     plot_proxies(result, out / "proxies.png")
     return result
 
 
 def _auc(dataset: Dataset, schema: FeatureSchema, attribute: str, min_group_rows: int) -> float:
-    """Held-out one-vs-rest ROC AUC of a logistic regression predicting ``attribute`` from
-    ``schema``'s inputs, averaged over the judged groups (a binary attribute: its one AUC)."""
-    model = Pipeline([(PREPROCESSOR_STEP, build_preprocessor(schema)), (CLASSIFIER_STEP, LogisticRegression(max_iter=1000))])
-    model.fit(schema.encode_frame(dataset.train), dataset.train[attribute].astype(str))
-    proba = pd.DataFrame(model.predict_proba(schema.encode_frame(dataset.test)), columns=model.classes_)
-    truth = dataset.test[attribute].astype(str).reset_index(drop=True)
-    groups = [g for g in large_groups(truth, min_group_rows) if g in proba.columns and 0 < (truth == g).sum() < len(truth)]
-    if len(groups) == 2 and len(model.classes_) == 2:
-        groups = groups[:1]  # one group against the other: both AUCs are the same number
-    return float(np.mean([roc_auc_score(truth == g, proba[g]) for g in groups])) if groups else float("nan")
+    """Held-out one-vs-rest ROC AUC of predicting ``attribute`` from ``schema``'s inputs."""
+    train, test = dataset.train, dataset.test
+    return proxy_auc(train, group_column(train, dataset.schema, attribute), test,
+                     group_column(test, dataset.schema, attribute), schema, min_group_rows)

@@ -1,9 +1,12 @@
 """The loan classifier's serving class: what ``seldon-core-microservice LoanClassifier`` serves.
 
 Loads the preprocessor and the forest written by ``make train`` (verified against their
-manifest first) and answers the probabilities of "rejected" and "approved" for each
-application, in any input form :mod:`loanxai.core.codecs` accepts, with principal reasons when
-asked (:mod:`loanxai.explain.reasons`). Outcomes arrive through Seldon's feedback endpoint.
+manifest first) and answers, for each application in any input form :mod:`loanxai.core.codecs`
+accepts, the probabilities of "rejected" and "approved" and the decision at the cutoff the
+manifest records (``meta.tags.decisions``), with principal reasons when asked
+(:mod:`loanxai.explain.reasons`). Where age is an input, the elderly rule
+(:mod:`loanxai.core.elderly`) is applied before the model is asked. Outcomes arrive through
+Seldon's feedback endpoint.
 ``models/loanclassifier/LoanClassifier.py`` is the thin module Seldon's wrapper imports.
 """
 from __future__ import annotations
@@ -22,10 +25,11 @@ from seldon_core.proto import prediction_pb2
 from loanxai.artifacts import COMPILED_FILE, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.config import ServiceSettings
 from loanxai.core.codecs import prediction_parameters, read_feedback, read_message
+from loanxai.core.elderly import elderly_rule
 from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import LoanError, ModelParityFailed
-from loanxai.explain.reasons import ReasonExplainer, column_features
+from loanxai.explain.reasons import reason_explainer
 from loanxai.monitoring.counters import DecisionMonitor
 from loanxai.serving.common import input_metadata, seldon_error, serve_json
 from loanxai.serving.fastpath import FastClassifier, check_parity
@@ -60,6 +64,8 @@ class LoanClassifier:
         self.forest = load_pickle(self.artifacts_dir, MODEL_FILE)
         # one request is one thread's work: no joblib threads (and none alive at the fork)
         self.forest.n_jobs = 1
+        self.cutoff = self.manifest.cutoff
+        self.elderly = elderly_rule(self.schema, self.preprocessor, self.forest)
         self.fast = FastClassifier(self.preprocessor, self.artifacts_dir / COMPILED_FILE)
         self.parity: dict[str, Any] = {"holds": False, "checked": False}
         self.predict_proba = self.pipeline_proba
@@ -67,28 +73,28 @@ class LoanClassifier:
         if settings.prediction_path == "auto":
             self._choose_fast_path()
         dataset = self.manifest.dataset
-        self.reasons = ReasonExplainer(
-            self.forest, self.fast.transform,
-            column_features(self.fast.numeric_columns, self.fast.categorical_columns, self.fast.categories),
-            self.schema, dataset.titles, dataset.protected)
+        self.reasons = reason_explainer(self.preprocessor, self.forest, self.schema,
+                                        np.asarray(self.manifest.reasons["reference"], dtype=np.float64),
+                                        dataset.titles, self.fast.transform)
         # decisions and outcomes counted for Prometheus (every series created here, before the fork)
         self.monitor = DecisionMonitor(self.manifest) if settings.metrics else None
-        logger.info("classifier %s (dataset %s, candidate %s) from %s serves the %s path", self.version,
-                    dataset.name, self.manifest.candidate, self.artifacts_dir, self.prediction_path)
+        logger.info("classifier %s (dataset %s, candidate %s) from %s serves the %s path, approving at %.4f or more",
+                    self.version, dataset.name, self.manifest.candidate, self.artifacts_dir, self.prediction_path,
+                    self.cutoff)
         self._log_gate()
 
     def _log_gate(self) -> None:
         gate = self.manifest.gate
-        if gate.passed:
+        if gate.status == "passed":
             logger.info("fairness gate passed")
-            return
-        failed = "; ".join(gate.failed_checks)
-        if gate.override:
-            logger.warning("THIS MODEL FAILED THE FAIRNESS GATE (%s) and is served under an override accepted by %s "
-                           "at %s: %s", failed, gate.override["accepted_by"], gate.override["accepted_at"],
+        elif gate.status == "justified":
+            logger.warning("THE FAIRNESS SCREEN FLAGGED THIS MODEL (%s); it is served as the less discriminatory "
+                           "alternative the search found, under the justification accepted by %s at %s: %s",
+                           "; ".join(gate.failed_checks), gate.override["accepted_by"], gate.override["accepted_at"],
                            gate.override["reason"])
         else:
-            logger.warning("THIS MODEL FAILED THE FAIRNESS GATE (%s) and carries no override: not for production", failed)
+            logger.warning("THIS MODEL MAY NOT SHIP (fairness gate %s: %s): not for production", gate.status,
+                           "; ".join(gate.failed_checks + gate.failed_search))
 
     @property
     def version(self) -> str:
@@ -102,7 +108,7 @@ class LoanClassifier:
     def _choose_fast_path(self) -> None:
         """Serve the compiled forest only if it gives the pipeline's answers on the reference rows."""
         X = np.asarray(self.manifest.reference["rows"], dtype=np.float64)
-        self.parity = {**check_parity(self.fast, self.pipeline_proba(X), X), "checked": True}
+        self.parity = {**check_parity(self.fast, self.pipeline_proba(X), X, self.cutoff), "checked": True}
         if self.parity["holds"]:
             self.predict_proba = self.fast.predict_proba
             self.prediction_path = "treelite"
@@ -116,26 +122,36 @@ class LoanClassifier:
     def _predict_message(self, message: dict[str, Any]) -> dict[str, Any]:
         X, groups = read_message(message, self.schema, self.max_batch_rows)
         parameters = prediction_parameters(message, self.default_reasons, self.schema.n_features)
-        proba = self.predict_proba(X)
+        asked = self.served_rows(X)
+        proba = self.predict_proba(asked)
+        approved = proba[:, 1] >= self.cutoff
         if self.monitor is not None and parameters["purpose"] == "decision":
-            self.monitor.record(X, proba[:, 1], groups)
+            self.monitor.record(X, proba[:, 1], approved, groups)
         request_meta = message.get("meta") or {}
         # the request's tags come back, as Seldon's wrapper does for other models (its batch
         # processor reads its batch_id there); principal reasons go beside them
-        tags = {k: v for k, v in (request_meta.get("tags") or {}).items() if k != "reasons"}
+        tags = {k: v for k, v in (request_meta.get("tags") or {}).items() if k not in ("reasons", "decisions", "cutoff")}
+        tags["decisions"] = [CLASS_NAMES[int(a)] for a in approved]
+        tags["cutoff"] = self.cutoff
         if parameters["reasons"]:
-            tags["reasons"] = [r.to_dict() for r in self.reasons.explain(X, proba[:, 1], parameters["reasons"])]
+            tags["reasons"] = [r.to_dict() for r in self.reasons.explain(asked, proba[:, 1], self.cutoff,
+                                                                        parameters["reasons"], shown=X)]
         # the request id outcomes are joined on later, as Seldon's executor sets it
         meta: dict[str, Any] = {"puid": request_meta.get("puid") or uuid.uuid4().hex}
-        if tags:
-            meta["tags"] = tags
+        meta["tags"] = tags
         return {"data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()}, "meta": meta}
+
+    def served_rows(self, X: np.ndarray) -> np.ndarray:
+        """Encoded rows as the model is asked them: with the elderly rule applied where age is an input."""
+        if self.elderly is None:
+            return X
+        return self.elderly.substitute(X, lambda rows: self.predict_proba(rows)[:, 1])
 
     def send_feedback_raw(self, feedback: prediction_pb2.Feedback) -> prediction_pb2.SeldonMessage:
         """Count the outcomes of a feedback (``/api/v1.0/feedback``: ``request``, ``response``,
         ``truth``) by group; a malformed one is a 400 naming the problem."""
         try:
-            outcomes = read_feedback(json_format.MessageToDict(feedback), self.schema, self.max_batch_rows)
+            outcomes = read_feedback(json_format.MessageToDict(feedback), self.schema, self.max_batch_rows, self.cutoff)
         except LoanError as error:
             raise seldon_error(error) from None
         if self.monitor is not None:
@@ -167,14 +183,17 @@ class LoanClassifier:
             "custom": {
                 "dataset": self.manifest.dataset.name,
                 "candidate": self.manifest.candidate,
+                "cutoff": repr(self.cutoff),
+                "decision_policy": json.dumps(self.manifest.decision["policy"]),
                 "fairness_gate": gate.status,
-                "fairness_gate_failed_checks": "; ".join(gate.failed_checks),
+                "fairness_gate_failed_checks": "; ".join(gate.failed_checks + gate.failed_search),
                 "fairness_gate_override": json.dumps(gate.override),
                 # an application the demo and the clients send: the dataset's own example
                 "example_application": json.dumps(self.manifest.dataset.example),
                 "max_batch_rows": str(self.max_batch_rows),
-                "accuracy": f"{self.manifest.metrics['accuracy']:.4f}",
                 "roc_auc": f"{self.manifest.metrics['roc_auc']:.4f}",
+                "recall": f"{self.manifest.metrics['recall']:.4f}",
+                "precision": f"{self.manifest.metrics['precision']:.4f}",
                 "trained_at": self.manifest.created_at,
                 "prediction_path": self.prediction_path,
                 "parity_max_difference": str(self.parity.get("max_difference", "not checked")),

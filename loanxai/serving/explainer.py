@@ -2,7 +2,8 @@
 
 Explains one application per request, calling the classifier over REST at
 ``LOAN_CLASSIFIER_URL``: an anchor (alibi AnchorTabular, written by ``make train`` and verified
-against its manifest: the conditions that are enough for the decision) or, with
+against its manifest: the conditions that are enough for the classifier's decision at its
+cutoff, never naming a declared prohibited basis) or, with
 ``meta.tags.kind = "recourse"``, up to ``k`` applications like it that the classifier approves
 (:mod:`loanxai.explain.recourse`). The same application, model and ``seed`` give the same answer
 on any worker (:mod:`loanxai.explain.seeding`). An explanation that outlives its time budget
@@ -50,6 +51,7 @@ class LoanExplainer:
         self.schema = self.manifest.schema
         self.explainer: Any = None
         self.recourse: RecourseFinder | None = None
+        self.anchor_model: anchors.AnchorModel | None = None
         self.classifier: RemoteClassifier | None = None
         self._has_predictor = False
         # one explanation at a time per worker: the samplers draw from numpy's global generator;
@@ -64,8 +66,8 @@ class LoanExplainer:
         """Unpickle the explainer (once per gunicorn worker); the classifier is not called yet."""
         self.explainer = anchors.load_explainer(self.artifacts_dir)
         self.classifier = RemoteClassifier.from_settings(self.settings)
-        self.recourse = RecourseFinder(self.schema, self.manifest.recourse, self.manifest.titles,
-                                       self.classifier.predict_proba)
+        self.recourse = RecourseFinder(self.schema, self.manifest.recourse, self.manifest.titles, self.classifier.classify)
+        self.anchor_model = anchors.AnchorModel(self.schema, self.manifest.anchor_features, self.classifier.predict)
         logger.info("loaded the explainer from %s; classifier at %s", self.artifacts_dir, self.classifier.url)
 
     @property
@@ -116,7 +118,7 @@ class LoanExplainer:
                 with self.classifier.budget(self.settings.explain_budget):
                     self._set_predictor()
                     if kind == "anchor":
-                        result = anchors.explain(self.explainer, x, parameters, model)
+                        result = anchors.explain(self.explainer, self.anchor_model, x, parameters, model)
                     else:
                         result = self.recourse.find(x, parameters["k"], parameters["seed"], model)
             except ClassifierUnavailable:
@@ -134,7 +136,7 @@ class LoanExplainer:
     def _set_predictor(self) -> None:
         """Give the explainer its REST predictor; alibi calls it once to check its output."""
         if not self._has_predictor:
-            anchors.set_predictor(self.explainer, self.classifier.predict)
+            anchors.set_predictor(self.explainer, self.anchor_model)
             self._has_predictor = True
 
     def collect_metrics(self) -> Iterable[Any]:

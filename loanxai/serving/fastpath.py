@@ -70,12 +70,13 @@ class FastClassifier:
         return treelite.gtil.predict(self.model, features, nthread=1).reshape(len(features), -1)
 
 
-def check_parity(fast: FastClassifier, reference_proba: Any, X: np.ndarray) -> dict[str, Any]:
-    """Compare the fast path with the pipeline's probabilities ``reference_proba`` on rows ``X``."""
+def check_parity(fast: FastClassifier, reference_proba: Any, X: np.ndarray, cutoff: float) -> dict[str, Any]:
+    """Compare the fast path with the pipeline's probabilities ``reference_proba`` on rows ``X``,
+    and their decisions at ``cutoff``."""
     expected = np.asarray(reference_proba, dtype=np.float64)
     actual = fast.predict_proba(X)
     max_difference = float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape else float("inf")
-    same_class = actual.shape == expected.shape and bool(np.array_equal(actual.argmax(1), expected.argmax(1)))
+    same_class = actual.shape == expected.shape and bool(np.array_equal(actual[:, 1] >= cutoff, expected[:, 1] >= cutoff))
     return {
         "rows": int(len(X)),
         "max_difference": max_difference,

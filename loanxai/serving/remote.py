@@ -12,6 +12,7 @@ import requests
 
 from loanxai.clients.http import METADATA_PATH, PREDICTIONS_PATH, error_info, session
 from loanxai.config import ServiceSettings
+from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import BudgetExceeded, ClassifierError, ClassifierUnavailable
 
 __all__ = ["RemoteClassifier"]
@@ -55,16 +56,18 @@ class RemoteClassifier:
         finally:
             self.deadline, self.budget_s = math.inf, math.inf
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Probabilities of (rejected, approved) for encoded rows, shape (n, n_features) -> (n, 2)."""
+    def classify(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The classifier's answer for encoded rows, shape (n, n_features): the probabilities of
+        approval, shape (n,), and its decisions (True: approved, at its cutoff), shape (n,)."""
         if self.batch_rows is None:
             self.batch_rows = int(self._get_metadata()["custom"]["max_batch_rows"])
         X = np.asarray(X, dtype=float)
-        return np.vstack([self._post(X[i:i + self.batch_rows]) for i in range(0, max(len(X), 1), self.batch_rows)])
+        answers = [self._post(X[i:i + self.batch_rows]) for i in range(0, max(len(X), 1), self.batch_rows)]
+        return np.concatenate([a for a, _ in answers]), np.concatenate([d for _, d in answers])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predicted class codes (0 rejected, 1 approved), shape (n,): alibi's predictor."""
-        return self.predict_proba(X).argmax(axis=1)
+        """The classifier's decisions as class codes (0 rejected, 1 approved), shape (n,): the anchors' predictor."""
+        return self.classify(X)[1].astype(np.intp)
 
     def _get_metadata(self) -> dict:
         url = self.url.removesuffix(PREDICTIONS_PATH) + METADATA_PATH
@@ -95,4 +98,6 @@ class RemoteClassifier:
             raise ClassifierError(f"the classifier at {self.url} answered {response.status_code}: {error_info(response)}")
         self.calls += 1
         self.rows += len(X)
-        return np.asarray(response.json()["data"]["ndarray"], dtype=float)
+        answer = response.json()
+        approved = np.array([d == CLASS_NAMES[1] for d in answer["meta"]["tags"]["decisions"]], dtype=bool)
+        return np.asarray(answer["data"]["ndarray"], dtype=float)[:, 1], approved

@@ -1,9 +1,11 @@
-"""The model training serves: every mitigation candidate trained and compared, one chosen, its
-fairness gate evaluated on held-out rows."""
+"""The model training serves: the search for a less discriminatory alternative, its choice
+checked on the held-out rows, and the fairness gate's two steps."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -11,8 +13,8 @@ from sklearn.pipeline import Pipeline
 
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import Dataset
-from loanxai.fairness.gate import GateSettings, gate_record
-from loanxai.fairness.mitigation import REDUCTIONS, Candidate, accuracy_floor, choose, train_candidates
+from loanxai.fairness.gate import GateSettings, gate_record, screen_checks, search_check
+from loanxai.fairness.search import SearchResult, held_out_check, search, served_approval
 
 __all__ = ["TrainedModel", "train_model"]
 
@@ -21,61 +23,62 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TrainedModel:
-    """The chosen candidate, the dataset, every candidate compared, and the gate's record."""
+    """The search's result (the chosen pipeline and its cutoff among them), the dataset, the
+    held-out check, and the gate's record."""
 
-    chosen: Candidate
+    result: SearchResult
     dataset: Dataset
-    candidates: list[Candidate]
-    requested: str
-    floor: float
+    search_record: dict[str, Any]
+    held_out: dict[str, Any]
     gate: dict[str, Any]
 
     @property
     def pipeline(self) -> Pipeline:
-        """The chosen candidate's pipeline."""
-        return self.chosen.pipeline
+        """The chosen candidate's pipeline, fitted on every training row."""
+        return self.result.pipeline
 
     @property
     def schema(self) -> FeatureSchema:
-        """The feature schema."""
-        return self.chosen.schema
+        """The feature schema of the chosen candidate's inputs."""
+        return self.result.schema
 
     @property
+    def cutoff(self) -> float:
+        """The probability of approval at or above which the served model approves."""
+        return self.result.cutoff
+
+    @cached_property
     def X_train(self) -> np.ndarray:
         """The training rows, encoded."""
         return self.schema.encode_frame(self.dataset.train)
 
-    @property
+    @cached_property
     def X_test(self) -> np.ndarray:
         """The held-out rows, encoded."""
         return self.schema.encode_frame(self.dataset.test)
 
-    def mitigation_record(self) -> dict[str, Any]:
-        """What the manifest records of the comparison."""
-        return {
-            "requested": self.requested,
-            "chosen": self.chosen.name,
-            "rule": "the most accurate candidate (the seed's model excepted) that passes the gate with held-out "
-                    f"accuracy at least {self.floor:.3f}; if none does, among those reaching that accuracy the one "
-                    "with the fewest failed checks, then the highest worst-case disparate impact; if none reaches "
-                    "it, the most accurate",
-            "accuracy_floor": self.floor,
-            "reductions": REDUCTIONS,
-            "candidates": [candidate.record() for candidate in self.candidates],
-        }
+    def approval(self, X: np.ndarray) -> np.ndarray:
+        """The probabilities of approval the classifier serves for encoded rows ``X``, shape (n,)."""
+        return served_approval(self.pipeline, X, self.schema)
 
 
-def train_model(dataset: Dataset, seed: int = 0, mitigation: str = "auto", accept_unfair: str | None = None,
-                accepted_by: str | None = None, n_estimators: int | None = None) -> TrainedModel:
-    """Train every mitigation candidate, choose one, and evaluate the gate on held-out rows."""
-    candidates = train_candidates(dataset, seed=seed, n_estimators=n_estimators)
-    floor = accuracy_floor(dataset.description.gate, dataset.test)
-    chosen = choose(candidates, mitigation, floor)
-    gate = gate_record(chosen.checks, GateSettings.from_dict(dataset.description.gate), accept_unfair, accepted_by)
-    metrics = chosen.metrics
-    logger.info("chose %s: held-out accuracy %.3f, precision %.3f, recall %.3f, ROC AUC %.3f on %d rows; gate %s",
-                chosen.name, metrics["accuracy"], metrics["precision"], metrics["recall"], metrics["roc_auc"],
-                metrics["n_rows"], gate["status"].upper())
-    return TrainedModel(chosen, dataset, candidates, mitigation, floor, gate)
-
-
+def train_model(dataset: Dataset, seed: int = 0, requested: str = "auto", accept_unfair: str | None = None,
+                accepted_by: str | None = None, n_estimators: int | None = None,
+                only: Sequence[str] | None = None) -> TrainedModel:
+    """Search the candidates (``only``: these names), choose one (``requested``: by the rule, or
+    a name), check it on the held-out rows, and run the gate's two steps."""
+    result = search(dataset, seed, requested, n_estimators, only)
+    held_out = held_out_check(result, dataset)
+    record = result.record(seed, n_estimators)
+    description = dataset.description
+    settings = GateSettings.from_dict(description.gate)
+    checks = [*screen_checks(result.chosen.point(), held_out, settings, description.screened, description.protected),
+              search_check(record, settings)]
+    gate = gate_record(checks, settings, accept_unfair, accepted_by)
+    cv, final = result.chosen.metrics, held_out["metrics"]
+    logger.info("chose %s in %.0f s: cross-validated ROC AUC %.3f (best %.3f), worst adverse impact ratio %s; "
+                "held out (%d rows, cutoff %.4f): ROC AUC %.3f, recall %.3f, precision %.3f; gate %s",
+                result.chosen.spec.name, result.seconds, cv["roc_auc"], result.best_auc,
+                "n/a" if result.chosen.worst_air is None else f"{result.chosen.worst_air:.3f}", final["n_rows"],
+                result.cutoff, final["roc_auc"], final["recall"], final["precision"], gate["status"].upper())
+    return TrainedModel(result, dataset, record, held_out, gate)

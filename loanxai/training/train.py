@@ -5,7 +5,8 @@ reads the dataset description (the census by default), then writes, atomically (
 interrupted training leaves the previous artifacts as they were):
 
 - ``models/loanclassifier/artifacts/``: ``preprocessor.dill``, ``model.dill`` (the forest) and
-  ``manifest.json`` (schema, held-out metrics, library versions, sha256 of each file);
+  ``manifest.json`` (schema, cutoff, the search's every candidate, held-out metrics, the gate,
+  library versions, sha256 of each file);
 - ``models/explainer/artifacts/``: ``explainer.dill`` (alibi AnchorTabular, fitted, pickled
   without its predictor) and ``manifest.json``.
 """
@@ -15,6 +16,7 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
@@ -23,9 +25,8 @@ from loanxai.core.manifest import Manifest, read_manifest
 from loanxai.core.pipeline import PREPROCESSOR_STEP, impute, numeric_medians
 from loanxai.data.dataset import load_dataset
 from loanxai.data.description import DEFAULT_DESCRIPTION, Description, load_description
-from loanxai.errors import ArtifactError, DataError, DescriptionError
-from loanxai.explain.anchors import fit_anchors
-from loanxai.fairness.mitigation import CANDIDATES, CHOICES
+from loanxai.errors import ArtifactError, DataError, DescriptionError, UnknownCandidate
+from loanxai.explain.anchors import anchor_features, fit_anchors
 from loanxai.training.model import train_model
 from loanxai.training.staging import staged_directories
 from loanxai.training.writers import save_classifier, save_explainer
@@ -40,34 +41,36 @@ def train(
     explainer_dir: Path = EXPLAINER_DIR,
     description: Description | Path = DEFAULT_DESCRIPTION,
     seed: int | None = None,
-    mitigation: str = "auto",
+    candidate: str = "auto",
     accept_unfair: str | None = None,
     accepted_by: str | None = None,
     n_estimators: int | None = None,
+    only: Sequence[str] | None = None,
 ) -> tuple[Manifest, Manifest]:
     """Train both artifacts from the described dataset and write them; return the two manifests.
 
-    Every mitigation candidate is trained and compared; ``mitigation`` names the one to
-    serve (``auto``: by the documented rule, see :mod:`loanxai.fairness.mitigation`). A model that
-    fails the fairness gate ships only with ``accept_unfair``, the reason recorded with
-    ``accepted_by`` (default: the user). Nothing is written unless everything succeeds;
-    ``seed`` (default: the description's ``split.seed``) seeds the forests and the explainer;
-    ``n_estimators`` replaces every candidate's number of trees (quick runs).
+    Every candidate of the search (:mod:`loanxai.fairness.search`; ``only``: these names) is
+    cross-validated; ``candidate`` names the one to serve (``auto``: by the search's rule;
+    ``none``: the seed's model, every protected attribute an input, which the gate fails). A
+    model the gate's screen flags ships only with ``accept_unfair``, the business justification,
+    recorded with ``accepted_by`` (default: the user), and only if the search found no materially
+    less discriminatory alternative. Nothing is written unless everything succeeds; ``seed``
+    (default: the description's ``split.seed``) seeds the folds, the forests and the explainer;
+    ``n_estimators`` replaces every forest's number of trees (quick runs).
     """
     started = time.perf_counter()
     if not isinstance(description, Description):
         description = load_description(description)
     seed = description.seed if seed is None else seed
-    if mitigation not in CHOICES:
-        raise ValueError(f"unknown mitigation {mitigation!r}; choose one of: {', '.join(CHOICES)}")
-    logger.info("[1/4] loading %s (%s), training the candidates %s", description.name, description.path, ", ".join(CANDIDATES))
-    model = train_model(load_dataset(description), seed, mitigation, accept_unfair, accepted_by, n_estimators)
+    logger.info("[1/4] loading %s (%s), searching the candidates (%d-fold cross-validation)", description.name,
+                description.path, description.selection["folds"])
+    model = train_model(load_dataset(description), seed, candidate, accept_unfair, accepted_by, n_estimators, only)
     training = {
         "seed": seed,
         "n_train": len(model.dataset.train),
         "n_test": len(model.dataset.test),
-        "candidate": model.chosen.name,
-        "settings": model.chosen.settings,
+        "candidate": model.search_record["chosen"],
+        "settings": model.search_record["settings"],
     }
     with staged_directories(classifier_dir, explainer_dir) as (classifier_stage, explainer_stage):
         logger.info("[2/4] writing the classifier artifacts")
@@ -75,13 +78,19 @@ def train(
         logger.info("[3/4] fitting the anchor explainer on %d rows", len(model.X_train))
         medians = numeric_medians(model.pipeline.named_steps[PREPROCESSOR_STEP], model.schema)
         rows = impute(model.X_train, model.schema, medians)
-        explainer = fit_anchors(model.pipeline.predict, model.schema, rows, seed=seed)
+        explainer = fit_anchors(model.schema, rows, anchor_features(model.schema), seed=seed)
         logger.info("[4/4] writing the explainer artifacts")
         save_explainer(explainer, model, explainer_stage, classifier_manifest)
     logger.info("artifacts written to %s and %s in %.1f s", classifier_dir, explainer_dir, time.perf_counter() - started)
-    if not classifier_manifest.gate.shippable:
-        logger.warning("THE MODEL FAILED THE FAIRNESS GATE (%s): images, deployment and the container smoke test "
-                       "refuse it; see the report (make report)", "; ".join(classifier_manifest.gate.failed_checks))
+    gate = classifier_manifest.gate
+    if gate.status == "flagged":
+        logger.warning("THE FAIRNESS SCREEN FLAGGED THE MODEL (%s). The search found no materially less discriminatory "
+                       "alternative within the tolerance; images, deployment and the container smoke test refuse it until "
+                       'a business justification is recorded: make train ACCEPT_UNFAIR="<reason>" ACCEPTED_BY="<name>". '
+                       "See the report (make report).", "; ".join(gate.failed_checks))
+    elif gate.status == "failed":
+        logger.warning("THE MODEL FAILED THE FAIRNESS GATE (%s; %s): nothing ships it; retrain with the search's choice "
+                       "(make train)", "; ".join(gate.failed_checks), "; ".join(gate.failed_search))
     return read_manifest(classifier_dir), read_manifest(explainer_dir)
 
 
@@ -104,13 +113,15 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR, help="where the classifier's artifacts go")
     parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR, help="where the explainer's artifacts go")
     parser.add_argument("--n-estimators", type=int, default=None,
-                        help="trees of every candidate (default: 50 for the seed's model, 25 for the others)")
+                        help="trees of every candidate's forest (default: each forest setting's, 25)")
     parser.add_argument("--seed", type=int, default=None, help="default: the description's split.seed")
-    parser.add_argument("--mitigation", choices=CHOICES, default="auto",
-                        help="the candidate to serve: auto (the documented rule), none (the seed's model), or a name")
+    parser.add_argument("--candidate", default="auto",
+                        help="the candidate to serve: auto (the search's rule), none (the seed's model, every protected "
+                             "attribute an input), or a candidate's name (see the report)")
     parser.add_argument("--accept-unfair", metavar="REASON",
-                        help="ship a model that fails the fairness gate; the reason is recorded, shown everywhere")
-    parser.add_argument("--accepted-by", metavar="NAME", help="who accepts the override (default: the user)")
+                        help="the business justification for a model the screen flags (recorded, shown everywhere); "
+                             "it ships only if no materially less discriminatory alternative was passed over")
+    parser.add_argument("--accepted-by", metavar="NAME", help="who gives the justification (default: the user)")
     parser.add_argument("--if-missing", action="store_true", help="train only if there are no artifacts yet")
     return parser
 
@@ -123,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.if_missing:
             ensure_trained(args.classifier_dir, args.explainer_dir)
         else:
-            train(args.classifier_dir, args.explainer_dir, args.dataset, args.seed, args.mitigation,
+            train(args.classifier_dir, args.explainer_dir, args.dataset, args.seed, args.candidate,
                   args.accept_unfair, args.accepted_by, args.n_estimators)
-    except (DescriptionError, DataError) as error:
+    except (DescriptionError, DataError, UnknownCandidate) as error:
         logger.error("training stopped, the previous artifacts are unchanged: %s", error)
         return 2
     return 0

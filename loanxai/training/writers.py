@@ -2,11 +2,12 @@
 
 - the classifier (:data:`~loanxai.artifacts.CLASSIFIER_DIR`): the fitted preprocessor and
   forest (dill), the same forest for treelite (the exact fast path), and a manifest with the
-  schema, the data, the held-out metrics, every candidate compared, the fairness gate, the
-  monitoring references and reference rows;
+  schema, the data, the decision policy and its cutoff, the search's every candidate, the
+  held-out check, the fairness gate, the monitoring references, reference rows, and the
+  approved applicants the principal reasons are measured against;
 - the explainer (:data:`~loanxai.artifacts.EXPLAINER_DIR`): the fitted AnchorTabular (dill,
-  without its predictor) and a manifest with the schema, the imputation medians, what
-  recourse may change, and the classifier files it was fitted with.
+  without its predictor) and a manifest with the schema, the features an anchor may name, the
+  imputation medians, what recourse may change, and the classifier files it was fitted with.
 """
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ import numpy as np
 import treelite.sklearn
 
 from loanxai.artifacts import COMPILED_FILE, EXPLAINER_FILE, MODEL_FILE, PREPROCESSOR_FILE
+from loanxai.core.elderly import served_rows
 from loanxai.core.manifest import Manifest, write_manifest
 from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP, numeric_medians
 from loanxai.core.schema import CLASS_NAMES
-from loanxai.data.dataset import Dataset, recourse_rules
+from loanxai.data.dataset import Dataset, group_column, recourse_rules
 from loanxai.data.description import LABEL
-from loanxai.explain.anchors import DISC_PERC, without_predictor
+from loanxai.explain.anchors import DISC_PERC, anchor_features, without_predictor
+from loanxai.explain.reasons import approved_reference
 from loanxai.monitoring.references import monitoring_record
 from loanxai.training.model import TrainedModel
 
@@ -58,7 +61,8 @@ def dataset_record(dataset: Dataset) -> dict[str, Any]:
         "label": {"column": description.label_column, "approved": list(description.approved),
                   "rejected": list(description.rejected)},
         # in the description's order; model_input: the description lets it be a model input
-        "protected": [{"name": name, "model_input": flag} for name, flag in description.protected.items()],
+        "protected": [{"name": name, "bases": list(p.bases), "model_input": p.model_input, "bands": list(p.bands),
+                       "elderly": p.elderly, "why": p.why} for name, p in description.protected.items()],
         "rows": {"train": len(dataset.train), "test": len(dataset.test)},
         "titles": {column.name: column.label for column in description.columns},
         "example": example_application(dataset),
@@ -87,29 +91,35 @@ def save_classifier(model: TrainedModel, directory: Path, training: dict[str, An
         with open(directory / name, "wb") as handle:
             dill.dump(obj, handle)
     compile_forest(forest, directory / COMPILED_FILE)
+    test, schema = model.dataset.test, model.schema
+    served_train = served_rows(model.X_train, schema, model.pipeline.named_steps[PREPROCESSOR_STEP], forest)
     return write_manifest(
         directory,
         CLASSIFIER_FILES,
         CLASSIFIER_PACKAGES,
         artifact="loanclassifier",
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        schema=model.schema.to_dict(),
+        schema=schema.to_dict(),
         dataset=dataset_record(model.dataset),
         class_names=list(CLASS_NAMES),
-        metrics=model.chosen.metrics,
         training=training,
-        mitigation=model.mitigation_record(),
+        decision={"policy": dict(model.dataset.description.decision), "cutoff": model.cutoff,
+                  "rule": "approved when the probability of approval is at least the cutoff"},
+        search=model.search_record,
+        held_out=model.held_out,
         gate=model.gate,
         # bins, training shares and held-out outcomes the live metrics are read against
-        monitoring=monitoring_record(model.schema, model.X_train, model.pipeline.predict_proba(model.X_test)[:, 1],
-                                     model.dataset.test[LABEL].to_numpy(),
-                                     {name: model.dataset.test[name].astype(str).to_numpy()
-                                      for name in model.dataset.description.protected}),
-        # held-out rows and their probabilities: a loaded model must reproduce them exactly
+        monitoring=monitoring_record(schema, model.X_train, model.approval(model.X_test), model.cutoff,
+                                     test[LABEL].to_numpy(),
+                                     {name: group_column(test, schema, name).tolist() for name in schema.groups}),
+        # held-out rows and the pipeline's probabilities: a loaded model must reproduce them exactly
         reference={
             "rows": _json_rows(model.X_test[:N_REFERENCE]),
             "probabilities": model.pipeline.predict_proba(model.X_test[:N_REFERENCE]).tolist(),
         },
+        # approved training applicants (as the model was asked): what the principal reasons measure the gap to
+        reasons={"reference": _json_rows(approved_reference(
+            served_train, model.pipeline.predict_proba(served_train)[:, 1], model.cutoff, training["seed"]))},
     )
 
 
@@ -132,6 +142,8 @@ def save_explainer(explainer: Any, model: TrainedModel, directory: Path, classif
         titles=dict(classifier_manifest.dataset.titles),
         class_names=list(CLASS_NAMES),
         disc_perc=list(DISC_PERC),
+        # what an anchor may name: every input but the declared bases
+        anchor_features=list(anchor_features(model.schema)),
         # the classifier whose training data the explainer was fitted on
         classifier_files=dict(classifier_manifest.files),
     )

@@ -7,12 +7,18 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, eventually, settle, start_classifier
+from tests.conftest import EXAMPLE_APPLICATION, eventually, settle, start_classifier
 
 
 @pytest.fixture(scope="module")
 def schema(artifacts):
     return artifacts.classifier_manifest.schema
+
+
+@pytest.fixture(scope="module")
+def names(schema):
+    """The served model's inputs: the search's choice among the description's features."""
+    return list(schema.feature_names)
 
 
 def post(service, message):
@@ -26,15 +32,17 @@ def probabilities(response):
     return np.asarray(body["data"]["ndarray"])
 
 
-def test_every_input_form_gives_the_same_probabilities(classifier, schema, artifacts):
+def test_every_input_form_gives_the_same_probabilities(classifier, schema, names, artifacts):
     reference = artifacts.classifier_manifest.reference
-    encoded = reference["rows"][:3]
+    # applicants under 62: the reference probabilities are the pipeline's, before the elderly rule
+    young = [i for i, row in enumerate(reference["rows"]) if row[names.index("age")] < 62][:3]
+    encoded = [reference["rows"][i] for i in young]
     records = schema.decode(np.asarray(encoded))
-    expected = np.asarray(reference["probabilities"][:3])
+    expected = np.asarray([reference["probabilities"][i] for i in young])
     forms = [
         {"data": {"ndarray": encoded}},
-        {"data": {"tensor": {"shape": [3, len(FEATURE_NAMES)], "values": np.ravel(encoded).tolist()}}},
-        {"data": {"names": list(FEATURE_NAMES), "ndarray": [[r[n] for n in FEATURE_NAMES] for r in records]}},
+        {"data": {"tensor": {"shape": [3, len(names)], "values": np.ravel(encoded).tolist()}}},
+        {"data": {"names": names, "ndarray": [[r[n] for n in names] for r in records]}},
         {"jsonData": records},
     ]
     for message in forms:
@@ -49,16 +57,25 @@ def test_form_encoded_json_as_seldon_microservice_client_sends(classifier):
     assert probabilities(response).shape == (1, 2)
 
 
-def test_metadata_lists_inputs_and_outputs(classifier, artifacts):
+def test_the_description_s_other_features_are_accepted_and_ignored(classifier, schema, names):
+    ignored = list(schema.ignored)
+    assert ignored == [n for n in EXAMPLE_APPLICATION if n not in names and n not in schema.groups]
+    plain = {k: v for k, v in EXAMPLE_APPLICATION.items() if k not in ignored}
+    assert probabilities(post(classifier, {"jsonData": [plain]})).tolist() == probabilities(
+        post(classifier, {"jsonData": [EXAMPLE_APPLICATION]})).tolist()
+
+
+def test_metadata_lists_inputs_and_outputs(classifier, artifacts, names):
     body = requests.get(f"{classifier.url}/api/v1.0/metadata", timeout=10).json()
     assert body["name"] == "loanclassifier"
     assert body["versions"] == [artifacts.classifier_manifest.files["model.dill"][:12]]
     assert body["outputs"][0]["schema"]["names"] == ["rejected", "approved"]
     ndarray_input = next(i for i in body["inputs"] if i["messagetype"] == "ndarray")
-    assert ndarray_input["schema"]["names"] == list(FEATURE_NAMES)
+    assert ndarray_input["schema"]["names"] == names
     json_input = next(i for i in body["inputs"] if i["messagetype"] == "jsonData")
     assert "gender" not in json_input["schema"]["feature_names"]  # a protected attribute, never a model input
     assert json_input["schema"]["protected"]["gender"] == ["Female", "Male"]
+    assert float(body["custom"]["cutoff"]) == artifacts.classifier_manifest.cutoff
 
 
 def test_health_endpoints(classifier):
@@ -87,35 +104,37 @@ def test_custom_metrics_count_requests_and_approvals(classifier, schema):
     before = {
         name: metric(classifier, name) for name in ("loan_requests_total", "loan_applications_total", "loan_approvals_total")
     }
-    p = probabilities(post(classifier, {"jsonData": [approved, EXAMPLE_APPLICATION, approved]}))
-    assert list(p[:, 1] >= 0.5) == [True, False, True]
+    answer = post(classifier, {"jsonData": [approved, EXAMPLE_APPLICATION, approved]}).json()
+    assert answer["meta"]["tags"]["decisions"] == ["approved", "rejected", "approved"]
     assert eventually(lambda: metric(classifier, "loan_requests_total") == before["loan_requests_total"] + 1)
     assert metric(classifier, "loan_applications_total") == before["loan_applications_total"] + 3
     assert metric(classifier, "loan_approvals_total") == before["loan_approvals_total"] + 2
 
 
-ROW = [EXAMPLE_APPLICATION[name] for name in FEATURE_NAMES]
-
-
 @pytest.mark.parametrize(
     "message, problem",
     [
-        ({"data": {"ndarray": [ROW[:9]]}}, "wrong number of features in row 0: got 9, expected 10"),
-        ({"data": {"ndarray": [ROW, ROW[:3]]}}, "wrong number of features in row 1: got 3, expected 10"),
-        ({"data": {"names": ["salary", *FEATURE_NAMES[1:]], "ndarray": [ROW]}}, "unknown feature 'salary'"),
-        ({"jsonData": [EXAMPLE_APPLICATION | {"gender": "Martian"}]}, "unknown category 'Martian' for 'gender' in row 0"),
-        ({"data": {"names": [*FEATURE_NAMES, "gender"], "ndarray": [ROW + [7]]}}, "unknown category code 7 for 'gender'"),
-        ({"jsonData": [EXAMPLE_APPLICATION | {"age": "fifty"}]}, "non-numeric value 'fifty' for numeric feature 'age'"),
-        ({"jsonData": [EXAMPLE_APPLICATION | {"age": None}]}, "missing value for 'age' in row 0"),
-        ({"jsonData": [{k: v for k, v in EXAMPLE_APPLICATION.items() if k != "age"}]}, "missing feature 'age' in row 0"),
-        ({"data": {"ndarray": []}}, "empty batch"),
-        ({"jsonData": [EXAMPLE_APPLICATION] * 101}, "batch of 101 rows is larger than the limit of 100"),
-        ({"data": {"tensor": {"shape": [2, 10], "values": ROW}}}, "must hold rows x columns = 20"),
-        ({"strData": "hello"}, "needs 'data'"),
+        (lambda names, row: {"data": {"ndarray": [row[:5]]}}, "wrong number of features in row 0: got 5, expected "),
+        (lambda names, row: {"data": {"ndarray": [row, row[:3]]}}, "wrong number of features in row 1: got 3, expected "),
+        (lambda names, row: {"data": {"names": ["salary", *names[1:]], "ndarray": [row]}}, "unknown feature 'salary'"),
+        (lambda names, row: {"jsonData": [EXAMPLE_APPLICATION | {"gender": "Martian"}]},
+         "unknown category 'Martian' for 'gender' in row 0"),
+        (lambda names, row: {"data": {"names": [*names, "gender"], "ndarray": [row + [7]]}},
+         "unknown category code 7 for 'gender'"),
+        (lambda names, row: {"jsonData": [EXAMPLE_APPLICATION | {"age": "fifty"}]},
+         "non-numeric value 'fifty' for numeric feature 'age'"),
+        (lambda names, row: {"jsonData": [EXAMPLE_APPLICATION | {"age": None}]}, "missing value for 'age' in row 0"),
+        (lambda names, row: {"jsonData": [{k: v for k, v in EXAMPLE_APPLICATION.items() if k != "age"}]},
+         "missing feature 'age' in row 0"),
+        (lambda names, row: {"data": {"ndarray": []}}, "empty batch"),
+        (lambda names, row: {"jsonData": [EXAMPLE_APPLICATION] * 101}, "batch of 101 rows is larger than the limit of 100"),
+        (lambda names, row: {"data": {"tensor": {"shape": [2, len(names)], "values": row}}},
+         "must hold rows x columns = "),
+        (lambda names, row: {"strData": "hello"}, "needs 'data'"),
     ],
 )
-def test_bad_input_gets_400_naming_the_problem(classifier, message, problem):
-    response = post(classifier, message)
+def test_bad_input_gets_400_naming_the_problem(classifier, names, message, problem):
+    response = post(classifier, message(names, [EXAMPLE_APPLICATION[name] for name in names]))
     assert response.status_code == 400, response.text
     status = response.json()["status"]
     assert problem in status["info"]

@@ -13,11 +13,11 @@ def loan_client(classifier, explainer):
 
 def test_loan_client_predicts_and_explains(loan_client):
     [answer] = loan_client.predict(EXAMPLE_APPLICATION)
-    assert set(answer) == {"rejected", "approved"}
+    assert set(answer) == {"decision", "rejected", "approved"}
     assert answer["rejected"] + answer["approved"] == pytest.approx(1)
     explanation = loan_client.explain(EXAMPLE_APPLICATION, threshold=0.9)
     assert explanation["anchor"] and explanation["threshold"] == 0.9
-    assert explanation["prediction"] == max(answer, key=answer.get)
+    assert explanation["prediction"] == answer["decision"]
 
 
 def test_loan_client_raises_with_the_service_reason(loan_client):
@@ -29,7 +29,9 @@ def test_loan_client_raises_with_the_service_reason(loan_client):
 def test_seldon_client_against_both_services(classifier, explainer, loan_client):
     answer = seldon_predict(seldon_client(classifier.url), EXAMPLE_APPLICATION)
     assert answer["data"]["names"] == ["rejected", "approved"]
-    assert answer["data"]["ndarray"][0] == pytest.approx(list(loan_client.predict(EXAMPLE_APPLICATION)[0].values()))
+    [prediction] = loan_client.predict(EXAMPLE_APPLICATION)
+    assert answer["data"]["ndarray"][0] == pytest.approx([prediction["rejected"], prediction["approved"]])
+    assert answer["meta"]["tags"]["decisions"] == [prediction["decision"]]
     explanation = seldon_predict(seldon_client(explainer.url), EXAMPLE_APPLICATION, threshold=0.9)["jsonData"]
     assert explanation["anchor"] and explanation["threshold"] == 0.9
 
@@ -42,8 +44,8 @@ def test_seldon_client_reports_bad_input(classifier):
 def test_client_command_prints_both_answers(classifier, explainer, capsys):
     assert client.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url]) == 0
     out = capsys.readouterr().out
-    assert "SeldonClient prediction:  rejected (approved 0." in out
-    assert "requests    explanation: rejected because " in out
+    assert "SeldonClient prediction:  approved (probability of approval 0." in out
+    assert "requests    explanation: approved because " in out
     assert out.count("model calls") == 2
 
 

@@ -3,45 +3,53 @@ import pytest
 import requests
 
 from loanxai.ops.services import free_port
-from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, start_classifier, start_explainer
+from tests.conftest import EXAMPLE_APPLICATION, start_classifier, start_explainer
 
 
 def explain(service, message):
     return requests.post(service.predictions_url, json=message, timeout=120)
 
 
-def check_explanation(answer, classifier, application):
+def check_explanation(answer, classifier, application, names):
     assert answer["anchor"], "the anchor is empty"
     assert answer["anchor_text"] == " AND ".join(answer["anchor"])
     assert all(" = " in p or "<" in p or ">" in p for p in answer["anchor"])
     assert 0 <= answer["precision"] <= 1 and 0 <= answer["coverage"] <= 1
     assert answer["threshold_met"] == (answer["precision"] >= answer["threshold"])
     assert answer["model_calls"] >= 1 and answer["model_rows"] >= answer["model_calls"]
-    assert answer["application"] == {name: application[name] for name in FEATURE_NAMES}  # model inputs only
-    # the explained class is the classifier's own answer for this application
-    proba = requests.post(classifier.predictions_url, json={"jsonData": [application]}, timeout=30).json()
-    approved = proba["data"]["ndarray"][0][1]
-    assert answer["prediction"] == ("approved" if approved >= 0.5 else "rejected")
+    assert list(answer["application"]) == names and all(answer["application"][n] == application[n] for n in names)
+    # the explained class is the classifier's own decision for this application, at its cutoff
+    verdict = requests.post(classifier.predictions_url, json={"jsonData": [application]}, timeout=30).json()
+    assert [answer["prediction"]] == verdict["meta"]["tags"]["decisions"]
+    # an anchor never names a declared basis (age, an input, is held at the applicant's value)
+    assert not any(condition.split(" ")[0] in ("age", "gender", "ethnicity", "marital-status", "relationship")
+                   for condition in answer["anchor"])
 
 
-def test_explanation_of_a_human_readable_application(explainer, classifier):
+@pytest.fixture(scope="module")
+def names(artifacts):
+    return list(artifacts.classifier_manifest.schema.feature_names)
+
+
+def test_explanation_of_a_human_readable_application(explainer, classifier, names):
     response = explain(explainer, {"jsonData": EXAMPLE_APPLICATION})
     assert response.status_code == 200, response.text
     answer = response.json()["jsonData"]
-    check_explanation(answer, classifier, EXAMPLE_APPLICATION)
+    check_explanation(answer, classifier, EXAMPLE_APPLICATION, names)
     assert answer["threshold"] == 0.95
 
 
-def test_explanation_of_an_encoded_row_with_a_threshold(explainer, classifier, artifacts):
-    reference = artifacts.classifier_manifest.reference
-    # an approved application: the model rejects most, so a rejection may hold with no condition at all
-    row = next(r for r, p in zip(reference["rows"], reference["probabilities"]) if p[1] >= 0.5)
+def test_explanation_of_an_encoded_row_with_a_threshold(explainer, classifier, artifacts, names):
+    reference, cutoff = artifacts.classifier_manifest.reference, artifacts.classifier_manifest.cutoff
+    # an approved application under 62: the model rejects most, so a rejection may hold with no condition at all
+    row = next(r for r, p in zip(reference["rows"], reference["probabilities"])
+               if p[1] >= cutoff and r[names.index("age")] < 62)
     response = explain(explainer, {"data": {"ndarray": [row]}, "meta": {"tags": {"threshold": 0.8}}})
     assert response.status_code == 200, response.text
     answer = response.json()["jsonData"]
     assert answer["threshold"] == 0.8
-    assert [answer["application"][n] for n in FEATURE_NAMES] != row  # decoded, human-readable
-    check_explanation(answer, classifier, answer["application"])
+    assert [answer["application"][n] for n in names] != row  # decoded, human-readable
+    check_explanation(answer, classifier, answer["application"], names)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""Monitoring end to end: the real services (the Boston mortgage model, which passes the gate)
-scraped by a real Prometheus with the project's rules; held-out traffic, then the seed's trap
+"""Monitoring end to end: the real services (the Boston mortgage model) scraped by a real
+Prometheus with the project's rules; held-out traffic, then the seed's trap
 replayed with outcomes through the feedback endpoint; every dashboard query; bad feedback."""
 import re
 import time
@@ -21,7 +21,7 @@ from tests.conftest import eventually, settle, start_classifier, start_explainer
 #: short enough to judge each phase alone within a test
 WINDOW_S = 40
 SETTINGS = RuleSettings(window=f"{WINDOW_S}s", for_="4s", min_applications=300)
-TRAP_ALERTS = {"LoanFeatureDrift", "LoanScoreDrift", "LoanDisparateImpactBelowGate", "LoanRecallDrop"}
+TRAP_ALERTS = {"LoanFeatureDrift", "LoanScoreDrift", "LoanAdverseImpactBelowScreen", "LoanRecallDrop"}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,8 @@ def test_decisions_are_counted_by_group_score_and_feature(monitored, loanapp_art
     before = samples(classifier.metrics_url)
     answer = requests.post(classifier.predictions_url, json={"jsonData": [{**application, "black": "yes"}]}, timeout=30).json()
     approval = answer["data"]["ndarray"][0][1]
-    decision = "approved" if approval >= 0.5 else "rejected"
+    [decision] = answer["meta"]["tags"]["decisions"]
+    assert decision == ("approved" if approval >= manifest.cutoff else "rejected")
     requests_before = value(before, "loan_requests_total")
     assert eventually(lambda: value(samples(classifier.metrics_url), "loan_requests_total") == requests_before + 1)
     after = samples(classifier.metrics_url)
@@ -88,7 +89,9 @@ def test_decisions_are_counted_by_group_score_and_feature(monitored, loanapp_art
     bins = manifest.monitoring["features"]["loanamt"]["bins"]
     assert all(("loan_feature_total", frozenset({"feature": "loanamt", "bin": b}.items())) in after for b in bins)
     # the references are served beside the counts
-    assert value(after, "loan_gate_min_disparate_impact") == 0.8
+    assert value(after, "loan_gate_min_adverse_impact_ratio") == 0.8
+    assert value(after, "loan_cutoff") == manifest.cutoff
+    assert value(after, "loan_gate_screened", attribute="black") == 1
     assert value(after, "loan_held_out_recall", attribute="all", group="all") == pytest.approx(
         manifest.metrics["recall"])
 
@@ -117,7 +120,7 @@ def test_feedback_counts_outcomes_by_group(monitored, loanapp_artifacts):
     application = {k: v for k, v in example(loanapp_artifacts.classifier_manifest, black="yes").items() if k != "married"}
     request = {"jsonData": [application]}
     response = requests.post(classifier.predictions_url, json=request, timeout=30).json()
-    predicted = response["data"]["ndarray"][0][1] >= 0.5
+    predicted = response["meta"]["tags"]["decisions"] == ["approved"]
     kind = "true_positive" if predicted else "false_negative"  # the truth: approved
     settle()
     before = samples(classifier.metrics_url)
@@ -217,17 +220,21 @@ def test_held_out_traffic_raises_nothing_and_the_trap_raises_the_alerts(monitore
     replay.send(classifier.url, replay.applications(schema, test), outcomes)
     prometheus.wait_for(f"sum(loan_applications_total) >= {sent_before + len(test)}")
     time.sleep(8)  # two rule evaluations and the alerts' 4 s
-    assert firing(prometheus) == set()
+    # the live ratios are the held-out ones training recorded: the screen's alert fires if, and only if, they flag
+    manifest = loanapp_artifacts.classifier_manifest
+    recorded = {a: air["ratio"] for a, air in manifest.held_out["air"].items() if air["ratio"] is not None}
+    flagged = any(recorded[a] < 0.8 for a in manifest.gate.thresholds["screen"] or recorded if a in recorded)
+    assert firing(prometheus) == ({"LoanAdverseImpactBelowScreen"} if flagged else set())
     psi = {r["metric"]["feature"]: float(r["value"][1]) for r in prometheus.query("loan:feature_psi:window")}
     assert set(psi) == set(schema.feature_names) and max(psi.values()) < PSI_MAJOR, psi
-    impact = {r["metric"]["attribute"]: float(r["value"][1]) for r in prometheus.query("loan:disparate_impact:window")}
-    assert min(impact.values()) >= 0.8 and "black" in impact, impact
+    impact = {r["metric"]["attribute"]: float(r["value"][1]) for r in prometheus.query("loan:adverse_impact_ratio:window")}
+    assert impact == pytest.approx(recorded), impact
     [recall] = prometheus.query('loan:recall:window{attribute="all"}')
     assert float(recall["value"][1]) == pytest.approx(loanapp_artifacts.classifier_manifest.metrics["recall"], abs=0.01)
 
     # the trap: a segment the model serves worst, from the group it approves least
     wait_window(prometheus, started + 5)
-    trap = replay.choose_trap(schema, test, predicted, 30)
+    trap = replay.choose_trap(schema, test, predicted, 30, manifest.gate.thresholds["screen"])
     rows = replay.trap_rows(test, trap, 1000, seed=0)
     records = replay.applications(schema, test.iloc[rows])
     replay.send(classifier.url, records, outcomes[rows])

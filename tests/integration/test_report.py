@@ -5,7 +5,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from loanxai.fairness.gate import GateSettings, evaluate_gate
+from loanxai.data.description import DEFAULT_DESCRIPTION, load_description
+from loanxai.fairness.gate import GateSettings, screen_checks
 from loanxai.report import build, sections
 from loanxai.report.artifacts import ReportSettings, load_model
 
@@ -26,7 +27,7 @@ def split(census):
 
 def test_trap_scores_high_on_its_own_validation_and_fails_in_production(split, census, tmp_path):
     train, test = split
-    trap = sections.skewed_sample_trap(train, test, census.schema, seed=0, out=tmp_path)
+    trap = sections.skewed_sample_trap(train, test, census.schema, seed=0, out=tmp_path)  # at the seed's 0.5
     assert trap["skewed_sample"] == {"rows": 8000, "approved": 100, "rejected": 7900}
     assert trap["production_sample"] == {"rows": 110, "approved": 50, "rejected": 60}
     assert trap["validation"]["accuracy"] > 0.95
@@ -52,18 +53,21 @@ def coin(X, rows):
 
 
 @pytest.mark.parametrize("rule, passes", [
-    (lambda X, rows: (rows["gender"] == "Male").to_numpy(), False),  # approves men only: disparate impact 0
-    (lambda X, rows: np.ones(len(X), bool), True),                    # approves everyone: disparate impact 1
+    (lambda X, rows: (rows["gender"] == "Male").to_numpy(), False),  # approves men only: ratio 0
+    (lambda X, rows: np.ones(len(X), bool), True),                    # approves everyone: ratio 1
     (coin, True),                                                     # same approval rate for both genders
 ])
-def test_gate_fails_an_unfair_model_and_passes_a_fair_one(split, artifacts, tmp_path, rule, passes):
+def test_the_screen_flags_an_unfair_model_and_passes_a_fair_one(split, artifacts, tmp_path, rule, passes):
     _, test = split
     model = load_model(artifacts.classifier_dir, artifacts.explainer_dir)
     model.pipeline = Constructed(lambda X: rule(X, test))  # gender is no model input: the rule reads it aside
     section = sections.group_section(model, test, ("gender",), min_group_rows=30, out=tmp_path)
-    [check] = evaluate_gate({"gender": section["gender"]["gaps"]}, GateSettings(min_disparate_impact=0.8))
+    impact = section["gender"]["adverse_impact"]
+    point = {"features": [], "air": {"gender": impact}}
+    [check] = screen_checks(point, point, GateSettings(), ("gender",), load_description(DEFAULT_DESCRIPTION).protected)
     assert check["passed"] is passes
-    assert check["value"] == section["gender"]["gaps"]["disparate_impact"]
+    assert check["value"] == impact["ratio"] == section["gender"]["gaps"]["adverse_impact_ratio"]
+    assert impact["groups"]["Female"]["rows"] + impact["groups"]["Male"]["rows"] == len(test)
 
 
 def test_report_files(small_report):
@@ -71,7 +75,7 @@ def test_report_files(small_report):
     pngs = sorted(out.glob("*.png"))
     assert {p.name for p in pngs} >= {"feature_distributions.png", "class_balance.png", "correlation_dendrogram.png",
                                        "skewed_sample_trap.png", "roc_by_gender.png", "confusion_by_ethnicity.png",
-                                       "permutation_importance.png"}
+                                       "roc_by_age.png", "permutation_importance.png", "frontier.png", "proxies.png"}
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         height, width, _ = plt.imread(png).shape
@@ -80,7 +84,7 @@ def test_report_files(small_report):
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert html.count('src="data:image/png;base64,') == len(pngs)  # self-contained
     assert ".png\"" not in html
-    assert "<table>" in html and "Fairness gate" in html
+    assert "<table>" in html and "Fairness gate: FLAGGED" in html
     markdown = (out / "report.md").read_text()
     assert all(f"]({png.name})" in markdown for png in pngs)
 
@@ -88,30 +92,52 @@ def test_report_files(small_report):
 def test_report_json_has_every_section(small_report, artifacts):
     out, _ = small_report
     content = json.loads((out / "report.json").read_text())
-    assert set(content) >= {"artifacts", "config", "metrics", "data", "skewed_sample_trap", "balanced_evaluation",
-                            "groups", "explanations", "gate"}
+    manifest = artifacts.classifier_manifest
+    assert set(content) >= {"artifacts", "config", "decision", "metrics", "data", "skewed_sample_trap",
+                            "balanced_evaluation", "groups", "proxies", "search", "explanations", "reasons", "gate"}
     assert content["held_out_rows"] == 300
-    assert content["artifacts"]["classifier_files"] == artifacts.classifier_manifest.files
+    assert content["decision"]["cutoff"] == content["metrics"]["cutoff"] == manifest.cutoff
+    assert content["artifacts"]["classifier_files"] == manifest.files
     assert content["artifacts"]["explainer_files"] == artifacts.explainer_manifest.files
+    assert set(content["groups"]) == {"gender", "ethnicity", "marital-status", "relationship", "age"}
+    assert set(content["groups"]["age"]["adverse_impact"]["groups"]) == {"under 25", "25 to under 62", "62 and over"}
     for attribute in ("gender", "ethnicity"):
         section = content["groups"][attribute]
-        assert set(section["gaps"]) == {"demographic_parity_difference", "disparate_impact",
-                                        "equalized_odds_difference", "equal_opportunity_difference"}
+        impact = section["adverse_impact"]
+        for group, rates in impact["groups"].items():
+            assert rates["low"] <= rates["rate"] <= rates["high"] and rates["rows"] >= 1
+            assert (group in impact["not_judged"]) is (rates["rows"] < manifest.gate.thresholds["min_group_rows"])
         assert set(next(iter(section["by_group"].values()))) == {
             "count", "accuracy", "precision", "recall", "false_positive_rate", "false_negative_rate", "selection_rate"}
         assert content["data"]["class_balance"][attribute]
         assert content["balanced_evaluation"][attribute]["rows_per_cell"] >= 1
-    assert len(content["explanations"]["permutation_importance"]["features"]) == 10
-    assert {a["group"] for a in content["explanations"]["anchors"]} >= {"Female", "Male"}
-    assert [c["metric"] for c in content["gate"]["checks"]] == ["disparate_impact"] * 2
+    # a 300-row sample: ethnicity's small groups are listed as not judged
+    assert content["groups"]["ethnicity"]["groups_too_small"]
+    assert len(content["explanations"]["permutation_importance"]["features"]) == manifest.schema.n_features
+    assert {a["group"] for a in content["explanations"]["anchors"]} >= {"Female", "Male", "62 and over"}
+    assert not any(c.split(" ")[0] in manifest.dataset.protected for a in content["explanations"]["anchors"]
+                   for c in a["anchor"])
+    # the search as training recorded it: every point, the choice marked
+    search = content["search"]
+    assert search["chosen"] == manifest.candidate and len(search["candidates"]) == len(manifest.search["candidates"])
+    reasons = content["reasons"]
+    assert reasons["base_value"] >= reasons["cutoff"] and reasons["additivity_max_error"] < 1e-6
+    assert 0.5 < reasons["gap_share"]["median"] <= 1.5 and reasons["rejections"] == 500
+    gate = content["gate"]
+    assert gate["recorded"]["status"] == manifest.gate.status
+    assert [c["metric"] for c in gate["checks"]] == ["adverse_impact_ratio"] * 2
+    card = (out / "model_card.md").read_text()
+    for words in ("`marital-status` | marital status | no", "yes, under the elderly rule", "**The elderly rule.**",
+                  f"{manifest.cutoff:.4f}", "Rule: among the candidates", "stable code"):
+        assert words in card, words
 
 
 def test_fail_on_gate_exit_code(artifacts, tmp_path):
     arguments = ["--classifier-dir", str(artifacts.classifier_dir), "--explainer-dir", str(artifacts.explainer_dir),
-                 "--protected", "gender", "--sample", "300", "--explanations-per-group", "1",
+                 "--protected", "gender", "--sample", "1000", "--explanations-per-group", "1",
                  "--permutation-repeats", "1"]
-    # the trained model approves women far less often than men: the four-fifths rule fails
+    # the trained model approves women far less often than men: the four-fifths screen flags it
     assert build.main([*arguments, "--output-dir", str(tmp_path / "a"), "--fail-on-gate"]) == 1
     assert build.main([*arguments, "--output-dir", str(tmp_path / "b")]) == 0
     assert build.main([*arguments, "--output-dir", str(tmp_path / "c"), "--fail-on-gate",
-                        "--min-disparate-impact", "0.05"]) == 0
+                        "--min-adverse-impact-ratio", "0.05"]) == 0

@@ -42,16 +42,22 @@ def test_a_file_is_decided_with_reasons_and_bad_rows_aside(classifier, applicati
     # the same answers as the classifier gives one call at a time
     sample = [0, 1, 2, 50, 1999]
     records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in frame.iloc[i].items()} for i in sample]
-    served = requests.post(classifier.predictions_url, json={"jsonData": records}, timeout=30).json()["data"]["ndarray"]
+    served = requests.post(classifier.predictions_url, json={"jsonData": records}, timeout=30).json()
     by_line = {int(d["line"]): d for d in decisions}
-    for i, p in zip(sample, served):
+    for i, p, verdict in zip(sample, served["data"]["ndarray"], served["meta"]["tags"]["decisions"]):
         assert float(by_line[i + 2]["approval_probability"]) == pytest.approx(p[1], abs=1e-6)
+        assert by_line[i + 2]["decision"] == verdict  # the classifier's decision, at its cutoff
+    cutoff = served["meta"]["tags"]["cutoff"]
     for decision in decisions:
         assert decision["model_version"] and decision["decision"] in ("approved", "rejected")
+        assert (float(decision["approval_probability"]) >= cutoff - 1e-6) is (decision["decision"] == "approved")
         if decision["decision"] == "rejected":
             assert decision["reason_1"] and "lowered the probability of approval" in decision["reason_1"]
+            codes = decision["reason_codes"].split(";")
+            texts = [decision[k] for k in decision if k.startswith("reason_") and k != "reason_codes" and decision[k]]
+            assert len(codes) == len(texts) and all(code.endswith("-low") for code in codes)
         else:
-            assert not decision["reason_1"]
+            assert not decision["reason_1"] and not decision["reason_codes"]
     assert not (tmp_path / "d.csv.parts").exists()
 
 

@@ -5,26 +5,55 @@ import pytest
 
 from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.core.schema import CLASS_NAMES
-from tests.conftest import FEATURE_NAMES
+from tests.conftest import CENSUS, FEATURE_NAMES, census_sample
 
 
 def test_classifier_artifacts_and_manifest(artifacts):
     manifest = load_verified_manifest(artifacts.classifier_dir)
     assert set(manifest.files) == {"preprocessor.dill", "model.dill", "model.treelite"}
     assert {"python", "scikit-learn", "numpy", "dill", "treelite"} <= set(manifest.versions)
-    assert manifest.schema.to_dict()["feature_names"] == list(FEATURE_NAMES)
+    assert manifest.schema.feature_names == tuple(manifest.training["settings"]["features"])
+    assert set(manifest.schema.feature_names) <= set(FEATURE_NAMES) and "age" in manifest.schema.feature_names
+    assert manifest.schema.ignored == tuple(f for f in FEATURE_NAMES if f not in manifest.schema.feature_names)
     assert manifest.section("class_names") == list(CLASS_NAMES)
-    assert manifest.training["settings"]["n_estimators"] == 25  # the regularised forest of the chosen candidate
+    assert manifest.candidate == manifest.search["chosen"] != "seed"
 
 
-def test_held_out_metrics_are_sane(artifacts):
+def test_no_declared_basis_but_age_is_an_input(artifacts):
+    schema = artifacts.classifier_manifest.schema
+    assert set(schema.feature_names) & set(CENSUS.protected) == {"age"}
+    assert schema.elderly == {"age": 62.0}
+    assert set(schema.groups) == set(CENSUS.protected)
+
+
+def test_the_cutoff_is_set_on_the_training_rows_at_the_policys_rate(artifacts):
+    manifest = artifacts.classifier_manifest
+    assert manifest.decision["policy"] == {"approval_rate": "base"}
+    chosen = next(p for p in manifest.search["candidates"] if p["name"] == manifest.candidate)
+    # cross-validated over the training rows, the cutoff approves the training data's rate
+    assert chosen["metrics"]["cutoff"] == manifest.cutoff
+    assert chosen["metrics"]["predicted_approval_rate"] == pytest.approx(chosen["metrics"]["approved_rate"], abs=0.005)
+    assert 0.2 < manifest.cutoff < 0.5
+
+
+def test_held_out_metrics_are_at_the_cutoff_and_beat_always_rejecting(artifacts):
     metrics = artifacts.classifier_manifest.metrics
-    assert metrics["n_rows"] == 2561
-    assert metrics["accuracy"] > 0.8
-    assert metrics["accuracy"] > metrics["majority_class_accuracy"]
-    assert 0.5 < metrics["roc_auc"] <= 1
-    assert 0 < metrics["precision"] <= 1 and 0 < metrics["recall"] <= 1
+    assert metrics["n_rows"] == 6512 and metrics["cutoff"] == artifacts.classifier_manifest.cutoff
+    assert 0.8 < metrics["roc_auc"] <= 1 and 0.5 < metrics["recall"] <= 1 and 0.5 < metrics["precision"] <= 1
+    assert metrics["accuracy"] > metrics["always_reject_accuracy"]
+    # the held-out approval rate is the policy's, give or take the sample
+    assert metrics["predicted_approval_rate"] == pytest.approx(metrics["approved_rate"], abs=0.03)
     assert np.sum(metrics["confusion_matrix"]) == metrics["n_rows"]
+
+
+def test_the_gate_is_recorded_in_two_steps(artifacts):
+    gate = artifacts.classifier_manifest.gate
+    steps = [(c["step"], c["attribute"]) for c in gate.checks]
+    assert steps == [("screen", "gender"), ("screen", "ethnicity"), ("search", "all screened")]
+    for check in gate.checks[:2]:
+        assert check["low"] <= check["value"] <= check["high"] and check["held_out"]["ratio"] is not None
+    # the census's screen flags ethnicity and gender; the search found nothing materially better
+    assert gate.status == "flagged" and gate.checks[2]["passed"]
 
 
 def test_loaded_pickles_reproduce_the_reference_predictions(artifacts):
@@ -44,7 +73,9 @@ def test_explainer_is_pickled_fitted_and_without_predictor(artifacts):
     assert manifest.section("classifier_files") == artifacts.classifier_manifest.files
     explainer = load_pickle(artifacts.explainer_dir, "explainer.dill")
     assert explainer.predictor is None and explainer.samplers[0].predictor is None
-    assert explainer.feature_names == list(FEATURE_NAMES)
+    # an anchor never names a declared basis: age, an input, is held at the applicant's value
+    assert explainer.feature_names == [f for f in artifacts.classifier_manifest.schema.feature_names if f != "age"]
+    assert manifest.anchor_features == tuple(explainer.feature_names)
     assert explainer.meta["params"]["disc_perc"] == (25, 50, 75)
 
 
@@ -86,9 +117,11 @@ def test_interrupted_training_leaves_the_artifacts_as_they_were(artifacts_copy, 
 
     before = folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)
     parent = artifacts_copy.classifier_dir.parent
+    # a small sample: its search is over in seconds, the writing begins soon
     process = subprocess.Popen([sys.executable, "-m", "loanxai.train", "--classifier-dir", str(artifacts_copy.classifier_dir),
-                                "--explainer-dir", str(artifacts_copy.explainer_dir)])
-    deadline = time.monotonic() + 120
+                                "--explainer-dir", str(artifacts_copy.explainer_dir), "--n-estimators", "3",
+                                "--dataset", str(census_sample(tmp_path, 1500))])
+    deadline = time.monotonic() + 300
     while not list(parent.glob(".loanclassifier.staged-*/model.dill")) and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)  # Ctrl-C while the new artifacts are half written

@@ -248,7 +248,7 @@ def test_health_answers_within_the_probe_timeout_with_sixteen_explanation_client
 
 def test_sigterm_with_requests_in_flight_completes_them(artifacts, census, tmp_path):
     service = start_classifier(artifacts.classifier_dir, tmp_path, GUNICORN_WORKERS="2", LOAN_DRAIN_SECONDS="1")
-    rows = census.schema.encode_frame(census.test.head(100)).tolist()
+    rows = artifacts.classifier_manifest.schema.encode_frame(census.test.head(100)).tolist()
     body = {"data": {"ndarray": rows}, "meta": {"tags": {"reasons": True}}}  # about 0.1 s of work each
     results = []
     try:
@@ -293,7 +293,7 @@ def test_grpc_one_row_and_batch_predictions_and_explanations(artifacts, census, 
     try:
         classifier.wait_ready()
         explainer.wait_ready()
-        rows = census.schema.encode_frame(census.test.head(100))
+        rows = artifacts.classifier_manifest.schema.encode_frame(census.test.head(100))
         client = SeldonClient(gateway="seldon", transport="grpc", gateway_endpoint=f"127.0.0.1:{port}")
         for batch in (rows[:1], rows):
             result = client.predict(data=batch, payload_type="ndarray", client_return_type="dict")
@@ -344,8 +344,9 @@ JSON = {"Content-Type": "application/json"}
      "value 1e+308 for 'age' in row 0 is outside its plausible range [0, 126.5]"),
     ("post", "/api/v1.0/predictions", {"json": {"jsonData": [EXAMPLE_APPLICATION | {"capital-gain": 1e308}]}}, 400,
      "for 'capital-gain' in row 0 is outside its plausible range"),
-    ("post", "/api/v1.0/predictions", {"json": {"data": {"ndarray": [ROW[:1] + [-5] + ROW[2:]]}}}, 400,
-     "unknown category code -5"),
+    ("post", "/api/v1.0/predictions", {"json": {"data": {"names": list(FEATURE_NAMES),
+                                                         "ndarray": [ROW[:1] + [-5] + ROW[2:]]}}}, 400,
+     "unknown category code -5 for 'workclass'"),
     ("post", "/api/v1.0/predictions", {"data": b"x" * (52 << 20), "headers": {"Content-Type": "application/json"}}, 413,
      "larger than the limit of 8388608"),
 ])

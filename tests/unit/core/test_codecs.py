@@ -82,7 +82,7 @@ def test_bad_explain_parameters_are_named(tags, problem):
     {"data": {"tensor": {"shape": [2, 1], "values": [1, 0]}}},
 ])
 def test_feedback_truth_forms(truth):
-    outcomes = read_feedback({"response": {"data": {"ndarray": [[0.3, 0.7], [0.8, 0.2]]}}, "truth": truth}, SCHEMA, 10)
+    outcomes = read_feedback({"response": {"data": {"ndarray": [[0.3, 0.7], [0.8, 0.2]]}}, "truth": truth}, SCHEMA, 10, 0.5)
     assert outcomes.truth.tolist() == [True, False] and outcomes.predicted.tolist() == [True, False]
     assert outcomes.groups == {}  # no protected attributes in this schema, no request
 
@@ -91,5 +91,5 @@ def test_feedback_reads_groups_from_the_request():
     schema = FeatureSchema(FEATURE_NAMES, {name: ("A", "B") for name in CATEGORICAL_FEATURES}, protected={"sex": ("f", "m")})
     outcomes = read_feedback({"request": {"jsonData": [RECORD | {"sex": "f"}, RECORD]},
                               "response": {"data": {"ndarray": [[0.3, 0.7], [0.8, 0.2]]}},
-                              "truth": {"data": {"ndarray": [1, 1]}}}, schema, 10)
+                              "truth": {"data": {"ndarray": [1, 1]}}}, schema, 10, 0.5)
     assert outcomes.groups == {"sex": ["f", None]}

@@ -29,13 +29,21 @@ def test_sections_are_named_once_and_a_missing_one_says_retrain(folder):
         _ = load_verified_manifest(folder).gate
 
 
-def test_the_gate_record_words_its_failed_checks():
+def test_the_gate_record_words_its_failed_checks_by_step():
     gate = GateRecord.from_dict({"passed": False, "status": "failed", "thresholds": {}, "override": None, "checks": [
-        {"attribute": "gender", "metric": "disparate_impact", "value": 0.41234, "rule": ">= 0.8", "passed": False},
-        {"attribute": "race", "metric": "model_input", "value": 1.0, "rule": "", "passed": False},
-        {"attribute": "age", "metric": "disparate_impact", "value": 0.9, "rule": ">= 0.8", "passed": True}]})
-    assert gate.failed_checks == ["gender disparate_impact = 0.412 (rule >= 0.8)", "race is a model input"]
+        {"step": "screen", "attribute": "gender", "metric": "adverse_impact_ratio", "value": 0.41234, "low": 0.391,
+         "high": 0.4349, "rule": ">= 0.8", "passed": False},
+        {"step": "screen", "attribute": "race", "metric": "model_input", "value": 1.0, "rule": "", "passed": False},
+        {"step": "screen", "attribute": "age", "metric": "adverse_impact_ratio", "value": 0.9, "rule": ">= 0.8",
+         "passed": True},
+        {"step": "search", "attribute": "all screened", "metric": "less_discriminatory_alternative", "value": 0.05,
+         "rule": "<= 0.02", "passed": False, "alternative": "b", "chosen": "a", "eligible": True}]})
+    assert gate.failed_checks == ["gender adverse_impact_ratio = 0.412 [0.39, 0.43] (rule >= 0.8)",
+                                  "race is a model input (disparate treatment)"]
+    assert gate.failed_search == ["b has a worst adverse impact ratio 0.050 higher than a within the tolerance "
+                                  "(rule <= 0.02)"]
     assert not gate.shippable
+    assert GateRecord.from_dict({**gate.__dict__, "status": "justified", "checks": []}).shippable
 
 
 def test_tampered_file_is_refused(folder):

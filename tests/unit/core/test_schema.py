@@ -87,7 +87,8 @@ def test_example_application_fits_the_real_schema(artifacts):
     schema = artifacts.classifier_manifest.schema
     X, groups = schema.read_records([EXAMPLE_APPLICATION])
     assert schema.decode(X) == [{name: EXAMPLE_APPLICATION[name] for name in schema.feature_names}]
-    assert groups == {"gender": ["Female"], "ethnicity": ["White"]}
+    assert groups == {"gender": ["Female"], "ethnicity": ["White"], "marital-status": ["Separated"],
+                      "relationship": ["Unmarried"], "age": ["25 to under 62"]}
 
 
 PROTECTED = FeatureSchema(FEATURE_NAMES[:3], {"workclass": ("A", "B")}, protected={"gender": ("Female", "Male")})
@@ -107,3 +108,27 @@ def test_protected_attributes_are_validated_and_kept_apart():
         PROTECTED.read_rows([[5, 40, 1, 0]], ["gender", "age", "workclass", "education"])
     with pytest.raises(InputError, match="known features: age, workclass, education, gender"):
         PROTECTED.read_records([record | {"salary": 1}])
+
+
+BANDED = FeatureSchema(("age", "hours"), {}, protected={"gender": ("Female", "Male")}, bands={"age": (25.0, 62.0)},
+                       basis_inputs={"age": ("under 25", "25 to under 62", "62 and over")}, elderly={"age": 62.0},
+                       ignored=("education-num",))
+
+
+def test_a_numeric_attribute_is_counted_by_its_bands_and_ignored_columns_are_accepted():
+    X, groups = BANDED.read_records([{"age": 24, "hours": 40, "gender": "Female", "education-num": 9},
+                                     {"age": 25, "hours": 40}, {"age": 62, "hours": 40}])
+    assert X.tolist() == [[24, 40], [25, 40], [62, 40]]
+    assert groups == {"gender": ["Female", None, None], "age": ["under 25", "25 to under 62", "62 and over"]}
+    _, by_name = BANDED.read_rows([[40, 61.9, "x"]], names=["hours", "age", "education-num"])
+    assert by_name["age"] == ["25 to under 62"]
+    assert FeatureSchema.from_dict(BANDED.to_dict()) == BANDED
+    with pytest.raises(InputError, match="unknown feature 'colour'"):
+        BANDED.read_records([{"age": 30, "hours": 40, "colour": "red"}])
+
+
+def test_a_banded_protected_attribute_that_is_no_input_must_be_a_number():
+    schema = FeatureSchema(("hours",), {}, protected={"age": ("under 25", "25 and over")}, bands={"age": (25.0,)})
+    assert schema.read_records([{"hours": 1, "age": 30}])[1] == {"age": ["25 and over"]}
+    with pytest.raises(InputError, match="'age' in row 0 must be a number"):
+        schema.read_records([{"hours": 1, "age": "old"}])

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from loanxai.core.schema import FeatureSchema
-from loanxai.data.dataset import LABEL, DataError, load_dataset
+from loanxai.data.dataset import LABEL, DataError, group_column, load_dataset
 from loanxai.data.description import DEFAULT_DESCRIPTION, DescriptionError, load_description
 
 N = 200
@@ -28,7 +28,7 @@ DESCRIPTION = {
     "source": {"path": "tiny.csv", "separator": ";"},
     "label": {"column": "outcome", "approved": ["good"], "rejected": ["bad"]},
     "features": [{"name": "income", "kind": "numeric"}, {"name": "purpose", "kind": "categorical"}],
-    "protected": [{"name": "region"}],
+    "protected": [{"name": "region", "basis": ["national origin"]}],
     "split": {"test_fraction": 0.25, "seed": 1},
 }
 
@@ -55,6 +55,11 @@ def test_a_small_dataset_loads_with_defaults(tmp_path):
     description = dataset.description
     assert description.missing_category == "Unknown" and description.strip and description.max_categories == 100
     assert description.document["missing"]["numeric"] == "median"
+    # the decision policy, the search and the gate take their documented defaults
+    assert description.decision == {"approval_rate": "base"}
+    assert description.selection == {"folds": 5, "tolerance": 0.01}
+    assert description.gate["min_adverse_impact_ratio"] == 0.8 and description.screened == ("region",)
+    assert description.protected["region"].bases == ("national origin",) and not description.protected["region"].model_input
     assert str(tmp_path / "tiny.csv") in dataset.source_sha256
 
 
@@ -67,8 +72,22 @@ def test_a_small_dataset_loads_with_defaults(tmp_path):
     ({"features": [{"name": "income", "kind": "numeric"}, {"name": "income", "kind": "numeric"}]},
      r"features: 'income' is listed twice \(features\[0\] and features\[1\]\)"),
     ({"features": [{"name": "outcome", "kind": "categorical"}]}, "'outcome' is the label column"),
-    ({"protected": [{"name": "income"}]}, "protected attributes are not model inputs unless model_input: true"),
-    ({"protected": [{"name": "region", "model_input": True}]}, "must also be listed in features"),
+    ({"protected": [{"name": "income", "basis": ["age"]}]}, "a protected attribute is never a model input unless model_input"),
+    ({"protected": [{"name": "region", "basis": ["race"], "model_input": True}]}, "must also be listed in features"),
+    ({"protected": [{"name": "region"}]}, r"protected\[0\]: 'basis' is required"),
+    ({"protected": [{"name": "region", "basis": ["postcode"]}]}, r"protected\[0\].basis\[0\]: 'postcode' is not one of"),
+    ({"protected": [{"name": "region", "basis": ["age"], "kind": "numeric"}]}, "a numeric protected attribute needs bands"),
+    ({"protected": [{"name": "region", "basis": ["age"], "kind": "numeric", "bands": [60, 25]}]},
+     "bands are the increasing edges"),
+    ({"features": [{"name": "income", "kind": "numeric", "actionable": True}, {"name": "purpose", "kind": "categorical"}],
+      "protected": [{"name": "income", "basis": ["age"], "model_input": True, "bands": [62]}]},
+     "a protected attribute is never a recourse change"),
+    ({"features": [{"name": "income", "kind": "numeric"}, {"name": "purpose", "kind": "categorical"}],
+      "protected": [{"name": "purpose", "basis": ["age"], "model_input": True}]}, "age as a model input is numeric"),
+    ({"decision": {"approval_rate": 0.3, "cutoff": 0.5}}, "decision: give exactly one of approval_rate, cutoff"),
+    ({"decision": {"approval_rate": 1.5}}, "decision.approval_rate"),
+    ({"selection": {"folds": 1}}, r"selection.folds: 1 is less than the minimum of 2"),
+    ({"gate": {"screen": ["gender"]}}, "gate.screen: 'gender' is not a protected attribute"),
     ({"label": {"column": "outcome", "approved": ["good"], "rejected": ["good"]}}, "listed as both approved and rejected"),
     ({"split": {"test_fraction": 0.2, "test_rows": 10}}, "give exactly one of test_fraction, test_rows, test_path"),
     ({"source": {"path": "tiny.csv", "package": "no_such_package_here"}}, "no installed package 'no_such_package_here'"),
@@ -100,7 +119,7 @@ def test_missing_column_lists_the_columns_found(tmp_path):
 
 def test_protected_attribute_that_is_not_a_column(tmp_path):
     with pytest.raises(DataError, match=r"'gender' \(protected attribute\) not found; columns found: income, purpose"):
-        load(tmp_path, protected=[{"name": "gender"}])
+        load(tmp_path, protected=[{"name": "gender", "basis": ["sex"]}])
 
 
 def test_label_value_neither_approved_nor_rejected(tmp_path):
@@ -161,7 +180,7 @@ def test_numeric_labels_and_value_labels(tmp_path):
     rows = [line.replace(";good", ";1").replace(";bad", ";0").replace(";north;", ";1;").replace(";south;", ";0;")
             for line in applications()]
     dataset = load(tmp_path, rows=rows, label={"column": "outcome", "approved": [1], "rejected": ["0.0"]},
-                   protected=[{"name": "region", "labels": {1: "N", 0: "S"}}])
+                   protected=[{"name": "region", "basis": ["national origin"], "labels": {1: "N", 0: "S"}}])
     assert dataset.schema.protected == {"region": ("N", "S")}
     assert 0 < dataset.frame[LABEL].mean() < 1
 
@@ -177,7 +196,7 @@ def test_schema_round_trip_for_both_datasets(path):
     with_groups = [r | {name: dataset.test[name].iloc[i] for name in schema.protected} for i, r in enumerate(records)]
     X2, groups = schema.read_records(with_groups)
     np.testing.assert_array_equal(X2, X)
-    assert all(groups[name] == list(dataset.test[name]) for name in schema.protected)
+    assert groups == {name: group_column(dataset.test, schema, name).tolist() for name in schema.groups}
 
 
 def test_the_two_datasets_differ_as_the_issue_asks():
@@ -186,3 +205,21 @@ def test_the_two_datasets_differ_as_the_issue_asks():
     assert census.schema.n_features != loanapp.schema.n_features
     assert loanapp.schema.nullable and "gender" not in loanapp.description.protected
     assert loanapp.description.approved == ("1.0", "2.0")  # a numeric decision, no leading spaces
+
+
+def test_age_is_declared_in_bands_and_is_an_input_under_the_elderly_rule():
+    census = load_description(DEFAULT_DESCRIPTION)
+    age = census.protected["age"]
+    assert (age.model_input, age.bands, age.elderly, age.groups) == (True, (25, 62), 62.0,
+                                                                     ("under 25", "25 to under 62", "62 and over"))
+    assert set(census.protected) == {"gender", "ethnicity", "marital-status", "relationship", "age"}
+    assert all(census.protected[name].why for name in ("marital-status", "relationship", "age"))
+    # every declared basis but age stays out of the model
+    assert set(census.feature_names) & set(census.protected) == {"age"}
+    schema = load_dataset(census).schema
+    assert schema.elderly == {"age": 62.0} and schema.basis_inputs == {"age": age.groups}
+
+
+def test_a_fixed_cutoff_is_a_policy_of_its_own(tmp_path):
+    description = load_description(write(tmp_path, decision={"cutoff": 0.4}))
+    assert description.decision == {"cutoff": 0.4}

@@ -7,9 +7,9 @@ from loanxai.explain.recourse import RecourseFinder
 def test_no_recourse_is_said_plainly(loanapp_artifacts):
     manifest, explainer_manifest = loanapp_artifacts.classifier_manifest, loanapp_artifacts.explainer_manifest
     schema = manifest.schema
-    # the model's own verdict is what recourse reads: here a model that approves no one
+    # the classifier's own decision is what recourse reads: here one that approves no one
     finder = RecourseFinder(schema, explainer_manifest.recourse, explainer_manifest.titles,
-                            lambda X: np.tile([0.9, 0.1], (len(X), 1)))
+                            lambda X: (np.full(len(X), 0.1), np.zeros(len(X), dtype=bool)))
     x = schema.encode_records([{k: v for k, v in manifest.dataset.example.items() if k in schema.feature_names}])[0]
     answer = finder.find(x, k=3, seed=0, model_sha256=manifest.model_sha256)
     assert answer.counterfactuals == () and answer.decision == "rejected"
@@ -20,8 +20,9 @@ def test_no_recourse_is_said_plainly(loanapp_artifacts):
 
 def test_an_approved_application_needs_none(loanapp_artifacts):
     manifest, explainer_manifest = loanapp_artifacts.classifier_manifest, loanapp_artifacts.explainer_manifest
+    # approved at 0.3: the classifier's cutoff decides, not 0.5
     finder = RecourseFinder(manifest.schema, explainer_manifest.recourse, explainer_manifest.titles,
-                            lambda X: np.tile([0.2, 0.8], (len(X), 1)))
+                            lambda X: (np.full(len(X), 0.3), np.ones(len(X), dtype=bool)))
     x = np.asarray(manifest.reference["rows"][0], dtype=float)
     answer = finder.find(np.where(np.isnan(x), 0.0, x), k=3, seed=0, model_sha256=manifest.model_sha256)
     assert answer.decision == "approved" and answer.message == "the application is approved: no recourse is needed"

@@ -1,5 +1,6 @@
-"""The fairness gate on every path to production: recorded at training, refused by the image
-build unless overridden, the override visible in the metadata, the log and the image labels."""
+"""The fairness gate's two steps, on constructed records and on trained models: the screen, the
+search step, the status they give, and every path to production refusing what may not ship,
+naming the failed step; a justification visible in the metadata, the log and the image labels."""
 import json
 import os
 import shutil
@@ -10,33 +11,87 @@ import requests
 
 from loanxai.artifacts import REPO_ROOT
 from loanxai.core.manifest import GateRecord
-from loanxai.data.description import DATASETS_DIR
-from loanxai.fairness.gate import GateError, GateSettings, evaluate_gate, gate_record, labels, require_shippable
+from loanxai.data.description import DATASETS_DIR, load_description
+from loanxai.errors import GateError
+from loanxai.fairness.gate import GateSettings, gate_record, labels, require_shippable, screen_checks, search_check
 from loanxai.training.train import train
-from tests.conftest import start_classifier
+from tests.conftest import CENSUS, start_classifier
 
 ROOT = REPO_ROOT
-FAILING = evaluate_gate({"gender": {"disparate_impact": 0.5}, "ethnicity": {"disparate_impact": 0.9}}, GateSettings())
+LOANAPP = load_description(DATASETS_DIR / "loanapp.yaml")
+#: a quick search for the tests: one candidate (and the reference the search always assesses)
+ONE_CANDIDATE = ["all, forest"]
 
 
-def test_gate_record_and_override():
-    failed = gate_record(FAILING, GateSettings())
-    assert (failed["passed"], failed["status"], failed["override"]) == (False, "failed", None)
-    overridden = gate_record(FAILING, GateSettings(), "pilot with manual review of every rejection", "auditor")
-    assert overridden["status"] == "overridden"
-    assert overridden["override"]["reason"] == "pilot with manual review of every rejection"
-    assert overridden["override"]["accepted_by"] == "auditor"
-    assert overridden["override"]["failed_checks"] == ["gender disparate_impact = 0.500 (rule >= 0.8)"]
-    passing = gate_record(FAILING[1:], GateSettings(), "not needed")
-    assert passing["status"] == "passed" and passing["override"] is None  # nothing to override
-    assert labels(GateRecord.from_dict(overridden))["io.loanxai.fairness-gate.override-accepted-by"] == "auditor"
+def air(ratio, low=None, high=None, not_judged=None):
+    return {"ratio": ratio, "low": low, "high": high, "groups": {"a": {}, "b": {}, "c": {}},
+            "not_judged": not_judged or {}}
+
+
+def point(ratios, features=("education",)):
+    return {"features": list(features), "air": {a: air(*r) for a, r in ratios.items()}}
+
+
+FLAGGED = point({"gender": (0.6, 0.55, 0.66), "ethnicity": (0.9, 0.8, 1.0)})
+
+
+def test_the_screen_flags_a_low_ratio_with_its_interval_and_the_held_out_figure_beside():
+    checks = screen_checks(FLAGGED, FLAGGED, GateSettings(), ("gender", "ethnicity"), CENSUS.protected)
+    assert [(c["attribute"], c["passed"]) for c in checks] == [("gender", False), ("ethnicity", True)]
+    assert (checks[0]["low"], checks[0]["high"], checks[0]["held_out"]["ratio"]) == (0.55, 0.66, 0.6)
+    record = GateRecord.from_dict(gate_record(checks, GateSettings()))
+    assert record.failed_checks == ["gender adverse_impact_ratio = 0.600 [0.55, 0.66] (rule >= 0.8)"]
+
+
+def test_an_attribute_without_two_groups_to_judge_is_not_flagged():
+    [check] = screen_checks(point({"gender": (None,)}), point({"gender": (None,)}), GateSettings(), ("gender",),
+                            CENSUS.protected)
+    assert check["passed"] and check["value"] is None
+
+
+def test_a_prohibited_basis_as_an_input_is_disparate_treatment_but_age_under_the_elderly_rule_is_not():
+    checks = screen_checks(point({}, ("education", "age", "marital-status")), point({}), GateSettings(), (),
+                           CENSUS.protected)
+    assert [(c["attribute"], c["metric"], c["passed"]) for c in checks] == [("marital-status", "model_input", False)]
+
+
+def search(points, chosen, best=0.90, tolerance=0.01):
+    return {"chosen": chosen, "best_roc_auc": best, "tolerance": tolerance,
+            "candidates": [{"name": n, "eligible": e, "metrics": {"roc_auc": auc}, "worst_air": w}
+                           for n, auc, w, e in points]}
+
+
+@pytest.mark.parametrize("points, chosen, passes", [
+    ([("a", 0.90, 0.40, True), ("b", 0.895, 0.43, True)], "b", True),       # the chosen is the least discriminatory
+    ([("a", 0.90, 0.40, True), ("b", 0.895, 0.43, True)], "a", False),      # b: materially better (0.03) within tolerance
+    ([("a", 0.90, 0.40, True), ("b", 0.895, 0.41, True)], "a", True),       # b: not materially better (0.01)
+    ([("a", 0.90, 0.40, True), ("b", 0.85, 0.70, True)], "a", True),        # b: far less accurate, outside tolerance
+    ([("a", 0.90, 0.40, True), ("seed", 0.95, 0.30, False)], "seed", False),  # the reference never ships
+])
+def test_the_search_step(points, chosen, passes):
+    check = search_check(search(points, chosen), GateSettings())
+    assert (check["passed"] and check["eligible"]) is passes
+
+
+def test_the_status_of_each_outcome():
+    screen = screen_checks(FLAGGED, FLAGGED, GateSettings(), ("gender",), CENSUS.protected)
+    least = search_check(search([("a", 0.90, 0.60, True)], "a"), GateSettings())
+    passed_over = search_check(search([("a", 0.90, 0.40, True), ("b", 0.90, 0.60, True)], "a"), GateSettings())
+    assert gate_record([least], GateSettings())["status"] == "passed"
+    assert gate_record(screen + [least], GateSettings())["status"] == "flagged"
+    justified = gate_record(screen + [least], GateSettings(), "no alternative serves the need", "auditor")
+    assert justified["status"] == "justified" and justified["override"]["accepted_by"] == "auditor"
+    assert justified["override"]["failed_checks"] == ["gender adverse_impact_ratio = 0.600 [0.55, 0.66] (rule >= 0.8)"]
+    # no justification ships a model when a less discriminatory alternative was passed over
+    failed = GateRecord.from_dict(gate_record(screen + [passed_over], GateSettings(), "a reason", "auditor"))
+    assert failed.status == "failed" and not failed.shippable
+    assert failed.failed_search == ["b has a worst adverse impact ratio 0.200 higher than a within the tolerance "
+                                    "(rule <= 0.02)"]
+    # a justification for a model that passed is not recorded: there is nothing to justify
+    passing = gate_record([], GateSettings(), "not needed")
+    assert passing["override"] is None
+    assert labels(GateRecord.from_dict(justified))["io.loanxai.fairness-gate.override-accepted-by"] == "auditor"
     assert labels(GateRecord.from_dict(passing)) == {"io.loanxai.fairness-gate": "passed"}
-
-
-def test_protected_model_inputs_fail_the_gate():
-    checks = evaluate_gate({}, GateSettings(), ("gender",))
-    assert checks == [{"attribute": "gender", "metric": "model_input", "value": 1.0,
-                       "rule": "protected attributes are not model inputs", "passed": False}]
 
 
 def build_contexts(tmp_path, classifier_dir, explainer_dir):
@@ -56,57 +111,77 @@ def dry_run(models):
 
 @pytest.fixture(scope="module")
 def seed_model(tmp_path_factory):
-    """Boston mortgages with the seed's model: race, sex and marital status as inputs, so the gate fails."""
+    """Boston mortgages with the seed's model (race, sex and marital status as inputs), a
+    justification given: the gate fails it all the same."""
     root = tmp_path_factory.mktemp("seed-model")
-    manifest, _ = train(root / "loanclassifier", root / "explainer", DATASETS_DIR / "loanapp.yaml", mitigation="none")
+    manifest, _ = train(root / "loanclassifier", root / "explainer", LOANAPP, candidate="none", only=ONE_CANDIDATE,
+                        accept_unfair="no justification ships disparate treatment", accepted_by="test suite")
     return root, manifest
-
-
-def test_the_image_build_refuses_a_model_that_failed_the_gate(seed_model, tmp_path):
-    root, manifest = seed_model
-    assert manifest.gate.status == "failed"
-    result = dry_run(build_contexts(tmp_path, root / "loanclassifier", root / "explainer"))
-    assert result.returncode == 1
-    assert "FAILED the fairness gate: black is a model input" in result.stderr
-    assert 'make train ACCEPT_UNFAIR="<reason>"' in result.stderr
-    assert " build " not in result.stderr and not result.stdout  # nothing built
-    with pytest.raises(GateError, match="FAILED the fairness gate"):
-        require_shippable(root / "loanclassifier")
 
 
 @pytest.fixture(scope="module")
-def overridden(tmp_path_factory):
-    """Boston mortgages with the seed's model (race, sex and marital status as inputs), shipped
-    under a recorded override."""
-    root = tmp_path_factory.mktemp("overridden")
-    manifest, _ = train(root / "loanclassifier", root / "explainer", DATASETS_DIR / "loanapp.yaml", mitigation="none",
-                        accept_unfair="comparison with the seed's model, never for decisions", accepted_by="test suite")
+def flagged(tmp_path_factory):
+    """Boston mortgages, the search's choice: the screen flags race (no justification yet)."""
+    root = tmp_path_factory.mktemp("flagged")
+    manifest, _ = train(root / "loanclassifier", root / "explainer", LOANAPP, only=ONE_CANDIDATE)
     return root, manifest
 
 
-def test_an_override_is_recorded_and_the_build_accepts_it_with_labels(overridden, tmp_path):
-    root, manifest = overridden
-    gate = manifest.gate
-    assert gate.status == "overridden" and manifest.candidate == "seed"
-    assert {"black is a model input", "male is a model input"} <= set(gate.override["failed_checks"])
+@pytest.fixture(scope="module")
+def justified(tmp_path_factory):
+    """The flagged model again, with a recorded business justification."""
+    root = tmp_path_factory.mktemp("justified")
+    manifest, _ = train(root / "loanclassifier", root / "explainer", LOANAPP, only=ONE_CANDIDATE,
+                        accept_unfair="the search found no less discriminatory alternative", accepted_by="test suite")
+    return root, manifest
+
+
+def test_the_image_build_refuses_a_seed_model_naming_both_steps(seed_model, tmp_path):
+    root, manifest = seed_model
+    assert manifest.gate.status == "failed" and manifest.candidate == "seed"
+    assert {"black is a model input (disparate treatment)", "male is a model input (disparate treatment)"} <= set(
+        manifest.gate.failed_checks)
+    result = dry_run(build_contexts(tmp_path, root / "loanclassifier", root / "explainer"))
+    assert result.returncode == 1
+    assert "step 1, the screen, flagged it" in result.stderr and "step 2, the search, failed" in result.stderr
+    assert "seed is a reference, not a candidate" in result.stderr
+    assert " build " not in result.stderr and not result.stdout  # nothing built
+
+
+def test_the_image_build_refuses_a_flagged_model_saying_how_to_record_the_justification(flagged, tmp_path):
+    root, manifest = flagged
+    assert manifest.gate.status == "flagged", manifest.gate.checks
+    result = dry_run(build_contexts(tmp_path, root / "loanclassifier", root / "explainer"))
+    assert result.returncode == 1
+    assert "step 1, the screen, flagged it (black adverse_impact_ratio = " in result.stderr
+    assert 'make train ACCEPT_UNFAIR="<reason>"' in result.stderr
+    with pytest.raises(GateError, match="no business justification is recorded"):
+        require_shippable(root / "loanclassifier")
+
+
+def test_a_justified_model_is_built_with_labels(justified, tmp_path):
+    root, manifest = justified
+    assert manifest.gate.status == "justified" and manifest.gate.shippable
     result = dry_run(build_contexts(tmp_path, root / "loanclassifier", root / "explainer"))
     assert result.returncode == 0, result.stderr
-    assert "WARNING: the model FAILED the fairness gate" in result.stderr
-    assert "io.loanxai.fairness-gate=overridden" in result.stderr
-    assert "io.loanxai.fairness-gate.override-reason=comparison\\ with\\ the\\ seed" in result.stderr
+    assert "WARNING: the screen flagged the model" in result.stderr
+    assert "io.loanxai.fairness-gate=justified" in result.stderr
+    assert "io.loanxai.fairness-gate.override-reason=the\\ search\\ found" in result.stderr
     assert "io.loanxai.fairness-gate.override-accepted-by=test\\ suite" in result.stderr
     assert result.stdout.count("docker.io/loanxai/") == 2
 
 
-def test_an_override_shows_in_the_metadata_and_the_start_up_log(overridden, tmp_path):
-    root, _ = overridden
+def test_a_justification_shows_in_the_metadata_and_the_start_up_log(justified, tmp_path):
+    root, manifest = justified
     service = start_classifier(root / "loanclassifier", tmp_path)
     try:
         service.wait_ready()
         custom = requests.get(f"{service.url}/api/v1.0/metadata", timeout=10).json()["custom"]
     finally:
         service.stop()
-    assert custom["fairness_gate"] == "overridden" and custom["candidate"] == "seed"
+    assert custom["fairness_gate"] == "justified" and custom["candidate"] == manifest.candidate
     assert json.loads(custom["fairness_gate_override"])["accepted_by"] == "test suite"
-    assert "black is a model input" in custom["fairness_gate_failed_checks"]
-    assert "THIS MODEL FAILED THE FAIRNESS GATE" in service.log_tail(200) and "accepted by test suite" in service.log_tail(200)
+    assert "black adverse_impact_ratio" in custom["fairness_gate_failed_checks"]
+    assert float(custom["cutoff"]) == manifest.cutoff
+    log = service.log_tail(200)
+    assert "THE FAIRNESS SCREEN FLAGGED THIS MODEL" in log and "accepted by test suite" in log

@@ -3,8 +3,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loanxai.fairness.gate import GateSettings, evaluate_gate
-from loanxai.fairness.metrics import balanced_sample, fairness_gaps, group_metrics, large_groups, resampling_effect
+from loanxai.fairness.metrics import (
+    adverse_impact,
+    balanced_sample,
+    evaluate,
+    fairness_gaps,
+    group_metrics,
+    large_groups,
+    policy_cutoff,
+    resampling_effect,
+    wilson,
+)
 
 # group a: 4 rows, truth 1 1 0 0, predicted 1 1 1 0 -> approval rate 3/4, TPR 1, FPR 1/2
 # group b: 4 rows, truth 1 1 0 0, predicted 1 0 0 0 -> approval rate 1/4, TPR 1/2, FPR 0
@@ -26,7 +35,7 @@ def test_group_metrics_by_hand():
 def test_gaps_by_hand():
     assert fairness_gaps(Y_TRUE, Y_PRED, GROUPS) == pytest.approx({
         "demographic_parity_difference": 0.5,   # 3/4 - 1/4
-        "disparate_impact": 1 / 3,              # (1/4) / (3/4)
+        "adverse_impact_ratio": 1 / 3,          # (1/4) / (3/4)
         "equalized_odds_difference": 0.5,       # max(TPR gap 1/2, FPR gap 1/2)
         "equal_opportunity_difference": 0.5,    # TPR gap
     })
@@ -34,7 +43,7 @@ def test_gaps_by_hand():
 
 def test_equal_treatment_has_no_gaps():
     gaps = fairness_gaps(Y_TRUE, Y_TRUE, GROUPS)
-    assert gaps["disparate_impact"] == 1.0 and gaps["demographic_parity_difference"] == 0.0
+    assert gaps["adverse_impact_ratio"] == 1.0 and gaps["demographic_parity_difference"] == 0.0
 
 
 def test_undefined_recall_is_nan_not_zero():
@@ -42,14 +51,41 @@ def test_undefined_recall_is_nan_not_zero():
     assert np.isnan(by_group.loc["a", "recall"]) and by_group.loc["b", "recall"] == 1.0
 
 
-def test_gate_checks_each_attribute_against_each_limit():
-    gaps = {"gender": {"disparate_impact": 0.79, "equalized_odds_difference": 0.05},
-            "ethnicity": {"disparate_impact": 0.8, "equalized_odds_difference": 0.2}}
-    checks = evaluate_gate(gaps, GateSettings(min_disparate_impact=0.8, max_equalized_odds_difference=0.1))
-    assert [(c["attribute"], c["metric"], c["passed"]) for c in checks] == [
-        ("gender", "disparate_impact", False), ("gender", "equalized_odds_difference", True),
-        ("ethnicity", "disparate_impact", True), ("ethnicity", "equalized_odds_difference", False)]
-    assert evaluate_gate(gaps, GateSettings(min_disparate_impact=None)) == []
+def test_the_policy_sets_the_cutoff():
+    approval = np.linspace(0, 1, 101)
+    assert policy_cutoff(approval, {"cutoff": 0.42}, base_rate=0.3) == 0.42
+    assert np.mean(approval >= policy_cutoff(approval, {"approval_rate": "base"}, base_rate=0.3)) == pytest.approx(0.3, abs=0.01)
+    assert np.mean(approval >= policy_cutoff(approval, {"approval_rate": 0.1}, base_rate=0.3)) == pytest.approx(0.1, abs=0.01)
+
+
+def test_metrics_are_at_the_cutoff_and_accuracy_sits_beside_always_rejecting():
+    approval = np.array([0.9, 0.4, 0.35, 0.2, 0.1])
+    y = np.array([1, 1, 0, 0, 0])
+    metrics = evaluate(approval, y, cutoff=0.38)
+    assert (metrics["recall"], metrics["precision"], metrics["predicted_approval_rate"]) == (1.0, 1.0, 0.4)
+    assert (metrics["accuracy"], metrics["always_reject_accuracy"], metrics["roc_auc"]) == (1.0, 0.6, 1.0)
+    at_half = evaluate(approval, y, cutoff=0.5)
+    assert at_half["recall"] == 0.5 and at_half["confusion_matrix"] == [[3, 0], [1, 1]]
+
+
+def test_wilson_interval_by_hand():
+    low, high = wilson(10, 100)  # the textbook case: 0.055 to 0.174
+    assert (round(low, 3), round(high, 3)) == (0.055, 0.174)
+    assert wilson(0, 20)[0] == 0.0 and wilson(20, 20)[1] == 1.0
+
+
+def test_adverse_impact_judges_only_large_groups_and_gives_an_interval():
+    # a: 100 rows, 40 approved; b: 100 rows, 20 approved; c: 10 rows, none approved (too small)
+    decisions = np.array([True] * 40 + [False] * 60 + [True] * 20 + [False] * 80 + [False] * 10)
+    groups = ["a"] * 100 + ["b"] * 100 + ["c"] * 10
+    impact = adverse_impact(decisions, groups, min_rows=50)
+    assert (impact["ratio"], impact["lowest"], impact["highest"]) == (0.5, "b", "a")
+    assert impact["not_judged"] == {"c": 10}
+    # Katz's log interval: exp(log(0.5) -+ 1.96 sqrt(0.8/20 + 0.6/40))
+    assert (round(impact["low"], 3), round(impact["high"], 3)) == (0.316, 0.792)
+    assert impact["groups"]["a"] == pytest.approx({"rows": 100, "approved": 40, "rate": 0.4, "low": wilson(40, 100)[0],
+                                                   "high": wilson(40, 100)[1]})
+    assert adverse_impact(decisions, groups, min_rows=101)["ratio"] is None
 
 
 def test_balanced_sample_has_equal_cells_and_skips_groups_missing_a_label():

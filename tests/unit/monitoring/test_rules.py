@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from loanxai.artifacts import MONITORING_DIR, REPO_ROOT
+from loanxai.fairness.metrics import wilson
 from loanxai.monitoring import dashboard, rules
 from loanxai.ops import deploycheck
 
@@ -116,3 +117,14 @@ def test_dashboard_uses_only_labels_the_services_emit():
     assert "status=" not in text and "/Predict" not in text
     for expr in dashboard.queries():
         assert "{{" not in expr
+
+
+def test_the_live_intervals_are_the_reports():
+    """The Wilson bounds the promtool test expects of the recording rules are those the report
+    and the gate compute (to the rules' six decimals of z)."""
+    tested = yaml.safe_load(RULES_TEST.read_text())["tests"][0]["promql_expr_test"]
+    bounds = {t["expr"]: [s["value"] for s in t["exp_samples"]] for t in tested if "approval_rate_" in t["expr"]}
+    low, high = bounds['loan:approval_rate_low:window{attribute="gender"}'], bounds[
+        'loan:approval_rate_high:window{attribute="gender"}']
+    for (expected_low, expected_high), (approved, rows) in zip(zip(low, high), ((600, 2400), (1200, 2400))):
+        assert wilson(approved, rows) == pytest.approx((expected_low, expected_high), abs=1e-7)

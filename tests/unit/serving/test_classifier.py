@@ -52,6 +52,17 @@ def test_reasons_add_up_and_tags_come_back(classifier, example):
     assert len(decision["reasons"]) <= 2
 
 
+def test_decisions_are_at_the_manifests_cutoff(classifier, loanapp_artifacts):
+    manifest = loanapp_artifacts.classifier_manifest
+    rows = manifest.reference["rows"]
+    answer = classifier.predict_raw({"data": {"ndarray": rows}})
+    approval = np.asarray(answer["data"]["ndarray"])[:, 1]
+    assert answer["meta"]["tags"]["cutoff"] == manifest.cutoff == classifier.cutoff
+    assert answer["meta"]["tags"]["decisions"] == ["approved" if p >= manifest.cutoff else "rejected" for p in approval]
+    # the cutoff is the policy's, not 0.5: some applications between the two exist and are decided by it
+    assert manifest.cutoff != 0.5 and any(min(0.5, manifest.cutoff) <= p < max(0.5, manifest.cutoff) for p in approval)
+
+
 @pytest.mark.parametrize("message, words", [
     (lambda e: {"jsonData": []}, "empty batch"),
     (lambda e: {"jsonData": [e] * 11}, "larger than the limit of 10 (LOAN_MAX_BATCH_ROWS)"),
@@ -71,7 +82,10 @@ def test_health_and_metadata(classifier, loanapp_artifacts):
     metadata = classifier.init_metadata()
     assert metadata["versions"] == [loanapp_artifacts.classifier_manifest.version]
     assert json.loads(metadata["custom"]["example_application"]) == loanapp_artifacts.classifier_manifest.dataset.example
-    assert metadata["custom"]["max_batch_rows"] == "10" and metadata["custom"]["fairness_gate"] == "passed"
+    custom = metadata["custom"]
+    assert custom["max_batch_rows"] == "10" and custom["fairness_gate"] == loanapp_artifacts.classifier_manifest.gate.status
+    assert float(custom["cutoff"]) == loanapp_artifacts.classifier_manifest.cutoff
+    assert json.loads(custom["decision_policy"]) == {"approval_rate": "base"}
 
 
 def test_readiness_fails_when_the_model_no_longer_gives_its_reference_answers(loanapp_artifacts):

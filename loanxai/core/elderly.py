@@ -1,0 +1,84 @@
+"""The elderly rule: age as a model input never counts against an elderly applicant.
+
+Regulation B lets an empirically derived scoring system use age "provided that the age of an
+elderly applicant is not assigned a negative factor or value" (12 CFR 1002.6(b)(2)(ii));
+elderly means 62 or older (1002.2(o)). Enforced by construction: for an applicant of at least
+the description's ``elderly`` age, the model is asked at every age it tells apart below that
+age (one value between each pair of its age thresholds) and the most favourable one is used.
+So an elderly applicant's probability of approval is at least what any younger age would give
+the same application, it does not move as age rises past the threshold, and the principal
+reasons never give age as a reason against approval for them
+(:class:`~loanxai.explain.reasons.ReasonExplainer`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loanxai.core.pipeline import IMPUTE_STEP, NUMERIC_STEP, SCALE_STEP
+from loanxai.core.schema import FeatureSchema
+
+__all__ = ["ElderlyRule", "elderly_rule", "served_rows"]
+
+
+@dataclass(frozen=True)
+class ElderlyRule:
+    """``column``: age's position in an encoded row; ``age``: the elderly age; ``candidates``:
+    the ages the model tells apart below it, shape (k,)."""
+
+    column: int
+    age: float
+    candidates: np.ndarray
+
+    def elderly(self, X: np.ndarray) -> np.ndarray:
+        """Which rows of ``X``, shape (n, n_features), are elderly applicants, shape (n,)."""
+        return X[:, self.column] >= self.age
+
+    def substitute(self, X: np.ndarray, approval: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """``X`` with each elderly applicant's age replaced by the candidate age of the highest
+        probability of approval (``approval``: encoded rows -> probabilities, shape (n,)); the
+        other rows as they are. The model is then asked with the rows returned."""
+        rows = np.flatnonzero(self.elderly(X))
+        if not len(rows):
+            return X
+        tries = np.repeat(X[rows], len(self.candidates), axis=0)
+        tries[:, self.column] = np.tile(self.candidates, len(rows))
+        best = approval(tries).reshape(len(rows), len(self.candidates)).argmax(axis=1)
+        X = X.copy()
+        X[rows, self.column] = self.candidates[best]
+        return X
+
+
+def elderly_rule(schema: FeatureSchema, preprocessor: Any, forest: Any) -> ElderlyRule | None:
+    """The rule for a fitted model (its preprocessor and forest), or None if age is not an input
+    under it. The candidates are one age inside each interval between the forest's thresholds on
+    age (in years, unscaled) below the elderly age: the model gives every age of an interval the
+    same answer, so these are all the answers it can give a younger applicant."""
+    if not schema.elderly:
+        return None
+    [(name, age)] = schema.elderly.items()
+    column = schema.feature_names.index(name)
+    position = schema.numeric_features.index(name)  # the numeric columns come first, in order
+    numeric = preprocessor.named_transformers_[NUMERIC_STEP]
+    scale = numeric.named_steps[SCALE_STEP]
+    thresholds = np.unique(np.concatenate([
+        tree.tree_.threshold[tree.tree_.feature == position] for tree in forest.estimators_]))
+    years = np.unique(thresholds * scale.scale_[position] + scale.mean_[position])
+    years = years[years < age]
+    median = numeric.named_steps[IMPUTE_STEP].statistics_[position]
+    if not len(years):  # the forest never splits on age below it: one answer for every age
+        return ElderlyRule(column, age, np.array([min(median, age - 1)]))
+    bounds = np.concatenate([[years[0] - 1], years, [age]])
+    return ElderlyRule(column, age, (bounds[:-1] + bounds[1:]) / 2)
+
+
+def served_rows(X: np.ndarray, schema: FeatureSchema, preprocessor: Any, forest: Any) -> np.ndarray:
+    """Encoded rows ``X``, shape (n, n_features), as the classifier asks the fitted model (its
+    preprocessor and forest): with the elderly rule applied where age is an input."""
+    rule = elderly_rule(schema, preprocessor, forest)
+    if rule is None:
+        return X
+    return rule.substitute(X, lambda rows: forest.predict_proba(preprocessor.transform(rows))[:, 1])

@@ -1,0 +1,36 @@
+"""The search for a less discriminatory alternative as training recorded it (from the manifest):
+every candidate's cross-validated point, the frontier plot, the rule and the choice."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from loanxai.core.manifest import Manifest
+from loanxai.report.plots import plot_frontier
+
+__all__ = ["search_section", "worst_ratio"]
+
+
+def worst_ratio(point: dict[str, Any], screened: list[str]) -> dict[str, Any] | None:
+    """The screened attribute with the lowest adverse impact ratio of a candidate, with its
+    ratio and 95% interval (None: no attribute had two groups to judge)."""
+    judged = [(point["air"][a]["ratio"], a) for a in screened if point["air"][a]["ratio"] is not None]
+    if not judged:
+        return None
+    _, attribute = min(judged)
+    air = point["air"][attribute]
+    return {"attribute": attribute, "ratio": air["ratio"], "low": air["low"], "high": air["high"]}
+
+
+def search_section(manifest: Manifest, out: Path) -> dict[str, Any]:
+    """The search's record with each candidate's worst ratio and its interval, most accurate
+    first, and the frontier plot (``frontier.png``)."""
+    search, thresholds = manifest.search, manifest.gate.thresholds
+    screened = thresholds["screen"] if thresholds["screen"] is not None else list(manifest.dataset.protected)
+    candidates = sorted(({**c, "worst": worst_ratio(c, screened)} for c in search["candidates"]),
+                        key=lambda c: -c["metrics"]["roc_auc"])
+    section = {key: search[key] for key in ("rule", "requested", "chosen", "best_roc_auc", "tolerance", "folds", "seconds",
+                                            "data_air")}
+    section |= {"screened": screened, "candidates": candidates}
+    plot_frontier(section, thresholds.get("min_adverse_impact_ratio"), out / "frontier.png")
+    return section
