@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import EXAMPLE_APPLICATION, eventually, settle, start_classifier
+from tests.conftest import EXAMPLE_APPLICATION, REJECTED_APPLICATION, eventually, settle, start_classifier
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_custom_metrics_count_requests_and_approvals(classifier, schema):
     before = {
         name: metric(classifier, name) for name in ("loan_requests_total", "loan_applications_total", "loan_approvals_total")
     }
-    answer = post(classifier, {"jsonData": [approved, EXAMPLE_APPLICATION, approved]}).json()
+    answer = post(classifier, {"jsonData": [approved, REJECTED_APPLICATION, approved]}).json()
     assert answer["meta"]["tags"]["decisions"] == ["approved", "rejected", "approved"]
     assert eventually(lambda: metric(classifier, "loan_requests_total") == before["loan_requests_total"] + 1)
     assert metric(classifier, "loan_applications_total") == before["loan_applications_total"] + 3

@@ -88,9 +88,11 @@ def test_no_reason_says_age_counted_against_an_applicant_of_62_or_more(classifie
     rows = [r for r in census_applications if r["age"] >= 62]
     ages = [r["age"] for r in rows]
     assert len(rows) > 200
-    for answer in post(classifier, rows, reasons=10):
-        for age, decision in zip(ages, answer["meta"]["tags"]["reasons"]):
-                assert age >= 62 and not [r for r in decision["reasons"] if r["feature"] == "age" and r["contribution"] < 0]
+    every = artifacts.classifier_manifest.schema.n_features  # every feature that lowered it is stated
+    decisions = [d for answer in post(classifier, rows, reasons=every) for d in answer["meta"]["tags"]["reasons"]]
+    assert len(decisions) == len(ages) and {d["decision"] for d in decisions} == {"approved", "rejected"}
+    for age, decision in zip(ages, decisions):
+        assert age >= 62 and not [r for r in decision["reasons"] if r["feature"] == "age" and r["contribution"] < 0]
 
 
 def test_the_elderly_rule_never_lowers_the_probability_as_age_rises_past_61(classifier, census_applications):

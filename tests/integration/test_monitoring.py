@@ -228,7 +228,8 @@ def test_held_out_traffic_raises_nothing_and_the_trap_raises_the_alerts(monitore
     psi = {r["metric"]["feature"]: float(r["value"][1]) for r in prometheus.query("loan:feature_psi:window")}
     assert set(psi) == set(schema.feature_names) and max(psi.values()) < PSI_MAJOR, psi
     impact = {r["metric"]["attribute"]: float(r["value"][1]) for r in prometheus.query("loan:adverse_impact_ratio:window")}
-    assert impact == pytest.approx(recorded), impact
+    # within a decision or two: on a loaded machine the window's start may cut into the sending
+    assert impact == pytest.approx(recorded, abs=0.01), (impact, recorded)
     [recall] = prometheus.query('loan:recall:window{attribute="all"}')
     assert float(recall["value"][1]) == pytest.approx(loanapp_artifacts.classifier_manifest.metrics["recall"], abs=0.01)
 

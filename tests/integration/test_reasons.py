@@ -80,12 +80,14 @@ def test_a_rejection_gets_reasons_in_words(classifier):
 
 
 @pytest.mark.parametrize("tags, problem", [
-    ({"reasons": "many"}, "prediction parameter 'reasons' must be true, false or an integer from 0 to 10"),
-    ({"reasons": 11}, "from 0 to 10, got 11"),
+    # at most one reason per model input
+    ({"reasons": "many"}, "prediction parameter 'reasons' must be true, false or an integer from 0 to {n}"),
+    ({"reasons": 11}, "from 0 to {n}, got 11"),
     ({"purpose": "audit"}, "prediction parameter 'purpose' must be one of: decision, explanation, got 'audit'"),
 ])
-def test_bad_reason_requests_get_400(classifier, tags, problem):
+def test_bad_reason_requests_get_400(classifier, artifacts, tags, problem):
     response = post(classifier, {"jsonData": [EXAMPLE_APPLICATION], "meta": {"tags": tags}})
+    problem = problem.format(n=artifacts.classifier_manifest.schema.n_features)
     assert response.status_code == 400 and problem in response.json()["status"]["info"]
 
 

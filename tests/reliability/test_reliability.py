@@ -29,7 +29,7 @@ pytestmark = pytest.mark.reliability
 #: the deployments' probe timeout (deploy/): health must answer within it, or Kubernetes restarts the pod
 PROBE_TIMEOUT_S = 3
 FIGURES: dict = {}
-HOSTILE = {"threshold": 1, "beam_size": 10, "max_anchor_size": 10, "delta": 1e-9, "tau": 1e-9}
+HOSTILE = {"threshold": 1, "beam_size": 10, "max_anchor_size": 6, "delta": 1e-9, "tau": 1e-9}
 
 
 @pytest.fixture(scope="module", autouse=True)
