@@ -1,12 +1,14 @@
 """Decide a whole file of applications through the deployed classifier.
 
 ``python -m loanxai.score applications.csv --out decisions.csv`` (``make score``) reads a CSV
-of applications (a header naming the features, optionally the protected attributes), checks
-each row against the schema the classifier serves (``GET /api/v1.0/metadata``), sends the
-valid rows in batches to ``POST /api/v1.0/predictions`` (local or cluster URL, the paths the
-README documents), and writes each decision with its probability of approval, the model
-version and, for every rejection, its principal reasons. Rows that fail validation go to the
-errors file with their message; one bad row never stops the run.
+of applications (a header naming the features, optionally the protected attributes and an id
+column; other columns are listed and ignored, or refused with ``--strict``), checks each row
+against the schema the classifier serves (``GET /api/v1.0/metadata``) by the classifier's own
+rule and in its words (:mod:`loanxai.core.values`), sends the valid rows in batches to
+``POST /api/v1.0/predictions`` (local or cluster URL, the paths the README documents), and
+writes each decision with its probability of approval, the model version and, for every
+rejection, its principal reasons. Rows that fail validation go to the errors file with their
+message; one bad row never stops the run.
 
 Batches run with bounded concurrency and are retried on connection errors and 5xx answers.
 Each finished batch is written at once, atomically, to a work folder beside the output
@@ -65,6 +67,10 @@ class ScoreSettings:
     #: principal reasons per rejection (0: none, faster)
     reasons: int = 4
     timeout: float = 120.0
+    #: the column copied to every output row (the lender's application id), when the file has it
+    id_column: str = "id"
+    #: refuse a file with columns the classifier does not know (default: list them once, ignore them)
+    strict: bool = False
 
 
 class Scorer:
@@ -79,12 +85,14 @@ class Scorer:
         self.model_version = metadata["versions"][0]
         self.batch_size = min(options.batch_size, int(metadata["custom"].get("max_batch_rows", options.batch_size)))
         self.url = options.url.rstrip("/") + PREDICTIONS_PATH
-        self.columns = ["line", "decision", "approval_probability", "model_version", "reason_codes"] + [
+        self.decided = ["decision", "approval_probability", "model_version", "reason_codes"] + [
             f"reason_{i + 1}" for i in range(options.reasons)]
+        self.keys = ["line"]  # and the id column, when the file has one
 
     def run(self, source: Path, out: Path, errors: Path) -> dict[str, int]:
         """Decide every row of ``source``; return counts of decided, rejected-with-reasons and bad rows."""
         parts = out.with_name(out.name + ".parts")
+        self._check_columns(source)
         self._prepare(parts, source)
         total = _count_rows(source)
         batches = math.ceil(total / self.batch_size)
@@ -105,7 +113,7 @@ class Scorer:
             for future in pending:
                 progress.update(future.result())
         progress.close()
-        counts = _join(parts, out, errors, batches, self.columns)
+        counts = _join(parts, out, errors, batches, self.keys + self.decided, self.keys + ["error"])
         shutil.rmtree(parts)
         return counts
 
@@ -118,55 +126,37 @@ class Scorer:
         decisions = self._decide(X[valid], {k: [v[i] for i in valid] for k, v in groups.items()}, problems, valid)
         rows, bad = [], []
         for i in range(len(frame)):
-            line = int(frame.index[i]) + 2  # the header is line 1
+            keys = {"line": int(frame.index[i]) + 2}  # the header is line 1
+            if len(self.keys) > 1:
+                keys[self.options.id_column] = frame[self.options.id_column].iloc[i]
             if i in problems:
-                bad.append({"line": line, "error": problems[i]})
+                bad.append(keys | {"error": problems[i]})
             else:
-                rows.append({"line": line, **decisions[i]})
-        _write_atomically(parts / f"batch-{index:06d}.csv", rows, self.columns)
-        _write_atomically(parts / f"batch-{index:06d}.errors.csv", bad, ["line", "error"])
+                rows.append(keys | decisions[i])
+        _write_atomically(parts / f"batch-{index:06d}.csv", rows, self.keys + self.decided)
+        _write_atomically(parts / f"batch-{index:06d}.errors.csv", bad, self.keys + ["error"])
         return len(frame)
 
     def _encode(self, frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, list[Any]], dict[int, str]]:
-        """Encoded rows (n, n_features), protected group codes, and a message per bad row (by position)."""
+        """Encoded rows (n, n_features), protected group labels (or a banded attribute's numbers),
+        and a message per bad row (by position), in the classifier's words (the same rule reads both)."""
         problems: dict[int, str] = {}
-        columns = []
-        for name in self.schema.feature_names:
-            labels = self.schema.category_map.get(name)
-            values = frame[name].str.strip()
-            missing = values.isna() | (values == "")
-            if labels is not None:
-                codes = values.map({label: float(code) for code, label in enumerate(labels)})
-                if name in self.schema.nullable:
-                    codes[missing] = float(labels.index(self.schema.missing_category))
-                bad = codes.isna() & ~missing
-                self._note(problems, bad, lambda i: f"unknown category {values.iloc[i]!r} for {name!r}")
-            else:
-                codes = pd.to_numeric(values, errors="coerce")
-                bad = codes.isna() & ~missing
-                self._note(problems, bad, lambda i: f"non-numeric value {values.iloc[i]!r} for numeric feature {name!r}")
-                low, high = self.schema.ranges.get(name, (-np.inf, np.inf))
-                outside = (codes < low) | (codes > high)
-                self._note(problems, outside, lambda i: f"value {codes.iloc[i]!r} for {name!r} is outside its plausible "
-                                                         f"range [{low:g}, {high:g}]")
-            if name not in self.schema.nullable:
-                self._note(problems, missing, lambda i: f"missing value for {name!r}")
-            columns.append(codes.to_numpy(dtype=np.float64))
-        groups = {}
-        for name, labels in self.schema.protected.items():
-            if name not in frame.columns:
-                continue
-            values = frame[name].str.strip()
-            codes = values.map({label: code for code, label in enumerate(labels)})
-            self._note(problems, codes.isna() & values.notna() & (values != ""),
-                       lambda i: f"unknown category {values.iloc[i]!r} for {name!r}")
-            groups[name] = [None if pd.isna(c) else int(c) for c in codes]
-        return np.column_stack(columns), groups, problems
+        lines = [int(i) + 2 for i in frame.index]  # the header is line 1
 
-    @staticmethod
-    def _note(problems: dict[int, str], mask: pd.Series, message: Any) -> None:
-        for i in np.flatnonzero(mask.to_numpy()):
-            problems.setdefault(int(i), message(int(i)))
+        def read(name: str) -> np.ndarray:
+            values, refused = self.schema.read_column(name, frame[name].tolist(), lambda i: f"on line {lines[i]}")
+            for i, message in refused.items():
+                problems.setdefault(i, message)
+            return values
+
+        X = np.column_stack([read(name) for name in self.schema.feature_names])
+        groups: dict[str, list[Any]] = {}
+        for name, labels in self.schema.protected.items():
+            if name in frame.columns:
+                codes = read(name)
+                groups[name] = [None if np.isnan(c) else (c if name in self.schema.bands else labels[int(c)])
+                                for c in codes]
+        return X, groups, problems
 
     def _decide(self, X: np.ndarray, groups: dict[str, list[Any]], problems: dict[int, str],
                 positions: list[int]) -> dict[int, dict[str, Any]]:
@@ -195,9 +185,12 @@ class Scorer:
                 | {f"reason_{i + 1}": r["text"] for i, r in enumerate(stated)})
 
     def _post(self, X: np.ndarray, groups: dict[str, list[Any]]) -> tuple[int, dict[str, Any]]:
+        # named rows of the data's values (labels), as any client sends them
+        records = self.schema.decode(X)
         names = list(self.schema.feature_names) + list(groups)
-        rows = np.column_stack([X, np.array(list(groups.values()), dtype=object).T]) if groups else X
-        message: dict[str, Any] = {"data": {"names": names, "ndarray": _json_rows(rows)}}
+        rows = [[record[n] for n in self.schema.feature_names] + [groups[n][i] for n in groups]
+                for i, record in enumerate(records)]
+        message: dict[str, Any] = {"data": {"names": names, "ndarray": rows}}
         if self.options.reasons:
             message["meta"] = {"tags": {"reasons": self.options.reasons}}
         body = json.dumps(message)
@@ -220,11 +213,23 @@ class Scorer:
     def _batches(self, source: Path) -> Iterator[tuple[int, pd.DataFrame]]:
         reader = pd.read_csv(source, dtype=str, keep_default_na=False, chunksize=self.batch_size)
         for index, frame in enumerate(reader):
-            missing = [name for name in self.schema.feature_names if name not in frame.columns]
-            if missing:
-                raise ScoreError(f"{source}: column(s) {', '.join(missing)} missing; the classifier needs "
-                                 f"{', '.join(self.schema.feature_names)}")
-            yield index, frame.replace({"": None})
+            yield index, frame.replace({"": None})  # an empty cell is a missing value
+
+    def _check_columns(self, source: Path) -> None:
+        """Read the header: the features must be there; the id column is kept; any other column
+        the classifier does not know is listed once and ignored (refused with ``strict``)."""
+        header = list(pd.read_csv(source, dtype=str, nrows=0).columns)
+        missing = [name for name in self.schema.feature_names if name not in header]
+        if missing:
+            raise ScoreError(f"{source}: column(s) {', '.join(missing)} missing; the classifier needs "
+                             f"{', '.join(self.schema.feature_names)}")
+        self.keys = ["line"] + ([self.options.id_column] if self.options.id_column in header else [])
+        extra = [name for name in header if name not in self.schema.field_names and name not in self.keys]
+        if extra and self.options.strict:
+            raise ScoreError(f"{source}: column(s) the classifier does not know: {', '.join(extra)} (--strict); "
+                             f"known: {', '.join(self.schema.field_names)}, and the id column {self.options.id_column!r}")
+        if extra:
+            logger.warning("%s: column(s) the classifier does not know, ignored: %s", source, ", ".join(extra))
 
     def _prepare(self, parts: Path, source: Path) -> None:
         """Create the work folder, or check that the one there belongs to this same run."""
@@ -244,11 +249,6 @@ class Scorer:
             record.write_text(json.dumps(run))
 
 
-def _json_rows(rows: np.ndarray) -> list[list[Any]]:
-    """Rows for JSON: NaN (a missing numeric value) as null."""
-    return [[None if isinstance(v, float) and math.isnan(v) else v for v in row] for row in rows.tolist()]
-
-
 def _count_rows(source: Path) -> int:
     with open(source, "rb") as handle:
         return max(0, sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b"")) - 1)
@@ -262,10 +262,11 @@ def _write_atomically(path: Path, rows: list[dict[str, Any]], columns: list[str]
     os.replace(tmp, path)
 
 
-def _join(parts: Path, out: Path, errors: Path, batches: int, columns: list[str]) -> dict[str, int]:
+def _join(parts: Path, out: Path, errors: Path, batches: int, columns: list[str], error_columns: list[str]) -> dict[str, int]:
     """The parts, in input order, into the output and errors files (each written atomically)."""
     counts = {"decided": 0, "rejected": 0, "errors": 0}
-    outputs = ((out, ".csv", columns, "decided"), (errors, ".errors.csv", ["line", "error"], "errors"))
+    outputs = ((out, ".csv", columns, "decided"), (errors, ".errors.csv", error_columns, "errors"))
+    decision = columns.index("decision")
     for target, suffix, header, count in outputs:
         tmp = target.with_name(target.name + ".tmp")
         with open(tmp, "w", newline="") as handle:
@@ -275,7 +276,7 @@ def _join(parts: Path, out: Path, errors: Path, batches: int, columns: list[str]
                 handle.write(text)
                 counts[count] += sum(1 for _ in csv.reader(text.splitlines()))
                 if suffix == ".csv":
-                    counts["rejected"] += sum(1 for row in csv.reader(text.splitlines()) if row[1] == "rejected")
+                    counts["rejected"] += sum(1 for row in csv.reader(text.splitlines()) if row[decision] == "rejected")
         os.replace(tmp, target)
     return counts
 
@@ -294,6 +295,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--retries", type=int, default=ScoreSettings.retries, help="retries of a failed batch")
     parser.add_argument("--reasons", type=int, default=ScoreSettings.reasons,
                         help="principal reasons per rejection (0: decisions only, faster)")
+    parser.add_argument("--id-column", default=ScoreSettings.id_column,
+                        help="the applications' id column, copied to every output and error row when the file has it")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse a file with columns the classifier does not know (default: list them, ignore them)")
     return parser
 
 
@@ -304,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     errors = args.errors or args.out.with_name(args.out.stem + ".errors.csv")
     started = time.perf_counter()
     try:
-        scorer = Scorer(ScoreSettings(args.url, args.batch_size, args.concurrency, args.retries, args.reasons))
+        scorer = Scorer(ScoreSettings(url=args.url, batch_size=args.batch_size, concurrency=args.concurrency,
+                                      retries=args.retries, reasons=args.reasons, id_column=args.id_column,
+                                      strict=args.strict))
         counts = scorer.run(args.applications, args.out, errors)
     except (ScoreError, ServiceError, requests.RequestException, OSError) as error:
         logger.error("%s", error)

@@ -3,8 +3,10 @@
 Accepted forms, all answered the same way:
 
 - ``{"data": {"ndarray": [[...], ...]}}`` or ``{"data": {"tensor": {"shape": [n, n_features], "values": [...]}}}``:
-  rows in schema order, categorical features as codes (what the explainer sends) or labels;
-- the same with ``"names": [...]``: columns in any order, named;
+  rows in schema order, a number in a categorical column its category's index (what the
+  explainer sends), a string a value;
+- the same with ``"names": [...]``: columns in any order, named, values as the data holds them
+  (labels or raw codes, :mod:`loanxai.core.values`);
 - ``{"jsonData": [{"<feature>": value, ...}, ...]}`` (or a single object).
 
 Explain parameters travel in ``meta.tags`` (SeldonClient's ``meta=`` argument), e.g.

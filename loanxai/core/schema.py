@@ -3,20 +3,21 @@
 Every part of the system (training, the explainer, both services, the clients) encodes an
 application the same way: a float row in :attr:`FeatureSchema.feature_names` order, numeric
 features as numbers and categorical features as integer codes, where a code is the index of
-its label in the category map. Training builds the schema from the dataset description and
+its label in the category map. Values arrive as the data holds them and are read by the one
+rule of :mod:`loanxai.core.values`. Training builds the schema from the dataset description and
 the data and stores it in the artifacts' manifests, so a service always decodes with the
 schema its model was trained with; no feature name is written in code.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from loanxai.core.values import ColumnReader
 from loanxai.errors import InputError
 
 if TYPE_CHECKING:
@@ -68,6 +69,12 @@ class FeatureSchema:
         Columns the dataset declares that this model does not use (the search dropped them, or
         the description excludes them): a request may carry them, as the description's example
         does; they are neither checked nor kept.
+    raw_labels : mapping of str to mapping of str to str
+        For a categorical column (feature or protected attribute), the description's ``labels``:
+        raw value (a :func:`~loanxai.core.values.canonical` key) -> label. A request may give
+        either.
+    missing_markers : mapping of str to sequence of str
+        Each column's missing markers (canonical keys): the description's, everywhere.
     """
 
     feature_names: tuple[str, ...]
@@ -80,6 +87,8 @@ class FeatureSchema:
     basis_inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     elderly: Mapping[str, float] = field(default_factory=dict)
     ignored: tuple[str, ...] = ()
+    raw_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    missing_markers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Check every value against its declaration."""
@@ -105,8 +114,22 @@ class FeatureSchema:
         bounds = [self.ranges.get(n, (-np.inf, np.inf)) for n in self.feature_names]
         object.__setattr__(self, "_low", np.array([b[0] for b in bounds]))
         object.__setattr__(self, "_high", np.array([b[1] for b in bounds]))
-        labels = {**self.category_map, **{k: v for k, v in self.protected.items() if k not in self.bands}}
-        object.__setattr__(self, "_codes", {k: {label: code for code, label in enumerate(v)} for k, v in labels.items()})
+        object.__setattr__(self, "raw_labels", {k: dict(v) for k, v in self.raw_labels.items()})
+        object.__setattr__(self, "missing_markers", {k: tuple(v) for k, v in self.missing_markers.items()})
+        object.__setattr__(self, "_readers", {name: self._reader(name) for name in (*self.feature_names, *self.protected)})
+
+    def _reader(self, name: str) -> ColumnReader:
+        """The reader of a feature's or protected attribute's values; a protected attribute's
+        missing value is NaN (not given)."""
+        labels = self.category_map.get(name) or (self.protected.get(name) if name not in self.bands else None)
+        if name in self.protected:
+            missing: float | None = math.nan
+        elif name not in self.nullable:
+            missing = None
+        else:
+            missing = float(labels.index(self.missing_category)) if labels else math.nan
+        return ColumnReader(name, labels, self.raw_labels.get(name, {}), self.missing_markers.get(name, ()), missing,
+                            self.ranges.get(name, (-math.inf, math.inf)))
 
     @property
     def n_features(self) -> int:
@@ -180,6 +203,8 @@ class FeatureSchema:
             "basis_inputs": {k: list(v) for k, v in self.basis_inputs.items()},
             "elderly": dict(self.elderly),
             "ignored": list(self.ignored),
+            "raw_labels": {k: dict(v) for k, v in self.raw_labels.items()},
+            "missing_markers": {k: list(v) for k, v in self.missing_markers.items()},
         }
 
     @classmethod
@@ -196,6 +221,8 @@ class FeatureSchema:
             basis_inputs=content.get("basis_inputs", {}),
             elderly=content.get("elderly", {}),
             ignored=tuple(content.get("ignored", ())),
+            raw_labels=content.get("raw_labels", {}),
+            missing_markers=content.get("missing_markers", {}),
         )
 
     # --- encoding -------------------------------------------------------------------------
@@ -208,10 +235,11 @@ class FeatureSchema:
         Parameters
         ----------
         rows : sequence of sequences, shape (n_rows, n_columns)
-            Values in the order of ``names``; categorical values as labels or integer codes.
+            Values in the order of ``names``, as the data holds them (:mod:`loanxai.core.values`).
         names : sequence of str, optional
             Column names, any order: every feature, and any protected attribute that is not
-            a model input or ignored column. Default: the features in :attr:`feature_names` order.
+            a model input or ignored column. Default: the features in :attr:`feature_names` order,
+            and then (positional rows) a number in a categorical column is its category's index.
 
         Returns
         -------
@@ -225,15 +253,13 @@ class FeatureSchema:
                 raise InputError(f"row {i} is not a list of feature values")
             if len(row) != width:
                 raise InputError(f"wrong number of features in row {i}: got {len(row)}, expected {width}")
+        positional = names is None
+        matrix = self._fast_encode(rows, order, width) if positional else None
+        if matrix is None:
+            matrix = self._encode_columns([[row[j] for row in rows] for _, j in order], len(rows), positional)
         groups = self._no_groups(len(rows))
         for name, j in extra:
-            groups[name] = [self._group(name, row[j], i) for i, row in enumerate(rows)]
-        matrix = self._fast_encode(rows, order, width)
-        if matrix is None:
-            matrix = np.array(
-                [[self._encode_value(name, row[j], i) for name, j in order] for i, row in enumerate(rows)],
-                dtype=np.float64,
-            ).reshape(len(rows), self.n_features)
+            groups[name] = self._groups(name, [row[j] for row in rows])
         return matrix, groups | self.input_groups(matrix)
 
     def encode_rows(self, rows: Sequence[Sequence[Any]], names: Sequence[str] | None = None) -> np.ndarray:
@@ -242,13 +268,11 @@ class FeatureSchema:
 
     def read_records(self, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, dict[str, list[str | None]]]:
         """Encode applications given as ``{name: value}`` objects (every feature, optionally
-        protected attributes), and read their protected groups.
+        protected attributes; values as the data holds them), and read their protected groups.
 
         Returns X, an ndarray of float64, shape (n_records, n_features), and a dict of declared
         attribute (:attr:`groups`) -> list of n_records labels (None: not given).
         """
-        encoded = []
-        groups = self._no_groups(len(records))
         for i, record in enumerate(records):
             if not isinstance(record, Mapping):
                 raise InputError(f"row {i} is not an object of feature names to values")
@@ -258,15 +282,19 @@ class FeatureSchema:
             missing = [name for name in self.feature_names if name not in record]
             if missing:
                 raise InputError(f"missing feature {missing[0]!r} in row {i}")
-            encoded.append([self._encode_value(name, record[name], i) for name in self.feature_names])
-            for name in self.protected:
-                groups[name][i] = self._group(name, record.get(name), i)
-        X = np.array(encoded, dtype=np.float64).reshape(len(encoded), self.n_features)
+        X = self._encode_columns([[r[name] for r in records] for name in self.feature_names], len(records), False)
+        groups = {name: self._groups(name, [r.get(name) for r in records]) for name in self.protected}
         return X, groups | self.input_groups(X)
 
     def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """:meth:`read_records` without the groups: ndarray of float64, shape (n_records, n_features)."""
         return self.read_records(records)[0]
+
+    def read_column(self, name: str, values: Sequence[Any], where: Callable[[int], str]) -> tuple[np.ndarray, dict[int, str]]:
+        """A named column of values (a feature's, or a protected attribute's codes), read by the one
+        rule: the inputs, shape (n,), NaN where refused, and each refused value's message by
+        position, ``where(i)`` wording the position (the file scorer: ``on line 5``)."""
+        return self._readers[name].read_column(values, where)  # type: ignore[attr-defined]
 
     def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Encode a cleaned data table (labels, NaN for missing): ndarray of float64, shape (n_rows, n_features)."""
@@ -321,25 +349,45 @@ class FeatureSchema:
     def _no_groups(self, n_rows: int) -> dict[str, list[str | None]]:
         return {name: [None] * n_rows for name in self.protected}
 
-    def _group(self, name: str, value: Any, row: int) -> str | None:
-        """The group label of a protected attribute's value (None: not given): a label or code,
-        or for a banded attribute a number."""
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return None
+    def _encode_columns(self, columns: list[list[Any]], n_rows: int, positional: bool) -> np.ndarray:
+        """The features' columns of values, in :attr:`feature_names` order, read into an encoded
+        matrix, shape (n_rows, n_features); the first refused value (by row, then feature) raises."""
+        matrix = np.empty((n_rows, self.n_features), dtype=np.float64)
+        first: tuple[int, int, str] | None = None
+        for j, (name, values) in enumerate(zip(self.feature_names, columns)):
+            matrix[:, j], problems = self._readers[name].read_column(values, _in_row, positional)  # type: ignore[attr-defined]
+            if problems:
+                i = min(problems)
+                first = min(first or (i, j, problems[i]), (i, j, problems[i]))
+        if first is not None:
+            raise InputError(first[2])
+        return matrix
+
+    def _groups(self, name: str, values: list[Any]) -> list[str | None]:
+        """The group labels of a protected attribute's values (None: not given): a label or raw
+        value, or for a banded attribute a number."""
+        codes, problems = self._readers[name].read_column(values, _in_row)  # type: ignore[attr-defined]
+        if problems:
+            i = min(problems)
+            message = problems[i]
+            if name in self.bands:
+                message = (f"{name!r} in row {i} must be a number (its groups are bands: "
+                           f"{', '.join(self.protected[name])}), got {values[i]!r}")
+            raise InputError(message)
         if name in self.bands:
-            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-                raise InputError(f"{name!r} in row {row} must be a number (its groups are bands: "
-                                 f"{', '.join(self.protected[name])}), got {value!r}")
-            return self.group_labels(name, [value])[0]
-        return self.protected[name][int(self._encode_category(name, value, row))]
+            return self.group_labels(name, codes)
+        return [None if math.isnan(code) else self.protected[name][int(code)] for code in codes]
 
     def _fast_encode(self, rows: Sequence[Sequence[Any]], order: list[tuple[str, int]], width: int) -> np.ndarray | None:
-        """Vectorised path for all-numeric rows (the explainer's batches); None if any value
-        needs the per-value path (a label, a bad value), which also words the error."""
+        """Vectorised path for all-numeric positional rows (the explainer's batches); None if any
+        value needs the per-value path (a label, a bad value), which also words the error."""
         # numpy would also parse numeric strings and booleans: take plain numbers only
         if not all(type(v) is float or type(v) is int for row in rows for v in row):
             return None
-        raw = np.array(rows, dtype=np.float64).reshape(len(rows), width)
+        try:
+            raw = np.array(rows, dtype=np.float64).reshape(len(rows), width)
+        except OverflowError:  # an integer too large for a float: the per-value path says so
+            return None
         matrix = raw[:, [j for _, j in order]]
         if not (np.isfinite(matrix).all() and (matrix >= self._low).all() and (matrix <= self._high).all()):  # type: ignore[attr-defined]
             return None
@@ -348,40 +396,12 @@ class FeatureSchema:
             n_labels = len(self.category_map[self.feature_names[index]])
             if not (np.all(codes == np.floor(codes)) and codes.min(initial=0) >= 0 and codes.max(initial=0) < n_labels):
                 return None
+        for j, name in enumerate(self.feature_names):
+            markers = self._readers[name].number_markers  # type: ignore[attr-defined]
+            if markers and np.isin(matrix[:, j], list(markers)).any():
+                return None  # a missing marker: the per-value path reads it as missing
         return matrix
 
-    def _encode_value(self, name: str, value: Any, row: int) -> float:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return self._encode_missing(name, row)
-        if name in self.category_map:
-            return self._encode_category(name, value, row)
-        if isinstance(value, bool) or not isinstance(value, Real):
-            raise InputError(f"non-numeric value {value!r} for numeric feature {name!r} in row {row}")
-        if not math.isfinite(value):
-            raise InputError(f"non-finite value {value!r} for {name!r} in row {row}")
-        low, high = self.ranges.get(name, (-math.inf, math.inf))
-        if not low <= value <= high:
-            raise InputError(f"value {value!r} for {name!r} in row {row} is outside its plausible range [{low:g}, {high:g}]")
-        return float(value)
 
-    def _encode_missing(self, name: str, row: int) -> float:
-        if name not in self.nullable:
-            raise InputError(f"missing value for {name!r} in row {row}")
-        if name in self.category_map:
-            return float(self._codes[name][self.missing_category])  # type: ignore[attr-defined]
-        return math.nan  # the pipeline imputes the training median
-
-    def _encode_category(self, name: str, value: Any, row: int) -> float:
-        labels = self.category_map.get(name) or self.protected[name]
-        if isinstance(value, str):
-            code = self._codes[name].get(value.strip())  # type: ignore[attr-defined]
-            if code is None:
-                raise InputError(f"unknown category {value!r} for {name!r} in row {row}; expected one of: " + ", ".join(labels))
-            return float(code)
-        if isinstance(value, bool) or not isinstance(value, Real):
-            raise InputError(
-                f"wrong type for {name!r} in row {row}: expected a category label or code, got {type(value).__name__}"
-            )
-        if not float(value).is_integer() or not 0 <= value < len(labels):
-            raise InputError(f"unknown category code {value!r} for {name!r} in row {row}; valid codes are 0 to {len(labels) - 1}")
-        return float(value)
+def _in_row(i: int) -> str:
+    return f"in row {i}"

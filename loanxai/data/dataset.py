@@ -7,8 +7,14 @@ stops it with a :class:`DataError` naming the file, the column and the first row
 """
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
+import io
 import logging
-from collections.abc import Iterable, Sequence
+import lzma
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -121,18 +127,25 @@ def build_schema(frame: pd.DataFrame, description: Description, inputs: Sequence
     def groups(name: str) -> tuple[str, ...]:
         return declared[name].groups or tuple(sorted(frame[name].dropna().unique()))
 
-    return FeatureSchema(
-        feature_names=inputs,
-        category_map={n: tuple(sorted(frame[n].unique())) for n in inputs if columns[n].kind == CATEGORICAL},
-        nullable=frozenset(n for n in inputs if _had_missing(frame[n], columns[n], description)),
-        missing_category=description.missing_category,
-        protected={n: groups(n) for n in declared if n not in inputs},
-        ranges={n: plausible_range(frame[n], columns[n]) for n in inputs if columns[n].kind != CATEGORICAL},
-        bands={n: p.bands for n, p in declared.items() if p.bands},
-        basis_inputs={n: groups(n) for n in declared if n in inputs},
-        elderly={n: declared[n].elderly for n in inputs if n in declared and declared[n].elderly is not None},
-        ignored=tuple(c.name for c in description.features if c.name not in inputs and c.name not in declared),
-    )
+    served = [*inputs, *(n for n in declared if n not in inputs)]
+    try:
+        return FeatureSchema(
+            feature_names=inputs,
+            category_map={n: tuple(sorted(frame[n].unique())) for n in inputs if columns[n].kind == CATEGORICAL},
+            nullable=frozenset(n for n in inputs if _had_missing(frame[n], columns[n], description)),
+            missing_category=description.missing_category,
+            protected={n: groups(n) for n in declared if n not in inputs},
+            ranges={n: plausible_range(frame[n], columns[n]) for n in inputs if columns[n].kind != CATEGORICAL},
+            bands={n: p.bands for n, p in declared.items() if p.bands},
+            basis_inputs={n: groups(n) for n in declared if n in inputs},
+            elderly={n: declared[n].elderly for n in inputs if n in declared and declared[n].elderly is not None},
+            ignored=tuple(c.name for c in description.features if c.name not in inputs and c.name not in declared),
+            raw_labels={n: columns[n].labels for n in served if columns[n].labels},
+            missing_markers={n: tuple(sorted({*description.missing_markers, *columns[n].missing_markers}))
+                             for n in served},
+        )
+    except ValueError as error:  # a value that could mean two things
+        raise DataError(f"{description.path}: {error}") from None
 
 
 def group_column(frame: pd.DataFrame, schema: FeatureSchema, attribute: str) -> pd.Series:
@@ -183,24 +196,74 @@ def _had_missing(values: pd.Series, column: Column, description: Description) ->
 
 
 def _read_csv(path: Path, description: Description) -> pd.DataFrame:
+    """The file's table as text, indexed by file line number (1 is the first line): the header
+    (or ``source.columns``) names the columns; blank and comment lines are skipped; every row
+    must hold as many values as there are columns."""
     where = f"{path} (source of {description.path.name})"
     if not path.is_file():
         raise DataError(f"data file not found: {where}")
+    numbers: list[int] = []
     try:
-        frame = pd.read_csv(path, sep=description.separator, encoding=description.encoding, dtype=str,
-                            keep_default_na=False, na_filter=False)
+        with _OPENERS.get(path.suffix.lower(), open)(path, "rt", encoding=description.encoding, newline="") as handle:
+            reader = csv.reader(_kept(handle, description.comment, numbers), delimiter=description.separator, strict=True)
+            rows, starts = [], []
+            while True:
+                consumed = len(numbers)
+                row = next(reader, None)
+                if row is None:
+                    break
+                rows.append(row)
+                starts.append(numbers[consumed])  # a quoted value may span lines: the row's first
     except UnicodeDecodeError as error:
         raise DataError(f"{where}: cannot be read as {description.encoding} (source.encoding): {error}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+    except csv.Error as error:
         raise DataError(f"{where}: not a CSV table with separator {description.separator!r}: {error}") from None
+    return _table(rows, starts, description, where)
+
+
+def _kept(handle: Iterable[str], comment: str | None, numbers: list[int]) -> Iterator[str]:
+    """The lines that are neither blank nor comments; ``numbers`` gets each one's line number."""
+    for number, line in enumerate(handle, 1):
+        if line.strip() and not (comment and line.lstrip().startswith(comment)):
+            numbers.append(number)
+            yield line
+
+
+def _table(rows: list[list[str]], lines: list[int], description: Description, where: str) -> pd.DataFrame:
+    """The rows as a text table indexed by line number, named by the header or ``source.columns``."""
+    names = list(description.source_columns) if description.source_columns else (rows[0] if rows else None)
+    if names is None:
+        raise DataError(f"{where}: the file holds no rows")
+    if not description.source_columns:
+        rows, lines = rows[1:], lines[1:]
+    wrong = [i for i, row in enumerate(rows) if len(row) != len(names)]
+    if wrong:
+        first = rows[wrong[0]]
+        named = "source.columns names" if description.source_columns else "the header names"
+        also = f" (all at lines {_lines(lines[i] for i in wrong)}, ...)" if len(wrong) > 1 else ""
+        raise DataError(f"{where}: {len(wrong)} row(s) hold another number of values than the {len(names)} columns "
+                        f"{named}: line {lines[wrong[0]]} holds {len(first)}{also}")
     if description.strip:
-        frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+        names = [name.strip() for name in names]
+    return pd.DataFrame(rows, columns=names, index=pd.Index(lines), dtype=str)
+
+
+def _open_zip(path: Path, mode: str, encoding: str, newline: str) -> io.TextIOWrapper:
+    """The one file inside a zip archive, as pandas reads it."""
+    archive = zipfile.ZipFile(path)
+    names = archive.namelist()
+    if len(names) != 1:
+        raise DataError(f"{path}: a zip archive must hold exactly one file, it holds {len(names)}")
+    return io.TextIOWrapper(archive.open(names[0]), encoding=encoding, newline=newline)
+
+
+#: compressed files by suffix, read as pandas reads them
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _open_zip}
 
 
 def _lines(index: Iterable[int]) -> str:
-    """File line numbers of data rows (the header is line 1)."""
-    return ", ".join(str(i + 2) for i in list(index)[:N_EXAMPLES])
+    """File line numbers (the frame's index)."""
+    return ", ".join(str(i) for i in list(index)[:N_EXAMPLES])
 
 
 def _missing_mask(text: pd.Series, column: Column, description: Description) -> pd.Series:
@@ -221,7 +284,7 @@ def _clean(text: pd.Series, column: Column, description: Description, path: Path
     numbers = pd.to_numeric(text.where(~missing), errors="coerce")
     bad = numbers.isna() & ~missing | ~np.isfinite(numbers.fillna(0))
     if bad.any():
-        shown = ", ".join(f"{text[i]!r} (line {i + 2})" for i in bad[bad].index[:N_EXAMPLES])
+        shown = ", ".join(f"{text[i]!r} (line {i})" for i in bad[bad].index[:N_EXAMPLES])
         raise DataError(f"{path}: numeric feature {column.name!r} has {int(bad.sum())} non-numeric value(s): {shown}; "
                         "declare them as missing markers or make the feature categorical")
     return numbers.astype(np.float64)

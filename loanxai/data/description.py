@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib.util
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import jsonschema
 import yaml
 
 from loanxai.artifacts import DATASETS_DIR
+from loanxai.core.values import canonical
 from loanxai.data.format import CATEGORICAL, COLUMN, LABEL, NUMERIC, PROTECTED, RECOURSE, SCHEMA
 from loanxai.errors import DescriptionError
 
@@ -112,6 +112,10 @@ class Description:
     source: Path
     separator: str
     encoding: str
+    #: the column names of a file without a header (None: the file's first line names them)
+    source_columns: tuple[str, ...] | None
+    #: the prefix of comment lines (None: no comments)
+    comment: str | None
     label_column: str
     approved: tuple[str, ...]
     rejected: tuple[str, ...]
@@ -166,16 +170,6 @@ class Description:
         return [self.source] + ([self.test_source] if self.test_source else [])
 
 
-def canonical(value: Any) -> str:
-    """The key a raw value is compared by: numbers by value ("1", "1.0" and 1 agree), the rest as text."""
-    text = str(value)
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return repr(number) if math.isfinite(number) else text
-
-
 def load_description(path: str | Path = DEFAULT_DESCRIPTION) -> Description:
     """Read and check the description at ``path``; raise :class:`DescriptionError` naming the problem."""
     path = Path(path).resolve()
@@ -215,6 +209,9 @@ def parse_description(document: Any, path: Path) -> Description:
     if unknown:
         raise DescriptionError(f"{where}: gate.screen: {unknown[0]!r} is not a protected attribute "
                                f"({', '.join(protected) or 'none declared'})")
+    twice = [c for i, c in enumerate(source["columns"] or ()) if c in source["columns"][:i]]
+    if twice:
+        raise DescriptionError(f"{where}: source.columns: {twice[0]!r} is listed twice")
     base = _source_base(source, path)
     example = document.get("example")
     inputs = [n for n in names if n not in excluded]
@@ -232,6 +229,8 @@ def parse_description(document: Any, path: Path) -> Description:
         source=(base / source["path"]).resolve(),
         separator=source["separator"],
         encoding=source["encoding"],
+        source_columns=tuple(source["columns"]) if source["columns"] is not None else None,
+        comment=source["comment"],
         label_column=document["label"]["column"],
         approved=approved,
         rejected=rejected,

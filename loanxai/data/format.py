@@ -97,8 +97,15 @@ SCHEMA: dict[str, Any] = _strict(
                              "compressed files (`.gz`, `.bz2`, `.zip`, `.xz`) are read as they are"),
                 "package": _key({"type": "string", "minLength": 1},
                                 "an installed Python package holding the file (the census is inside the `xai` wheel)"),
-                "separator": _key({"type": "string", "minLength": 1}, "the CSV separator", default=","),
+                "separator": _key({"type": "string", "minLength": 1, "maxLength": 1}, "the CSV separator (one character)",
+                                  default=","),
                 "encoding": _key({"type": "string", "minLength": 1}, "the file's text encoding", default="utf-8"),
+                "columns": _key({"type": ["array", "null"], "items": {"type": "string", "minLength": 1}, "minItems": 2},
+                                "the file has no header: its columns' names, in order; every row must hold exactly "
+                                "this many values", default=None),
+                "comment": _key({"type": ["string", "null"], "minLength": 1},
+                                "lines starting with this (after any spaces) are comments, skipped; blank lines are "
+                                "always skipped", default=None),
             },
             ("path",),
         ), "where the data is"),

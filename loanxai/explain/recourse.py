@@ -7,7 +7,10 @@ cutoff as its scores: approved is 1, rejected 0, so DiCE's own 0.5 threshold is 
 the dataset description marks ``actionable`` change, each in its ``direction`` (education only
 upwards, debts only downwards), to values seen in the training rows; a feature ``derived_from``
 another follows it (years of education follow education). Every proposal is then verified by
-one more call to the classifier, and only approved ones are kept: the fewest changes first.
+one more call to the classifier, and only approved ones are kept: the fewest changes first, each
+changing another set of features. Before that each proposal is made minimal
+(:meth:`RecourseFinder._pull_back`): no change can be undone, and no amount lowered by a step
+(:func:`pull_back_step`), without a rejection.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ from loanxai.explain.seeding import sample_seed, seed_generators
 os.environ.setdefault("TQDM_DISABLE", "1")  # DiCE draws a progress bar on every call
 import dice_ml  # noqa: E402  (after the line above)
 
-__all__ = ["PROPOSALS_PER_COUNTERFACTUAL", "PULL_BACK_STEPS", "SAMPLE_SIZE", "RecourseFinder"]
+__all__ = ["PROPOSALS_PER_COUNTERFACTUAL", "PULL_BACK_RESOLUTION", "PULL_BACK_ROUNDS", "SAMPLE_SIZE",
+           "RecourseFinder", "pull_back_step"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +40,18 @@ logger = logging.getLogger(__name__)
 PROPOSALS_PER_COUNTERFACTUAL = 4
 #: random candidates DiCE draws per round (one classifier call of this many rows per round)
 SAMPLE_SIZE = 1000
-#: values tried between the applicant's and a proposal's, per numeric change, when pulling it back
-PULL_BACK_STEPS = 32
+#: the share of a numeric feature's training range a pulled-back amount is exact to (at least 1 for
+#: a feature of whole numbers): capital gains to 100 on the census
+PULL_BACK_RESOLUTION = 0.001
+#: at most this many passes over a proposal's changes while pulling it back (it stops when nothing moves)
+PULL_BACK_ROUNDS = 4
+
+
+def pull_back_step(training_range: list[float], integral: bool) -> float:
+    """The step a numeric change is pulled back in: :data:`PULL_BACK_RESOLUTION` of the
+    feature's training range (``[min, max]``), at least 1 (and whole) for whole numbers."""
+    step = (training_range[1] - training_range[0]) * PULL_BACK_RESOLUTION
+    return max(1.0, float(np.ceil(step))) if integral else max(step, 1e-9)
 
 
 class RecourseFinder:
@@ -114,28 +128,77 @@ class RecourseFinder:
         return Recourse(**answer, counterfactuals=tuple(chosen))
 
     def _pull_back(self, X: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Each proposal's numeric changes moved as close to the applicant's values as they can
-        while the classifier still approves: DiCE draws amounts at random (its own post-hoc
-        sparsity step needs the training rows, which the explainer does not keep). One
-        classifier call per numeric feature, all proposals and :data:`PULL_BACK_STEPS` values in it."""
+        """Each proposal made minimal: DiCE draws amounts at random (its own post-hoc sparsity
+        step needs the training rows, which the explainer does not keep). Until nothing moves,
+        each categorical change is undone where the classifier still approves without it, and
+        each numeric change is brought down to the smallest amount the classifier approves, the
+        other changes as they stand, scanned from the applicant's value in steps of
+        :func:`pull_back_step`. At the end no change can be undone, nor any amount lowered by a
+        step, without a rejection, whatever the order the features are visited in."""
         X = X.copy()
         derived = set(self.rules["derived"])
-        for j in self.schema.numeric_indices:
-            if self.schema.feature_names[j] in derived:
-                continue  # it follows the feature it derives from
-            changed = np.flatnonzero(X[:, j] != x[j])
-            if not len(changed):
-                continue
-            # from no change at all (the change was not needed) to the proposal itself
-            fractions = np.linspace(0.0, 1.0, PULL_BACK_STEPS + 1)
-            tries = np.repeat(X[changed], len(fractions), axis=0)
-            values = x[j] + np.outer(X[changed, j] - x[j], fractions).ravel()
-            integral = float(x[j]).is_integer() and np.all(np.mod(X[changed, j], 1) == 0)
-            tries[:, j] = np.where(values > x[j], np.ceil(values), np.floor(values)) if integral else values
-            approved = self.classify(tries)[1].reshape(len(changed), len(fractions))
-            first = approved.argmax(axis=1)  # the smallest change approved (the proposal itself was)
-            X[changed, j] = tries.reshape(len(changed), len(fractions), -1)[np.arange(len(changed)), first, j]
+        numeric = [j for j in self.schema.numeric_indices if self.schema.feature_names[j] not in derived]
+        for _ in range(PULL_BACK_ROUNDS):
+            moved = self._undo_categorical(X, x)
+            for j in numeric:
+                moved |= self._lower(X, x, j)
+            if not moved:
+                break
         return X
+
+    def _undo_categorical(self, X: np.ndarray, x: np.ndarray) -> bool:
+        """Undo each categorical change the classifier approves without (one call); whether any was."""
+        tries, where = [], []
+        for j in self.schema.categorical_indices:
+            for p in np.flatnonzero(X[:, j] != x[j]):
+                row = X[p].copy()
+                row[j] = x[j]
+                for k in self._followers(j):
+                    row[k] = x[k]
+                tries.append(row)
+                where.append((p, j))
+        if not tries:
+            return False
+        approved = self.classify(np.array(tries))[1]
+        undone = set()
+        for (p, j), yes in zip(where, approved):
+            if yes and p not in undone:  # one change per proposal and round: the others were tried with it
+                X[p, j] = x[j]
+                for k in self._followers(j):
+                    X[p, k] = x[k]
+                undone.add(p)
+        return bool(undone)
+
+    def _lower(self, X: np.ndarray, x: np.ndarray, j: int) -> bool:
+        """Each proposal's change of numeric feature ``j`` brought to the smallest amount approved,
+        scanned from the applicant's value in steps (one call); whether any moved."""
+        changed = np.flatnonzero(X[:, j] != x[j])
+        if not len(changed):
+            return False
+        step = pull_back_step(self.rules["ranges"][self.schema.feature_names[j]],
+                              integral=float(x[j]).is_integer() and bool(np.all(np.mod(X[changed, j], 1) == 0)))
+        grids = []
+        for p in changed:
+            distance = abs(X[p, j] - x[j])
+            amounts = np.minimum(np.arange(int(np.ceil(distance / step)) + 1) * step, distance)
+            grids.append(x[j] + np.sign(X[p, j] - x[j]) * amounts)
+        tries = np.repeat(X[changed], [len(g) for g in grids], axis=0)
+        tries[:, j] = np.concatenate(grids)
+        approved = self.classify(tries)[1]
+        moved, start = False, 0
+        for p, grid in zip(changed, grids):
+            first = int(np.argmax(approved[start:start + len(grid)]))  # the proposal itself was approved
+            if approved[start + first] and grid[first] != X[p, j]:
+                X[p, j] = grid[first]
+                moved = True
+            start += len(grid)
+        return moved
+
+    def _followers(self, j: int) -> list[int]:
+        """Positions of the features derived from feature ``j``."""
+        name = self.schema.feature_names[j]
+        return [self.schema.feature_names.index(d) for d, rule in self.rules["derived"].items()
+                if rule["source"] == name and d in self.schema.feature_names]
 
     def _permitted(self, name: str, value: Any) -> list[Any] | None:
         """The values ``name`` may take from ``value`` on (None: it cannot move)."""
@@ -184,13 +247,12 @@ class _Classifier:
 
 
 def _diverse(found: list[Counterfactual], k: int) -> list[Counterfactual]:
-    """Up to ``k`` of ``found`` (in order), each changing another set of features while it can:
-    distinct options for the applicant rather than one change with several amounts."""
+    """Up to ``k`` of ``found`` (in order), each changing another set of features: distinct
+    options for the applicant, never one change with several amounts."""
     chosen, seen = [], set()
     for counterfactual in found:
         features = frozenset(change.feature for change in counterfactual.changes)
         if features not in seen:
             chosen.append(counterfactual)
             seen.add(features)
-    rest = [cf for cf in found if cf not in chosen]
-    return (chosen + rest)[:k]
+    return chosen[:k]

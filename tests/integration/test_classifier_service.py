@@ -120,7 +120,7 @@ def test_custom_metrics_count_requests_and_approvals(classifier, schema):
         (lambda names, row: {"jsonData": [EXAMPLE_APPLICATION | {"gender": "Martian"}]},
          "unknown category 'Martian' for 'gender' in row 0"),
         (lambda names, row: {"data": {"names": [*names, "gender"], "ndarray": [row + [7]]}},
-         "unknown category code 7 for 'gender'"),
+         "unknown category 7 for 'gender' in row 0; expected one of: Female, Male"),  # named: a value, not an index
         (lambda names, row: {"jsonData": [EXAMPLE_APPLICATION | {"age": "fifty"}]},
          "non-numeric value 'fifty' for numeric feature 'age'"),
         (lambda names, row: {"jsonData": [EXAMPLE_APPLICATION | {"age": None}]}, "missing value for 'age' in row 0"),

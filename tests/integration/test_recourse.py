@@ -115,3 +115,44 @@ def test_an_explanation_past_its_budget_gets_504(artifacts, classifier, tmp_path
             assert "time budget of 0.01 s (LOAN_EXPLAIN_BUDGET)" in response.json()["status"]["info"]
     finally:
         service.stop()
+
+
+def test_recourse_is_minimal_against_a_scan_through_the_classifier(explainer, classifier, artifacts):
+    """The README's rejected application: every proposal's changes are needed and its amounts the
+    smallest approved (within the documented step), checked by the test's own calls; a change of
+    one feature alone is no larger than a fine scan's smallest approved amount plus the step."""
+    from loanxai.explain.recourse import pull_back_step
+
+    rules = artifacts.explainer_manifest.recourse
+
+    def decisions(applications):
+        found = []
+        for start in range(0, len(applications), 100):  # the session's classifier takes 100 rows a call
+            answer = requests.post(classifier.predictions_url, json={"jsonData": applications[start:start + 100]}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            found += answer.json()["meta"]["tags"]["decisions"]
+        return found
+
+    counterfactuals = explain(explainer, REJECTED_APPLICATION, kind="recourse", k=3)["counterfactuals"]
+    assert counterfactuals
+    assert len({frozenset(c["feature"] for c in cf["changes"]) for cf in counterfactuals}) == len(counterfactuals)
+    for cf in counterfactuals:
+        after = cf["application"]
+        tries = []
+        for change in cf["changes"]:
+            name = change["feature"]
+            if name in rules["derived"]:
+                continue
+            if isinstance(change["to"], str):  # a category: undone
+                tries.append(after | {name: REJECTED_APPLICATION[name]})
+                continue
+            step = pull_back_step(rules["ranges"][name], integral=True)
+            tries.append(after | {name: max(REJECTED_APPLICATION[name], change["to"] - step)})  # one step lower
+            if len(cf["changes"]) == 1:
+                start = REJECTED_APPLICATION[name]
+                fine = [start + 50 * i for i in range(int((change["to"] - start) / 50) + 1)]
+                scanned = decisions([REJECTED_APPLICATION | {name: v} for v in fine])
+                assert "approved" in scanned or change["to"] - fine[-1] <= step
+                smallest = fine[scanned.index("approved")] if "approved" in scanned else change["to"]
+                assert change["to"] <= smallest + step, (name, change["to"], smallest)
+        assert set(decisions(tries)) == {"rejected"}, cf

@@ -346,7 +346,7 @@ JSON = {"Content-Type": "application/json"}
      "for 'capital-gain' in row 0 is outside its plausible range"),
     ("post", "/api/v1.0/predictions", {"json": {"data": {"names": list(FEATURE_NAMES),
                                                          "ndarray": [ROW[:1] + [-5] + ROW[2:]]}}}, 400,
-     "unknown category code -5 for 'workclass'"),
+     "unknown category -5 for 'workclass'"),
     ("post", "/api/v1.0/predictions", {"data": b"x" * (52 << 20), "headers": {"Content-Type": "application/json"}}, 413,
      "larger than the limit of 8388608"),
 ])

@@ -31,7 +31,7 @@ def test_encoded_rows_pass_through_unchanged():
     np.testing.assert_array_equal(SCHEMA.encode_rows(encoded.tolist()), encoded)
 
 
-def test_labels_and_codes_may_be_mixed_in_a_row():
+def test_labels_and_indexes_may_be_mixed_in_a_positional_row():
     row = [RECORD[name] for name in FEATURE_NAMES]
     row[FEATURE_NAMES.index("gender")] = 1
     np.testing.assert_array_equal(SCHEMA.encode_rows([row]), SCHEMA.encode_records([RECORD]))
@@ -41,12 +41,14 @@ def test_labels_and_codes_may_be_mixed_in_a_row():
     "change, message",
     [
         ({"gender": "Martian"}, "unknown category 'Martian' for 'gender' in row 0; expected one of: Female, Male"),
-        ({"gender": 2}, "unknown category code 2 for 'gender' in row 0; valid codes are 0 to 1"),
-        ({"gender": 0.5}, "unknown category code 0.5 for 'gender'"),
+        # named: a number is a raw value, never an index
+        ({"gender": 1}, "unknown category 1 for 'gender' in row 0; expected one of: Female, Male"),
+        ({"gender": 0.5}, "unknown category 0.5 for 'gender'"),
         ({"gender": [1]}, "wrong type for 'gender' in row 0"),
         ({"age": "forty"}, "non-numeric value 'forty' for numeric feature 'age' in row 0"),
-        ({"age": "40"}, "non-numeric value '40' for numeric feature 'age'"),
+        ({"age": "1_000"}, "non-numeric value '1_000' for numeric feature 'age'"),
         ({"age": True}, "non-numeric value True for numeric feature 'age'"),
+        ({"age": 10**400}, "for 'age' in row 0 is too large"),
         ({"age": None}, "missing value for 'age' in row 0"),
         ({"age": float("inf")}, "non-finite value inf for 'age'"),
     ],
@@ -58,6 +60,18 @@ def test_bad_values_are_named(change, message):
     row = [(RECORD | change)[name] for name in names]
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace("[", r"\[")):
         SCHEMA.encode_rows([row], names)
+
+
+def test_positional_numbers_in_a_categorical_column_are_indexes():
+    row = [RECORD[name] for name in FEATURE_NAMES]
+    row[FEATURE_NAMES.index("gender")] = 2
+    with pytest.raises(InputError, match="unknown category code 2 for 'gender' in row 0; in rows without names a number "
+                                         "is a category's index, 0 to 1"):
+        SCHEMA.encode_rows([row])
+
+
+def test_a_numeric_string_is_the_number_it_reads():
+    assert SCHEMA.encode_records([RECORD | {"age": " 40 "}])[0, 0] == 40.0
 
 
 def test_missing_and_unknown_features_are_named():
@@ -99,13 +113,13 @@ def test_protected_attributes_are_validated_and_kept_apart():
     X, groups = PROTECTED.read_records([record | {"gender": "Female"}, record])
     np.testing.assert_array_equal(X, [[40, 1, 0], [40, 1, 0]])  # the model never sees them
     assert groups == {"gender": ["Female", None]}  # None: not given
-    X2, groups2 = PROTECTED.read_rows([[0, 40, 1, 0]], ["gender", "age", "workclass", "education"])
+    X2, groups2 = PROTECTED.read_rows([["Female", 40, "B", 0]], ["gender", "age", "workclass", "education"])
     np.testing.assert_array_equal(X2, X[:1])
     assert groups2 == {"gender": ["Female"]}
     with pytest.raises(InputError, match="unknown category 'Martian' for 'gender' in row 0; expected one of: Female, Male"):
         PROTECTED.read_records([record | {"gender": "Martian"}])
-    with pytest.raises(InputError, match="unknown category code 5 for 'gender'"):
-        PROTECTED.read_rows([[5, 40, 1, 0]], ["gender", "age", "workclass", "education"])
+    with pytest.raises(InputError, match="unknown category 5 for 'gender'"):
+        PROTECTED.read_rows([[5, 40, "B", 0]], ["gender", "age", "workclass", "education"])
     with pytest.raises(InputError, match="known features: age, workclass, education, gender"):
         PROTECTED.read_records([record | {"salary": 1}])
 

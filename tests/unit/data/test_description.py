@@ -223,3 +223,45 @@ def test_age_is_declared_in_bands_and_is_an_input_under_the_elderly_rule():
 def test_a_fixed_cutoff_is_a_policy_of_its_own(tmp_path):
     description = load_description(write(tmp_path, decision={"cutoff": 0.4}))
     assert description.decision == {"cutoff": 0.4}
+
+
+def test_a_file_without_a_header_with_comments_and_blank_lines(tmp_path):
+    rows = applications()
+    body = ["|1x3 Cross validator", *rows[1:100], "", "   ", "| a note", *rows[100:]]
+    source = {"path": "tiny.csv", "separator": ";", "columns": rows[0].split(";"), "comment": "|"}
+    dataset = load(tmp_path, rows=body, source=source)
+    assert len(dataset.train) + len(dataset.test) == N  # the comment and blank lines skipped
+    assert dataset.frame["income"].sum() == sum(int(r.split(";")[0]) for r in rows[1:])
+
+
+@pytest.mark.parametrize("rows, message", [
+    (["1;car;north", "2;car;south;good"], r"1 row\(s\) hold another number of values than the 4 columns source.columns "
+                                         r"names: line 1 holds 3"),
+    (["1;car;north;good", "2;car;south;good;x"], "line 2 holds 5"),
+])
+def test_a_row_of_the_wrong_length_names_its_line(tmp_path, rows, message):
+    source = {"path": "tiny.csv", "separator": ";", "columns": ["income", "purpose", "region", "outcome"]}
+    with pytest.raises(DataError, match=message):
+        load(tmp_path, rows=rows, source=source)
+
+
+def test_without_columns_the_header_counts_too(tmp_path):
+    rows = applications()
+    rows[7] += ";extra"
+    with pytest.raises(DataError, match="columns the header names: line 8 holds 5"):
+        load(tmp_path, rows=rows)
+
+
+def test_source_columns_may_not_repeat_a_name(tmp_path):
+    source = {"path": "tiny.csv", "columns": ["income", "income"]}
+    with pytest.raises(DescriptionError, match="source.columns: 'income' is listed twice"):
+        load_description(write(tmp_path, source=source))
+
+
+def test_a_raw_code_that_is_another_label_is_refused(tmp_path):
+    rows = ["income;purpose;region;outcome"] + [f"{10 + i};{['1', '2', 'car'][i % 3]};north;{['good', 'bad'][i % 2]}"
+                                                for i in range(N)]
+    features = [{"name": "income", "kind": "numeric"},
+                {"name": "purpose", "kind": "categorical", "labels": {1: "car", 2: "1"}}]  # is "1" car, or the label "1"?
+    with pytest.raises(DataError, match="'purpose': the raw value 1 means 'car' \\(labels\\) and is also the label '1'"):
+        load(tmp_path, rows=rows, features=features)
