@@ -23,11 +23,14 @@ from typing import Any
 import numpy as np
 
 from loanxai.core.schema import CLASS_NAMES, FeatureSchema
+from loanxai.core.values import shown
 from loanxai.errors import InputError
 
-__all__ = ["EXPLAIN_KINDS", "EXPLAIN_PARAMETERS", "PURPOSES", "Outcomes", "explain_parameters", "features_from_message",
-           "prediction_parameters", "read_feedback", "read_message"]
+__all__ = ["EXPLAIN_KINDS", "EXPLAIN_PARAMETERS", "MAX_PUID_CHARACTERS", "PURPOSES", "Outcomes", "explain_parameters",
+           "features_from_message", "prediction_parameters", "read_feedback", "read_message", "request_meta"]
 
+#: the longest request id (``meta.puid``) accepted: it is echoed and recorded
+MAX_PUID_CHARACTERS = 128
 #: What the explainer explains (``meta.tags.kind``): an anchor (default) or a recourse.
 EXPLAIN_KINDS = ("anchor", "recourse")
 # why the classifier is asked: an applicant's decision, or an explainer's made-up samples
@@ -69,7 +72,7 @@ def read_message(message: Any, schema: FeatureSchema, max_rows: int) -> tuple[np
         data = message["data"]
         if not isinstance(data, Mapping):
             raise InputError("'data' must be an object holding 'ndarray' or 'tensor'")
-        rows = _data_rows(data, "data")
+        rows = _data_rows(data, "data", max_rows)
         _check_batch_size(len(rows), max_rows)
         return schema.read_rows(rows, data.get("names") or None)
     if "jsonData" in message:
@@ -109,7 +112,7 @@ def read_feedback(feedback: Any, schema: FeatureSchema, max_rows: int, cutoff: f
                           ("truth", "the decision each application deserved, 1/'approved' or 0/'rejected'")):
         if not isinstance(feedback.get(part), Mapping) or not isinstance(feedback[part].get("data"), Mapping):
             raise InputError(f"the feedback needs '{part}' with 'data' ({meaning})")
-    answered = _data_rows(feedback["response"]["data"], "response.data")
+    answered = _data_rows(feedback["response"]["data"], "response.data", max_rows)
     _check_batch_size(len(answered), max_rows)
     names = feedback["response"]["data"].get("names") or list(CLASS_NAMES)
     if list(names) != list(CLASS_NAMES):
@@ -118,7 +121,7 @@ def read_feedback(feedback: Any, schema: FeatureSchema, max_rows: int, cutoff: f
         if not (isinstance(row, list) and len(row) == 2
                 and all(isinstance(p, Real) and not isinstance(p, bool) and 0 <= p <= 1 for p in row)):
             raise InputError(f"'response' row {i} must be the classifier's two probabilities, got {row!r}")
-    truth = [_decision(value, i) for i, value in enumerate(_data_rows(feedback["truth"]["data"], "truth.data"))]
+    truth = [_decision(value, i) for i, value in enumerate(_data_rows(feedback["truth"]["data"], "truth.data", max_rows))]
     if len(truth) != len(answered):
         raise InputError(f"'truth' holds {len(truth)} decisions for {len(answered)} answered applications")
     if feedback.get("request"):
@@ -160,7 +163,7 @@ def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_f
         if applies_to not in (None, kind):
             raise InputError(f"explain parameter {key!r} applies to kind {applies_to!r}, not {kind!r}")
         high = n_features if high is None else high
-        number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+        number = _finite(value)
         if number_type is int:
             valid = number and float(value).is_integer() and low <= value <= high
             wanted = f"an integer from {low} to {high}"
@@ -168,7 +171,7 @@ def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_f
             valid = number and low < value <= high
             wanted = f"a number in ({low}, {high}]"
         if not valid:
-            raise InputError(f"explain parameter {key!r} must be {wanted}, got {value!r}")
+            raise InputError(f"explain parameter {key!r} must be {wanted}, got {shown(value)}")
         parameters[key] = number_type(value)
     return parameters
 
@@ -186,43 +189,64 @@ def prediction_parameters(message: Mapping[str, Any], default_reasons: int, n_fe
     value = tags.get("reasons", False)
     if isinstance(value, bool):
         return {"reasons": default_reasons if value else 0, "purpose": purpose}
-    if not (isinstance(value, Real) and math.isfinite(value) and float(value).is_integer() and 0 <= value <= n_features):
+    if not (_finite(value) and float(value).is_integer() and 0 <= value <= n_features):
         raise InputError(f"prediction parameter 'reasons' must be true, false or an integer from 0 to {n_features}, "
-                         f"got {value!r}")
+                         f"got {shown(value)}")
     return {"reasons": int(value), "purpose": purpose}
 
 
 def _tags(message: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = message.get("meta") or {}
-    tags = meta.get("tags") if isinstance(meta, Mapping) else None
+    meta = request_meta(message)
+    tags = meta.get("tags")
     if not isinstance(tags, (Mapping, type(None))):
         raise InputError("'meta.tags' must be an object of parameters")
     return tags or {}
 
 
-def _data_rows(data: Mapping[str, Any], where: str) -> list[Any]:
-    """The rows of a SeldonMessage's ``data`` (``ndarray`` or ``tensor``)."""
+def request_meta(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A message's ``meta`` (empty when absent); a 400 when it, or its ``puid``, has the wrong type."""
+    meta = message.get("meta")
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise InputError(f"'meta' must be an object (tags, puid), got {type(meta).__name__}")
+    puid = meta.get("puid")
+    if puid is not None and not (isinstance(puid, str) and len(puid) <= MAX_PUID_CHARACTERS):
+        raise InputError(f"'meta.puid' must be a string of at most {MAX_PUID_CHARACTERS} characters")
+    return meta
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number that is a finite float (an integer too large for one is not)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _data_rows(data: Mapping[str, Any], where: str, max_rows: int) -> list[Any]:
+    """The rows of a SeldonMessage's ``data`` (``ndarray`` or ``tensor``), at most ``max_rows``."""
     if "ndarray" in data:
         rows = data["ndarray"]
         if not isinstance(rows, list):
             raise InputError(f"'{where}.ndarray' must be a list of rows")
         return rows
     if "tensor" in data:
-        return _tensor_rows(data["tensor"], where)
+        return _tensor_rows(data["tensor"], where, max_rows)
     raise InputError(f"'{where}' must hold 'ndarray' or 'tensor'")
 
 
-def _tensor_rows(tensor: Any, where: str) -> list[list[Any]]:
+def _tensor_rows(tensor: Any, where: str, max_rows: int) -> list[list[Any]]:
     if not isinstance(tensor, Mapping) or "shape" not in tensor or "values" not in tensor:
         raise InputError(f"'{where}.tensor' must hold 'shape' and 'values'")
     shape, values = tensor["shape"], tensor["values"]
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 2
-        or not all(isinstance(d, Real) and not isinstance(d, bool) and float(d).is_integer() and d >= 0 for d in shape)
-    ):
+    if not isinstance(shape, list) or len(shape) != 2 or not all(_finite(d) and float(d).is_integer() and d >= 0
+                                                                  for d in shape):
         raise InputError(f"'{where}.tensor.shape' must be [rows, columns]")
     n_rows, n_cols = int(shape[0]), int(shape[1])
+    _check_batch_size(n_rows, max_rows)  # before a row is built: [30000000, 0] holds no values
     if not isinstance(values, list) or len(values) != n_rows * n_cols:
         raise InputError(f"'{where}.tensor.values' must hold rows x columns = {n_rows * n_cols} numbers")
     return [values[i * n_cols : (i + 1) * n_cols] for i in range(n_rows)]
@@ -233,3 +257,4 @@ def _check_batch_size(n_rows: int, max_rows: int) -> None:
         raise InputError("empty batch: the request holds no application")
     if n_rows > max_rows:
         raise InputError(f"batch of {n_rows} rows is larger than the limit of {max_rows} (LOAN_MAX_BATCH_ROWS)")
+

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ColumnReader", "Refused", "canonical"]
+__all__ = ["ColumnReader", "Refused", "canonical", "shown"]
 
 
 def canonical(value: Any) -> str:
@@ -99,13 +99,13 @@ class ColumnReader:
             return self._category(text) if self.categorical else self._number_text(value, text)
         if isinstance(value, bool) or not isinstance(value, Real):
             if not self.categorical:
-                return Refused(f"non-numeric value {_short(value)} for numeric feature {self.name!r} {{where}}")
+                return Refused(f"non-numeric value {shown(value)} for numeric feature {self.name!r} {{where}}")
             return Refused(f"wrong type for {self.name!r} {{where}}: expected a category label or code, "
                            f"got {type(value).__name__}")
         try:
             number = float(value)
         except OverflowError:
-            return Refused(f"value {_short(value)} for {self.name!r} {{where}} is too large")
+            return Refused(f"value {shown(value)} for {self.name!r} {{where}} is too large")
         if self.categorical and positional:
             return self._index(value, number)
         if number in self.number_markers:
@@ -147,19 +147,19 @@ class ColumnReader:
             code = self._keys.get(canonical(key))
         if code is not None:
             return code
-        shown = key if value is None else value
+        given = key if value is None else value
         codes = f" (or their raw values: {', '.join(map(_shown_key, self._raw))})" if self._raw else ""
-        return Refused(f"unknown category {shown!r} for {self.name!r} {{where}}; expected one of: "
+        return Refused(f"unknown category {shown(given)} for {self.name!r} {{where}}; expected one of: "
                        + ", ".join(self.labels) + codes)
 
     def _index(self, value: Any, number: float) -> float | Refused:
         if number.is_integer() and 0 <= number < len(self.labels):
             return number
-        return Refused(f"unknown category code {_short(value)} for {self.name!r} {{where}}; in rows without names a "
+        return Refused(f"unknown category code {shown(value)} for {self.name!r} {{where}}; in rows without names a "
                        f"number is a category's index, 0 to {len(self.labels) - 1}")
 
     def _number_text(self, value: str, text: str) -> float | Refused:
-        refused = Refused(f"non-numeric value {value!r} for numeric feature {self.name!r} {{where}}")
+        refused = Refused(f"non-numeric value {shown(value)} for numeric feature {self.name!r} {{where}}")
         if "_" in text:  # Python's float() reads 1_000; a data file's number never has one
             return refused
         try:
@@ -170,10 +170,10 @@ class ColumnReader:
 
     def _number(self, value: Any, number: float) -> float | Refused:
         if not math.isfinite(number):
-            return Refused(f"non-finite value {_short(value)} for {self.name!r} {{where}}")
+            return Refused(f"non-finite value {shown(value)} for {self.name!r} {{where}}")
         low, high = self.bounds
         if not low <= number <= high:
-            return Refused(f"value {_short(value)} for {self.name!r} {{where}} is outside its plausible range "
+            return Refused(f"value {shown(value)} for {self.name!r} {{where}} is outside its plausible range "
                            f"[{low:g}, {high:g}]")
         return number
 
@@ -199,7 +199,8 @@ def _missing_label(reader: ColumnReader) -> str | None:
     return reader.labels[int(reader.missing)] if reader.missing is not None and reader.labels else None
 
 
-def _short(value: Any) -> str:
-    """A value as messages show it: a huge integer by its size, not its 400 digits."""
+def shown(value: Any) -> str:
+    """A client's value as an error message shows it: a bounded prefix (a huge integer by its
+    size, not its 400 digits)."""
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"

@@ -24,7 +24,7 @@ from seldon_core.proto import prediction_pb2
 
 from loanxai.artifacts import COMPILED_FILE, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.config import ServiceSettings
-from loanxai.core.codecs import prediction_parameters, read_feedback, read_message
+from loanxai.core.codecs import prediction_parameters, read_feedback, read_message, request_meta
 from loanxai.core.elderly import elderly_rule
 from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.core.schema import CLASS_NAMES
@@ -127,17 +127,17 @@ class LoanClassifier:
         approved = proba[:, 1] >= self.cutoff
         if self.monitor is not None and parameters["purpose"] == "decision":
             self.monitor.record(X, proba[:, 1], approved, groups)
-        request_meta = message.get("meta") or {}
+        meta_in = request_meta(message)
         # the request's tags come back, as Seldon's wrapper does for other models (its batch
         # processor reads its batch_id there); principal reasons go beside them
-        tags = {k: v for k, v in (request_meta.get("tags") or {}).items() if k not in ("reasons", "decisions", "cutoff")}
+        tags = {k: v for k, v in (meta_in.get("tags") or {}).items() if k not in ("reasons", "decisions", "cutoff")}
         tags["decisions"] = [CLASS_NAMES[int(a)] for a in approved]
         tags["cutoff"] = self.cutoff
         if parameters["reasons"]:
             tags["reasons"] = [r.to_dict() for r in self.reasons.explain(asked, proba[:, 1], self.cutoff,
                                                                         parameters["reasons"], shown=X)]
         # the request id outcomes are joined on later, as Seldon's executor sets it
-        meta: dict[str, Any] = {"puid": request_meta.get("puid") or uuid.uuid4().hex}
+        meta: dict[str, Any] = {"puid": meta_in.get("puid") or uuid.uuid4().hex}
         meta["tags"] = tags
         return {"data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()}, "meta": meta}
 

@@ -42,11 +42,35 @@ def test_every_form_gives_the_same_rows(message):
         ({"data": {"tftensor": {}}}, "must hold 'ndarray' or 'tensor'"),
         ({"jsonData": "age=3"}, "must be an object or a list"),
         ({"jsonData": [1]}, "row 0 is not an object"),
+        # sizes are checked before anything is built: 54 bytes asking for 30 million rows
+        ({"data": {"tensor": {"shape": [30_000_000, 0], "values": []}}}, "batch of 30000000 rows is larger than the limit"),
+        ({"data": {"tensor": {"shape": [10**400, 1], "values": []}}}, r"must be \[rows, columns\]"),
+        ({"data": {"ndarray": [[10**400] + ENCODED[0][1:]]}}, r"value 10000000000000000000\.\.\. \(401 characters\) for "
+                                                             "'age' in row 0 is too large"),
     ],
 )
 def test_bad_messages_are_named(message, problem):
     with pytest.raises(InputError, match=problem):
         features_from_message(message, SCHEMA, max_rows=10)
+
+
+@pytest.mark.parametrize("message, problem", [
+    ({"meta": [1]}, "'meta' must be an object \\(tags, puid\\), got list"),
+    ({"meta": "x"}, "'meta' must be an object"),
+    ({"meta": {"puid": ["x"]}}, "'meta.puid' must be a string of at most 128 characters"),
+    ({"meta": {"tags": {"seed": 10**400}}}, "explain parameter 'seed' must be an integer from 0 to 2147483647, got "
+                                             "10000000000000000000\\.\\.\\. \\(401 characters\\)"),
+])
+def test_no_json_value_is_a_500(message, problem):
+    with pytest.raises(InputError, match=problem):
+        explain_parameters(message, 0.95, 12)
+
+
+def test_reasons_too_large_for_a_float_are_a_400():
+    from loanxai.core.codecs import prediction_parameters
+
+    with pytest.raises(InputError, match="prediction parameter 'reasons' must be true, false or an integer"):
+        prediction_parameters({"meta": {"tags": {"reasons": 10**400}}}, 4, 12)
 
 
 def test_explain_parameters_default_and_override():

@@ -146,3 +146,8 @@ def test_a_banded_protected_attribute_that_is_no_input_must_be_a_number():
     assert schema.read_records([{"hours": 1, "age": 30}])[1] == {"age": ["25 and over"]}
     with pytest.raises(InputError, match="'age' in row 0 must be a number"):
         schema.read_records([{"hours": 1, "age": "old"}])
+
+
+def test_an_error_echoes_a_bounded_prefix_of_the_value():
+    with pytest.raises(InputError, match=r"unknown category 'xxxxxxxxxxxxxxxxxxx\.\.\. \(1000002 characters\) for 'gender'"):
+        SCHEMA.encode_records([RECORD | {"gender": "x" * 1_000_000}])
