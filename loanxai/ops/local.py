@@ -2,7 +2,8 @@
 
 ``make run``: train if the artifacts are missing, start both services and a Prometheus scraping
 them with the project's rules (if ``prometheus`` is installed), print their URLs and example
-calls, and serve until Ctrl-C. ``make demo``: the same, then one prediction and one explanation
+calls, and serve until Ctrl-C; when a service stops by itself, say which and why (its exit and
+the end of its log), stop everything else and exit with status 1. ``make demo``: the same, then one prediction and one explanation
 with curl and with SeldonClient, printed readably, then stop. ``make replay``: the same, then
 the replay of :mod:`loanxai.ops.replay` (held-out traffic, then the trap) and the alerts it raises.
 """
@@ -15,6 +16,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from loanxai.artifacts import CLASSIFIER_DIR, RUN_DIR
@@ -64,6 +66,8 @@ def warn_if_unfair() -> None:
               f"accepted by {override['accepted_by']}: {override['reason']}\n{'!' * 100}\n", file=sys.stderr, flush=True)
 
 
+#: how often ``make run`` checks that the services it started still run
+WATCH_SECONDS = 0.5
 #: the local rules: a short window and a short wait, to see alerts within a minute
 LOCAL_WINDOW_S = 60
 LOCAL_RULES = rules.RuleSettings(window=f"{LOCAL_WINDOW_S}s", for_="5s", min_applications=300)
@@ -93,11 +97,29 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier-metrics-port", type=int, default=6000, help="the classifier's metrics port")
     parser.add_argument("--explainer-port", type=int, default=9001, help="the explainer's REST port")
     parser.add_argument("--explainer-metrics-port", type=int, default=6001, help="the explainer's metrics port")
+    parser.add_argument("--classifier-grpc-port", type=int, default=5000,
+                        help="the classifier's gRPC port (served when GRPC_WORKERS > 0)")
+    parser.add_argument("--explainer-grpc-port", type=int, default=5001,
+                        help="the explainer's gRPC port (served when GRPC_WORKERS > 0)")
     parser.add_argument("--prometheus-port", type=int, default=9090, help="the local Prometheus's port")
     parser.add_argument("--log-dir", type=Path, default=RUN_DIR, help="the services' logs and Prometheus's data")
     parser.add_argument("--demo", action="store_true", help="send example calls, then stop")
     parser.add_argument("--replay", action="store_true", help="replay held-out traffic and the trap, print alerts, stop")
     return parser
+
+
+def watch(services: tuple[Service, ...]) -> Service:
+    """Block until one of ``services`` exits (checked every :data:`WATCH_SECONDS`); return it."""
+    while True:
+        for service in services:
+            if service.process is not None and service.process.poll() is not None:
+                return service
+        time.sleep(WATCH_SECONDS)
+
+
+def exit_words(returncode: int) -> str:
+    """A process's end in words: its exit status, or the signal that ended it."""
+    return f"killed by {signal.Signals(-returncode).name}" if returncode < 0 else f"exit status {returncode}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,10 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     ensure_trained()
     warn_if_unfair()
 
-    classifier = classifier_service(args.classifier_port, args.classifier_metrics_port)
-    explainer = explainer_service(
-        classifier.predictions_url, args.explainer_port, args.explainer_metrics_port
-    )
+    # each its own gRPC port: the wrapper's gRPC server reuses a port, so two on one would
+    # share its requests without an error
+    classifier = classifier_service(args.classifier_port, args.classifier_metrics_port, grpc_port=args.classifier_grpc_port)
+    explainer = explainer_service(classifier.predictions_url, args.explainer_port, args.explainer_metrics_port,
+                                  grpc_port=args.explainer_grpc_port)
     # Ctrl-C and SIGTERM stop both services, whatever this process inherited (a shell's `&`
     # makes it ignore Ctrl-C); a second signal while stopping kills them at once. The services
     # also get SIGTERM if this process dies, however it dies.
@@ -150,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
                                 "--prometheus-url", prometheus.url, "--window", str(LOCAL_WINDOW_S)])
         print("\nExample calls:\n" + "\n".join(shlex.join(c) for c in example_calls(classifier, explainer)))
         print("\nServing; Ctrl-C stops both services.", flush=True)
-        signal.pause()
+        dead = watch((classifier, explainer))
+        logger.error("%s stopped by itself (%s): stopping everything else. The end of its log, %s:\n%s", dead.name,
+                     exit_words(dead.process.returncode), dead.log_path, dead.log_tail(10))
+        return 1
     except KeyboardInterrupt:
         pass
     finally:

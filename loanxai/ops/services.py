@@ -45,6 +45,9 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    #: the gRPC port (None: the service's own setting, ``PREDICTIVE_UNIT_GRPC_SERVICE_PORT``);
+    #: served only when ``GRPC_WORKERS`` > 0
+    grpc_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -64,7 +67,9 @@ class Service:
     def command(self) -> list[str]:
         """The command line that starts the service."""
         executable = Path(sys.executable).parent / "loanxai-microservice"
-        return [str(executable), self.class_name, "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port)]
+        grpc = ["--grpc-port", str(self.grpc_port)] if self.grpc_port is not None else []
+        return [str(executable), self.class_name, "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port),
+                *grpc]
 
     def start(self, log_path: Path) -> None:
         """Start the service in a new process group, its output going to ``log_path``."""
@@ -164,15 +169,18 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
 
 
 def classifier_service(
-    http_port: int = 9000, metrics_port: int = 6000, env: dict[str, str] | None = None
+    http_port: int = 9000, metrics_port: int = 6000, env: dict[str, str] | None = None, grpc_port: int | None = None
 ) -> Service:
     """The classifier, from its folder under ``models/``."""
-    return Service("classifier", "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port, dict(env or {}))
+    return Service("classifier", "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port, dict(env or {}),
+                   grpc_port=grpc_port)
 
 
 def explainer_service(
-    classifier_url: str, http_port: int = 9001, metrics_port: int = 6001, env: dict[str, str] | None = None
+    classifier_url: str, http_port: int = 9001, metrics_port: int = 6001, env: dict[str, str] | None = None,
+    grpc_port: int | None = None,
 ) -> Service:
     """The explainer, calling the classifier's predictions endpoint at ``classifier_url``."""
     environment = {"LOAN_CLASSIFIER_URL": classifier_url, **(env or {})}
-    return Service("explainer", "LoanExplainer", MODELS_DIR / "explainer", http_port, metrics_port, environment)
+    return Service("explainer", "LoanExplainer", MODELS_DIR / "explainer", http_port, metrics_port, environment,
+                   grpc_port=grpc_port)

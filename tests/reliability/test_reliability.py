@@ -377,6 +377,10 @@ def test_no_cors_unless_configured(classifier, artifacts, tmp_path):
     headers = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
     assert "Access-Control-Allow-Origin" not in requests.options(classifier.predictions_url, headers=headers, timeout=10).headers
     assert "Access-Control-Allow-Origin" not in predict(classifier, headers={"Origin": "https://evil.example"}).headers
+    # nor on the metrics port, whatever it answers (its 404 and 405 included)
+    for method, path in (("get", "/metrics"), ("get", "/nothing"), ("post", "/metrics")):
+        answer = getattr(requests, method)(f"http://127.0.0.1:{classifier.metrics_port}{path}", headers=headers, timeout=10)
+        assert "Access-Control-Allow-Origin" not in answer.headers, (method, path, answer.status_code)
     service = start_classifier(artifacts.classifier_dir, tmp_path, LOAN_CORS_ORIGINS="https://lender.example")
     try:
         service.wait_ready()
@@ -391,12 +395,12 @@ def test_no_cors_unless_configured(classifier, artifacts, tmp_path):
 # --- 5b. the local runner ---------------------------------------------------------------------------------------------
 
 
-def runner(tmp_path, **popen):
+def runner(tmp_path, extra=(), **popen):
     ports = [free_port() for _ in range(4)]
     names = ["--classifier-port", "--explainer-port", "--classifier-metrics-port", "--explainer-metrics-port"]
     arguments = [arg for pair in zip(names, map(str, ports)) for arg in pair]
     process = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "scripts" / "run_local.py"), "--log-dir", str(tmp_path), *arguments],
+        [sys.executable, str(REPO_ROOT / "scripts" / "run_local.py"), "--log-dir", str(tmp_path), *arguments, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -430,4 +434,48 @@ def test_no_service_outlives_a_killed_runner(tmp_path):
     deadline = time.monotonic() + 30
     while services_of(ports) and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert not services_of(ports)
+
+
+def test_the_runner_gives_each_service_its_own_grpc_port(tmp_path, census):
+    """With gRPC on, both services once bound 5000 (the port is reused, so nothing failed) and
+    requests went at random to either: 5 of 6 100-row predictions failed (issue 19, in part)."""
+    from seldon_core.seldon_client import SeldonClient
+
+    from loanxai.artifacts import CLASSIFIER_DIR
+    from loanxai.core.manifest import read_manifest
+
+    grpc = [free_port(), free_port()]
+    process, _ = runner(tmp_path, ["--classifier-grpc-port", str(grpc[0]), "--explainer-grpc-port", str(grpc[1])],
+                        env={**os.environ, "GRPC_WORKERS": "1"})
+    try:
+        rows = read_manifest(CLASSIFIER_DIR).schema.encode_frame(census.test.head(100))
+        classifier = SeldonClient(gateway="seldon", transport="grpc", gateway_endpoint=f"127.0.0.1:{grpc[0]}")
+        answers = [classifier.predict(data=rows, payload_type="ndarray", client_return_type="dict") for _ in range(6)]
+        assert all(a.success and len(a.response["data"]["ndarray"]) == 100 for a in answers), [a.msg for a in answers]
+        explainer = SeldonClient(gateway="seldon", transport="grpc", gateway_endpoint=f"127.0.0.1:{grpc[1]}")
+        explained = explainer.predict(data=rows[:1], payload_type="ndarray", client_return_type="dict")
+        assert explained.success and explained.response["jsonData"]["kind"] == "anchor"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+
+
+def test_the_runner_notices_a_service_that_stops(tmp_path):
+    """The runner once stayed paused after its classifier stopped: the explainer, its metrics and
+    Prometheus served on, answering 503 (issue 19, in part). Now it says which and why, stops
+    everything else and exits with status 1."""
+    process, ports = runner(tmp_path)
+    try:
+        found = subprocess.run(["pgrep", "-af", "loanxai-microservice"], capture_output=True, text=True).stdout.splitlines()
+        pids = [int(line.split()[0]) for line in found if f"--http-port {ports[0]} " in line]
+        supervisor = next(pid for pid in pids if os.getpgid(pid) == pid)  # the group's leader
+        os.kill(supervisor, signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # the runner did not notice: stop it, and its services
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+    assert process.returncode == 1, output
+    assert "classifier stopped by itself (exit status" in output and "stopping everything else" in output
     assert not services_of(ports)

@@ -40,7 +40,7 @@ from loanxai.errors import (
 from loanxai.monitoring.counters import HttpMonitor
 from loanxai.serving.common import seldon_error
 
-__all__ = ["GET_ONLY", "POST_ONLY", "READINESS", "RETRY_AFTER_S", "StrictJSON", "harden", "loads"]
+__all__ = ["GET_ONLY", "POST_ONLY", "READINESS", "RETRY_AFTER_S", "StrictJSON", "harden", "loads", "without_cors"]
 
 POST_ONLY = {"/predict", "/api/v1.0/predictions", "/api/v0.1/predictions", "/api/v1.0/feedback",
              "/api/v0.1/feedback", "/send-feedback"}
@@ -51,17 +51,22 @@ READINESS = {"/health/status", "/api/v1.0/health/status"}
 RETRY_AFTER_S = 1
 
 
-def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], draining: Callable[[], bool],
-           metrics: bool = True) -> Flask:
-    """Add the module's guards to the wrapper's ``app``; ``draining()`` is true once shutdown
-    began; ``metrics``: count and time every answer."""
-    # the wrapper's CORS allows any origin and any method, on every answer and error: take it
-    # out (its after-request hook and its wrappers of the app's exception handlers); then CORS
-    # for the origins configured, if any
+def without_cors(app: Flask) -> Flask:
+    """``app`` without the wrapper's CORS, which allows any origin and any method on every answer
+    and error: its after-request hook and its wrappers of the app's exception handlers."""
     app.after_request_funcs[None] = [f for f in app.after_request_funcs.get(None, [])
                                      if not f.__module__.startswith("flask_cors")]
     for wrapped in ("handle_exception", "handle_user_exception"):
         app.__dict__.pop(wrapped, None)
+    return app
+
+
+def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], draining: Callable[[], bool],
+           metrics: bool = True) -> Flask:
+    """Add the module's guards to the wrapper's ``app``; ``draining()`` is true once shutdown
+    began; ``metrics``: count and time every answer."""
+    # then CORS for the origins configured, if any
+    without_cors(app)
     if cors_origins:
         from flask_cors import CORS
 

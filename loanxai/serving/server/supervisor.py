@@ -63,7 +63,7 @@ def _run(argv: list[str] | None, directory: str) -> int:
     from seldon_core import wrapper
     from seldon_core.microservice import load_annotations, parse_parameters
 
-    from loanxai.serving.server.guards import harden
+    from loanxai.serving.server.guards import harden, without_cors
     from loanxai.serving.server.metrics import ProcessMetrics
     from loanxai.serving.server.workers import serve_grpc, serve_http
 
@@ -77,8 +77,7 @@ def _run(argv: list[str] | None, directory: str) -> int:
     draining = multiprocessing.Value("b", 0)
     app = harden(wrapper.get_rest_microservice(user_object, metrics), settings.max_body_bytes, settings.cors_origins,
                  lambda: bool(draining.value), metrics=ServiceSettings.from_env().metrics)
-    metrics_app = wrapper.get_metrics_microservice(metrics)
-    metrics_app.after_request_funcs[None] = []  # no CORS on metrics either
+    metrics_app = without_cors(wrapper.get_metrics_microservice(metrics))  # no CORS on metrics either
     children = {
         "rest": partial(serve_http, app, user_object, metrics, settings, args.http_port, settings.workers),
         "metrics": partial(serve_http, metrics_app, None, metrics, settings, args.metrics_port, 1),
