@@ -2,17 +2,22 @@
 one place an error becomes Seldon's error answer."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from google.protobuf import json_format
 from seldon_core.flask_utils import SeldonMicroserviceException
 from seldon_core.proto import prediction_pb2
 
+from loanxai.core.codecs import MAX_PUID_CHARACTERS
 from loanxai.core.schema import FeatureSchema
 from loanxai.errors import LoanError
 
 __all__ = ["input_metadata", "seldon_error", "serve_json"]
+
+logger = logging.getLogger(__name__)
 
 
 def seldon_error(error: LoanError) -> SeldonMicroserviceException:
@@ -30,7 +35,9 @@ def serve_json(
 
     ``predict_raw`` gets JSON from the REST server and a protobuf SeldonMessage from the gRPC
     server (off unless GRPC_WORKERS > 0); the answer goes back in the form that came in. A
-    :class:`~loanxai.errors.LoanError` becomes its status and Seldon's error body.
+    :class:`~loanxai.errors.LoanError` becomes its status and Seldon's error body; any other
+    exception (a bug of ours) is logged whole and answered 500 with the request's id, never
+    with Python's words.
     """
     is_proto = isinstance(request, prediction_pb2.SeldonMessage)
     message = json_format.MessageToDict(request) if is_proto else request
@@ -38,6 +45,11 @@ def serve_json(
         response = handler(message)
     except LoanError as error:
         raise seldon_error(error) from None
+    except Exception:
+        request_id = _request_id(message)
+        logger.exception("internal error answering request %s", request_id)
+        raise seldon_error(LoanError(f"internal error answering request {request_id} (logged with that id); "
+                                     "the service keeps serving")) from None
     return json_format.ParseDict(response, prediction_pb2.SeldonMessage()) if is_proto else response
 
 
@@ -49,3 +61,10 @@ def input_metadata(schema: FeatureSchema) -> list[dict[str, Any]]:
         {"messagetype": "tensor", "schema": {"names": names, "shape": [len(names)]}},
         {"messagetype": "jsonData", "schema": schema.to_dict()},
     ]
+
+
+def _request_id(message: Any) -> str:
+    """The request's id (``meta.puid``) when it gave a valid one, else a new one."""
+    meta = message.get("meta") if isinstance(message, Mapping) else None
+    puid = meta.get("puid") if isinstance(meta, Mapping) else None
+    return puid if isinstance(puid, str) and 0 < len(puid) <= MAX_PUID_CHARACTERS else uuid.uuid4().hex
