@@ -121,12 +121,13 @@ class Scorer:
 
     def _batch(self, index: int, frame: pd.DataFrame, parts: Path) -> int:
         """Validate, decide and write one batch; return its number of rows."""
-        X, groups, problems = self._encode(frame)
+        lines = [int(i) + 2 for i in frame.index]  # the header is line 1
+        X, groups, problems = self._encode(frame, lines)
         valid = [i for i in range(len(frame)) if i not in problems]
         decisions = self._decide(X[valid], {k: [v[i] for i in valid] for k, v in groups.items()}, problems, valid)
         rows, bad = [], []
         for i in range(len(frame)):
-            keys = {"line": int(frame.index[i]) + 2}  # the header is line 1
+            keys = {"line": lines[i]}
             if len(self.keys) > 1:
                 keys[self.options.id_column] = frame[self.options.id_column].iloc[i]
             if i in problems:
@@ -137,11 +138,10 @@ class Scorer:
         _write_atomically(parts / f"batch-{index:06d}.errors.csv", bad, self.keys + ["error"])
         return len(frame)
 
-    def _encode(self, frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, list[Any]], dict[int, str]]:
+    def _encode(self, frame: pd.DataFrame, lines: list[int]) -> tuple[np.ndarray, dict[str, list[Any]], dict[int, str]]:
         """Encoded rows (n, n_features), protected group labels (or a banded attribute's numbers),
         and a message per bad row (by position), in the classifier's words (the same rule reads both)."""
         problems: dict[int, str] = {}
-        lines = [int(i) + 2 for i in frame.index]  # the header is line 1
 
         def read(name: str) -> np.ndarray:
             values, refused = self.schema.read_column(name, frame[name].tolist(), lambda i: f"on line {lines[i]}")
