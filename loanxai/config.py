@@ -151,6 +151,12 @@ class ServiceSettings(EnvSettings):
     explain_queue: int = setting(
         "LOAN_EXPLAIN_QUEUE", 2, "explanations that may wait, per worker, behind the one running; more get 503 "
         "`EXPLAINER_BUSY` at once", rule="0 or more", valid=_at_least(0))
+    records_url: str = setting(
+        "LOAN_RECORDS_URL", "sqlite:///records/decisions.sqlite", "where the classifier records every decision before "
+        "answering it (a SQLAlchemy URL: `sqlite:///<file>`, relative to the working directory, or "
+        "`postgresql+psycopg://user:password@host/database`); `off`: nothing is recorded (to measure what recording "
+        "costs; never in production)", rule="a sqlite:/// or postgresql+psycopg:// URL, or off",
+        valid=lambda v: v == "off" or v.startswith(("sqlite:///", "postgresql+psycopg://")))
     metrics: bool = setting("LOAN_METRICS", True, "`on`: count decisions, outcomes, explanations and requests for "
                             "Prometheus; `off`: count nothing (to measure what monitoring costs)", shown_default="`on`")
 
@@ -198,6 +204,14 @@ class ToolSettings(EnvSettings):
 
     score_progress: bool = setting("LOAN_SCORE_PROGRESS", False, "`on`: the file scorer draws its progress bar even "
                                    "when its output is not a terminal", shown_default="`off` (drawn on a terminal)")
+    creditor: str = setting("LOAN_CREDITOR", "", "the creditor's name and address as an adverse action notice "
+                            "gives them (lines separated by `|`)", shown_default="none: notices refuse to render")
+    agency: str = setting("LOAN_AGENCY", "", "the name and address of the federal agency that supervises the "
+                          "creditor, for the ECOA notice (lines separated by `|`)",
+                          shown_default="none: notices refuse to render")
+    retention_months: int = setting("LOAN_RETENTION_MONTHS", 25, "months a decision is kept after it was made "
+                                    "(12 CFR 1002.12(b)); `records purge` deletes older ones", rule="at least 1",
+                                    valid=_at_least(1))
     reliability_report: Path | None = setting(
         "LOAN_RELIABILITY_REPORT", None, "where the reliability suite writes its figures (JSON)",
         shown_default="none; `make reliability`: `bench/results/reliability.json`")

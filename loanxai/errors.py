@@ -11,10 +11,10 @@ The docs' error reference (``docs/reference/errors.md``) is generated from this 
 from __future__ import annotations
 
 __all__ = [
-    "ArtifactError", "BudgetExceeded", "ClassifierError", "ClassifierUnavailable", "DataError", "DescriptionError",
-    "ExplainerBusy", "GateError", "InputError", "LoanError", "MethodNotAllowed", "ModelParityFailed", "NotFound",
-    "PrometheusError", "RequestTimeout", "RequestTooLarge", "ScoreError", "ServiceError", "SettingError",
-    "ShuttingDown", "UnknownCandidate",
+    "ArtifactError", "BudgetExceeded", "ClassifierError", "ClassifierUnavailable", "DataError", "DecisionConflict",
+    "DescriptionError", "ExplainerBusy", "GateError", "InputError", "LoanError", "MethodNotAllowed",
+    "ModelParityFailed", "NotFound", "PrometheusError", "RecordError", "RecordUnavailable", "RequestTimeout",
+    "RequestTooLarge", "ScoreError", "ServiceError", "SettingError", "ShuttingDown", "UnknownCandidate",
 ]
 
 
@@ -57,6 +57,13 @@ class MethodNotAllowed(LoanError):
     def __init__(self, message: str, allow: str) -> None:
         super().__init__(message)
         self.allow = allow
+
+
+class DecisionConflict(LoanError):
+    """The request's id (``meta.puid``) is already on the record for other applications: a retry
+    must send the same applications, a new request a new id."""
+
+    status_code, reason = 409, "DECISION_CONFLICT"
 
 
 class RequestTimeout(LoanError):
@@ -104,6 +111,13 @@ class ClassifierUnavailable(LoanError):
     status_code, reason = 503, "CLASSIFIER_UNAVAILABLE"
 
 
+class RecordUnavailable(LoanError):
+    """The decision could not be recorded (the database at ``LOAN_RECORDS_URL`` failed), so it is
+    not answered: retry with the same ``meta.puid``."""
+
+    status_code, reason = 503, "RECORD_UNAVAILABLE"
+
+
 class BudgetExceeded(LoanError):
     """An explanation used up its time budget (``LOAN_EXPLAIN_BUDGET``)."""
 
@@ -148,6 +162,11 @@ class ServiceError(LoanError):
 
 class ScoreError(LoanError):
     """A file cannot be decided: the classifier keeps failing, or the work folder is another run's."""
+
+
+class RecordError(LoanError):
+    """The decision record cannot do what a records command asked: no such decision, a database
+    that is not at the code's migration, artifacts of another model, a notice for an approval."""
 
 
 class PrometheusError(LoanError):

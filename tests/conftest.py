@@ -99,7 +99,9 @@ def settle() -> None:
 
 
 def start_classifier(artifacts_dir: Path, log_dir: Path, http_port: int | None = None, **env: str) -> Service:
-    service = classifier_service(http_port or free_port(), free_port(), {"LOAN_ARTIFACTS_DIR": str(artifacts_dir), **env})
+    records = {"LOAN_RECORDS_URL": f"sqlite:///{log_dir}/decisions.sqlite"}
+    service = classifier_service(http_port or free_port(), free_port(),
+                                 {"LOAN_ARTIFACTS_DIR": str(artifacts_dir), **records, **env})
     service.start(log_dir / "classifier.log")
     return service
 

@@ -15,7 +15,7 @@ Explain parameters travel in ``meta.tags`` (SeldonClient's ``meta=`` argument), 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any
@@ -26,8 +26,9 @@ from loanxai.core.schema import CLASS_NAMES, FeatureSchema
 from loanxai.core.values import shown
 from loanxai.errors import InputError
 
-__all__ = ["EXPLAIN_KINDS", "EXPLAIN_PARAMETERS", "MAX_PUID_CHARACTERS", "PURPOSES", "Outcomes", "explain_parameters",
-           "features_from_message", "prediction_parameters", "read_feedback", "read_message", "request_meta"]
+__all__ = ["EXPLAIN_KINDS", "EXPLAIN_PARAMETERS", "MAX_PUID_CHARACTERS", "PURPOSES", "Outcomes", "application_ids",
+           "entered_rows", "explain_parameters", "features_from_message", "prediction_parameters", "read_feedback",
+           "read_message", "request_meta"]
 
 #: the longest request id (``meta.puid``) accepted: it is echoed and recorded
 MAX_PUID_CHARACTERS = 128
@@ -214,6 +215,38 @@ def request_meta(message: Mapping[str, Any]) -> Mapping[str, Any]:
     if puid is not None and not (isinstance(puid, str) and len(puid) <= MAX_PUID_CHARACTERS):
         raise InputError(f"'meta.puid' must be a string of at most {MAX_PUID_CHARACTERS} characters")
     return meta
+
+
+def application_ids(message: Mapping[str, Any], n_rows: int) -> list[str | None]:
+    """The lender's application ids of a request's ``n_rows`` applications, from
+    ``meta.tags.application_ids`` (a list of strings, one per application, each at most
+    :data:`MAX_PUID_CHARACTERS` long); None for each when the request gives none."""
+    ids = _tags(message).get("application_ids")
+    if ids is None:
+        return [None] * n_rows
+    if not (isinstance(ids, list) and len(ids) == n_rows
+            and all(isinstance(i, str) and 0 < len(i) <= MAX_PUID_CHARACTERS for i in ids)):
+        raise InputError(f"'meta.tags.application_ids' must be a list of {n_rows} strings (one per application, "
+                         f"each of 1 to {MAX_PUID_CHARACTERS} characters)")
+    if len(set(ids)) != n_rows:
+        raise InputError("'meta.tags.application_ids' holds the same id twice")
+    return list(ids)
+
+
+def entered_rows(message: Mapping[str, Any], left_out: Sequence[str], max_rows: int) -> list[Any]:
+    """Each application of a request :func:`read_message` accepted, exactly as entered: an
+    object of name -> value where the request names its columns (``names``, ``jsonData``), else
+    the row's list of values; the ``left_out`` fields (protected attributes) removed."""
+    if "jsonData" in message:
+        records = message["jsonData"]
+        records = [records] if isinstance(records, Mapping) else records
+        return [{k: v for k, v in r.items() if k not in left_out} for r in records]
+    data = message["data"]
+    rows = _data_rows(data, "data", max_rows)
+    names = data.get("names")
+    if not names:
+        return [list(row) for row in rows]
+    return [{k: v for k, v in zip(names, row) if k not in left_out} for row in rows]
 
 
 def _finite(value: Any) -> bool:

@@ -192,6 +192,11 @@ class Manifest:
         """The artifact's version: its model file's (the classifier) or explainer file's."""
         return version(self.files[EXPLAINER_FILE if self.artifact == "explainer" else MODEL_FILE])
 
+    @cached_property
+    def sha256(self) -> str:
+        """The sha256 of the manifest file (which holds every artifact file's): what a decision records."""
+        return sha256_file(self.directory / MANIFEST_FILE)
+
     @property
     def created_at(self) -> str:
         """When training wrote it (UTC, ISO 8601)."""

@@ -139,6 +139,7 @@ class DecisionMonitor:
         self.requests, self.applications, self.approvals, self.rejections = (
             _counter(total, "method").labels(*method)
             for total in (series.REQUESTS, series.APPLICATIONS, series.APPROVALS, series.REJECTIONS))
+        self.unrecorded_applications = _counter(series.UNRECORDED, "method").labels(*method)
         # decisions: one child per (attribute, group, decision), groups in order then "not given"
         decisions = _counter(series.DECISIONS, "method")
         declared = self.schema.groups
@@ -164,6 +165,10 @@ class DecisionMonitor:
         decisions at the cutoff, shape (n,) each; ``groups`` each declared attribute's n groups
         (None: not given)."""
         self.queue.put((X, approval, approved, groups))
+
+    def unrecorded(self, n: int) -> None:
+        """Count ``n`` applications answered 503 because the record failed (at once: they are rare)."""
+        self.unrecorded_applications.inc(n)
 
     def record_outcomes(self, outcomes: Outcomes) -> None:
         """Queue the outcomes of one feedback, counted overall and by group."""

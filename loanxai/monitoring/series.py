@@ -18,7 +18,7 @@ __all__ = [
     "EXPLANATION_MODEL_CALLS", "EXPLANATION_SECONDS", "FEATURE_BINS", "FEATURE_REFERENCE",
     "GATE_MIN_ADVERSE_IMPACT_RATIO", "GATE_MIN_GROUP_ROWS", "GATE_SCREENED", "HELD_OUT_RATES", "HELD_OUT_ROWS",
     "HTTP_REQUESTS", "HTTP_SECONDS", "MODEL_INFO", "OUTCOME_COUNTS", "REJECTIONS", "REQUESTS", "SCORE_BINS_SERIES",
-    "SCORE_REFERENCE", "SERIES", "Series",
+    "SCORE_REFERENCE", "SERIES", "Series", "UNRECORDED",
 ]
 
 
@@ -48,6 +48,8 @@ REJECTIONS = Series("loan_rejections_total", "counter", (), "applications reject
 DECISIONS = Series("loan_decisions_total", "counter", ("attribute", "group", "decision"),
                    "decided applications by each declared protected attribute's group, as the request gives it "
                    "(a numeric one's band; `not given` otherwise)", CLASSIFIER)
+UNRECORDED = Series("loan_unrecorded_applications_total", "counter", (), "applications answered 503 because their "
+                    "decision could not be recorded (never answered 200)", CLASSIFIER)
 SCORE_BINS_SERIES = Series("loan_score_total", "counter", ("bin",),
                            "decided applications by approval probability bin (`0.0-0.1` ... `0.9-1.0`)", CLASSIFIER)
 FEATURE_BINS = Series("loan_feature_total", "counter", ("feature", "bin"),
@@ -94,7 +96,7 @@ HTTP_SECONDS = Series("loan_http_request_seconds", "histogram", ("endpoint",), "
 
 #: every series, in the reference's order
 SERIES: tuple[Series, ...] = (
-    REQUESTS, APPLICATIONS, APPROVALS, REJECTIONS, DECISIONS, SCORE_BINS_SERIES, FEATURE_BINS, *OUTCOME_COUNTS,
+    REQUESTS, APPLICATIONS, APPROVALS, REJECTIONS, DECISIONS, UNRECORDED, SCORE_BINS_SERIES, FEATURE_BINS, *OUTCOME_COUNTS,
     FEATURE_REFERENCE, SCORE_REFERENCE, *HELD_OUT_RATES, HELD_OUT_ROWS, GATE_MIN_ADVERSE_IMPACT_RATIO, GATE_MIN_GROUP_ROWS,
     GATE_SCREENED, CUTOFF,
     MODEL_INFO, EXPLANATIONS, EXPLANATION_SECONDS, EXPLANATION_MODEL_CALLS, EXPLAIN_BUDGET, EXPLAIN_P95_BUDGET,

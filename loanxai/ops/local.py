@@ -4,7 +4,8 @@
 them with the project's rules (if ``prometheus`` is installed), print their URLs and example
 calls, and serve until Ctrl-C; when a service stops by itself, say which and why (its exit and
 the end of its log), stop everything else and exit with status 1. ``make demo``: the same, then one prediction and one explanation
-with curl and with SeldonClient, printed readably, then stop. ``make replay``: the same, then
+with curl and with SeldonClient, printed readably, then a rejected application decided with the
+lender's id, its record and its adverse action notice (HTML and PDF), then stop. ``make replay``: the same, then
 the replay of :mod:`loanxai.ops.replay` (held-out traffic, then the trap) and the alerts it raises.
 """
 from __future__ import annotations
@@ -12,14 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
-from loanxai.artifacts import CLASSIFIER_DIR, RUN_DIR
+import numpy as np
+
+from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR, RUN_DIR
 from loanxai.clients import api as client
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import read_manifest
@@ -87,7 +93,42 @@ def run_demo(classifier: Service, explainer: Service) -> int:
         answer = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         print(json.dumps(json.loads(answer), indent=2))
     print()
-    return client.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url])
+    status = client.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url])
+    show_record(classifier)
+    return status
+
+
+#: the letterhead of the demo's notice when none is configured (LOAN_CREDITOR, LOAN_AGENCY)
+DEMO_LETTERHEAD = {"LOAN_CREDITOR": "Demo Lender (an example: set LOAN_CREDITOR)|100 Example Street|Springfield",
+                   "LOAN_AGENCY": "Consumer Financial Protection Bureau|1700 G Street NW|Washington, DC 20552"}
+
+
+def rejected_example() -> dict[str, Any]:
+    """A held-out application the trained model rejects (the manifest's reference rows), as its values."""
+    manifest = read_manifest(CLASSIFIER_DIR)
+    reference = manifest.reference
+    rejected = [row for row, p in zip(reference["rows"], reference["probabilities"]) if p[1] < manifest.cutoff]
+    return manifest.schema.decode(np.asarray(rejected[:1], dtype=np.float64))[0]
+
+
+def show_record(classifier: Service) -> None:
+    """Decide a rejected application with the lender's id, then show its record and render its notice."""
+    application_id = f"demo-{uuid.uuid4().hex[:8]}"
+    message = {"jsonData": [rejected_example()], "meta": {"tags": {"application_ids": [application_id],
+                                                                   "reasons": True}}}
+    command = curl_command(classifier.predictions_url, message)
+    print(f"\nA rejected application, decided and recorded under the lender's id {application_id}:\n"
+          f"$ {shlex.join(command)}")
+    answer = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    print(json.dumps({"decisions": answer["meta"]["tags"]["decisions"],
+                      "application_ids": answer["meta"]["tags"]["application_ids"]}))
+    env = {**DEMO_LETTERHEAD, **os.environ}
+    notices = REPORTS_DIR / "notices"
+    for arguments in (["show", application_id],
+                      ["notice", application_id, "--out", str(notices / f"{application_id}.html")],
+                      ["notice", application_id, "--out", str(notices / f"{application_id}.pdf")]):
+        print(f"\n$ python -m loanxai.records {shlex.join(arguments)}", flush=True)
+        subprocess.run([sys.executable, "-m", "loanxai.records", *arguments], env=env, check=True)
 
 
 def parser() -> argparse.ArgumentParser:

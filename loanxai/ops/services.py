@@ -21,7 +21,9 @@ import requests
 
 from loanxai.artifacts import MODELS_DIR
 from loanxai.clients.http import PREDICTIONS_PATH
+from loanxai.config import ServiceSettings
 from loanxai.core.process import die_with_parent
+from loanxai.records.store import absolute_url
 
 __all__ = ["Service", "classifier_service", "explainer_service", "free_port", "stop_process_group", "wait_until_ready"]
 
@@ -171,8 +173,12 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
 def classifier_service(
     http_port: int = 9000, metrics_port: int = 6000, env: dict[str, str] | None = None, grpc_port: int | None = None
 ) -> Service:
-    """The classifier, from its folder under ``models/``."""
-    return Service("classifier", "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port, dict(env or {}),
+    """The classifier, from its folder under ``models/``, recording at ``LOAN_RECORDS_URL`` (from
+    ``env``, else this process's setting), a relative SQLite file read from this process's
+    working directory (the checkout's ``records/`` by default, where the records command looks)."""
+    env = dict(env or {})
+    env["LOAN_RECORDS_URL"] = absolute_url(env.get("LOAN_RECORDS_URL") or ServiceSettings.from_env().records_url)
+    return Service("classifier", "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port, env,
                    grpc_port=grpc_port)
 
 

@@ -5,8 +5,9 @@ manifest first) and answers, for each application in any input form :mod:`loanxa
 accepts, the probabilities of "rejected" and "approved" and the decision at the cutoff the
 manifest records (``meta.tags.decisions``), with principal reasons when asked
 (:mod:`loanxai.explain.reasons`). Where age is an input, the elderly rule
-(:mod:`loanxai.core.elderly`) is applied before the model is asked. Outcomes arrive through
-Seldon's feedback endpoint.
+(:mod:`loanxai.core.elderly`) is applied before the model is asked. Every decision is on the
+record (:mod:`loanxai.records`) before it is answered; when it cannot be recorded it is not
+answered (503). Outcomes arrive through Seldon's feedback endpoint and attach to the record.
 ``models/loanclassifier/LoanClassifier.py`` is the thin module Seldon's wrapper imports.
 """
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +26,14 @@ from seldon_core.proto import prediction_pb2
 
 from loanxai.artifacts import COMPILED_FILE, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.config import ServiceSettings
-from loanxai.core.codecs import prediction_parameters, read_feedback, read_message, request_meta
+from loanxai.core.codecs import application_ids, entered_rows, prediction_parameters, read_feedback, read_message, request_meta
 from loanxai.core.elderly import elderly_rule
 from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.core.schema import CLASS_NAMES
-from loanxai.errors import LoanError, ModelParityFailed
+from loanxai.errors import LoanError, ModelParityFailed, RecordUnavailable
 from loanxai.explain.reasons import reason_explainer
 from loanxai.monitoring.counters import DecisionMonitor
+from loanxai.records.store import DecisionStore, RequestDecisions, open_store
 from loanxai.serving.common import input_metadata, seldon_error, serve_json
 from loanxai.serving.fastpath import FastClassifier, check_parity
 
@@ -65,6 +68,7 @@ class LoanClassifier:
         # one request is one thread's work: no joblib threads (and none alive at the fork)
         self.forest.n_jobs = 1
         self.cutoff = self.manifest.cutoff
+        self.manifest_sha256 = self.manifest.sha256
         self.elderly = elderly_rule(self.schema, self.preprocessor, self.forest)
         self.fast = FastClassifier(self.preprocessor, self.artifacts_dir / COMPILED_FILE)
         self.parity: dict[str, Any] = {"holds": False, "checked": False}
@@ -78,6 +82,12 @@ class LoanClassifier:
                                         dataset.titles, self.fast.transform)
         # decisions and outcomes counted for Prometheus (every series created here, before the fork)
         self.monitor = DecisionMonitor(self.manifest) if settings.metrics else None
+        # the record, migrated here in the master; each worker connects on its own
+        self.store: DecisionStore | None = None if settings.records_url == "off" else open_store(settings.records_url)
+        if self.store is None:
+            logger.warning("LOAN_RECORDS_URL=off: DECISIONS ARE NOT RECORDED (not for production)")
+        else:
+            logger.info("decisions are recorded at %s", self.store.shown_url)
         logger.info("classifier %s (dataset %s, candidate %s) from %s serves the %s path, approving at %.4f or more",
                     self.version, dataset.name, self.manifest.candidate, self.artifacts_dir, self.prediction_path,
                     self.cutoff)
@@ -122,24 +132,48 @@ class LoanClassifier:
     def _predict_message(self, message: dict[str, Any]) -> dict[str, Any]:
         X, groups = read_message(message, self.schema, self.max_batch_rows)
         parameters = prediction_parameters(message, self.default_reasons, self.schema.n_features)
+        meta_in = request_meta(message)
+        # the request id outcomes and retries are joined on, as Seldon's executor sets it
+        puid = meta_in.get("puid") or uuid.uuid4().hex
         asked = self.served_rows(X)
         proba = self.predict_proba(asked)
         approved = proba[:, 1] >= self.cutoff
-        if self.monitor is not None and parameters["purpose"] == "decision":
-            self.monitor.record(X, proba[:, 1], approved, groups)
-        meta_in = request_meta(message)
-        # the request's tags come back, as Seldon's wrapper does for other models (its batch
-        # processor reads its batch_id there); principal reasons go beside them
-        tags = {k: v for k, v in (meta_in.get("tags") or {}).items() if k not in ("reasons", "decisions", "cutoff")}
-        tags["decisions"] = [CLASS_NAMES[int(a)] for a in approved]
-        tags["cutoff"] = self.cutoff
+        decisions = [CLASS_NAMES[int(a)] for a in approved]
+        reasons = None
         if parameters["reasons"]:
-            tags["reasons"] = [r.to_dict() for r in self.reasons.explain(asked, proba[:, 1], self.cutoff,
-                                                                        parameters["reasons"], shown=X)]
-        # the request id outcomes are joined on later, as Seldon's executor sets it
-        meta: dict[str, Any] = {"puid": meta_in.get("puid") or uuid.uuid4().hex}
-        meta["tags"] = tags
-        return {"data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()}, "meta": meta}
+            reasons = [r.to_dict() for r in self.reasons.explain(asked, proba[:, 1], self.cutoff,
+                                                                 parameters["reasons"], shown=X)]
+        # the request's tags come back, as Seldon's wrapper does for other models (its batch
+        # processor reads its batch_id there); decisions and reasons go beside them
+        tags = {k: v for k, v in (meta_in.get("tags") or {}).items()
+                if k not in ("reasons", "decisions", "cutoff", "application_ids")}
+        if parameters["purpose"] == "decision":
+            if self.store is not None:
+                tags["application_ids"] = self._record(message, puid, groups, proba[:, 1], decisions, reasons)
+            if self.monitor is not None:
+                self.monitor.record(X, proba[:, 1], approved, groups)
+        tags["decisions"] = decisions
+        tags["cutoff"] = self.cutoff
+        if reasons is not None:
+            tags["reasons"] = reasons
+        return {"data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()}, "meta": {"puid": puid, "tags": tags}}
+
+    def _record(self, message: Mapping[str, Any], puid: str, groups: Mapping[str, Sequence[str | None]],
+                approval: np.ndarray, decisions: list[str], reasons: list[Any] | None) -> list[str]:
+        """Commit the request's decisions (a 503 when the record fails); their application ids."""
+        n = len(decisions)
+        decided = RequestDecisions(
+            request_id=puid, application_ids=application_ids(message, n), decided_at=datetime.now(UTC),
+            model_version=self.version, manifest_sha256=self.manifest_sha256, dataset=self.manifest.dataset.name,
+            inputs=entered_rows(message, self.schema.protected, self.max_batch_rows),
+            protected=[{name: labels[i] for name, labels in groups.items()} for i in range(n)],
+            probabilities=approval.tolist(), cutoff=self.cutoff, decisions=decisions, reasons=reasons)
+        try:
+            return self.store.record(decided)
+        except RecordUnavailable:
+            if self.monitor is not None:
+                self.monitor.unrecorded(n)
+            raise
 
     def served_rows(self, X: np.ndarray) -> np.ndarray:
         """Encoded rows as the model is asked them: with the elderly rule applied where age is an input."""
@@ -150,14 +184,25 @@ class LoanClassifier:
     def send_feedback_raw(self, feedback: prediction_pb2.Feedback) -> prediction_pb2.SeldonMessage:
         """Count the outcomes of a feedback (``/api/v1.0/feedback``: ``request``, ``response``,
         ``truth``) by group; a malformed one is a 400 naming the problem."""
+        message = json_format.MessageToDict(feedback)
         try:
-            outcomes = read_feedback(json_format.MessageToDict(feedback), self.schema, self.max_batch_rows, self.cutoff)
+            outcomes = read_feedback(message, self.schema, self.max_batch_rows, self.cutoff)
+            recorded = self._record_outcomes(message, outcomes)
         except LoanError as error:
             raise seldon_error(error) from None
         if self.monitor is not None:
             self.monitor.record_outcomes(outcomes)
-        answer = {"outcomes": len(outcomes.truth), "correct": int((outcomes.predicted == outcomes.truth).sum())}
+        answer = {"outcomes": len(outcomes.truth), "correct": int((outcomes.predicted == outcomes.truth).sum()),
+                  "recorded": recorded}
         return json_format.ParseDict({"jsonData": answer}, prediction_pb2.SeldonMessage())
+
+    def _record_outcomes(self, feedback: Mapping[str, Any], outcomes: Any) -> int:
+        """Attach outcomes to the decisions of the answer's ``meta.puid``; how many attached."""
+        puid = request_meta(feedback.get("response") or {}).get("puid")
+        if self.store is None or not puid:
+            return 0
+        truths = [(row, {"truth": CLASS_NAMES[int(t)]}) for row, t in enumerate(outcomes.truth)]
+        return self.store.attach(puid, "outcome", truths, datetime.now(UTC))
 
     def collect_metrics(self) -> Iterable[Any]:
         """The references the live metrics are read against (gauges, for the metrics server)."""

@@ -1,0 +1,228 @@
+"""``python -m loanxai.records``: an examiner's commands over the decision record.
+
+``upgrade`` migrates the database; ``show`` prints one application's decisions (by application
+id or request id) with their reasons and what followed; ``list`` and ``export`` (CSV, Parquet)
+select by time, decision, model version and group; ``redecide`` decides a recorded application
+again with the model that decided it; ``notice`` and ``notices`` render adverse action notices;
+``purge`` deletes what is past the retention period. The database is ``LOAN_RECORDS_URL``
+(``--url``), the model's artifacts ``--artifacts``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from loanxai.artifacts import CLASSIFIER_DIR
+from loanxai.config import ServiceSettings, ToolSettings
+from loanxai.core.cli import command_parser
+from loanxai.errors import LoanError, RecordError
+from loanxai.records import migrations, notices
+from loanxai.records.queries import Selection, export, purge, retention_limit, select_decisions, utc
+from loanxai.records.redecide import Redecider
+from loanxai.records.store import DecisionStore, open_store
+
+__all__ = ["main", "parser"]
+
+logger = logging.getLogger(__name__)
+
+#: a re-decided probability further than this from the recorded one is a different decision
+SAME_PROBABILITY = 1e-9
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date or time (ISO 8601: 2026-03-01 or "
+                                         "2026-03-01T14:00)") from None
+
+
+def _group(text: str) -> tuple[str, str]:
+    attribute, equals, group = text.partition("=")
+    if not equals or not attribute or not group:
+        raise argparse.ArgumentTypeError(f"{text!r} is not attribute=group (e.g. gender=Female)")
+    return attribute, group
+
+
+def _selection_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--since", type=_moment, help="decided at or after (UTC, ISO 8601)")
+    command.add_argument("--until", type=_moment, help="decided before (UTC, ISO 8601)")
+    command.add_argument("--decision", choices=("approved", "rejected"), help="only this decision")
+    command.add_argument("--model", help="only this model version")
+    command.add_argument("--group", type=_group, help="only this protected group, attribute=group")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments."""
+    root = command_parser(__doc__.splitlines()[0])
+    root.add_argument("--url", help="the record's SQLAlchemy URL (default: LOAN_RECORDS_URL)")
+    commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser("upgrade", help="bring the database to the newest migration")
+    show = commands.add_parser("show", help="one application's decisions, reasons and what followed")
+    show.add_argument("id", help="an application id or a request id (meta.puid)")
+    listing = commands.add_parser("list", help="the selected decisions, a line each")
+    _selection_options(listing)
+    listing.add_argument("--limit", type=int, default=50, help="at most this many lines")
+    exporting = commands.add_parser("export", help="the selected decisions to a CSV or Parquet file")
+    _selection_options(exporting)
+    exporting.add_argument("--out", type=Path, required=True, help="the file: .csv or .parquet")
+    redecide = commands.add_parser("redecide", help="decide a recorded application again with its model")
+    redecide.add_argument("id", help="an application id or a request id")
+    notice = commands.add_parser("notice", help="the adverse action notice of one rejected application")
+    notice.add_argument("id", help="an application id or a request id")
+    notice.add_argument("--out", type=Path, required=True, help="the file: .html or .pdf")
+    many = commands.add_parser("notices", help="the notice of every selected rejection, into a folder")
+    _selection_options(many)
+    many.add_argument("--out-dir", type=Path, required=True, help="the folder (one <application id>.<format> each)")
+    many.add_argument("--format", choices=("html", "pdf"), default="html", help="what to render")
+    for command in (redecide, notice, many):
+        command.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR,
+                             help="the artifacts of the model that decided")
+    purging = commands.add_parser("purge", help="delete the decisions past the retention period")
+    purging.add_argument("--months", type=int, help="the retention period (default: LOAN_RETENTION_MONTHS, 25)")
+    purging.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        url = args.url or ServiceSettings.from_env().records_url
+        if url == "off":
+            raise RecordError("LOAN_RECORDS_URL=off: there is no record to read")
+        if args.command == "upgrade":
+            store = open_store(url)
+            logger.info("the decision record at %s is at migration %s", store.shown_url, migrations.head())
+            return 0
+        store = DecisionStore(url)
+        store.check_current()
+        return _COMMANDS[args.command](store, args)
+    except LoanError as error:
+        logger.error("%s", error.message)
+        return 1
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    return Selection(args.since, args.until, args.decision, args.model, args.group)
+
+
+def _found(store: DecisionStore, identifier: str) -> list[dict[str, Any]]:
+    found = store.find(identifier)
+    if not found:
+        raise RecordError(f"no decision on the record for application or request id {identifier!r}")
+    return found
+
+
+def _show(store: DecisionStore, args: argparse.Namespace) -> int:
+    for record in _found(store, args.id):
+        print(_describe(record))
+        for event in store.events_of(record["request_id"], record["row"]):
+            print(f"  then, {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC: {event['kind']} {json.dumps(event['content'])}")
+    return 0
+
+
+def _describe(record: Mapping[str, Any]) -> str:
+    lines = [f"application {record['application_id']}: {record['decision']} at {utc(record['decided_at']).isoformat()} "
+             f"(request {record['request_id']}, row {record['row']})",
+             f"  model {record['model_version']} (manifest sha256 {record['manifest_sha256']}), dataset "
+             f"{record['dataset']}; probability of approval {record['probability']:.4f}, cutoff {record['cutoff']:.4f}",
+             f"  inputs as entered: {json.dumps(record['inputs'])}",
+             f"  protected (monitoring and audit only): {json.dumps(record['protected'])}"]
+    if record["reasons"] is None:
+        lines.append("  reasons: not asked (`redecide` or `notice` give them again)")
+    else:
+        lines += [f"  reason {r['code']}: {r['text']}" for r in record["reasons"]["reasons"]]
+    return "\n".join(lines)
+
+
+def _list(store: DecisionStore, args: argparse.Namespace) -> int:
+    for r in select_decisions(store, _selection(args), args.limit):
+        print(f"{r['decided_at']:%Y-%m-%d %H:%M:%S}  {r['application_id']:<36}  {r['decision']:<8}  "
+              f"{r['probability']:.4f}  model {r['model_version']}")
+    return 0
+
+
+def _export(store: DecisionStore, args: argparse.Namespace) -> int:
+    count = export(store, _selection(args), args.out)
+    logger.info("%d decisions written to %s", count, args.out)
+    return 0
+
+
+def _redecide(store: DecisionStore, args: argparse.Namespace) -> int:
+    redecider = Redecider(args.artifacts)
+    records = _found(store, args.id)
+    same = True
+    for record, again in zip(records, redecider.decide_many(records)):
+        same &= again.difference <= SAME_PROBABILITY and again.decision == record["decision"]
+        print(f"application {record['application_id']} (request {record['request_id']}, row {record['row']}): "
+              f"recorded {record['decision']} at {record['probability']:.12f}; decided again {again.decision} at "
+              f"{again.probability:.12f} (difference {again.difference:.1e}) by model {redecider.manifest.version}")
+    if not same:
+        logger.error("the model does not give the recorded decision again")
+    return 0 if same else 1
+
+
+def _notice_pages(records: list[dict[str, Any]], artifacts: Path) -> list[str]:
+    """The HTML notice of each rejected record (reasons regenerated where none were recorded)."""
+    letterhead = notices.Letterhead.from_settings()
+    redecider = Redecider(artifacts)
+    for record in records:
+        redecider.check(record)
+    unexplained = [r for r in records if r["reasons"] is None]
+    again = iter(redecider.decide_many(unexplained)) if unexplained else iter(())
+    schema, titles = redecider.schema, redecider.manifest.dataset.titles
+    return [notices.notice_html(r, notices.notice_reasons(r, r["reasons"] or next(again).reasons, schema, titles),
+                                letterhead) for r in records]
+
+
+def _notice(store: DecisionStore, args: argparse.Namespace) -> int:
+    if args.out.suffix not in notices.NOTICE_FORMATS:
+        raise RecordError(f"{args.out}: a notice is {' or '.join(notices.NOTICE_FORMATS)}")
+    rejected = [r for r in _found(store, args.id) if r["decision"] == "rejected"]
+    if not rejected:
+        raise RecordError(f"{args.id}: no rejected application, so no adverse action notice")
+    html = _notice_pages(rejected[-1:], args.artifacts)[0]
+    _write(html, args.out, rejected[-1]["decided_at"])
+    logger.info("notice of application %s written to %s", rejected[-1]["application_id"], args.out)
+    return 0
+
+
+def _notices(store: DecisionStore, args: argparse.Namespace) -> int:
+    selection = Selection(args.since, args.until, "rejected", args.model, args.group)
+    records = list(select_decisions(store, selection))
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    pages = _notice_pages(records, args.artifacts)
+    for record, html in tqdm(list(zip(records, pages)), desc="notices", unit="notice", disable=None):
+        _write(html, args.out_dir / f"{record['application_id']}.{args.format}", record["decided_at"])
+    logger.info("%d notices written to %s", len(records), args.out_dir)
+    return 0
+
+
+def _write(html: str, out: Path, decided_at: datetime) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".pdf":
+        notices.notice_pdf(html, out, decided_at)
+    else:
+        out.write_text(html, encoding="utf-8")
+
+
+def _purge(store: DecisionStore, args: argparse.Namespace) -> int:
+    months = args.months or ToolSettings.from_env().retention_months
+    count = purge(store, months, dry_run=args.dry_run)
+    print(f"{'would purge' if args.dry_run else 'purged'} {count} decisions made before "
+          f"{retention_limit(months):%Y-%m-%d %H:%M} UTC ({months} months ago)")
+    return 0
+
+
+_COMMANDS = {"show": _show, "list": _list, "export": _export, "redecide": _redecide, "notice": _notice,
+             "notices": _notices, "purge": _purge}
+

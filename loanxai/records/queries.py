@@ -1,0 +1,112 @@
+"""An examiner's selections of the record, their exports, and the purge past the retention period.
+
+A selection (:class:`Selection`) is a time window (``since`` inclusive, ``until`` exclusive,
+UTC), a decision, a model version and a protected group, each optional. Exports write one row
+per decision, the columns of :data:`~loanxai.records.tables.DECISION_COLUMNS`; ``inputs``,
+``protected`` and ``reasons`` as JSON text.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import delete, func, select
+
+from loanxai.errors import RecordError
+from loanxai.records.store import DecisionStore
+from loanxai.records.tables import DECISION_COLUMNS, decisions, events
+
+__all__ = ["EXPORT_FORMATS", "Selection", "export", "purge", "retention_limit", "select_decisions", "utc"]
+
+logger = logging.getLogger(__name__)
+
+#: export formats, by the output file's suffix
+EXPORT_FORMATS = (".csv", ".parquet")
+_JSON_COLUMNS = ("inputs", "protected", "reasons")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which decisions: decided in [since, until) (UTC), with this decision, by this model
+    version, of this protected ``group`` (``(attribute, group)``); None: any."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    decision: str | None = None
+    model_version: str | None = None
+    group: tuple[str, str] | None = None
+
+    def where(self) -> list[Any]:
+        """The SQL conditions."""
+        conditions = []
+        if self.since is not None:
+            conditions.append(decisions.c.decided_at >= self.since)
+        if self.until is not None:
+            conditions.append(decisions.c.decided_at < self.until)
+        if self.decision is not None:
+            conditions.append(decisions.c.decision == self.decision)
+        if self.model_version is not None:
+            conditions.append(decisions.c.model_version == self.model_version)
+        if self.group is not None:
+            attribute, group = self.group
+            conditions.append(decisions.c.protected[attribute].as_string() == group)
+        return conditions
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (SQLite gives back the UTC time it was given, without its zone)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def select_decisions(store: DecisionStore, selection: Selection, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """The selected decisions, oldest first, read in batches."""
+    statement = (select(decisions).where(*selection.where())
+                 .order_by(decisions.c.decided_at, decisions.c.request_id, decisions.c.row).limit(limit))
+    with store.engine.connect() as connection:
+        for row in connection.execution_options(yield_per=1000).execute(statement):
+            record = dict(row._mapping)
+            record["decided_at"] = utc(record["decided_at"])
+            yield record
+
+
+def export(store: DecisionStore, selection: Selection, out: Path) -> int:
+    """Write the selected decisions to ``out`` (CSV or Parquet, by its suffix); how many."""
+    if out.suffix not in EXPORT_FORMATS:
+        raise RecordError(f"{out}: an export is {' or '.join(EXPORT_FORMATS)}")
+    rows = [{**r, **{c: None if r[c] is None else json.dumps(r[c], sort_keys=True) for c in _JSON_COLUMNS}}
+            for r in select_decisions(store, selection)]
+    frame = pd.DataFrame(rows, columns=list(DECISION_COLUMNS))
+    frame["decided_at"] = pd.to_datetime(frame["decided_at"], utc=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
+    return len(frame)
+
+
+def retention_limit(months: int, now: datetime | None = None) -> datetime:
+    """The moment before which decisions are past a retention period of ``months``."""
+    return (now or datetime.now(UTC)) - relativedelta(months=months)
+
+
+def purge(store: DecisionStore, months: int, dry_run: bool = False, now: datetime | None = None) -> int:
+    """Delete the decisions (and what attached to them) decided more than ``months`` ago; how many."""
+    limit = retention_limit(months, now)
+    old = decisions.c.decided_at < limit
+    with store.engine.begin() as connection:
+        count = connection.execute(select(func.count()).select_from(decisions).where(old)).scalar_one()
+        if not dry_run and count:
+            # a request's applications share their time: its events go with them
+            connection.execute(delete(events).where(events.c.request_id.in_(select(decisions.c.request_id).where(old))))
+            connection.execute(delete(decisions).where(old))
+    logger.info("%s %d decisions made before %s (retention %d months)", "would purge" if dry_run else "purged",
+                count, limit.isoformat(timespec="seconds"), months)
+    return count

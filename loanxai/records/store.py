@@ -1,0 +1,220 @@
+"""Writing decisions to the record before they are answered, and reading them back.
+
+One :class:`DecisionStore` per process holds a SQLAlchemy engine on ``LOAN_RECORDS_URL``:
+SQLite (WAL, ``synchronous=FULL``: a committed decision survives the process and the machine)
+by default, PostgreSQL (``synchronous_commit`` on, its default) in production; the code is the
+same. Each prediction request is one transaction: its decisions are committed, or none is and the
+classifier answers 503. A request id (``meta.puid``) recorded before is a retry: it makes no second
+record, and is answered with the recorded application ids when it sends the same applications
+(409 when it does not).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, insert, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from loanxai.errors import DecisionConflict, RecordError, RecordUnavailable
+from loanxai.records import migrations
+from loanxai.records.tables import decisions, events
+
+__all__ = ["SQLITE_PREFIX", "DecisionStore", "RequestDecisions", "absolute_url", "open_store"]
+
+logger = logging.getLogger(__name__)
+
+#: seconds to connect to PostgreSQL, or to wait for SQLite's write lock, before a decision is
+#: answered 503 (a stopped database must not hold the classifier's threads)
+CONNECT_SECONDS = 2
+SQLITE_BUSY_MS = 5000
+#: how a SQLite URL starts (a file path follows: relative, or absolute with a fourth slash)
+SQLITE_PREFIX = "sqlite:///"
+
+
+@dataclass(frozen=True)
+class RequestDecisions:
+    """What one prediction request decided, as recorded: ``n`` applications, each with its
+    ``application_ids`` entry (None: make one up), ``inputs`` (as entered), ``protected``
+    (attribute -> group or None), ``probabilities`` of approval, ``decisions`` and ``reasons``
+    (None: not asked)."""
+
+    request_id: str
+    application_ids: Sequence[str | None]
+    decided_at: datetime
+    model_version: str
+    manifest_sha256: str
+    dataset: str
+    inputs: Sequence[Any]
+    protected: Sequence[Mapping[str, str | None]]
+    probabilities: Sequence[float]
+    cutoff: float
+    decisions: Sequence[str]
+    reasons: Sequence[Any] | None
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The ``decisions`` table's rows, application ids made up where none was given."""
+        return [{"request_id": self.request_id, "row": i,
+                 "application_id": self.application_ids[i] or f"{self.request_id}-{i}",
+                 "decided_at": self.decided_at, "model_version": self.model_version,
+                 "manifest_sha256": self.manifest_sha256, "dataset": self.dataset, "inputs": self.inputs[i],
+                 "protected": dict(self.protected[i]), "probability": float(self.probabilities[i]),
+                 "cutoff": self.cutoff, "decision": self.decisions[i],
+                 "reasons": None if self.reasons is None else self.reasons[i]}
+                for i in range(len(self.inputs))]
+
+
+class DecisionStore:
+    """The record at ``url`` (a SQLAlchemy URL). Nothing is connected until it is used."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+
+    @property
+    def shown_url(self) -> str:
+        """The URL without its password, for messages and logs."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def upgrade(self) -> None:
+        """Bring the database to the newest migration (creating it when empty)."""
+        try:
+            migrations.upgrade(self.engine)
+        except SQLAlchemyError as error:
+            raise RecordError(f"the decision record at {self.shown_url} cannot be opened or migrated: "
+                              f"{_cause(error)}") from None
+
+    def check_current(self) -> None:
+        """Refuse a database that is not at the newest migration (``python -m loanxai.records upgrade``)."""
+        try:
+            at = migrations.revision(self.engine)
+        except SQLAlchemyError as error:
+            raise RecordError(f"the decision record at {self.shown_url} cannot be read: {_cause(error)}") from None
+        if at != migrations.head():
+            raise RecordError(f"the decision record at {self.shown_url} is at migration {at or 'none'}, the code needs "
+                              f"{migrations.head()}: run `python -m loanxai.records upgrade`")
+
+    def record(self, decided: RequestDecisions) -> list[str]:
+        """Commit a request's decisions; return their application ids as recorded.
+
+        Raises :class:`RecordUnavailable` when the database fails (nothing is recorded), and
+        :class:`DecisionConflict` when the request id is recorded with other applications.
+        """
+        rows = decided.rows()
+        try:
+            self._insert(decisions, rows, f"decision {decided.request_id}")
+        except IntegrityError:
+            return self._retried(decided.request_id, rows)
+        return [row["application_id"] for row in rows]
+
+    def _insert(self, table: Any, rows: list[dict[str, Any]], what: str) -> None:
+        """Insert ``rows`` in one transaction; a failing database is :class:`RecordUnavailable`."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(insert(table), rows)
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as error:
+            logger.error("%s not recorded at %s: %s", what, self.shown_url, error)
+            raise RecordUnavailable(f"the {what.split()[0]} could not be recorded ({_cause(error)}), so it is not "
+                                    "answered: retry with the same meta.puid") from None
+
+    def _retried(self, request_id: str, rows: list[dict[str, Any]]) -> list[str]:
+        """A request id already on the record: the same applications are a retry, others a conflict."""
+        recorded = self._read(self.decisions_of_request, request_id)
+        if [_canonical(r["inputs"]) for r in recorded] != [_canonical(r["inputs"]) for r in rows]:
+            raise DecisionConflict(f"request id {request_id!r} is already on the record for other applications: a "
+                                   "retry must send the same applications, a new request a new meta.puid")
+        logger.info("request %s was recorded before: a retry, not recorded again", request_id)
+        return [r["application_id"] for r in recorded]
+
+    def decisions_of_request(self, request_id: str) -> list[dict[str, Any]]:
+        """The recorded decisions of one request, by row."""
+        return self._select(decisions.c.request_id == request_id)
+
+    def find(self, identifier: str) -> list[dict[str, Any]]:
+        """The decisions an application id or a request id names, oldest first."""
+        return self._select(or_(decisions.c.application_id == identifier, decisions.c.request_id == identifier))
+
+    def _select(self, condition: Any) -> list[dict[str, Any]]:
+        statement = select(decisions).where(condition).order_by(decisions.c.decided_at, decisions.c.row)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(statement)]
+
+    def attach(self, request_id: str, kind: str, contents: Iterable[tuple[int, Any]], at: datetime) -> int:
+        """Attach events of ``kind`` to rows of a recorded request (``(row, content)`` pairs);
+        return how many attached (rows not on the record are skipped)."""
+        recorded = {r["row"] for r in self._read(self.decisions_of_request, request_id)}
+        entries = [{"request_id": request_id, "row": row, "kind": kind, "at": at, "content": content}
+                   for row, content in contents if row in recorded]
+        if entries:
+            self._insert(events, entries, f"{kind} of {request_id}")
+        return len(entries)
+
+    def _read(self, query: Any, *arguments: Any) -> Any:
+        """A read the classifier needs to answer: a failing database is :class:`RecordUnavailable`."""
+        try:
+            return query(*arguments)
+        except SQLAlchemyError as error:
+            logger.error("the record at %s cannot be read: %s", self.shown_url, error)
+            raise RecordUnavailable(f"the record cannot be read ({_cause(error)}): retry in a moment") from None
+
+    def events_of(self, request_id: str, row: int) -> list[dict[str, Any]]:
+        """What attached to one decision, oldest first."""
+        statement = (select(events).where(events.c.request_id == request_id, events.c.row == row)
+                     .order_by(events.c.at, events.c.id))
+        with self.engine.connect() as connection:
+            return [dict(r._mapping) for r in connection.execute(statement)]
+
+
+def open_store(url: str) -> DecisionStore:
+    """The record at ``url``, migrated to the newest tables, with no connection left open (a
+    process that forks after this gives each worker its own)."""
+    store = DecisionStore(url)
+    store.upgrade()
+    store.engine.dispose()
+    return store
+
+
+def absolute_url(url: str, base: Path | None = None) -> str:
+    """``url`` with a relative SQLite file made absolute against ``base`` (the working directory)."""
+    if not url.startswith(SQLITE_PREFIX):
+        return url
+    return SQLITE_PREFIX + str((base or Path.cwd()) / url.removeprefix(SQLITE_PREFIX))
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith(SQLITE_PREFIX):
+        path = Path(url.removeprefix(SQLITE_PREFIX))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RecordError(f"LOAN_RECORDS_URL={url}: cannot create the folder {path.parent}: {error.strerror}") from None
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_SECONDS})
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """WAL (readers beside the writer), a commit synced to disk, foreign keys, the lock wait."""
+    cursor = connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", f"busy_timeout={SQLITE_BUSY_MS}"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _cause(error: SQLAlchemyError) -> str:
+    """The database's own words, first line only (no SQL, no parameters)."""
+    original = getattr(error, "orig", None) or error
+    return (str(original).strip().splitlines() or [type(original).__name__])[0]

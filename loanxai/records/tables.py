@@ -1,0 +1,59 @@
+"""The record's tables, in SQLAlchemy Core: what the code reads and writes, at the newest migration.
+
+A decision is one application of one request: its key is the request's id (Seldon's ``puid``)
+and the application's row in the request. Protected attributes are kept apart from the inputs
+(for monitoring and audit only); the inputs are kept exactly as entered (12 CFR 1002.12(b),
+comment 12(b)-2). Every column change is an Alembic migration (:mod:`loanxai.records.migrations`);
+a test checks these tables equal what the migrations make.
+"""
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, DateTime, Float, ForeignKeyConstraint, Index, Integer, MetaData, String, Table, Text
+
+__all__ = ["DECISION_COLUMNS", "EVENT_KINDS", "MAX_ID_CHARACTERS", "decisions", "events", "metadata"]
+
+#: the longest request or application id recorded (the classifier refuses longer ones)
+MAX_ID_CHARACTERS = 128
+#: what can attach to a decision later
+EVENT_KINDS = ("outcome",)
+
+metadata = MetaData()
+
+# request_id: Seldon's puid; row: the application's row in the request, from 0; application_id:
+# the lender's, or one made up; decided_at: UTC; inputs: as entered, without protected
+# attributes; protected: attribute -> group; probability: of approval; reasons: the principal
+# reasons answered, when asked
+decisions = Table(
+    "decisions", metadata,
+    Column("request_id", String(MAX_ID_CHARACTERS), primary_key=True),
+    Column("row", Integer, primary_key=True, autoincrement=False),
+    # a made-up id is the request's and the row's
+    Column("application_id", String(MAX_ID_CHARACTERS + 16), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("model_version", String(12), nullable=False),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("dataset", Text, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("protected", JSON, nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("cutoff", Float, nullable=False),
+    Column("decision", String(8), nullable=False),
+    Column("reasons", JSON, nullable=True),
+    Index("ix_decisions_application_id", "application_id"),
+    Index("ix_decisions_decided_at", "decided_at"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(MAX_ID_CHARACTERS), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("content", JSON, nullable=False),
+    ForeignKeyConstraint(["request_id", "row"], ["decisions.request_id", "decisions.row"], ondelete="CASCADE"),
+    Index("ix_events_decision", "request_id", "row"),
+)
+
+#: the columns of a decision, in the order exports give them
+DECISION_COLUMNS = tuple(column.name for column in decisions.columns)
