@@ -6,7 +6,7 @@ TOOLS ?= .venv-tools
 # podman/buildah on machines without a Docker engine (see scripts/podman-sandbox.sh)
 SANDBOX := . scripts/podman-sandbox.sh &&
 
-.PHONY: help venv tools bench train run demo replay monitoring-files report score test reliability lint docs reference lock clean images kind-up deploy smoke kind-down container-smoke
+.PHONY: help venv tools bench train run demo replay monitoring-files report records score test reliability lint docs reference lock clean images kind-up deploy smoke kind-down container-smoke
 
 help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
@@ -16,6 +16,7 @@ help:
 	@echo "make train  - (re)train: DATASET=datasets/x.yaml (your own data), CANDIDATE=..., ACCEPT_UNFAIR=\"reason\" ACCEPTED_BY=\"name\""
 	@echo "make report - bias and evaluation report in reports/ (REPORT_ARGS=--fail-on-gate to gate)"
 	@echo "make score INPUT=applications.csv OUT=decisions.csv - decide a file through the classifier (URL=...)"
+	@echo "make records ARGS=\"show 8812\" - the decision record: show, list, export, redecide, notice(s), purge"
 	@echo "make images - build both images with docker or podman (tag derived from the artifacts)"
 	@echo "make kind-up deploy smoke - a kind cluster with Seldon Core, the services on it, a smoke test"
 	@echo "make kind-down - delete the kind cluster"
@@ -83,6 +84,10 @@ report: venv
 reliability: venv
 	LOAN_RELIABILITY_REPORT=bench/results/reliability.json $(PY) -m pytest -m reliability $(PYTEST_ARGS)
 	$(PY) -m loanxai.ops.reference --results reliability
+
+# ARGS: a records command and its options, e.g. "show 8812", "notices --since 2026-03-01 --out-dir reports/notices"
+records: venv
+	$(PY) -m loanxai.records $(ARGS)
 
 score: venv
 	$(PY) -m loanxai.score $(INPUT) --out $(OUT) $(if $(URL),--url $(URL)) $(SCORE_ARGS)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from loanxai.core.manifest import Manifest
 from loanxai.data.dataset import load_dataset
 from loanxai.data.description import CATEGORICAL, DEFAULT_DESCRIPTION, load_description
 from loanxai.monitoring.counters import FLUSH_SECONDS
+from loanxai.ops.postgres import LocalPostgres
 from loanxai.ops.services import Service, classifier_service, explainer_service, free_port
 from loanxai.training.train import train
 
@@ -132,3 +134,17 @@ def explainer(artifacts, classifier, tmp_path_factory) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server on loopback for the whole session (Debian's postgresql; .ci/run installs it),
+    in a folder under /tmp its user can reach."""
+    folder = Path(tempfile.mkdtemp(prefix="loanxai-postgres-"))
+    server = LocalPostgres(folder, free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)

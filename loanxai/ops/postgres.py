@@ -43,7 +43,16 @@ class LocalPostgres:
     @property
     def url(self) -> str:
         """The record's SQLAlchemy URL."""
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{DATABASE}"
+        return self.database_url(DATABASE)
+
+    def database_url(self, database: str) -> str:
+        """The SQLAlchemy URL of one of the server's databases."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, database: str) -> str:
+        """Create an empty database (a test's own); its URL."""
+        self._run(_binary("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
+        return self.database_url(database)
 
     @property
     def data(self) -> Path:
@@ -67,7 +76,7 @@ class LocalPostgres:
             self._run(_binary("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                       "--no-sync")
             self._start()
-            self._run(_binary("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", DATABASE)
+            self.create_database(DATABASE)
             return
         self._start()
 

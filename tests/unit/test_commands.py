@@ -7,7 +7,7 @@ import pytest
 
 from loanxai.artifacts import REPO_ROOT
 
-COMMANDS = ["train", "report", "score", "gate", "rules", "dashboard", "client", "images", "replay", "microservice"]
+COMMANDS = ["train", "report", "score", "gate", "rules", "dashboard", "client", "images", "replay", "microservice", "records"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

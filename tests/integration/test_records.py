@@ -1,0 +1,154 @@
+"""The decision record against the real databases: SQLite in a file and a real PostgreSQL server,
+the same code for both. Writing, retries, outcomes, migrations of a populated database, the
+examiner's selections and exports, the purge."""
+import uuid
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from loanxai.errors import DecisionConflict, RecordError
+from loanxai.records import migrations
+from loanxai.records.queries import Selection, export, purge, retention_limit, select_decisions
+from loanxai.records.store import DecisionStore, RequestDecisions, open_store
+from loanxai.records.tables import DECISION_COLUMNS, decisions, metadata
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    """A new, empty database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/decisions.sqlite"
+    return request.getfixturevalue("postgres").create_database(f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def store(url):
+    return open_store(url)
+
+
+def decided(request_id, n=1, at=None, decision="rejected", groups=("Female",), ids=None, inputs=None):
+    return RequestDecisions(
+        request_id=request_id, application_ids=ids or [None] * n, decided_at=at or datetime.now(UTC),
+        model_version="0123456789ab", manifest_sha256="f" * 64, dataset="census",
+        inputs=inputs or [{"age": 30 + i, "occupation": "Sales"} for i in range(n)],
+        protected=[{"gender": groups[i % len(groups)], "ethnicity": None} for i in range(n)],
+        probabilities=[0.2 + i / 100 for i in range(n)], cutoff=0.3459, decisions=[decision] * n, reasons=None)
+
+
+def test_a_request_is_recorded_whole_and_found_by_either_id(store):
+    ids = store.record(decided("req-1", 3, ids=["A-1", "A-2", "A-3"]))
+    assert ids == ["A-1", "A-2", "A-3"]
+    assert [r["row"] for r in store.find("req-1")] == [0, 1, 2]
+    [found] = store.find("A-2")
+    assert found["inputs"] == {"age": 31, "occupation": "Sales"}
+    assert found["protected"] == {"gender": "Female", "ethnicity": None}
+    assert found["probability"] == pytest.approx(0.21) and found["decision"] == "rejected"
+    assert found["model_version"] == "0123456789ab" and found["reasons"] is None
+    # no application id given: one made of the request id and the row, the same on every retry
+    assert store.record(decided("req-2", 2)) == ["req-2-0", "req-2-1"]
+
+
+def test_a_retry_makes_no_second_record_and_other_applications_conflict(store):
+    first = store.record(decided("req-r", 2))
+    assert store.record(decided("req-r", 2)) == first
+    assert len(store.find("req-r")) == 2
+    with pytest.raises(DecisionConflict, match="req-r"):
+        store.record(decided("req-r", 2, inputs=[{"age": 1}, {"age": 2}]))
+    with pytest.raises(DecisionConflict):
+        store.record(decided("req-r", 3))
+    assert len(store.find("req-r")) == 2
+
+
+def test_outcomes_attach_to_their_decisions_only(store):
+    store.record(decided("req-o", 2))
+    at = datetime.now(UTC)
+    assert store.attach("req-o", "outcome", [(0, {"truth": "approved"}), (7, {"truth": "rejected"})], at) == 1
+    assert [e["content"] for e in store.events_of("req-o", 0)] == [{"truth": "approved"}]
+    assert store.events_of("req-o", 1) == []
+    assert store.attach("no-such-request", "outcome", [(0, {"truth": "approved"})], at) == 0
+
+
+def test_the_tables_are_what_the_migrations_make(store):
+    with store.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+
+
+def test_migrating_a_populated_database_keeps_every_decision(url):
+    store = DecisionStore(url)
+    migrations.upgrade(store.engine, "0001")
+    rows = [{k: v for k, v in r.items() if k != "reasons"} for r in decided("old", 50).rows()]
+    with store.engine.begin() as connection:
+        connection.execute(insert(decisions), rows)  # the columns of migration 0001 only
+    with pytest.raises(RecordError, match="migration 0001, the code needs 0002"):
+        store.check_current()
+    store.upgrade()
+    store.check_current()
+    kept = store.find("old")
+    assert [r["row"] for r in kept] == list(range(50)) and all(r["reasons"] is None for r in kept)
+    assert [r["inputs"] for r in kept] == [r["inputs"] for r in rows]
+    store.attach("old", "outcome", [(3, {"truth": "approved"})], datetime.now(UTC))  # the new table works
+    assert len(store.events_of("old", 3)) == 1
+
+
+def test_a_decision_cannot_be_recorded_twice_even_bypassing_the_store(store):
+    store.record(decided("req-pk"))
+    with pytest.raises(IntegrityError), store.engine.begin() as connection:
+        connection.execute(insert(decisions), decided("req-pk").rows())
+
+
+def test_selections_and_exports_hold_exactly_the_selected_decisions(store, tmp_path):
+    day = datetime(2026, 3, 3, 12, tzinfo=UTC)
+    store.record(decided("march", 4, at=day, groups=("Female", "Male")))
+    store.record(decided("march-ok", 2, at=day, decision="approved"))
+    store.record(decided("april", 3, at=datetime(2026, 4, 1, tzinfo=UTC)))
+    march = Selection(since=datetime(2026, 3, 1, tzinfo=UTC), until=datetime(2026, 4, 1, tzinfo=UTC))
+    assert len(list(select_decisions(store, march))) == 6
+    women = Selection(since=march.since, until=march.until, decision="rejected", group=("gender", "Female"))
+    assert [(r["request_id"], r["row"]) for r in select_decisions(store, women)] == [("march", 0), ("march", 2)]
+    assert [r["decided_at"] for r in select_decisions(store, women)] == [day, day]
+    for suffix, read in ((".csv", pd.read_csv), (".parquet", pd.read_parquet)):
+        out = tmp_path / f"march{suffix}"
+        assert export(store, march, out) == 6
+        frame = read(out)
+        assert list(frame.columns) == list(DECISION_COLUMNS) and len(frame) == 6
+        assert sorted(frame["request_id"].unique()) == ["march", "march-ok"]
+        assert (pd.to_datetime(frame["decided_at"], utc=True) == pd.Timestamp(day)).all()
+    with pytest.raises(RecordError, match=".csv or .parquet"):
+        export(store, march, tmp_path / "march.xlsx")
+
+
+def test_the_purge_deletes_what_is_past_retention_and_nothing_else(store):
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    store.record(decided("26-months", 2, at=datetime(2024, 10, 1, tzinfo=UTC)))
+    store.record(decided("24-months", 1, at=datetime(2024, 12, 10, tzinfo=UTC)))
+    store.attach("26-months", "outcome", [(0, {"truth": "approved"})], now)
+    assert retention_limit(25, now) == datetime(2024, 11, 2, tzinfo=UTC)
+    assert purge(store, 25, dry_run=True, now=now) == 2
+    assert len(store.find("26-months")) == 2
+    assert purge(store, 25, now=now) == 2
+    assert store.find("26-months") == [] and len(store.find("24-months")) == 1
+    with store.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM events")).scalar_one() == 0
+    assert purge(store, 25, now=now) == 0
+
+
+def test_a_stopped_database_is_refused_at_once_and_used_again_once_back(postgres):
+    from loanxai.errors import RecordUnavailable
+
+    store = open_store(postgres.create_database(f"test_{uuid.uuid4().hex[:12]}"))
+    store.record(decided("before"))
+    postgres.stop()
+    try:
+        with pytest.raises(RecordUnavailable, match="retry with the same meta.puid"):
+            store.record(decided("while-down"))
+    finally:
+        postgres.start()
+    store.record(decided("after"))
+    with store.engine.connect() as connection:
+        recorded = set(connection.execute(select(decisions.c.request_id)).scalars())
+    assert recorded == {"before", "after"}

@@ -1,0 +1,171 @@
+"""Every decision the real classifier serves is on the record before it is answered; the
+records command reads it back, decides it again and renders its notice."""
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+import requests
+
+from loanxai.records.store import DecisionStore
+from tests.conftest import EXAMPLE_APPLICATION, REJECTED_APPLICATION
+
+LETTERHEAD = {"LOAN_CREDITOR": "Test Savings Bank|1 Main Street|Springfield",
+              "LOAN_AGENCY": "Consumer Financial Protection Bureau|1700 G Street NW|Washington, DC 20552"}
+#: the census's protected attributes that are not model inputs: kept apart from the inputs
+APART = ("gender", "ethnicity", "marital-status", "relationship")
+
+
+def without_protected(application):
+    return {k: v for k, v in application.items() if k not in APART}
+
+
+def records(service) -> DecisionStore:
+    return DecisionStore(service.env["LOAN_RECORDS_URL"])
+
+
+def predict(service, message):
+    return requests.post(service.predictions_url, json=message, timeout=30)
+
+
+def records_command(service, *arguments, **env):
+    return subprocess.run([sys.executable, "-m", "loanxai.records", *arguments], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "LOAN_RECORDS_URL": service.env["LOAN_RECORDS_URL"], **env})
+
+
+def test_each_form_is_recorded_as_entered_with_the_protected_attributes_apart(classifier):
+    puid = uuid.uuid4().hex
+    application = REJECTED_APPLICATION | {"gender": "Female", "ethnicity": "Black"}
+    answer = predict(classifier, {"jsonData": [application], "meta": {"puid": puid, "tags": {
+        "application_ids": ["8812"], "reasons": True}}})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["meta"]["tags"]["application_ids"] == ["8812"]
+    [record] = records(classifier).decisions_of_request(puid)
+    assert record["application_id"] == "8812"
+    assert record["inputs"] == without_protected(REJECTED_APPLICATION)  # as entered, protected attributes apart
+    assert record["protected"]["gender"] == "Female" and record["protected"]["ethnicity"] == "Black"
+    assert record["probability"] == pytest.approx(answer.json()["data"]["ndarray"][0][1], abs=0)
+    assert record["decision"] == "rejected" == answer.json()["meta"]["tags"]["decisions"][0]
+    assert record["reasons"] == answer.json()["meta"]["tags"]["reasons"][0]
+    assert record["cutoff"] == answer.json()["meta"]["tags"]["cutoff"]
+    # named rows and positional rows: the values as sent, no id given (one made up and returned)
+    named = {"data": {"names": list(EXAMPLE_APPLICATION), "ndarray": [list(EXAMPLE_APPLICATION.values())]}}
+    served = requests.get(f"{classifier.url}/api/v1.0/metadata", timeout=30).json()["inputs"][0]["schema"]["names"]
+    positional = {"data": {"ndarray": [[EXAMPLE_APPLICATION[n] for n in served]]}}
+    for message, entered in ((named, without_protected(EXAMPLE_APPLICATION)),
+                             (positional, [EXAMPLE_APPLICATION[n] for n in served])):
+        answer = predict(classifier, message)
+        assert answer.status_code == 200, answer.text
+        meta = answer.json()["meta"]
+        assert meta["tags"]["application_ids"] == [f"{meta['puid']}-0"]
+        [record] = records(classifier).decisions_of_request(meta["puid"])
+        assert record["inputs"] == entered and record["reasons"] is None
+
+
+def test_a_retry_is_answered_without_a_second_record_and_a_reused_id_gets_409(classifier):
+    message = {"jsonData": [EXAMPLE_APPLICATION, REJECTED_APPLICATION], "meta": {"puid": uuid.uuid4().hex}}
+    first, again = predict(classifier, message), predict(classifier, message)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert len(records(classifier).decisions_of_request(message["meta"]["puid"])) == 2
+    reused = predict(classifier, {"jsonData": [REJECTED_APPLICATION], "meta": message["meta"]})
+    assert reused.status_code == 409 and reused.json()["status"]["reason"] == "DECISION_CONFLICT"
+    assert "already on the record" in reused.json()["status"]["info"]
+
+
+def test_an_explainers_samples_are_not_decisions_and_are_not_recorded(classifier):
+    puid = uuid.uuid4().hex
+    answer = predict(classifier, {"jsonData": [EXAMPLE_APPLICATION], "meta": {"puid": puid,
+                                                                              "tags": {"purpose": "explanation"}}})
+    assert answer.status_code == 200 and "application_ids" not in answer.json()["meta"]["tags"]
+    assert records(classifier).decisions_of_request(puid) == []
+
+
+@pytest.mark.parametrize("ids, problem", [
+    ("8812", "must be a list of 1 strings"), (["a", "b"], "must be a list of 1 strings"), ([7], "strings"),
+    (["x" * 129], "1 to 128 characters"), ([""], "1 to 128 characters"),
+])
+def test_bad_application_ids_are_refused_naming_the_field(classifier, ids, problem):
+    answer = predict(classifier, {"jsonData": [EXAMPLE_APPLICATION], "meta": {"tags": {"application_ids": ids}}})
+    assert answer.status_code == 400 and problem in answer.json()["status"]["info"]
+    assert "meta.tags.application_ids" in answer.json()["status"]["info"]
+    twice = predict(classifier, {"jsonData": [EXAMPLE_APPLICATION] * 2, "meta": {"tags": {"application_ids": ["a", "a"]}}})
+    assert twice.status_code == 400 and "the same id twice" in twice.json()["status"]["info"]
+
+
+def test_outcomes_from_feedback_attach_to_the_decision(classifier):
+    answer = predict(classifier, {"jsonData": [REJECTED_APPLICATION], "meta": {"tags": {"application_ids": ["fb-1"]}}})
+    feedback = {"response": answer.json(), "truth": {"data": {"ndarray": [["approved"]]}}}
+    attached = requests.post(f"{classifier.url}/api/v1.0/feedback", json=feedback, timeout=30)
+    assert attached.status_code == 200 and attached.json()["jsonData"]["recorded"] == 1
+    [record] = records(classifier).find("fb-1")
+    assert [e["content"] for e in records(classifier).events_of(record["request_id"], 0)] == [{"truth": "approved"}]
+    shown = records_command(classifier, "show", "fb-1")
+    assert shown.returncode == 0 and 'outcome {"truth": "approved"}' in shown.stdout
+
+
+def test_the_records_command_shows_redecides_and_renders_the_notice(classifier, artifacts, tmp_path):
+    application_id = f"notice-{uuid.uuid4().hex[:6]}"
+    answer = predict(classifier, {"jsonData": [REJECTED_APPLICATION], "meta": {"tags": {
+        "application_ids": [application_id]}}})  # no reasons asked: the notice gives them again
+    assert answer.json()["meta"]["tags"]["decisions"] == ["rejected"]
+    shown = records_command(classifier, "show", application_id)
+    assert shown.returncode == 0 and f"application {application_id}: rejected" in shown.stdout
+    again = records_command(classifier, "redecide", application_id, "--artifacts", str(artifacts.classifier_dir))
+    assert again.returncode == 0, again.stderr
+    assert "difference 0.0e+00" in again.stdout and "decided again rejected" in again.stdout
+    html, pdf = tmp_path / "n.html", tmp_path / "n.pdf"
+    args = ("--artifacts", str(artifacts.classifier_dir))
+    for out in (html, pdf):
+        done = records_command(classifier, "notice", application_id, "--out", str(out), *args, **LETTERHEAD)
+        assert done.returncode == 0, done.stderr
+    page = html.read_text()
+    assert "Test Savings Bank" in page and "Consumer Financial Protection Bureau" in page
+    assert "Equal Credit Opportunity Act prohibits" in page and application_id in page
+    reasons = page.split('<ol class="reasons">')[1].split("</ol>")[0]
+    assert 1 <= reasons.count("<li>") <= 4 and "reason code capital-gain-low" in reasons
+    assert not any(basis in reasons.lower() for basis in ("gender", "ethnicity", "marital", "relationship", "sex"))
+    assert pdf.read_bytes().startswith(b"%PDF")
+    # the same record gives the same document, every time
+    html2, pdf2 = tmp_path / "n2.html", tmp_path / "n2.pdf"
+    for out in (html2, pdf2):
+        assert records_command(classifier, "notice", application_id, "--out", str(out), *args, **LETTERHEAD).returncode == 0
+    assert html2.read_text() == page and pdf2.read_bytes() == pdf.read_bytes()
+
+
+def test_no_notice_for_an_approval_without_a_letterhead_or_by_another_model(classifier, artifacts, loanapp_artifacts,
+                                                                             tmp_path):
+    approved = predict(classifier, {"jsonData": [EXAMPLE_APPLICATION], "meta": {"tags": {"application_ids": ["ok-1"]}}})
+    assert approved.json()["meta"]["tags"]["decisions"] == ["approved"]
+    args = ("--artifacts", str(artifacts.classifier_dir))
+    refused = records_command(classifier, "notice", "ok-1", "--out", str(tmp_path / "n.html"), *args, **LETTERHEAD)
+    assert refused.returncode == 1 and "no rejected application" in refused.stderr
+    predict(classifier, {"jsonData": [REJECTED_APPLICATION], "meta": {"tags": {"application_ids": ["no-1"]}}})
+    unsigned = records_command(classifier, "notice", "no-1", "--out", str(tmp_path / "n.html"), *args,
+                               LOAN_CREDITOR="", LOAN_AGENCY="")
+    assert unsigned.returncode == 1 and "set LOAN_CREDITOR and LOAN_AGENCY" in unsigned.stderr
+    other = records_command(classifier, "notice", "no-1", "--out", str(tmp_path / "n.html"), "--artifacts",
+                            str(loanapp_artifacts.classifier_dir), **LETTERHEAD)
+    assert other.returncode == 1 and "was decided by model" in other.stderr
+    assert not (tmp_path / "n.html").exists()
+    missing = records_command(classifier, "show", "no-such-application")
+    assert missing.returncode == 1 and "no decision on the record" in missing.stderr
+
+
+def test_notices_for_every_rejection_in_a_window(classifier, artifacts, tmp_path):
+    marker = uuid.uuid4().hex[:6]
+    ids = [f"batch-{marker}-{i}" for i in range(5)]
+    predict(classifier, {"jsonData": [REJECTED_APPLICATION] * 5, "meta": {"tags": {"application_ids": ids,
+                                                                                   "reasons": True}}})
+    [record] = records(classifier).find(ids[0])
+    since = record["decided_at"].isoformat()
+    done = records_command(classifier, "notices", "--since", since, "--out-dir", str(tmp_path / "notices"),
+                           "--artifacts", str(artifacts.classifier_dir), **LETTERHEAD)
+    assert done.returncode == 0, done.stderr
+    written = {p.stem for p in (tmp_path / "notices").glob("*.html")}
+    assert set(ids) <= written
+    listing = records_command(classifier, "list", "--since", since, "--decision", "rejected")
+    assert all(i in listing.stdout for i in ids)
+    assert json.dumps(ids[0]) not in listing.stderr
