@@ -13,6 +13,8 @@
   ``seldon-batch-processor``;
 - what monitoring costs: the fast path with every metric on and with ``LOAN_METRICS=off``,
   1-row named applications (protected attributes given) at concurrency 32, runs alternated;
+- what recording costs (``bench/records.py``): recording to SQLite, to PostgreSQL and not at
+  all, side by side; adverse action notices per second;
 - cold start: seconds from process start to ready, for each service.
 
 Every server it starts listens on 127.0.0.1 and is stopped at the end, whatever happens.
@@ -43,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.decisions import run_decisions  # noqa: E402
+from bench.records import records_markdown, run_records  # noqa: E402
 from loanxai.artifacts import (  # noqa: E402
     CLASSIFIER_DIR,
     COMPILED_FILE,
@@ -352,6 +355,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         *decisions_markdown(results["decisions"]),
         *monitoring_markdown(results["monitoring"]),
+        *records_markdown(results["records"]),
         "| cold start (process start to ready) | seconds |",
         "|---|---|",
         *[f"| {name} | {seconds:.1f} |" for name, seconds in results["cold_start_s"].items()],
@@ -416,11 +420,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    fast = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2"})
-    unmonitored = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2", "LOAN_METRICS": "off"})
-    reference = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2", "LOAN_PREDICTION_PATH": "scikit-learn"})
-    explainer = explainer_service(fast.predictions_url, free_port(), free_port())
     with tempfile.TemporaryDirectory() as folder:
+        # each classifier records to a file of its own: none waits for another's writes
+        def recording(name: str, **env: str) -> dict[str, str]:
+            return {"GUNICORN_WORKERS": "2", "LOAN_RECORDS_URL": f"sqlite:///{folder}/{name}.sqlite", **env}
+
+        fast = classifier_service(free_port(), free_port(), recording("fast"))
+        unmonitored = classifier_service(free_port(), free_port(), recording("unmonitored", LOAN_METRICS="off"))
+        reference = classifier_service(free_port(), free_port(),
+                                       recording("reference", LOAN_PREDICTION_PATH="scikit-learn"))
+        explainer = explainer_service(fast.predictions_url, free_port(), free_port())
         peer = MLServerPeer(pipeline, workers=2, folder=Path(folder))
         servers = {"ours, fast path": fast, "ours, scikit-learn": reference, "mlserver": peer}
         started: list[Any] = []
@@ -439,6 +448,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print("monitoring cost", flush=True)
             application = load_verified_manifest(CLASSIFIER_DIR).dataset.example
             results["monitoring"] = monitoring_section(fast, unmonitored, application, 1 if args.quick else 3, args.duration)
+            frame = dataset.test.drop(columns=[LABEL])
+            approved = served_decisions(predictors["fast path (numpy + treelite)"])(rows).astype(bool)
+            rejected = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+                        for r in frame[~approved].head(1000).to_dict("records")]
+            print("decision record", flush=True)
+            results["records"] = run_records(application, rejected, logs, 1 if args.quick else 3, args.duration, wrk)
             print("explanations", flush=True)
             medians = load_verified_manifest(EXPLAINER_DIR).numeric_medians
             results["explanations"] = explanation_section(
@@ -447,11 +462,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 predictors["fast path (numpy + treelite)"],
             )
             print("principal reasons, recourse, files", flush=True)
-            frame = dataset.test.drop(columns=[LABEL])
-            approved = served_decisions(predictors["fast path (numpy + treelite)"])(rows).astype(bool)
-            rejected = frame[~approved].head(20)
-            rejected = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in rejected.to_dict("records")]
-            results["decisions"] = run_decisions(fast.url, explainer.url, frame, rows, rejected, args.quick)
+            results["decisions"] = run_decisions(fast.url, explainer.url, frame, rows, rejected[:20], args.quick)
         finally:
             for server in started:
                 server.stop()

@@ -8,8 +8,8 @@
   classifier URL against the classifier's Service, the timeout annotation Seldon reads,
   probes and their timeouts, resources, the pods' prometheus.io annotations, the containers' hardening (no privilege escalation,
   read-only root with a writable /tmp, all capabilities dropped, the runtime's seccomp
-  profile), and the NetworkPolicies (one per SeldonDeployment, metrics ports reachable only
-  from the monitoring namespace).
+  profile), and the NetworkPolicies (one per SeldonDeployment and one for the record's
+  database, metrics ports reachable only from the monitoring namespace).
 
 Each function returns a list of problems (empty: all good).
 """
@@ -204,14 +204,18 @@ def _classifier_url_problems(where: str, url: str, services: set[str], namespace
 
 def _network_policy_problems(documents: list[dict[str, Any]], deployments: list[dict[str, Any]]) -> list[str]:
     names = {d["metadata"]["name"] for d in deployments}
+    # the decision record's database (deploy/records.yaml) is the one other workload
+    stores = {d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name")
+              for d in documents if d.get("kind") == "StatefulSet"}
     problems = []
     covered = set()
     for policy in (d for d in documents if d.get("kind") == "NetworkPolicy"):
         where = f"NetworkPolicy {policy['metadata']['name']}"
-        selected = policy["spec"]["podSelector"].get("matchLabels", {}).get("seldon-deployment-id")
+        labels = policy["spec"]["podSelector"].get("matchLabels", {})
+        selected = labels.get("seldon-deployment-id")
         covered.add(selected)
-        if selected not in names:
-            problems.append(f"{where}: selects no SeldonDeployment ({selected!r})")
+        if selected not in names and labels.get("app.kubernetes.io/name") not in stores:
+            problems.append(f"{where}: selects no SeldonDeployment or StatefulSet ({selected!r})")
         for rule in policy["spec"].get("ingress", []):
             ports = {port.get("port") for port in rule.get("ports", [])}
             peers = rule.get("from", [])

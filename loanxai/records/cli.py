@@ -171,26 +171,13 @@ def _redecide(store: DecisionStore, args: argparse.Namespace) -> int:
     return 0 if same else 1
 
 
-def _notice_pages(records: list[dict[str, Any]], artifacts: Path) -> list[str]:
-    """The HTML notice of each rejected record (reasons regenerated where none were recorded)."""
-    letterhead = notices.Letterhead.from_settings()
-    redecider = Redecider(artifacts)
-    for record in records:
-        redecider.check(record)
-    unexplained = [r for r in records if r["reasons"] is None]
-    again = iter(redecider.decide_many(unexplained)) if unexplained else iter(())
-    schema, titles = redecider.schema, redecider.manifest.dataset.titles
-    return [notices.notice_html(r, notices.notice_reasons(r, r["reasons"] or next(again).reasons, schema, titles),
-                                letterhead) for r in records]
-
-
 def _notice(store: DecisionStore, args: argparse.Namespace) -> int:
     if args.out.suffix not in notices.NOTICE_FORMATS:
         raise RecordError(f"{args.out}: a notice is {' or '.join(notices.NOTICE_FORMATS)}")
     rejected = [r for r in _found(store, args.id) if r["decision"] == "rejected"]
     if not rejected:
         raise RecordError(f"{args.id}: no rejected application, so no adverse action notice")
-    html = _notice_pages(rejected[-1:], args.artifacts)[0]
+    html = notices.render_notices(rejected[-1:], Redecider(args.artifacts), notices.Letterhead.from_settings())[0]
     _write(html, args.out, rejected[-1]["decided_at"])
     logger.info("notice of application %s written to %s", rejected[-1]["application_id"], args.out)
     return 0
@@ -200,7 +187,7 @@ def _notices(store: DecisionStore, args: argparse.Namespace) -> int:
     selection = Selection(args.since, args.until, "rejected", args.model, args.group)
     records = list(select_decisions(store, selection))
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    pages = _notice_pages(records, args.artifacts)
+    pages = notices.render_notices(records, Redecider(args.artifacts), notices.Letterhead.from_settings())
     for record, html in tqdm(list(zip(records, pages)), desc="notices", unit="notice", disable=None):
         _write(html, args.out_dir / f"{record['application_id']}.{args.format}", record["decided_at"])
     logger.info("%d notices written to %s", len(records), args.out_dir)

@@ -25,8 +25,10 @@ from loanxai.config import ToolSettings
 from loanxai.core.schema import FeatureSchema
 from loanxai.errors import RecordError, SettingError
 from loanxai.records.queries import utc
+from loanxai.records.redecide import Redecider
 
-__all__ = ["MAX_NOTICE_REASONS", "NOTICE_FORMATS", "Letterhead", "notice_html", "notice_pdf", "notice_reasons"]
+__all__ = ["MAX_NOTICE_REASONS", "NOTICE_FORMATS", "Letterhead", "notice_html", "notice_pdf", "notice_reasons",
+           "render_notices"]
 
 #: more than four reasons is "not likely to be helpful" (the commentary to 1002.9(b)(2))
 MAX_NOTICE_REASONS = 4
@@ -114,3 +116,15 @@ def notice_pdf(html: str, out: Path, decided_at: datetime) -> None:
     # fontTools stamps each font subset with the time (reproducible builds' variable: another time)
     os.environ["SOURCE_DATE_EPOCH"] = str(int(utc(decided_at).timestamp()))
     HTML(string=html).write_pdf(out)
+
+
+def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider, letterhead: Letterhead) -> list[str]:
+    """The HTML notice of each rejected record, all decided by ``redecider``'s model (checked
+    first); reasons the records lack are given again, in one batch."""
+    for record in records:
+        redecider.check(record)
+    unexplained = [r for r in records if r["reasons"] is None]
+    again = iter(redecider.decide_many(unexplained) if unexplained else ())
+    schema, titles = redecider.schema, redecider.manifest.dataset.titles
+    return [notice_html(r, notice_reasons(r, r["reasons"] or next(again).reasons, schema, titles), letterhead)
+            for r in records]

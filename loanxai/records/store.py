@@ -3,16 +3,23 @@
 One :class:`DecisionStore` per process holds a SQLAlchemy engine on ``LOAN_RECORDS_URL``:
 SQLite (WAL, ``synchronous=FULL``: a committed decision survives the process and the machine)
 by default, PostgreSQL (``synchronous_commit`` on, its default) in production; the code is the
-same. Each prediction request is one transaction: its decisions are committed, or none is and the
-classifier answers 503. A request id (``meta.puid``) recorded before is a retry: it makes no second
-record, and is answered with the recorded application ids when it sends the same applications
-(409 when it does not).
+same. Commits are grouped: one writer thread per process takes every request waiting to be
+recorded and commits them in one transaction (one sync to disk for all), and each request is
+answered once the commit that holds it returns; a request is never answered before. A request's
+decisions are committed together or not at all, and then the classifier answers 503. A request id
+(``meta.puid``) recorded before is a retry: it makes no second record, and is answered with the
+recorded application ids when it sends the same applications (409 when it does not).
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
+import queue
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as WaitedTooLong
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, insert, or_, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from loanxai.errors import DecisionConflict, RecordError, RecordUnavailable
 from loanxai.records import migrations
@@ -34,6 +41,8 @@ logger = logging.getLogger(__name__)
 #: answered 503 (a stopped database must not hold the classifier's threads)
 CONNECT_SECONDS = 2
 SQLITE_BUSY_MS = 5000
+#: seconds a request waits for the commit holding its decisions before it is answered 503
+COMMIT_WAIT_SECONDS = 10
 #: how a SQLite URL starts (a file path follows: relative, or absolute with a fourth slash)
 SQLITE_PREFIX = "sqlite:///"
 
@@ -76,6 +85,7 @@ class DecisionStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _engine(url)
+        self.writer = _GroupCommit(self)
 
     @property
     def shown_url(self) -> str:
@@ -108,9 +118,18 @@ class DecisionStore:
         """
         rows = decided.rows()
         try:
-            self._insert(decisions, rows, f"decision {decided.request_id}")
+            self.writer.submit(rows).result(timeout=COMMIT_WAIT_SECONDS)
         except IntegrityError:
             return self._retried(decided.request_id, rows)
+        except SQLAlchemyError as error:
+            logger.error("decision %s not recorded at %s: %s", decided.request_id, self.shown_url, error)
+            raise RecordUnavailable(f"the decision could not be recorded ({_cause(error)}), so it is not answered: "
+                                    "retry with the same meta.puid") from None
+        except WaitedTooLong:
+            logger.error("decision %s not recorded at %s within %d s", decided.request_id, self.shown_url,
+                         COMMIT_WAIT_SECONDS)
+            raise RecordUnavailable(f"the decision was not recorded within {COMMIT_WAIT_SECONDS} s, so it is not "
+                                    "answered: retry with the same meta.puid") from None
         return [row["application_id"] for row in rows]
 
     def _insert(self, table: Any, rows: list[dict[str, Any]], what: str) -> None:
@@ -171,6 +190,98 @@ class DecisionStore:
                      .order_by(events.c.at, events.c.id))
         with self.engine.connect() as connection:
             return [dict(r._mapping) for r in connection.execute(statement)]
+
+
+class _GroupCommit:
+    """The writer thread of one process (a forked worker starts its own): it commits every
+    request queued since its last commit in one transaction, and tells each its outcome.
+
+    The insert is SQLAlchemy's, compiled once for the database with each column's own value
+    conversion (JSON, times), and run on a connection the thread keeps: per request it costs a
+    few microseconds instead of a statement execution's few hundred (docs: Results)."""
+
+    def __init__(self, store: DecisionStore) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+        self.pid: int | None = None
+        self.queue: queue.SimpleQueue[tuple[list[dict[str, Any]], Future]] = queue.SimpleQueue()
+        dialect = store.engine.dialect
+        compiled = insert(decisions).compile(dialect=dialect)
+        self.sql = compiled.string
+        self.names = list(compiled.positiontup) if compiled.positional else [c.name for c in decisions.columns]
+        self.positional = compiled.positional
+        self.convert = {c.name: c.type._cached_bind_processor(dialect) for c in decisions.columns}
+        self.errors = dialect.loaded_dbapi
+        self.connection: Any = None
+
+    def submit(self, rows: list[dict[str, Any]]) -> Future:
+        """Queue a request's rows; the future is done once they are committed (or failed)."""
+        if self.pid != os.getpid():
+            self._start()
+        done: Future = Future()
+        self.queue.put((rows, done))
+        return done
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.pid != os.getpid():
+                self.pid, self.queue, self.connection = os.getpid(), queue.SimpleQueue(), None
+                threading.Thread(target=self._run, name="record-writer", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while True:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+
+    def _parameters(self, row: dict[str, Any]) -> Any:
+        values = {name: (convert(row[name]) if convert else row[name]) for name, convert in self.convert.items()}
+        return tuple(values[name] for name in self.names) if self.positional else values
+
+    def _commit(self, batch: list[tuple[list[dict[str, Any]], Future]]) -> None:
+        try:
+            if self.connection is None:
+                self.connection = self.store.engine.raw_connection()
+            cursor = self.connection.cursor()
+            try:
+                cursor.executemany(self.sql, [self._parameters(row) for rows, _ in batch for row in rows])
+            finally:
+                cursor.close()
+            self.connection.commit()
+        except Exception as error:  # noqa: BLE001 (every waiting request must hear of it)
+            self._rollback()
+            if isinstance(error, self.errors.IntegrityError) and len(batch) > 1:
+                for item in batch:  # a retry among them: each alone, to tell which
+                    self._commit([item])
+                return
+            failure = _as_sqlalchemy(error, self.errors)
+            for _, done in batch:
+                done.set_exception(failure)
+            return
+        for _, done in batch:
+            done.set_result(None)
+
+    def _rollback(self) -> None:
+        """Roll back a failed batch; a connection that cannot is dropped (the next batch opens another)."""
+        try:
+            self.connection.rollback()
+        except Exception:  # noqa: BLE001 (a broken connection: replaced below)
+            try:
+                self.connection.invalidate()
+            except Exception:  # noqa: BLE001,S110 (already gone)
+                pass
+            self.connection = None
+
+
+def _as_sqlalchemy(error: Exception, dbapi: Any) -> Exception:
+    """A driver's error as SQLAlchemy raises it (IntegrityError, OperationalError, ...), for one handling."""
+    if isinstance(error, dbapi.Error):
+        return DBAPIError.instance(None, None, error, dbapi.Error)
+    return error
 
 
 def open_store(url: str) -> DecisionStore:

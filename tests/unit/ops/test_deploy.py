@@ -52,7 +52,8 @@ def seldon_deployment(documents, name):
 def test_kustomization_renders_every_resource(documents):
     assert sorted((d["kind"], d["metadata"]["name"]) for d in documents) == [
         ("Namespace", "loan"), ("NetworkPolicy", "loan-classifier-callers"), ("NetworkPolicy", "loan-explainer-callers"),
-        ("SeldonDeployment", "loan-classifier"), ("SeldonDeployment", "loan-explainer")]
+        ("NetworkPolicy", "loan-records-callers"), ("Secret", "loan-records"), ("SeldonDeployment", "loan-classifier"),
+        ("SeldonDeployment", "loan-explainer"), ("Service", "loan-records"), ("StatefulSet", "loan-records")]
     assert all(d["metadata"].get("namespace") == "loan" for d in documents if d["kind"] != "Namespace")
     assert all(d["apiVersion"] == "machinelearning.seldon.io/v1" for d in documents if d["kind"] == "SeldonDeployment")
 
@@ -88,6 +89,27 @@ def test_core_kinds_validate_strictly(documents, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "passed for resource namespace/loan" in result.stdout
     assert "passed for resource networkpolicy/loan-classifier-callers" in result.stdout
+    assert "passed for resource statefulset/loan-records" in result.stdout
+
+
+def test_the_classifier_records_to_the_database_the_deployment_holds(documents):
+    from urllib.parse import urlsplit
+
+    from loanxai.config import ServiceSettings
+
+    [secret] = [d for d in documents if d["kind"] == "Secret"]
+    [postgres] = [d for d in documents if d["kind"] == "StatefulSet"]
+    container = seldon_deployment(documents, "loan-classifier")["spec"]["predictors"][0]["componentSpecs"][0]["spec"][
+        "containers"][0]
+    [records] = [e for e in container["env"] if e["name"] == "LOAN_RECORDS_URL"]
+    assert records["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": "url"}
+    url = urlsplit(secret["stringData"]["url"])
+    assert ServiceSettings(records_url=secret["stringData"]["url"]).records_url.startswith("postgresql+psycopg://")
+    assert url.hostname == "loan-records.loan.svc.cluster.local" and url.port == 5432
+    env = {e["name"]: e for e in postgres["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert url.username == env["POSTGRES_USER"]["value"] and url.path == "/" + env["POSTGRES_DB"]["value"]
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "loan-records", "key": "password"}
+    assert url.password == secret["stringData"]["password"]
 
 
 def test_a_broken_network_policy_is_rejected_by_kubernetes_validate(documents, tmp_path):

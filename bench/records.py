@@ -1,0 +1,125 @@
+"""Benchmarks of the decision record: what recording costs the classifier, and notices per second.
+
+Called by ``bench/run.py``: three classifiers side by side (2 workers each), recording to
+SQLite in a file, to a real PostgreSQL on loopback (started here, in a temporary folder), and
+not at all (``LOAN_RECORDS_URL=off``); requests/s of 1-row named applications at concurrency
+32 and p50 at concurrency 1, runs alternated so that all three meet the same machine. Then
+adverse action notices rendered as HTML for a batch of recorded rejections, with their reasons
+recorded and given again, and a few as PDF.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from loanxai.artifacts import CLASSIFIER_DIR
+from loanxai.ops.postgres import LocalPostgres
+from loanxai.ops.services import classifier_service, free_port
+from loanxai.records.notices import Letterhead, notice_pdf, render_notices
+from loanxai.records.queries import Selection, select_decisions
+from loanxai.records.redecide import Redecider
+from loanxai.records.store import DecisionStore
+
+LETTERHEAD = Letterhead("Bench Lender\n1 Main Street", "Consumer Financial Protection Bureau\nWashington, DC 20552")
+
+
+def _alternated(servers: dict[str, Any], body: str, connections: int, rounds: int, duration_s: float,
+                wrk: Callable[..., dict[str, float]]) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    for _ in range(rounds):
+        for name, server in servers.items():
+            runs[name].append(wrk(server.predictions_url, body, connections, duration_s))
+            print(f"  records {name:<10} c={connections:<3} {runs[name][-1]['requests_per_s']:8.0f} req/s "
+                  f"p50 {runs[name][-1]['p50_ms']:.2f} ms", flush=True)
+    return {name: {"requests_per_s_median": statistics.median(r["requests_per_s"] for r in rs),
+                   "p50_ms_median": statistics.median(r["p50_ms"] for r in rs),
+                   "errors": sum(r["errors"] for r in rs), "runs": rs} for name, rs in runs.items()}
+
+
+def _notices(url: str, predictions_url: str, rejected: list[dict[str, Any]]) -> dict[str, Any]:
+    """Notices per second for recorded rejections, reasons recorded and given again."""
+    redecider = Redecider(CLASSIFIER_DIR)
+    store = DecisionStore(url)
+    result: dict[str, Any] = {}
+    for label, reasons in (("reasons_recorded", True), ("reasons_given_again", False)):
+        answer = requests.post(predictions_url, json={"jsonData": rejected, "meta": {"tags": {"reasons": reasons}}},
+                               timeout=300)
+        answer.raise_for_status()
+        records = store.decisions_of_request(answer.json()["meta"]["puid"])
+        records = [r for r in records if r["decision"] == "rejected"]
+        started = time.perf_counter()
+        pages = render_notices(records, redecider, LETTERHEAD)
+        seconds = time.perf_counter() - started
+        result[label] = {"notices": len(pages), "seconds": seconds, "per_s": len(pages) / seconds}
+    with tempfile.TemporaryDirectory() as folder:
+        few = pages[:10]
+        started = time.perf_counter()
+        for i, page in enumerate(few):
+            notice_pdf(page, Path(folder) / f"{i}.pdf", records[i]["decided_at"])
+        seconds = time.perf_counter() - started
+    result["pdf"] = {"notices": len(few), "seconds": seconds, "per_s": len(few) / seconds}
+    return result
+
+
+def run_records(application: dict[str, Any], rejected: list[dict[str, Any]], logs: Path, rounds: int,
+                duration_s: float, wrk: Callable[..., dict[str, float]]) -> dict[str, Any]:
+    """The recording cost and the notice rates (see the module)."""
+    folder = Path(tempfile.mkdtemp(prefix="loanxai-bench-records-"))  # reachable by PostgreSQL's user
+    postgres = LocalPostgres(folder / "postgres", free_port())
+    urls = {"off": "off", "sqlite": f"sqlite:///{folder}/decisions.sqlite", "postgresql": None}
+    servers: dict[str, Any] = {}
+    try:
+        folder.chmod(0o755)
+        postgres.start()
+        urls["postgresql"] = postgres.url
+        for name, url in urls.items():
+            servers[name] = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2", "LOAN_RECORDS_URL": url})
+            servers[name].start(logs / f"records-{name}.log")
+            servers[name].wait_ready()
+        body = json.dumps({"jsonData": [application]})
+        result = {"c32": _alternated(servers, body, 32, rounds, duration_s, wrk),
+                  "c1": _alternated(servers, body, 1, rounds, duration_s, wrk)}
+        for kind in ("sqlite", "postgresql"):
+            result[f"{kind}_over_off"] = (result["c32"][kind]["requests_per_s_median"]
+                                          / result["c32"]["off"]["requests_per_s_median"])
+            result[f"{kind}_p50_added_ms"] = (result["c1"][kind]["p50_ms_median"]
+                                              - result["c1"]["off"]["p50_ms_median"])
+        recorded = sum(1 for _ in select_decisions(DecisionStore(urls["sqlite"]), Selection()))
+        result["sqlite_records"] = recorded
+        result["notices"] = _notices(urls["sqlite"], servers["sqlite"].predictions_url, rejected)
+        return result
+    finally:
+        for server in servers.values():
+            server.stop()
+        postgres.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def records_markdown(r: dict[str, Any]) -> list[str]:
+    """The recording cost's and the notices' tables."""
+    rows = [f"| {name} | {r['c32'][name]['requests_per_s_median']:.0f} | {r['c32'][name]['p50_ms_median']:.2f} | "
+            f"{r['c1'][name]['p50_ms_median']:.2f} |" for name in ("off", "sqlite", "postgresql")]
+    n = r["notices"]
+    return [
+        f"| what recording costs: 1 named application per request, {len(r['c32']['off']['runs'])} runs each, "
+        "alternated | requests/s at c = 32 (median) | p50 ms at c = 32 | p50 ms at c = 1 |",
+        "|---|---|---|---|", *rows, "",
+        f"Recording every decision durably, the classifier serves {r['sqlite_over_off']:.1%} of its unrecorded rate "
+        f"with SQLite and {r['postgresql_over_off']:.1%} with PostgreSQL; one request's p50 grows by "
+        f"{r['sqlite_p50_added_ms']:.2f} ms and {r['postgresql_p50_added_ms']:.2f} ms.",
+        "",
+        "| adverse action notices | notices | seconds | per second |",
+        "|---|---|---|---|",
+        *(f"| {label} | {n[key]['notices']} | {n[key]['seconds']:.2f} | {n[key]['per_s']:.0f} |" for label, key in (
+            ("HTML, reasons recorded", "reasons_recorded"), ("HTML, reasons given again", "reasons_given_again"),
+            ("PDF (WeasyPrint)", "pdf"))),
+        "",
+    ]
