@@ -54,3 +54,5 @@ for url in http://10.231.0.1:9000 http://127.0.0.1:9000; do
   done
 done
 ip netns exec "$ns_e" "$root/scripts/smoke.sh" http://10.231.0.1:9000 http://127.0.0.1:9000
+echo "records in the classifier container:"
+podman exec "loanxai-classifier-$id" python -m loanxai.records list --limit 5

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build both images, load them into the kind cluster, apply deploy/ and wait until both
-# SeldonDeployments are Available. Idempotent.
+# Build both images, load them into the kind cluster, apply deploy/ and wait until the decision
+# record's database is ready and both SeldonDeployments are Available. Idempotent.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -30,6 +30,9 @@ while read -r service reference; do
 done <<< "$built"
 
 kubectl apply -k "$root/deploy"
+# the classifier migrates the record at start-up: its database first (postgres:15-bookworm, pulled by the node)
+echo "waiting for the decision record's database"
+kubectl -n loan rollout status statefulset/loan-records --timeout=300s
 for deployment in loan-classifier loan-explainer; do
   echo "waiting for SeldonDeployment $deployment"
   kubectl -n loan wait "sdep/$deployment" --for=jsonpath='{.status.state}'=Available --timeout=300s

@@ -16,4 +16,4 @@
 It imports core and explain, never serving (the classifier imports it).
 """
 
-__all__ = ["cli", "notices", "queries", "redecide", "store", "tables"]
+__all__ = ["cli", "migrations", "notices", "queries", "redecide", "store", "tables"]

@@ -122,27 +122,17 @@ class DecisionStore:
         except IntegrityError:
             return self._retried(decided.request_id, rows)
         except SQLAlchemyError as error:
-            logger.error("decision %s not recorded at %s: %s", decided.request_id, self.shown_url, error)
-            raise RecordUnavailable(f"the decision could not be recorded ({_cause(error)}), so it is not answered: "
-                                    "retry with the same meta.puid") from None
+            raise self._unavailable(f"decision {decided.request_id}", _cause(error), "with the same meta.puid") from None
         except WaitedTooLong:
-            logger.error("decision %s not recorded at %s within %d s", decided.request_id, self.shown_url,
-                         COMMIT_WAIT_SECONDS)
-            raise RecordUnavailable(f"the decision was not recorded within {COMMIT_WAIT_SECONDS} s, so it is not "
-                                    "answered: retry with the same meta.puid") from None
+            raise self._unavailable(f"decision {decided.request_id}", f"no commit within {COMMIT_WAIT_SECONDS} s",
+                                    "with the same meta.puid") from None
         return [row["application_id"] for row in rows]
 
-    def _insert(self, table: Any, rows: list[dict[str, Any]], what: str) -> None:
-        """Insert ``rows`` in one transaction; a failing database is :class:`RecordUnavailable`."""
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(insert(table), rows)
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as error:
-            logger.error("%s not recorded at %s: %s", what, self.shown_url, error)
-            raise RecordUnavailable(f"the {what.split()[0]} could not be recorded ({_cause(error)}), so it is not "
-                                    "answered: retry with the same meta.puid") from None
+    def _unavailable(self, what: str, cause: str, retry: str) -> RecordUnavailable:
+        """The 503 for ``what`` (``decision <id>``) not recorded, logged with the database's words."""
+        logger.error("%s not recorded at %s: %s", what, self.shown_url, cause)
+        return RecordUnavailable(f"the {what.split()[0]} could not be recorded ({cause}), so it is not answered: "
+                                 f"retry {retry}")
 
     def _retried(self, request_id: str, rows: list[dict[str, Any]]) -> list[str]:
         """A request id already on the record: the same applications are a retry, others a conflict."""
@@ -173,7 +163,11 @@ class DecisionStore:
         entries = [{"request_id": request_id, "row": row, "kind": kind, "at": at, "content": content}
                    for row, content in contents if row in recorded]
         if entries:
-            self._insert(events, entries, f"{kind} of {request_id}")
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(insert(events), entries)
+            except SQLAlchemyError as error:
+                raise self._unavailable(f"{kind} of {request_id}", _cause(error), "the feedback") from None
         return len(entries)
 
     def _read(self, query: Any, *arguments: Any) -> Any:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, DateTime, Float, ForeignKeyConstraint, Index, Integer, MetaData, String, Table, Text
 
-__all__ = ["DECISION_COLUMNS", "EVENT_KINDS", "MAX_ID_CHARACTERS", "decisions", "events", "metadata"]
+from loanxai.core.codecs import MAX_PUID_CHARACTERS
 
-#: the longest request or application id recorded (the classifier refuses longer ones)
-MAX_ID_CHARACTERS = 128
-#: what can attach to a decision later
-EVENT_KINDS = ("outcome",)
+__all__ = ["DECISION_COLUMNS", "decisions", "events", "metadata"]
+
 
 metadata = MetaData()
 
@@ -25,10 +23,10 @@ metadata = MetaData()
 # reasons answered, when asked
 decisions = Table(
     "decisions", metadata,
-    Column("request_id", String(MAX_ID_CHARACTERS), primary_key=True),
+    Column("request_id", String(MAX_PUID_CHARACTERS), primary_key=True),
     Column("row", Integer, primary_key=True, autoincrement=False),
     # a made-up id is the request's and the row's
-    Column("application_id", String(MAX_ID_CHARACTERS + 16), nullable=False),
+    Column("application_id", String(MAX_PUID_CHARACTERS + 16), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Column("model_version", String(12), nullable=False),
     Column("manifest_sha256", String(64), nullable=False),
@@ -46,7 +44,7 @@ decisions = Table(
 events = Table(
     "events", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(MAX_ID_CHARACTERS), nullable=False),
+    Column("request_id", String(MAX_PUID_CHARACTERS), nullable=False),
     Column("row", Integer, nullable=False),
     Column("kind", String(16), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),

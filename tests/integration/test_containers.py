@@ -51,6 +51,9 @@ def test_images_build_run_and_pass_the_smoke_test(artifacts, tmp_path):
     assert "prediction: POST http://10.231.0.1:9000/api/v1.0/predictions" in out
     assert '"anchor":["' in out
     assert "SeldonClient explanation: " in out and "smoke test passed" in out
+    # the smoke test's decisions are on the record inside the container (SQLite, the image's default)
+    recorded = out.split("records in the classifier container:", 1)[1].splitlines()
+    assert sum(f"model {manifest.version}" in line for line in recorded) >= 2
     # nothing left behind: the namespaces this run made are gone
     [line] = [line for line in out.splitlines() if line.startswith("network namespaces: ")]
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
