@@ -3,8 +3,8 @@
 One :class:`DecisionStore` per process holds a SQLAlchemy engine on ``LOAN_RECORDS_URL``:
 SQLite (WAL, ``synchronous=FULL``: a committed decision survives the process and the machine)
 by default, PostgreSQL (``synchronous_commit`` on, its default) in production; the code is the
-same. Commits are grouped: one writer thread per process takes every request waiting to be
-recorded and commits them in one transaction (one sync to disk for all), and each request is
+same. Commits are grouped: the request holding a process's commit lock commits every request
+waiting to be recorded in one transaction (one sync to disk for all), and each request is
 answered once the commit that holds it returns; a request is never answered before. A request's
 decisions are committed together or not at all, and then the classifier answers 503. A request id
 (``meta.puid``) recorded before is a retry: it makes no second record, and is answered with the
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -118,7 +117,7 @@ class DecisionStore:
         """
         rows = decided.rows()
         try:
-            self.writer.submit(rows).result(timeout=COMMIT_WAIT_SECONDS)
+            self.writer.write(rows, COMMIT_WAIT_SECONDS)
         except IntegrityError:
             return self._retried(decided.request_id, rows)
         except SQLAlchemyError as error:
@@ -187,18 +186,17 @@ class DecisionStore:
 
 
 class _GroupCommit:
-    """The writer thread of one process (a forked worker starts its own): it commits every
-    request queued since its last commit in one transaction, and tells each its outcome.
+    """Grouped commits in one process, without a thread of their own: a request queues its rows,
+    then takes the commit lock; whoever holds it commits everything queued (its own rows and those
+    of the requests waiting behind it) in one transaction, so a request whose rows a previous
+    holder committed finds them done. Alone, a request commits its own at once.
 
     The insert is SQLAlchemy's, compiled once for the database with each column's own value
-    conversion (JSON, times), and run on a connection the thread keeps: per request it costs a
+    conversion (JSON, times), and run on a connection the process keeps: per request it costs a
     few microseconds instead of a statement execution's few hundred (docs: Results)."""
 
     def __init__(self, store: DecisionStore) -> None:
         self.store = store
-        self.lock = threading.Lock()
-        self.pid: int | None = None
-        self.queue: queue.SimpleQueue[tuple[list[dict[str, Any]], Future]] = queue.SimpleQueue()
         dialect = store.engine.dialect
         compiled = insert(decisions).compile(dialect=dialect)
         self.sql = compiled.string
@@ -206,31 +204,33 @@ class _GroupCommit:
         self.positional = compiled.positional
         self.convert = {c.name: c.type._cached_bind_processor(dialect) for c in decisions.columns}
         self.errors = dialect.loaded_dbapi
+        self._forked()
+
+    def _forked(self) -> None:
+        """A new process's own locks, queue and connection (a forked worker shares none of its parent's)."""
+        self.pid = os.getpid()
+        self.queue_lock, self.commit_lock = threading.Lock(), threading.Lock()
+        self.queued: list[tuple[list[dict[str, Any]], Future]] = []
         self.connection: Any = None
 
-    def submit(self, rows: list[dict[str, Any]]) -> Future:
-        """Queue a request's rows; the future is done once they are committed (or failed)."""
+    def write(self, rows: list[dict[str, Any]], timeout: float) -> None:
+        """Commit ``rows``, grouped with whatever else is waiting; raise what the commit raised
+        (:class:`WaitedTooLong` after ``timeout`` seconds: the rows may still be committed later)."""
         if self.pid != os.getpid():
-            self._start()
+            self._forked()
         done: Future = Future()
-        self.queue.put((rows, done))
-        return done
-
-    def _start(self) -> None:
-        with self.lock:
-            if self.pid != os.getpid():
-                self.pid, self.queue, self.connection = os.getpid(), queue.SimpleQueue(), None
-                threading.Thread(target=self._run, name="record-writer", daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            batch = [self.queue.get()]
-            while True:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._commit(batch)
+        with self.queue_lock:
+            self.queued.append((rows, done))
+        if not self.commit_lock.acquire(timeout=timeout):
+            raise WaitedTooLong
+        try:
+            if not done.done():
+                with self.queue_lock:
+                    batch, self.queued = self.queued, []
+                self._commit(batch)
+        finally:
+            self.commit_lock.release()
+        done.result()
 
     def _parameters(self, row: dict[str, Any]) -> Any:
         values = {name: (convert(row[name]) if convert else row[name]) for name, convert in self.convert.items()}
