@@ -1,6 +1,7 @@
 """Shared fixtures: artifacts trained once per run, and the real services started on loopback."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -19,6 +20,10 @@ from loanxai.monitoring.counters import FLUSH_SECONDS
 from loanxai.ops.postgres import LocalPostgres
 from loanxai.ops.services import Service, classifier_service, explainer_service, free_port
 from loanxai.training.train import train
+
+# What the tests start without a record of their own records in a folder of this run's, never
+# in the checkout's records/ (a test that looks at the record gives its service its own file)
+os.environ.setdefault("LOAN_RECORDS_URL", f"sqlite:///{tempfile.mkdtemp(prefix='loanxai-test-records-')}/decisions.sqlite")
 
 #: The census, the default dataset: the tests that call the services use its names.
 CENSUS = load_description(DEFAULT_DESCRIPTION)

@@ -79,7 +79,7 @@ def notice_reasons(record: Mapping[str, Any], explained: Mapping[str, Any], sche
 
 def _check_not_basis(record: Mapping[str, Any], reason: Mapping[str, Any], schema: FeatureSchema) -> None:
     feature = reason["feature"]
-    if feature not in schema.basis_inputs:
+    if feature not in schema.basis_inputs and feature not in schema.protected:
         return
     elderly_age = schema.elderly.get(feature)
     if elderly_age is not None and reason["value"] is not None and reason["value"] < elderly_age:

@@ -26,7 +26,15 @@ from seldon_core.proto import prediction_pb2
 
 from loanxai.artifacts import COMPILED_FILE, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.config import ServiceSettings
-from loanxai.core.codecs import application_ids, entered_rows, prediction_parameters, read_feedback, read_message, request_meta
+from loanxai.core.codecs import (
+    Outcomes,
+    application_ids,
+    entered_rows,
+    prediction_parameters,
+    read_feedback,
+    read_message,
+    request_meta,
+)
 from loanxai.core.elderly import elderly_rule
 from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.core.schema import CLASS_NAMES
@@ -183,7 +191,8 @@ class LoanClassifier:
 
     def send_feedback_raw(self, feedback: prediction_pb2.Feedback) -> prediction_pb2.SeldonMessage:
         """Count the outcomes of a feedback (``/api/v1.0/feedback``: ``request``, ``response``,
-        ``truth``) by group; a malformed one is a 400 naming the problem."""
+        ``truth``) by group and attach them to the record (by the answer's ``meta.puid``); a
+        malformed one is a 400 naming the problem, one the record cannot take a 503."""
         message = json_format.MessageToDict(feedback)
         try:
             outcomes = read_feedback(message, self.schema, self.max_batch_rows, self.cutoff)
@@ -196,7 +205,7 @@ class LoanClassifier:
                   "recorded": recorded}
         return json_format.ParseDict({"jsonData": answer}, prediction_pb2.SeldonMessage())
 
-    def _record_outcomes(self, feedback: Mapping[str, Any], outcomes: Any) -> int:
+    def _record_outcomes(self, feedback: Mapping[str, Any], outcomes: Outcomes) -> int:
         """Attach outcomes to the decisions of the answer's ``meta.puid``; how many attached."""
         puid = request_meta(feedback.get("response") or {}).get("puid")
         if self.store is None or not puid:

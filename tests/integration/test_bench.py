@@ -32,8 +32,15 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(tmp_path):
                                             "ours, fast path, metrics off"}
     monitoring = results["monitoring"]
     assert all(monitoring[k]["requests_per_s_median"] > 0 and monitoring[k]["errors"] == 0 for k in ("on", "off"))
+    records = results["records"]
+    assert all(records["c32"][k]["requests_per_s_median"] > 0 and records["c32"][k]["errors"] == 0
+               for k in ("off", "sqlite", "postgresql"))
+    assert records["sqlite_records"] > 0  # the recording classifier recorded what wrk sent
+    assert records["notices"]["reasons_given_again"]["notices"] == records["notices"]["reasons_recorded"]["notices"] > 0
     table = (tmp_path / "latest.md").read_text()
-    assert "what monitoring costs" in table
+    assert "what monitoring costs" in table and "what recording costs" in table
     assert "| over REST |" in table and "| mlserver | 100 | 8 |" in table
-    leftovers = subprocess.run(["pgrep", "-af", "mlserver start|loanxai-microservice"], capture_output=True, text=True).stdout
-    assert not [line for line in leftovers.splitlines() if str(tmp_path) in line or "mlserver start" in line]
+    leftovers = subprocess.run(["pgrep", "-af", "mlserver start|loanxai-microservice|loanxai-bench-records"],
+                               capture_output=True, text=True).stdout
+    assert not [line for line in leftovers.splitlines()
+                if str(tmp_path) in line or "mlserver start" in line or "loanxai-bench-records" in line]

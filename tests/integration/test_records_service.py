@@ -169,3 +169,27 @@ def test_notices_for_every_rejection_in_a_window(classifier, artifacts, tmp_path
     listing = records_command(classifier, "list", "--since", since, "--decision", "rejected")
     assert all(i in listing.stdout for i in ids)
     assert json.dumps(ids[0]) not in listing.stderr
+
+
+def test_a_notice_never_states_a_prohibited_basis(artifacts):
+    from loanxai.errors import RecordError
+    from loanxai.records.notices import notice_reasons
+
+    schema, titles = artifacts.classifier_manifest.schema, artifacts.classifier_manifest.dataset.titles
+    record = {"application_id": "basis-1", "decision": "rejected"}
+
+    def reason(feature, value):
+        return {"feature": feature, "value": value, "code": f"{feature}-low", "contribution": -0.1, "text": ""}
+
+    assert notice_reasons(record, {"reasons": [reason("capital-gain", 0)]}, schema, titles) == [
+        {"sentence": "Capital gains: 0", "code": "capital-gain-low"}]
+    assert len(notice_reasons(record, {"reasons": [reason("age", 21)]}, schema, titles)) == 1  # under the elderly age
+    for feature, value in (("age", 70), ("gender", "Female"), ("ethnicity", "Black"), ("marital-status", "Divorced")):
+        with pytest.raises(RecordError, match="prohibited basis"):
+            notice_reasons(record, {"reasons": [reason("capital-gain", 0), reason(feature, value)]}, schema, titles)
+    with pytest.raises(RecordError, match="no principal reason"):
+        notice_reasons(record, {"reasons": []}, schema, titles)
+    with pytest.raises(RecordError, match="was approved"):
+        notice_reasons({**record, "decision": "approved"}, {"reasons": [reason("capital-gain", 0)]}, schema, titles)
+    five = [reason(f, 0) for f in ("capital-gain", "capital-loss", "hours-per-week", "education", "occupation")]
+    assert len(notice_reasons(record, {"reasons": five}, schema, titles)) == 4

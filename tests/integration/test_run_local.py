@@ -1,13 +1,17 @@
 """`make demo` and `make run`: scripts/run_local.py as a user runs it."""
+import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 
 from loanxai.artifacts import REPO_ROOT
 from loanxai.ops.services import free_port
+from loanxai.records.store import DecisionStore
 
 SCRIPT = str(REPO_ROOT / "scripts" / "run_local.py")
 
@@ -25,13 +29,20 @@ def leftover_processes(ports):
 
 def test_demo_prints_a_prediction_and_an_explanation_then_stops(tmp_path):
     ports, arguments = port_arguments()
+    records = f"sqlite:///{tmp_path}/decisions.sqlite"
     result = subprocess.run(
         [sys.executable, SCRIPT, "--demo", "--log-dir", str(tmp_path), *arguments],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env={**os.environ, "LOAN_RECORDS_URL": records},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert out.count("$ curl -sS -H 'Content-Type: application/json'") == 2
+    assert out.count("$ curl -sS -H 'Content-Type: application/json'") == 3
+    # a rejected application, its record and its notice, HTML and PDF
+    [application_id] = set(re.findall(r"python -m loanxai.records show (demo-\w+)", out))
+    assert f"application {application_id}: rejected at " in out and "reason " in out
+    written = re.findall(rf"notice of application {application_id} written to (\S+)", result.stderr)
+    assert [Path(p).suffix for p in written] == [".html", ".pdf"] and all(Path(p).is_file() for p in written)
+    assert [r["application_id"] for r in DecisionStore(records).find(application_id)] == [application_id]
     assert '"names": [\n      "rejected",\n      "approved"\n    ]' in out
     assert '"anchor_text": ' in out
     # the census example is approved at the lender's cutoff

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from loanxai.core.codecs import explain_parameters, features_from_message, read_feedback
+from loanxai.core.codecs import application_ids, entered_rows, explain_parameters, features_from_message, read_feedback
 from loanxai.core.schema import FeatureSchema, InputError
 from tests.conftest import SEED_CATEGORICAL as CATEGORICAL_FEATURES
 from tests.conftest import SEED_FEATURES as FEATURE_NAMES
@@ -117,3 +117,27 @@ def test_feedback_reads_groups_from_the_request():
                               "response": {"data": {"ndarray": [[0.3, 0.7], [0.8, 0.2]]}},
                               "truth": {"data": {"ndarray": [1, 1]}}}, schema, 10, 0.5)
     assert outcomes.groups == {"sex": ["f", None]}
+
+
+# --- what the record keeps of a request ------------------------------------------------------------------
+
+
+def test_entered_rows_keep_each_form_as_sent_without_the_left_out_fields():
+    names = ["age", "gender", "occupation"]
+    assert entered_rows({"data": {"names": names, "ndarray": [[30, "Female", "Sales"]]}}, ["gender"], 10) == [
+        {"age": 30, "occupation": "Sales"}]
+    tensor = {"data": {"names": names, "tensor": {"shape": [2, 3], "values": [30, "F", "S", 40, "M", "T"]}}}
+    assert entered_rows(tensor, ["gender"], 10) == [{"age": 30, "occupation": "S"}, {"age": 40, "occupation": "T"}]
+    assert entered_rows({"data": {"ndarray": [[30, 2, 1.5]]}}, ["gender"], 10) == [[30, 2, 1.5]]
+    assert entered_rows({"jsonData": {"age": 30, "gender": "Female"}}, ["gender"], 10) == [{"age": 30}]
+
+
+@pytest.mark.parametrize("ids, problem", [
+    ("A-1", "a list of 2 strings"), (["A-1"], "a list of 2 strings"), (["A-1", 2], "a list of 2 strings"),
+    (["A-1", "A" * 129], "1 to 128 characters"), (["A-1", "A-1"], "the same id twice"),
+])
+def test_application_ids_are_one_distinct_string_per_application(ids, problem):
+    with pytest.raises(InputError, match=problem):
+        application_ids({"meta": {"tags": {"application_ids": ids}}}, 2)
+    assert application_ids({"meta": {"tags": {"application_ids": ["A-1", "A-2"]}}}, 2) == ["A-1", "A-2"]
+    assert application_ids({}, 2) == [None, None]

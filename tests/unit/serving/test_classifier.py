@@ -16,7 +16,8 @@ from loanxai.serving.classifier import LoanClassifier
 
 @pytest.fixture(scope="module")
 def classifier(loanapp_artifacts):
-    return LoanClassifier(ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, max_batch_rows=10))
+    return LoanClassifier(ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, records_url="off",
+                                          max_batch_rows=10))
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_health_and_metadata(classifier, loanapp_artifacts):
 
 
 def test_readiness_fails_when_the_model_no_longer_gives_its_reference_answers(loanapp_artifacts):
-    drifted = LoanClassifier(ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False))
+    drifted = LoanClassifier(ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, records_url="off"))
     drifted.predict_proba = lambda X: np.tile([0.5, 0.5], (len(X), 1))  # what a corrupted model would answer
     with pytest.raises(SeldonMicroserviceException) as raised:
         drifted.health_status()
@@ -97,7 +98,8 @@ def test_readiness_fails_when_the_model_no_longer_gives_its_reference_answers(lo
 
 
 def test_the_scikit_learn_path_can_be_asked_for(loanapp_artifacts):
-    settings = ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, prediction_path="scikit-learn")
+    settings = ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, records_url="off",
+                               prediction_path="scikit-learn")
     assert LoanClassifier(settings).prediction_path == "scikit-learn"
 
 
