@@ -127,7 +127,7 @@ def test_feedback_counts_outcomes_by_group(monitored, loanapp_artifacts):
     answer = requests.post(f"{classifier.url}/api/v1.0/feedback", json={
         "request": request, "response": response, "truth": {"data": {"ndarray": [["approved"]]}}}, timeout=30)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["jsonData"] == {"outcomes": 1, "correct": int(predicted)}
+    assert answer.json()["jsonData"] == {"outcomes": 1, "correct": int(predicted), "recorded": 1}  # on the record too
     name = f"seldon_metric_{kind}_total"
     assert eventually(lambda: value(samples(classifier.metrics_url), name, attribute="all", group="all")
                       == value(before, name, attribute="all", group="all") + 1)
