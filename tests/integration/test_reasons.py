@@ -63,11 +63,13 @@ def test_the_stated_reasons_carry_most_of_the_gap(classifier, held_out):
 def test_reasons_are_deterministic_and_optional(classifier, held_out):
     message = {"jsonData": held_out[:20], "meta": {"tags": {"reasons": 2}}}
     first, second = post(classifier, message).json(), post(classifier, message).json()
+    for answer in (first, second):  # the ids the decisions are recorded under: the request's own
+        assert answer["meta"]["tags"].pop("application_ids") == [f"{answer['meta']['puid']}-{i}" for i in range(20)]
     assert first["meta"].pop("puid") != second["meta"].pop("puid")  # a new id per prediction, as Seldon's
     assert first == second
     assert all(len(d["reasons"]) <= 2 for d in first["meta"]["tags"]["reasons"])
     plain = post(classifier, {"jsonData": held_out[:20]}).json()
-    assert set(plain["meta"]["tags"]) == {"decisions", "cutoff"} and plain["data"] == first["data"]
+    assert set(plain["meta"]["tags"]) == {"decisions", "cutoff", "application_ids"} and plain["data"] == first["data"]
 
 
 def test_a_rejection_gets_reasons_in_words(classifier):
