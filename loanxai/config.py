@@ -30,10 +30,12 @@ from typing import Any, TypeVar
 
 from loanxai.errors import SettingError
 
-__all__ = ["SCRIPT_SETTINGS", "SELDON_VARIABLES", "EnvSettings", "ScriptSetting", "ServerSettings", "ServiceSettings",
-           "Setting", "ToolSettings", "setting"]
+__all__ = ["SCRIPT_SETTINGS", "SELDON_VARIABLES", "SQLITE_PREFIX", "EnvSettings", "ScriptSetting", "ServerSettings",
+           "ServiceSettings", "Setting", "ToolSettings", "setting"]
 
 _TRUE, _FALSE = ("on", "true", "1"), ("off", "false", "0")
+#: how a SQLite URL starts (a file path follows: relative, or absolute with a fourth slash)
+SQLITE_PREFIX = "sqlite:///"
 S = TypeVar("S", bound="EnvSettings")
 
 
@@ -152,11 +154,12 @@ class ServiceSettings(EnvSettings):
         "LOAN_EXPLAIN_QUEUE", 2, "explanations that may wait, per worker, behind the one running; more get 503 "
         "`EXPLAINER_BUSY` at once", rule="0 or more", valid=_at_least(0))
     records_url: str = setting(
-        "LOAN_RECORDS_URL", "sqlite:///records/decisions.sqlite", "where the classifier records every decision before "
+        "LOAN_RECORDS_URL", f"{SQLITE_PREFIX}records/decisions.sqlite", "where the classifier records every decision "
+        "before "
         "answering it (a SQLAlchemy URL: `sqlite:///<file>`, relative to the working directory, or "
         "`postgresql+psycopg://user:password@host/database`); `off`: nothing is recorded (to measure what recording "
         "costs; never in production)", rule="a sqlite:/// or postgresql+psycopg:// URL, or off",
-        valid=lambda v: v == "off" or v.startswith(("sqlite:///", "postgresql+psycopg://")))
+        valid=lambda v: v == "off" or v.startswith((SQLITE_PREFIX, "postgresql+psycopg://")))
     metrics: bool = setting("LOAN_METRICS", True, "`on`: count decisions, outcomes, explanations and requests for "
                             "Prometheus; `off`: count nothing (to measure what monitoring costs)", shown_default="`on`")
 

@@ -28,22 +28,22 @@ from sqlalchemy import create_engine, event, insert, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
+from loanxai.config import SQLITE_PREFIX
 from loanxai.errors import DecisionConflict, RecordError, RecordUnavailable
 from loanxai.records import migrations
 from loanxai.records.tables import decisions, events
 
-__all__ = ["SQLITE_PREFIX", "DecisionStore", "RequestDecisions", "absolute_url", "open_store"]
+__all__ = ["DecisionStore", "RequestDecisions", "absolute_url", "open_store"]
 
 logger = logging.getLogger(__name__)
 
-#: seconds to connect to PostgreSQL, or to wait for SQLite's write lock, before a decision is
-#: answered 503 (a stopped database must not hold the classifier's threads)
+#: seconds to connect to PostgreSQL before a decision is answered 503 (a stopped database must
+#: not hold the classifier's threads)
 CONNECT_SECONDS = 2
+#: milliseconds SQLite waits for another process's write lock before it gives up
 SQLITE_BUSY_MS = 5000
 #: seconds a request waits for the commit holding its decisions before it is answered 503
 COMMIT_WAIT_SECONDS = 10
-#: how a SQLite URL starts (a file path follows: relative, or absolute with a fourth slash)
-SQLITE_PREFIX = "sqlite:///"
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,6 @@ class DecisionStore:
     """The record at ``url`` (a SQLAlchemy URL). Nothing is connected until it is used."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
         self.engine = _engine(url)
         self.writer = _GroupCommit(self)
 
@@ -261,6 +260,8 @@ class _GroupCommit:
 
     def _rollback(self) -> None:
         """Roll back a failed batch; a connection that cannot is dropped (the next batch opens another)."""
+        if self.connection is None:  # the connection itself failed to open
+            return
         try:
             self.connection.rollback()
         except Exception:  # noqa: BLE001 (a broken connection: replaced below)
