@@ -12,7 +12,7 @@ The package is split by stage; each sub-package's docstring says what it owns:
 :mod:`loanxai.monitoring`  what the services count, Prometheus rules, the dashboard
 :mod:`loanxai.clients`     calling the services: the Python client, the file scorer
 :mod:`loanxai.records`     the decision record, an examiner's queries, adverse action notices
-:mod:`loanxai.report`      the bias and evaluation report, the model card
+:mod:`loanxai.report`      the bias and evaluation report, the model card, figures from the record
 :mod:`loanxai.ops`         local services and Prometheus, images, deploy checks, docs
 ========================== ===================================================================
 
@@ -20,7 +20,7 @@ beside three modules every stage reads: :mod:`loanxai.errors` (one root error ca
 HTTP status), :mod:`loanxai.config` (every setting, declared once) and :mod:`loanxai.artifacts`
 (file, folder and step names). The commands (``python -m loanxai.train``, ``.report``,
 ``.score``, ``.gate``, ``.rules``, ``.dashboard``, ``.client``, ``.images``, ``.replay``,
-``.microservice``) are thin modules of those names; ``python -m loanxai.records`` is the
+``.figures``, ``.microservice``) are thin modules of those names; ``python -m loanxai.records`` is the
 record's own. Dependencies run one way, checked by
 import-linter (``.importlinter``); importing the package does nothing else.
 """

@@ -17,8 +17,8 @@ import numpy as np
 
 from loanxai.core.schema import FeatureSchema
 
-__all__ = ["MISSING_BIN", "NOT_GIVEN", "NUMERIC_QUANTILES", "OUTCOMES", "SCORE_BINS", "bin_indices", "feature_bins",
-           "monitoring_record", "outcome_counts", "outcome_rates", "score_indices"]
+__all__ = ["MISSING_BIN", "NOT_GIVEN", "NUMERIC_QUANTILES", "OUTCOMES", "PSI_FLOOR", "SCORE_BINS", "bin_indices",
+           "feature_bins", "monitoring_record", "outcome_counts", "outcome_rates", "psi", "score_indices"]
 
 #: the group of an application whose request does not give the protected attribute
 NOT_GIVEN = "not given"
@@ -29,6 +29,8 @@ SCORE_BINS = tuple(f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10))
 #: quantiles of the training data that bound a numeric feature's bins
 NUMERIC_QUANTILES = tuple(q / 10 for q in range(1, 10))
 OUTCOMES = ("true_positive", "false_positive", "true_negative", "false_negative")
+#: the share an empty bin counts as: a bin never seen must not make the index infinite
+PSI_FLOOR = 1e-4
 
 
 def feature_bins(schema: FeatureSchema, X_train: np.ndarray) -> dict[str, dict[str, Any]]:
@@ -111,3 +113,12 @@ def outcome_rates(counts: Mapping[str, int]) -> dict[str, float]:
     ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731
     return {"recall": ratio(tp, tp + fn), "false_positive_rate": ratio(fp, fp + tn),
             "accuracy": ratio(tp + tn, tp + fp + tn + fn), "approval_rate": ratio(tp + fp, tp + fp + tn + fn)}
+
+
+def psi(shares: Sequence[float], reference: Sequence[float]) -> float:
+    """The population stability index of ``shares`` against ``reference`` (each bin's share,
+    shape (k,)): sum over bins of (p - q) ln(p / q), shares floored at :data:`PSI_FLOOR`, as the
+    recording rules compute it."""
+    p = np.maximum(np.asarray(shares, dtype=np.float64), PSI_FLOOR)
+    q = np.maximum(np.asarray(reference, dtype=np.float64), PSI_FLOOR)
+    return float(np.sum((p - q) * np.log(p / q)))

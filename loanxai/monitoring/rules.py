@@ -16,7 +16,7 @@ apart (:data:`AGGREGATED`), over the window (default 1 hour):
   judged groups, as the gate computes it);
 - ``loan:feature_psi:window`` per model input and ``loan:score_psi:window``: the population
   stability index against the training shares, sum over bins of (p - q) ln(p / q), shares
-  floored at :data:`PSI_FLOOR`, computed once the window holds ``min_applications`` decisions;
+  floored at :data:`~loanxai.monitoring.references.PSI_FLOOR`, computed once the window holds ``min_applications`` decisions;
 - ``loan:recall:window``, ``loan:false_positive_rate:window``, ``loan:accuracy:window`` and
   ``loan:outcomes:window`` overall and by group, from the outcomes that arrived through
   feedback; ``loan:recall_gap:window`` and ``loan:false_positive_rate_gap:window`` per
@@ -41,13 +41,12 @@ import yaml
 
 from loanxai.artifacts import MONITORING_DIR
 from loanxai.core.cli import command_parser
+from loanxai.monitoring.references import PSI_FLOOR
 
-__all__ = ["AGGREGATED", "MAX_ERROR_RATIO", "PSI_FLOOR", "PSI_MAJOR", "RECALL_FRACTION", "RuleSettings",
+__all__ = ["AGGREGATED", "MAX_ERROR_RATIO", "PSI_MAJOR", "RECALL_FRACTION", "RuleSettings",
            "alerting_rules", "main", "parser", "prometheus_rule", "recording_rules", "rule_groups", "write"]
 #: labels told apart by process or replica: what the recording rules sum away
 AGGREGATED = "worker_id, method, instance, pod"
-#: the share an empty bin counts as: a bin never seen must not make the index infinite
-PSI_FLOOR = 1e-4
 #: PSI above this is a major shift (credit-risk practice: < 0.1 stable, 0.1-0.25 some shift)
 PSI_MAJOR = 0.25
 #: live recall below this fraction of the held-out recall fires the alert

@@ -19,6 +19,8 @@ then the seed's trap, each followed by their outcomes through the feedback endpo
 
 Between the phases the replay waits for the rules' window to pass, so each phase is judged
 alone. A few explanations (anchor and recourse) are asked in each phase for the explainer's metrics.
+After each phase the replay prints the phase's figures as the decision record gives them
+(:mod:`loanxai.report.production`), beside the alerts Prometheus raised.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +40,18 @@ import pandas as pd
 
 from loanxai.artifacts import CLASSIFIER_DIR, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, DEFAULT_EXPLAINER_URL, FEEDBACK_PATH, PREDICTIONS_PATH, answer, session
+from loanxai.config import ServiceSettings
 from loanxai.core.cli import command_parser
 from loanxai.core.elderly import served_rows
-from loanxai.core.manifest import load_pickle, load_verified_manifest
+from loanxai.core.manifest import Manifest, load_pickle, load_verified_manifest
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import load_trained_dataset
 from loanxai.data.description import LABEL
+from loanxai.errors import LoanError
 from loanxai.fairness.metrics import large_groups
 from loanxai.ops.prometheus import alerts
+from loanxai.records.store import DecisionStore
+from loanxai.report.production import describe, record_figures
 
 __all__ = ["MIN_APPROVED", "TRAP_SHARE", "Trap", "applications", "choose_trap", "explain", "held_out_predictions",
            "main", "parser", "send", "trap_rows", "wait_for_alerts"]
@@ -189,6 +196,19 @@ def describe_alerts(firing_alerts: list[dict[str, Any]]) -> str:
                      for a in sorted(firing_alerts, key=lambda a: (a["labels"]["alertname"], json.dumps(a["labels"]))))
 
 
+def recorded(url: str | None, manifest: Manifest, since: datetime) -> str:
+    """The figures of the decisions recorded since ``since`` (or why there are none)."""
+    url = url or ServiceSettings.from_env().records_url
+    if url == "off":
+        return "  (not read: the record is off)"
+    try:
+        store = DecisionStore(url)
+        store.check_current()
+        return describe(record_figures(store, manifest, since))
+    except LoanError as error:
+        return f"  (the record cannot be read: {error.message})"
+
+
 def parser() -> argparse.ArgumentParser:
     """The command's arguments (the docs' command reference prints its help)."""
     parser = command_parser(__doc__.splitlines()[0])
@@ -201,6 +221,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--window", type=float, default=60.0, help="the rules' window, seconds (waited between phases)")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds to wait for alerts after a phase")
     parser.add_argument("--seed", type=int, default=0, help="the trap's draws")
+    parser.add_argument("--records-url", help="the classifier's record (default: LOAN_RECORDS_URL; off: not read)")
     return parser
 
 
@@ -226,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
             expected = {"LoanFeatureDrift", "LoanScoreDrift", "LoanAdverseImpactBelowScreen", "LoanRecallDrop"}
             print(f"\n== the trap: {len(rows)} applications, {trap.describe()}; then their outcomes")
         records = applications(schema, test.iloc[rows])
+        since = datetime.now(UTC)
         counts = send(args.classifier_url, records, outcomes[rows])
+        print(f"the phase as the decision record gives it:\n{recorded(args.records_url, manifest, since)}")
         codes = explain(args.explainer_url, records[:2])
         print(f"sent {counts['applications']} applications ({counts['approved']} approved by the model), "
               f"{counts['outcomes']} outcomes, {len(codes)} explanations (status {sorted(set(codes))})")

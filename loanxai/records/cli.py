@@ -28,7 +28,7 @@ from loanxai.records.queries import Selection, export, purge, retention_limit, s
 from loanxai.records.redecide import Redecider
 from loanxai.records.store import DecisionStore, open_store
 
-__all__ = ["main", "parser"]
+__all__ = ["main", "moment", "parser"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 SAME_PROBABILITY = 1e-9
 
 
-def _moment(text: str) -> datetime:
+def moment(text: str) -> datetime:
+    """A command-line moment (ISO 8601, UTC when no zone is given)."""
     try:
         return utc(datetime.fromisoformat(text))
     except ValueError:
@@ -52,8 +53,8 @@ def _group(text: str) -> tuple[str, str]:
 
 
 def _selection_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--since", type=_moment, help="decided at or after (UTC, ISO 8601)")
-    command.add_argument("--until", type=_moment, help="decided before (UTC, ISO 8601)")
+    command.add_argument("--since", type=moment, help="decided at or after (UTC, ISO 8601)")
+    command.add_argument("--until", type=moment, help="decided before (UTC, ISO 8601)")
     command.add_argument("--decision", choices=("approved", "rejected"), help="only this decision")
     command.add_argument("--model", help="only this model version")
     command.add_argument("--group", type=_group, help="only this protected group, attribute=group")
@@ -126,8 +127,22 @@ def _show(store: DecisionStore, args: argparse.Namespace) -> int:
     for record in _found(store, args.id):
         print(_describe(record))
         for event in store.events_of(record["request_id"], record["row"]):
-            print(f"  then, {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC: {event['kind']} {json.dumps(event['content'])}")
+            print(f"  then, {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC: {_event(event)}")
     return 0
+
+
+def _event(event: Mapping[str, Any]) -> str:
+    """What followed a decision, in a line: an outcome as recorded, an explanation by what it found."""
+    content = event["content"]
+    if event["kind"] == "anchor":
+        answer = content["answer"]
+        return (f"anchor {answer['anchor_text']!r} (precision {answer['precision']:.2f}, coverage "
+                f"{answer['coverage']:.2f}; explainer {content['explainer_version']}, seed {content['parameters']['seed']})")
+    if event["kind"] == "recourse":
+        found = content["answer"].get("counterfactuals", [])
+        return (f"recourse: {len(found)} approved applications like it (explainer {content['explainer_version']}, "
+                f"k {content['parameters']['k']}, seed {content['parameters']['seed']})")
+    return f"{event['kind']} {json.dumps(content)}"
 
 
 def _describe(record: Mapping[str, Any]) -> str:

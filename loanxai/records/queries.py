@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 
+from loanxai.core.schema import FeatureSchema
 from loanxai.errors import RecordError
 from loanxai.records.store import DecisionStore
 from loanxai.records.tables import DECISION_COLUMNS, decisions, events
 
-__all__ = ["EXPORT_FORMATS", "Selection", "export", "purge", "retention_limit", "select_decisions", "utc"]
+__all__ = ["EXPORT_FORMATS", "Selection", "export", "outcomes_of", "purge", "recorded_features", "retention_limit",
+           "select_decisions", "utc"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,27 @@ def select_decisions(store: DecisionStore, selection: Selection, limit: int | No
             record = dict(row._mapping)
             record["decided_at"] = utc(record["decided_at"])
             yield record
+
+
+def outcomes_of(store: DecisionStore, selection: Selection) -> dict[tuple[str, int], str]:
+    """The outcome attached to each selected decision that has one (the newest when feedback
+    came more than once): ``(request_id, row)`` -> ``"approved"`` or ``"rejected"``."""
+    statement = (select(events.c.request_id, events.c.row, events.c.content)
+                 .join(decisions, and_(events.c.request_id == decisions.c.request_id, events.c.row == decisions.c.row))
+                 .where(events.c.kind == "outcome", *selection.where()).order_by(events.c.at, events.c.id))
+    with store.engine.connect() as connection:
+        return {(r.request_id, r.row): r.content["truth"] for r in connection.execute(statement)}
+
+
+def recorded_features(schema: FeatureSchema, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """The recorded applications' inputs as entered, encoded by the classifier's rule: shape
+    (n, n_features). An input is an object when its request named the columns, else a list."""
+    X = np.empty((len(records), schema.n_features))
+    named = np.fromiter((isinstance(r["inputs"], Mapping) for r in records), bool, len(records))
+    for rows, encode in ((np.flatnonzero(named), schema.encode_records), (np.flatnonzero(~named), schema.encode_rows)):
+        if len(rows):
+            X[rows] = encode([records[i]["inputs"] for i in rows])
+    return X
 
 
 def export(store: DecisionStore, selection: Selection, out: Path) -> int:

@@ -21,6 +21,7 @@ from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import RecordError
 from loanxai.explain.reasons import reason_explainer
+from loanxai.records.queries import recorded_features
 
 __all__ = ["Redecider", "Redecision"]
 
@@ -68,8 +69,7 @@ class Redecider:
         """:meth:`decide` for many records at once (the reasons of a batch cost less per row)."""
         for record in records:
             self.check(record)
-        X = np.vstack([self.schema.encode_records([r["inputs"]]) if isinstance(r["inputs"], Mapping)
-                       else self.schema.encode_rows([r["inputs"]]) for r in records])
+        X = recorded_features(self.schema, records)
         asked = X if self.elderly is None else self.elderly.substitute(X, lambda rows: self._proba(rows)[:, 1])
         approval = self._proba(asked)[:, 1]
         cutoffs = {r["cutoff"] for r in records}

@@ -8,7 +8,9 @@ trained artifacts and writes the report and the model card. One module per part:
   groups at the cutoff with intervals, the explanations and principal reasons;
 - :mod:`~loanxai.report.proxies`: how well each protected attribute is predicted from the inputs;
 - :mod:`~loanxai.report.search`: the search for a less discriminatory alternative, as training recorded it;
-- :mod:`~loanxai.report.modelcard`, :mod:`~loanxai.report.plots`, :mod:`~loanxai.report.render`.
+- :mod:`~loanxai.report.modelcard`, :mod:`~loanxai.report.plots`, :mod:`~loanxai.report.render`;
+- :mod:`~loanxai.report.production`: the monitoring's figures for any past window, from the
+  decision record (``python -m loanxai.figures``).
 """
 
-__all__ = ["artifacts", "build", "modelcard", "plots", "proxies", "render", "search", "sections"]
+__all__ = ["artifacts", "build", "modelcard", "plots", "production", "proxies", "render", "search", "sections"]

@@ -1,8 +1,10 @@
 """Monitoring end to end: the real services (the Boston mortgage model) scraped by a real
 Prometheus with the project's rules; held-out traffic, then the seed's trap
-replayed with outcomes through the feedback endpoint; every dashboard query; bad feedback."""
+replayed with outcomes through the feedback endpoint, each phase's figures recomputed from the
+decision record; every dashboard query; bad feedback."""
 import re
 import time
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -16,6 +18,8 @@ from loanxai.monitoring.rules import write as write_rules
 from loanxai.ops import replay
 from loanxai.ops.prometheus import LocalPrometheus
 from loanxai.ops.services import free_port
+from loanxai.records.store import DecisionStore
+from loanxai.report.production import record_figures
 from tests.conftest import eventually, settle, start_classifier, start_explainer
 
 #: short enough to judge each phase alone within a test
@@ -216,8 +220,9 @@ def test_held_out_traffic_raises_nothing_and_the_trap_raises_the_alerts(monitore
     # held-out traffic: the live figures are the held-out ones
     before = prometheus.query("sum(loan_applications_total)")
     sent_before = float(before[0]["value"][1]) if before else 0.0
-    started = time.monotonic()
+    started, since = time.monotonic(), datetime.now(UTC)
     replay.send(classifier.url, replay.applications(schema, test), outcomes)
+    until = datetime.now(UTC)
     prometheus.wait_for(f"sum(loan_applications_total) >= {sent_before + len(test)}")
     time.sleep(8)  # two rule evaluations and the alerts' 4 s
     # the live ratios are the held-out ones training recorded: the screen's alert fires if, and only if, they flag
@@ -232,13 +237,29 @@ def test_held_out_traffic_raises_nothing_and_the_trap_raises_the_alerts(monitore
     assert impact == pytest.approx(recorded, abs=0.01), (impact, recorded)
     [recall] = prometheus.query('loan:recall:window{attribute="all"}')
     assert float(recall["value"][1]) == pytest.approx(loanapp_artifacts.classifier_manifest.metrics["recall"], abs=0.01)
+    # the record gives the phase's figures exactly: the held-out ones training recorded
+    store = DecisionStore(classifier.env["LOAN_RECORDS_URL"])
+    figures = record_figures(store, manifest, since, until)
+    assert figures["applications"] == len(test) and figures["approved"] == int(predicted.sum())
+    assert {a: f["ratio"] for a, f in figures["adverse_impact"].items() if a in recorded} == pytest.approx(recorded, abs=1e-12)
+    assert figures["outcomes"]["all"]["all"]["recall"] == pytest.approx(manifest.metrics["recall"], abs=1e-12)
+    assert figures["outcomes"]["all"]["all"]["outcomes"] == len(test)
+    assert {f: v["psi"] for f, v in figures["features"].items()} == pytest.approx(psi, abs=0.01)
+    [score_psi] = prometheus.query("loan:score_psi:window")
+    assert figures["score"]["psi"] == pytest.approx(float(score_psi["value"][1]), abs=0.01)
 
     # the trap: a segment the model serves worst, from the group it approves least
     wait_window(prometheus, started + 5)
     trap = replay.choose_trap(schema, test, predicted, 30, manifest.gate.thresholds["screen"])
     rows = replay.trap_rows(test, trap, 1000, seed=0)
     records = replay.applications(schema, test.iloc[rows])
+    since = datetime.now(UTC)
     replay.send(classifier.url, records, outcomes[rows])
+    trapped = record_figures(store, manifest, since)
+    assert trapped["applications"] == len(rows)
+    assert trapped["features"][trap.feature]["psi"] > PSI_MAJOR
+    found, approved = predicted[rows] & outcomes[rows], outcomes[rows]
+    assert trapped["outcomes"]["all"]["all"]["recall"] == pytest.approx(found.sum() / approved.sum(), abs=1e-12)
     assert replay.explain(explainer.url, records[:2]) == [200] * 4
     now = {a["labels"]["alertname"]: a for a in replay.wait_for_alerts(prometheus.url, TRAP_ALERTS, 60)}
     assert TRAP_ALERTS <= set(now), replay.describe_alerts(list(now.values()))

@@ -7,7 +7,8 @@ import pytest
 
 from loanxai.artifacts import REPO_ROOT
 
-COMMANDS = ["train", "report", "score", "gate", "rules", "dashboard", "client", "images", "replay", "microservice", "records"]
+COMMANDS = ["train", "report", "score", "gate", "rules", "dashboard", "client", "images", "replay", "microservice", "records",
+            "figures"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
