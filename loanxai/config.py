@@ -155,8 +155,8 @@ class ServiceSettings(EnvSettings):
         "`EXPLAINER_BUSY` at once", rule="0 or more", valid=_at_least(0))
     records_url: str = setting(
         "LOAN_RECORDS_URL", f"{SQLITE_PREFIX}records/decisions.sqlite", "where the classifier records every decision "
-        "before "
-        "answering it (a SQLAlchemy URL: `sqlite:///<file>`, relative to the working directory, or "
+        "before answering it, and the explainer the explanations asked for recorded decisions (the same database for "
+        "both; a SQLAlchemy URL: `sqlite:///<file>`, relative to the working directory, or "
         "`postgresql+psycopg://user:password@host/database`); `off`: nothing is recorded (to measure what recording "
         "costs; never in production)", rule="a sqlite:/// or postgresql+psycopg:// URL, or off",
         valid=lambda v: v == "off" or v.startswith((SQLITE_PREFIX, "postgresql+psycopg://")))

@@ -11,10 +11,11 @@ The docs' error reference (``docs/reference/errors.md``) is generated from this 
 from __future__ import annotations
 
 __all__ = [
-    "ArtifactError", "BudgetExceeded", "ClassifierError", "ClassifierUnavailable", "DataError", "DecisionConflict",
-    "DescriptionError", "ExplainerBusy", "GateError", "InputError", "LoanError", "MethodNotAllowed",
-    "ModelParityFailed", "NotFound", "PrometheusError", "RecordError", "RecordUnavailable", "RequestTimeout",
-    "RequestTooLarge", "ScoreError", "ServiceError", "SettingError", "ShuttingDown", "UnknownCandidate",
+    "ApplicationMismatch", "ArtifactError", "BudgetExceeded", "ClassifierError", "ClassifierUnavailable",
+    "DataError", "DecisionConflict", "DecisionNotFound", "DescriptionError", "ExplainerBusy", "GateError",
+    "InputError", "LoanError", "MethodNotAllowed", "ModelParityFailed", "NotFound", "PrometheusError",
+    "RecordError", "RecordUnavailable", "RequestTimeout", "RequestTooLarge", "ScoreError", "ServiceError",
+    "SettingError", "ShuttingDown", "UnknownCandidate",
 ]
 
 
@@ -57,6 +58,19 @@ class MethodNotAllowed(LoanError):
     def __init__(self, message: str, allow: str) -> None:
         super().__init__(message)
         self.allow = allow
+
+
+class DecisionNotFound(LoanError):
+    """An explanation names an application (``meta.tags.application_ids``) that has no decision on the record."""
+
+    status_code, reason = 404, "DECISION_NOT_FOUND"
+
+
+class ApplicationMismatch(LoanError):
+    """An explanation names an application whose recorded inputs differ from the application it
+    sends: an explanation on the record explains the decision as recorded."""
+
+    status_code, reason = 409, "APPLICATION_MISMATCH"
 
 
 class DecisionConflict(LoanError):

@@ -132,8 +132,9 @@ def classifier(artifacts, tmp_path_factory) -> Iterator[Service]:
 
 @pytest.fixture(scope="session")
 def explainer(artifacts, classifier, tmp_path_factory) -> Iterator[Service]:
-    """The explainer service, calling the session's classifier."""
-    service = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path_factory.mktemp("explainer-logs"))
+    """The explainer service, calling the session's classifier and recording on its record."""
+    service = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path_factory.mktemp("explainer-logs"),
+                              LOAN_RECORDS_URL=classifier.env["LOAN_RECORDS_URL"])
     try:
         service.wait_ready()
         yield service

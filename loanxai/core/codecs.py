@@ -151,6 +151,7 @@ def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_f
     kind's parameters (an anchor's ``threshold`` defaults to ``default_threshold``, a recourse's
     ``k`` to 3)."""
     tags = dict(_tags(message))
+    tags.pop("application_ids", None)  # which recorded decision is explained: read by application_ids()
     kind = tags.pop("kind", "anchor")
     if kind not in EXPLAIN_KINDS:
         raise InputError(f"explain parameter 'kind' must be one of {', '.join(EXPLAIN_KINDS)}, got {kind!r}")

@@ -5,7 +5,8 @@ them with the project's rules (if ``prometheus`` is installed), print their URLs
 calls, and serve until Ctrl-C; when a service stops by itself, say which and why (its exit and
 the end of its log), stop everything else and exit with status 1. ``make demo``: the same, then one prediction and one explanation
 with curl and with SeldonClient, printed readably, then a rejected application decided with the
-lender's id, its record and its adverse action notice (HTML and PDF), then stop. ``make replay``: the same, then
+lender's id, its anchor asked by that id, its record (the anchor attached) and its adverse action
+notice (HTML and PDF), then stop. ``make replay``: the same, then
 the replay of :mod:`loanxai.ops.replay` (held-out traffic, then the trap) and the alerts it raises.
 """
 from __future__ import annotations
@@ -94,7 +95,7 @@ def run_demo(classifier: Service, explainer: Service) -> int:
         print(json.dumps(json.loads(answer), indent=2))
     print()
     status = client.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url])
-    show_record(classifier)
+    show_record(classifier, explainer)
     return status
 
 
@@ -111,17 +112,23 @@ def rejected_example() -> dict[str, Any]:
     return manifest.schema.decode(np.asarray(rejected[:1], dtype=np.float64))[0]
 
 
-def show_record(classifier: Service) -> None:
-    """Decide a rejected application with the lender's id, then show its record and render its notice."""
+def show_record(classifier: Service, explainer: Service) -> None:
+    """Decide a rejected application with the lender's id and explain it, then show its record
+    (the explanation attached) and render its notice."""
     application_id = f"demo-{uuid.uuid4().hex[:8]}"
-    message = {"jsonData": [rejected_example()], "meta": {"tags": {"application_ids": [application_id],
-                                                                   "reasons": True}}}
+    application = rejected_example()
+    message = {"jsonData": [application], "meta": {"tags": {"application_ids": [application_id], "reasons": True}}}
     command = curl_command(classifier.predictions_url, message)
     print(f"\nA rejected application, decided and recorded under the lender's id {application_id}:\n"
           f"$ {shlex.join(command)}")
     answer = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     print(json.dumps({"decisions": answer["meta"]["tags"]["decisions"],
                       "application_ids": answer["meta"]["tags"]["application_ids"]}))
+    command = curl_command(explainer.predictions_url, {"jsonData": application,
+                                                       "meta": {"tags": {"application_ids": [application_id]}}})
+    print(f"\nIts anchor, asked by its id, goes on its record:\n$ {shlex.join(command)}")
+    explained = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)["jsonData"]
+    print(json.dumps({k: explained[k] for k in ("anchor_text", "recorded_for")}))
     env = {**DEMO_LETTERHEAD, **os.environ}
     notices = REPORTS_DIR / "notices"
     for arguments in (["show", application_id],
@@ -211,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(classifier, explainer)
         if args.replay:
             return replay.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url,
-                                "--prometheus-url", prometheus.url, "--window", str(LOCAL_WINDOW_S)])
+                                "--prometheus-url", prometheus.url, "--window", str(LOCAL_WINDOW_S),
+                                "--records-url", classifier.env["LOAN_RECORDS_URL"]])
         print("\nExample calls:\n" + "\n".join(shlex.join(c) for c in example_calls(classifier, explainer)))
         print("\nServing; Ctrl-C stops both services.", flush=True)
         dead = watch((classifier, explainer))

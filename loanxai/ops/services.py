@@ -173,20 +173,26 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
 def classifier_service(
     http_port: int = 9000, metrics_port: int = 6000, env: dict[str, str] | None = None, grpc_port: int | None = None
 ) -> Service:
-    """The classifier, from its folder under ``models/``, recording at ``LOAN_RECORDS_URL`` (from
-    ``env``, else this process's setting), a relative SQLite file read from this process's
-    working directory (the checkout's ``records/`` by default, where the records command looks)."""
-    env = dict(env or {})
-    env["LOAN_RECORDS_URL"] = absolute_url(env.get("LOAN_RECORDS_URL") or ServiceSettings.from_env().records_url)
-    return Service("classifier", "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port, env,
-                   grpc_port=grpc_port)
+    """The classifier, from its folder under ``models/``, recording at ``LOAN_RECORDS_URL`` (:func:`_recording`)."""
+    return Service("classifier", "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port,
+                   _recording(env), grpc_port=grpc_port)
 
 
 def explainer_service(
     classifier_url: str, http_port: int = 9001, metrics_port: int = 6001, env: dict[str, str] | None = None,
     grpc_port: int | None = None,
 ) -> Service:
-    """The explainer, calling the classifier's predictions endpoint at ``classifier_url``."""
-    environment = {"LOAN_CLASSIFIER_URL": classifier_url, **(env or {})}
+    """The explainer, calling the classifier's predictions endpoint at ``classifier_url`` and
+    recording the explanations asked for recorded decisions at ``LOAN_RECORDS_URL`` (:func:`_recording`)."""
+    environment = {"LOAN_CLASSIFIER_URL": classifier_url, **_recording(env)}
     return Service("explainer", "LoanExplainer", MODELS_DIR / "explainer", http_port, metrics_port, environment,
                    grpc_port=grpc_port)
+
+
+def _recording(env: dict[str, str] | None) -> dict[str, str]:
+    """``env`` with ``LOAN_RECORDS_URL`` (from ``env``, else this process's setting), a relative
+    SQLite file read from this process's working directory (the checkout's ``records/`` by
+    default, where the records command looks)."""
+    env = dict(env or {})
+    env["LOAN_RECORDS_URL"] = absolute_url(env.get("LOAN_RECORDS_URL") or ServiceSettings.from_env().records_url)
+    return env

@@ -149,14 +149,21 @@ class DecisionStore:
         """The decisions an application id or a request id names, oldest first."""
         return self._select(or_(decisions.c.application_id == identifier, decisions.c.request_id == identifier))
 
+    def latest(self, application_id: str) -> dict[str, Any] | None:
+        """The newest decision of an application id (None: not on the record); a failing database
+        is :class:`RecordUnavailable`."""
+        found = self._read(self._select, decisions.c.application_id == application_id)
+        return found[-1] if found else None
+
     def _select(self, condition: Any) -> list[dict[str, Any]]:
         statement = select(decisions).where(condition).order_by(decisions.c.decided_at, decisions.c.row)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(statement)]
 
-    def attach(self, request_id: str, kind: str, contents: Iterable[tuple[int, Any]], at: datetime) -> int:
+    def attach(self, request_id: str, kind: str, contents: Iterable[tuple[int, Any]], at: datetime, retry: str) -> int:
         """Attach events of ``kind`` to rows of a recorded request (``(row, content)`` pairs);
-        return how many attached (rows not on the record are skipped)."""
+        return how many attached (rows not on the record are skipped). ``retry``: what the 503
+        asks to send again when the database fails (``the feedback``)."""
         recorded = {r["row"] for r in self._read(self.decisions_of_request, request_id)}
         entries = [{"request_id": request_id, "row": row, "kind": kind, "at": at, "content": content}
                    for row, content in contents if row in recorded]
@@ -165,7 +172,7 @@ class DecisionStore:
                 with self.engine.begin() as connection:
                     connection.execute(insert(events), entries)
             except SQLAlchemyError as error:
-                raise self._unavailable(f"{kind} of {request_id}", _cause(error), "the feedback") from None
+                raise self._unavailable(f"{kind} of {request_id}", _cause(error), retry) from None
         return len(entries)
 
     def _read(self, query: Any, *arguments: Any) -> Any:

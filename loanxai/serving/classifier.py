@@ -211,7 +211,7 @@ class LoanClassifier:
         if self.store is None or not puid:
             return 0
         truths = [(row, {"truth": CLASS_NAMES[int(t)]}) for row, t in enumerate(outcomes.truth)]
-        return self.store.attach(puid, "outcome", truths, datetime.now(UTC))
+        return self.store.attach(puid, "outcome", truths, datetime.now(UTC), "the feedback")
 
     def collect_metrics(self) -> Iterable[Any]:
         """The references the live metrics are read against (gauges, for the metrics server)."""

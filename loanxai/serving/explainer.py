@@ -10,7 +10,12 @@ on any worker (:mod:`loanxai.explain.seeding`). An explanation that outlives its
 (``LOAN_EXPLAIN_BUDGET``) is stopped at its next classifier call and answered 504. The
 classifier need not be up when this service starts: the explainer gets its predictor on the
 first request, and again after the classifier was unreachable (answered 503 naming the URL).
-``models/explainer/LoanExplainer.py`` is the thin module Seldon's wrapper imports.
+An explanation asked for a recorded decision (``meta.tags.application_ids``: the lender's id, one)
+is on that decision's record before it is answered (:mod:`loanxai.records`): its parameters, its
+answer and the explainer's version, attached to the application's newest decision, whose recorded
+inputs must be the application sent (404 when the id has no decision, 409 when the inputs differ,
+503 when the record fails). ``models/explainer/LoanExplainer.py`` is the thin module Seldon's
+wrapper imports.
 """
 from __future__ import annotations
 
@@ -18,17 +23,28 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from loanxai.config import ServiceSettings
-from loanxai.core.codecs import EXPLAIN_KINDS, EXPLAIN_PARAMETERS, explain_parameters, features_from_message
+from loanxai.core.codecs import (
+    EXPLAIN_KINDS,
+    EXPLAIN_PARAMETERS,
+    application_ids,
+    explain_parameters,
+    features_from_message,
+)
 from loanxai.core.manifest import load_verified_manifest
 from loanxai.core.pipeline import impute
-from loanxai.errors import ClassifierUnavailable, ExplainerBusy, LoanError
+from loanxai.errors import ApplicationMismatch, ClassifierUnavailable, DecisionNotFound, ExplainerBusy, LoanError
 from loanxai.explain import anchors
 from loanxai.explain.recourse import RecourseFinder
 from loanxai.monitoring.counters import ExplanationMonitor
+from loanxai.records.queries import recorded_features
+from loanxai.records.store import DecisionStore, open_store
 from loanxai.serving.common import input_metadata, serve_json
 from loanxai.serving.remote import RemoteClassifier
 
@@ -61,6 +77,11 @@ class LoanExplainer:
         self._admitted = 0
         self.monitor = (ExplanationMonitor(self.settings.explain_budget, self.settings.explain_p95_budget)
                         if self.settings.metrics else None)
+        # the record the explanations of recorded decisions go on, migrated here in the master
+        url = self.settings.records_url
+        self.store: DecisionStore | None = None if url == "off" else open_store(url)
+        if self.store is None:
+            logger.warning("LOAN_RECORDS_URL=off: EXPLANATIONS ARE NOT RECORDED (not for production)")
 
     def load(self) -> None:
         """Unpickle the explainer (once per gunicorn worker); the classifier is not called yet."""
@@ -85,8 +106,12 @@ class LoanExplainer:
             X = features_from_message(message, self.schema, max_rows=1)
             parameters = explain_parameters(message, self.settings.explain_threshold, self.schema.n_features)
             kind = parameters["kind"]
+            [application_id] = application_ids(message, 1)
+            decision = self._recorded_decision(application_id, X[0]) if application_id else None
             # a missing numeric value is explained as the training median the model uses in its place
             answer = self._admit(impute(X[0], self.schema, self.manifest.numeric_medians), kind, parameters, spent)
+            answer["jsonData"]["recorded_for"] = None if decision is None else self._record(decision, answer["jsonData"],
+                                                                                            parameters)
             status = 200
             return answer
         except LoanError as error:
@@ -95,6 +120,30 @@ class LoanExplainer:
         finally:
             if self.monitor is not None:
                 self.monitor.record(kind, status, time.perf_counter() - started, spent["model_calls"])
+
+    def _recorded_decision(self, application_id: str, x: np.ndarray) -> dict[str, Any] | None:
+        """The newest recorded decision of ``application_id``, checked to be of the application
+        ``x`` (encoded as sent, shape (n_features,)); None when nothing is recorded here."""
+        if self.store is None:
+            return None
+        decision = self.store.latest(application_id)
+        if decision is None:
+            raise DecisionNotFound(f"application id {application_id!r} (meta.tags.application_ids) has no decision on "
+                                   "the record: explain a decided application by the id its decision answered")
+        if not np.array_equal(recorded_features(self.schema, [decision])[0], x, equal_nan=True):
+            raise ApplicationMismatch(f"the application sent is not the one recorded for application id "
+                                      f"{application_id!r} (request {decision['request_id']}, row {decision['row']}): "
+                                      "send its inputs as recorded (`python -m loanxai.records show` prints them)")
+        return decision
+
+    def _record(self, decision: dict[str, Any], answer: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+        """Attach the explanation to ``decision``'s record (503 when the record fails); which decision."""
+        kind = parameters["kind"]
+        content = {"parameters": parameters, "explainer_version": self.version,
+                   "answer": {k: v for k, v in answer.items() if k != "application"}}
+        self.store.attach(decision["request_id"], kind, [(decision["row"], content)], datetime.now(UTC),
+                          "the explanation")
+        return {k: decision[k] for k in ("application_id", "request_id", "row")}
 
     def _admit(self, x: Any, kind: str, parameters: dict[str, Any], spent: dict[str, int]) -> dict[str, Any]:
         """Explain ``x`` if this worker has room; 503 at once if not."""

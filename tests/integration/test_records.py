@@ -67,10 +67,10 @@ def test_a_retry_makes_no_second_record_and_other_applications_conflict(store):
 def test_outcomes_attach_to_their_decisions_only(store):
     store.record(decided("req-o", 2))
     at = datetime.now(UTC)
-    assert store.attach("req-o", "outcome", [(0, {"truth": "approved"}), (7, {"truth": "rejected"})], at) == 1
+    assert store.attach("req-o", "outcome", [(0, {"truth": "approved"}), (7, {"truth": "rejected"})], at, "the feedback") == 1
     assert [e["content"] for e in store.events_of("req-o", 0)] == [{"truth": "approved"}]
     assert store.events_of("req-o", 1) == []
-    assert store.attach("no-such-request", "outcome", [(0, {"truth": "approved"})], at) == 0
+    assert store.attach("no-such-request", "outcome", [(0, {"truth": "approved"})], at, "the feedback") == 0
 
 
 def test_the_tables_are_what_the_migrations_make(store):
@@ -91,7 +91,7 @@ def test_migrating_a_populated_database_keeps_every_decision(url):
     kept = store.find("old")
     assert [r["row"] for r in kept] == list(range(50)) and all(r["reasons"] is None for r in kept)
     assert [r["inputs"] for r in kept] == [r["inputs"] for r in rows]
-    store.attach("old", "outcome", [(3, {"truth": "approved"})], datetime.now(UTC))  # the new table works
+    store.attach("old", "outcome", [(3, {"truth": "approved"})], datetime.now(UTC), "the feedback")  # the new table works
     assert len(store.events_of("old", 3)) == 1
 
 
@@ -126,7 +126,7 @@ def test_the_purge_deletes_what_is_past_retention_and_nothing_else(store):
     now = datetime(2026, 12, 2, tzinfo=UTC)
     store.record(decided("26-months", 2, at=datetime(2024, 10, 1, tzinfo=UTC)))
     store.record(decided("24-months", 1, at=datetime(2024, 12, 10, tzinfo=UTC)))
-    store.attach("26-months", "outcome", [(0, {"truth": "approved"})], now)
+    store.attach("26-months", "outcome", [(0, {"truth": "approved"})], now, "the feedback")
     assert retention_limit(25, now) == datetime(2024, 11, 2, tzinfo=UTC)
     assert purge(store, 25, dry_run=True, now=now) == 2
     assert len(store.find("26-months")) == 2

@@ -9,6 +9,7 @@ import uuid
 import pytest
 import requests
 
+from loanxai.records.queries import Selection, select_decisions
 from loanxai.records.store import DecisionStore
 from tests.conftest import EXAMPLE_APPLICATION, REJECTED_APPLICATION
 
@@ -104,6 +105,66 @@ def test_outcomes_from_feedback_attach_to_the_decision(classifier):
     assert [e["content"] for e in records(classifier).events_of(record["request_id"], 0)] == [{"truth": "approved"}]
     shown = records_command(classifier, "show", "fb-1")
     assert shown.returncode == 0 and 'outcome {"truth": "approved"}' in shown.stdout
+
+
+def test_an_explanation_of_a_recorded_decision_goes_on_its_record(classifier, explainer):
+    puid, application_id = uuid.uuid4().hex, f"explained-{uuid.uuid4().hex[:6]}"
+    decided = predict(classifier, {"jsonData": [REJECTED_APPLICATION | {"gender": "Female"}], "meta": {
+        "puid": puid, "tags": {"application_ids": [application_id]}}})
+    assert decided.status_code == 200, decided.text
+    asked = {"jsonData": REJECTED_APPLICATION, "meta": {"tags": {"application_ids": [application_id], "seed": 3}}}
+    answer = predict(explainer, asked)
+    assert answer.status_code == 200, answer.text
+    explained = answer.json()["jsonData"]
+    assert explained["recorded_for"] == {"application_id": application_id, "request_id": puid, "row": 0}
+    [event] = records(classifier).events_of(puid, 0)
+    assert event["kind"] == "anchor"
+    assert event["content"]["parameters"] == {"kind": "anchor", "seed": 3, "threshold": 0.95}
+    assert event["content"]["answer"]["anchor"] == explained["anchor"]
+    assert event["content"]["explainer_version"] == explainer_version(explainer)
+    shown = records_command(classifier, "show", application_id)
+    assert shown.returncode == 0 and f"anchor {explained['anchor_text']!r}" in shown.stdout, shown.stdout
+    # an id with no decision, another application under a recorded id: refused before any work, nothing attached
+    unknown = predict(explainer, {**asked, "meta": {"tags": {"application_ids": ["no-such-application"]}}})
+    assert unknown.status_code == 404 and unknown.json()["status"]["reason"] == "DECISION_NOT_FOUND"
+    assert "'no-such-application'" in unknown.json()["status"]["info"]
+    other = predict(explainer, {**asked, "jsonData": EXAMPLE_APPLICATION})
+    assert other.status_code == 409 and other.json()["status"]["reason"] == "APPLICATION_MISMATCH"
+    assert f"request {puid}, row 0" in other.json()["status"]["info"]
+    # without an id the explanation is answered and goes on no record
+    free = predict(explainer, {"jsonData": REJECTED_APPLICATION})
+    assert free.status_code == 200 and free.json()["jsonData"]["recorded_for"] is None
+    assert len(records(classifier).events_of(puid, 0)) == 1
+
+
+def test_the_figures_command_recomputes_the_monitoring_from_the_record(classifier, artifacts, tmp_path):
+    answer = predict(classifier, {"jsonData": [EXAMPLE_APPLICATION | {"gender": "Male"}, REJECTED_APPLICATION]})
+    feedback = {"response": answer.json(), "truth": {"data": {"ndarray": [["approved"], ["approved"]]}}}
+    assert requests.post(f"{classifier.url}/api/v1.0/feedback", json=feedback, timeout=30).status_code == 200
+    out = tmp_path / "figures.json"
+    done = subprocess.run([sys.executable, "-m", "loanxai.figures", "--artifacts", str(artifacts.classifier_dir),
+                           "--json", str(out)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LOAN_RECORDS_URL": classifier.env["LOAN_RECORDS_URL"]})
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text())
+    recorded = records_of_model(classifier, figures["model_version"])
+    assert figures["applications"] == len(recorded) >= 2
+    assert figures["approved"] == sum(r["decision"] == "approved" for r in recorded)
+    assert figures["adverse_impact"]["gender"]["groups"]["Male"]["rows"] >= 1
+    assert figures["outcomes"]["all"]["all"]["outcomes"] >= 2
+    assert set(figures["features"]) == set(artifacts.classifier_manifest.schema.feature_names)
+    assert done.stdout.startswith(f"model {figures['model_version']}, the first decision to now: ")
+    off = subprocess.run([sys.executable, "-m", "loanxai.figures", "--url", "off"], capture_output=True,
+                         text=True, timeout=120)
+    assert off.returncode == 1 and "LOAN_RECORDS_URL=off: there is no record to read" in off.stderr
+
+
+def records_of_model(service, version):
+    return list(select_decisions(records(service), Selection(model_version=version)))
+
+
+def explainer_version(explainer):
+    return requests.get(f"{explainer.url}/api/v1.0/metadata", timeout=30).json()["versions"][0]
 
 
 def test_the_records_command_shows_redecides_and_renders_the_notice(classifier, artifacts, tmp_path):

@@ -36,10 +36,12 @@ def test_demo_prints_a_prediction_and_an_explanation_then_stops(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert out.count("$ curl -sS -H 'Content-Type: application/json'") == 3
-    # a rejected application, its record and its notice, HTML and PDF
+    assert out.count("$ curl -sS -H 'Content-Type: application/json'") == 4
+    # a rejected application, its anchor asked by its id, its record and its notice, HTML and PDF
     [application_id] = set(re.findall(r"python -m loanxai.records show (demo-\w+)", out))
     assert f"application {application_id}: rejected at " in out and "reason " in out
+    assert f'"recorded_for": {{"application_id": "{application_id}", ' in out
+    assert re.search(r"then, [-0-9: ]+ UTC: anchor '.+' \(precision ", out), out
     written = re.findall(rf"notice of application {application_id} written to (\S+)", result.stderr)
     assert [Path(p).suffix for p in written] == [".html", ".pdf"] and all(Path(p).is_file() for p in written)
     assert [r["application_id"] for r in DecisionStore(records).find(application_id)] == [application_id]
