@@ -67,8 +67,9 @@ class DecisionNotFound(LoanError):
 
 
 class ApplicationMismatch(LoanError):
-    """An explanation names an application whose recorded inputs differ from the application it
-    sends: an explanation on the record explains the decision as recorded."""
+    """An explanation names a recorded decision it would not explain: the recorded inputs differ
+    from the application sent, or another model decided it. An explanation on the record explains
+    the decision as it was made."""
 
     status_code, reason = 409, "APPLICATION_MISMATCH"
 

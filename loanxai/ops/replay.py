@@ -50,7 +50,7 @@ from loanxai.data.description import LABEL
 from loanxai.errors import LoanError
 from loanxai.fairness.metrics import large_groups
 from loanxai.ops.prometheus import alerts
-from loanxai.records.store import DecisionStore
+from loanxai.records.store import reading_store
 from loanxai.report.production import describe, record_figures
 
 __all__ = ["MIN_APPROVED", "TRAP_SHARE", "Trap", "applications", "choose_trap", "explain", "held_out_predictions",
@@ -202,9 +202,7 @@ def recorded(url: str | None, manifest: Manifest, since: datetime) -> str:
     if url == "off":
         return "  (not read: the record is off)"
     try:
-        store = DecisionStore(url)
-        store.check_current()
-        return describe(record_figures(store, manifest, since))
+        return describe(record_figures(reading_store(url), manifest, since))
     except LoanError as error:
         return f"  (the record cannot be read: {error.message})"
 

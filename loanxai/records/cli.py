@@ -20,13 +20,13 @@ from typing import Any
 from tqdm import tqdm
 
 from loanxai.artifacts import CLASSIFIER_DIR
-from loanxai.config import ServiceSettings, ToolSettings
+from loanxai.config import ToolSettings
 from loanxai.core.cli import command_parser
 from loanxai.errors import LoanError, RecordError
 from loanxai.records import migrations, notices
 from loanxai.records.queries import Selection, export, purge, retention_limit, select_decisions, utc
 from loanxai.records.redecide import Redecider
-from loanxai.records.store import DecisionStore, open_store
+from loanxai.records.store import DecisionStore, configured_url, open_store, reading_store
 
 __all__ = ["main", "moment", "parser"]
 
@@ -97,16 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        url = args.url or ServiceSettings.from_env().records_url
-        if url == "off":
-            raise RecordError("LOAN_RECORDS_URL=off: there is no record to read")
         if args.command == "upgrade":
-            store = open_store(url)
+            store = open_store(configured_url(args.url))
             logger.info("the decision record at %s is at migration %s", store.shown_url, migrations.head())
             return 0
-        store = DecisionStore(url)
-        store.check_current()
-        return _COMMANDS[args.command](store, args)
+        return _COMMANDS[args.command](reading_store(args.url), args)
     except LoanError as error:
         logger.error("%s", error.message)
         return 1

@@ -28,12 +28,12 @@ from sqlalchemy import create_engine, event, insert, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from loanxai.config import SQLITE_PREFIX
+from loanxai.config import SQLITE_PREFIX, ServiceSettings
 from loanxai.errors import DecisionConflict, RecordError, RecordUnavailable
 from loanxai.records import migrations
 from loanxai.records.tables import decisions, events
 
-__all__ = ["DecisionStore", "RequestDecisions", "absolute_url", "open_store"]
+__all__ = ["DecisionStore", "RequestDecisions", "absolute_url", "configured_url", "open_store", "reading_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +292,21 @@ def open_store(url: str) -> DecisionStore:
     store = DecisionStore(url)
     store.upgrade()
     store.engine.dispose()
+    return store
+
+
+def configured_url(url: str | None = None) -> str:
+    """``url``, else ``LOAN_RECORDS_URL``, for a command that reads the record (refused when off)."""
+    url = url or ServiceSettings.from_env().records_url
+    if url == "off":
+        raise RecordError("LOAN_RECORDS_URL=off: there is no record to read")
+    return url
+
+
+def reading_store(url: str | None = None) -> DecisionStore:
+    """The record at :func:`configured_url` for reading, refused when it is not at the newest migration."""
+    store = DecisionStore(configured_url(url))
+    store.check_current()
     return store
 
 

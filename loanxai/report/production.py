@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR
-from loanxai.config import ServiceSettings
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import Manifest, load_verified_manifest
 from loanxai.errors import LoanError, RecordError
@@ -49,7 +48,7 @@ from loanxai.monitoring.references import (
 )
 from loanxai.records.cli import moment
 from loanxai.records.queries import Selection, outcomes_of, recorded_features, select_decisions
-from loanxai.records.store import DecisionStore
+from loanxai.records.store import DecisionStore, reading_store
 
 __all__ = ["describe", "main", "parser", "record_figures"]
 
@@ -164,12 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        url = args.url or ServiceSettings.from_env().records_url
-        if url == "off":
-            raise RecordError("LOAN_RECORDS_URL=off: there is no record to read")
-        store = DecisionStore(url)
-        store.check_current()
-        figures = record_figures(store, load_verified_manifest(args.artifacts), args.since, args.until)
+        figures = record_figures(reading_store(args.url), load_verified_manifest(args.artifacts), args.since, args.until)
     except LoanError as error:
         logger.error("%s", error.message)
         return 1

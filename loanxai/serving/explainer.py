@@ -13,9 +13,9 @@ first request, and again after the classifier was unreachable (answered 503 nami
 An explanation asked for a recorded decision (``meta.tags.application_ids``: the lender's id, one)
 is on that decision's record before it is answered (:mod:`loanxai.records`): its parameters, its
 answer and the explainer's version, attached to the application's newest decision, whose recorded
-inputs must be the application sent (404 when the id has no decision, 409 when the inputs differ,
-503 when the record fails). ``models/explainer/LoanExplainer.py`` is the thin module Seldon's
-wrapper imports.
+inputs must be the application sent, decided by the model this explainer explains (404 when the
+id has no decision, 409 when the inputs or the model differ, 503 when the record fails).
+``models/explainer/LoanExplainer.py`` is the thin module Seldon's wrapper imports.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from loanxai.artifacts import version
 from loanxai.config import ServiceSettings
 from loanxai.core.codecs import (
     EXPLAIN_KINDS,
@@ -130,6 +131,11 @@ class LoanExplainer:
         if decision is None:
             raise DecisionNotFound(f"application id {application_id!r} (meta.tags.application_ids) has no decision on "
                                    "the record: explain a decided application by the id its decision answered")
+        explained = version(self.manifest.model_sha256)
+        if decision["model_version"] != explained:
+            raise ApplicationMismatch(f"application id {application_id!r} was decided by model "
+                                      f"{decision['model_version']} (request {decision['request_id']}, row "
+                                      f"{decision['row']}); this explainer explains model {explained}")
         if not np.array_equal(recorded_features(self.schema, [decision])[0], x, equal_nan=True):
             raise ApplicationMismatch(f"the application sent is not the one recorded for application id "
                                       f"{application_id!r} (request {decision['request_id']}, row {decision['row']}): "

@@ -5,12 +5,13 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 import requests
 
 from loanxai.records.queries import Selection, select_decisions
-from loanxai.records.store import DecisionStore
+from loanxai.records.store import DecisionStore, RequestDecisions
 from tests.conftest import EXAMPLE_APPLICATION, REJECTED_APPLICATION
 
 LETTERHEAD = {"LOAN_CREDITOR": "Test Savings Bank|1 Main Street|Springfield",
@@ -131,6 +132,14 @@ def test_an_explanation_of_a_recorded_decision_goes_on_its_record(classifier, ex
     other = predict(explainer, {**asked, "jsonData": EXAMPLE_APPLICATION})
     assert other.status_code == 409 and other.json()["status"]["reason"] == "APPLICATION_MISMATCH"
     assert f"request {puid}, row 0" in other.json()["status"]["info"]
+    # a decision another model made (as if an older one): not explained by this explainer
+    older = f"older-{uuid.uuid4().hex[:6]}"
+    records(classifier).record(RequestDecisions(
+        request_id=uuid.uuid4().hex, application_ids=[older], decided_at=datetime.now(UTC), model_version="0123456789ab",
+        manifest_sha256="0" * 64, dataset="adult", inputs=[without_protected(REJECTED_APPLICATION)], protected=[{}],
+        probabilities=[0.1], cutoff=0.5, decisions=["rejected"], reasons=None))
+    by_another = predict(explainer, {**asked, "meta": {"tags": {"application_ids": [older]}}})
+    assert by_another.status_code == 409 and "was decided by model 0123456789ab" in by_another.json()["status"]["info"]
     # without an id the explanation is answered and goes on no record
     free = predict(explainer, {"jsonData": REJECTED_APPLICATION})
     assert free.status_code == 200 and free.json()["jsonData"]["recorded_for"] is None
