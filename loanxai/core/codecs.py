@@ -227,8 +227,9 @@ def application_ids(message: Mapping[str, Any], n_rows: int) -> list[str | None]
         return [None] * n_rows
     if not (isinstance(ids, list) and len(ids) == n_rows
             and all(isinstance(i, str) and 0 < len(i) <= MAX_PUID_CHARACTERS for i in ids)):
-        raise InputError(f"'meta.tags.application_ids' must be a list of {n_rows} strings (one per application, "
-                         f"each of 1 to {MAX_PUID_CHARACTERS} characters)")
+        count = "one string" if n_rows == 1 else f"{n_rows} strings (one per application)"
+        raise InputError(f"'meta.tags.application_ids' must be a list of {count}, each of 1 to {MAX_PUID_CHARACTERS} "
+                         "characters")
     if len(set(ids)) != n_rows:
         raise InputError("'meta.tags.application_ids' holds the same id twice")
     return list(ids)

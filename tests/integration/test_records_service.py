@@ -86,7 +86,7 @@ def test_an_explainers_samples_are_not_decisions_and_are_not_recorded(classifier
 
 
 @pytest.mark.parametrize("ids, problem", [
-    ("8812", "must be a list of 1 strings"), (["a", "b"], "must be a list of 1 strings"), ([7], "strings"),
+    ("8812", "must be a list of one string"), (["a", "b"], "must be a list of one string"), ([7], "one string"),
     (["x" * 129], "1 to 128 characters"), ([""], "1 to 128 characters"),
 ])
 def test_bad_application_ids_are_refused_naming_the_field(classifier, ids, problem):

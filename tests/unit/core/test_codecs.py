@@ -141,3 +141,5 @@ def test_application_ids_are_one_distinct_string_per_application(ids, problem):
         application_ids({"meta": {"tags": {"application_ids": ids}}}, 2)
     assert application_ids({"meta": {"tags": {"application_ids": ["A-1", "A-2"]}}}, 2) == ["A-1", "A-2"]
     assert application_ids({}, 2) == [None, None]
+    with pytest.raises(InputError, match="a list of one string, each of 1 to 128 characters"):
+        application_ids({"meta": {"tags": {"application_ids": ["A-1", "A-2"]}}}, 1)
