@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loanxai.artifacts import DATASETS_DIR
-from loanxai.core.manifest import Manifest
+from loanxai.artifacts import CLASSIFIER_DIR, DATASETS_DIR, EXPLAINER_DIR
+from loanxai.core.manifest import Manifest, read_manifest
 from loanxai.data.dataset import load_dataset
 from loanxai.data.description import CATEGORICAL, DEFAULT_DESCRIPTION, load_description
+from loanxai.errors import ArtifactError
 from loanxai.monitoring.counters import FLUSH_SECONDS
 from loanxai.ops.postgres import LocalPostgres
 from loanxai.ops.services import Service, classifier_service, explainer_service, free_port
+from loanxai.training.staging import staged_directories
 from loanxai.training.train import train
 
 # What the tests start without a record of their own records in a folder of this run's, never
@@ -70,7 +72,23 @@ def artifacts(tmp_path_factory) -> Artifacts:
     """Both artifacts, trained once with the real settings (50 trees, full census data)."""
     root = tmp_path_factory.mktemp("artifacts")
     classifier_manifest, explainer_manifest = train(root / "loanclassifier", root / "explainer")
+    _fill_checkout(root / "loanclassifier", root / "explainer")
     return Artifacts(root / "loanclassifier", root / "explainer", classifier_manifest, explainer_manifest)
+
+
+def _fill_checkout(classifier_dir: Path, explainer_dir: Path) -> None:
+    """Give a checkout with no artifacts these (what `make train` writes: the same default
+    training), so the tests that run the checkout's (the demo, the benchmark, the images) do
+    not train the census a second time; artifacts already there, whatever their options, stay."""
+    try:
+        for directory in (CLASSIFIER_DIR, EXPLAINER_DIR):
+            read_manifest(directory)
+        return
+    except ArtifactError:
+        pass
+    with staged_directories(CLASSIFIER_DIR, EXPLAINER_DIR) as (classifier_stage, explainer_stage):
+        shutil.copytree(classifier_dir, classifier_stage, dirs_exist_ok=True)
+        shutil.copytree(explainer_dir, explainer_stage, dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")

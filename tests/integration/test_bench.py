@@ -15,7 +15,8 @@ IN_CI = os.environ.get("CI") == "true"
 
 @pytest.mark.skipif(not IN_CI and (shutil.which("wrk") is None or not (ROOT / ".venv-mlserver" / "bin" / "mlserver").exists()),
                     reason="needs wrk and .venv-mlserver (make bench creates it; CI installs both)")
-def test_harness_runs_end_to_end_and_stops_what_it_starts(tmp_path):
+def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
+    # artifacts: the session's training, given to the checkout when it has none (the harness runs the checkout's)
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
