@@ -162,6 +162,37 @@ class ServiceSettings(EnvSettings):
         valid=lambda v: v == "off" or v.startswith((SQLITE_PREFIX, "postgresql+psycopg://")))
     metrics: bool = setting("LOAN_METRICS", True, "`on`: count decisions, outcomes, explanations and requests for "
                             "Prometheus; `off`: count nothing (to measure what monitoring costs)", shown_default="`on`")
+    auth: bool = setting(
+        "LOAN_AUTH", False, "`on`: predictions, feedback and metadata need a bearer token (a JWT) whose role may call "
+        "them (401 without a valid one, 403 for another role; health stays open), and each explanation goes on the "
+        "record with who asked; `off`: anyone who reaches the service may call it (`make demo`; never in production)",
+        shown_default="`off`")
+    auth_keys: Path | None = setting(
+        "LOAN_AUTH_KEYS", None, "the keys tokens are signed with: a JWKS file (JSON, as an identity provider "
+        "publishes it) or one PEM public key", shown_default="none (needed with `LOAN_AUTH=on`)")
+    auth_issuer: str = setting("LOAN_AUTH_ISSUER", "", "the `iss` every token must carry",
+                               shown_default="none (needed with `LOAN_AUTH=on`)")
+    auth_audience: str = setting("LOAN_AUTH_AUDIENCE", "loanxai", "the `aud` every token must carry")
+    auth_roles_claim: str = setting("LOAN_AUTH_ROLES_CLAIM", "roles", "the claim holding the caller's roles (`decide`, "
+                                    "`explain`, `audit`): a list of strings or one string")
+    classifier_token_file: Path | None = setting(
+        "LOAN_CLASSIFIER_TOKEN_FILE", None, "a file holding the bearer token (role `decide`) the explainer sends the "
+        "classifier; read again when it changes", shown_default="none: no token sent")
+    caller_explanations: int = setting(
+        "LOAN_CALLER_EXPLANATIONS", 100, "explanations (anchors and recourse) one caller may ask per window, with "
+        "`LOAN_AUTH=on`; more get 429 `CALLER_OVER_BUDGET` with `Retry-After`", rule="at least 1", valid=_at_least(1))
+    caller_model_rows: int = setting(
+        "LOAN_CALLER_MODEL_ROWS", 200_000, "classifier rows the explainer may ask on one caller's behalf per window "
+        "(an anchor asks about 1,000, a recourse search about 2,500)", rule="at least 1", valid=_at_least(1))
+    caller_window: float = setting("LOAN_CALLER_WINDOW", 3600.0, "seconds of a caller's budget window",
+                                   rule="a positive number of seconds", valid=_positive)
+
+    def __post_init__(self) -> None:
+        """Check every value, and that ``LOAN_AUTH=on`` has its keys and issuer."""
+        super().__post_init__()
+        if self.auth and (self.auth_keys is None or not self.auth_issuer):
+            missing = "LOAN_AUTH_KEYS" if self.auth_keys is None else "LOAN_AUTH_ISSUER"
+            raise SettingError(f"LOAN_AUTH=on needs {missing}: the tokens are checked against the keys and issuer")
 
 
 @dataclass(frozen=True)

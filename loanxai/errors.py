@@ -11,17 +11,17 @@ The docs' error reference (``docs/reference/errors.md``) is generated from this 
 from __future__ import annotations
 
 __all__ = [
-    "ApplicationMismatch", "ArtifactError", "BudgetExceeded", "ClassifierError", "ClassifierUnavailable",
-    "DataError", "DecisionConflict", "DecisionNotFound", "DescriptionError", "ExplainerBusy", "GateError",
-    "InputError", "LoanError", "MethodNotAllowed", "ModelParityFailed", "NotFound", "PrometheusError",
-    "RecordError", "RecordUnavailable", "RequestTimeout", "RequestTooLarge", "ScoreError", "ServiceError",
-    "SettingError", "ShuttingDown", "UnknownCandidate",
+    "ApplicationMismatch", "ArtifactError", "BudgetExceeded", "CallerOverBudget", "ClassifierError",
+    "ClassifierUnavailable", "DataError", "DecisionConflict", "DecisionNotFound", "DescriptionError", "ExplainerBusy",
+    "Forbidden", "GateError", "InputError", "LoanError", "MethodNotAllowed", "ModelParityFailed", "NotFound",
+    "PrometheusError", "RecordError", "RecordUnavailable", "RequestTimeout", "RequestTooLarge", "ScoreError",
+    "ServiceError", "SettingError", "ShuttingDown", "Unauthenticated", "UnknownCandidate",
 ]
 
 
 class LoanError(Exception):
     """The root of every error here. ``status_code``: the HTTP status a service answers it with;
-    ``reason``: Seldon's reason code in the error body."""
+    ``reason``: Seldon's reason code in the error body; ``headers``: the HTTP headers its answer carries."""
 
     status_code: int = 500
     reason: str = "MICROSERVICE_INTERNAL_ERROR"
@@ -29,6 +29,7 @@ class LoanError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.headers: dict[str, str] = {}
 
 
 # --- a client's request ------------------------------------------------------------------------------
@@ -44,6 +45,37 @@ class InputError(LoanError):
     status_code, reason = 400, "MICROSERVICE_BAD_DATA"
 
 
+class Unauthenticated(LoanError):
+    """With ``LOAN_AUTH=on``: the request carries no bearer token, or one that is not valid here
+    (signature, issuer, audience, expiry, algorithm); the answer's ``WWW-Authenticate`` says which."""
+
+    status_code, reason = 401, "UNAUTHENTICATED"
+
+    def __init__(self, message: str, token_given: bool) -> None:
+        super().__init__(message)
+        # RFC 6750: the scheme, and "invalid_token" when a token came and was refused
+        self.headers["WWW-Authenticate"] = 'Bearer realm="loanxai"' + (', error="invalid_token"' if token_given else "")
+
+
+class Forbidden(LoanError):
+    """With ``LOAN_AUTH=on``: the caller's token is valid, but none of its roles may call this
+    endpoint of this service."""
+
+    status_code, reason = 403, "FORBIDDEN"
+
+
+class CallerOverBudget(LoanError):
+    """The caller has used up its explanations, or the classifier rows asked on its behalf, for
+    the window (``LOAN_CALLER_EXPLANATIONS``, ``LOAN_CALLER_MODEL_ROWS``, ``LOAN_CALLER_WINDOW``);
+    ``Retry-After`` says when the window ends."""
+
+    status_code, reason = 429, "CALLER_OVER_BUDGET"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after)
+
+
 class NotFound(LoanError):
     """No such path."""
 
@@ -57,7 +89,7 @@ class MethodNotAllowed(LoanError):
 
     def __init__(self, message: str, allow: str) -> None:
         super().__init__(message)
-        self.allow = allow
+        self.headers["Allow"] = allow
 
 
 class DecisionNotFound(LoanError):

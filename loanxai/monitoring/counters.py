@@ -32,11 +32,12 @@ from seldon_core.metrics import BINS
 
 from loanxai.core.codecs import EXPLAIN_KINDS, Outcomes
 from loanxai.core.manifest import Manifest
+from loanxai.core.roles import EXPLAIN_ROLES
 from loanxai.monitoring import series
 from loanxai.monitoring.references import NOT_GIVEN, OUTCOMES, SCORE_BINS, bin_indices, outcome_rates, score_indices
 from loanxai.monitoring.series import Series
 
-__all__ = ["EXPLANATION_OUTCOMES", "FLUSH_SECONDS", "TIMER_BUCKETS", "DecisionMonitor", "ExplanationMonitor",
+__all__ = ["CALLER_OUTCOMES", "EXPLANATION_OUTCOMES", "FLUSH_SECONDS", "TIMER_BUCKETS", "DecisionMonitor", "ExplanationMonitor",
            "HttpMonitor", "flush_all"]
 
 #: the timers' buckets in seconds: Seldon's (1 ms to 30 s, log-spaced)
@@ -44,6 +45,8 @@ TIMER_BUCKETS = tuple(BINS[1:])
 
 #: what an explanation request came to: ok, or the answer's status
 EXPLANATION_OUTCOMES = ("ok", "4xx", "502", "503", "504", "5xx")
+#: what an authenticated caller's explanation request came to
+CALLER_OUTCOMES = ("ok", "429", "4xx", "5xx")
 #: seconds between two countings of the queued observations, in each process
 FLUSH_SECONDS = 1.0
 
@@ -250,7 +253,8 @@ class DecisionMonitor:
 
 
 class ExplanationMonitor:
-    """The explainer's counters: explanations by kind and outcome, their durations, model calls."""
+    """The explainer's counters: explanations by kind and outcome, their durations, model calls,
+    and by caller role with ``LOAN_AUTH=on``."""
 
     def __init__(self, budget_seconds: float, p95_budget_seconds: float) -> None:
         self.budget_seconds, self.p95_budget_seconds = budget_seconds, p95_budget_seconds
@@ -261,20 +265,27 @@ class ExplanationMonitor:
         self.seconds = {k: seconds.labels(k, "predict") for k in kinds}
         calls = _counter(series.EXPLANATION_MODEL_CALLS, "method")
         self.calls = {k: calls.labels(k, "predict") for k in kinds}
+        by_role = _counter(series.CALLER_EXPLANATIONS, "method")
+        self.by_role = {(r, o): by_role.labels(r, o, "predict") for r in sorted(EXPLAIN_ROLES) for o in CALLER_OUTCOMES}
 
-    def record(self, kind: str, status: int, seconds: float, model_calls: int) -> None:
-        """One explanation request: its kind (``invalid`` if unreadable), answer status, time and classifier calls."""
+    def record(self, kind: str, status: int, seconds: float, model_calls: int, role: str | None = None) -> None:
+        """One explanation request: its kind (``invalid`` if unreadable), answer status, time,
+        classifier calls, and the caller's role (None: no authenticated caller)."""
         outcome = ("ok" if status < 400 else "4xx" if status < 500
                    else str(status) if str(status) in EXPLANATION_OUTCOMES else "5xx")
         self.explanations[kind, outcome].inc()
         self.seconds[kind].observe(seconds)
         if model_calls:
             self.calls[kind].inc(model_calls)
+        if role in EXPLAIN_ROLES:
+            self.by_role[role, "ok" if status < 400 else "429" if status == 429 else outcome[0] + "xx"].inc()
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        """The explanation budgets, as gauges (for the metrics server)."""
+    def collect(self, busiest_share: float | None = None) -> Iterable[GaugeMetricFamily]:
+        """The explanation budgets and, with callers' budgets, the busiest caller's share, as gauges."""
         yield _gauge(series.EXPLAIN_BUDGET, value=self.budget_seconds)
         yield _gauge(series.EXPLAIN_P95_BUDGET, value=self.p95_budget_seconds)
+        if busiest_share is not None:
+            yield _gauge(series.CALLER_BUDGET_SHARE, value=busiest_share)
 
 
 class HttpMonitor:

@@ -89,6 +89,12 @@ EXPLAIN_BUDGET = Series("loan_explain_budget_seconds", "gauge", (), "the time bu
                         "(`LOAN_EXPLAIN_BUDGET`)", EXPLAINER)
 EXPLAIN_P95_BUDGET = Series("loan_explain_p95_budget_seconds", "gauge", (), "the time 95% of explanations should "
                             "stay under (`LOAN_EXPLAIN_P95_BUDGET`)", EXPLAINER)
+CALLER_EXPLANATIONS = Series("loan_caller_explanations_total", "counter", ("role", "outcome"),
+                             "explanation requests of authenticated callers (`LOAN_AUTH=on`) by role (`explain`, "
+                             "`audit`) and outcome (`ok`, `429`: over the caller's budget, `4xx`, `5xx`)", EXPLAINER)
+CALLER_BUDGET_SHARE = Series("loan_caller_budget_busiest_share", "gauge", (), "the largest share of its window's "
+                             "budget any one caller has used, 0 to 1 (`LOAN_AUTH=on`; the `LoanExplainCallerNearBudget` "
+                             "alert fires above 0.8)", EXPLAINER)
 HTTP_REQUESTS = Series("loan_http_requests_total", "counter", ("endpoint", "code"), "answers, by endpoint and HTTP "
                        "status", BOTH)
 HTTP_SECONDS = Series("loan_http_request_seconds", "histogram", ("endpoint",), "time to answer, seconds, by endpoint",
@@ -100,5 +106,5 @@ SERIES: tuple[Series, ...] = (
     FEATURE_REFERENCE, SCORE_REFERENCE, *HELD_OUT_RATES, HELD_OUT_ROWS, GATE_MIN_ADVERSE_IMPACT_RATIO, GATE_MIN_GROUP_ROWS,
     GATE_SCREENED, CUTOFF,
     MODEL_INFO, EXPLANATIONS, EXPLANATION_SECONDS, EXPLANATION_MODEL_CALLS, EXPLAIN_BUDGET, EXPLAIN_P95_BUDGET,
-    HTTP_REQUESTS, HTTP_SECONDS,
+    CALLER_EXPLANATIONS, CALLER_BUDGET_SHARE, HTTP_REQUESTS, HTTP_SECONDS,
 )

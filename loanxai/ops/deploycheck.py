@@ -2,14 +2,18 @@
 
 - :func:`crd_schema` turns a CRD's openAPIV3Schema into a strict JSON Schema (a misspelled
   field fails, as it would not on the API server, which prunes it): the SeldonDeployments in
-  ``deploy/``, the PodMonitor and PrometheusRule in ``deploy/monitoring/``;
+  ``deploy/``, the PodMonitor and PrometheusRule in ``deploy/monitoring/``, Istio's
+  RequestAuthentication and AuthorizationPolicy in ``deploy/auth.yaml``;
 - :func:`project_problems` checks what no schema can: graph types, graph names equal to
   container names, images equal to what ``scripts/build-images.sh`` tags, the explainer's
   classifier URL against the classifier's Service, the timeout annotation Seldon reads,
   probes and their timeouts, resources, the pods' prometheus.io annotations, the containers' hardening (no privilege escalation,
   read-only root with a writable /tmp, all capabilities dropped, the runtime's seccomp
   profile), and the NetworkPolicies (one per SeldonDeployment and one for the record's
-  database, metrics ports reachable only from the monitoring namespace).
+  database, metrics ports reachable only from the monitoring namespace), and who may call what
+  (every container with ``LOAN_AUTH=on``, an AuthorizationPolicy per SeldonDeployment letting
+  through its service's roles, :mod:`loanxai.core.roles`, and without a token only probes and
+  metrics; the token kept on the request for the services to check again).
 
 Each function returns a list of problems (empty: all good).
 """
@@ -25,16 +29,22 @@ import yaml
 from jsonschema import Draft7Validator
 
 from loanxai.artifacts import DEPLOY_DIR, SHARED_DIR
+from loanxai.config import ServiceSettings
+from loanxai.core.roles import DECIDE_ROLES, EXPLAIN_ROLES
 
 __all__ = ["CRD_FILES", "CRD_PATH", "crd_schema", "explainer_timeout_ms", "project_problems", "render", "schema_problems"]
 
 CRD_PATH = SHARED_DIR / "seldon-core-v1.17.1" / "seldondeployment-crd.yaml"
 PROMETHEUS_OPERATOR_DIR = SHARED_DIR / "prometheus-operator-v0.93.0"
+#: Istio's security CRDs, of the version scripts/kind-up.sh installs
+ISTIO_CRDS = SHARED_DIR / "istio-1.22.8" / "security.istio.io-crds.yaml"
 #: kind -> the CRD file defining it
 CRD_FILES = {
     "SeldonDeployment": CRD_PATH,
     "PodMonitor": PROMETHEUS_OPERATOR_DIR / "monitoring.coreos.com_podmonitors.yaml",
     "PrometheusRule": PROMETHEUS_OPERATOR_DIR / "monitoring.coreos.com_prometheusrules.yaml",
+    "RequestAuthentication": ISTIO_CRDS,
+    "AuthorizationPolicy": ISTIO_CRDS,
 }
 
 # what Seldon's admission webhook accepts (the CRD schema does not enumerate them)
@@ -45,6 +55,10 @@ EXECUTOR_REST_PORT = 8000
 METRICS_PORT = 6000
 #: where the operator has the metrics served (PREDICTIVE_UNIT_METRICS_ENDPOINT)
 METRICS_PATH = "/prometheus"
+#: container name -> the roles its service lets through (LOAN_AUTH=on and the mesh's policy)
+SERVICE_ROLES = {"classifier": DECIDE_ROLES, "explainer": EXPLAIN_ROLES}
+#: what a caller without a token may reach: the probes and the metrics
+OPEN_PATHS = {"/health/ping", "/health/status", "/api/v1.0/health/status", METRICS_PATH, "/metrics"}
 MONITORING_NAMESPACE = "monitoring"
 #: the probes' timeout must leave room above the health latency measured under load (README)
 MIN_PROBE_TIMEOUT_S = 2
@@ -59,13 +73,18 @@ def render(deploy_dir: Path = DEPLOY_DIR) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(output) if doc]
 
 
-def crd_schema(crd_path: Path = CRD_PATH) -> dict[str, Any]:
-    """The CRD's v1 openAPIV3Schema as a strict JSON Schema: ``x-kubernetes-*`` keys dropped and
-    ``additionalProperties: false`` wherever properties are listed and unknown fields are not
-    preserved."""
-    crd = yaml.safe_load(crd_path.read_text())
+def crd_schema(crd_path: Path = CRD_PATH, kind: str | None = None) -> dict[str, Any]:
+    """The v1 openAPIV3Schema of the CRD of ``kind`` in ``crd_path`` (None: its only one) as a
+    strict JSON Schema: ``x-kubernetes-*`` keys dropped and ``additionalProperties: false``
+    wherever properties are listed and unknown fields are not preserved."""
+    crds = [doc for doc in yaml.safe_load_all(crd_path.read_text()) if doc]
+    [crd] = [c for c in crds if kind is None or c["spec"]["names"]["kind"] == kind]
     [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return _strict(version["schema"]["openAPIV3Schema"])
+    schema = _strict(version["schema"]["openAPIV3Schema"])
+    # every object has these, whether its CRD lists them (Seldon's does, Istio's does not)
+    for field, kind in (("apiVersion", "string"), ("kind", "string"), ("metadata", "object")):
+        schema["properties"].setdefault(field, {"type": kind})
+    return schema
 
 
 def _strict(node: Any) -> Any:
@@ -120,6 +139,7 @@ def project_problems(documents: list[dict[str, Any]], images: dict[str, str]) ->
             for container_name, container in containers.items():
                 problems += _container_problems(name, container_name, container, images, services, namespace)
     problems += _network_policy_problems(documents, deployments)
+    problems += _auth_problems(documents, deployments)
     return problems
 
 
@@ -236,6 +256,52 @@ def _network_policy_problems(documents: list[dict[str, Any]], deployments: list[
     for name in sorted(names - covered):
         problems.append(f"SeldonDeployment {name}: no NetworkPolicy selects its pods")
     return problems
+
+
+def _auth_problems(documents: list[dict[str, Any]], deployments: list[dict[str, Any]]) -> list[str]:
+    """Every service checks tokens, and the mesh lets each service's roles through and nothing else."""
+    problems = []
+    authentications = [d for d in documents if d.get("kind") == "RequestAuthentication"]
+    if not authentications:
+        problems.append("no RequestAuthentication: the mesh checks no token")
+    for authentication in authentications:
+        for rule in authentication["spec"].get("jwtRules", []):
+            if rule.get("forwardOriginalToken") is not True:
+                problems.append(f"{_name(authentication)}: forwardOriginalToken must be true (the services check "
+                                "the token again and record who asked)")
+    policies = [d for d in documents if d.get("kind") == "AuthorizationPolicy"]
+    claim = f"request.auth.claims[{ServiceSettings().auth_roles_claim}]"
+    for deployment in deployments:
+        name = deployment["metadata"]["name"]
+        containers = [c for p in deployment["spec"]["predictors"] for spec in p.get("componentSpecs", [])
+                      for c in spec["spec"]["containers"]]
+        for container in containers:
+            env = {v["name"]: v.get("value") for v in container.get("env", [])}
+            if env.get("LOAN_AUTH") != "on":
+                problems.append(f"{name}: container {container['name']!r} must set LOAN_AUTH=on")
+        selecting = [p for p in policies if p["spec"].get("selector", {}).get("matchLabels", {})
+                     .get("seldon-deployment-id") == name]
+        if not selecting:
+            problems.append(f"SeldonDeployment {name}: no AuthorizationPolicy selects its pods")
+        roles = set().union(*(SERVICE_ROLES.get(c["name"], set()) for c in containers))
+        for policy in selecting:
+            where = _name(policy)
+            if policy["spec"].get("action", "ALLOW") != "ALLOW":
+                problems.append(f"{where}: the action must be ALLOW (everything not allowed is refused)")
+            for rule in policy["spec"].get("rules", []):
+                granted = {value for condition in rule.get("when", []) if condition["key"] == claim
+                           for value in condition.get("values", [])}
+                if granted and granted != roles:
+                    problems.append(f"{where}: lets roles {sorted(granted)} through; the service takes {sorted(roles)}")
+                if not granted and (rule.get("from") or _opened(rule) - OPEN_PATHS):
+                    problems.append(f"{where}: a rule without the role claim ({claim}) opens "
+                                    f"{sorted(_opened(rule) - OPEN_PATHS) or 'more than probes and metrics'}")
+    return problems
+
+
+def _opened(rule: dict[str, Any]) -> set[str]:
+    """The paths a rule's operations allow (``*`` for an operation naming none)."""
+    return {path for target in rule.get("to", [{}]) for path in target.get("operation", {}).get("paths", ["*"])}
 
 
 def _seldon_deployments(documents: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """``python -m loanxai.records``: an examiner's commands over the decision record.
 
 ``upgrade`` migrates the database; ``show`` prints one application's decisions (by application
-id or request id) with their reasons and what followed; ``list`` and ``export`` (CSV, Parquet)
+id or request id) with their reasons and what followed; ``looked`` lists who asked for an
+explanation of them, when, in which role and for what; ``list`` and ``export`` (CSV, Parquet)
 select by time, decision, model version and group; ``redecide`` decides a recorded application
 again with the model that decided it; ``notice`` and ``notices`` render adverse action notices;
 ``purge`` deletes what is past the retention period. The database is ``LOAN_RECORDS_URL``
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from loanxai.artifacts import CLASSIFIER_DIR
 from loanxai.config import ToolSettings
 from loanxai.core.cli import command_parser
+from loanxai.core.codecs import EXPLAIN_KINDS
 from loanxai.errors import LoanError, RecordError
 from loanxai.records import migrations, notices
 from loanxai.records.queries import Selection, export, purge, retention_limit, select_decisions, utc
@@ -68,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("upgrade", help="bring the database to the newest migration")
     show = commands.add_parser("show", help="one application's decisions, reasons and what followed")
     show.add_argument("id", help="an application id or a request id (meta.puid)")
+    looked = commands.add_parser("looked", help="who asked for explanations of one application's decisions")
+    looked.add_argument("id", help="an application id or a request id (meta.puid)")
     listing = commands.add_parser("list", help="the selected decisions, a line each")
     _selection_options(listing)
     listing.add_argument("--limit", type=int, default=50, help="at most this many lines")
@@ -127,17 +131,35 @@ def _show(store: DecisionStore, args: argparse.Namespace) -> int:
 
 
 def _event(event: Mapping[str, Any]) -> str:
-    """What followed a decision, in a line: an outcome as recorded, an explanation by what it found."""
+    """What followed a decision, in a line: an outcome as recorded, an explanation by what it found and who asked."""
     content = event["content"]
     if event["kind"] == "anchor":
         answer = content["answer"]
         return (f"anchor {answer['anchor_text']!r} (precision {answer['precision']:.2f}, coverage "
-                f"{answer['coverage']:.2f}; explainer {content['explainer_version']}, seed {content['parameters']['seed']})")
+                f"{answer['coverage']:.2f}; explainer {content['explainer_version']}, seed {content['parameters']['seed']}); "
+                f"asked by {_asker(content)}")
     if event["kind"] == "recourse":
         found = content["answer"].get("counterfactuals", [])
         return (f"recourse: {len(found)} approved applications like it (explainer {content['explainer_version']}, "
-                f"k {content['parameters']['k']}, seed {content['parameters']['seed']})")
+                f"k {content['parameters']['k']}, seed {content['parameters']['seed']}); asked by {_asker(content)}")
     return f"{event['kind']} {json.dumps(content)}"
+
+
+def _asker(content: Mapping[str, Any]) -> str:
+    """Who asked for an explanation: the token's subject and role, or nobody known (LOAN_AUTH=off)."""
+    caller = content.get("asked_by")
+    return "an unauthenticated caller (LOAN_AUTH=off)" if caller is None else f"{caller['subject']} ({caller['role']})"
+
+
+def _looked(store: DecisionStore, args: argparse.Namespace) -> int:
+    for record in _found(store, args.id):
+        explanations = [e for e in store.events_of(record["request_id"], record["row"]) if e["kind"] in EXPLAIN_KINDS]
+        print(f"application {record['application_id']} (request {record['request_id']}, row {record['row']}, "
+              f"{record['decision']}): {len(explanations)} explanations asked")
+        for event in explanations:
+            print(f"  {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC  {_asker(event['content'])}  {event['kind']}  "
+                  f"parameters {json.dumps(event['content']['parameters'], sort_keys=True)}")
+    return 0
 
 
 def _describe(record: Mapping[str, Any]) -> str:
@@ -220,6 +242,6 @@ def _purge(store: DecisionStore, args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"show": _show, "list": _list, "export": _export, "redecide": _redecide, "notice": _notice,
+_COMMANDS = {"show": _show, "looked": _looked, "list": _list, "export": _export, "redecide": _redecide, "notice": _notice,
              "notices": _notices, "purge": _purge}
 

@@ -37,6 +37,7 @@ from loanxai.core.codecs import (
 )
 from loanxai.core.elderly import elderly_rule
 from loanxai.core.manifest import load_pickle, load_verified_manifest
+from loanxai.core.roles import DECIDE_ROLES
 from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import LoanError, ModelParityFailed, RecordUnavailable
 from loanxai.explain.reasons import reason_explainer
@@ -60,6 +61,8 @@ class LoanClassifier:
 
     #: where the artifacts are when LOAN_ARTIFACTS_DIR is not set (the thin module sets its folder's)
     default_artifacts: Path = Path("artifacts")
+    #: the roles that may ask for decisions and send outcomes, with LOAN_AUTH=on
+    roles = DECIDE_ROLES
 
     def __init__(self, settings: ServiceSettings | None = None) -> None:
         settings = settings or ServiceSettings.from_env()

@@ -22,9 +22,10 @@ logger = logging.getLogger(__name__)
 
 def seldon_error(error: LoanError) -> SeldonMicroserviceException:
     """``error`` as the seldon-core wrapper answers it: its status, and Seldon's body
-    ``{"status": {"code": -1, "info": <message>, "reason": <reason>, "status": 1}}``."""
+    ``{"status": {"code": -1, "info": <message>, "reason": <reason>, "status": 1}}``, and its headers."""
     answer = SeldonMicroserviceException(error.message, status_code=error.status_code, reason=error.reason)
     answer.args = (error.message,)  # gRPC answers an exception with its text: the message REST puts in the body
+    answer.headers = error.headers
     return answer
 
 

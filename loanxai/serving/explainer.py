@@ -14,12 +14,17 @@ An explanation asked for a recorded decision (``meta.tags.application_ids``: the
 is on that decision's record before it is answered (:mod:`loanxai.records`): its parameters, its
 answer and the explainer's version, attached to the application's newest decision, whose recorded
 inputs must be the application sent, decided by the model this explainer explains (404 when the
-id has no decision, 409 when the inputs or the model differ, 503 when the record fails).
+id has no decision, 409 when the inputs or the model differ, 503 when the record fails). With
+``LOAN_AUTH=on`` (:mod:`loanxai.serving.auth`) every explanation names a recorded decision, goes
+on its record with who asked (the token's subject and role), and counts against the caller's
+budget (:mod:`loanxai.serving.budget`: 429 past it).
 ``models/explainer/LoanExplainer.py`` is the thin module Seldon's wrapper imports.
 """
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -40,12 +45,23 @@ from loanxai.core.codecs import (
 )
 from loanxai.core.manifest import load_verified_manifest
 from loanxai.core.pipeline import impute
-from loanxai.errors import ApplicationMismatch, ClassifierUnavailable, DecisionNotFound, ExplainerBusy, LoanError
+from loanxai.core.roles import EXPLAIN_ROLES
+from loanxai.errors import (
+    ApplicationMismatch,
+    ClassifierUnavailable,
+    DecisionNotFound,
+    ExplainerBusy,
+    InputError,
+    LoanError,
+    SettingError,
+)
 from loanxai.explain import anchors
 from loanxai.explain.recourse import RecourseFinder
 from loanxai.monitoring.counters import ExplanationMonitor
 from loanxai.records.queries import recorded_features
 from loanxai.records.store import DecisionStore, open_store
+from loanxai.serving.auth import Caller, current_caller
+from loanxai.serving.budget import CallerBudget
 from loanxai.serving.common import input_metadata, serve_json
 from loanxai.serving.remote import RemoteClassifier
 
@@ -60,6 +76,8 @@ class LoanExplainer:
 
     #: where the artifacts are when LOAN_ARTIFACTS_DIR is not set (the thin module sets its folder's)
     default_artifacts: Path = Path("artifacts")
+    #: the roles that may ask for explanations, with LOAN_AUTH=on
+    roles = EXPLAIN_ROLES
 
     def __init__(self, settings: ServiceSettings | None = None) -> None:
         self.settings = settings or ServiceSettings.from_env()
@@ -83,6 +101,18 @@ class LoanExplainer:
         self.store: DecisionStore | None = None if url == "off" else open_store(url)
         if self.store is None:
             logger.warning("LOAN_RECORDS_URL=off: EXPLANATIONS ARE NOT RECORDED (not for production)")
+        self.budget = self._caller_budget() if self.settings.auth else None
+
+    def _caller_budget(self) -> CallerBudget:
+        """The callers' budgets, in a file every worker of this service shares (made before they fork)."""
+        if self.store is None:
+            raise SettingError("LOAN_AUTH=on needs the record (LOAN_RECORDS_URL is off): who asked for each "
+                               "explanation goes on it")
+        # the supervisor's folder for this run (removed when it stops), else one of our own
+        folder = Path(os.environ.get("prometheus_multiproc_dir") or tempfile.mkdtemp(prefix="loanxai-budgets-"))
+        settings = self.settings
+        return CallerBudget(folder / "caller-budgets.sqlite", settings.caller_explanations, settings.caller_model_rows,
+                            settings.caller_window)
 
     def load(self) -> None:
         """Unpickle the explainer (once per gunicorn worker); the classifier is not called yet."""
@@ -102,17 +132,26 @@ class LoanExplainer:
         return serve_json(self._explain_message, request)
 
     def _explain_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        started, kind, status, spent = time.perf_counter(), "invalid", 500, {"model_calls": 0}
+        started, kind, status, spent = time.perf_counter(), "invalid", 500, {"model_calls": 0, "model_rows": 0}
+        caller = current_caller.get()
         try:
             X = features_from_message(message, self.schema, max_rows=1)
             parameters = explain_parameters(message, self.settings.explain_threshold, self.schema.n_features)
             kind = parameters["kind"]
             [application_id] = application_ids(message, 1)
+            if caller is not None and not application_id:
+                raise InputError("meta.tags.application_ids: with LOAN_AUTH=on an explanation names the recorded "
+                                 "decision it explains (its application id, one string)")
             decision = self._recorded_decision(application_id, X[0]) if application_id else None
-            # a missing numeric value is explained as the training median the model uses in its place
-            answer = self._admit(impute(X[0], self.schema, self.manifest.numeric_medians), kind, parameters, spent)
-            answer["jsonData"]["recorded_for"] = None if decision is None else self._record(decision, answer["jsonData"],
-                                                                                            parameters)
+            window = self.budget.admit(caller) if caller is not None else None
+            try:
+                # a missing numeric value is explained as the training median the model uses in its place
+                answer = self._admit(impute(X[0], self.schema, self.manifest.numeric_medians), kind, parameters, spent)
+            finally:
+                if caller is not None:
+                    self.budget.spend(caller, window, spent["model_rows"])
+            answer["jsonData"]["recorded_for"] = None if decision is None else self._record(
+                decision, answer["jsonData"], parameters, caller)
             status = 200
             return answer
         except LoanError as error:
@@ -120,7 +159,8 @@ class LoanExplainer:
             raise
         finally:
             if self.monitor is not None:
-                self.monitor.record(kind, status, time.perf_counter() - started, spent["model_calls"])
+                self.monitor.record(kind, status, time.perf_counter() - started, spent["model_calls"],
+                                    None if caller is None else caller.role)
 
     def _recorded_decision(self, application_id: str, x: np.ndarray) -> dict[str, Any] | None:
         """The newest recorded decision of ``application_id``, checked to be of the application
@@ -142,11 +182,14 @@ class LoanExplainer:
                                       "send its inputs as recorded (`python -m loanxai.records show` prints them)")
         return decision
 
-    def _record(self, decision: dict[str, Any], answer: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
-        """Attach the explanation to ``decision``'s record (503 when the record fails); which decision."""
+    def _record(self, decision: dict[str, Any], answer: dict[str, Any], parameters: dict[str, Any],
+                caller: Caller | None) -> dict[str, Any]:
+        """Attach the explanation to ``decision``'s record with who asked (503 when the record
+        fails); which decision."""
         kind = parameters["kind"]
         content = {"parameters": parameters, "explainer_version": self.version,
-                   "answer": {k: v for k, v in answer.items() if k != "application"}}
+                   "answer": {k: v for k, v in answer.items() if k != "application"},
+                   "asked_by": None if caller is None else caller.to_dict()}
         self.store.attach(decision["request_id"], kind, [(decision["row"], content)], datetime.now(UTC),
                           "the explanation")
         return {k: decision[k] for k in ("application_id", "request_id", "row")}
@@ -181,7 +224,7 @@ class LoanExplainer:
                 raise
             finally:
                 spent["model_calls"] = calls = self.classifier.calls - calls
-            rows = self.classifier.rows - rows
+                spent["model_rows"] = rows = self.classifier.rows - rows
         answer = {"kind": kind, "application": self.schema.decode(x)[0], **result.to_dict(), "seed": parameters["seed"],
                   "model_calls": calls, "model_rows": rows}
         logger.info("explained (%s): %s (%d model calls)", kind,
@@ -195,8 +238,10 @@ class LoanExplainer:
             self._has_predictor = True
 
     def collect_metrics(self) -> Iterable[Any]:
-        """The explanation budget, as a gauge (for the metrics server)."""
-        return self.monitor.collect() if self.monitor is not None else ()
+        """The explanation budget and the busiest caller's share of its own, as gauges (for the metrics server)."""
+        if self.monitor is None:
+            return ()
+        return self.monitor.collect(None if self.budget is None else self.budget.busiest_share())
 
     def health_status(self) -> dict[str, Any]:
         """Liveness and readiness: the explainer is loaded (the classifier is not called)."""

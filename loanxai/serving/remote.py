@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import requests
@@ -26,11 +27,16 @@ class RemoteClassifier:
     One HTTP session with keep-alive (:func:`loanxai.clients.http.session`); connection errors
     are retried ``retries`` times with a short backoff (safe: the request never reached the
     server); read timeouts are not retried. Rows are sent in batches of at most the classifier's
-    ``max_batch_rows`` (from its metadata, read on the first call).
+    ``max_batch_rows`` (from its metadata, read on the first call). With ``token_file``, every
+    call carries the bearer token it holds (read again when the file changes: tokens expire and
+    are replaced).
     """
 
-    def __init__(self, url: str, connect_timeout: float, read_timeout: float, retries: int) -> None:
+    def __init__(self, url: str, connect_timeout: float, read_timeout: float, retries: int,
+                 token_file: Path | None = None) -> None:
         self.url = url
+        self.token_file = token_file
+        self._token: tuple[float, str] | None = None
         self.timeout = (connect_timeout, read_timeout)
         self.calls = 0
         self.rows = 0
@@ -43,7 +49,7 @@ class RemoteClassifier:
     def from_settings(cls, settings: ServiceSettings) -> RemoteClassifier:
         """The classifier the settings name, with their timeouts and retries."""
         return cls(settings.classifier_url, settings.classifier_connect_timeout, settings.classifier_read_timeout,
-                   settings.classifier_retries)
+                   settings.classifier_retries, settings.classifier_token_file)
 
     @contextlib.contextmanager
     def budget(self, seconds: float) -> Iterator[None]:
@@ -72,12 +78,25 @@ class RemoteClassifier:
     def _get_metadata(self) -> dict:
         url = self.url.removesuffix(PREDICTIONS_PATH) + METADATA_PATH
         try:
-            response = self.session.get(url, timeout=self.timeout)
+            response = self.session.get(url, timeout=self.timeout, headers=self._headers())
         except (requests.ConnectionError, requests.Timeout) as error:
             raise ClassifierUnavailable(f"the classifier at {self.url} is unreachable ({type(error).__name__})") from error
         if response.status_code != 200:
             raise ClassifierError(f"the classifier's metadata at {url} answered {response.status_code}: {error_info(response)}")
         return response.json()
+
+    def _headers(self) -> dict[str, str] | None:
+        """The Authorization header of the token file's token (None without a token file)."""
+        if self.token_file is None:
+            return None
+        try:
+            changed = self.token_file.stat().st_mtime
+            if self._token is None or self._token[0] != changed:
+                self._token = (changed, self.token_file.read_text().strip())
+        except OSError as error:
+            raise ClassifierUnavailable(f"cannot read the classifier's token from {self.token_file} "
+                                        f"(LOAN_CLASSIFIER_TOKEN_FILE): {error.strerror}") from None
+        return {"Authorization": f"Bearer {self._token[1]}"}
 
     def _post(self, X: np.ndarray) -> np.ndarray:
         remaining = self.deadline - time.monotonic()
@@ -87,7 +106,7 @@ class RemoteClassifier:
             response = self.session.post(
                 # perturbed samples, not applicants: the classifier does not count them as decisions
                 self.url, json={"data": {"ndarray": X.tolist()}, "meta": {"tags": {"purpose": "explanation"}}},
-                timeout=(self.timeout[0], min(self.timeout[1], remaining)),
+                timeout=(self.timeout[0], min(self.timeout[1], remaining)), headers=self._headers(),
             )
         except (requests.ConnectionError, requests.Timeout) as error:
             if time.monotonic() >= self.deadline:

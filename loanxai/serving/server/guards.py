@@ -10,6 +10,9 @@ payload handling and error shape stay as they are) and adds:
   key, nesting too deep for the parser, invalid JSON (also in a form's ``json=`` field) are a
   400 naming the problem;
 - no CORS unless ``LOAN_CORS_ORIGINS`` lists the allowed origins;
+- with ``LOAN_AUTH=on``, a bearer token whose role may call the service for every path but
+  health (:mod:`loanxai.serving.auth`: 401, 403), checked before the body is read; the caller
+  is :data:`~loanxai.serving.auth.current_caller` while the request is answered;
 - readiness (``/health/status``) answering 503 while the service drains for shutdown, and a
   ``Retry-After`` on every 503;
 - every answer counted by endpoint and status, and timed (:class:`~loanxai.monitoring.counters.HttpMonitor`).
@@ -38,15 +41,18 @@ from loanxai.errors import (
     ShuttingDown,
 )
 from loanxai.monitoring.counters import HttpMonitor
+from loanxai.serving.auth import TokenVerifier, current_caller
 from loanxai.serving.common import seldon_error
 
-__all__ = ["GET_ONLY", "POST_ONLY", "READINESS", "RETRY_AFTER_S", "StrictJSON", "harden", "loads", "without_cors"]
+__all__ = ["GET_ONLY", "HEALTH", "POST_ONLY", "READINESS", "RETRY_AFTER_S", "StrictJSON", "harden", "loads", "without_cors"]
 
 POST_ONLY = {"/predict", "/api/v1.0/predictions", "/api/v0.1/predictions", "/api/v1.0/feedback",
              "/api/v0.1/feedback", "/send-feedback"}
 GET_ONLY = {"/health/ping", "/health/status", "/api/v1.0/health/status", "/metadata", "/api/v1.0/metadata",
             "/seldon.json"}
 READINESS = {"/health/status", "/api/v1.0/health/status"}
+#: what probes call: open to anyone whatever LOAN_AUTH says
+HEALTH = {"/health/ping", *READINESS}
 #: seconds a client is told to wait after a 503 (busy, draining, the classifier away)
 RETRY_AFTER_S = 1
 
@@ -62,9 +68,10 @@ def without_cors(app: Flask) -> Flask:
 
 
 def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], draining: Callable[[], bool],
-           metrics: bool = True) -> Flask:
+           metrics: bool = True, verifier: TokenVerifier | None = None, roles: frozenset[str] = frozenset()) -> Flask:
     """Add the module's guards to the wrapper's ``app``; ``draining()`` is true once shutdown
-    began; ``metrics``: count and time every answer."""
+    began; ``metrics``: count and time every answer; ``verifier``: check every caller's token
+    (None: LOAN_AUTH=off) for one of ``roles``."""
     # then CORS for the origins configured, if any
     without_cors(app)
     if cors_origins:
@@ -88,6 +95,9 @@ def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], drain
             raise MethodNotAllowed(f"{path} takes {allowed} only, not {method}", allow=allowed)
         if path in READINESS and draining():
             raise ShuttingDown("shutting down: no new work")
+        # every request sets it: a thread of the pool never answers with its last request's caller
+        current_caller.set(None if verifier is None or path in HEALTH
+                           else verifier.caller(request.headers.get("Authorization"), roles, path))
         if request.content_length is not None and request.content_length > max_body_bytes:
             raise RequestTooLarge(f"request body of {request.content_length} bytes is larger than the limit of "
                                   f"{max_body_bytes} (LOAN_MAX_BODY_BYTES)")
@@ -157,11 +167,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _answer(error: LoanError) -> Response:
-    response = _seldon_answer(seldon_error(error))
-    if getattr(error, "allow", None):
-        response.headers["Allow"] = error.allow
-    return response
+    return _seldon_answer(seldon_error(error))
 
 
 def _seldon_answer(error: SeldonMicroserviceException) -> Response:
-    return Response(json.dumps(error.to_dict()), status=error.status_code, mimetype="application/json")
+    # the headers of ours (Allow, Retry-After, WWW-Authenticate); the wrapper's own have none
+    return Response(json.dumps(error.to_dict()), status=error.status_code, mimetype="application/json",
+                    headers=getattr(error, "headers", None))

@@ -12,7 +12,8 @@ changes what the wrapper cannot be configured to do:
   must arrive whole within ``LOAN_REQUEST_TIMEOUT`` (:mod:`loanxai.serving.server.workers`);
 - custom metrics counted in each process (:mod:`loanxai.serving.server.metrics`): no lock a killed worker
   can leave held, and no IPC on every request;
-- the request guards of :mod:`loanxai.serving.server.guards` (methods, paths, body size, strict JSON, CORS);
+- the request guards of :mod:`loanxai.serving.server.guards` (methods, paths, body size, strict JSON, CORS,
+  and the callers' tokens with ``LOAN_AUTH=on``);
 - graceful shutdown: on SIGTERM readiness fails at once, the service keeps serving for
   ``LOAN_DRAIN_SECONDS`` (Kubernetes removes it from the endpoints meanwhile), then stops
   accepting and finishes what is in flight within ``LOAN_GRACEFUL_TIMEOUT``; REST, gRPC and
@@ -39,6 +40,7 @@ from typing import Any
 from loanxai.config import ServerSettings, ServiceSettings
 from loanxai.core.cli import command_parser
 from loanxai.core.process import die_with_parent
+from loanxai.errors import LoanError, SettingError
 
 __all__ = ["LOG_FORMAT", "main", "parser"]
 
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["prometheus_multiproc_dir"] = directory
     try:
         return _run(argv, directory)
+    except LoanError as error:  # a setting or the artifacts: the message names it, no traceback
+        sys.stderr.write(f"loanxai-microservice: {error.message}\n")
+        return 2
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -75,8 +80,10 @@ def _run(argv: list[str] | None, directory: str) -> int:
     user_object = getattr(module, args.interface_name)(**parse_parameters(json.loads(args.parameters)))
     metrics = ProcessMetrics(directory, extra=[user_object.collect_metrics] if hasattr(user_object, "collect_metrics") else [])
     draining = multiprocessing.Value("b", 0)
+    service = ServiceSettings.from_env()
     app = harden(wrapper.get_rest_microservice(user_object, metrics), settings.max_body_bytes, settings.cors_origins,
-                 lambda: bool(draining.value), metrics=ServiceSettings.from_env().metrics)
+                 lambda: bool(draining.value), metrics=service.metrics, verifier=_verifier(service, settings),
+                 roles=getattr(user_object, "roles", frozenset()))
     metrics_app = without_cors(wrapper.get_metrics_microservice(metrics))  # no CORS on metrics either
     children = {
         "rest": partial(serve_http, app, user_object, metrics, settings, args.http_port, settings.workers),
@@ -88,6 +95,18 @@ def _run(argv: list[str] | None, directory: str) -> int:
                 settings.host, args.http_port, settings.workers, settings.threads, args.metrics_port, wrapper.METRICS_ENDPOINT,
                 f":{args.grpc_port}" if settings.grpc_workers else "off")
     return _supervise(children, settings, draining)
+
+
+def _verifier(service: ServiceSettings, settings: ServerSettings) -> Any:
+    """The token check of LOAN_AUTH=on (None when off); it covers REST only, so not with gRPC."""
+    if not service.auth:
+        logger.warning("LOAN_AUTH=off: ANYONE WHO REACHES THIS SERVICE MAY CALL IT (not for production)")
+        return None
+    if settings.grpc_workers:
+        raise SettingError("LOAN_AUTH=on covers REST only: set GRPC_WORKERS=0 (gRPC would let callers past the tokens)")
+    from loanxai.serving.auth import TokenVerifier
+
+    return TokenVerifier(service.auth_keys, service.auth_issuer, service.auth_audience, service.auth_roles_claim)
 
 
 def parser(settings: ServerSettings) -> argparse.ArgumentParser:

@@ -51,9 +51,12 @@ def seldon_deployment(documents, name):
 
 def test_kustomization_renders_every_resource(documents):
     assert sorted((d["kind"], d["metadata"]["name"]) for d in documents) == [
-        ("Namespace", "loan"), ("NetworkPolicy", "loan-classifier-callers"), ("NetworkPolicy", "loan-explainer-callers"),
-        ("NetworkPolicy", "loan-records-callers"), ("Secret", "loan-records"), ("SeldonDeployment", "loan-classifier"),
-        ("SeldonDeployment", "loan-explainer"), ("Service", "loan-records"), ("StatefulSet", "loan-records")]
+        ("AuthorizationPolicy", "loan-classifier-callers"), ("AuthorizationPolicy", "loan-explainer-callers"),
+        ("ConfigMap", "loan-auth"), ("Namespace", "loan"), ("NetworkPolicy", "loan-classifier-callers"),
+        ("NetworkPolicy", "loan-explainer-callers"), ("NetworkPolicy", "loan-records-callers"),
+        ("RequestAuthentication", "loan-callers"), ("Secret", "loan-explainer-token"), ("Secret", "loan-records"),
+        ("SeldonDeployment", "loan-classifier"), ("SeldonDeployment", "loan-explainer"), ("Service", "loan-records"),
+        ("StatefulSet", "loan-records")]
     assert all(d["metadata"].get("namespace") == "loan" for d in documents if d["kind"] != "Namespace")
     assert all(d["apiVersion"] == "machinelearning.seldon.io/v1" for d in documents if d["kind"] == "SeldonDeployment")
 
@@ -97,7 +100,7 @@ def test_the_classifier_records_to_the_database_the_deployment_holds(documents):
 
     from loanxai.config import ServiceSettings
 
-    [secret] = [d for d in documents if d["kind"] == "Secret"]
+    [secret] = [d for d in documents if d["kind"] == "Secret" and d["metadata"]["name"] == "loan-records"]
     [postgres] = [d for d in documents if d["kind"] == "StatefulSet"]
     container = seldon_deployment(documents, "loan-classifier")["spec"]["predictors"][0]["componentSpecs"][0]["spec"][
         "containers"][0]
@@ -146,9 +149,24 @@ def test_explainer_timeout_is_the_annotation_seldon_reads(documents):
 
 def mutate(documents, name, change):
     broken = copy.deepcopy(documents)
-    target = seldon_deployment(broken, name) if name else next(d for d in broken if d["kind"] == "NetworkPolicy")
+    kind, _, named = (name or "").partition("/")
+    if named:  # kind/name: any document
+        target = next(d for d in broken if d["kind"] == kind and d["metadata"]["name"] == named)
+    else:
+        target = seldon_deployment(broken, name) if name else next(d for d in broken if d["kind"] == "NetworkPolicy")
     change(target)
     return broken
+
+
+def set_env(name, value):
+    def change(deployment):
+        [variable] = [v for v in container(deployment)["env"] if v["name"] == name]
+        variable["value"] = value
+    return change
+
+
+def policy_rule(index):
+    return lambda policy: policy["spec"]["rules"][index]
 
 
 def container(deployment):
@@ -194,6 +212,19 @@ def set_classifier_url(url):
      "livenessProbe timeoutSeconds must be at least 2"),
     ("loan-explainer", lambda d: d["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["annotations"].update(
         {"prometheus.io/path": "/metrics"}), "prometheus.io/path must be '/prometheus'"),
+    ("loan-classifier", set_env("LOAN_AUTH", "off"), "must set LOAN_AUTH=on"),
+    ("AuthorizationPolicy/loan-explainer-callers",
+     lambda p: p["spec"]["rules"][0]["when"][0].update(values=["explain", "audit", "decide"]),
+     "lets roles ['audit', 'decide', 'explain'] through; the service takes ['audit', 'explain']"),
+    ("AuthorizationPolicy/loan-classifier-callers", lambda p: p["spec"]["rules"][0].pop("when"),
+     "a rule without the role claim"),
+    ("AuthorizationPolicy/loan-classifier-callers", lambda p: p["spec"]["rules"][1]["to"][0]["operation"].pop("paths"),
+     "a rule without the role claim (request.auth.claims[roles]) opens ['*']"),
+    ("AuthorizationPolicy/loan-explainer-callers", lambda p: p["spec"].update(action="DENY"), "must be ALLOW"),
+    ("AuthorizationPolicy/loan-explainer-callers", lambda p: p["spec"]["selector"]["matchLabels"].update(
+        {"seldon-deployment-id": "loan-explainr"}), "SeldonDeployment loan-explainer: no AuthorizationPolicy selects"),
+    ("RequestAuthentication/loan-callers", lambda r: r["spec"]["jwtRules"][0].pop("forwardOriginalToken"),
+     "forwardOriginalToken must be true"),
 ])
 
 def test_each_project_check_can_fail(documents, built_images, name, change, problem):
@@ -205,3 +236,47 @@ def test_every_seldon_deployment_needs_a_network_policy(documents, built_images)
     without = [d for d in documents if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "loan-explainer-callers")]
     problems = deploycheck.project_problems(without, built_images)
     assert "SeldonDeployment loan-explainer: no NetworkPolicy selects its pods" in problems
+
+
+@pytest.mark.parametrize("kind", ["RequestAuthentication", "AuthorizationPolicy"])
+def test_istio_objects_validate_strictly_against_istios_crds(documents, kind):
+    path = deploycheck.CRD_FILES[kind]
+    assert path.is_file(), f"Istio's CRDs are expected at {path}"
+    schema = deploycheck.crd_schema(path, kind)
+    assert sum(d["kind"] == kind for d in documents) >= 1
+    assert deploycheck.schema_problems(documents, schema, kind) == []
+
+
+@pytest.mark.parametrize("kind, change, words", [
+    ("AuthorizationPolicy", lambda p: p["spec"]["rules"][0]["to"][0]["operation"].update(pathz=["/x"]), "'pathz'"),
+    ("AuthorizationPolicy", lambda p: p["spec"].update(action="PERMIT"), "'PERMIT' is not one of"),
+    ("RequestAuthentication", lambda r: r["spec"]["jwtRules"][0].update(forwardOriginalToken="yes"), "'yes' is not of type"),
+    ("RequestAuthentication", lambda r: r["spec"].update(jwtRule=[]), "'jwtRule'"),
+])
+def test_a_broken_istio_object_is_rejected_by_its_crd(documents, kind, change, words):
+    broken = copy.deepcopy(documents)
+    change(next(d for d in broken if d["kind"] == kind))
+    problems = deploycheck.schema_problems(broken, deploycheck.crd_schema(deploycheck.CRD_FILES[kind], kind), kind)
+    assert len(problems) == 1 and words in problems[0], problems
+
+
+def test_the_mesh_and_the_services_read_one_issuer_audience_and_key_set(documents):
+    [config] = [d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "loan-auth"]
+    [authentication] = [d for d in documents if d["kind"] == "RequestAuthentication"]
+    [rule] = authentication["spec"]["jwtRules"]
+    assert (rule["issuer"], rule["audiences"], rule["jwks"]) == (
+        config["data"]["issuer"], [config["data"]["audience"]], config["data"]["jwks.json"])
+    for deployment in (d for d in documents if d["kind"] == "SeldonDeployment"):
+        env = {v["name"]: v for v in container(deployment)["env"]}
+        assert env["LOAN_AUTH_ISSUER"]["valueFrom"]["configMapKeyRef"] == {"name": "loan-auth", "key": "issuer"}
+        assert env["LOAN_AUTH_AUDIENCE"]["valueFrom"]["configMapKeyRef"] == {"name": "loan-auth", "key": "audience"}
+        mounts = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
+        volumes = {v["name"]: v for v in deployment["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["volumes"]}
+        folder, _, file = env["LOAN_AUTH_KEYS"]["value"].rpartition("/")
+        assert volumes[mounts[folder]]["configMap"]["name"] == "loan-auth" and file == "jwks.json"
+    explainer = container(seldon_deployment(documents, "loan-explainer"))
+    token = {v["name"]: v for v in explainer["env"]}["LOAN_CLASSIFIER_TOKEN_FILE"]["value"]
+    mounts = {m["mountPath"]: m["name"] for m in explainer["volumeMounts"]}
+    volumes = {v["name"]: v for v in seldon_deployment(documents, "loan-explainer")["spec"]["predictors"][0][
+        "componentSpecs"][0]["spec"]["volumes"]}
+    assert volumes[mounts[token.rpartition("/")[0]]]["secret"]["secretName"] == "loan-explainer-token"

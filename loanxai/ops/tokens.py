@@ -1,0 +1,99 @@
+"""Keys and tokens for ``LOAN_AUTH=on`` where no identity provider issues them: locally, on kind, in tests.
+
+``python -m loanxai.tokens keys --out DIR`` writes a new RSA key pair: ``signing-key.pem`` (the
+private key, mode 0600: whoever holds it mints tokens) and ``jwks.json`` (the public key as a
+JWKS, what the services' ``LOAN_AUTH_KEYS`` and Istio's ``RequestAuthentication`` read).
+``python -m loanxai.tokens token --key DIR/signing-key.pem --subject officer-7 --role explain``
+prints a signed JWT (RS256) with ``iss``, ``aud``, ``sub``, the roles claim, ``iat`` and ``exp``.
+In production the lender's identity provider issues the tokens and publishes its JWKS; these
+commands stand in for it.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from loanxai.config import ServiceSettings
+from loanxai.core.cli import command_parser
+from loanxai.core.roles import ROLES
+
+__all__ = ["JWKS_FILE", "SIGNING_KEY_FILE", "main", "make_keys", "mint", "parser"]
+
+SIGNING_KEY_FILE = "signing-key.pem"
+JWKS_FILE = "jwks.json"
+
+
+def make_keys(folder: Path) -> tuple[Path, Path]:
+    """Write a new RSA key pair to ``folder``; return the signing key's path and the JWKS's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
+    jwks = {"keys": [public | {"kid": _key_id(public), "use": "sig", "alg": "RS256"}]}
+    key_path, jwks_path = folder / SIGNING_KEY_FILE, folder / JWKS_FILE
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(pem)
+    jwks_path.write_text(json.dumps(jwks, indent=2) + "\n")
+    return key_path, jwks_path
+
+
+def _key_id(public_jwk: dict[str, str]) -> str:
+    """The key's id: its RFC 7638 thumbprint (SHA-256 of its required members, in order), base64url."""
+    canonical = json.dumps({k: public_jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def mint(key_file: Path, subject: str, roles: list[str], issuer: str, audience: str, minutes: float,
+         claim: str = "roles") -> str:
+    """A token signed with the RSA key of ``key_file`` (its thumbprint the kid), valid ``minutes``."""
+    private = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    kid = _key_id(json.loads(RSAAlgorithm.to_jwk(private.public_key())))
+    now = int(time.time())
+    claims = {"iss": issuer, "aud": audience, "sub": subject, claim: roles, "iat": now, "exp": now + int(minutes * 60)}
+    return jwt.encode(claims, private, algorithm="RS256", headers={"kid": kid})
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments (the docs' command reference prints its help)."""
+    defaults = ServiceSettings.from_env()
+    parser = command_parser(__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    keys = commands.add_parser("keys", help="write a new key pair (signing-key.pem, jwks.json)")
+    keys.add_argument("--out", type=Path, required=True, help="the folder to write them to")
+    token = commands.add_parser("token", help="print a signed token")
+    token.add_argument("--key", type=Path, required=True, help="the signing key (signing-key.pem)")
+    token.add_argument("--subject", required=True, help="the caller (sub): a system, an officer, an auditor")
+    token.add_argument("--role", action="append", choices=ROLES, required=True, help="a role (repeat for several)")
+    token.add_argument("--issuer", default=defaults.auth_issuer or "loanxai-local", help="iss (default: LOAN_AUTH_ISSUER)")
+    token.add_argument("--audience", default=defaults.auth_audience, help="aud (default: LOAN_AUTH_AUDIENCE)")
+    token.add_argument("--minutes", type=float, default=60.0, help="how long it is valid")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    args = parser().parse_args(argv)
+    if args.command == "keys":
+        key_path, jwks_path = make_keys(args.out)
+        sys.stdout.write(f"signing key: {key_path} (keep it secret)\nJWKS: {jwks_path} (LOAN_AUTH_KEYS)\n")
+        return 0
+    try:
+        sys.stdout.write(mint(args.key, args.subject, args.role, args.issuer, args.audience, args.minutes,
+                              ServiceSettings.from_env().auth_roles_claim) + "\n")
+    except (OSError, ValueError) as error:
+        sys.stderr.write(f"tokens: cannot sign with {args.key}: {error}\n")
+        return 1
+    return 0

@@ -1,0 +1,143 @@
+"""Who is calling, with ``LOAN_AUTH=on``: bearer tokens (JWTs) checked with PyJWT, and their roles.
+
+A token is accepted when it is signed by one of the keys of ``LOAN_AUTH_KEYS`` (a PEM public
+key, or a JWKS file as an identity provider publishes it) with an asymmetric algorithm of
+:data:`ALGORITHMS` (never ``none``, never a shared secret), and carries ``iss``
+(``LOAN_AUTH_ISSUER``), ``aud`` (``LOAN_AUTH_AUDIENCE``), ``sub`` and an unexpired ``exp``. Its
+roles are the claim ``LOAN_AUTH_ROLES_CLAIM`` (a list of strings, or one string), read among
+:data:`loanxai.core.roles.ROLES`:
+
+- ``decide``: the lender's systems deciding applications: the classifier's predictions and
+  feedback (the explainer calls the classifier with a ``decide`` token of its own);
+- ``explain``: credit officers; ``audit``: auditors and examiners: the explainer's anchors and
+  recourse, within a budget per caller (:mod:`loanxai.serving.budget`).
+
+Health endpoints stay open for probes. The same roles are what Istio's ``AuthorizationPolicy``
+objects in ``deploy/auth.yaml`` let through at the mesh. The caller of the request being
+answered is :data:`current_caller` (set by the server's guard, read by the serving class).
+"""
+from __future__ import annotations
+
+import json
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from loanxai.core.roles import ROLES
+from loanxai.errors import Forbidden, SettingError, Unauthenticated
+
+__all__ = ["ALGORITHMS", "LEEWAY_S", "MAX_SUBJECT_CHARACTERS", "Caller", "TokenVerifier", "current_caller"]
+
+#: the signature algorithms accepted: asymmetric only (a service holds no key that can sign)
+ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "PS256")
+#: seconds of clock difference allowed on ``exp``, ``nbf`` and ``iat``
+LEEWAY_S = 30
+#: longest ``sub`` accepted (it goes on the record and into budgets)
+MAX_SUBJECT_CHARACTERS = 256
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller: its token's ``sub`` and the role it calls this endpoint in."""
+
+    subject: str
+    role: str
+
+    def to_dict(self) -> dict[str, str]:
+        """As it goes on the record."""
+        return {"subject": self.subject, "role": self.role}
+
+
+#: the caller of the request this thread answers (None with LOAN_AUTH=off, or on a health endpoint)
+current_caller: ContextVar[Caller | None] = ContextVar("current_caller", default=None)
+
+
+class TokenVerifier:
+    """Checks bearer tokens against the keys of ``keys_file``; see the module's docstring."""
+
+    def __init__(self, keys_file: Path, issuer: str, audience: str, roles_claim: str) -> None:
+        self.issuer, self.audience, self.roles_claim = issuer, audience, roles_claim
+        self.keys = _read_keys(keys_file)
+
+    def caller(self, authorization: str | None, allowed: frozenset[str], endpoint: str) -> Caller:
+        """The caller of a request with the ``Authorization`` header ``authorization``, in the
+        first of its roles that ``allowed`` holds; 401 without a valid token, 403 without such a role."""
+        token = _bearer(authorization, endpoint)
+        claims = self._claims(token)
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_CHARACTERS:
+            raise Unauthenticated(f"the token's sub must be a string of 1 to {MAX_SUBJECT_CHARACTERS} characters", True)
+        roles = claims.get(self.roles_claim, [])
+        roles = [roles] if isinstance(roles, str) else roles
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise Unauthenticated(f"the token's {self.roles_claim} claim must be a string or a list of strings", True)
+        granted = [role for role in roles if role in allowed]
+        if not granted:
+            held = ", ".join(repr(r[:32]) for r in roles[:len(ROLES) + 1]) or "none"
+            raise Forbidden(f"{endpoint} takes the role {' or '.join(sorted(allowed))}; the token of "
+                            f"{subject[:64]!r} has {held} (claim {self.roles_claim})")
+        return Caller(subject, granted[0])
+
+    def _claims(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("the bearer token is not a JWT", True) from None
+        algorithm = header.get("alg")
+        if algorithm not in ALGORITHMS:
+            raise Unauthenticated(f"the token's algorithm {str(algorithm)[:16]!r} is not accepted (only "
+                                  f"{', '.join(ALGORITHMS)})", True)
+        key = self._key(header.get("kid"))
+        try:
+            return jwt.decode(token, key, algorithms=list(ALGORITHMS), audience=self.audience, issuer=self.issuer,
+                              leeway=LEEWAY_S, options={"require": ["exp", "iss", "aud", "sub"]})
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired", True) from None
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated(f"the token is not for this audience ({self.audience}, LOAN_AUTH_AUDIENCE)", True) from None
+        except jwt.InvalidIssuerError:
+            raise Unauthenticated(f"the token is not from the issuer {self.issuer} (LOAN_AUTH_ISSUER)", True) from None
+        except jwt.MissingRequiredClaimError as error:
+            raise Unauthenticated(f"the token has no {error.claim} claim", True) from None
+        except jwt.InvalidSignatureError:
+            raise Unauthenticated("the token's signature does not verify with the keys of LOAN_AUTH_KEYS", True) from None
+        except jwt.InvalidTokenError as error:
+            raise Unauthenticated(f"the token is not valid: {str(error)[:120]}", True) from None
+
+    def _key(self, kid: Any) -> Any:
+        # one PEM key has no id: it is the key, whatever id a token names; so is a JWKS's only key for a token naming none
+        if None in self.keys or (kid is None and len(self.keys) == 1):
+            return next(iter(self.keys.values()))
+        if not isinstance(kid, str) or kid not in self.keys:
+            raise Unauthenticated(f"the token's key id {str(kid)[:64]!r} is none of LOAN_AUTH_KEYS'"
+                                  + ("" if kid is not None else " (a token must name its key: there are several)"), True)
+        return self.keys[kid]
+
+
+def _bearer(authorization: str | None, endpoint: str) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(f"{endpoint} needs a bearer token (Authorization: Bearer <JWT>)", bool(authorization))
+    return token.strip()
+
+
+def _read_keys(path: Path) -> dict[str | None, Any]:
+    """The verification keys of ``path`` by key id: a JWKS (JSON) or one PEM public key (id None)."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SettingError(f"LOAN_AUTH_KEYS: cannot read {path}: {error.strerror}") from None
+    try:
+        if text.lstrip().startswith("{"):
+            keys = {key.key_id: key.key for key in jwt.PyJWKSet.from_dict(json.loads(text)).keys}
+        else:
+            keys = {None: load_pem_public_key(text.encode())}
+    except (ValueError, jwt.PyJWKError, jwt.PyJWKSetError) as error:
+        raise SettingError(f"LOAN_AUTH_KEYS: {path} is neither a JWKS nor a PEM public key: {str(error)[:200]}") from None
+    if None in keys and len(keys) > 1:
+        raise SettingError(f"LOAN_AUTH_KEYS: every key of the JWKS {path} needs a kid (there are several)")
+    return keys
