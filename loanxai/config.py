@@ -267,7 +267,7 @@ SCRIPT_SETTINGS: tuple[ScriptSetting, ...] = (
     ScriptSetting("KIND_CLUSTER", "loanxai", "the kind cluster's name", ("kind-up.sh", "deploy.sh", "kind-down.sh")),
     ScriptSetting("KIND_NODE_IMAGE", "kindest/node:v1.29.4", "the kind node image (the Kubernetes version)",
                   ("kind-up.sh",)),
-    ScriptSetting("ISTIO_VERSION", "1.22.3", "the Istio release `kind-up.sh` installs", ("kind-up.sh",)),
+    ScriptSetting("ISTIO_VERSION", "1.22.8", "the Istio release `kind-up.sh` installs", ("kind-up.sh",)),
     ScriptSetting("INGRESS_PORT", "8080", "the local port the smoke test forwards the ingress gateway to",
                   ("smoke.sh",)),
     ScriptSetting("BASE_IMAGE", "python:3.11-slim (build-images.sh); localhost/python-base:bookworm (base-image.sh, "

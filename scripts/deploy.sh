@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build both images, load them into the kind cluster, apply deploy/ and wait until the decision
-# record's database is ready and both SeldonDeployments are Available. Idempotent.
+# Build both images, load them into the kind cluster, apply deploy/ with a key pair of its own for
+# the callers' tokens (.run/kind-auth), and wait until the decision record's database is ready and
+# both SeldonDeployments are Available. Idempotent.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -30,6 +31,24 @@ while read -r service reference; do
 done <<< "$built"
 
 kubectl apply -k "$root/deploy"
+
+# who may call what (deploy/auth.yaml): on kind a key pair made here stands in for the lender's
+# identity provider; its JWKS and issuer replace the placeholders, the explainer gets its token
+# (role decide), and the pods that started with the placeholder keys start again (LOAN_AUTH=on)
+auth=$KIND_AUTH_DIR
+python=${LOANXAI_PYTHON:-$root/.venv/bin/python}
+[ -f "$auth/signing-key.pem" ] || "$python" -m loanxai.tokens keys --out "$auth" >/dev/null
+kubectl -n loan create configmap loan-auth --from-file=jwks.json="$auth/jwks.json" --from-literal=issuer="$KIND_ISSUER" \
+  --from-literal=audience=loanxai --dry-run=client -o yaml | kubectl apply -f -
+token=$("$python" -m loanxai.tokens token --key "$auth/signing-key.pem" --subject loan-explainer --role decide \
+  --issuer "$KIND_ISSUER" --minutes 43200)
+kubectl -n loan create secret generic loan-explainer-token --from-literal=token="$token" --dry-run=client -o yaml \
+  | kubectl apply -f -
+patch=$("$python" -c 'import json, sys; print(json.dumps([
+    {"op": "replace", "path": "/spec/jwtRules/0/issuer", "value": sys.argv[1]},
+    {"op": "replace", "path": "/spec/jwtRules/0/jwks", "value": open(sys.argv[2]).read()}]))' "$KIND_ISSUER" "$auth/jwks.json")
+kubectl -n loan patch requestauthentication loan-callers --type=json -p "$patch"
+kubectl -n loan delete pod -l 'seldon-deployment-id in (loan-classifier,loan-explainer)' --wait=false
 # the classifier migrates the record at start-up: its database first (postgres:15-bookworm, pulled by the node)
 echo "waiting for the decision record's database"
 kubectl -n loan rollout status statefulset/loan-records --timeout=300s

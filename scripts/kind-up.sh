@@ -8,7 +8,7 @@ source "$root/scripts/lib.sh"
 require kind kubectl helm
 cluster=${KIND_CLUSTER:-loanxai}
 node_image=${KIND_NODE_IMAGE:-kindest/node:v1.29.4}
-istio_version=${ISTIO_VERSION:-1.22.3}
+istio_version=${ISTIO_VERSION:-1.22.8}
 seldon_version=1.17.1
 
 if kind get clusters 2>/dev/null | grep -qx "$cluster"; then

@@ -33,3 +33,10 @@ debian_mirror() {
         | grep -v security | head -n 1 | awk '{print $2}')
   echo "${url:-http://deb.debian.org/debian}"
 }
+
+# On kind a key pair of the cluster's own stands in for the lender's identity provider (deploy.sh
+# makes it; smoke.sh signs its tokens with it): its folder and the tokens' issuer.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+KIND_AUTH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.run/kind-auth
+# shellcheck disable=SC2034
+KIND_ISSUER=loanxai-kind

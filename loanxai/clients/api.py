@@ -1,8 +1,10 @@
 """Calling the services from Python: plain REST with requests, or Seldon's ``SeldonClient``.
 
 ``python -m loanxai.client`` asks the classifier for its dataset's example application
-(``GET /api/v1.0/metadata``), sends it to both services both ways and prints the answers
-readably.
+(``GET /api/v1.0/metadata``), has it decided and explains that decision (by the application id
+the classifier answered), both ways, and prints the answers readably. With ``LOAN_AUTH=on``
+each service takes a bearer token: ``--classifier-token-file`` (role ``decide``) and
+``--explainer-token-file`` (``explain`` or ``audit``).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,46 +32,59 @@ from loanxai.config import ServiceSettings
 from loanxai.core.cli import command_parser
 from loanxai.errors import ServiceError
 
-__all__ = ["LoanClient", "describe_explanation", "describe_prediction", "main", "parser", "predictions", "seldon_client",
-           "seldon_predict"]
+__all__ = ["LoanClient", "bearer", "describe_explanation", "describe_prediction", "main", "parser", "predictions",
+           "seldon_client", "seldon_predict"]
 
 
 class LoanClient:
-    """REST client of the classifier and the explainer (base URLs, without the API path)."""
+    """REST client of the classifier and the explainer (base URLs, without the API path), with
+    each service's bearer token when it checks them (``LOAN_AUTH=on``)."""
 
     def __init__(
         self,
         classifier_url: str = DEFAULT_CLASSIFIER_URL,
         explainer_url: str = DEFAULT_EXPLAINER_URL,
         timeout: float = 60.0,
+        classifier_token: str | None = None,
+        explainer_token: str | None = None,
     ) -> None:
         self.classifier_url = classifier_url.rstrip("/")
         self.explainer_url = explainer_url.rstrip("/")
         self.timeout = timeout
+        self.headers = {self.classifier_url: bearer(classifier_token), self.explainer_url: bearer(explainer_token)}
         self.session = session()
 
     def metadata(self) -> dict[str, Any]:
         """The classifier's metadata: inputs (the feature schema), outputs, dataset, model version."""
-        return answer(self.session.get(self.classifier_url + METADATA_PATH, timeout=self.timeout))
+        return answer(self.session.get(self.classifier_url + METADATA_PATH, timeout=self.timeout,
+                                       headers=self.headers[self.classifier_url]))
 
     def example_application(self) -> dict[str, Any]:
         """An application of the classifier's dataset, from its metadata (what the demo sends)."""
         return json.loads(self.metadata()["custom"]["example_application"])
 
     def predict(self, applications: Mapping[str, Any] | list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """For each application, the classifier's ``decision`` (at its cutoff) and its
-        probabilities: ``{"decision": "rejected", "rejected": p, "approved": 1 - p}``."""
-        return predictions(self._post(self.classifier_url + PREDICTIONS_PATH, {"jsonData": applications}))
+        """For each application, the classifier's ``decision`` (at its cutoff), its probabilities
+        and the id its decision is recorded under: ``{"decision": "rejected", "rejected": p,
+        "approved": 1 - p, "application_id": "..."}``."""
+        return predictions(self._post(self.classifier_url, {"jsonData": applications}))
 
-    def explain(self, application: Mapping[str, Any], **parameters: float) -> dict[str, Any]:
-        """The anchor explanation of one application; ``parameters`` such as ``threshold=0.9``."""
-        message: dict[str, Any] = {"jsonData": application}
-        if parameters:
-            message["meta"] = {"tags": parameters}
-        return self._post(self.explainer_url + PREDICTIONS_PATH, message)["jsonData"]
+    def explain(self, application: Mapping[str, Any], application_id: str | None = None,
+                **parameters: float) -> dict[str, Any]:
+        """The anchor explanation of one application, of its recorded decision when
+        ``application_id`` names it (``LOAN_AUTH=on`` needs it); ``parameters`` such as ``threshold=0.9``."""
+        tags = {**parameters, **({"application_ids": [application_id]} if application_id else {})}
+        message: dict[str, Any] = {"jsonData": application, **({"meta": {"tags": tags}} if tags else {})}
+        return self._post(self.explainer_url, message)["jsonData"]
 
-    def _post(self, url: str, message: dict[str, Any]) -> dict[str, Any]:
-        return answer(self.session.post(url, json=message, timeout=self.timeout))
+    def _post(self, service: str, message: dict[str, Any]) -> dict[str, Any]:
+        return answer(self.session.post(service + PREDICTIONS_PATH, json=message, timeout=self.timeout,
+                                        headers=self.headers[service]))
+
+
+def bearer(token: str | None) -> dict[str, str] | None:
+    """The Authorization header of ``token`` (None: no header)."""
+    return {"Authorization": f"Bearer {token}"} if token else None
 
 
 def seldon_client(url: str):
@@ -86,14 +102,16 @@ def seldon_client(url: str):
     return SeldonClient(gateway="seldon", transport="rest", gateway_endpoint=parts.netloc)
 
 
-def seldon_predict(client, application: Mapping[str, Any], **explain_parameters: float) -> dict[str, Any]:
-    """Send one application as a named ndarray with ``SeldonClient.predict``; return the answer.
+def seldon_predict(client, application: Mapping[str, Any], token: str | None = None,
+                   **explain_parameters: Any) -> dict[str, Any]:
+    """Send one application as a named ndarray with ``SeldonClient.predict`` (with ``token`` as
+    its bearer token, if any); return the answer.
 
-    To the explainer, ``explain_parameters`` travel as ``meta`` tags.
+    To the explainer, ``explain_parameters`` travel as ``meta`` tags (``application_ids`` too).
     """
     names = list(application)
     row = np.array([[application[name] for name in names]], dtype=object)
-    result = client.predict(data=row, names=names, payload_type="ndarray", meta=explain_parameters)
+    result = client.predict(data=row, names=names, payload_type="ndarray", meta=explain_parameters, headers=bearer(token))
     if not result.success:
         # msg is "<status>:<reason phrase>"; the service's own words are in the response body
         status, _, phrase = result.msg.partition(":")
@@ -104,9 +122,9 @@ def seldon_predict(client, application: Mapping[str, Any], **explain_parameters:
 
 def predictions(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each application's decision and probabilities from the classifier's answer."""
-    names = body["data"]["names"]
-    return [{"decision": decision, **dict(zip(names, row))}
-            for decision, row in zip(body["meta"]["tags"]["decisions"], body["data"]["ndarray"])]
+    names, tags = body["data"]["names"], body["meta"]["tags"]
+    return [{"decision": decision, **dict(zip(names, row)), "application_id": application_id}
+            for decision, row, application_id in zip(tags["decisions"], body["data"]["ndarray"], tags["application_ids"])]
 
 
 def describe_prediction(prediction: Mapping[str, Any]) -> str:
@@ -132,22 +150,33 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--explainer-url", default=DEFAULT_EXPLAINER_URL, help="the explainer's base URL")
     parser.add_argument("--threshold", type=float, default=ServiceSettings().explain_threshold,
                         help="the anchor's precision threshold")
+    parser.add_argument("--classifier-token-file", type=Path, help="a file holding the classifier's bearer token (decide)")
+    parser.add_argument("--explainer-token-file", type=Path,
+                        help="a file holding the explainer's bearer token (explain or audit)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
     args = parser().parse_args(argv)
-
-    client = LoanClient(args.classifier_url, args.explainer_url)
+    try:
+        decide, explain = (path.read_text().strip() if path else None
+                           for path in (args.classifier_token_file, args.explainer_token_file))
+    except OSError as error:
+        print(f"error: cannot read a token file: {error}", file=sys.stderr)
+        return 1
+    client = LoanClient(args.classifier_url, args.explainer_url, classifier_token=decide, explainer_token=explain)
     try:
         application = client.example_application()
         print("Application: " + ", ".join(f"{k} {v}" for k, v in application.items()))
-        print("requests    prediction:  " + describe_prediction(client.predict(application)[0]))
-        print("requests    explanation: " + describe_explanation(client.explain(application, threshold=args.threshold)))
-        body = seldon_predict(seldon_client(args.classifier_url), application)
-        print("SeldonClient prediction:  " + describe_prediction(predictions(body)[0]))
-        body = seldon_predict(seldon_client(args.explainer_url), application, threshold=args.threshold)
+        [prediction] = client.predict(application)
+        print("requests    prediction:  " + describe_prediction(prediction))
+        explained = client.explain(application, prediction["application_id"], threshold=args.threshold)
+        print("requests    explanation: " + describe_explanation(explained))
+        [prediction] = predictions(seldon_predict(seldon_client(args.classifier_url), application, decide))
+        print("SeldonClient prediction:  " + describe_prediction(prediction))
+        body = seldon_predict(seldon_client(args.explainer_url), application, explain, threshold=args.threshold,
+                              application_ids=[prediction["application_id"]])
         print("SeldonClient explanation: " + describe_explanation(body["jsonData"]))
     except (ServiceError, requests.RequestException) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -43,7 +43,7 @@ from loanxai.artifacts import MONITORING_DIR
 from loanxai.core.cli import command_parser
 from loanxai.monitoring.references import PSI_FLOOR
 
-__all__ = ["AGGREGATED", "MAX_ERROR_RATIO", "PSI_MAJOR", "RECALL_FRACTION", "RuleSettings",
+__all__ = ["AGGREGATED", "MAX_ERROR_RATIO", "NEAR_BUDGET", "PSI_MAJOR", "RECALL_FRACTION", "RuleSettings",
            "alerting_rules", "main", "parser", "prometheus_rule", "recording_rules", "rule_groups", "write"]
 #: labels told apart by process or replica: what the recording rules sum away
 AGGREGATED = "worker_id, method, instance, pod"
@@ -53,6 +53,9 @@ PSI_MAJOR = 0.25
 RECALL_FRACTION = 0.8
 #: 5xx answers above this fraction of predictions and feedback fire the alert
 MAX_ERROR_RATIO = 0.01
+#: one caller past this share of its explanation budget fires the alert: the budget is set at what
+#: usual work takes, so a caller near it asks far more than the others (model extraction, a runaway script)
+NEAR_BUDGET = 0.8
 #: the normal quantile of a two-sided 95% interval (as :data:`loanxai.fairness.metrics.Z95`)
 Z95 = 1.959964
 #: the endpoints whose errors count: predictions and feedback (not probes or metadata)
@@ -200,6 +203,15 @@ def alerting_rules(settings: RuleSettings) -> list[dict[str, Any]]:
               "warning", "{{ $labels.kind }} explanations are slow",
               f"The 95th percentile of {{{{ $labels.kind }}}} explanation time over {window} is "
               "{{ $value | humanizeDuration }}, above LOAN_EXPLAIN_P95_BUDGET."),
+        alert("LoanExplainCallerNearBudget", f"max without ({AGGREGATED}) (loan_caller_budget_busiest_share) > {NEAR_BUDGET}",
+              "warning", "A caller of {{ $labels.model_name }} has nearly used up its explanation budget",
+              "One caller has used {{ $value | humanizePercentage }} of its explanations or classifier rows in this "
+              f"window (> {NEAR_BUDGET:.0%}): far more than usual work; see who in `python -m loanxai.records looked`."),
+        alert("LoanExplainCallersRefused",
+              f'sum without ({AGGREGATED}, outcome) (increase(loan_caller_explanations_total{{outcome="429"}}[{window}])) > 0',
+              "warning", "{{ $labels.role }} callers were refused explanations over their budget",
+              f"{{{{ $value | printf \"%.0f\" }}}} explanation requests of role {{{{ $labels.role }}}} over {window} "
+              "were answered 429 (CALLER_OVER_BUDGET)."),
     ]
 
 

@@ -269,6 +269,10 @@ def _auth_problems(documents: list[dict[str, Any]], deployments: list[dict[str, 
             if rule.get("forwardOriginalToken") is not True:
                 problems.append(f"{_name(authentication)}: forwardOriginalToken must be true (the services check "
                                 "the token again and record who asked)")
+    for namespace in (d for d in documents if d.get("kind") == "Namespace"):
+        if namespace["metadata"].get("labels", {}).get("istio-injection") != "enabled":
+            problems.append(f"{_name(namespace)}: label istio-injection must be enabled (no sidecar enforces the "
+                            "AuthorizationPolicies otherwise)")
     policies = [d for d in documents if d.get("kind") == "AuthorizationPolicy"]
     claim = f"request.auth.claims[{ServiceSettings().auth_roles_claim}]"
     for deployment in deployments:

@@ -28,6 +28,7 @@ import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR, RUN_DIR
 from loanxai.clients import api as client
+from loanxai.config import ServiceSettings
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import read_manifest
 from loanxai.errors import GateError, PrometheusError
@@ -175,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
+    auth = ServiceSettings.from_env().auth
+    if auth and (args.demo or args.replay):
+        logger.error("LOAN_AUTH=on: the %s calls the services without tokens; unset LOAN_AUTH (docs: Security)",
+                     "demo" if args.demo else "replay")
+        return 2
     ensure_trained()
     warn_if_unfair()
 
@@ -205,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             seconds = service.wait_ready()
             logger.info("%s ready in %.1f s at %s (metrics %s, log %s)", service.name, seconds,
                         service.predictions_url, service.metrics_url, service.log_path)
+        if not auth:
+            logger.warning("LOAN_AUTH=off: anyone on this machine may call both services, and explanations are "
+                           "recorded without who asked (fine here; the Kubernetes manifests turn it on: docs, Security)")
         if not args.demo:
             try:
                 prometheus.start()

@@ -15,6 +15,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
+from loanxai.clients import api as client
 from loanxai.ops.tokens import JWKS_FILE, SIGNING_KEY_FILE, make_keys, mint
 from loanxai.records.store import DecisionStore
 from tests.conftest import REJECTED_APPLICATION, start_classifier, start_explainer
@@ -201,6 +202,21 @@ def test_who_asked_is_on_the_record_and_the_records_command_lists_it(services, k
     unnamed = call("POST", explainer.predictions_url, token(keys, "audit", subject=subject),
                    json={"jsonData": REJECTED_APPLICATION})
     assert unnamed.status_code == 400 and "meta.tags.application_ids" in unnamed.json()["status"]["info"]
+
+
+def test_the_python_clients_carry_each_services_token(services, keys, tmp_path, capsys):
+    classifier, explainer = services
+    decide_file, explain_file = tmp_path / "decide", tmp_path / "explain"
+    decide_file.write_text(token(keys, "decide", subject="client-system"))
+    explain_file.write_text(token(keys, "explain", subject=f"client-officer-{uuid.uuid4().hex[:6]}"))
+    arguments = ["--classifier-url", classifier.url, "--explainer-url", explainer.url]
+    assert client.main([*arguments, "--classifier-token-file", str(decide_file),
+                        "--explainer-token-file", str(explain_file)]) == 0
+    out = capsys.readouterr().out
+    assert "SeldonClient explanation: " in out and out.count("model calls") == 2
+    # the explainer's token cannot decide: the classifier says so
+    assert client.main([*arguments, "--classifier-token-file", str(explain_file)]) == 1
+    assert "403: /api/v1.0/metadata takes the role decide" in capsys.readouterr().err
 
 
 def test_an_explainer_without_the_classifiers_token_says_so(services, artifacts, keys, tmp_path):

@@ -13,7 +13,7 @@ def loan_client(classifier, explainer):
 
 def test_loan_client_predicts_and_explains(loan_client):
     [answer] = loan_client.predict(EXAMPLE_APPLICATION)
-    assert set(answer) == {"decision", "rejected", "approved"}
+    assert set(answer) == {"decision", "rejected", "approved", "application_id"}
     assert answer["rejected"] + answer["approved"] == pytest.approx(1)
     explanation = loan_client.explain(EXAMPLE_APPLICATION, threshold=0.9)
     assert explanation["anchor"] and explanation["threshold"] == 0.9

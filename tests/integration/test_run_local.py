@@ -50,7 +50,16 @@ def test_demo_prints_a_prediction_and_an_explanation_then_stops(tmp_path):
     # the census example is approved at the lender's cutoff
     assert "SeldonClient prediction:  approved (probability of approval 0." in out
     assert "SeldonClient explanation: approved because " in out
+    assert "LOAN_AUTH=off: anyone on this machine may call both services" in result.stderr
     assert not leftover_processes(ports)
+
+
+def test_the_demo_refuses_to_run_with_auth_on_naming_the_setting(tmp_path):
+    result = subprocess.run([sys.executable, SCRIPT, "--demo", "--log-dir", str(tmp_path)], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "LOAN_AUTH": "on", "LOAN_AUTH_KEYS": "/k",
+                                                         "LOAN_AUTH_ISSUER": "i"})
+    assert result.returncode == 2
+    assert "LOAN_AUTH=on: the demo calls the services without tokens; unset LOAN_AUTH" in result.stderr
 
 
 def test_run_serves_until_ctrl_c_then_stops_both_process_groups(tmp_path):

@@ -223,6 +223,7 @@ def set_classifier_url(url):
     ("AuthorizationPolicy/loan-explainer-callers", lambda p: p["spec"].update(action="DENY"), "must be ALLOW"),
     ("AuthorizationPolicy/loan-explainer-callers", lambda p: p["spec"]["selector"]["matchLabels"].update(
         {"seldon-deployment-id": "loan-explainr"}), "SeldonDeployment loan-explainer: no AuthorizationPolicy selects"),
+    ("Namespace/loan", lambda n: n["metadata"].pop("labels"), "label istio-injection must be enabled"),
     ("RequestAuthentication/loan-callers", lambda r: r["spec"]["jwtRules"][0].pop("forwardOriginalToken"),
      "forwardOriginalToken must be true"),
 ])
