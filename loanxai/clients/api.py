@@ -111,7 +111,13 @@ def seldon_predict(client, application: Mapping[str, Any], token: str | None = N
     """
     names = list(application)
     row = np.array([[application[name] for name in names]], dtype=object)
-    result = client.predict(data=row, names=names, payload_type="ndarray", meta=explain_parameters, headers=bearer(token))
+    route = {}
+    if token and client.config["gateway"] == "seldon":
+        # SeldonClient 1.17 sends headers only through a gateway: the service's own address as
+        # a gateway with an empty prefix is the same URL (/api/v1.0/predictions), with the token
+        route = {"gateway": "istio", "gateway_prefix": "", "deployment_name": "microservice"}
+    result = client.predict(data=row, names=names, payload_type="ndarray", meta=explain_parameters, headers=bearer(token),
+                            **route)
     if not result.success:
         # msg is "<status>:<reason phrase>"; the service's own words are in the response body
         status, _, phrase = result.msg.partition(":")

@@ -71,6 +71,8 @@ class ScoreSettings:
     id_column: str = "id"
     #: refuse a file with columns the classifier does not know (default: list them once, ignore them)
     strict: bool = False
+    #: the bearer token (role decide) a classifier with LOAN_AUTH=on takes
+    token: str | None = None
 
 
 class Scorer:
@@ -79,6 +81,8 @@ class Scorer:
     def __init__(self, options: ScoreSettings) -> None:
         self.options = options
         self.session = session(pool=max(4, options.concurrency))
+        if options.token:
+            self.session.headers["Authorization"] = f"Bearer {options.token}"
         metadata = answer(self.session.get(options.url.rstrip("/") + METADATA_PATH, timeout=options.timeout))
         json_input = next(i for i in metadata["inputs"] if i["messagetype"] == "jsonData")
         self.schema = FeatureSchema.from_dict(json_input["schema"])
@@ -172,6 +176,9 @@ class Scorer:
             half = len(X) // 2
             first = self._decide(X[:half], {k: v[:half] for k, v in groups.items()}, problems, positions[:half])
             return first | self._decide(X[half:], {k: v[half:] for k, v in groups.items()}, problems, positions[half:])
+        if status != 200:  # not the rows' fault (a token refused, a conflict): no batch would fare better
+            raise ScoreError(f"the classifier at {self.url} answered {status}: {body.get('status', {}).get('info', body)}; "
+                             "the batches written so far are kept: run the same command again to resume")
         approval = np.asarray(body["data"]["ndarray"])[:, 1]
         tags = body["meta"]["tags"]
         reasons = tags.get("reasons") or [None] * len(X)
@@ -299,6 +306,8 @@ def parser() -> argparse.ArgumentParser:
                         help="the applications' id column, copied to every output and error row when the file has it")
     parser.add_argument("--strict", action="store_true",
                         help="refuse a file with columns the classifier does not know (default: list them, ignore them)")
+    parser.add_argument("--token-file", type=Path,
+                        help="a file holding the bearer token (role decide) of a classifier with LOAN_AUTH=on")
     return parser
 
 
@@ -309,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     errors = args.errors or args.out.with_name(args.out.stem + ".errors.csv")
     started = time.perf_counter()
     try:
+        token = args.token_file.read_text().strip() if args.token_file else None
         scorer = Scorer(ScoreSettings(url=args.url, batch_size=args.batch_size, concurrency=args.concurrency,
                                       retries=args.retries, reasons=args.reasons, id_column=args.id_column,
-                                      strict=args.strict))
+                                      strict=args.strict, token=token))
         counts = scorer.run(args.applications, args.out, errors)
     except (ScoreError, ServiceError, requests.RequestException, OSError) as error:
         logger.error("%s", error)

@@ -1,6 +1,7 @@
 """LOAN_AUTH=on with real tokens (keys made here), against the real services: every role
 against every endpoint, refused tokens, the callers' budgets, and who asked on the record."""
 import base64
+import csv
 import hashlib
 import hmac
 import json
@@ -16,6 +17,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 
 from loanxai.clients import api as client
+from loanxai.clients import score
 from loanxai.ops.tokens import JWKS_FILE, SIGNING_KEY_FILE, make_keys, mint
 from loanxai.records.store import DecisionStore
 from tests.conftest import REJECTED_APPLICATION, start_classifier, start_explainer
@@ -217,6 +219,23 @@ def test_the_python_clients_carry_each_services_token(services, keys, tmp_path, 
     # the explainer's token cannot decide: the classifier says so
     assert client.main([*arguments, "--classifier-token-file", str(explain_file)]) == 1
     assert "403: /api/v1.0/metadata takes the role decide" in capsys.readouterr().err
+
+
+def test_the_file_scorer_carries_its_token(services, keys, tmp_path, caplog):
+    classifier, _ = services
+    applications = tmp_path / "applications.csv"
+    with applications.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(REJECTED_APPLICATION))
+        writer.writeheader()
+        writer.writerows([REJECTED_APPLICATION, REJECTED_APPLICATION | {"hours-per-week": 60}])
+    token_file = tmp_path / "decide"
+    token_file.write_text(token(keys, "decide", subject="batch-scorer"))
+    out = tmp_path / "decisions.csv"
+    assert score.main([str(applications), "--out", str(out), "--url", classifier.url, "--token-file", str(token_file)]) == 0
+    with out.open() as file:
+        assert [row["decision"] for row in csv.DictReader(file)][0] == "rejected"
+    assert score.main([str(applications), "--out", str(tmp_path / "refused.csv"), "--url", classifier.url]) == 1
+    assert "401: /api/v1.0/metadata needs a bearer token" in caplog.text
 
 
 def test_an_explainer_without_the_classifiers_token_says_so(services, artifacts, keys, tmp_path):
