@@ -11,7 +11,7 @@ The docs' error reference (``docs/reference/errors.md``) is generated from this 
 from __future__ import annotations
 
 __all__ = [
-    "ApplicationMismatch", "ArtifactError", "BudgetExceeded", "CallerOverBudget", "ClassifierError",
+    "ApplicationMismatch", "ArtifactError", "BudgetExceeded", "CallerGone", "CallerOverBudget", "ClassifierError",
     "ClassifierUnavailable", "DataError", "DecisionConflict", "DecisionNotFound", "DescriptionError", "ExplainerBusy",
     "Forbidden", "GateError", "InputError", "LoanError", "MethodNotAllowed", "ModelParityFailed", "NotFound",
     "PrometheusError", "RecordError", "RecordUnavailable", "RequestTimeout", "RequestTooLarge", "ScoreError",
@@ -111,6 +111,13 @@ class DecisionConflict(LoanError):
     must send the same applications, a new request a new id."""
 
     status_code, reason = 409, "DECISION_CONFLICT"
+
+
+class CallerGone(LoanError):
+    """The caller closed its connection while its explanation waited or ran: the work is
+    abandoned, as nobody would read the answer (counted as an explanation answered 499)."""
+
+    status_code, reason = 499, "CALLER_GONE"
 
 
 class RequestTimeout(LoanError):

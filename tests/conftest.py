@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +136,18 @@ def start_explainer(artifacts_dir: Path, classifier_url: str, log_dir: Path, **e
     service = explainer_service(classifier_url, free_port(), free_port(), {"LOAN_ARTIFACTS_DIR": str(artifacts_dir), **env})
     service.start(log_dir / "explainer.log")
     return service
+
+
+@contextmanager
+def running(*services: Service) -> Iterator[tuple[Service, ...]]:
+    """Wait until each started service is ready, in order; stop them all, the last first, when done."""
+    try:
+        for service in services:
+            service.wait_ready()
+        yield services
+    finally:
+        for service in reversed(services):
+            service.stop()
 
 
 @pytest.fixture(scope="session")

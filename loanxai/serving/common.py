@@ -3,8 +3,10 @@ one place an error becomes Seldon's error answer."""
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from google.protobuf import json_format
@@ -15,9 +17,27 @@ from loanxai.core.codecs import MAX_PUID_CHARACTERS
 from loanxai.core.schema import FeatureSchema
 from loanxai.errors import LoanError
 
-__all__ = ["input_metadata", "seldon_error", "serve_json"]
+__all__ = ["caller_present", "connected", "input_metadata", "seldon_error", "serve_json"]
 
 logger = logging.getLogger(__name__)
+
+
+#: whether the caller of the request this thread answers is still connected (set by the server's
+#: guard for each REST request; always true over gRPC, where it cannot be told)
+caller_present: ContextVar[Callable[[], bool]] = ContextVar("caller_present", default=lambda: True)
+
+
+def connected(sock: socket.socket | None) -> bool:
+    """Whether the peer of ``sock`` has not closed its side: a peek that reads nothing means it
+    has (bytes waiting, such as a pipelined request, or none yet, mean it is still there)."""
+    if sock is None:
+        return True
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
 
 
 def seldon_error(error: LoanError) -> SeldonMicroserviceException:

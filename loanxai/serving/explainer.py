@@ -7,7 +7,9 @@ cutoff, never naming a declared prohibited basis) or, with
 ``meta.tags.kind = "recourse"``, up to ``k`` applications like it that the classifier approves
 (:mod:`loanxai.explain.recourse`). The same application, model and ``seed`` give the same answer
 on any worker (:mod:`loanxai.explain.seeding`). An explanation that outlives its time budget
-(``LOAN_EXPLAIN_BUDGET``) is stopped at its next classifier call and answered 504. The
+(``LOAN_EXPLAIN_BUDGET``, counted from its arrival: the wait for the worker counts) is stopped at
+its next classifier call and answered 504; one whose caller has closed its connection is
+abandoned before it begins or at its next classifier call (499, counted). The
 classifier need not be up when this service starts: the explainer gets its predictor on the
 first request, and again after the classifier was unreachable (answered 503 naming the URL).
 An explanation asked for a recorded decision (``meta.tags.application_ids``: the lender's id, one)
@@ -48,6 +50,8 @@ from loanxai.core.pipeline import impute
 from loanxai.core.roles import EXPLAIN_ROLES
 from loanxai.errors import (
     ApplicationMismatch,
+    BudgetExceeded,
+    CallerGone,
     ClassifierUnavailable,
     DecisionNotFound,
     ExplainerBusy,
@@ -62,7 +66,7 @@ from loanxai.records.queries import recorded_features
 from loanxai.records.store import DecisionStore, open_store
 from loanxai.serving.auth import Caller, current_caller
 from loanxai.serving.budget import CallerBudget
-from loanxai.serving.common import input_metadata, serve_json
+from loanxai.serving.common import caller_present, input_metadata, serve_json
 from loanxai.serving.remote import RemoteClassifier
 
 __all__ = ["LoanExplainer"]
@@ -132,7 +136,8 @@ class LoanExplainer:
         return serve_json(self._explain_message, request)
 
     def _explain_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        started, kind, status, spent = time.perf_counter(), "invalid", 500, {"model_calls": 0, "model_rows": 0}
+        started, arrived = time.perf_counter(), time.monotonic()
+        kind, status, spent = "invalid", 500, {"model_calls": 0, "model_rows": 0}
         caller = current_caller.get()
         try:
             X = features_from_message(message, self.schema, max_rows=1)
@@ -146,7 +151,8 @@ class LoanExplainer:
             window = self.budget.admit(caller) if caller is not None else None
             try:
                 # a missing numeric value is explained as the training median the model uses in its place
-                answer = self._admit(impute(X[0], self.schema, self.manifest.numeric_medians), kind, parameters, spent)
+                answer = self._admit(impute(X[0], self.schema, self.manifest.numeric_medians), kind, parameters, spent,
+                                     arrived)
             finally:
                 if caller is not None:
                     self.budget.spend(caller, window, spent["model_rows"])
@@ -156,6 +162,9 @@ class LoanExplainer:
             return answer
         except LoanError as error:
             status = error.status_code
+            if isinstance(error, CallerGone):
+                logger.info("explanation (%s) abandoned after %.2f s and %d model calls: %s", kind,
+                            time.perf_counter() - started, spent["model_calls"], error.message)
             raise
         finally:
             if self.monitor is not None:
@@ -194,7 +203,8 @@ class LoanExplainer:
                           "the explanation")
         return {k: decision[k] for k in ("application_id", "request_id", "row")}
 
-    def _admit(self, x: Any, kind: str, parameters: dict[str, Any], spent: dict[str, int]) -> dict[str, Any]:
+    def _admit(self, x: Any, kind: str, parameters: dict[str, Any], spent: dict[str, int],
+               arrived: float) -> dict[str, Any]:
         """Explain ``x`` if this worker has room; 503 at once if not."""
         with self._admission:
             if self._admitted > self.settings.explain_queue:
@@ -202,18 +212,27 @@ class LoanExplainer:
                                     "worker (LOAN_EXPLAIN_QUEUE); retry in a moment")
             self._admitted += 1
         try:
-            return self._explain(x, kind, parameters, spent)
+            return self._explain(x, kind, parameters, spent, arrived)
         finally:
             with self._admission:
                 self._admitted -= 1
 
-    def _explain(self, x: Any, kind: str, parameters: dict[str, Any], spent: dict[str, int]) -> dict[str, Any]:
-        """Explain ``x``; ``spent["model_calls"]`` gets the classifier calls made, answered or not."""
+    def _explain(self, x: Any, kind: str, parameters: dict[str, Any], spent: dict[str, int],
+                 arrived: float) -> dict[str, Any]:
+        """Explain ``x`` within the budget from ``arrived`` (a ``time.monotonic()``) unless its
+        caller has gone; ``spent`` gets the classifier calls and rows made, answered or not."""
         with self._lock:
+            waited, budget, present = time.monotonic() - arrived, self.settings.explain_budget, caller_present.get()
+            if not present():
+                raise CallerGone(f"the caller left while its explanation waited {waited:.2f} s for this worker: "
+                                 "abandoned before it began")
+            if waited >= budget:
+                raise BudgetExceeded(f"the explanation waited {waited:.1f} s for this worker, its whole time budget of "
+                                     f"{budget:g} s (LOAN_EXPLAIN_BUDGET): retry in a moment")
             calls, rows = self.classifier.calls, self.classifier.rows
             model = self.manifest.model_sha256
             try:
-                with self.classifier.budget(self.settings.explain_budget):
+                with self.classifier.budget(budget, since=arrived, present=present):
                     self._set_predictor()
                     if kind == "anchor":
                         result = anchors.explain(self.explainer, self.anchor_model, x, parameters, model)

@@ -5,7 +5,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import requests
 from loanxai.clients.http import METADATA_PATH, PREDICTIONS_PATH, error_info, session
 from loanxai.config import ServiceSettings
 from loanxai.core.schema import CLASS_NAMES
-from loanxai.errors import BudgetExceeded, ClassifierError, ClassifierUnavailable
+from loanxai.errors import BudgetExceeded, CallerGone, ClassifierError, ClassifierUnavailable
 
 __all__ = ["RemoteClassifier"]
 
@@ -42,6 +42,7 @@ class RemoteClassifier:
         self.rows = 0
         self.deadline = math.inf
         self.budget_s = math.inf
+        self.present: Callable[[], bool] = lambda: True
         self.batch_rows: int | None = None
         self.session = session(connect_retries=retries)
 
@@ -52,15 +53,19 @@ class RemoteClassifier:
                    settings.classifier_retries, settings.classifier_token_file)
 
     @contextlib.contextmanager
-    def budget(self, seconds: float) -> Iterator[None]:
-        """Within the block, a call to the classifier after ``seconds`` raises
-        :class:`~loanxai.errors.BudgetExceeded` (and no call waits beyond the deadline): how an
-        explanation is stopped, as alibi and DiCE call the classifier every few milliseconds."""
-        self.deadline, self.budget_s = time.monotonic() + seconds, seconds
+    def budget(self, seconds: float, since: float | None = None,
+               present: Callable[[], bool] | None = None) -> Iterator[None]:
+        """Within the block, a call to the classifier ``seconds`` after ``since`` (a
+        ``time.monotonic()``; default: now) raises :class:`~loanxai.errors.BudgetExceeded` (and
+        no call waits beyond the deadline), and one after ``present()`` turned false raises
+        :class:`~loanxai.errors.CallerGone`: how an explanation is stopped, as alibi and DiCE
+        call the classifier every few milliseconds."""
+        self.deadline = (time.monotonic() if since is None else since) + seconds
+        self.budget_s, self.present = seconds, present or (lambda: True)
         try:
             yield
         finally:
-            self.deadline, self.budget_s = math.inf, math.inf
+            self.deadline, self.budget_s, self.present = math.inf, math.inf, lambda: True
 
     def classify(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The classifier's answer for encoded rows, shape (n, n_features): the probabilities of
@@ -102,6 +107,8 @@ class RemoteClassifier:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s (LOAN_EXPLAIN_BUDGET)")
+        if not self.present():
+            raise CallerGone("the caller left while its explanation ran: abandoned")
         try:
             response = self.session.post(
                 # perturbed samples, not applicants: the classifier does not count them as decisions

@@ -20,7 +20,7 @@ from loanxai.clients import api as client
 from loanxai.clients import score
 from loanxai.ops.tokens import JWKS_FILE, SIGNING_KEY_FILE, make_keys, mint
 from loanxai.records.store import DecisionStore
-from tests.conftest import REJECTED_APPLICATION, start_classifier, start_explainer
+from tests.conftest import REJECTED_APPLICATION, running, start_classifier, start_explainer
 
 ISSUER, AUDIENCE = "https://idp.test.example", "loanxai"
 #: a budget small enough to reach in a test, in windows short enough to wait for
@@ -53,13 +53,8 @@ def services(artifacts, keys, tmp_path_factory):
     explainer = start_explainer(artifacts.explainer_dir, classifier.predictions_url, logs, **auth_env(keys),
                                 LOAN_RECORDS_URL=classifier.env["LOAN_RECORDS_URL"],
                                 LOAN_CLASSIFIER_TOKEN_FILE=str(token_file))
-    try:
-        classifier.wait_ready()
-        explainer.wait_ready()
-        yield classifier, explainer
-    finally:
-        explainer.stop()
-        classifier.stop()
+    with running(classifier, explainer) as services:
+        yield services
 
 
 def call(method, url, bearer=None, **kwargs):
@@ -242,15 +237,11 @@ def test_an_explainer_without_the_classifiers_token_says_so(services, artifacts,
     classifier, _ = services
     application_id = f"tokenless-{uuid.uuid4().hex[:8]}"
     decide(classifier, keys, application_id)
-    explainer = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path, **auth_env(keys),
-                                LOAN_RECORDS_URL=classifier.env["LOAN_RECORDS_URL"])
-    try:
-        explainer.wait_ready()
+    with running(start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path, **auth_env(keys),
+                                 LOAN_RECORDS_URL=classifier.env["LOAN_RECORDS_URL"])) as (explainer,):
         answer = call("POST", explainer.predictions_url, token(keys, "explain"), json=explain_message(application_id))
         assert answer.status_code == 502, answer.text
         assert "answered 401" in answer.json()["status"]["info"] and "bearer token" in answer.json()["status"]["info"]
-    finally:
-        explainer.stop()
 
 
 @pytest.mark.parametrize("env, words", [

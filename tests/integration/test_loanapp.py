@@ -10,7 +10,7 @@ from loanxai.clients import api as client
 from loanxai.data.dataset import load_trained_dataset
 from loanxai.report import build
 from loanxai.report.artifacts import ReportSettings
-from tests.conftest import start_classifier, start_explainer
+from tests.conftest import running, start_classifier, start_explainer
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +23,8 @@ def services(trained, tmp_path_factory):
     root, _ = trained
     logs = tmp_path_factory.mktemp("loanapp-logs")
     classifier = start_classifier(root / "loanclassifier", logs)
-    explainer = start_explainer(root / "explainer", classifier.predictions_url, logs)
-    try:
-        classifier.wait_ready()
-        explainer.wait_ready()
-        yield classifier, explainer
-    finally:
-        explainer.stop()
-        classifier.stop()
+    with running(classifier, start_explainer(root / "explainer", classifier.predictions_url, logs)) as services:
+        yield services
 
 
 def post(url, message):

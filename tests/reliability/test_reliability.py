@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from loanxai.artifacts import REPO_ROOT
 from loanxai.config import ToolSettings
 from loanxai.ops.services import free_port
-from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, start_classifier, start_explainer
+from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, eventually, start_classifier, start_explainer
 
 pytestmark = pytest.mark.reliability
 #: the deployments' probe timeout (deploy/): health must answer within it, or Kubernetes restarts the pod
@@ -104,6 +105,84 @@ def test_a_hostile_explanation_answers_504_within_its_budget_and_the_next_is_ser
     finally:
         explainer.stop()
     FIGURES["hostile_explanation"] = {"budget_s": 3, "answered_after_s": round(seconds, 2), "peak_rss_mb": round(peak[0])}
+
+
+def post_and_leave(url, message, after_s=0.0):
+    """POST ``message`` on a raw connection and close it ``after_s`` later without reading the answer."""
+    target = url.removeprefix("http://").split("/", 1)
+    host, port = target[0].split(":")
+    body = json.dumps(message).encode()
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    sock.sendall(f"POST /{target[1]} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    time.sleep(after_s)
+    sock.close()
+
+
+def anchors_answered(explainer, outcome):
+    """How many anchor explanations the explainer counted with ``outcome``."""
+    families = text_string_to_metric_families(requests.get(explainer.metrics_url, timeout=10).text)
+    return sum(sample.value for family in families for sample in family.samples
+               if sample.name == "loan_explanations_total" and sample.labels.get("kind") == "anchor"
+               and sample.labels.get("outcome") == outcome)
+
+
+def timed_post(url, message, answers, key):
+    started = time.perf_counter()
+    response = requests.post(url, json=message, timeout=60)
+    answers[key] = (response, time.perf_counter() - started)
+
+
+def test_an_explanation_waiting_for_the_worker_obeys_its_budget_from_arrival(artifacts, classifier, tmp_path):
+    budget = 3
+    explainer = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path,
+                                LOAN_EXPLAIN_BUDGET=str(budget))
+    try:
+        explainer.wait_ready()
+        answers = {}
+        hostile = {"jsonData": EXAMPLE_APPLICATION, "meta": {"tags": HOSTILE}}
+        first = threading.Thread(target=timed_post, args=(explainer.predictions_url, hostile, answers, "first"))
+        first.start()
+        time.sleep(0.5)  # the first holds the worker's explanation slot for its whole budget
+        timed_post(explainer.predictions_url, hostile, answers, "queued")
+        first.join()
+        for key in ("first", "queued"):
+            assert answers[key][0].status_code == 504, answers[key][0].text
+        # counted from its arrival: answered within its own budget (not after the first's, then its own)
+        assert answers["queued"][1] < budget + 1.5, answers["queued"][1]
+    finally:
+        explainer.stop()
+    FIGURES["queued_explanation"] = {"budget_s": budget, "answered_after_s": round(answers["queued"][1], 2)}
+
+
+def test_explanations_whose_callers_left_are_abandoned(artifacts, classifier, tmp_path):
+    explainer = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path, LOAN_EXPLAIN_BUDGET="6")
+    try:
+        explainer.wait_ready()
+        hostile = {"jsonData": EXAMPLE_APPLICATION, "meta": {"tags": HOSTILE}}
+        # a caller that leaves while its explanation runs: abandoned at its next classifier call
+        post_and_leave(explainer.predictions_url, hostile, after_s=0.5)
+        started = time.perf_counter()
+        after = requests.post(explainer.predictions_url, json={"jsonData": EXAMPLE_APPLICATION}, timeout=60)
+        waited = time.perf_counter() - started
+        assert after.status_code == 200, after.text
+        assert waited < 3, waited  # not behind the 6 s the abandoned one had left
+        # callers that leave while they wait for the worker: abandoned before they begin
+        answers = {}
+        first = threading.Thread(target=timed_post, args=(explainer.predictions_url, hostile, answers, "first"))
+        first.start()
+        time.sleep(0.5)
+        for _ in range(2):
+            post_and_leave(explainer.predictions_url, {"jsonData": EXAMPLE_APPLICATION})
+        first.join()
+        assert answers["first"][0].status_code == 504
+        assert eventually(lambda: explainer.log_tail(400).count("abandoned before it began") == 2), explainer.log_tail(40)
+        assert explainer.log_tail(400).count("while its explanation ran: abandoned") == 1
+        # the three abandoned, counted as answered 499
+        assert eventually(lambda: anchors_answered(explainer, "4xx") == 3), anchors_answered(explainer, "4xx")
+    finally:
+        explainer.stop()
+    FIGURES["abandoned_explanations"] = {"next_answered_after_s": round(waited, 2)}
 
 
 # --- 2. a killed worker could hang the classifier for good ----------------------------------------------------

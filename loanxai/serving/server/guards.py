@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -42,7 +43,7 @@ from loanxai.errors import (
 )
 from loanxai.monitoring.counters import HttpMonitor
 from loanxai.serving.auth import TokenVerifier, current_caller
-from loanxai.serving.common import seldon_error
+from loanxai.serving.common import caller_present, connected, seldon_error
 
 __all__ = ["GET_ONLY", "HEALTH", "POST_ONLY", "READINESS", "RETRY_AFTER_S", "StrictJSON", "harden", "loads", "without_cors"]
 
@@ -95,9 +96,10 @@ def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], drain
             raise MethodNotAllowed(f"{path} takes {allowed} only, not {method}", allow=allowed)
         if path in READINESS and draining():
             raise ShuttingDown("shutting down: no new work")
-        # every request sets it: a thread of the pool never answers with its last request's caller
+        # every request sets them: a thread of the pool never answers with its last request's caller
         current_caller.set(None if verifier is None or path in HEALTH
                            else verifier.caller(request.headers.get("Authorization"), roles, path))
+        caller_present.set(partial(connected, request.environ.get("gunicorn.socket")))
         if request.content_length is not None and request.content_length > max_body_bytes:
             raise RequestTooLarge(f"request body of {request.content_length} bytes is larger than the limit of "
                                   f"{max_body_bytes} (LOAN_MAX_BODY_BYTES)")
