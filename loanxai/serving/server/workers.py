@@ -5,7 +5,10 @@ and slow clients can hold every thread. :class:`DeadlineThreadWorker` gathers a 
 bytes in the event loop first and hands the connection to a thread only once the request has
 arrived: idle and slow clients hold a socket, never a thread. A request must arrive whole
 within ``LOAN_REQUEST_TIMEOUT`` from its first byte; an idle connection is closed after the
-keep-alive timeout.
+keep-alive timeout. On SIGTERM it drains: every connection already waiting in the listen backlog
+is accepted, then the listener is closed, and the worker exits once every request it holds has
+been answered (or the graceful timeout passes): gunicorn's own worker closes the listener at once,
+resetting what waited in the backlog and dropping requests still arriving.
 """
 from __future__ import annotations
 
@@ -91,6 +94,8 @@ class DeadlineConn(TConn):
         super().__init__(*args)
         self.pending = b""
         self.started = time.monotonic()
+        #: requests answered on this connection (0: a new one, whose first request may still be on its way)
+        self.served = 0
 
     def init(self) -> None:
         """Prepare the connection for the worker thread that parses its request."""
@@ -113,27 +118,70 @@ class DeadlineThreadWorker(ThreadWorker):
 
     request_timeout = 10.0
 
-    def accept(self, server: Any, listener: socket.socket) -> None:
-        """Accept a connection; its request is gathered in the event loop."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: ``time.monotonic()`` when SIGTERM came (None: serving)
+        self.draining_since: float | None = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM: drain (see the module's docstring); the event loop does it, between its events."""
+        if self.draining_since is None:
+            self.draining_since = time.monotonic()
+
+    def accept(self, server: Any, listener: socket.socket) -> bool:
+        """Accept a connection, whose request is gathered in the event loop; False when none was waiting."""
         try:
             sock, client = listener.accept()
         except OSError as error:
             if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
-            return
+            return error.errno == errno.ECONNABORTED  # another may wait behind an aborted one
         self.nr_conns += 1
         self._wait_for_request(DeadlineConn(self.cfg, sock, client, server))
+        return True
 
     def finish_request(self, fs: Any) -> None:
-        """After an answer: wait for the connection's next request, or close it."""
+        """After an answer: wait for the connection's next request, or close it (always while draining)."""
         if fs.cancelled() or fs.exception() is not None:
             self.nr_conns -= 1
             fs.conn.close()
             return
         keepalive, conn = fs.result()
-        if keepalive and self.alive:
+        conn.served += 1
+        if keepalive and self.alive and self.draining_since is None:
             self._wait_for_request(conn)
         else:
+            self.nr_conns -= 1
+            conn.close()
+
+    def murder_keepalived(self) -> None:
+        """Close the connections idle too long (gunicorn's); while draining, take the next step of the drain."""
+        super().murder_keepalived()
+        if self.draining_since is not None:
+            self._drain()
+
+    def _drain(self) -> None:
+        if self.sockets:
+            for listener in self.sockets:  # what waits in the backlog was sent before the drain: serve it
+                server = listener.getsockname()
+                while self.accept(server, listener):
+                    pass
+                self.poller.unregister(listener)
+                listener.close()
+            self.sockets = []
+            self._close_idle()
+        busy = self.futures or any(conn.pending or not conn.served for conn in self._keep)
+        if not busy or time.monotonic() > self.draining_since + self.cfg.graceful_timeout:
+            self.alive = False
+
+    def _close_idle(self) -> None:
+        """Close the kept-alive connections with no request coming in: nothing more is served on them."""
+        with self._lock:
+            idle = [conn for conn in self._keep if conn.served and not conn.pending]
+            for conn in idle:
+                self._keep.remove(conn)
+                self.poller.unregister(conn.sock)
+        for conn in idle:
             self.nr_conns -= 1
             conn.close()
 
