@@ -279,7 +279,7 @@ SCRIPT_SETTINGS: tuple[ScriptSetting, ...] = (
                   ("build-images.sh", "smoke.sh")),
     ScriptSetting("LOANXAI_MODELS_DIR", "models", "the folder of the two build contexts", ("build-images.sh",)),
     ScriptSetting("LOANXAI_BUILD_ARGS", "", "extra options for `build` (podman-sandbox.sh sets "
-                  "`--isolation chroot --network host`)", ("build-images.sh",)),
+                  "`--isolation chroot --network host --layers=false`)", ("build-images.sh",)),
     ScriptSetting("LOANXAI_PODMAN_ROOT", ".podman", "podman's storage and configuration without a Docker engine",
                   ("podman-sandbox.sh",)),
 )

@@ -21,6 +21,7 @@ runroot = "$_root/run"
 graphroot = "$_root/storage"
 CONF
 export CONTAINERS_CONF="$_root/containers.conf" CONTAINERS_STORAGE_CONF="$_root/storage.conf"
-# builds here run without namespaces of their own and reach the package registry through the host
-export LOANXAI_BUILD_ARGS="--isolation chroot --network host"
+# builds here run without namespaces of their own and reach the package registry through the host;
+# one layer per stage, not per instruction: vfs stores each layer as a whole copy of the image
+export LOANXAI_BUILD_ARGS="--isolation chroot --network host --layers=false"
 unset _root
