@@ -85,10 +85,9 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
      [("loan:explanation_seconds:p95", "{{kind}}"), ("loan:explain_p95_budget_seconds", "p95 budget")],
      "95th percentile of explanation time by kind, against LOAN_EXPLAIN_P95_BUDGET."),
     ("Explanations by caller role", "timeseries", "reqps",
-     [(_rate("loan_caller_explanations_total"), "{{role}} {{outcome}}"),
-      (f"max without ({AGGREGATED}) (loan_caller_budget_busiest_share)", "busiest caller's share of its budget")],
+     [(_rate("loan_caller_explanations_total"), "{{role}} {{outcome}}")],
      "With LOAN_AUTH=on: explanations asked by credit officers (explain) and auditors (audit), 429 past a caller's "
-     "budget; and the largest share of its budget one caller has used (the alert fires above 80%)."),
+     "budget (zero with LOAN_AUTH=off)."),
     ("Served model", "table", "none",
      [("loan_model_info", "")],
      "Model version, dataset, the search's candidate and fairness gate status of every replica."),

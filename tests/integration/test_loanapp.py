@@ -23,7 +23,10 @@ def services(trained, tmp_path_factory):
     root, _ = trained
     logs = tmp_path_factory.mktemp("loanapp-logs")
     classifier = start_classifier(root / "loanclassifier", logs)
-    with running(classifier, start_explainer(root / "explainer", classifier.predictions_url, logs)) as services:
+    # the two share the record, as make run has them: the clients explain a decision by its id
+    explainer = start_explainer(root / "explainer", classifier.predictions_url, logs,
+                                LOAN_RECORDS_URL=classifier.env["LOAN_RECORDS_URL"])
+    with running(classifier, explainer) as services:
         yield services
 
 
