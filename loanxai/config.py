@@ -221,6 +221,9 @@ class ServerSettings(EnvSettings):
     request_timeout: float = setting(
         "LOAN_REQUEST_TIMEOUT", 10.0, "seconds a request may take to arrive, headers and body, from its first byte "
         "(408 after)", rule="a positive number of seconds", valid=_positive)
+    max_connections: int = setting(
+        "LOAN_MAX_CONNECTIONS", 1000, "connections a REST worker holds; a new one to a full worker closes the held "
+        "connection that has waited longest (408 if its request had begun)", rule="at least 16", valid=_at_least(16))
     max_body_bytes: int = setting("LOAN_MAX_BODY_BYTES", 8 * 1024 * 1024, "largest request body (413 above, before "
                                   "it is read)", rule="at least 1", valid=_at_least(1))
     drain_seconds: float = setting(

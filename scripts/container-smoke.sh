@@ -41,8 +41,11 @@ for ns in "$ns_c" "$ns_e"; do ip -n "$ns" link set lo up; done
 ip -n "$ns_c" link set "lxc$id" up
 ip -n "$ns_e" link set "lxe$id" up
 
-podman run -d --name "loanxai-classifier-$id" --network "ns:/run/netns/$ns_c" "$classifier_image" >/dev/null
-podman run -d --name "loanxai-explainer-$id" --network "ns:/run/netns/$ns_e" \
+# a container may open 1,024 files here (podman-sandbox.sh), fewer than 1,000 connections per worker
+# need: the services would refuse to start with the default LOAN_MAX_CONNECTIONS
+limits=(-e LOAN_MAX_CONNECTIONS=200)
+podman run -d --name "loanxai-classifier-$id" --network "ns:/run/netns/$ns_c" "${limits[@]}" "$classifier_image" >/dev/null
+podman run -d --name "loanxai-explainer-$id" --network "ns:/run/netns/$ns_e" "${limits[@]}" \
   -e LOAN_CLASSIFIER_URL=http://10.231.0.1:9000/api/v1.0/predictions "$explainer_image" >/dev/null
 echo "classifier container runs as uid $(podman exec "loanxai-classifier-$id" id -u)"
 

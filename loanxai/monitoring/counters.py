@@ -37,8 +37,8 @@ from loanxai.monitoring import series
 from loanxai.monitoring.references import NOT_GIVEN, OUTCOMES, SCORE_BINS, bin_indices, outcome_rates, score_indices
 from loanxai.monitoring.series import Series
 
-__all__ = ["CALLER_OUTCOMES", "EXPLANATION_OUTCOMES", "FLUSH_SECONDS", "TIMER_BUCKETS", "DecisionMonitor", "ExplanationMonitor",
-           "HttpMonitor", "flush_all"]
+__all__ = ["CALLER_OUTCOMES", "CLOSED_WHY", "EXPLANATION_OUTCOMES", "FLUSH_SECONDS", "TIMER_BUCKETS", "ConnectionMonitor",
+           "DecisionMonitor", "ExplanationMonitor", "HttpMonitor", "flush_all"]
 
 #: the timers' buckets in seconds: Seldon's (1 ms to 30 s, log-spaced)
 TIMER_BUCKETS = tuple(BINS[1:])
@@ -286,6 +286,19 @@ class ExplanationMonitor:
         yield _gauge(series.EXPLAIN_P95_BUDGET, value=self.p95_budget_seconds)
         if busiest_share is not None:
             yield _gauge(series.CALLER_BUDGET_SHARE, value=busiest_share)
+
+
+#: why a worker closed a connection before its request had come whole
+CLOSED_WHY = ("request_timeout", "room")
+
+
+class ConnectionMonitor:
+    """Connections a REST worker's event loop closed before their request had come whole (rare:
+    counted at once, no queue)."""
+
+    def __init__(self) -> None:
+        closed = _counter(series.CONNECTIONS_CLOSED)
+        self.closed = {why: closed.labels(why) for why in CLOSED_WHY}
 
 
 class HttpMonitor:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from loanxai.monitoring.references import OUTCOMES
 
 __all__ = [
-    "APPLICATIONS", "APPROVALS", "CUTOFF", "DECISIONS", "EXPLAIN_BUDGET", "EXPLAIN_P95_BUDGET", "EXPLANATIONS",
-    "EXPLANATION_MODEL_CALLS", "EXPLANATION_SECONDS", "FEATURE_BINS", "FEATURE_REFERENCE",
+    "APPLICATIONS", "APPROVALS", "CONNECTIONS_CLOSED", "CUTOFF", "DECISIONS", "EXPLAIN_BUDGET", "EXPLAIN_P95_BUDGET",
+    "EXPLANATIONS", "EXPLANATION_MODEL_CALLS", "EXPLANATION_SECONDS", "FEATURE_BINS", "FEATURE_REFERENCE",
     "GATE_MIN_ADVERSE_IMPACT_RATIO", "GATE_MIN_GROUP_ROWS", "GATE_SCREENED", "HELD_OUT_RATES", "HELD_OUT_ROWS",
     "HTTP_REQUESTS", "HTTP_SECONDS", "MODEL_INFO", "OUTCOME_COUNTS", "REJECTIONS", "REQUESTS", "SCORE_BINS_SERIES",
     "SCORE_REFERENCE", "SERIES", "Series", "UNRECORDED",
@@ -99,6 +99,10 @@ HTTP_REQUESTS = Series("loan_http_requests_total", "counter", ("endpoint", "code
                        "status", BOTH)
 HTTP_SECONDS = Series("loan_http_request_seconds", "histogram", ("endpoint",), "time to answer, seconds, by endpoint",
                       BOTH)
+CONNECTIONS_CLOSED = Series("loan_connections_closed_total", "counter", ("why",), "connections a worker closed before "
+                            "their request had come whole: `request_timeout` (408, `LOAN_REQUEST_TIMEOUT`) or `room` "
+                            "(the worker held `LOAN_MAX_CONNECTIONS`: a new one took the place of the one that had "
+                            "waited longest)", BOTH)
 
 #: every series, in the reference's order
 SERIES: tuple[Series, ...] = (
@@ -106,5 +110,5 @@ SERIES: tuple[Series, ...] = (
     FEATURE_REFERENCE, SCORE_REFERENCE, *HELD_OUT_RATES, HELD_OUT_ROWS, GATE_MIN_ADVERSE_IMPACT_RATIO, GATE_MIN_GROUP_ROWS,
     GATE_SCREENED, CUTOFF,
     MODEL_INFO, EXPLANATIONS, EXPLANATION_SECONDS, EXPLANATION_MODEL_CALLS, EXPLAIN_BUDGET, EXPLAIN_P95_BUDGET,
-    CALLER_EXPLANATIONS, CALLER_BUDGET_SHARE, HTTP_REQUESTS, HTTP_SECONDS,
+    CALLER_EXPLANATIONS, CALLER_BUDGET_SHARE, HTTP_REQUESTS, HTTP_SECONDS, CONNECTIONS_CLOSED,
 )

@@ -7,6 +7,8 @@ errors) go to ``LOAN_RELIABILITY_REPORT`` when set (``make reliability`` writes
 """
 import json
 import os
+import resource
+import selectors
 import signal
 import socket
 import statistics
@@ -24,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from loanxai.artifacts import REPO_ROOT
 from loanxai.config import ToolSettings
 from loanxai.ops.services import free_port
-from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, eventually, start_classifier, start_explainer
+from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, eventually, running, start_classifier, start_explainer
 
 pytestmark = pytest.mark.reliability
 #: the deployments' probe timeout (deploy/): health must answer within it, or Kubernetes restarts the pod
@@ -119,12 +121,16 @@ def post_and_leave(url, message, after_s=0.0):
     sock.close()
 
 
+def counted(service, name, **labels):
+    """The sum of the samples of ``name`` on the service's metrics port that carry ``labels``."""
+    families = text_string_to_metric_families(requests.get(service.metrics_url, timeout=10).text)
+    return sum(sample.value for family in families for sample in family.samples
+               if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items()))
+
+
 def anchors_answered(explainer, outcome):
     """How many anchor explanations the explainer counted with ``outcome``."""
-    families = text_string_to_metric_families(requests.get(explainer.metrics_url, timeout=10).text)
-    return sum(sample.value for family in families for sample in family.samples
-               if sample.name == "loan_explanations_total" and sample.labels.get("kind") == "anchor"
-               and sample.labels.get("outcome") == outcome)
+    return counted(explainer, "loan_explanations_total", kind="anchor", outcome=outcome)
 
 
 def timed_post(url, message, answers, key):
@@ -266,20 +272,140 @@ def test_fifty_slow_connections_do_not_stop_predictions_or_health(classifier):
                                    "prediction_and_ping_s_max": round(max(latencies), 4)}
 
 
-def test_a_request_that_never_finishes_arriving_is_cut_at_its_deadline(artifacts, tmp_path):
-    service = start_classifier(artifacts.classifier_dir, tmp_path, LOAN_REQUEST_TIMEOUT="1")
+def slowloris(port, connections, stop, counts):
+    """Hold ``connections`` to ``port``, each having sent part of a request's headers; reconnect
+    each one the server closes (as an attacker would), until ``stop`` is set."""
+    def connect():
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.sendall(b"POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\nContent-Len")
+        held.register(sock, selectors.EVENT_READ)
+
+    held = selectors.DefaultSelector()
+    for _ in range(connections):
+        connect()
+    counts["held"] = connections
+    while not stop.is_set():
+        for key, _ in held.select(0.2):
+            held.unregister(key.fileobj)
+            counts["answered_408"] += b" 408 " in _first_line(key.fileobj)
+            key.fileobj.close()
+            counts["reconnected"] += 1
+            connect()
+    for key in list(held.get_map().values()):
+        key.fileobj.close()
+
+
+def _first_line(sock):
     try:
-        service.wait_ready()
-        sock = socket.create_connection(("127.0.0.1", service.http_port))
-        sock.sendall(b"POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
-        sock.settimeout(10)
-        started = time.perf_counter()
-        answer = sock.recv(4096)
-        assert time.perf_counter() - started < 5 and (answer == b"" or b" 408 " in answer.split(b"\r\n")[0]), answer
-        sock.close()
-        assert predict(service).ok
+        return sock.recv(64).split(b"\r\n")[0]
+    except OSError:
+        return b""
+
+
+@pytest.mark.parametrize("connections", [1000, 5000])
+def test_slow_reconnecting_clients_do_not_stop_predictions_or_health(artifacts, tmp_path, connections):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # this process holds the attacker's sockets
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, connections + 1024)), hard))
+    service = start_classifier(artifacts.classifier_dir, tmp_path)
+    stop, counts = threading.Event(), {"answered_408": 0, "reconnected": 0}
+    with running(service):
+        attacker = threading.Thread(target=slowloris, args=(service.http_port, connections, stop, counts))
+        attacker.start()
+        try:
+            assert eventually(lambda: counts.get("held") == connections, timeout=60)
+            latencies = []
+            for _ in range(20):
+                started = time.perf_counter()
+                assert predict(service).ok
+                assert requests.get(f"{service.url}/health/ping", timeout=PROBE_TIMEOUT_S).ok
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            attacker.join()
+        room = counted(service, "loan_connections_closed_total", why="room")
+    assert room > 0 and counts["reconnected"] > 0  # the worker made room: the oldest slow connections were closed
+    FIGURES[f"slow_connections_{connections}"] = {
+        "connections": connections, "prediction_and_ping_s_median": round(statistics.median(latencies), 4),
+        "prediction_and_ping_s_max": round(max(latencies), 4), "closed_to_make_room": int(room)}
+
+
+def test_a_service_refuses_to_start_when_it_could_not_hold_its_connections(artifacts, tmp_path):
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    service = start_classifier(artifacts.classifier_dir, tmp_path, LOAN_MAX_CONNECTIONS=str(hard))
+    try:
+        assert service.process.wait(timeout=60) == 2
+        assert f"LOAN_MAX_CONNECTIONS={hard} with GUNICORN_WORKERS=1 needs" in service.log_tail(), service.log_tail()
+        assert "Traceback" not in service.log_tail()
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize("part", [b"POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+                                  b"GET /health/pi"], ids=["body", "headers"])
+def test_a_request_that_never_finishes_arriving_is_answered_408_at_its_deadline(artifacts, tmp_path, part):
+    service = start_classifier(artifacts.classifier_dir, tmp_path, LOAN_REQUEST_TIMEOUT="1")
+    with running(service):
+        sock = socket.create_connection(("127.0.0.1", service.http_port))
+        sock.sendall(part)
+        sock.settimeout(10)
+        started = time.perf_counter()
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        waited = time.perf_counter() - started
+        sock.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0] == b"HTTP/1.1 408 Request Timeout", answer
+        assert json.loads(body)["status"]["reason"] == "REQUEST_TIMEOUT"
+        assert 0.9 < waited < 5
+        assert predict(service).ok
+        assert counted(service, "loan_connections_closed_total", why="request_timeout") == 1
+
+
+def read_answers(sock, count):
+    """Read ``count`` HTTP answers from ``sock``: their status lines and bodies."""
+    data, answers = b"", []
+    while len(answers) < count:
+        head, found, rest = data.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        length = next((int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length")), None)
+        if found and length is not None and len(rest) >= length:
+            answers.append((lines[0], rest[:length]))
+            data = rest[length:]
+        else:
+            chunk = sock.recv(65536)
+            assert chunk, f"the connection closed after {len(answers)} answers of {count}"
+            data += chunk
+    return answers
+
+
+def test_pipelined_requests_are_answered_in_order(classifier):
+    def post(age):
+        body = json.dumps({"jsonData": [{**EXAMPLE_APPLICATION, "age": age}], "meta": {"puid": f"pipelined-{age}"}}).encode()
+        return (b"POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    ping = b"GET /health/ping HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /health/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", classifier.http_port), timeout=10) as sock:
+        started = time.perf_counter()
+        sock.sendall(ping + ping + b"".join(post(age) for age in range(30, 35)) + last)
+        answers = read_answers(sock, 8)
+        seconds = time.perf_counter() - started
+        assert sock.recv(1) == b""  # closed as the last request asked
+    assert [status for status, _ in answers] == [b"HTTP/1.1 200 OK"] * 8, answers
+    assert [json.loads(body)["meta"]["puid"] for _, body in answers[2:7]] == [f"pipelined-{age}" for age in range(30, 35)]
+    assert seconds < 3  # not the keep-alive timeout's 5 s
+
+    # a pipelined request still arriving: the one before it is answered, it once it has come
+    with socket.create_connection(("127.0.0.1", classifier.http_port), timeout=10) as sock:
+        whole, half = post(40), post(41)
+        sock.sendall(whole + half[:30])
+        [(_, first)] = read_answers(sock, 1)
+        sock.sendall(half[30:])
+        [(_, second)] = read_answers(sock, 1)
+    assert json.loads(first)["meta"]["puid"] == "pipelined-40" and json.loads(second)["meta"]["puid"] == "pipelined-41"
 
 
 # --- 4. health starved, explanations queued without bound -----------------------------------------------------

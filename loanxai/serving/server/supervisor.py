@@ -84,6 +84,7 @@ def _run(argv: list[str] | None, directory: str) -> int:
     app = harden(wrapper.get_rest_microservice(user_object, metrics), settings.max_body_bytes, settings.cors_origins,
                  lambda: bool(draining.value), metrics=service.metrics, verifier=_verifier(service, settings),
                  roles=getattr(user_object, "roles", frozenset()))
+    _allow_open_files(settings)
     metrics_app = without_cors(wrapper.get_metrics_microservice(metrics))  # no CORS on metrics either
     children = {
         "rest": partial(serve_http, app, user_object, metrics, settings, args.http_port, settings.workers),
@@ -107,6 +108,20 @@ def _verifier(service: ServiceSettings, settings: ServerSettings) -> Any:
     from loanxai.serving.auth import TokenVerifier
 
     return TokenVerifier(service.auth_keys, service.auth_issuer, service.auth_audience, service.auth_roles_claim)
+
+
+def _allow_open_files(settings: ServerSettings) -> None:
+    """Raise this process's limit of open files (its children inherit it) to what the REST and
+    metrics workers may hold, ``LOAN_MAX_CONNECTIONS`` each, and files to spare."""
+    import resource
+
+    needed = (settings.workers + 1) * settings.max_connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise SettingError(f"LOAN_MAX_CONNECTIONS={settings.max_connections} with GUNICORN_WORKERS={settings.workers} "
+                               f"needs {needed} open files, above this process's hard limit of {hard}: lower it")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def parser(settings: ServerSettings) -> argparse.ArgumentParser:
