@@ -88,6 +88,10 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
      [(_rate("loan_caller_explanations_total"), "{{role}} {{outcome}}")],
      "With LOAN_AUTH=on: explanations asked by credit officers (explain) and auditors (audit), 429 past a caller's "
      "budget (zero with LOAN_AUTH=off)."),
+    ("Connections closed before their request came", "timeseries", "cps",
+     [(_rate("loan_connections_closed_total"), "{{why}}")],
+     "request_timeout: answered 408 (LOAN_REQUEST_TIMEOUT); room: a full worker (LOAN_MAX_CONNECTIONS) closed the "
+     "connection that had waited longest. A rise of either is slow or hostile clients."),
     ("Served model", "table", "none",
      [("loan_model_info", "")],
      "Model version, dataset, the search's candidate and fairness gate status of every replica."),
