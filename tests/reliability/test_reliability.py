@@ -78,6 +78,14 @@ def predict(service, timeout=PROBE_TIMEOUT_S, **kwargs):
     return requests.post(service.predictions_url, json={"jsonData": [EXAMPLE_APPLICATION]}, timeout=timeout, **kwargs)
 
 
+def prediction_and_ping_s(service):
+    """Seconds to a prediction and a ``/health/ping``, one after the other, each within the probe timeout."""
+    started = time.perf_counter()
+    assert predict(service).ok
+    assert requests.get(f"{service.url}/health/ping", timeout=PROBE_TIMEOUT_S).ok
+    return time.perf_counter() - started
+
+
 # --- 1. one explanation could take the explainer down -----------------------------------------------------
 
 
@@ -260,10 +268,7 @@ def test_fifty_slow_connections_do_not_stop_predictions_or_health(classifier):
                     sock.sendall(b"O")
                 except OSError:
                     pass  # closed by the server at its request deadline: as it should
-            started = time.perf_counter()
-            assert predict(classifier).ok
-            assert requests.get(f"{classifier.url}/health/ping", timeout=PROBE_TIMEOUT_S).ok
-            latencies.append(time.perf_counter() - started)
+            latencies.append(prediction_and_ping_s(classifier))
             time.sleep(0.2)
     finally:
         for sock in sockets:
@@ -315,10 +320,7 @@ def test_slow_reconnecting_clients_do_not_stop_predictions_or_health(artifacts, 
             assert eventually(lambda: counts.get("held") == connections, timeout=60)
             latencies = []
             for _ in range(20):
-                started = time.perf_counter()
-                assert predict(service).ok
-                assert requests.get(f"{service.url}/health/ping", timeout=PROBE_TIMEOUT_S).ok
-                latencies.append(time.perf_counter() - started)
+                latencies.append(prediction_and_ping_s(service))
                 time.sleep(0.2)
         finally:
             stop.set()
