@@ -87,8 +87,9 @@ def _run(argv: list[str] | None, directory: str) -> int:
     _allow_open_files(settings)
     metrics_app = without_cors(wrapper.get_metrics_microservice(metrics))  # no CORS on metrics either
     children = {
-        "rest": partial(serve_http, app, user_object, metrics, settings, args.http_port, settings.workers),
-        "metrics": partial(serve_http, metrics_app, None, metrics, settings, args.metrics_port, 1),
+        "rest": partial(serve_http, app, user_object, metrics, settings, args.http_port, settings.workers,
+                        counted=service.metrics),
+        "metrics": partial(serve_http, metrics_app, None, metrics, settings, args.metrics_port, 1, counted=service.metrics),
     }
     if settings.grpc_workers:
         children["grpc"] = partial(serve_grpc, user_object, metrics, settings, args.grpc_port, load_annotations())

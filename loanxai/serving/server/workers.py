@@ -56,10 +56,13 @@ WORKER_HEARTBEAT_S = 30
 EXPIRY_CHECK_S = 0.25
 
 
-def serve_http(app: Any, user_object: Any, metrics: Any, settings: ServerSettings, port: int, workers: int) -> None:
-    """Serve the Flask ``app`` with gunicorn on ``port``: ``workers`` processes of :class:`DeadlineThreadWorker`."""
+def serve_http(app: Any, user_object: Any, metrics: Any, settings: ServerSettings, port: int, workers: int,
+               counted: bool = True) -> None:
+    """Serve the Flask ``app`` with gunicorn on ``port``: ``workers`` processes of :class:`DeadlineThreadWorker`;
+    ``counted``: count the connections closed early (``LOAN_METRICS``)."""
     DeadlineThreadWorker.request_timeout = settings.request_timeout
     DeadlineThreadWorker.max_connections = settings.max_connections
+    DeadlineThreadWorker.counted = counted
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -169,6 +172,8 @@ class DeadlineThreadWorker(ThreadWorker):
 
     request_timeout = 10.0
     max_connections = 1000
+    #: count the connections closed early (off with ``LOAN_METRICS=off``)
+    counted = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -178,8 +183,8 @@ class DeadlineThreadWorker(ThreadWorker):
         self.monitor: ConnectionMonitor | None = None
 
     def init_process(self) -> None:
-        """In the worker process, once forked: its counter, then gunicorn's loop."""
-        self.monitor = ConnectionMonitor()
+        """In the worker process, once forked: its counter (if counted), then gunicorn's loop."""
+        self.monitor = ConnectionMonitor() if self.counted else None
         super().init_process()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
@@ -236,7 +241,7 @@ class DeadlineThreadWorker(ThreadWorker):
                 late = [conn for conn in self._keep if conn.timeout <= now]
             for conn in late:
                 if self._close_held(conn):
-                    self.monitor.closed["request_timeout"].inc()
+                    self._count_closed("request_timeout")
         if self.draining_since is not None:
             self._drain()
 
@@ -246,7 +251,11 @@ class DeadlineThreadWorker(ThreadWorker):
         with self._lock:
             oldest = min(self._keep, key=lambda conn: conn.started, default=None)
         if oldest is not None and self._close_held(oldest) is not None:
-            self.monitor.closed["room"].inc()
+            self._count_closed("room")
+
+    def _count_closed(self, why: str) -> None:
+        if self.monitor is not None:
+            self.monitor.closed[why].inc()
 
     def _close_held(self, conn: DeadlineConn) -> bool | None:
         """Close a connection held in the event loop: whether it was answered 408 (None: a worker
