@@ -30,8 +30,15 @@ from typing import Any, TypeVar
 
 from loanxai.errors import SettingError
 
-__all__ = ["SCRIPT_SETTINGS", "SELDON_VARIABLES", "SQLITE_PREFIX", "EnvSettings", "ScriptSetting", "ServerSettings",
-           "ServiceSettings", "Setting", "ToolSettings", "setting"]
+__all__ = ["CHALLENGER", "CHAMPION", "MODEL_ROLES", "SCRIPT_SETTINGS", "SELDON_VARIABLES", "SQLITE_PREFIX", "EnvSettings",
+           "ScriptSetting", "ServerSettings", "ServiceSettings", "Setting", "ToolSettings", "setting"]
+
+#: the model role of the live classifier: its decisions are answered, noticed and explained
+CHAMPION = "champion"
+#: the model role of a retrained classifier shadowing the champion: its decisions are only recorded
+CHALLENGER = "challenger"
+#: the model roles a classifier serves in (``LOAN_MODEL_ROLE``)
+MODEL_ROLES = (CHAMPION, CHALLENGER)
 
 _TRUE, _FALSE = ("on", "true", "1"), ("off", "false", "0")
 #: how a SQLite URL starts (a file path follows: relative, or absolute with a fourth slash)
@@ -160,6 +167,11 @@ class ServiceSettings(EnvSettings):
         "`postgresql+psycopg://user:password@host/database`); `off`: nothing is recorded (to measure what recording "
         "costs; never in production)", rule="a sqlite:/// or postgresql+psycopg:// URL, or off",
         valid=lambda v: v == "off" or v.startswith((SQLITE_PREFIX, "postgresql+psycopg://")))
+    model_role: str = setting(
+        "LOAN_MODEL_ROLE", CHAMPION, "`champion`: the classifier's decisions are the ones answered, recorded in the "
+        "record's `decisions`; `challenger`: it shadows the champion (mirrored requests, its answers discarded), its "
+        "decisions recorded in `challenger_decisions` for `python -m loanxai.compare` (docs: Retrain with a "
+        "challenger)", choices=MODEL_ROLES)
     metrics: bool = setting("LOAN_METRICS", True, "`on`: count decisions, outcomes, explanations and requests for "
                             "Prometheus; `off`: count nothing (to measure what monitoring costs)", shown_default="`on`")
     auth: bool = setting(

@@ -23,7 +23,7 @@ from sqlalchemy import and_, delete, func, select
 from loanxai.core.schema import FeatureSchema
 from loanxai.errors import RecordError
 from loanxai.records.store import DecisionStore
-from loanxai.records.tables import DECISION_COLUMNS, decisions, events
+from loanxai.records.tables import DECISION_COLUMNS, challenger_decisions, decisions, events
 
 __all__ = ["EXPORT_FORMATS", "Selection", "export", "outcomes_of", "purge", "recorded_features", "retention_limit",
            "select_decisions", "utc"]
@@ -122,7 +122,8 @@ def retention_limit(months: int, now: datetime | None = None) -> datetime:
 
 
 def purge(store: DecisionStore, months: int, dry_run: bool = False, now: datetime | None = None) -> int:
-    """Delete the decisions (and what attached to them) decided more than ``months`` ago; how many."""
+    """Delete the decisions (and what attached to them, and any challenger's decisions) decided
+    more than ``months`` ago; how many of the champion's."""
     limit = retention_limit(months, now)
     old = decisions.c.decided_at < limit
     with store.engine.begin() as connection:
@@ -131,6 +132,8 @@ def purge(store: DecisionStore, months: int, dry_run: bool = False, now: datetim
             # a request's applications share their time: its events go with them
             connection.execute(delete(events).where(events.c.request_id.in_(select(decisions.c.request_id).where(old))))
             connection.execute(delete(decisions).where(old))
+        if not dry_run:  # a challenger's decisions of the same time go too
+            connection.execute(delete(challenger_decisions).where(challenger_decisions.c.decided_at < limit))
     logger.info("%s %d decisions made before %s (retention %d months)", "would purge" if dry_run else "purged",
                 count, limit.isoformat(timespec="seconds"), months)
     return count

@@ -8,7 +8,9 @@ waiting to be recorded in one transaction (one sync to disk for all), and each r
 answered once the commit that holds it returns; a request is never answered before. A request's
 decisions are committed together or not at all, and then the classifier answers 503. A request id
 (``meta.puid``) recorded before is a retry: it makes no second record, and is answered with the
-recorded application ids when it sends the same applications (409 when it does not).
+recorded application ids when it sends the same applications (409 when it does not). A
+challenger shadowing the champion (``LOAN_MODEL_ROLE=challenger``) records its decisions of the
+same requests the same way, in a table of their own.
 """
 from __future__ import annotations
 
@@ -24,14 +26,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, insert, or_, select
+from sqlalchemy import and_, create_engine, event, insert, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from loanxai.config import SQLITE_PREFIX, ServiceSettings
+from loanxai.config import CHAMPION, SQLITE_PREFIX, ServiceSettings
 from loanxai.errors import DecisionConflict, RecordError, RecordUnavailable
 from loanxai.records import migrations
-from loanxai.records.tables import decisions, events
+from loanxai.records.tables import MODEL_ROLE_TABLES, decisions, events
 
 __all__ = ["DecisionStore", "RequestDecisions", "absolute_url", "configured_url", "open_store", "reading_store"]
 
@@ -79,10 +81,13 @@ class RequestDecisions:
 
 
 class DecisionStore:
-    """The record at ``url`` (a SQLAlchemy URL). Nothing is connected until it is used."""
+    """The record at ``url`` (a SQLAlchemy URL), writing the decisions of a classifier in
+    ``model_role`` (``champion``: answered; ``challenger``: a shadow's, kept apart). Nothing is
+    connected until it is used."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, model_role: str = CHAMPION) -> None:
         self.engine = _engine(url)
+        self.table = MODEL_ROLE_TABLES[model_role]
         self.writer = _GroupCommit(self)
 
     @property
@@ -134,7 +139,7 @@ class DecisionStore:
 
     def _retried(self, request_id: str, rows: list[dict[str, Any]]) -> list[str]:
         """A request id already on the record: the same applications are a retry, others a conflict."""
-        recorded = self._read(self.decisions_of_request, request_id)
+        recorded = self._read(self._select, self._of_request(request_id, rows[0]["model_version"]), self.table)
         if [_canonical(r["inputs"]) for r in recorded] != [_canonical(r["inputs"]) for r in rows]:
             raise DecisionConflict(f"request id {request_id!r} is already on the record for other applications: a "
                                    "retry must send the same applications, a new request a new meta.puid")
@@ -142,8 +147,14 @@ class DecisionStore:
         return [r["application_id"] for r in recorded]
 
     def decisions_of_request(self, request_id: str) -> list[dict[str, Any]]:
-        """The recorded decisions of one request, by row."""
+        """The recorded (champion's) decisions of one request, by row."""
         return self._select(decisions.c.request_id == request_id)
+
+    def _of_request(self, request_id: str, model_version: str) -> Any:
+        """The condition selecting one request's decisions in this role's table (a challenger's: of its version)."""
+        if self.table is decisions:
+            return decisions.c.request_id == request_id
+        return and_(self.table.c.request_id == request_id, self.table.c.model_version == model_version)
 
     def find(self, identifier: str) -> list[dict[str, Any]]:
         """The decisions an application id or a request id names, oldest first."""
@@ -155,8 +166,8 @@ class DecisionStore:
         found = self._read(self._select, decisions.c.application_id == application_id)
         return found[-1] if found else None
 
-    def _select(self, condition: Any) -> list[dict[str, Any]]:
-        statement = select(decisions).where(condition).order_by(decisions.c.decided_at, decisions.c.row)
+    def _select(self, condition: Any, table: Any = decisions) -> list[dict[str, Any]]:
+        statement = select(table).where(condition).order_by(table.c.decided_at, table.c.row)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(statement)]
 
@@ -203,12 +214,12 @@ class _GroupCommit:
 
     def __init__(self, store: DecisionStore) -> None:
         self.store = store
-        dialect = store.engine.dialect
-        compiled = insert(decisions).compile(dialect=dialect)
+        dialect, table = store.engine.dialect, store.table
+        compiled = insert(table).compile(dialect=dialect)
         self.sql = compiled.string
-        self.names = list(compiled.positiontup) if compiled.positional else [c.name for c in decisions.columns]
+        self.names = list(compiled.positiontup) if compiled.positional else [c.name for c in table.columns]
         self.positional = compiled.positional
-        self.convert = {c.name: c.type._cached_bind_processor(dialect) for c in decisions.columns}
+        self.convert = {c.name: c.type._cached_bind_processor(dialect) for c in table.columns}
         self.errors = dialect.loaded_dbapi
         self._forked()
 
@@ -286,10 +297,10 @@ def _as_sqlalchemy(error: Exception, dbapi: Any) -> Exception:
     return error
 
 
-def open_store(url: str) -> DecisionStore:
-    """The record at ``url``, migrated to the newest tables, with no connection left open (a
-    process that forks after this gives each worker its own)."""
-    store = DecisionStore(url)
+def open_store(url: str, model_role: str = CHAMPION) -> DecisionStore:
+    """The record at ``url`` for the decisions of a classifier in ``model_role``, migrated to the newest tables, with no
+    connection left open (a process that forks after this gives each worker its own)."""
+    store = DecisionStore(url, model_role)
     store.upgrade()
     store.engine.dispose()
     return store

@@ -1,7 +1,9 @@
 """The record's tables, in SQLAlchemy Core: what the code reads and writes, at the newest migration.
 
 A decision is one application of one request: its key is the request's id (Seldon's ``puid``)
-and the application's row in the request. Protected attributes are kept apart from the inputs
+and the application's row in the request. The champion's decisions (those answered) are in
+``decisions``; a challenger shadowing it records its own of the same requests in
+``challenger_decisions``, keyed by its model version too. Protected attributes are kept apart from the inputs
 (for monitoring and audit only); the inputs are kept exactly as entered (12 CFR 1002.12(b),
 comment 12(b)-2). Every column change is an Alembic migration (:mod:`loanxai.records.migrations`);
 a test checks these tables equal what the migrations make.
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, DateTime, Float, ForeignKeyConstraint, Index, Integer, MetaData, String, Table, Text
 
+from loanxai.config import CHALLENGER, CHAMPION
 from loanxai.core.codecs import MAX_PUID_CHARACTERS
 
-__all__ = ["DECISION_COLUMNS", "decisions", "events", "metadata"]
+__all__ = ["DECISION_COLUMNS", "MODEL_ROLE_TABLES", "challenger_decisions", "decisions", "events", "metadata"]
 
 
 metadata = MetaData()
@@ -21,25 +24,41 @@ metadata = MetaData()
 # the lender's, or one made up; decided_at: UTC; inputs: as entered, without protected
 # attributes; protected: attribute -> group; probability: of approval; reasons: the principal
 # reasons answered, when asked
+def _decision_columns(model_version_in_key: bool) -> list[Column]:
+    return [
+        Column("request_id", String(MAX_PUID_CHARACTERS), primary_key=True),
+        Column("row", Integer, primary_key=True, autoincrement=False),
+        # a made-up id is the request's and the row's
+        Column("application_id", String(MAX_PUID_CHARACTERS + 16), nullable=False),
+        Column("decided_at", DateTime(timezone=True), nullable=False),
+        Column("model_version", String(12), nullable=False, primary_key=model_version_in_key),
+        Column("manifest_sha256", String(64), nullable=False),
+        Column("dataset", Text, nullable=False),
+        Column("inputs", JSON, nullable=False),
+        Column("protected", JSON, nullable=False),
+        Column("probability", Float, nullable=False),
+        Column("cutoff", Float, nullable=False),
+        Column("decision", String(8), nullable=False),
+        Column("reasons", JSON, nullable=True),
+    ]
+
+
+#: the champion's decisions: what the applicants were answered
 decisions = Table(
-    "decisions", metadata,
-    Column("request_id", String(MAX_PUID_CHARACTERS), primary_key=True),
-    Column("row", Integer, primary_key=True, autoincrement=False),
-    # a made-up id is the request's and the row's
-    Column("application_id", String(MAX_PUID_CHARACTERS + 16), nullable=False),
-    Column("decided_at", DateTime(timezone=True), nullable=False),
-    Column("model_version", String(12), nullable=False),
-    Column("manifest_sha256", String(64), nullable=False),
-    Column("dataset", Text, nullable=False),
-    Column("inputs", JSON, nullable=False),
-    Column("protected", JSON, nullable=False),
-    Column("probability", Float, nullable=False),
-    Column("cutoff", Float, nullable=False),
-    Column("decision", String(8), nullable=False),
-    Column("reasons", JSON, nullable=True),
+    "decisions", metadata, *_decision_columns(model_version_in_key=False),
     Index("ix_decisions_application_id", "application_id"),
     Index("ix_decisions_decided_at", "decided_at"),
 )
+
+#: a challenger's decisions of the same requests (mirrored to it, never answered), paired with the
+#: champion's by ``(request_id, row)``; one request may be decided by several challengers in turn
+challenger_decisions = Table(
+    "challenger_decisions", metadata, *_decision_columns(model_version_in_key=True),
+    Index("ix_challenger_decisions_decided_at", "decided_at"),
+)
+
+#: the table the decisions of a classifier in each model role go to
+MODEL_ROLE_TABLES = {CHAMPION: decisions, CHALLENGER: challenger_decisions}
 
 events = Table(
     "events", metadata,

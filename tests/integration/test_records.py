@@ -1,6 +1,7 @@
 """The decision record against the real databases: SQLite in a file and a real PostgreSQL server,
 the same code for both. Writing, retries, outcomes, migrations of a populated database, the
 examiner's selections and exports, the purge."""
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 
@@ -11,11 +12,12 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from loanxai.config import CHALLENGER
 from loanxai.errors import DecisionConflict, RecordError
 from loanxai.records import migrations
 from loanxai.records.queries import Selection, export, purge, retention_limit, select_decisions
 from loanxai.records.store import DecisionStore, RequestDecisions, open_store
-from loanxai.records.tables import DECISION_COLUMNS, decisions, metadata
+from loanxai.records.tables import DECISION_COLUMNS, challenger_decisions, decisions, metadata
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -73,6 +75,27 @@ def test_outcomes_attach_to_their_decisions_only(store):
     assert store.attach("no-such-request", "outcome", [(0, {"truth": "approved"})], at, "the feedback") == 0
 
 
+def test_a_challengers_decisions_of_the_same_request_are_recorded_apart(url):
+    champion, challenger = open_store(url), open_store(url, CHALLENGER)
+    champion.record(decided("req-c", 2, ids=["A-1", "A-2"]))
+    shadow = dataclasses.replace(decided("req-c", 2, ids=["A-1", "A-2"]), model_version="ba9876543210",
+                                 probabilities=[0.9, 0.1], decisions=["approved", "rejected"])
+    assert challenger.record(shadow) == ["A-1", "A-2"]
+    # a retry of the mirrored request makes no second record; other applications conflict
+    assert challenger.record(shadow) == ["A-1", "A-2"]
+    with pytest.raises(DecisionConflict):
+        challenger.record(dataclasses.replace(shadow, inputs=[{"age": 99}, {"age": 98}]))
+    # the next challenger decides the same request under its own version
+    assert challenger.record(dataclasses.replace(shadow, model_version="cccccccccccc")) == ["A-1", "A-2"]
+    # what the record shows, notices and re-decides is the champion's
+    assert [r["decision"] for r in champion.find("req-c")] == ["rejected", "rejected"]
+    with challenger.engine.connect() as connection:
+        rows = connection.execute(select(challenger_decisions.c.model_version, challenger_decisions.c.decision)
+                                  .order_by(challenger_decisions.c.model_version, challenger_decisions.c.row)).all()
+    assert [tuple(r) for r in rows] == [("ba9876543210", "approved"), ("ba9876543210", "rejected"),
+                                        ("cccccccccccc", "approved"), ("cccccccccccc", "rejected")]
+
+
 def test_the_tables_are_what_the_migrations_make(store):
     with store.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
@@ -84,7 +107,7 @@ def test_migrating_a_populated_database_keeps_every_decision(url):
     rows = [{k: v for k, v in r.items() if k != "reasons"} for r in decided("old", 50).rows()]
     with store.engine.begin() as connection:
         connection.execute(insert(decisions), rows)  # the columns of migration 0001 only
-    with pytest.raises(RecordError, match="migration 0001, the code needs 0002"):
+    with pytest.raises(RecordError, match="migration 0001, the code needs 0003"):
         store.check_current()
     store.upgrade()
     store.check_current()
@@ -122,10 +145,13 @@ def test_selections_and_exports_hold_exactly_the_selected_decisions(store, tmp_p
         export(store, march, tmp_path / "march.xlsx")
 
 
-def test_the_purge_deletes_what_is_past_retention_and_nothing_else(store):
+def test_the_purge_deletes_what_is_past_retention_and_nothing_else(store, url):
     now = datetime(2026, 12, 2, tzinfo=UTC)
     store.record(decided("26-months", 2, at=datetime(2024, 10, 1, tzinfo=UTC)))
     store.record(decided("24-months", 1, at=datetime(2024, 12, 10, tzinfo=UTC)))
+    challenger = open_store(url, CHALLENGER)
+    challenger.record(decided("26-months", 2, at=datetime(2024, 10, 1, tzinfo=UTC)))
+    challenger.record(decided("24-months", 1, at=datetime(2024, 12, 10, tzinfo=UTC)))
     store.attach("26-months", "outcome", [(0, {"truth": "approved"})], now, "the feedback")
     assert retention_limit(25, now) == datetime(2024, 11, 2, tzinfo=UTC)
     assert purge(store, 25, dry_run=True, now=now) == 2
@@ -134,6 +160,7 @@ def test_the_purge_deletes_what_is_past_retention_and_nothing_else(store):
     assert store.find("26-months") == [] and len(store.find("24-months")) == 1
     with store.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM events")).scalar_one() == 0
+        assert connection.execute(select(challenger_decisions.c.request_id)).scalars().all() == ["24-months"]
     assert purge(store, 25, now=now) == 0
 
 
