@@ -11,7 +11,8 @@ SANDBOX := . scripts/podman-sandbox.sh &&
 help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
 	@echo "make test   - lint, build the docs, run every test (unit, integration, reliability; needs ../shared)"
-	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C, with Prometheus at :9090 (rules and alerts)"
+	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C, with Prometheus at :9090 (rules and alerts);"
+	@echo "             CHALLENGER=<artifacts dir>: a retrained classifier shadows the live one (decisions mirrored, recorded)"
 	@echo "make replay - serve, replay held-out traffic and the seed's trap, print the alerts Prometheus raises"
 	@echo "make train  - (re)train: DATASET=datasets/x.yaml (your own data), CANDIDATE=..., ACCEPT_UNFAIR=\"reason\" ACCEPTED_BY=\"name\""
 	@echo "make report - bias and evaluation report in reports/ (REPORT_ARGS=--fail-on-gate to gate)"
@@ -62,14 +63,15 @@ train: venv
 	$(PY) -m loanxai.train $(if $(DATASET),--dataset $(DATASET)) $(if $(CANDIDATE),--candidate "$(CANDIDATE)") \
 	  $(if $(ACCEPT_UNFAIR),--accept-unfair "$(ACCEPT_UNFAIR)") $(if $(ACCEPTED_BY),--accepted-by "$(ACCEPTED_BY)")
 
+# CHALLENGER: a retrained classifier's artifacts folder, served as a challenger shadowing the classifier
 run: venv
-	$(PY) scripts/run_local.py
+	$(PY) scripts/run_local.py $(if $(CHALLENGER),--challenger "$(CHALLENGER)")
 
 demo: venv
 	$(PY) scripts/run_local.py --demo
 
 replay: venv
-	$(PY) scripts/run_local.py --replay
+	$(PY) scripts/run_local.py --replay $(if $(CHALLENGER),--challenger "$(CHALLENGER)")
 
 # regenerate deploy/monitoring/ (rules, PrometheusRule, dashboard) after changing loanxai/rules.py or dashboard.py
 monitoring-files: venv

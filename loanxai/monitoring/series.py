@@ -17,7 +17,8 @@ __all__ = [
     "APPLICATIONS", "APPROVALS", "CONNECTIONS_CLOSED", "CUTOFF", "DECISIONS", "EXPLAIN_BUDGET", "EXPLAIN_P95_BUDGET",
     "EXPLANATIONS", "EXPLANATION_MODEL_CALLS", "EXPLANATION_SECONDS", "FEATURE_BINS", "FEATURE_REFERENCE",
     "GATE_MIN_ADVERSE_IMPACT_RATIO", "GATE_MIN_GROUP_ROWS", "GATE_SCREENED", "HELD_OUT_RATES", "HELD_OUT_ROWS",
-    "HTTP_REQUESTS", "HTTP_SECONDS", "MODEL_INFO", "OUTCOME_COUNTS", "REJECTIONS", "REQUESTS", "SCORE_BINS_SERIES",
+    "HTTP_REQUESTS", "HTTP_SECONDS", "MODEL_INFO", "MODEL_ROLE_LABEL", "OUTCOME_COUNTS", "REJECTIONS", "REQUESTS",
+    "SCORE_BINS_SERIES",
     "SCORE_REFERENCE", "SERIES", "Series", "UNRECORDED",
 ]
 
@@ -103,6 +104,10 @@ CONNECTIONS_CLOSED = Series("loan_connections_closed_total", "counter", ("why",)
                             "their request had come whole: `request_timeout` (408, `LOAN_REQUEST_TIMEOUT`) or `room` "
                             "(the worker held `LOAN_MAX_CONNECTIONS`: a new one took the place of the one that had "
                             "waited longest)", BOTH)
+
+#: the label the scrape gives a classifier's series: its model role (``champion``, ``challenger``), from
+#: the pod's label ``loanxai.io/model-role`` in the cluster (the PodMonitor), from the job's locally
+MODEL_ROLE_LABEL = "model_role"
 
 #: every series, in the reference's order
 SERIES: tuple[Series, ...] = (

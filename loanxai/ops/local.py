@@ -8,6 +8,10 @@ with curl and with SeldonClient, printed readably, then a rejected application d
 lender's id, its anchor asked by that id, its record (the anchor attached) and its adverse action
 notice (HTML and PDF), then stop. ``make replay``: the same, then
 the replay of :mod:`loanxai.ops.replay` (held-out traffic, then the trap) and the alerts it raises.
+With ``--challenger <artifacts>`` (``make run CHALLENGER=...``) a third service, a classifier in
+the challenger role, shadows the classifier: :class:`~loanxai.ops.mirror.Mirror` takes the
+classifier's port, answers from the champion and mirrors each decision request to the
+challenger, whose decisions are only recorded; a challenger that stops is logged, not fatal.
 """
 from __future__ import annotations
 
@@ -28,15 +32,18 @@ import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR, RUN_DIR
 from loanxai.clients import api as client
-from loanxai.config import ServiceSettings
+from loanxai.clients.http import PREDICTIONS_PATH
+from loanxai.config import CHALLENGER, CHAMPION, ServiceSettings
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import read_manifest
 from loanxai.errors import GateError, PrometheusError
 from loanxai.fairness.gate import require_shippable
 from loanxai.monitoring import rules
+from loanxai.monitoring.series import MODEL_ROLE_LABEL
 from loanxai.ops import replay
+from loanxai.ops.mirror import Mirror
 from loanxai.ops.prometheus import LocalPrometheus
-from loanxai.ops.services import Service, classifier_service, explainer_service
+from loanxai.ops.services import Service, challenger_service, classifier_service, explainer_service, free_port
 from loanxai.training.train import ensure_trained
 
 __all__ = ["LOCAL_RULES", "LOCAL_WINDOW_S", "curl_command", "example_calls", "main", "parser", "run_demo"]
@@ -49,11 +56,12 @@ def curl_command(url: str, message: dict) -> list[str]:
     return ["curl", "-sS", "-H", "Content-Type: application/json", "-d", json.dumps(message), url]
 
 
-def example_calls(classifier: Service, explainer: Service) -> list[list[str]]:
-    """Curl calls with the trained dataset's example application (from the classifier's manifest)."""
+def example_calls(classifier_url: str, explainer: Service) -> list[list[str]]:
+    """Curl calls with the trained dataset's example application (from the classifier's manifest),
+    to the classifier at ``classifier_url`` (a base URL)."""
     application = read_manifest(CLASSIFIER_DIR).dataset.example
     return [
-        curl_command(classifier.predictions_url, {"jsonData": [application]}),
+        curl_command(classifier_url + PREDICTIONS_PATH, {"jsonData": [application]}),
         curl_command(explainer.predictions_url, {"jsonData": application, "meta": {"tags": {"threshold": 0.95}}}),
     ]
 
@@ -81,22 +89,28 @@ LOCAL_WINDOW_S = 60
 LOCAL_RULES = rules.RuleSettings(window=f"{LOCAL_WINDOW_S}s", for_="5s", min_applications=300)
 
 
-def local_prometheus(folder: Path, port: int, classifier: Service, explainer: Service) -> LocalPrometheus:
-    """A Prometheus scraping both services every 2 s, with the local rules."""
+def local_prometheus(folder: Path, port: int, classifier: Service, explainer: Service,
+                     challenger: Service | None = None) -> LocalPrometheus:
+    """A Prometheus scraping the services every 2 s, with the local rules; the classifiers'
+    series labelled with their ``model_role``, as the PodMonitor labels them in the cluster."""
     rules_file = rules.write(folder / "rules", LOCAL_RULES)[0]
-    return LocalPrometheus(folder, port, {"classifier": f"127.0.0.1:{classifier.metrics_port}",
-                                          "explainer": f"127.0.0.1:{explainer.metrics_port}"}, rules_file)
+    targets = {"classifier": f"127.0.0.1:{classifier.metrics_port}", "explainer": f"127.0.0.1:{explainer.metrics_port}"}
+    labels = {"classifier": {MODEL_ROLE_LABEL: CHAMPION}}
+    if challenger is not None:
+        targets[CHALLENGER] = f"127.0.0.1:{challenger.metrics_port}"
+        labels[CHALLENGER] = {MODEL_ROLE_LABEL: CHALLENGER}
+    return LocalPrometheus(folder, port, targets, rules_file, target_labels=labels)
 
 
-def run_demo(classifier: Service, explainer: Service) -> int:
+def run_demo(classifier_url: str, explainer: Service) -> int:
     """One prediction and one explanation with curl, then with requests and SeldonClient."""
-    for command in example_calls(classifier, explainer):
+    for command in example_calls(classifier_url, explainer):
         print(f"\n$ {shlex.join(command)}")
         answer = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         print(json.dumps(json.loads(answer), indent=2))
     print()
-    status = client.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url])
-    show_record(classifier, explainer)
+    status = client.main(["--classifier-url", classifier_url, "--explainer-url", explainer.url])
+    show_record(classifier_url, explainer)
     return status
 
 
@@ -113,13 +127,13 @@ def rejected_example() -> dict[str, Any]:
     return manifest.schema.decode(np.asarray(rejected[:1], dtype=np.float64))[0]
 
 
-def show_record(classifier: Service, explainer: Service) -> None:
+def show_record(classifier_url: str, explainer: Service) -> None:
     """Decide a rejected application with the lender's id and explain it, then show its record
     (the explanation attached) and render its notice."""
     application_id = f"demo-{uuid.uuid4().hex[:8]}"
     application = rejected_example()
     message = {"jsonData": [application], "meta": {"tags": {"application_ids": [application_id], "reasons": True}}}
-    command = curl_command(classifier.predictions_url, message)
+    command = curl_command(classifier_url + PREDICTIONS_PATH, message)
     print(f"\nA rejected application, decided and recorded under the lender's id {application_id}:\n"
           f"$ {shlex.join(command)}")
     answer = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
@@ -151,18 +165,31 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--explainer-grpc-port", type=int, default=5001,
                         help="the explainer's gRPC port (served when GRPC_WORKERS > 0)")
     parser.add_argument("--prometheus-port", type=int, default=9090, help="the local Prometheus's port")
+    parser.add_argument("--challenger", type=Path, metavar="ARTIFACTS",
+                        help="a retrained classifier's artifacts: serve it as a challenger shadowing the classifier "
+                             "(each decision request mirrored to it, its decisions only recorded)")
+    parser.add_argument("--challenger-port", type=int, default=9002, help="the challenger's REST port")
+    parser.add_argument("--challenger-metrics-port", type=int, default=6002, help="the challenger's metrics port")
+    parser.add_argument("--challenger-grpc-port", type=int, default=5002,
+                        help="the challenger's gRPC port (served when GRPC_WORKERS > 0)")
     parser.add_argument("--log-dir", type=Path, default=RUN_DIR, help="the services' logs and Prometheus's data")
     parser.add_argument("--demo", action="store_true", help="send example calls, then stop")
     parser.add_argument("--replay", action="store_true", help="replay held-out traffic and the trap, print alerts, stop")
     return parser
 
 
-def watch(services: tuple[Service, ...]) -> Service:
-    """Block until one of ``services`` exits (checked every :data:`WATCH_SECONDS`); return it."""
+def watch(services: tuple[Service, ...], challenger: Service | None = None) -> Service:
+    """Block until one of ``services`` exits (checked every :data:`WATCH_SECONDS`); return it.
+    A ``challenger`` that exits is only logged: the champion's answers never depend on it."""
     while True:
         for service in services:
             if service.process is not None and service.process.poll() is not None:
                 return service
+        if challenger is not None and challenger.process is not None and challenger.process.poll() is not None:
+            logger.error("the challenger stopped by itself (%s): the classifier goes on answering, nothing is "
+                         "mirrored any more. The end of its log, %s:\n%s", exit_words(challenger.process.returncode),
+                         challenger.log_path, challenger.log_tail(10))
+            challenger = None
         time.sleep(WATCH_SECONDS)
 
 
@@ -186,9 +213,19 @@ def main(argv: list[str] | None = None) -> int:
 
     # each its own gRPC port: the wrapper's gRPC server reuses a port, so two on one would
     # share its requests without an error
-    classifier = classifier_service(args.classifier_port, args.classifier_metrics_port, grpc_port=args.classifier_grpc_port)
+    # with a challenger, the mirror takes the classifier's port (as the mesh stands before the
+    # predictors) and the champion another; the explainer calls the champion itself
+    challenger = None
+    if args.challenger is not None:
+        challenger = challenger_service(args.challenger, args.challenger_port, args.challenger_metrics_port,
+                                        grpc_port=args.challenger_grpc_port)
+    classifier = classifier_service(free_port() if challenger else args.classifier_port, args.classifier_metrics_port,
+                                    grpc_port=args.classifier_grpc_port)
     explainer = explainer_service(classifier.predictions_url, args.explainer_port, args.explainer_metrics_port,
                                   grpc_port=args.explainer_grpc_port)
+    mirror = Mirror(args.classifier_port, classifier.url, challenger.url) if challenger else None
+    classifier_url = mirror.url if mirror else classifier.url
+    services = (classifier, explainer, *([challenger] if challenger else []))
     # Ctrl-C and SIGTERM stop both services, whatever this process inherited (a shell's `&`
     # makes it ignore Ctrl-C); a second signal while stopping kills them at once. The services
     # also get SIGTERM if this process dies, however it dies.
@@ -197,20 +234,24 @@ def main(argv: list[str] | None = None) -> int:
     def stop(number: int, frame: object) -> None:
         signals.append(number)
         if len(signals) > 1:
-            for service in (explainer, classifier):
+            for service in reversed(services):
                 service.kill()
         raise KeyboardInterrupt
 
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, stop)
-    prometheus = local_prometheus(args.log_dir / "prometheus", args.prometheus_port, classifier, explainer)
+    prometheus = local_prometheus(args.log_dir / "prometheus", args.prometheus_port, classifier, explainer, challenger)
     try:
-        for service in (classifier, explainer):
+        for service in services:
             service.start(args.log_dir / f"{service.name}.log")
-        for service in (classifier, explainer):
+        for service in services:
             seconds = service.wait_ready()
             logger.info("%s ready in %.1f s at %s (metrics %s, log %s)", service.name, seconds,
                         service.predictions_url, service.metrics_url, service.log_path)
+        if mirror is not None:
+            mirror.start()
+            logger.info("the classifier's decision requests at %s are mirrored to the challenger (%s)", mirror.url,
+                        args.challenger)
         if not auth:
             logger.warning("LOAN_AUTH=off: anyone on this machine may call both services, and explanations are "
                            "recorded without who asked (fine here; the Kubernetes manifests turn it on: docs, Security)")
@@ -224,14 +265,14 @@ def main(argv: list[str] | None = None) -> int:
                     raise
                 logger.warning("no Prometheus: %s", error)
         if args.demo:
-            return run_demo(classifier, explainer)
+            return run_demo(classifier_url, explainer)
         if args.replay:
-            return replay.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url,
+            return replay.main(["--classifier-url", classifier_url, "--explainer-url", explainer.url,
                                 "--prometheus-url", prometheus.url, "--window", str(LOCAL_WINDOW_S),
                                 "--records-url", classifier.env["LOAN_RECORDS_URL"]])
-        print("\nExample calls:\n" + "\n".join(shlex.join(c) for c in example_calls(classifier, explainer)))
-        print("\nServing; Ctrl-C stops both services.", flush=True)
-        dead = watch((classifier, explainer))
+        print("\nExample calls:\n" + "\n".join(shlex.join(c) for c in example_calls(classifier_url, explainer)))
+        print(f"\nServing; Ctrl-C stops {'every service' if challenger else 'both services'}.", flush=True)
+        dead = watch((classifier, explainer), challenger)
         logger.error("%s stopped by itself (%s): stopping everything else. The end of its log, %s:\n%s", dead.name,
                      exit_words(dead.process.returncode), dead.log_path, dead.log_tail(10))
         return 1
@@ -239,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         logger.info("stopping the services")
+        if mirror is not None:
+            mirror.stop()
         prometheus.stop()
-        for service in (explainer, classifier):
+        for service in reversed(services):
             try:
                 service.stop()
             except KeyboardInterrupt:  # a second signal: the services are being killed already

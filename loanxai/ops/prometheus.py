@@ -28,8 +28,9 @@ __all__ = ["LocalPrometheus", "alerts", "query"]
 class LocalPrometheus:
     """A Prometheus process on 127.0.0.1:``port`` keeping its data under ``folder``.
 
-    ``targets`` maps a job name to the ``host:port`` of a metrics endpoint (path ``/metrics``);
-    ``rules`` is a rules file; scrapes and rule evaluations every ``interval``.
+    ``targets`` maps a job name to the ``host:port`` of a metrics endpoint (path ``/metrics``),
+    ``target_labels`` a job name to the labels its series get (``model_role``); ``rules`` is a
+    rules file; scrapes and rule evaluations every ``interval``.
     """
 
     folder: Path
@@ -37,6 +38,7 @@ class LocalPrometheus:
     targets: dict[str, str]
     rules: Path
     interval: str = "2s"
+    target_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -49,7 +51,8 @@ class LocalPrometheus:
         return {
             "global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
             "rule_files": [str(self.rules)],
-            "scrape_configs": [{"job_name": job, "metrics_path": "/metrics", "static_configs": [{"targets": [target]}]}
+            "scrape_configs": [{"job_name": job, "metrics_path": "/metrics",
+                                "static_configs": [{"targets": [target], "labels": self.target_labels.get(job, {})}]}
                                for job, target in self.targets.items()],
         }
 

@@ -21,11 +21,12 @@ import requests
 
 from loanxai.artifacts import MODELS_DIR
 from loanxai.clients.http import PREDICTIONS_PATH
-from loanxai.config import ServiceSettings
+from loanxai.config import CHALLENGER, ServiceSettings
 from loanxai.core.process import die_with_parent
 from loanxai.records.store import absolute_url
 
-__all__ = ["Service", "classifier_service", "explainer_service", "free_port", "stop_process_group", "wait_until_ready"]
+__all__ = ["Service", "challenger_service", "classifier_service", "explainer_service", "free_port", "stop_process_group",
+           "wait_until_ready"]
 
 
 def free_port() -> int:
@@ -176,6 +177,17 @@ def classifier_service(
     """The classifier, from its folder under ``models/``, recording at ``LOAN_RECORDS_URL`` (:func:`_recording`)."""
     return Service("classifier", "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port,
                    _recording(env), grpc_port=grpc_port)
+
+
+def challenger_service(
+    artifacts_dir: Path, http_port: int = 9002, metrics_port: int = 6002, env: dict[str, str] | None = None,
+    grpc_port: int | None = None,
+) -> Service:
+    """A classifier serving ``artifacts_dir`` as a challenger (``LOAN_MODEL_ROLE=challenger``):
+    its decisions recorded apart, beside the champion's, at ``LOAN_RECORDS_URL``."""
+    environment = {"LOAN_ARTIFACTS_DIR": str(artifacts_dir.resolve()), "LOAN_MODEL_ROLE": CHALLENGER, **(env or {})}
+    return Service(CHALLENGER, "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port,
+                   _recording(environment), grpc_port=grpc_port)
 
 
 def explainer_service(

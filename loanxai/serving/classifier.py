@@ -25,7 +25,7 @@ from google.protobuf import json_format
 from seldon_core.proto import prediction_pb2
 
 from loanxai.artifacts import COMPILED_FILE, MODEL_FILE, PREPROCESSOR_FILE
-from loanxai.config import ServiceSettings
+from loanxai.config import CHALLENGER, ServiceSettings
 from loanxai.core.codecs import (
     Outcomes,
     application_ids,
@@ -94,11 +94,13 @@ class LoanClassifier:
         # decisions and outcomes counted for Prometheus (every series created here, before the fork)
         self.monitor = DecisionMonitor(self.manifest) if settings.metrics else None
         # the record, migrated here in the master; each worker connects on its own
-        self.store: DecisionStore | None = None if settings.records_url == "off" else open_store(settings.records_url)
+        self.model_role = settings.model_role
+        self.store: DecisionStore | None = (None if settings.records_url == "off"
+                                            else open_store(settings.records_url, self.model_role))
         if self.store is None:
             logger.warning("LOAN_RECORDS_URL=off: DECISIONS ARE NOT RECORDED (not for production)")
         else:
-            logger.info("decisions are recorded at %s", self.store.shown_url)
+            logger.info("decisions are recorded at %s as the %s's", self.store.shown_url, self.model_role)
         logger.info("classifier %s (dataset %s, candidate %s) from %s serves the %s path, approving at %.4f or more",
                     self.version, dataset.name, self.manifest.candidate, self.artifacts_dir, self.prediction_path,
                     self.cutoff)
@@ -209,9 +211,10 @@ class LoanClassifier:
         return json_format.ParseDict({"jsonData": answer}, prediction_pb2.SeldonMessage())
 
     def _record_outcomes(self, feedback: Mapping[str, Any], outcomes: Outcomes) -> int:
-        """Attach outcomes to the decisions of the answer's ``meta.puid``; how many attached."""
+        """Attach outcomes to the decisions of the answer's ``meta.puid``; how many attached (a
+        challenger attaches none: an outcome is the application's, attached once, to the champion's decision)."""
         puid = request_meta(feedback.get("response") or {}).get("puid")
-        if self.store is None or not puid:
+        if self.store is None or not puid or self.model_role == CHALLENGER:
             return 0
         truths = [(row, {"truth": CLASS_NAMES[int(t)]}) for row, t in enumerate(outcomes.truth)]
         return self.store.attach(puid, "outcome", truths, datetime.now(UTC), "the feedback")
@@ -226,7 +229,8 @@ class LoanClassifier:
         X = np.asarray(reference["rows"][:HEALTH_ROWS], dtype=float)
         if not np.allclose(self.predict_proba(X), reference["probabilities"][:HEALTH_ROWS], rtol=0, atol=1e-9):
             raise seldon_error(ModelParityFailed("the loaded model does not reproduce its reference predictions"))
-        return {"status": "ok", "model_version": self.version, "prediction_path": self.prediction_path}
+        return {"status": "ok", "model_version": self.version, "model_role": self.model_role,
+                "prediction_path": self.prediction_path}
 
     def init_metadata(self) -> dict[str, Any]:
         """Inputs and outputs for GET /api/v1.0/metadata."""
@@ -239,6 +243,7 @@ class LoanClassifier:
             "outputs": [{"messagetype": "ndarray", "schema": {"names": list(CLASS_NAMES), "shape": [2]}}],
             "custom": {
                 "dataset": self.manifest.dataset.name,
+                "model_role": self.model_role,
                 "candidate": self.manifest.candidate,
                 "cutoff": repr(self.cutoff),
                 "decision_policy": json.dumps(self.manifest.decision["policy"]),
