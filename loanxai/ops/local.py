@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from loanxai.ops import replay
 from loanxai.ops.mirror import Mirror
 from loanxai.ops.prometheus import LocalPrometheus
 from loanxai.ops.services import Service, challenger_service, classifier_service, explainer_service, free_port
+from loanxai.report import compare
 from loanxai.training.train import ensure_trained
 
 __all__ = ["LOCAL_RULES", "LOCAL_WINDOW_S", "curl_command", "example_calls", "main", "parser", "run_demo"]
@@ -267,9 +269,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             return run_demo(classifier_url, explainer)
         if args.replay:
-            return replay.main(["--classifier-url", classifier_url, "--explainer-url", explainer.url,
-                                "--prometheus-url", prometheus.url, "--window", str(LOCAL_WINDOW_S),
-                                "--records-url", classifier.env["LOAN_RECORDS_URL"]])
+            since = datetime.now(UTC)
+            status = replay.main(["--classifier-url", classifier_url, "--explainer-url", explainer.url,
+                                  "--prometheus-url", prometheus.url, "--window", str(LOCAL_WINDOW_S),
+                                  "--records-url", classifier.env["LOAN_RECORDS_URL"]])
+            if mirror is not None:
+                mirror.drain()
+                print("\n== the challenger beside the classifier, over the replay:", flush=True)
+                status = status or compare.main(["--url", classifier.env["LOAN_RECORDS_URL"], "--challenger",
+                                                 str(args.challenger), "--since", since.isoformat(),
+                                                 "--out", str(args.log_dir / "compare")])
+            return status
         print("\nExample calls:\n" + "\n".join(shlex.join(c) for c in example_calls(classifier_url, explainer)))
         print(f"\nServing; Ctrl-C stops {'every service' if challenger else 'both services'}.", flush=True)
         dead = watch((classifier, explainer), challenger)

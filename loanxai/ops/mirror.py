@@ -98,6 +98,11 @@ class Mirror:
                 status = None
                 logger.debug("the challenger did not answer a mirrored request: %s", error)
             self.counts["mirrored" if status == 200 else "failed"] += 1
+            self._queue.task_done()
+
+    def drain(self) -> None:
+        """Wait until every request queued so far has been sent to the challenger (or failed)."""
+        self._queue.join()
 
 
 def with_puid(body: bytes) -> bytes:

@@ -25,8 +25,8 @@ from loanxai.errors import RecordError
 from loanxai.records.store import DecisionStore
 from loanxai.records.tables import DECISION_COLUMNS, challenger_decisions, decisions, events
 
-__all__ = ["EXPORT_FORMATS", "Selection", "export", "outcomes_of", "purge", "recorded_features", "retention_limit",
-           "select_decisions", "utc"]
+__all__ = ["EXPORT_FORMATS", "Selection", "challenger_versions", "export", "outcomes_of", "paired_decisions", "purge",
+           "recorded_features", "retention_limit", "select_decisions", "utc"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,40 @@ def select_decisions(store: DecisionStore, selection: Selection, limit: int | No
             record = dict(row._mapping)
             record["decided_at"] = utc(record["decided_at"])
             yield record
+
+
+def paired_decisions(store: DecisionStore, selection: Selection,
+                     challenger_version: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The selected champion decisions a challenger of ``challenger_version`` decided too, each
+    with the challenger's decision of the same application (same request id and row), oldest first."""
+    shadow = challenger_decisions
+    columns = [c.label(f"champion_{c.name}") for c in decisions.columns] + [
+        c.label(f"challenger_{c.name}") for c in shadow.columns]
+    statement = (select(*columns)
+                 .join_from(decisions, shadow, and_(shadow.c.request_id == decisions.c.request_id,
+                                                    shadow.c.row == decisions.c.row,
+                                                    shadow.c.model_version == challenger_version))
+                 .where(*selection.where()).order_by(decisions.c.decided_at, decisions.c.request_id, decisions.c.row))
+    pairs = []
+    with store.engine.connect() as connection:
+        for row in connection.execution_options(yield_per=1000).execute(statement):
+            values = row._mapping
+            pair = tuple({name: values[f"{role}_{name}"] for name in DECISION_COLUMNS} for role in ("champion", "challenger"))
+            for record in pair:
+                record["decided_at"] = utc(record["decided_at"])
+            pairs.append(pair)
+    return pairs
+
+
+def challenger_versions(store: DecisionStore, selection: Selection) -> dict[str, int]:
+    """The challengers' model versions that decided selected requests, with how many decisions each."""
+    shadow = challenger_decisions
+    statement = (select(shadow.c.model_version, func.count())
+                 .join_from(decisions, shadow, and_(shadow.c.request_id == decisions.c.request_id,
+                                                    shadow.c.row == decisions.c.row))
+                 .where(*selection.where()).group_by(shadow.c.model_version).order_by(shadow.c.model_version))
+    with store.engine.connect() as connection:
+        return {version: count for version, count in connection.execute(statement)}
 
 
 def outcomes_of(store: DecisionStore, selection: Selection) -> dict[tuple[str, int], str]:

@@ -176,6 +176,42 @@ def plot_frontier(search: dict[str, Any], threshold: float | None, path: Path) -
     _save(fig, path)
 
 
+def plot_score_shares(score: dict[str, Any], path: Path) -> None:
+    """Each model's share of decisions in each score bin, side by side (``score``: bins, shares by model)."""
+    fig, ax = plt.subplots(figsize=(9, 4))
+    x, width = np.arange(len(score["bins"])), 0.4
+    for i, (model, shares) in enumerate(score["shares"].items()):
+        ax.bar(x + (i - 0.5) * width, shares, width, label=model)
+    ax.set_xticks(x, score["bins"], rotation=45)
+    ax.set_xlabel("probability of approval")
+    ax.set_ylabel("share of the applications")
+    ax.set_title(f"Scores of the same applications (PSI {score['psi']:.3f})")
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_group_approval(impacts: dict[str, dict[str, Any]], path: Path) -> None:
+    """Each group's approval rate with its 95% interval, by model, one panel per protected
+    attribute (``impacts``: model -> attribute -> :func:`~loanxai.fairness.metrics.adverse_impact`)."""
+    models = list(impacts)
+    attributes = list(impacts[models[0]])
+    fig, axes = plt.subplots(1, len(attributes), figsize=(6 * len(attributes), 4), squeeze=False)
+    for ax, attribute in zip(axes.flat, attributes):
+        groups = list(impacts[models[0]][attribute]["groups"])
+        x, width = np.arange(len(groups)), 0.8 / len(models)
+        for i, model in enumerate(models):
+            rates = [impacts[model][attribute]["groups"][g] for g in groups]
+            centre = np.array([r["rate"] for r in rates])
+            error = np.array([[c - r["low"] for c, r in zip(centre, rates)], [r["high"] - c for c, r in zip(centre, rates)]])
+            ax.bar(x + (i - (len(models) - 1) / 2) * width, centre, width, yerr=error, capsize=3, label=model)
+        ax.set_xticks(x, groups, rotation=30, fontsize=8)
+        ax.set_ylabel("approval rate (95% interval)")
+        ax.set_title(attribute)
+    axes.flat[0].legend()
+    fig.suptitle("Approval rate by group, same applications")
+    _save(fig, path)
+
+
 def _save(fig: plt.Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90, bbox_inches="tight")

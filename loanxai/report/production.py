@@ -50,7 +50,7 @@ from loanxai.records.cli import moment
 from loanxai.records.queries import Selection, outcomes_of, recorded_features, select_decisions
 from loanxai.records.store import DecisionStore, reading_store
 
-__all__ = ["describe", "main", "parser", "record_figures"]
+__all__ = ["describe", "main", "outcome_figures", "parser", "record_figures"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def record_figures(store: DecisionStore, manifest: Manifest, since: datetime | N
     figures["features"] = {name: _shares(bin_indices(X[:, j], reference["features"][name]["edges"]),
                                          reference["features"][name]["reference"])
                            for j, name in enumerate(schema.feature_names)}
-    figures["outcomes"] = _outcomes(records, approved, groups, outcomes_of(store, selection))
+    figures["outcomes"] = outcome_figures(records, approved, groups, outcomes_of(store, selection))
     return figures
 
 
@@ -99,9 +99,10 @@ def _shares(index: np.ndarray, reference: list[float]) -> dict[str, Any]:
     return {"shares": shares.tolist(), "psi": psi(shares, reference)}
 
 
-def _outcomes(records: list[dict[str, Any]], approved: np.ndarray, groups: dict[str, list[str | None]],
+def outcome_figures(records: list[dict[str, Any]], approved: np.ndarray, groups: dict[str, list[str | None]],
               truths: dict[tuple[str, int], str]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Outcome counts and rates overall (``all``) and by group, of the decisions with an outcome."""
+    """Outcome counts and rates overall (``all``) and by group (attribute -> group -> figures) of
+    the ``records`` with an outcome in ``truths``, as decided by ``approved`` (shape (n,))."""
     known = np.fromiter(((r["request_id"], r["row"]) in truths for r in records), bool, len(records))
     truth = np.asarray([truths.get((r["request_id"], r["row"])) == "approved" for r in records])
     cells = {"all": {"all": known}}

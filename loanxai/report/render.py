@@ -163,7 +163,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_html(text: str, folder: Path) -> str:
+def render_html(text: str, folder: Path, title: str = "Loan model report") -> str:
     """Self-contained HTML: the Markdown rendered, every PNG inlined as a data URI."""
     body = markdown.markdown(text, extensions=["tables"])
 
@@ -175,7 +175,7 @@ def render_html(text: str, folder: Path) -> str:
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:14px}"
              "th{background:#f3f3f3}img{max-width:100%}")
-    head = f'<head><meta charset="utf-8"><title>Loan model report</title><style>{style}</style></head>'
+    head = f'<head><meta charset="utf-8"><title>{title}</title><style>{style}</style></head>'
     return f"<!DOCTYPE html>\n<html>{head}<body>\n{body}\n</body></html>\n"
 
 
