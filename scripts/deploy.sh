@@ -18,7 +18,7 @@ trap 'rm -rf "$archive"' EXIT
 while read -r service reference; do
   wanted=$(kubectl kustomize "$root/deploy" | grep -E "image: (docker.io/)?${reference#docker.io/}$" || true)
   if [ -z "$wanted" ]; then
-    echo "error: deploy/kustomization.yaml does not use $reference (retrained? set its newTag to the tag above)" >&2
+    echo "error: deploy/base/kustomization.yaml does not use $reference (retrained? set its newTag to the tag above)" >&2
     exit 1
   fi
   echo "loading $reference into kind cluster $cluster"
@@ -32,7 +32,7 @@ done <<< "$built"
 
 kubectl apply -k "$root/deploy"
 
-# who may call what (deploy/auth.yaml): on kind a key pair made here stands in for the lender's
+# who may call what (deploy/base/auth.yaml): on kind a key pair made here stands in for the lender's
 # identity provider; its JWKS and issuer replace the placeholders, the explainer gets its token
 # (role decide), and the pods that started with the placeholder keys start again (LOAN_AUTH=on)
 auth=$KIND_AUTH_DIR

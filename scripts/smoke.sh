@@ -7,7 +7,7 @@
 #
 # Against the cluster it port-forwards the ingress gateway to localhost:${INGRESS_PORT:-8080} and
 # carries tokens signed with the cluster's key (deploy.sh made it): role decide to the classifier,
-# explain to the explainer (deploy/auth.yaml). The explanation names the decision it explains.
+# explain to the explainer (deploy/base/auth.yaml). The explanation names the decision it explains.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh

@@ -1,6 +1,6 @@
 """The roles a caller's token may carry (``LOAN_AUTH=on``; :mod:`loanxai.serving.auth`), and what each may call.
 
-The same roles are what the mesh's ``AuthorizationPolicy`` objects let through (``deploy/auth.yaml``).
+The same roles are what the mesh's ``AuthorizationPolicy`` objects let through (``deploy/base/auth.yaml``).
 """
 from __future__ import annotations
 

@@ -3,13 +3,16 @@
 - :func:`crd_schema` turns a CRD's openAPIV3Schema into a strict JSON Schema (a misspelled
   field fails, as it would not on the API server, which prunes it): the SeldonDeployments in
   ``deploy/``, the PodMonitor and PrometheusRule in ``deploy/monitoring/``, Istio's
-  RequestAuthentication and AuthorizationPolicy in ``deploy/auth.yaml``;
+  RequestAuthentication and AuthorizationPolicy in ``deploy/base/auth.yaml``;
 - :func:`project_problems` checks what no schema can: graph types, graph names equal to
   container names, images equal to what ``scripts/build-images.sh`` tags, the explainer's
   classifier URL against the classifier's Service, the timeout annotation Seldon reads,
   probes and their timeouts, resources, the pods' prometheus.io annotations, the containers' hardening (no privilege escalation,
   read-only root with a writable /tmp, all capabilities dropped, the runtime's seccomp
-  profile), and the NetworkPolicies (one per SeldonDeployment and one for the record's
+  profile), the predictors as Seldon's admission webhook checks them (one shadow at most, never
+  alone, traffic of the others summing to 100) with each classifier's model role (the champion
+  in a predictor that answers, the challenger in the shadow: ``LOAN_MODEL_ROLE`` and the pod
+  label :data:`MODEL_ROLE_POD_LABEL` agree), and the NetworkPolicies (one per SeldonDeployment and one for the record's
   database, metrics ports reachable only from the monitoring namespace), and who may call what
   (every container with ``LOAN_AUTH=on``, an AuthorizationPolicy per SeldonDeployment letting
   through its service's roles, :mod:`loanxai.core.roles`, and without a token only probes and
@@ -29,10 +32,11 @@ import yaml
 from jsonschema import Draft7Validator
 
 from loanxai.artifacts import DEPLOY_DIR, SHARED_DIR
-from loanxai.config import ServiceSettings
+from loanxai.config import CHALLENGER, CHAMPION, ServiceSettings
 from loanxai.core.roles import DECIDE_ROLES, EXPLAIN_ROLES
 
-__all__ = ["CRD_FILES", "CRD_PATH", "crd_schema", "explainer_timeout_ms", "project_problems", "render", "schema_problems"]
+__all__ = ["CRD_FILES", "CRD_PATH", "MODEL_ROLE_POD_LABEL", "crd_schema", "explainer_timeout_ms", "project_problems",
+           "render", "schema_problems"]
 
 CRD_PATH = SHARED_DIR / "seldon-core-v1.17.1" / "seldondeployment-crd.yaml"
 PROMETHEUS_OPERATOR_DIR = SHARED_DIR / "prometheus-operator-v0.93.0"
@@ -65,6 +69,8 @@ MIN_PROBE_TIMEOUT_S = 2
 # Seldon Core 1.x reads only these; seldon.io/rest-read-timeout and -connection-timeout are ignored
 TIMEOUT_ANNOTATIONS = {"seldon.io/rest-timeout", "seldon.io/grpc-timeout"}
 IGNORED_TIMEOUT_ANNOTATIONS = {"seldon.io/rest-read-timeout", "seldon.io/rest-connection-timeout"}
+#: the classifier pods' label the PodMonitor copies onto their series as ``model_role``
+MODEL_ROLE_POD_LABEL = "loanxai.io/model-role"
 
 
 def render(deploy_dir: Path = DEPLOY_DIR) -> list[dict[str, Any]]:
@@ -108,8 +114,10 @@ def schema_problems(documents: list[dict[str, Any]], schema: dict[str, Any], kin
     ]
 
 
-def project_problems(documents: list[dict[str, Any]], images: dict[str, str]) -> list[str]:
-    """What the schema leaves out. ``images``: container name -> image reference built."""
+def project_problems(documents: list[dict[str, Any]], images: dict[str, str],
+                     shadow_images: dict[str, str] | None = None) -> list[str]:
+    """What the schema leaves out. ``images``: container name -> image reference built;
+    ``shadow_images``: the same for a shadow predictor's containers (the challenger's build)."""
     problems: list[str] = []
     deployments = list(_seldon_deployments(documents))
     services = {f"{d['metadata']['name']}-{p['name']}" for d in deployments for p in d["spec"]["predictors"]}
@@ -124,8 +132,14 @@ def project_problems(documents: list[dict[str, Any]], images: dict[str, str]) ->
         for key in TIMEOUT_ANNOTATIONS & set(annotations):
             if not str(annotations[key]).isdigit():
                 problems.append(f"{name}: {key} must be milliseconds, got {annotations[key]!r}")
+        problems += _predictors_problems(name, deployment["spec"]["predictors"])
         for predictor in deployment["spec"]["predictors"]:
             containers = {c["name"]: c for spec in predictor.get("componentSpecs", []) for c in spec["spec"]["containers"]}
+            built = shadow_images if predictor.get("shadow") else images
+            if built is None:
+                problems.append(f"{name}: predictor {predictor['name']!r} is a shadow: give the challenger's images to "
+                                "check its containers' images against")
+            problems += _role_problems(name, predictor)
             for node in _graph_nodes(predictor["graph"]):
                 if node.get("type", "MODEL") not in GRAPH_TYPES and "implementation" not in node:
                     problems.append(f"{name}: graph node {node['name']!r} has unknown type {node.get('type')!r}")
@@ -137,7 +151,7 @@ def project_problems(documents: list[dict[str, Any]], images: dict[str, str]) ->
                 problems += _pod_problems(name, component["spec"])
                 problems += _scrape_problems(name, component.get("metadata", {}).get("annotations", {}))
             for container_name, container in containers.items():
-                problems += _container_problems(name, container_name, container, images, services, namespace)
+                problems += _container_problems(name, container_name, container, built, services, namespace)
     problems += _network_policy_problems(documents, deployments)
     problems += _auth_problems(documents, deployments)
     return problems
@@ -152,14 +166,52 @@ def explainer_timeout_ms(documents: list[dict[str, Any]], deployment: str) -> in
     return None
 
 
-def _container_problems(deployment: str, name: str, container: dict, images: dict[str, str],
+def _predictors_problems(deployment: str, predictors: list[dict[str, Any]]) -> list[str]:
+    """What Seldon's admission webhook refuses in the predictors (its checkTraffic and validateShadow)."""
+    problems = []
+    names = [p["name"] for p in predictors]
+    for duplicate in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"{deployment}: duplicate predictor name {duplicate!r}")
+    shadows = [p for p in predictors if p.get("shadow")]
+    answering = [p for p in predictors if not p.get("shadow")]
+    if len(shadows) > 1:
+        problems.append(f"{deployment}: {len(shadows)} shadow predictors; Seldon allows one")
+    if shadows and not answering:
+        problems.append(f"{deployment}: a shadow predictor cannot be the only one")
+    if len(answering) > 1 and sum(p.get("traffic", 0) for p in answering) != 100:
+        problems.append(f"{deployment}: the traffic of predictors {', '.join(p['name'] for p in answering)} must sum to 100")
+    return problems
+
+
+def _role_problems(deployment: str, predictor: dict[str, Any]) -> list[str]:
+    """A classifier's model role: the challenger's in a shadow predictor, else the champion's, said
+    alike by ``LOAN_MODEL_ROLE`` (the record) and the pod label (the metrics)."""
+    role = CHALLENGER if predictor.get("shadow") else CHAMPION
+    where = f"{deployment}: predictor {predictor['name']!r}"
+    problems = []
+    for component in predictor.get("componentSpecs", []):
+        classifiers = [c for c in component["spec"]["containers"] if c["name"] == "classifier"]
+        if not classifiers:
+            continue
+        label = component.get("metadata", {}).get("labels", {}).get(MODEL_ROLE_POD_LABEL)
+        if label != role:
+            problems.append(f"{where}: the pod label {MODEL_ROLE_POD_LABEL} must be {role!r}, not {label!r}")
+        for container in classifiers:
+            env = {v["name"]: v.get("value") for v in container.get("env", [])}
+            if env.get("LOAN_MODEL_ROLE", CHAMPION) != role:
+                problems.append(f"{where}: container {container['name']!r} must serve as the {role} "
+                                f"(LOAN_MODEL_ROLE: {env.get('LOAN_MODEL_ROLE') or 'not set'})")
+    return problems
+
+
+def _container_problems(deployment: str, name: str, container: dict, images: dict[str, str] | None,
                         services: set[str], namespace: str) -> list[str]:
     problems = []
     where = f"{deployment}: container {name!r}"
-    expected = images.get(name)
-    if expected is None:
+    expected = None if images is None else images.get(name)
+    if images is not None and expected is None:
         problems.append(f"{where}: no image is built for it (built: {', '.join(images)})")
-    elif _normal_image(container.get("image", "")) != _normal_image(expected):
+    elif expected is not None and _normal_image(container.get("image", "")) != _normal_image(expected):
         problems.append(f"{where}: image {container.get('image')!r} is not the built {expected!r}")
     for probe, path in (("readinessProbe", "/health/status"), ("livenessProbe", "/health/ping")):
         if container.get(probe, {}).get("httpGet", {}).get("path") != path:
@@ -224,7 +276,7 @@ def _classifier_url_problems(where: str, url: str, services: set[str], namespace
 
 def _network_policy_problems(documents: list[dict[str, Any]], deployments: list[dict[str, Any]]) -> list[str]:
     names = {d["metadata"]["name"] for d in deployments}
-    # the decision record's database (deploy/records.yaml) is the one other workload
+    # the decision record's database (deploy/base/records.yaml) is the one other workload
     stores = {d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name")
               for d in documents if d.get("kind") == "StatefulSet"}
     problems = []

@@ -8,26 +8,36 @@ The labels carry the dataset, the candidate the search chose and the fairness ga
 with any override (``io.loanxai.fairness-gate.*``).
 
 ``python -m loanxai.images`` prints the two image references; ``--labels`` prints the labels,
-one ``key=value`` per line.
+one ``key=value`` per line; ``--pin champion`` (or ``challenger``) writes the tag into the
+kustomization that deploys the model in that role (:data:`PINS`): the champion's in
+``deploy/base/``, the shadowing challenger's in ``deploy/challenger/``.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
 
-from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR, version
+from loanxai.artifacts import CLASSIFIER_DIR, DEPLOY_DIR, EXPLAINER_DIR, version
+from loanxai.config import CHALLENGER, CHAMPION, MODEL_ROLES
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import read_manifest
+from loanxai.errors import ArtifactError
 from loanxai.fairness.gate import labels as gate_labels
 
-__all__ = ["REPOSITORIES", "image_labels", "image_references", "image_tag", "main", "parser"]
+__all__ = ["PINS", "REPOSITORIES", "image_labels", "image_references", "image_tag", "main", "parser", "pin_tag",
+           "pinned_tag"]
 
 #: service folder under models/ -> image repository
 REPOSITORIES = {"loanclassifier": "loanxai/loanclassifier", "explainer": "loanxai/explainer"}
+#: model role -> the kustomization (under deploy/) whose ``images`` pin that role's tag
+PINS = {CHAMPION: Path("base") / "kustomization.yaml", CHALLENGER: Path("challenger") / "kustomization.yaml"}
+#: an ``images`` entry's tag line (the file's comments are kept: it is edited, not re-dumped)
+_NEW_TAG = re.compile(r"^(\s+newTag:\s*)(\S+)\s*$", re.MULTILINE)
 
 
 def image_tag(classifier_dir: Path = CLASSIFIER_DIR, explainer_dir: Path = EXPLAINER_DIR) -> str:
@@ -54,12 +64,33 @@ def image_labels(classifier_dir: Path = CLASSIFIER_DIR) -> dict[str, str]:
     }
 
 
+def pinned_tag(role: str, deploy_dir: Path = DEPLOY_DIR) -> str:
+    """The image tag the kustomization of ``role`` deploys (:class:`~loanxai.errors.ArtifactError`
+    when it pins none, or more than one)."""
+    path = deploy_dir / PINS[role]
+    tags = set(_NEW_TAG.findall(path.read_text(encoding="utf-8")))
+    if len({tag for _, tag in tags}) != 1:
+        raise ArtifactError(f"{path}: expected one image tag (newTag) for the {role}, found "
+                            f"{', '.join(sorted(t for _, t in tags)) or 'none'}")
+    return tags.pop()[1]
+
+
+def pin_tag(role: str, tag: str, deploy_dir: Path = DEPLOY_DIR) -> Path:
+    """Write ``tag`` as every image tag of the kustomization of ``role``; its path."""
+    path = deploy_dir / PINS[role]
+    pinned_tag(role, deploy_dir)
+    path.write_text(_NEW_TAG.sub(lambda match: match.group(1) + tag, path.read_text(encoding="utf-8")), encoding="utf-8")
+    return path
+
+
 def parser() -> argparse.ArgumentParser:
     """The command's arguments (the docs' command reference prints its help)."""
     parser = command_parser(__doc__.splitlines()[0])
     parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR, help="the classifier's artifacts")
     parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR, help="the explainer's artifacts")
     parser.add_argument("--labels", action="store_true", help="print the image labels instead of the references")
+    parser.add_argument("--pin", choices=MODEL_ROLES, help="write the tag into the kustomization deploying this role")
+    parser.add_argument("--deploy-dir", type=Path, default=DEPLOY_DIR, help="the manifests' folder (with --pin)")
     return parser
 
 
@@ -68,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.labels:
         lines = [f"{key}={value}" for key, value in image_labels(args.classifier_dir).items()]
+    elif args.pin:
+        tag = image_tag(args.classifier_dir, args.explainer_dir)
+        try:
+            lines = [f"{args.pin} {tag} pinned in {pin_tag(args.pin, tag, args.deploy_dir)}"]
+        except ArtifactError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     else:
         references = image_references(image_tag(args.classifier_dir, args.explainer_dir))
         lines = [f"{service} {reference}" for service, reference in references.items()]

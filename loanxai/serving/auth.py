@@ -13,7 +13,7 @@ roles are the claim ``LOAN_AUTH_ROLES_CLAIM`` (a list of strings, or one string)
   recourse, within a budget per caller (:mod:`loanxai.serving.budget`).
 
 Health endpoints stay open for probes. The same roles are what Istio's ``AuthorizationPolicy``
-objects in ``deploy/auth.yaml`` let through at the mesh. The caller of the request being
+objects in ``deploy/base/auth.yaml`` let through at the mesh. The caller of the request being
 answered is :data:`current_caller` (set by the server's guard, read by the serving class).
 """
 from __future__ import annotations

@@ -103,7 +103,7 @@ def test_every_role_against_every_endpoint(services, keys):
         assert answer.status_code == 401, (name, answer.text)
         assert answer.json()["status"]["reason"] == "UNAUTHENTICATED"
         assert answer.headers["WWW-Authenticate"] == 'Bearer realm="loanxai"'
-    # probes need no token; the metrics port is the mesh's to guard (deploy/auth.yaml)
+    # probes need no token; the metrics port is the mesh's to guard (deploy/base/auth.yaml)
     for service in services:
         for path in ("/health/ping", "/health/status"):
             assert requests.get(service.url + path, timeout=10).status_code == 200

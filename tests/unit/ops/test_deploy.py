@@ -34,9 +34,9 @@ def images_of(tag):
 
 @pytest.fixture(scope="module")
 def pinned_tag():
-    """The tag deploy/kustomization.yaml pins: that of the artifacts `make train` gave where the
+    """The tag deploy/base/kustomization.yaml pins: that of the artifacts `make train` gave where the
     release was trained (scripts/deploy.sh refuses to deploy any other build)."""
-    [tag] = {image["newTag"] for image in yaml.safe_load((ROOT / "deploy" / "kustomization.yaml").read_text())["images"]}
+    [tag] = {image["newTag"] for image in yaml.safe_load((ROOT / "deploy" / "base" / "kustomization.yaml").read_text())["images"]}
     return tag
 
 
