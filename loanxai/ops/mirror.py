@@ -65,10 +65,13 @@ class Mirror:
             thread.start()
 
     def stop(self) -> None:
-        """Stop serving; what is still queued for the challenger is dropped."""
-        self._server.shutdown()
+        """Stop serving; what is still queued for the challenger is dropped. A mirror never
+        started (a service failed to start) only closes its port: ``shutdown`` would wait forever."""
+        started = self._threads[0].is_alive()
+        if started:
+            self._server.shutdown()
         self._server.server_close()
-        for _ in range(MIRROR_THREADS):
+        for _ in range(MIRROR_THREADS if started else 0):
             self._queue.put(None)
 
     def _serve(self) -> None:

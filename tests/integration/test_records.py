@@ -2,6 +2,7 @@
 the same code for both. Writing, retries, outcomes, migrations of a populated database, the
 examiner's selections and exports, the purge."""
 import dataclasses
+import multiprocessing
 import uuid
 from datetime import UTC, datetime
 
@@ -99,6 +100,25 @@ def test_a_challengers_decisions_of_the_same_request_are_recorded_apart(url):
 def test_the_tables_are_what_the_migrations_make(store):
     with store.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+
+
+def _open_together(url, barrier):
+    barrier.wait()
+    open_store(url)
+
+
+def test_processes_starting_together_on_a_new_database_migrate_it_once(url):
+    """The champion's replicas and a challenger start together on an empty record: each opens
+    it, none fails on tables another just made (SQLite and PostgreSQL alike)."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    processes = [context.Process(target=_open_together, args=(url, barrier)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0] * 4
+    assert migrations.revision(DecisionStore(url).engine) == migrations.head()
 
 
 def test_migrating_a_populated_database_keeps_every_decision(url):
