@@ -6,7 +6,7 @@ TOOLS ?= .venv-tools
 # podman/buildah on machines without a Docker engine (see scripts/podman-sandbox.sh)
 SANDBOX := . scripts/podman-sandbox.sh &&
 
-.PHONY: help venv tools bench train run demo replay monitoring-files report records figures compare score test reliability lint docs reference lock clean images kind-up deploy smoke kind-down container-smoke
+.PHONY: help venv tools bench train run demo replay monitoring-files report records figures compare promote score test reliability lint docs reference lock clean images kind-up deploy smoke kind-down container-smoke
 
 help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
@@ -20,6 +20,7 @@ help:
 	@echo "make records ARGS=\"show 8812\" - the decision record: show, list, export, redecide, notice(s), purge"
 	@echo "make figures ARGS=\"--since 2026-03-01\" - the monitoring's figures for a past window, from the record"
 	@echo "make compare CHALLENGER=<artifacts dir> ARGS=\"--since 2026-03-01\" - the challenger's decisions beside the live one's, by group; reports/compare/"
+	@echo "make promote CHALLENGER=<artifacts dir> - the promotion gate on the shadowed decisions, then the image tags swapped in deploy/"
 	@echo "make images - build both images with docker or podman (tag derived from the artifacts)"
 	@echo "make kind-up deploy smoke - a kind cluster with Seldon Core, the services on it, a smoke test"
 	@echo "make kind-down - delete the kind cluster"
@@ -101,6 +102,12 @@ figures: venv
 compare: venv
 	@test -n "$(CHALLENGER)" || { echo "make compare needs CHALLENGER=<the challenger's classifier artifacts>" >&2; exit 2; }
 	$(PY) -m loanxai.compare --challenger "$(CHALLENGER)" $(ARGS)
+
+# the promotion gate, then the tags swapped in deploy/base/ and deploy/challenger/ (docs/how-to/challenger.md)
+promote: venv
+	@test -n "$(CHALLENGER)" || { echo "make promote needs CHALLENGER=<the challenger's classifier artifacts>" >&2; exit 2; }
+	$(PY) -m loanxai.promote --challenger "$(CHALLENGER)" $(if $(ACCEPT_UNFAIR),--accept-unfair "$(ACCEPT_UNFAIR)") \
+	  $(if $(ACCEPTED_BY),--accepted-by "$(ACCEPTED_BY)") $(ARGS)
 
 score: venv
 	$(PY) -m loanxai.score $(INPUT) --out $(OUT) $(if $(URL),--url $(URL)) $(SCORE_ARGS)

@@ -261,6 +261,16 @@ class ToolSettings(EnvSettings):
     retention_months: int = setting("LOAN_RETENTION_MONTHS", 25, "months a decision is kept after it was made "
                                     "(12 CFR 1002.12(b)); `records purge` deletes older ones", rule="at least 1",
                                     valid=_at_least(1))
+    promote_air_tolerance: float = setting(
+        "LOAN_PROMOTE_AIR_TOLERANCE", 0.02, "how far below the champion's a challenger's adverse impact ratio of any "
+        "protected attribute may be on the applications both decided (`make promote`; the alert "
+        "LoanChallengerAdverseImpactBelowChampion)", rule="from 0 to 1", valid=lambda value: 0 <= value <= 1)
+    promote_recall_tolerance: float = setting(
+        "LOAN_PROMOTE_RECALL_TOLERANCE", 0.02, "how far below the champion's a challenger's recall on the outcomes of "
+        "the applications both decided may be (`make promote`)", rule="from 0 to 1", valid=lambda value: 0 <= value <= 1)
+    promote_min_outcomes: int = setting(
+        "LOAN_PROMOTE_MIN_OUTCOMES", 50, "approved outcomes (true positives and false negatives) among the applications "
+        "both decided before `make promote` judges recall", rule="at least 1", valid=_at_least(1))
     reliability_report: Path | None = setting(
         "LOAN_RELIABILITY_REPORT", None, "where the reliability suite writes its figures (JSON)",
         shown_default="none; `make reliability`: `bench/results/reliability.json`")

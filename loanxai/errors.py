@@ -206,6 +206,11 @@ class GateError(LoanError):
     failed; the message names the step and its checks."""
 
 
+class PromotionRefused(LoanError):
+    """A challenger may not replace the champion: its own gate, a check on the shadowed decisions
+    without a recorded override, or tags in deploy/ that are not the models given; the message names it."""
+
+
 class ServiceError(LoanError):
     """A service answered a client with an error: ``status_code`` is the answer's, the message its ``info``."""
 

@@ -4,8 +4,10 @@
 writes and runs every panel's query against a real Prometheus scraping the real services.
 Panels read the recording rules of :mod:`loanxai.monitoring.rules` and the services' own series, with
 only the labels they emit (``attribute``, ``group``, ``feature``, ``kind``, ``endpoint``,
-``code``, Seldon's ``model_name``...). Time series panels sum ``without`` the labels telling
-processes and replicas apart, over 5-minute rates.
+``code``, Seldon's ``model_name``...) and ``model_role``, which Prometheus gives each
+classifier's series (the champion, and a challenger shadowing it). Time series panels sum
+``without`` the labels telling processes and replicas apart, over 5-minute rates. The last row
+(:data:`CHALLENGER_PANELS`) sets a challenger beside the champion: empty without one.
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from loanxai.artifacts import MONITORING_DIR
+from loanxai.config import CHALLENGER, CHAMPION
 from loanxai.core.cli import command_parser
-from loanxai.monitoring.rules import AGGREGATED
+from loanxai.monitoring.rules import AGGREGATED, MAX_APPROVAL_GAP, RuleSettings, role_series
 
-__all__ = ["dashboard", "main", "parser", "queries", "write"]
+__all__ = ["CHALLENGER_PANELS", "PANELS", "challenger_queries", "dashboard", "main", "parser", "queries", "write"]
 
 DASHBOARD_FILE = "dashboard.json"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -34,29 +37,30 @@ def _rate(metric: str, by: str = "") -> str:
 #: (title, kind, unit, [(query, legend)], description), row by row
 PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
     ("Approval rate by group", "timeseries", "percentunit",
-     [("loan:approval_rate:window", "{{attribute}} = {{group}}"),
-      ("loan:approval_rate_low:window", "{{attribute}} = {{group}}, 95% low"),
-      ("loan:approval_rate_high:window", "{{attribute}} = {{group}}, 95% high")],
+     [("loan:approval_rate:window", "{{model_role}} {{attribute}} = {{group}}"),
+      ("loan:approval_rate_low:window", "{{model_role}} {{attribute}} = {{group}}, 95% low"),
+      ("loan:approval_rate_high:window", "{{model_role}} {{attribute}} = {{group}}, 95% high")],
      "Approved share of the decisions (at the model's cutoff) for each declared protected group the requests give, "
      "with its 95% Wilson interval (groups with at least the gate's min_group_rows decisions in the rules' window)."),
     ("Adverse impact ratio", "timeseries", "none",
-     [("loan:adverse_impact_ratio:window", "{{attribute}}"), ("loan:gate_min_adverse_impact_ratio", "screen threshold")],
+     [("loan:adverse_impact_ratio:window", "{{model_role}} {{attribute}}"),
+      ("loan:gate_min_adverse_impact_ratio", "screen threshold")],
      "Lowest judged group's approval rate over the highest, per declared attribute; the alert fires below the "
      "screen's threshold for the attributes the gate screens."),
     ("Population stability index by feature", "heatmap", "none",
      [("loan:feature_psi:window", "{{feature}}")],
      "PSI of each model input against the training data: < 0.1 stable, 0.1-0.25 some shift, > 0.25 major shift."),
     ("Population stability index of the score", "timeseries", "none",
-     [("loan:score_psi:window", "score")],
+     [("loan:score_psi:window", "{{model_role}} score")],
      "PSI of the approval probabilities against the held-out data."),
     ("Live recall, false positive rate and accuracy", "timeseries", "percentunit",
-     [('loan:recall:window{attribute="all"}', "recall"),
+     [('loan:recall:window{attribute="all"}', "{{model_role}} recall"),
       ('loan:held_out_recall{attribute="all"}', "held-out recall"),
       ('loan:false_positive_rate:window{attribute="all"}', "false positive rate"),
       ('loan:accuracy:window{attribute="all"}', "accuracy")],
      "From the outcomes that arrived through the feedback endpoint, against the held-out recall."),
     ("Live recall by group", "timeseries", "percentunit",
-     [('loan:recall:window{attribute!="all"}', "{{attribute}} = {{group}}")],
+     [('loan:recall:window{attribute!="all"}', "{{model_role}} {{attribute}} = {{group}}")],
      "Recall of each protected group from the outcomes that arrived."),
     ("Equalized odds gaps", "timeseries", "percentunit",
      [("loan:recall_gap:window", "recall gap, {{attribute}}"),
@@ -98,6 +102,21 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
 ]
 
 
+_AIR, _RATE = "loan:adverse_impact_ratio:window", "loan:approval_rate:window"
+#: the challenger beside the champion, on the applications both decide (the alerts' comparisons)
+CHALLENGER_PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
+    ("Adverse impact ratio: challenger beside champion", "timeseries", "none",
+     [(role_series(role, _AIR, "attribute"), f"{role} {{{{attribute}}}}") for role in (CHAMPION, CHALLENGER)],
+     "Each model's adverse impact ratio per attribute on the same requests; the alert fires when the challenger's "
+     f"is more than {RuleSettings().challenger_air_tolerance:g} below the champion's (make promote refuses it)."),
+    ("Approval rate by group: challenger minus champion", "timeseries", "percentunit",
+     [(f"{role_series(CHALLENGER, _RATE, 'attribute, group')} - on (attribute, group) "
+       f"{role_series(CHAMPION, _RATE, 'attribute, group')}", "{{attribute}} = {{group}}")],
+     f"The challenger's approval rate of each judged group less the champion's; the alert fires beyond "
+     f"{MAX_APPROVAL_GAP:g} either way."),
+]
+
+
 def _panel(index: int, title: str, kind: str, unit: str, targets: list[tuple[str, str]], description: str) -> dict[str, Any]:
     panel: dict[str, Any] = {
         "id": index + 1,
@@ -129,13 +148,18 @@ def dashboard() -> dict[str, Any]:
         "time": {"from": "now-6h", "to": "now"},
         "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus",
                                  "label": "Prometheus"}]},
-        "panels": [_panel(i, *panel) for i, panel in enumerate(PANELS)],
+        "panels": [_panel(i, *panel) for i, panel in enumerate(PANELS + CHALLENGER_PANELS)],
     }
 
 
 def queries() -> list[str]:
-    """Every panel query, in order."""
+    """Every query of the panels that show data with the champion alone, in order."""
     return [expr for _, _, _, targets, _ in PANELS for expr, _ in targets]
+
+
+def challenger_queries() -> list[str]:
+    """Every query of the panels comparing a challenger with the champion."""
+    return [expr for _, _, _, targets, _ in CHALLENGER_PANELS for expr, _ in targets]
 
 
 def write(out: Path) -> Path:

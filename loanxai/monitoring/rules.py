@@ -27,7 +27,10 @@ apart (:data:`AGGREGATED`), over the window (default 1 hour):
 Alerts: the adverse impact ratio of an attribute the gate screens below the screen's
 threshold; PSI above 0.25 on a feature or on the score; live recall more than 20% below the
 held-out recall once ``min_outcomes`` approved outcomes arrived; a 5xx ratio above 1%; the
-explanation p95 above ``LOAN_EXPLAIN_P95_BUDGET``.
+explanation p95 above ``LOAN_EXPLAIN_P95_BUDGET``. With a challenger shadowing the champion
+(series labelled ``model_role``): its adverse impact ratio of an attribute more than
+``challenger_air_tolerance`` below the champion's, or its approval rate of a judged group more
+than :data:`MAX_APPROVAL_GAP` from the champion's.
 """
 from __future__ import annotations
 
@@ -40,11 +43,13 @@ from typing import Any
 import yaml
 
 from loanxai.artifacts import MONITORING_DIR
+from loanxai.config import CHALLENGER, CHAMPION, ToolSettings
 from loanxai.core.cli import command_parser
 from loanxai.monitoring.references import PSI_FLOOR
+from loanxai.monitoring.series import MODEL_ROLE_LABEL
 
-__all__ = ["AGGREGATED", "MAX_ERROR_RATIO", "NEAR_BUDGET", "PSI_MAJOR", "RECALL_FRACTION", "RuleSettings",
-           "alerting_rules", "main", "parser", "prometheus_rule", "recording_rules", "rule_groups", "write"]
+__all__ = ["AGGREGATED", "MAX_APPROVAL_GAP", "MAX_ERROR_RATIO", "NEAR_BUDGET", "PSI_MAJOR", "RECALL_FRACTION", "RuleSettings",
+           "alerting_rules", "main", "parser", "prometheus_rule", "recording_rules", "role_series", "rule_groups", "write"]
 #: labels told apart by process or replica: what the recording rules sum away
 AGGREGATED = "worker_id, method, instance, pod"
 #: PSI above this is a major shift (credit-risk practice: < 0.1 stable, 0.1-0.25 some shift)
@@ -56,6 +61,8 @@ MAX_ERROR_RATIO = 0.01
 #: one caller past this share of its explanation budget fires the alert: the budget is set at what
 #: usual work takes, so a caller near it asks far more than the others (model extraction, a runaway script)
 NEAR_BUDGET = 0.8
+#: a challenger's approval rate of a group further than this from the champion's fires the alert
+MAX_APPROVAL_GAP = 0.05
 #: the normal quantile of a two-sided 95% interval (as :data:`loanxai.fairness.metrics.Z95`)
 Z95 = 1.959964
 #: the endpoints whose errors count: predictions and feedback (not probes or metadata)
@@ -76,12 +83,16 @@ class RuleSettings:
     min_outcomes : int
         Approved outcomes (true positives and false negatives) in the window before the recall
         alert may fire.
+    challenger_air_tolerance : float
+        How far below the champion's a challenger's live adverse impact ratio may be (the
+        promotion gate's default, ``LOAN_PROMOTE_AIR_TOLERANCE``).
     """
 
     window: str = "1h"
     for_: str = "10m"
     min_applications: int = 500
     min_outcomes: int = 50
+    challenger_air_tolerance: float = ToolSettings().promote_air_tolerance
 
 
 def _sum(expr: str) -> str:
@@ -102,6 +113,12 @@ def _wilson(sign: str) -> str:
     p, n, z2 = "loan:approval_rate:window", "loan:group_decisions:window", Z95 ** 2
     return (f"({p} + {z2 / 2:.6f} / {n} {sign} {Z95} * sqrt({p} * (1 - {p}) / {n} + {z2 / 4:.6f} / {n} ^ 2))"
             f" / (1 + {z2:.6f} / {n})")
+
+
+def role_series(role: str, expr: str, labels: str) -> str:
+    """The series of ``expr`` of the classifier in ``role``, by ``labels`` only (the two roles'
+    series differ in their model version, job and predictor: compared on ``labels``)."""
+    return f'max by ({labels}) ({expr}{{{MODEL_ROLE_LABEL}="{role}"}})'
 
 
 def recording_rules(settings: RuleSettings) -> list[dict[str, str]]:
@@ -171,6 +188,7 @@ def alerting_rules(settings: RuleSettings) -> list[dict[str, Any]]:
                 "annotations": {"summary": summary, "description": description}}
 
     window = settings.window
+    air, rate = "loan:adverse_impact_ratio:window", "loan:approval_rate:window"
     return [
         alert("LoanAdverseImpactBelowScreen",
               "(loan:adverse_impact_ratio:window < ignoring (attribute) group_left () loan:gate_min_adverse_impact_ratio)"
@@ -179,6 +197,21 @@ def alerting_rules(settings: RuleSettings) -> list[dict[str, Any]]:
               f"The adverse impact ratio by {{{{ $labels.attribute }}}} over {window} is "
               "{{ $value | printf \"%.2f\" }}, below the screen's threshold (the lowest judged group's approval rate "
               "over the highest)."),
+        alert("LoanChallengerAdverseImpactBelowChampion",
+              f"{role_series(CHALLENGER, air, 'attribute')} < on (attribute) "
+              f"{role_series(CHAMPION, air, 'attribute')} - {settings.challenger_air_tolerance:g}",
+              "warning", "The challenger's approvals by {{ $labels.attribute }} are less even than the champion's",
+              f"The challenger's adverse impact ratio by {{{{ $labels.attribute }}}} over {window} is "
+              "{{ $value | printf \"%.2f\" }}, more than "
+              f"{settings.challenger_air_tolerance:g} below the champion's on the same applications: make promote "
+              "would refuse it."),
+        alert("LoanChallengerApprovalDeparts",
+              f"abs({role_series(CHALLENGER, rate, 'attribute, group')} - on (attribute, group) "
+              f"{role_series(CHAMPION, rate, 'attribute, group')}) > {MAX_APPROVAL_GAP}",
+              "warning", "The challenger approves {{ $labels.attribute }} {{ $labels.group }} at another rate than the "
+              "champion",
+              f"The challenger's approval rate of {{{{ $labels.attribute }}}} {{{{ $labels.group }}}} over {window} "
+              f"differs from the champion's by {{{{ $value | printf \"%.2f\" }}}} (> {MAX_APPROVAL_GAP})."),
         alert("LoanFeatureDrift", f"loan:feature_psi:window > {PSI_MAJOR}", "warning",
               "The applications' {{ $labels.feature }} has shifted from the training data",
               f"Population stability index of {{{{ $labels.feature }}}} over {window} is "

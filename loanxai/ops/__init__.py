@@ -5,10 +5,12 @@
 - :mod:`~loanxai.ops.prometheus`: a real Prometheus on loopback, scraping them with the rules;
 - :mod:`~loanxai.ops.replay`: held-out traffic and the seed's trap replayed, and the alerts read (``make replay``);
 - :mod:`~loanxai.ops.images`: the image tag derived from the artifacts, and the images' labels;
+- :mod:`~loanxai.ops.mirror`: a challenger's mirror on the classifier's port (``make run CHALLENGER=...``);
+- :mod:`~loanxai.ops.promote`: the promotion gate and the tags swapped in ``deploy/`` (``make promote``);
 - :mod:`~loanxai.ops.deploycheck`: the Kubernetes manifests checked without a cluster;
 - :mod:`~loanxai.ops.reference`: the docs' reference pages generated from the code.
 
 The top layer: it may use every other package.
 """
 
-__all__ = ["deploycheck", "images", "local", "prometheus", "reference", "replay", "services"]
+__all__ = ["deploycheck", "images", "local", "mirror", "prometheus", "promote", "reference", "replay", "services"]
