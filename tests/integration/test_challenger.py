@@ -154,11 +154,21 @@ def prometheus_of(runner):
 # first after the rows are sent: the local rules' window is short
 def test_prometheus_sets_the_challenger_beside_the_champion(shadowed, compared):
     url = prometheus_of(shadowed)
-    assert eventually(lambda: all(query(url, expr) for expr in challenger_queries()), timeout=60)
+    counted = 'sum by (model_role) (loan_decisions_total{attribute="gender"})'
+
+    def scraped():
+        """Prometheus has scraped every decision of both models."""
+        return {r["metric"]["model_role"]: float(r["value"][1]) for r in query(url, counted)} == {
+            CHAMPION: N_COMPARED, CHALLENGER: N_COMPARED}
+
+    assert eventually(scraped, timeout=30), query(url, counted)
+    time.sleep(2 * 2)  # two rule evaluations (the local Prometheus's interval is 2 s) on the last scrape
+    # the rules' window is short (LOCAL_WINDOW_S): each figure is read once, at the same moment
+    panels = [query(url, expr) for expr in challenger_queries()]
+    assert all(panels), panels
     assert {r["metric"]["model_role"] for r in query(url, "loan:adverse_impact_ratio:window")} == {CHAMPION, CHALLENGER}
-    [gap] = [r for r in query(url, challenger_queries()[-1])
-             if r["metric"] == {"attribute": "gender", "group": "Female"}]
-    assert abs(float(gap["value"][1])) < 0.05
+    [gap] = [float(r["value"][1]) for r in panels[-1] if r["metric"] == {"attribute": "gender", "group": "Female"}]
+    assert abs(gap) < 0.05
 
 
 def test_the_comparison_gives_what_both_models_compute_on_the_same_rows(shadowed, compared, challenger_dir, tmp_path):
