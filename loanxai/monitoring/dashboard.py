@@ -20,7 +20,7 @@ from typing import Any
 from loanxai.artifacts import MONITORING_DIR
 from loanxai.config import CHALLENGER, CHAMPION
 from loanxai.core.cli import command_parser
-from loanxai.monitoring.rules import AGGREGATED, MAX_APPROVAL_GAP, RuleSettings, role_series
+from loanxai.monitoring.rules import AGGREGATED, APPROVAL_DIFFERENCE, MAX_APPROVAL_GAP, RuleSettings, role_ratio
 
 __all__ = ["CHALLENGER_PANELS", "PANELS", "challenger_queries", "dashboard", "main", "parser", "queries", "write"]
 
@@ -102,16 +102,14 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
 ]
 
 
-_AIR, _RATE = "loan:adverse_impact_ratio:window", "loan:approval_rate:window"
 #: the challenger beside the champion, on the applications both decide (the alerts' comparisons)
 CHALLENGER_PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
     ("Adverse impact ratio: challenger beside champion", "timeseries", "none",
-     [(role_series(role, _AIR, "attribute"), f"{role} {{{{attribute}}}}") for role in (CHAMPION, CHALLENGER)],
+     [(role_ratio(role), f"{role} {{{{attribute}}}}") for role in (CHAMPION, CHALLENGER)],
      "Each model's adverse impact ratio per attribute on the same requests; the alert fires when the challenger's "
      f"is more than {RuleSettings().challenger_air_tolerance:g} below the champion's (make promote refuses it)."),
     ("Approval rate by group: challenger minus champion", "timeseries", "percentunit",
-     [(f"{role_series(CHALLENGER, _RATE, 'attribute, group')} - on (attribute, group) "
-       f"{role_series(CHAMPION, _RATE, 'attribute, group')}", "{{attribute}} = {{group}}")],
+     [(APPROVAL_DIFFERENCE, "{{attribute}} = {{group}}")],
      f"The challenger's approval rate of each judged group less the champion's; the alert fires beyond "
      f"{MAX_APPROVAL_GAP:g} either way."),
 ]

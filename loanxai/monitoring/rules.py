@@ -48,8 +48,9 @@ from loanxai.core.cli import command_parser
 from loanxai.monitoring.references import PSI_FLOOR
 from loanxai.monitoring.series import MODEL_ROLE_LABEL
 
-__all__ = ["AGGREGATED", "MAX_APPROVAL_GAP", "MAX_ERROR_RATIO", "NEAR_BUDGET", "PSI_MAJOR", "RECALL_FRACTION", "RuleSettings",
-           "alerting_rules", "main", "parser", "prometheus_rule", "recording_rules", "role_series", "rule_groups", "write"]
+__all__ = ["AGGREGATED", "APPROVAL_DIFFERENCE", "MAX_APPROVAL_GAP", "MAX_ERROR_RATIO", "NEAR_BUDGET", "PSI_MAJOR",
+           "RECALL_FRACTION", "RuleSettings", "alerting_rules", "main", "parser", "prometheus_rule",
+           "recording_rules", "role_ratio", "role_series", "rule_groups", "write"]
 #: labels told apart by process or replica: what the recording rules sum away
 AGGREGATED = "worker_id, method, instance, pod"
 #: PSI above this is a major shift (credit-risk practice: < 0.1 stable, 0.1-0.25 some shift)
@@ -121,6 +122,16 @@ def role_series(role: str, expr: str, labels: str) -> str:
     return f'max by ({labels}) ({expr}{{{MODEL_ROLE_LABEL}="{role}"}})'
 
 
+def role_ratio(role: str) -> str:
+    """The adverse impact ratio of each attribute of the classifier in ``role``."""
+    return role_series(role, "loan:adverse_impact_ratio:window", "attribute")
+
+
+#: the challenger's approval rate of each judged group less the champion's
+APPROVAL_DIFFERENCE = (f"{role_series(CHALLENGER, 'loan:approval_rate:window', 'attribute, group')} - on (attribute, group) "
+                       f"{role_series(CHAMPION, 'loan:approval_rate:window', 'attribute, group')}")
+
+
 def recording_rules(settings: RuleSettings) -> list[dict[str, str]]:
     """The recording rules, in evaluation order."""
     w, m = settings.window, settings.min_applications
@@ -188,7 +199,6 @@ def alerting_rules(settings: RuleSettings) -> list[dict[str, Any]]:
                 "annotations": {"summary": summary, "description": description}}
 
     window = settings.window
-    air, rate = "loan:adverse_impact_ratio:window", "loan:approval_rate:window"
     return [
         alert("LoanAdverseImpactBelowScreen",
               "(loan:adverse_impact_ratio:window < ignoring (attribute) group_left () loan:gate_min_adverse_impact_ratio)"
@@ -198,16 +208,14 @@ def alerting_rules(settings: RuleSettings) -> list[dict[str, Any]]:
               "{{ $value | printf \"%.2f\" }}, below the screen's threshold (the lowest judged group's approval rate "
               "over the highest)."),
         alert("LoanChallengerAdverseImpactBelowChampion",
-              f"{role_series(CHALLENGER, air, 'attribute')} < on (attribute) "
-              f"{role_series(CHAMPION, air, 'attribute')} - {settings.challenger_air_tolerance:g}",
+              f"{role_ratio(CHALLENGER)} < on (attribute) {role_ratio(CHAMPION)} - {settings.challenger_air_tolerance:g}",
               "warning", "The challenger's approvals by {{ $labels.attribute }} are less even than the champion's",
               f"The challenger's adverse impact ratio by {{{{ $labels.attribute }}}} over {window} is "
               "{{ $value | printf \"%.2f\" }}, more than "
               f"{settings.challenger_air_tolerance:g} below the champion's on the same applications: make promote "
               "would refuse it."),
         alert("LoanChallengerApprovalDeparts",
-              f"abs({role_series(CHALLENGER, rate, 'attribute, group')} - on (attribute, group) "
-              f"{role_series(CHAMPION, rate, 'attribute, group')}) > {MAX_APPROVAL_GAP}",
+              f"abs({APPROVAL_DIFFERENCE}) > {MAX_APPROVAL_GAP}",
               "warning", "The challenger approves {{ $labels.attribute }} {{ $labels.group }} at another rate than the "
               "champion",
               f"The challenger's approval rate of {{{{ $labels.attribute }}}} {{{{ $labels.group }}}} over {window} "

@@ -197,7 +197,7 @@ def _role_problems(deployment: str, predictor: dict[str, Any]) -> list[str]:
         if label != role:
             problems.append(f"{where}: the pod label {MODEL_ROLE_POD_LABEL} must be {role!r}, not {label!r}")
         for container in classifiers:
-            env = {v["name"]: v.get("value") for v in container.get("env", [])}
+            env = _env(container)
             if env.get("LOAN_MODEL_ROLE", CHAMPION) != role:
                 problems.append(f"{where}: container {container['name']!r} must serve as the {role} "
                                 f"(LOAN_MODEL_ROLE: {env.get('LOAN_MODEL_ROLE') or 'not set'})")
@@ -332,7 +332,7 @@ def _auth_problems(documents: list[dict[str, Any]], deployments: list[dict[str, 
         containers = [c for p in deployment["spec"]["predictors"] for spec in p.get("componentSpecs", [])
                       for c in spec["spec"]["containers"]]
         for container in containers:
-            env = {v["name"]: v.get("value") for v in container.get("env", [])}
+            env = _env(container)
             if env.get("LOAN_AUTH") != "on":
                 problems.append(f"{name}: container {container['name']!r} must set LOAN_AUTH=on")
         selecting = [p for p in policies if p["spec"].get("selector", {}).get("matchLabels", {})
@@ -353,6 +353,11 @@ def _auth_problems(documents: list[dict[str, Any]], deployments: list[dict[str, 
                     problems.append(f"{where}: a rule without the role claim ({claim}) opens "
                                     f"{sorted(_opened(rule) - OPEN_PATHS) or 'more than probes and metrics'}")
     return problems
+
+
+def _env(container: dict[str, Any]) -> dict[str, str | None]:
+    """A container's environment variables given by value (None: from a Secret or ConfigMap)."""
+    return {v["name"]: v.get("value") for v in container.get("env", [])}
 
 
 def _opened(rule: dict[str, Any]) -> set[str]:
