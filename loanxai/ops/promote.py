@@ -34,7 +34,6 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ from loanxai.records.cli import moment
 from loanxai.records.store import reading_store
 from loanxai.report.compare import compare, describe, render_comparison
 
-__all__ = ["PROMOTIONS_FILE", "PromotionSettings", "main", "parser", "promote", "promotion_checks", "record_promotion"]
+__all__ = ["PROMOTIONS_FILE", "main", "parser", "promote", "promotion_checks", "record_promotion"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,21 +57,7 @@ logger = logging.getLogger(__name__)
 PROMOTIONS_FILE = "promotions.jsonl"
 
 
-@dataclass(frozen=True)
-class PromotionSettings:
-    """The gate's tolerances (``LOAN_PROMOTE_*``, :class:`loanxai.config.ToolSettings`)."""
-
-    air_tolerance: float
-    recall_tolerance: float
-    min_outcomes: int
-
-    @classmethod
-    def from_tools(cls, tools: ToolSettings) -> PromotionSettings:
-        """The tolerances the environment sets."""
-        return cls(tools.promote_air_tolerance, tools.promote_recall_tolerance, tools.promote_min_outcomes)
-
-
-def promotion_checks(comparison: dict[str, Any], settings: PromotionSettings) -> list[dict[str, Any]]:
+def promotion_checks(comparison: dict[str, Any], settings: ToolSettings) -> list[dict[str, Any]]:
     """The adverse impact check of each protected attribute and the recall check of the
     ``comparison`` (:func:`loanxai.report.compare.compare`), each with the champion's value beside
     the challenger's, the rule and whether it passed."""
@@ -83,17 +68,18 @@ def promotion_checks(comparison: dict[str, Any], settings: PromotionSettings) ->
         judged = champion is not None
         checks.append({
             "step": "adverse impact", "attribute": attribute, "metric": "adverse_impact_ratio", "value": challenger,
-            "champion": champion, "rule": f">= champion's - {settings.air_tolerance:g}" if judged else "not judged",
-            "passed": not judged or (challenger is not None and challenger >= champion - settings.air_tolerance)})
+            "champion": champion, "rule": f">= champion's - {settings.promote_air_tolerance:g}" if judged else "not judged",
+            "passed": not judged or (challenger is not None and challenger >= champion - settings.promote_air_tolerance)})
     figures = {role: decided[role]["outcomes"]["all"]["all"] for role in (CHAMPION, CHALLENGER)}
     approved_outcomes = figures[CHAMPION]["true_positive"] + figures[CHAMPION]["false_negative"]
     champion, challenger = figures[CHAMPION]["recall"], figures[CHALLENGER]["recall"]
-    enough = approved_outcomes >= settings.min_outcomes
+    enough = approved_outcomes >= settings.promote_min_outcomes
     checks.append({
         "step": "recall", "attribute": "all", "metric": "recall", "value": challenger, "champion": champion,
         "approved_outcomes": approved_outcomes,
-        "rule": f">= champion's - {settings.recall_tolerance:g}, on at least {settings.min_outcomes} approved outcomes",
-        "passed": enough and challenger >= champion - settings.recall_tolerance})
+        "rule": f">= champion's - {settings.promote_recall_tolerance:g}, on at least "
+                f"{settings.promote_min_outcomes} approved outcomes",
+        "passed": enough and challenger >= champion - settings.promote_recall_tolerance})
     return checks
 
 
@@ -111,7 +97,7 @@ def _failed(checks: list[dict[str, Any]]) -> list[str]:
 
 
 def promote(champion_dirs: tuple[Path, Path], challenger_dirs: tuple[Path, Path], comparison: dict[str, Any],
-            settings: PromotionSettings, deploy_dir: Path = DEPLOY_DIR, accept_unfair: str | None = None,
+            settings: ToolSettings, deploy_dir: Path = DEPLOY_DIR, accept_unfair: str | None = None,
             accepted_by: str | None = None) -> dict[str, Any]:
     """Judge the challenger (classifier and explainer artifacts) against the champion on the
     ``comparison``, swap the pinned tags and append the promotion to the log; the promotion.
@@ -144,8 +130,8 @@ def promote(champion_dirs: tuple[Path, Path], challenger_dirs: tuple[Path, Path]
         "promoted_at": promoted_at, "promoted_by": promoted_by,
         "models": {role: {**comparison["models"][role], "image_tag": tags[role]} for role in (CHAMPION, CHALLENGER)},
         "since": comparison["since"], "until": comparison["until"], "pairs": comparison["pairs"],
-        "settings": {"air_tolerance": settings.air_tolerance, "recall_tolerance": settings.recall_tolerance,
-                     "min_outcomes": settings.min_outcomes},
+        "settings": {"air_tolerance": settings.promote_air_tolerance, "recall_tolerance": settings.promote_recall_tolerance,
+                     "min_outcomes": settings.promote_min_outcomes},
         "checks": checks,
         "override": None if not failed else {"reason": accept_unfair, "accepted_by": promoted_by,
                                              "accepted_at": promoted_at, "failed_checks": failed},
@@ -188,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     challenger_explainer = args.challenger_explainer or args.challenger.parent / "explainer"
     try:
-        settings = PromotionSettings.from_tools(ToolSettings.from_env())
+        settings = ToolSettings.from_env()
         comparison = compare(reading_store(args.url), load_verified_manifest(args.champion),
                              load_verified_manifest(args.challenger), args.since, args.until)
         print(describe(comparison))

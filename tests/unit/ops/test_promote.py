@@ -3,9 +3,9 @@ import pytest
 
 from loanxai.config import CHALLENGER, CHAMPION, ToolSettings
 from loanxai.errors import SettingError
-from loanxai.ops.promote import PromotionSettings, promotion_checks
+from loanxai.ops.promote import promotion_checks
 
-SETTINGS = PromotionSettings(air_tolerance=0.02, recall_tolerance=0.02, min_outcomes=50)
+SETTINGS = ToolSettings(promote_air_tolerance=0.02, promote_recall_tolerance=0.02, promote_min_outcomes=50)
 
 
 def comparison(ratios, recalls, approved_outcomes=100):
@@ -51,9 +51,9 @@ def test_recall_is_not_judged_on_too_few_outcomes():
 
 
 def test_the_tolerances_are_settings():
-    tools = ToolSettings.from_env({"LOAN_PROMOTE_AIR_TOLERANCE": "0.05", "LOAN_PROMOTE_MIN_OUTCOMES": "10"})
-    settings = PromotionSettings.from_tools(tools)
-    assert settings == PromotionSettings(0.05, 0.02, 10)
+    settings = ToolSettings.from_env({"LOAN_PROMOTE_AIR_TOLERANCE": "0.05", "LOAN_PROMOTE_MIN_OUTCOMES": "10"})
+    assert (settings.promote_air_tolerance, settings.promote_recall_tolerance, settings.promote_min_outcomes) == (
+        0.05, 0.02, 10)
     checks = passed(promotion_checks(comparison({"gender": (0.70, 0.67)}, (0.6, 0.6), approved_outcomes=10), settings))
     assert all(checks.values())
     with pytest.raises(SettingError, match="LOAN_PROMOTE_RECALL_TOLERANCE"):
