@@ -68,7 +68,11 @@ def pinned_tag(role: str, deploy_dir: Path = DEPLOY_DIR) -> str:
     """The image tag the kustomization of ``role`` deploys (:class:`~loanxai.errors.ArtifactError`
     when it pins none, or more than one)."""
     path = deploy_dir / PINS[role]
-    tags = set(_NEW_TAG.findall(path.read_text(encoding="utf-8")))
+    try:
+        tags = set(_NEW_TAG.findall(path.read_text(encoding="utf-8")))
+    except OSError as error:
+        raise ArtifactError(f"{path}: cannot read the {role}'s kustomization ({error.strerror}): is "
+                            f"{deploy_dir} the manifests' folder?") from None
     if len({tag for _, tag in tags}) != 1:
         raise ArtifactError(f"{path}: expected one image tag (newTag) for the {role}, found "
                             f"{', '.join(sorted(t for _, t in tags)) or 'none'}")

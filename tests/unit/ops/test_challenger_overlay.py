@@ -139,3 +139,8 @@ def test_a_kustomization_pinning_two_tags_for_one_role_is_refused(tmp_path):
     path.write_text(yaml.safe_dump(content))
     with pytest.raises(ArtifactError, match="expected one image tag"):
         pinned_tag(CHAMPION, deploy)
+
+
+def test_a_folder_without_the_kustomization_is_refused_naming_it(tmp_path):
+    with pytest.raises(ArtifactError, match=r"challenger/kustomization.yaml: cannot read the challenger's kustomization"):
+        pin_tag(CHALLENGER, "0.1.0-aaaaaaaaaaaa", tmp_path)
