@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from loanxai.core.schema import CLASS_NAMES, FeatureSchema
+from loanxai.core.text import check_entered, check_text
 from loanxai.core.values import shown
 from loanxai.errors import InputError
 
@@ -212,24 +213,25 @@ def request_meta(message: Mapping[str, Any]) -> Mapping[str, Any]:
         return {}
     if not isinstance(meta, Mapping):
         raise InputError(f"'meta' must be an object (tags, puid), got {type(meta).__name__}")
-    puid = meta.get("puid")
-    if puid is not None and not (isinstance(puid, str) and len(puid) <= MAX_PUID_CHARACTERS):
-        raise InputError(f"'meta.puid' must be a string of at most {MAX_PUID_CHARACTERS} characters")
+    if meta.get("puid") not in (None, ""):  # none, or empty: the classifier makes one up
+        check_text(meta["puid"], "'meta.puid'", MAX_PUID_CHARACTERS)
     return meta
 
 
 def application_ids(message: Mapping[str, Any], n_rows: int) -> list[str | None]:
     """The lender's application ids of a request's ``n_rows`` applications, from
-    ``meta.tags.application_ids`` (a list of strings, one per application, each at most
-    :data:`MAX_PUID_CHARACTERS` long); None for each when the request gives none."""
+    ``meta.tags.application_ids`` (a list of strings, one per application, each one line of
+    text at most :data:`MAX_PUID_CHARACTERS` long: :func:`~loanxai.core.text.check_text`); None
+    for each when the request gives none."""
     ids = _tags(message).get("application_ids")
     if ids is None:
         return [None] * n_rows
-    if not (isinstance(ids, list) and len(ids) == n_rows
-            and all(isinstance(i, str) and 0 < len(i) <= MAX_PUID_CHARACTERS for i in ids)):
+    if not (isinstance(ids, list) and len(ids) == n_rows):
         count = "one string" if n_rows == 1 else f"{n_rows} strings (one per application)"
         raise InputError(f"'meta.tags.application_ids' must be a list of {count}, each of 1 to {MAX_PUID_CHARACTERS} "
                          "characters")
+    for i, application_id in enumerate(ids):
+        check_text(application_id, f"'meta.tags.application_ids' item {i}", MAX_PUID_CHARACTERS)
     if len(set(ids)) != n_rows:
         raise InputError("'meta.tags.application_ids' holds the same id twice")
     return list(ids)
@@ -238,14 +240,18 @@ def application_ids(message: Mapping[str, Any], n_rows: int) -> list[str | None]
 def entered_rows(message: Mapping[str, Any], left_out: Sequence[str], max_rows: int) -> list[Any]:
     """Each application of a request :func:`read_message` accepted, exactly as entered: an
     object of name -> value where the request names its columns (``names``, ``jsonData``), else
-    the row's list of values; the ``left_out`` fields (protected attributes) removed."""
+    the row's list of values; the ``left_out`` fields (protected attributes) removed. Each is
+    checked first (:func:`~loanxai.core.text.check_entered`: values of bounded size, text that is
+    text): a 400 names the row and column of one that is not."""
     if "jsonData" in message:
         records = message["jsonData"]
         records = [records] if isinstance(records, Mapping) else records
+        check_entered(records)
         return [{k: v for k, v in r.items() if k not in left_out} for r in records]
     data = message["data"]
     rows = _data_rows(data, "data", max_rows)
     names = data.get("names")
+    check_entered(rows, names)
     if not names:
         return [list(row) for row in rows]
     return [{k: v for k, v in zip(names, row) if k not in left_out} for row in rows]

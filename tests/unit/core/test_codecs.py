@@ -57,7 +57,7 @@ def test_bad_messages_are_named(message, problem):
 @pytest.mark.parametrize("message, problem", [
     ({"meta": [1]}, "'meta' must be an object \\(tags, puid\\), got list"),
     ({"meta": "x"}, "'meta' must be an object"),
-    ({"meta": {"puid": ["x"]}}, "'meta.puid' must be a string of at most 128 characters"),
+    ({"meta": {"puid": ["x"]}}, "'meta.puid' must be a string of 1 to 128 characters"),
     ({"meta": {"tags": {"seed": 10**400}}}, "explain parameter 'seed' must be an integer from 0 to 2147483647, got "
                                              "10000000000000000000\\.\\.\\. \\(401 characters\\)"),
 ])
@@ -133,7 +133,7 @@ def test_entered_rows_keep_each_form_as_sent_without_the_left_out_fields():
 
 
 @pytest.mark.parametrize("ids, problem", [
-    ("A-1", "a list of 2 strings"), (["A-1"], "a list of 2 strings"), (["A-1", 2], "a list of 2 strings"),
+    ("A-1", "a list of 2 strings"), (["A-1"], "a list of 2 strings"), (["A-1", 2], "item 1 must be a string of 1 to 128"),
     (["A-1", "A" * 129], "1 to 128 characters"), (["A-1", "A-1"], "the same id twice"),
 ])
 def test_application_ids_are_one_distinct_string_per_application(ids, problem):
