@@ -67,6 +67,7 @@ from loanxai.ops.services import (  # noqa: E402
     stop_process_group,
     wait_until_ready,
 )
+from loanxai.ops.tokens import make_sampling_key  # noqa: E402
 from loanxai.serving.fastpath import FastClassifier  # noqa: E402
 from loanxai.training.train import ensure_trained  # noqa: E402
 
@@ -421,15 +422,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
+        # the sampling key the explainer and the classifier it calls share
+        sampling = {"LOAN_SAMPLING_KEY_FILE": str(make_sampling_key(Path(folder) / "sampling-key"))}
+
         # each classifier records to a file of its own: none waits for another's writes
         def recording(name: str, **env: str) -> dict[str, str]:
-            return {"GUNICORN_WORKERS": "2", "LOAN_RECORDS_URL": f"sqlite:///{folder}/{name}.sqlite", **env}
+            return {"GUNICORN_WORKERS": "2", "LOAN_RECORDS_URL": f"sqlite:///{folder}/{name}.sqlite", **sampling, **env}
 
         fast = classifier_service(free_port(), free_port(), recording("fast"))
         unmonitored = classifier_service(free_port(), free_port(), recording("unmonitored", LOAN_METRICS="off"))
         reference = classifier_service(free_port(), free_port(),
                                        recording("reference", LOAN_PREDICTION_PATH="scikit-learn"))
-        explainer = explainer_service(fast.predictions_url, free_port(), free_port())
+        explainer = explainer_service(fast.predictions_url, free_port(), free_port(), sampling)
         peer = MLServerPeer(pipeline, workers=2, folder=Path(folder))
         servers = {"ours, fast path": fast, "ours, scikit-learn": reference, "mlserver": peer}
         started: list[Any] = []

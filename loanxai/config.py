@@ -30,7 +30,8 @@ from typing import Any, TypeVar
 
 from loanxai.errors import SettingError
 
-__all__ = ["CHALLENGER", "CHAMPION", "MODEL_ROLES", "SCRIPT_SETTINGS", "SELDON_VARIABLES", "SQLITE_PREFIX", "EnvSettings",
+__all__ = ["CHALLENGER", "CHAMPION", "LEGAL_MINIMUM_MONTHS", "MODEL_ROLES", "SCRIPT_SETTINGS", "SELDON_VARIABLES",
+           "SQLITE_PREFIX", "EnvSettings",
            "ScriptSetting", "ServerSettings", "ServiceSettings", "Setting", "ToolSettings", "setting"]
 
 #: the model role of the live classifier: its decisions are answered, noticed and explained
@@ -39,6 +40,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 #: the model roles a classifier serves in (``LOAN_MODEL_ROLE``)
 MODEL_ROLES = (CHAMPION, CHALLENGER)
+#: the shortest retention of a decision the law allows: 25 months after the notice of action (12 CFR 1002.12(b)(1))
+LEGAL_MINIMUM_MONTHS = 25
 
 _TRUE, _FALSE = ("on", "true", "1"), ("off", "false", "0")
 #: how a SQLite URL starts (a file path follows: relative, or absolute with a fourth slash)
@@ -167,6 +170,11 @@ class ServiceSettings(EnvSettings):
         "`postgresql+psycopg://user:password@host/database`); `off`: nothing is recorded (to measure what recording "
         "costs; never in production)", rule="a sqlite:/// or postgresql+psycopg:// URL, or off",
         valid=lambda v: v == "off" or v.startswith((SQLITE_PREFIX, "postgresql+psycopg://")))
+    record_timeout: float = setting(
+        "LOAN_RECORD_TIMEOUT", 5.0, "seconds a statement on the record may take (a commit, a read, readiness's "
+        "write); past it a PostgreSQL connection is cut and replaced (a silent network path, a frozen server) and the "
+        "request answered 503; a decision waits at most twice this for its commit", rule="a positive number of "
+        "seconds", valid=_positive)
     model_role: str = setting(
         "LOAN_MODEL_ROLE", CHAMPION, "`champion`: the classifier's decisions are the ones answered, recorded in the "
         "record's `decisions`; `challenger`: it shadows the champion (mirrored requests, its answers discarded), its "
@@ -190,6 +198,15 @@ class ServiceSettings(EnvSettings):
     classifier_token_file: Path | None = setting(
         "LOAN_CLASSIFIER_TOKEN_FILE", None, "a file holding the bearer token (role `decide`) the explainer sends the "
         "classifier; read again when it changes", shown_default="none: no token sent")
+    auth_max_lifetime: float = setting(
+        "LOAN_AUTH_MAX_LIFETIME", 86400.0, "the longest a token may be valid, `exp` less `iat` (or less now, without "
+        "`iat`), in seconds: a longer-lived token is refused 401", rule="a positive number of seconds", valid=_positive)
+    sampling_key_file: Path | None = setting(
+        "LOAN_SAMPLING_KEY_FILE", None, "a file holding the sampling key, a secret the explainer and the classifier "
+        "share: the classifier answers rows an explainer made up (`meta.tags.purpose: explanation`, never recorded) "
+        "only to a request carrying it (header `X-Loan-Sampling-Key`), so no caller gets an unrecorded decision; read "
+        "again when it changes; `python -m loanxai.tokens sampling-key` makes one",
+        shown_default="none: the classifier answers no sampled rows, the explainer refuses to start")
     caller_explanations: int = setting(
         "LOAN_CALLER_EXPLANATIONS", 100, "explanations (anchors and recourse) one caller may ask per window, with "
         "`LOAN_AUTH=on`; more get 429 `CALLER_OVER_BUDGET` with `Retry-After`", rule="at least 1", valid=_at_least(1))
@@ -258,9 +275,10 @@ class ToolSettings(EnvSettings):
     agency: str = setting("LOAN_AGENCY", "", "the name and address of the federal agency that supervises the "
                           "creditor, for the ECOA notice (lines separated by `|`)",
                           shown_default="none: notices refuse to render")
-    retention_months: int = setting("LOAN_RETENTION_MONTHS", 25, "months a decision is kept after it was made "
-                                    "(12 CFR 1002.12(b)); `records purge` deletes older ones", rule="at least 1",
-                                    valid=_at_least(1))
+    retention_months: int = setting(
+        "LOAN_RETENTION_MONTHS", LEGAL_MINIMUM_MONTHS, "months a decision is kept after it was made (12 CFR "
+        "1002.12(b)); `records purge` deletes older ones (a shorter retention only by `records purge --months N "
+        "--override REASON`, recorded)", rule=f"at least {LEGAL_MINIMUM_MONTHS}", valid=_at_least(LEGAL_MINIMUM_MONTHS))
     promote_air_tolerance: float = setting(
         "LOAN_PROMOTE_AIR_TOLERANCE", 0.02, "how far below the champion's a challenger's adverse impact ratio of any "
         "protected attribute may be on the applications both decided (`make promote`; the alert "

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 __all__ = [
     "ApplicationMismatch", "ArtifactError", "BudgetExceeded", "CallerGone", "CallerOverBudget", "ClassifierError",
-    "ClassifierUnavailable", "DataError", "DecisionConflict", "DecisionNotFound", "DescriptionError", "ExplainerBusy",
-    "Forbidden", "GateError", "InputError", "LoanError", "MethodNotAllowed", "ModelParityFailed", "NotFound",
-    "PrometheusError", "RecordError", "RecordUnavailable", "RequestTimeout", "RequestTooLarge", "ScoreError",
-    "ServiceError", "SettingError", "ShuttingDown", "Unauthenticated", "UnknownCandidate",
+    "ClassifierUnavailable", "ClusterError", "DataError", "DecisionConflict", "DecisionNotFound", "DescriptionError",
+    "ExplainerBusy", "Forbidden", "GateError", "HeadersTooLarge", "InputError", "LoanError", "MethodNotAllowed",
+    "ModelParityFailed", "NotFound", "PrometheusError", "RecordError", "RecordInDoubt", "RecordUnavailable",
+    "RequestLineTooLong", "RequestTimeout", "RequestTooLarge", "ScoreError", "ServiceError", "SettingError",
+    "ShuttingDown", "Unauthenticated", "UnknownCandidate",
 ]
 
 
@@ -126,6 +127,19 @@ class RequestTimeout(LoanError):
     status_code, reason = 408, "REQUEST_TIMEOUT"
 
 
+class HeadersTooLarge(LoanError):
+    """The request's headers are larger than the server takes (a header field of more than 8,190
+    bytes, or more than 100 fields: gunicorn's limits)."""
+
+    status_code, reason = 431, "REQUEST_HEADERS_TOO_LARGE"
+
+
+class RequestLineTooLong(LoanError):
+    """The request line (method, path and query) is longer than the server takes (4,094 bytes)."""
+
+    status_code, reason = 414, "REQUEST_LINE_TOO_LONG"
+
+
 class RequestTooLarge(LoanError):
     """The request body is larger than ``LOAN_MAX_BODY_BYTES``."""
 
@@ -170,6 +184,15 @@ class RecordUnavailable(LoanError):
     not answered: retry with the same ``meta.puid``."""
 
     status_code, reason = 503, "RECORD_UNAVAILABLE"
+
+
+class RecordInDoubt(LoanError):
+    """The database's answer to the commit holding the decision was lost (the connection broke
+    during the commit) and the record could not be read to tell whether it holds it: it may be
+    recorded. Retry with the same ``meta.puid``: a recorded decision is answered as recorded, one
+    that is not is recorded once."""
+
+    status_code, reason = 503, "RECORD_IN_DOUBT"
 
 
 class BudgetExceeded(LoanError):
@@ -226,6 +249,11 @@ class ScoreError(LoanError):
 class RecordError(LoanError):
     """The decision record cannot do what a records command asked: no such decision, a database
     that is not at the code's migration, artifacts of another model, a notice for an approval."""
+
+
+class ClusterError(LoanError):
+    """The local cluster (``make cluster-up``, the Kubernetes tests) cannot start or be used: a tool not built
+    (``make cluster-tools``), no root or ``ip``, a component that died (the message ends with its log)."""
 
 
 class PrometheusError(LoanError):

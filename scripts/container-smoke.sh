@@ -22,10 +22,12 @@ done
 
 id=$$
 ns_c=loanxai-c-$id ns_e=loanxai-e-$id
+secrets=$(mktemp -d)
 cleanup() {
   podman rm -f -t 5 "loanxai-classifier-$id" "loanxai-explainer-$id" >/dev/null 2>&1 || true
   ip netns del "$ns_c" 2>/dev/null || true
   ip netns del "$ns_e" 2>/dev/null || true
+  rm -rf "$secrets"
 }
 trap cleanup EXIT
 
@@ -44,6 +46,10 @@ ip -n "$ns_e" link set "lxe$id" up
 # a container may open 1,024 files here (podman-sandbox.sh), fewer than 1,000 connections per worker
 # need: the services would refuse to start with the default LOAN_MAX_CONNECTIONS
 limits=(-e LOAN_MAX_CONNECTIONS=200)
+# the sampling key both services share, as the Secret loan-sampling-key gives it (readable by the containers' uid)
+"${LOANXAI_PYTHON:-$root/.venv/bin/python}" -m loanxai.tokens sampling-key --out "$secrets/key" >/dev/null
+chmod 0644 "$secrets/key"
+limits+=(-v "$secrets/key:/etc/loanxai/sampling/key:ro" -e LOAN_SAMPLING_KEY_FILE=/etc/loanxai/sampling/key)
 podman run -d --name "loanxai-classifier-$id" --network "ns:/run/netns/$ns_c" "${limits[@]}" "$classifier_image" >/dev/null
 podman run -d --name "loanxai-explainer-$id" --network "ns:/run/netns/$ns_e" "${limits[@]}" \
   -e LOAN_CLASSIFIER_URL=http://10.231.0.1:9000/api/v1.0/predictions "$explainer_image" >/dev/null

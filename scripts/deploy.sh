@@ -34,15 +34,19 @@ kubectl apply -k "$root/deploy"
 
 # who may call what (deploy/base/auth.yaml): on kind a key pair made here stands in for the lender's
 # identity provider; its JWKS and issuer replace the placeholders, the explainer gets its token
-# (role decide), and the pods that started with the placeholder keys start again (LOAN_AUTH=on)
+# (role decide, valid a day: LOAN_AUTH_MAX_LIFETIME; make deploy again renews it), both services
+# the sampling key they share, and the pods that started with the placeholders start again
 auth=$KIND_AUTH_DIR
 python=${LOANXAI_PYTHON:-$root/.venv/bin/python}
 [ -f "$auth/signing-key.pem" ] || "$python" -m loanxai.tokens keys --out "$auth" >/dev/null
 kubectl -n loan create configmap loan-auth --from-file=jwks.json="$auth/jwks.json" --from-literal=issuer="$KIND_ISSUER" \
   --from-literal=audience=loanxai --dry-run=client -o yaml | kubectl apply -f -
 token=$("$python" -m loanxai.tokens token --key "$auth/signing-key.pem" --subject loan-explainer --role decide \
-  --issuer "$KIND_ISSUER" --minutes 43200)
+  --issuer "$KIND_ISSUER" --minutes 1440)
 kubectl -n loan create secret generic loan-explainer-token --from-literal=token="$token" --dry-run=client -o yaml \
+  | kubectl apply -f -
+[ -f "$auth/sampling-key" ] || "$python" -m loanxai.tokens sampling-key --out "$auth/sampling-key" >/dev/null
+kubectl -n loan create secret generic loan-sampling-key --from-file=key="$auth/sampling-key" --dry-run=client -o yaml \
   | kubectl apply -f -
 patch=$("$python" -c 'import json, sys; print(json.dumps([
     {"op": "replace", "path": "/spec/jwtRules/0/issuer", "value": sys.argv[1]},

@@ -21,12 +21,16 @@ from loanxai.errors import ArtifactError
 from loanxai.monitoring.counters import FLUSH_SECONDS
 from loanxai.ops.postgres import LocalPostgres
 from loanxai.ops.services import Service, classifier_service, explainer_service, free_port
+from loanxai.ops.tokens import make_sampling_key
 from loanxai.training.staging import staged_directories
 from loanxai.training.train import train
 
 # What the tests start without a record of their own records in a folder of this run's, never
 # in the checkout's records/ (a test that looks at the record gives its service its own file)
 os.environ.setdefault("LOAN_RECORDS_URL", f"sqlite:///{tempfile.mkdtemp(prefix='loanxai-test-records-')}/decisions.sqlite")
+# and share one sampling key (the explainer's requests for sampled rows carry it; no test's caller does)
+os.environ.setdefault("LOAN_SAMPLING_KEY_FILE",
+                      str(make_sampling_key(Path(tempfile.mkdtemp(prefix="loanxai-test-keys-")) / "sampling-key")))
 
 #: The census, the default dataset: the tests that call the services use its names.
 CENSUS = load_description(DEFAULT_DESCRIPTION)

@@ -143,6 +143,8 @@ class DecisionMonitor:
             _counter(total, "method").labels(*method)
             for total in (series.REQUESTS, series.APPLICATIONS, series.APPROVALS, series.REJECTIONS))
         self.unrecorded_applications = _counter(series.UNRECORDED, "method").labels(*method)
+        self.in_doubt_applications = _counter(series.IN_DOUBT, "method").labels(*method)
+        self.sampled_rows = _counter(series.SAMPLED, "method").labels(*method)
         # decisions: one child per (attribute, group, decision), groups in order then "not given"
         decisions = _counter(series.DECISIONS, "method")
         declared = self.schema.groups
@@ -169,9 +171,14 @@ class DecisionMonitor:
         (None: not given)."""
         self.queue.put((X, approval, approved, groups))
 
-    def unrecorded(self, n: int) -> None:
-        """Count ``n`` applications answered 503 because the record failed (at once: they are rare)."""
-        self.unrecorded_applications.inc(n)
+    def unrecorded(self, n: int, in_doubt: bool = False) -> None:
+        """Count ``n`` applications answered 503 because the record failed (``in_doubt``: because
+        it could not tell whether it holds them); at once: they are rare."""
+        (self.in_doubt_applications if in_doubt else self.unrecorded_applications).inc(n)
+
+    def sampled(self, n: int) -> None:
+        """Count ``n`` rows an explainer made up, answered unrecorded."""
+        self.sampled_rows.inc(n)
 
     def record_outcomes(self, outcomes: Outcomes) -> None:
         """Queue the outcomes of one feedback, counted overall and by group."""

@@ -17,8 +17,8 @@ __all__ = [
     "APPLICATIONS", "APPROVALS", "CONNECTIONS_CLOSED", "CUTOFF", "DECISIONS", "EXPLAIN_BUDGET", "EXPLAIN_P95_BUDGET",
     "EXPLANATIONS", "EXPLANATION_MODEL_CALLS", "EXPLANATION_SECONDS", "FEATURE_BINS", "FEATURE_REFERENCE",
     "GATE_MIN_ADVERSE_IMPACT_RATIO", "GATE_MIN_GROUP_ROWS", "GATE_SCREENED", "HELD_OUT_RATES", "HELD_OUT_ROWS",
-    "HTTP_REQUESTS", "HTTP_SECONDS", "MODEL_INFO", "MODEL_ROLE_LABEL", "OUTCOME_COUNTS", "REJECTIONS", "REQUESTS",
-    "SCORE_BINS_SERIES",
+    "HTTP_REQUESTS", "HTTP_SECONDS", "IN_DOUBT", "MODEL_INFO", "MODEL_ROLE_LABEL", "OUTCOME_COUNTS", "REJECTIONS", "REQUESTS",
+    "SAMPLED", "SCORE_BINS_SERIES",
     "SCORE_REFERENCE", "SERIES", "Series", "UNRECORDED",
 ]
 
@@ -51,6 +51,11 @@ DECISIONS = Series("loan_decisions_total", "counter", ("attribute", "group", "de
                    "(a numeric one's band; `not given` otherwise)", CLASSIFIER)
 UNRECORDED = Series("loan_unrecorded_applications_total", "counter", (), "applications answered 503 because their "
                     "decision could not be recorded (never answered 200)", CLASSIFIER)
+IN_DOUBT = Series("loan_record_in_doubt_applications_total", "counter", (), "applications answered 503 "
+                  "`RECORD_IN_DOUBT`: the database's answer to their commit was lost and the record could not be read "
+                  "to tell (a retry with the same `meta.puid` settles it)", CLASSIFIER)
+SAMPLED = Series("loan_sampled_rows_total", "counter", (), "rows an explainer made up for its explanations, answered "
+                 "with the sampling key and never recorded (no decisions)", CLASSIFIER)
 SCORE_BINS_SERIES = Series("loan_score_total", "counter", ("bin",),
                            "decided applications by approval probability bin (`0.0-0.1` ... `0.9-1.0`)", CLASSIFIER)
 FEATURE_BINS = Series("loan_feature_total", "counter", ("feature", "bin"),
@@ -111,7 +116,8 @@ MODEL_ROLE_LABEL = "model_role"
 
 #: every series, in the reference's order
 SERIES: tuple[Series, ...] = (
-    REQUESTS, APPLICATIONS, APPROVALS, REJECTIONS, DECISIONS, UNRECORDED, SCORE_BINS_SERIES, FEATURE_BINS, *OUTCOME_COUNTS,
+    REQUESTS, APPLICATIONS, APPROVALS, REJECTIONS, DECISIONS, UNRECORDED, IN_DOUBT, SAMPLED, SCORE_BINS_SERIES,
+    FEATURE_BINS, *OUTCOME_COUNTS,
     FEATURE_REFERENCE, SCORE_REFERENCE, *HELD_OUT_RATES, HELD_OUT_ROWS, GATE_MIN_ADVERSE_IMPACT_RATIO, GATE_MIN_GROUP_ROWS,
     GATE_SCREENED, CUTOFF,
     MODEL_INFO, EXPLANATIONS, EXPLANATION_SECONDS, EXPLANATION_MODEL_CALLS, EXPLAIN_BUDGET, EXPLAIN_P95_BUDGET,

@@ -16,7 +16,8 @@
   database, metrics ports reachable only from the monitoring namespace), and who may call what
   (every container with ``LOAN_AUTH=on``, an AuthorizationPolicy per SeldonDeployment letting
   through its service's roles, :mod:`loanxai.core.roles`, and without a token only probes and
-  metrics; the token kept on the request for the services to check again).
+  metrics; the token kept on the request for the services to check again), and the sampling key
+  (every container reads ``LOAN_SAMPLING_KEY_FILE`` from the Secret :data:`SAMPLING_KEY_SECRET`).
 
 Each function returns a list of problems (empty: all good).
 """
@@ -35,8 +36,8 @@ from loanxai.artifacts import DEPLOY_DIR, SHARED_DIR
 from loanxai.config import CHALLENGER, CHAMPION, ServiceSettings
 from loanxai.core.roles import DECIDE_ROLES, EXPLAIN_ROLES
 
-__all__ = ["CRD_FILES", "CRD_PATH", "MODEL_ROLE_POD_LABEL", "crd_schema", "explainer_timeout_ms", "project_problems",
-           "render", "schema_problems"]
+__all__ = ["CRD_FILES", "CRD_PATH", "MODEL_ROLE_POD_LABEL", "SAMPLING_KEY_SECRET", "crd_schema", "explainer_timeout_ms",
+           "project_problems", "render", "schema_problems"]
 
 CRD_PATH = SHARED_DIR / "seldon-core-v1.17.1" / "seldondeployment-crd.yaml"
 PROMETHEUS_OPERATOR_DIR = SHARED_DIR / "prometheus-operator-v0.93.0"
@@ -61,6 +62,8 @@ METRICS_PORT = 6000
 METRICS_PATH = "/prometheus"
 #: container name -> the roles its service lets through (LOAN_AUTH=on and the mesh's policy)
 SERVICE_ROLES = {"classifier": DECIDE_ROLES, "explainer": EXPLAIN_ROLES}
+#: the Secret holding the sampling key the explainer and the classifier share (``LOAN_SAMPLING_KEY_FILE``)
+SAMPLING_KEY_SECRET = "loan-sampling-key"
 #: what a caller without a token may reach: the probes and the metrics
 OPEN_PATHS = {"/health/ping", "/health/status", "/api/v1.0/health/status", METRICS_PATH, "/metrics"}
 MONITORING_NAMESPACE = "monitoring"
@@ -329,12 +332,13 @@ def _auth_problems(documents: list[dict[str, Any]], deployments: list[dict[str, 
     claim = f"request.auth.claims[{ServiceSettings().auth_roles_claim}]"
     for deployment in deployments:
         name = deployment["metadata"]["name"]
-        containers = [c for p in deployment["spec"]["predictors"] for spec in p.get("componentSpecs", [])
-                      for c in spec["spec"]["containers"]]
-        for container in containers:
-            env = _env(container)
-            if env.get("LOAN_AUTH") != "on":
-                problems.append(f"{name}: container {container['name']!r} must set LOAN_AUTH=on")
+        pods = [spec["spec"] for p in deployment["spec"]["predictors"] for spec in p.get("componentSpecs", [])]
+        containers = [c for pod in pods for c in pod["containers"]]
+        for pod in pods:
+            for container in pod["containers"]:
+                if _env(container).get("LOAN_AUTH") != "on":
+                    problems.append(f"{name}: container {container['name']!r} must set LOAN_AUTH=on")
+                problems += _sampling_key_problems(name, pod, container)
         selecting = [p for p in policies if p["spec"].get("selector", {}).get("matchLabels", {})
                      .get("seldon-deployment-id") == name]
         if not selecting:
@@ -353,6 +357,19 @@ def _auth_problems(documents: list[dict[str, Any]], deployments: list[dict[str, 
                     problems.append(f"{where}: a rule without the role claim ({claim}) opens "
                                     f"{sorted(_opened(rule) - OPEN_PATHS) or 'more than probes and metrics'}")
     return problems
+
+
+def _sampling_key_problems(name: str, pod: dict[str, Any], container: dict[str, Any]) -> list[str]:
+    """A container must read its sampling key from the Secret :data:`SAMPLING_KEY_SECRET`, mounted."""
+    key_file = _env(container).get("LOAN_SAMPLING_KEY_FILE")
+    where = f"{name}: container {container['name']!r}"
+    if not key_file:
+        return [f"{where} must set LOAN_SAMPLING_KEY_FILE (the explainer's samples need the key, no caller has it)"]
+    secrets = {v["name"] for v in pod.get("volumes", []) if v.get("secret", {}).get("secretName") == SAMPLING_KEY_SECRET}
+    mounted = [m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in secrets]
+    if not any(key_file.startswith(path.rstrip("/") + "/") for path in mounted):
+        return [f"{where}: LOAN_SAMPLING_KEY_FILE {key_file} is not in a mount of the Secret {SAMPLING_KEY_SECRET}"]
+    return []
 
 
 def _env(container: dict[str, Any]) -> dict[str, str | None]:

@@ -45,6 +45,7 @@ from loanxai.ops import replay
 from loanxai.ops.mirror import Mirror
 from loanxai.ops.prometheus import LocalPrometheus
 from loanxai.ops.services import Service, challenger_service, classifier_service, explainer_service, free_port
+from loanxai.ops.tokens import make_sampling_key
 from loanxai.report import compare
 from loanxai.training.train import ensure_trained
 
@@ -217,14 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     # share its requests without an error
     # with a challenger, the mirror takes the classifier's port (as the mesh stands before the
     # predictors) and the champion another; the explainer calls the champion itself
+    # the secret the explainer's requests for sampled rows carry: a new one for each run
+    sampling = {"LOAN_SAMPLING_KEY_FILE": str(make_sampling_key(args.log_dir / "sampling-key"))}
     challenger = None
     if args.challenger is not None:
         challenger = challenger_service(args.challenger, args.challenger_port, args.challenger_metrics_port,
                                         grpc_port=args.challenger_grpc_port)
     classifier = classifier_service(free_port() if challenger else args.classifier_port, args.classifier_metrics_port,
-                                    grpc_port=args.classifier_grpc_port)
+                                    sampling, grpc_port=args.classifier_grpc_port)
     explainer = explainer_service(classifier.predictions_url, args.explainer_port, args.explainer_metrics_port,
-                                  grpc_port=args.explainer_grpc_port)
+                                  sampling, grpc_port=args.explainer_grpc_port)
     mirror = Mirror(args.classifier_port, classifier.url, challenger.url) if challenger else None
     classifier_url = mirror.url if mirror else classifier.url
     services = (classifier, explainer, *([challenger] if challenger else []))

@@ -174,7 +174,8 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
 def classifier_service(
     http_port: int = 9000, metrics_port: int = 6000, env: dict[str, str] | None = None, grpc_port: int | None = None
 ) -> Service:
-    """The classifier, from its folder under ``models/``, recording at ``LOAN_RECORDS_URL`` (:func:`_recording`)."""
+    """The classifier, from its folder under ``models/``, recording at ``LOAN_RECORDS_URL`` (:func:`_recording`);
+    give ``env`` the explainer's ``LOAN_SAMPLING_KEY_FILE`` for it to answer the explainer."""
     return Service("classifier", "LoanClassifier", MODELS_DIR / "loanclassifier", http_port, metrics_port,
                    _recording(env), grpc_port=grpc_port)
 
@@ -194,8 +195,9 @@ def explainer_service(
     classifier_url: str, http_port: int = 9001, metrics_port: int = 6001, env: dict[str, str] | None = None,
     grpc_port: int | None = None,
 ) -> Service:
-    """The explainer, calling the classifier's predictions endpoint at ``classifier_url`` and
-    recording the explanations asked for recorded decisions at ``LOAN_RECORDS_URL`` (:func:`_recording`)."""
+    """The explainer, calling the classifier's predictions endpoint at ``classifier_url`` (with
+    the ``LOAN_SAMPLING_KEY_FILE`` of ``env`` or this process) and recording the explanations
+    asked for recorded decisions at ``LOAN_RECORDS_URL`` (:func:`_recording`)."""
     environment = {"LOAN_CLASSIFIER_URL": classifier_url, **_recording(env)}
     return Service("explainer", "LoanExplainer", MODELS_DIR / "explainer", http_port, metrics_port, environment,
                    grpc_port=grpc_port)

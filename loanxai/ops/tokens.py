@@ -6,7 +6,9 @@ JWKS, what the services' ``LOAN_AUTH_KEYS`` and Istio's ``RequestAuthentication`
 ``python -m loanxai.tokens token --key DIR/signing-key.pem --subject officer-7 --role explain``
 prints a signed JWT (RS256) with ``iss``, ``aud``, ``sub``, the roles claim, ``iat`` and ``exp``.
 In production the lender's identity provider issues the tokens and publishes its JWKS; these
-commands stand in for it.
+commands stand in for it. ``python -m loanxai.tokens sampling-key --out FILE`` writes a new
+sampling key (mode 0600), the secret the explainer and the classifier share
+(``LOAN_SAMPLING_KEY_FILE``), whatever ``LOAN_AUTH`` says.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -28,7 +31,7 @@ from loanxai.config import ServiceSettings
 from loanxai.core.cli import command_parser
 from loanxai.core.roles import ROLES
 
-__all__ = ["JWKS_FILE", "SIGNING_KEY_FILE", "main", "make_keys", "mint", "parser"]
+__all__ = ["JWKS_FILE", "SIGNING_KEY_FILE", "main", "make_keys", "make_sampling_key", "mint", "parser"]
 
 SIGNING_KEY_FILE = "signing-key.pem"
 JWKS_FILE = "jwks.json"
@@ -48,6 +51,15 @@ def make_keys(folder: Path) -> tuple[Path, Path]:
         file.write(pem)
     jwks_path.write_text(json.dumps(jwks, indent=2) + "\n")
     return key_path, jwks_path
+
+
+def make_sampling_key(path: Path) -> Path:
+    """Write a new sampling key (256 random bits, base64url; mode 0600) to ``path``; return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_urlsafe(32) + "\n")
+    return path
 
 
 def _key_id(public_jwk: dict[str, str]) -> str:
@@ -80,6 +92,8 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--issuer", default=defaults.auth_issuer or "loanxai-local", help="iss (default: LOAN_AUTH_ISSUER)")
     token.add_argument("--audience", default=defaults.auth_audience, help="aud (default: LOAN_AUTH_AUDIENCE)")
     token.add_argument("--minutes", type=float, default=60.0, help="how long it is valid")
+    sampling = commands.add_parser("sampling-key", help="write a new sampling key (LOAN_SAMPLING_KEY_FILE)")
+    sampling.add_argument("--out", type=Path, required=True, help="the file to write it to")
     return parser
 
 
@@ -89,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         key_path, jwks_path = make_keys(args.out)
         sys.stdout.write(f"signing key: {key_path} (keep it secret)\nJWKS: {jwks_path} (LOAN_AUTH_KEYS)\n")
+        return 0
+    if args.command == "sampling-key":
+        sys.stdout.write(f"sampling key: {make_sampling_key(args.out)} (keep it secret; LOAN_SAMPLING_KEY_FILE)\n")
         return 0
     try:
         sys.stdout.write(mint(args.key, args.subject, args.role, args.issuer, args.audience, args.minutes,

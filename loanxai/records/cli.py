@@ -1,16 +1,23 @@
 """``python -m loanxai.records``: an examiner's commands over the decision record.
 
-``upgrade`` migrates the database; ``show`` prints one application's decisions (by application
-id or request id) with their reasons and what followed; ``looked`` lists who asked for an
-explanation of them, when, in which role and for what; ``list`` and ``export`` (CSV, Parquet)
-select by time, decision, model version and group; ``redecide`` decides a recorded application
-again with the model that decided it; ``notice`` and ``notices`` render adverse action notices;
-``purge`` deletes what is past the retention period. The database is ``LOAN_RECORDS_URL``
+``upgrade`` migrates the database; ``show`` prints one application's decisions (by its
+application id, or with ``--request`` by the request id) with their reasons and what followed;
+``looked`` lists who asked for an explanation of them, when, in which role and for what; ``list``
+and ``export`` (CSV, Parquet) select by time, decision, model version and group; ``redecide``
+decides a recorded application again with the model that decided it; ``notice`` and ``notices``
+render adverse action notices; ``purge`` deletes what is past the retention period (never less
+than the legal minimum without a recorded override). The database is ``LOAN_RECORDS_URL``
 (``--url``), the model's artifacts ``--artifacts``.
+
+The record holds what callers sent: what it prints has control characters escaped
+(:func:`~loanxai.core.text.printable`), its CSV exports no cell a spreadsheet would run, and a
+notice's file name is its application id encoded (:func:`~loanxai.records.notices.notice_file_name`),
+never a path out of its folder. A notice that cannot be rendered is reported and skipped.
 """
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 from collections.abc import Mapping
@@ -21,9 +28,10 @@ from typing import Any
 from tqdm import tqdm
 
 from loanxai.artifacts import CLASSIFIER_DIR
-from loanxai.config import ToolSettings
+from loanxai.config import LEGAL_MINIMUM_MONTHS, ToolSettings
 from loanxai.core.cli import command_parser
 from loanxai.core.codecs import EXPLAIN_KINDS
+from loanxai.core.text import printable
 from loanxai.errors import LoanError, RecordError
 from loanxai.records import migrations, notices
 from loanxai.records.queries import Selection, export, purge, retention_limit, select_decisions, utc
@@ -45,6 +53,18 @@ def moment(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date or time (ISO 8601: 2026-03-01 or "
                                          "2026-03-01T14:00)") from None
+
+
+def _months(text: str) -> int:
+    """A retention period: a whole number of months, at least 1."""
+    try:
+        months = int(text)
+    except ValueError:
+        months = 0
+    if months < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a retention period: a whole number of months, at least 1 "
+                                         f"(the law asks for {LEGAL_MINIMUM_MONTHS})")
+    return months
 
 
 def _group(text: str) -> tuple[str, str]:
@@ -69,9 +89,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("upgrade", help="bring the database to the newest migration")
     show = commands.add_parser("show", help="one application's decisions, reasons and what followed")
-    show.add_argument("id", help="an application id or a request id (meta.puid)")
     looked = commands.add_parser("looked", help="who asked for explanations of one application's decisions")
-    looked.add_argument("id", help="an application id or a request id (meta.puid)")
     listing = commands.add_parser("list", help="the selected decisions, a line each")
     _selection_options(listing)
     listing.add_argument("--limit", type=int, default=50, help="at most this many lines")
@@ -79,19 +97,26 @@ def parser() -> argparse.ArgumentParser:
     _selection_options(exporting)
     exporting.add_argument("--out", type=Path, required=True, help="the file: .csv or .parquet")
     redecide = commands.add_parser("redecide", help="decide a recorded application again with its model")
-    redecide.add_argument("id", help="an application id or a request id")
     notice = commands.add_parser("notice", help="the adverse action notice of one rejected application")
-    notice.add_argument("id", help="an application id or a request id")
+    for command in (show, looked, redecide, notice):
+        command.add_argument("id", help="an application id (with --request: a request id, meta.puid)")
+        command.add_argument("--request", action="store_true", help="the id is a request id (meta.puid): every "
+                             "application of that request")
     notice.add_argument("--out", type=Path, required=True, help="the file: .html or .pdf")
     many = commands.add_parser("notices", help="the notice of every selected rejection, into a folder")
     _selection_options(many)
-    many.add_argument("--out-dir", type=Path, required=True, help="the folder (one <application id>.<format> each)")
+    many.add_argument("--out-dir", type=Path, required=True,
+                      help="the folder (one <application id, percent-encoded>.<format> each)")
     many.add_argument("--format", choices=("html", "pdf"), default="html", help="what to render")
     for command in (redecide, notice, many):
         command.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR,
                              help="the artifacts of the model that decided")
-    purging = commands.add_parser("purge", help="delete the decisions past the retention period")
-    purging.add_argument("--months", type=int, help="the retention period (default: LOAN_RETENTION_MONTHS, 25)")
+    purging = commands.add_parser("purge", help="delete the decisions past the retention period (the purge is recorded)")
+    purging.add_argument("--months", type=_months, help=f"the retention period (default: LOAN_RETENTION_MONTHS, "
+                         f"{LEGAL_MINIMUM_MONTHS}); shorter than {LEGAL_MINIMUM_MONTHS} only with --override")
+    purging.add_argument("--override", metavar="REASON", help="why a retention shorter than the legal minimum is "
+                         "lawful here (recorded with the purge)")
+    purging.add_argument("--accepted-by", help="who gives that reason (default: the user)")
     purging.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
     return root
 
@@ -107,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _COMMANDS[args.command](reading_store(args.url), args)
     except LoanError as error:
-        logger.error("%s", error.message)
+        logger.error("%s", printable(error.message))
         return 1
 
 
@@ -115,18 +140,26 @@ def _selection(args: argparse.Namespace) -> Selection:
     return Selection(args.since, args.until, args.decision, args.model, args.group)
 
 
-def _found(store: DecisionStore, identifier: str) -> list[dict[str, Any]]:
-    found = store.find(identifier)
+def _found(store: DecisionStore, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The decisions ``args.id`` names: an application's, or with ``--request`` a request's (never confused)."""
+    kind = "request" if args.request else "application"
+    found = store.decisions_of_request(args.id) if args.request else store.decisions_of_application(args.id)
     if not found:
-        raise RecordError(f"no decision on the record for application or request id {identifier!r}")
+        raise RecordError(f"no decision on the record for {kind} id {args.id!r}"
+                          + ("" if args.request else " (a request id? add --request)"))
     return found
 
 
+def _print(text: str) -> None:
+    """Print lines from the record, control characters escaped (a terminal obeys none of them)."""
+    print("\n".join(printable(line) for line in text.split("\n")))
+
+
 def _show(store: DecisionStore, args: argparse.Namespace) -> int:
-    for record in _found(store, args.id):
-        print(_describe(record))
+    for record in _found(store, args):
+        _print(_describe(record))
         for event in store.events_of(record["request_id"], record["row"]):
-            print(f"  then, {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC: {_event(event)}")
+            _print(f"  then, {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC: {_event(event)}")
     return 0
 
 
@@ -152,13 +185,15 @@ def _asker(content: Mapping[str, Any]) -> str:
 
 
 def _looked(store: DecisionStore, args: argparse.Namespace) -> int:
-    for record in _found(store, args.id):
+    for record in _found(store, args):
         explanations = [e for e in store.events_of(record["request_id"], record["row"]) if e["kind"] in EXPLAIN_KINDS]
-        print(f"application {record['application_id']} (request {record['request_id']}, row {record['row']}, "
-              f"{record['decision']}): {len(explanations)} explanations asked")
+        _print(f"application {record['application_id']} (request {record['request_id']}, row {record['row']}, "
+               f"{record['decision']}): {len(explanations)} explanations asked")
         for event in explanations:
-            print(f"  {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC  {_asker(event['content'])}  {event['kind']}  "
-                  f"parameters {json.dumps(event['content']['parameters'], sort_keys=True)}")
+            content = event["content"]
+            _print(f"  {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC  {_asker(content)}  {event['kind']}  "
+                   f"parameters {json.dumps(content['parameters'], sort_keys=True)}  "
+                   f"{content['answer'].get('model_rows', 'unknown')} model rows sampled")
     return 0
 
 
@@ -178,8 +213,8 @@ def _describe(record: Mapping[str, Any]) -> str:
 
 def _list(store: DecisionStore, args: argparse.Namespace) -> int:
     for r in select_decisions(store, _selection(args), args.limit):
-        print(f"{r['decided_at']:%Y-%m-%d %H:%M:%S}  {r['application_id']:<36}  {r['decision']:<8}  "
-              f"{r['probability']:.4f}  model {r['model_version']}")
+        _print(f"{r['decided_at']:%Y-%m-%d %H:%M:%S}  {r['application_id']:<36}  {r['decision']:<8}  "
+               f"{r['probability']:.4f}  model {r['model_version']}")
     return 0
 
 
@@ -191,13 +226,13 @@ def _export(store: DecisionStore, args: argparse.Namespace) -> int:
 
 def _redecide(store: DecisionStore, args: argparse.Namespace) -> int:
     redecider = Redecider(args.artifacts)
-    records = _found(store, args.id)
+    records = _found(store, args)
     same = True
     for record, again in zip(records, redecider.decide_many(records)):
         same &= again.difference <= SAME_PROBABILITY and again.decision == record["decision"]
-        print(f"application {record['application_id']} (request {record['request_id']}, row {record['row']}): "
-              f"recorded {record['decision']} at {record['probability']:.12f}; decided again {again.decision} at "
-              f"{again.probability:.12f} (difference {again.difference:.1e}) by model {redecider.manifest.version}")
+        _print(f"application {record['application_id']} (request {record['request_id']}, row {record['row']}): "
+               f"recorded {record['decision']} at {record['probability']:.12f}; decided again {again.decision} at "
+               f"{again.probability:.12f} (difference {again.difference:.1e}) by model {redecider.manifest.version}")
     if not same:
         logger.error("the model does not give the recorded decision again")
     return 0 if same else 1
@@ -206,12 +241,14 @@ def _redecide(store: DecisionStore, args: argparse.Namespace) -> int:
 def _notice(store: DecisionStore, args: argparse.Namespace) -> int:
     if args.out.suffix not in notices.NOTICE_FORMATS:
         raise RecordError(f"{args.out}: a notice is {' or '.join(notices.NOTICE_FORMATS)}")
-    rejected = [r for r in _found(store, args.id) if r["decision"] == "rejected"]
+    rejected = [r for r in _found(store, args) if r["decision"] == "rejected"]
     if not rejected:
-        raise RecordError(f"{args.id}: no rejected application, so no adverse action notice")
-    html = notices.render_notices(rejected[-1:], Redecider(args.artifacts), notices.Letterhead.from_settings())[0]
+        raise RecordError(f"{printable(args.id)}: no rejected application, so no adverse action notice")
+    [html] = notices.render_notices(rejected[-1:], Redecider(args.artifacts), notices.Letterhead.from_settings())
+    if isinstance(html, RecordError):
+        raise html
     _write(html, args.out, rejected[-1]["decided_at"])
-    logger.info("notice of application %s written to %s", rejected[-1]["application_id"], args.out)
+    logger.info("notice of application %s written to %s", printable(rejected[-1]["application_id"]), args.out)
     return 0
 
 
@@ -220,10 +257,20 @@ def _notices(store: DecisionStore, args: argparse.Namespace) -> int:
     records = list(select_decisions(store, selection))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     pages = notices.render_notices(records, Redecider(args.artifacts), notices.Letterhead.from_settings())
+    skipped = 0
     for record, html in tqdm(list(zip(records, pages)), desc="notices", unit="notice", disable=None):
-        _write(html, args.out_dir / f"{record['application_id']}.{args.format}", record["decided_at"])
-    logger.info("%d notices written to %s", len(records), args.out_dir)
-    return 0
+        try:
+            if isinstance(html, RecordError):
+                raise html
+            _write(html, args.out_dir / notices.notice_file_name(record["application_id"], f".{args.format}"),
+                   record["decided_at"])
+        except (RecordError, OSError, ValueError) as error:
+            skipped += 1
+            logger.error("application %s (request %s, row %d): no notice: %s", printable(record["application_id"]),
+                         printable(record["request_id"]), record["row"], printable(str(error)))
+    logger.info("%d notices written to %s%s", len(records) - skipped, args.out_dir,
+                f"; {skipped} skipped (see above)" if skipped else "")
+    return 1 if skipped else 0
 
 
 def _write(html: str, out: Path, decided_at: datetime) -> None:
@@ -236,7 +283,12 @@ def _write(html: str, out: Path, decided_at: datetime) -> None:
 
 def _purge(store: DecisionStore, args: argparse.Namespace) -> int:
     months = args.months or ToolSettings.from_env().retention_months
-    count = purge(store, months, dry_run=args.dry_run)
+    override = None
+    if args.override:
+        override = {"reason": args.override, "accepted_by": args.accepted_by or getpass.getuser()}
+    elif args.accepted_by:
+        raise RecordError("--accepted-by goes with --override (the reason for a retention shorter than the legal minimum)")
+    count = purge(store, months, dry_run=args.dry_run, override=override)
     print(f"{'would purge' if args.dry_run else 'purged'} {count} decisions made before "
           f"{retention_limit(months):%Y-%m-%d %H:%M} UTC ({months} months ago)")
     return 0

@@ -11,6 +11,7 @@ that would is refused. HTML by Jinja2, PDF by WeasyPrint.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -27,8 +29,8 @@ from loanxai.errors import RecordError, SettingError
 from loanxai.records.queries import utc
 from loanxai.records.redecide import Redecider
 
-__all__ = ["MAX_NOTICE_REASONS", "NOTICE_FORMATS", "Letterhead", "notice_html", "notice_pdf", "notice_reasons",
-           "render_notices"]
+__all__ = ["MAX_NOTICE_REASONS", "NOTICE_FORMATS", "Letterhead", "notice_file_name", "notice_html", "notice_pdf",
+           "notice_reasons", "render_notices"]
 
 #: more than four reasons is "not likely to be helpful" (the commentary to 1002.9(b)(2))
 MAX_NOTICE_REASONS = 4
@@ -36,6 +38,8 @@ MAX_NOTICE_REASONS = 4
 NOTICE_FORMATS = (".html", ".pdf")
 #: what the notice says was asked for (the record holds an application id, not the product)
 CREDIT = "the loan you applied for"
+#: the longest file name a notice gets before its id is cut and a hash of it added (file systems take 255 bytes)
+_MAX_NAME = 200
 
 _TEMPLATES = Environment(loader=PackageLoader("loanxai.records", "templates"), autoescape=select_autoescape(),
                          undefined=StrictUndefined, keep_trailing_newline=True)
@@ -118,13 +122,42 @@ def notice_pdf(html: str, out: Path, decided_at: datetime) -> None:
     HTML(string=html).write_pdf(out)
 
 
-def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider, letterhead: Letterhead) -> list[str]:
-    """The HTML notice of each rejected record, all decided by ``redecider``'s model (checked
-    first); reasons the records lack are given again, in one batch."""
-    for record in records:
-        redecider.check(record)
-    unexplained = [r for r in records if r["reasons"] is None]
+def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider,
+                   letterhead: Letterhead) -> list[str | RecordError]:
+    """The HTML notice of each rejected record, or the :class:`~loanxai.errors.RecordError`
+    refusing it (decided by another model than ``redecider``'s, an approval, a reason on a
+    prohibited basis): one bad record never stops the others. Reasons the records lack are given
+    again, in one batch."""
+    refused: dict[int, RecordError] = {}
+    for i, record in enumerate(records):
+        try:
+            redecider.check(record)
+        except RecordError as error:
+            refused[i] = error
+    unexplained = [r for i, r in enumerate(records) if r["reasons"] is None and i not in refused]
     again = iter(redecider.decide_many(unexplained) if unexplained else ())
     schema, titles = redecider.schema, redecider.manifest.dataset.titles
-    return [notice_html(r, notice_reasons(r, r["reasons"] or next(again).reasons, schema, titles), letterhead)
-            for r in records]
+    pages: list[str | RecordError] = []
+    for i, record in enumerate(records):
+        if i in refused:
+            pages.append(refused[i])
+            continue
+        explained = record["reasons"] or next(again).reasons
+        try:
+            pages.append(notice_html(record, notice_reasons(record, explained, schema, titles), letterhead))
+        except RecordError as error:
+            pages.append(error)
+    return pages
+
+
+def notice_file_name(application_id: str, suffix: str) -> str:
+    """The file a notice of ``application_id`` is written to, inside its folder whatever the id
+    holds: the id percent-encoded (letters, digits, ``-``, ``_``, ``.`` and ``~`` as they are; a
+    leading ``.`` encoded too), cut and followed by a hash of the whole id when long, then ``suffix``."""
+    name = quote(application_id, safe="", errors="surrogatepass")
+    if name.startswith("."):
+        name = "%2E" + name[1:]
+    if len(name) > _MAX_NAME:
+        digest = hashlib.sha256(application_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        name = f"{name[:_MAX_NAME - 17]}-{digest}"
+    return name + suffix

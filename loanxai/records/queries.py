@@ -18,20 +18,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, insert, select
 
+from loanxai.config import LEGAL_MINIMUM_MONTHS
 from loanxai.core.schema import FeatureSchema
+from loanxai.core.text import spreadsheet_cell
 from loanxai.errors import RecordError
 from loanxai.records.store import DecisionStore
-from loanxai.records.tables import DECISION_COLUMNS, challenger_decisions, decisions, events
+from loanxai.records.tables import DECISION_COLUMNS, challenger_decisions, decisions, events, purges
 
-__all__ = ["EXPORT_FORMATS", "Selection", "challenger_versions", "export", "outcomes_of", "paired_decisions", "purge",
-           "recorded_features", "retention_limit", "select_decisions", "utc"]
+__all__ = ["EXPORT_FORMATS", "Selection", "challenger_versions", "export", "outcomes_of",
+           "paired_decisions", "purge", "recorded_features", "retention_limit", "select_decisions", "utc"]
 
 logger = logging.getLogger(__name__)
 
 #: export formats, by the output file's suffix
 EXPORT_FORMATS = (".csv", ".parquet")
+
 _JSON_COLUMNS = ("inputs", "protected", "reasons")
 
 
@@ -135,7 +138,9 @@ def recorded_features(schema: FeatureSchema, records: Sequence[Mapping[str, Any]
 
 
 def export(store: DecisionStore, selection: Selection, out: Path) -> int:
-    """Write the selected decisions to ``out`` (CSV or Parquet, by its suffix); how many."""
+    """Write the selected decisions to ``out`` (CSV or Parquet, by its suffix); how many. A CSV
+    cell a spreadsheet would run as a formula is written with a leading ``'``
+    (:func:`~loanxai.core.text.spreadsheet_cell`); Parquet's are typed, written as they are."""
     if out.suffix not in EXPORT_FORMATS:
         raise RecordError(f"{out}: an export is {' or '.join(EXPORT_FORMATS)}")
     rows = [{**r, **{c: None if r[c] is None else json.dumps(r[c], sort_keys=True) for c in _JSON_COLUMNS}}
@@ -144,7 +149,7 @@ def export(store: DecisionStore, selection: Selection, out: Path) -> int:
     frame["decided_at"] = pd.to_datetime(frame["decided_at"], utc=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".csv":
-        frame.to_csv(out, index=False)
+        frame.map(spreadsheet_cell).to_csv(out, index=False)
     else:
         frame.to_parquet(out, index=False)
     return len(frame)
@@ -155,19 +160,33 @@ def retention_limit(months: int, now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) - relativedelta(months=months)
 
 
-def purge(store: DecisionStore, months: int, dry_run: bool = False, now: datetime | None = None) -> int:
+def purge(store: DecisionStore, months: int, dry_run: bool = False, now: datetime | None = None,
+          override: Mapping[str, str] | None = None) -> int:
     """Delete the decisions (and what attached to them, and any challenger's decisions) decided
-    more than ``months`` ago; how many of the champion's."""
-    limit = retention_limit(months, now)
+    more than ``months`` ago, and record the purge; how many of the champion's. A retention
+    shorter than :data:`LEGAL_MINIMUM_MONTHS` needs an ``override`` (``reason``, ``accepted_by``),
+    recorded with it; a retention of less than one month is refused."""
+    if months < 1:
+        raise RecordError(f"a retention of {months} months would delete the record: it is at least 1 month, and the law "
+                          f"asks for {LEGAL_MINIMUM_MONTHS} (12 CFR 1002.12(b))")
+    if months < LEGAL_MINIMUM_MONTHS and not override:
+        raise RecordError(f"a retention of {months} months is shorter than the {LEGAL_MINIMUM_MONTHS} the law asks for "
+                          "(12 CFR 1002.12(b)): nothing is purged without a recorded override (--override REASON)")
+    at = now or datetime.now(UTC)
+    limit = retention_limit(months, at)
     old = decisions.c.decided_at < limit
     with store.engine.begin() as connection:
         count = connection.execute(select(func.count()).select_from(decisions).where(old)).scalar_one()
-        if not dry_run and count:
-            # a request's applications share their time: its events go with them
-            connection.execute(delete(events).where(events.c.request_id.in_(select(decisions.c.request_id).where(old))))
-            connection.execute(delete(decisions).where(old))
-        if not dry_run:  # a challenger's decisions of the same time go too
+        if not dry_run:
+            if count:  # a request's applications share their time: its events go with them
+                connection.execute(delete(events).where(events.c.request_id.in_(select(decisions.c.request_id)
+                                                                                .where(old))))
+                connection.execute(delete(decisions).where(old))
+            # a challenger's decisions of the same time go too
             connection.execute(delete(challenger_decisions).where(challenger_decisions.c.decided_at < limit))
-    logger.info("%s %d decisions made before %s (retention %d months)", "would purge" if dry_run else "purged",
-                count, limit.isoformat(timespec="seconds"), months)
+            connection.execute(insert(purges).values(at=at, retention_months=months, purged_before=limit,
+                                                     decisions=count, override=dict(override) if override else None))
+    logger.info("%s %d decisions made before %s (retention %d months%s)", "would purge" if dry_run else "purged",
+                count, limit.isoformat(timespec="seconds"), months,
+                f"; override by {override['accepted_by']}: {override['reason']}" if override else "")
     return count

@@ -10,29 +10,32 @@ decisions are committed together or not at all, and then the classifier answers 
 (``meta.puid``) recorded before is a retry: it makes no second record, and is answered with the
 recorded application ids when it sends the same applications (409 when it does not). A
 challenger shadowing the champion (``LOAN_MODEL_ROLE=challenger``) records its decisions of the
-same requests the same way, in a table of their own.
+same requests the same way, in a table of their own. The grouped commits are
+:mod:`loanxai.records.commits`'s; every statement the services run on PostgreSQL ends within
+``LOAN_RECORD_TIMEOUT`` or has its connection cut and replaced (:mod:`loanxai.records.deadline`),
+and :meth:`DecisionStore.check_writable` is the services' readiness: a write that commits.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
-import threading
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as WaitedTooLong
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, create_engine, event, insert, or_, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy import and_, create_engine, event, insert, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 
 from loanxai.config import CHAMPION, SQLITE_PREFIX, ServiceSettings
-from loanxai.errors import DecisionConflict, RecordError, RecordUnavailable
+from loanxai.errors import DecisionConflict, RecordError, RecordInDoubt, RecordUnavailable
 from loanxai.records import migrations
+from loanxai.records.commits import AlreadyRecorded, GroupCommit
+from loanxai.records.deadline import Watchdog
 from loanxai.records.tables import MODEL_ROLE_TABLES, decisions, events
 
 __all__ = ["DecisionStore", "RequestDecisions", "absolute_url", "configured_url", "open_store", "reading_store"]
@@ -44,8 +47,11 @@ logger = logging.getLogger(__name__)
 CONNECT_SECONDS = 2
 #: milliseconds SQLite waits for another process's write lock before it gives up
 SQLITE_BUSY_MS = 5000
-#: seconds a request waits for the commit holding its decisions before it is answered 503
-COMMIT_WAIT_SECONDS = 10
+#: TCP keepalives on PostgreSQL connections: a peer gone without a word is noticed within about
+#: idle + interval x count seconds of silence (libpq's keepalives_* parameters)
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+#: what readiness writes: the one row of Alembic's version table, set to itself (a write that commits)
+_WRITE_PROBE = text("UPDATE alembic_version SET version_num = version_num")
 
 
 @dataclass(frozen=True)
@@ -82,13 +88,16 @@ class RequestDecisions:
 
 class DecisionStore:
     """The record at ``url`` (a SQLAlchemy URL), writing the decisions of a classifier in
-    ``model_role`` (``champion``: answered; ``challenger``: a shadow's, kept apart). Nothing is
+    ``model_role`` (``champion``: answered; ``challenger``: a shadow's, kept apart); a statement
+    on PostgreSQL that takes longer than ``timeout`` seconds has its connection cut. Nothing is
     connected until it is used."""
 
-    def __init__(self, url: str, model_role: str = CHAMPION) -> None:
-        self.engine = _engine(url)
+    def __init__(self, url: str, model_role: str = CHAMPION, timeout: float | None = None) -> None:
+        self.timeout = ServiceSettings().record_timeout if timeout is None else timeout
+        self.watchdog = Watchdog()
+        self.engine = _engine(url, self.watchdog, self.timeout)
         self.table = MODEL_ROLE_TABLES[model_role]
-        self.writer = _GroupCommit(self)
+        self.writer = GroupCommit(self.engine, self.table, self.watchdog, self.timeout, self.shown_url)
 
     @property
     def shown_url(self) -> str:
@@ -113,34 +122,43 @@ class DecisionStore:
             raise RecordError(f"the decision record at {self.shown_url} is at migration {at or 'none'}, the code needs "
                               f"{migrations.head()}: run `python -m loanxai.records upgrade`")
 
-    def record(self, decided: RequestDecisions) -> list[str]:
+    def record(self, decided: RequestDecisions,
+               same: Callable[[list[dict[str, Any]]], bool] | None = None) -> list[str]:
         """Commit a request's decisions; return their application ids as recorded.
 
-        Raises :class:`RecordUnavailable` when the database fails (nothing is recorded), and
-        :class:`DecisionConflict` when the request id is recorded with other applications.
+        A request id on the record already is a retry when ``same(recorded rows)`` says the
+        recorded applications are the ones sent (default: the same inputs as entered and groups),
+        and answered with the recorded ids; else :class:`DecisionConflict`. Raises
+        :class:`RecordUnavailable` when the database fails (nothing is recorded) and
+        :class:`RecordInDoubt` when it cannot tell.
         """
         rows = decided.rows()
+        what, retry = f"decision {decided.request_id}", "retry with the same meta.puid"
         try:
-            self.writer.write(rows, COMMIT_WAIT_SECONDS)
-        except IntegrityError:
-            return self._retried(decided.request_id, rows)
-        except SQLAlchemyError as error:
-            raise self._unavailable(f"decision {decided.request_id}", _cause(error), "with the same meta.puid") from None
-        except WaitedTooLong:
-            raise self._unavailable(f"decision {decided.request_id}", f"no commit within {COMMIT_WAIT_SECONDS} s",
-                                    "with the same meta.puid") from None
+            self.writer.write(rows, wait=2 * self.timeout)
+        except AlreadyRecorded:
+            return self._retried(decided.request_id, rows, same)
+        except RecordUnavailable as error:
+            raise RecordUnavailable(f"the {what} could not be recorded ({error.message}), so it is not answered: "
+                                    f"{retry}") from None
+        except RecordInDoubt as error:
+            logger.error("%s may be recorded at %s: %s", what, self.shown_url, error.message)
+            raise RecordInDoubt(f"the {what} may be recorded ({error.message}), so it is not answered: {retry}, "
+                                "which answers it as recorded, or records it once") from None
         return [row["application_id"] for row in rows]
 
     def _unavailable(self, what: str, cause: str, retry: str) -> RecordUnavailable:
-        """The 503 for ``what`` (``decision <id>``) not recorded, logged with the database's words."""
+        """The 503 for ``what`` (``outcome of <id>``) not recorded, logged with the database's
+        words (answered without them: they name hosts)."""
         logger.error("%s not recorded at %s: %s", what, self.shown_url, cause)
-        return RecordUnavailable(f"the {what.split()[0]} could not be recorded ({cause}), so it is not answered: "
-                                 f"retry {retry}")
+        return RecordUnavailable(f"the {what} could not be recorded (the record's database failed; the service's log "
+                                 f"says why): retry {retry}")
 
-    def _retried(self, request_id: str, rows: list[dict[str, Any]]) -> list[str]:
+    def _retried(self, request_id: str, rows: list[dict[str, Any]],
+                 same: Callable[[list[dict[str, Any]]], bool] | None) -> list[str]:
         """A request id already on the record: the same applications are a retry, others a conflict."""
         recorded = self._read(self._select, self._of_request(request_id, rows[0]["model_version"]), self.table)
-        if [_canonical(r["inputs"]) for r in recorded] != [_canonical(r["inputs"]) for r in rows]:
+        if not (len(recorded) == len(rows) and (same or partial(_same_as_entered, rows))(recorded)):
             raise DecisionConflict(f"request id {request_id!r} is already on the record for other applications: a "
                                    "retry must send the same applications, a new request a new meta.puid")
         logger.info("request %s was recorded before: a retry, not recorded again", request_id)
@@ -156,20 +174,35 @@ class DecisionStore:
             return decisions.c.request_id == request_id
         return and_(self.table.c.request_id == request_id, self.table.c.model_version == model_version)
 
-    def find(self, identifier: str) -> list[dict[str, Any]]:
-        """The decisions an application id or a request id names, oldest first."""
-        return self._select(or_(decisions.c.application_id == identifier, decisions.c.request_id == identifier))
+    def decisions_of_application(self, application_id: str) -> list[dict[str, Any]]:
+        """The recorded (champion's) decisions of one application id, oldest first."""
+        return self._select(decisions.c.application_id == application_id)
 
     def latest(self, application_id: str) -> dict[str, Any] | None:
         """The newest decision of an application id (None: not on the record); a failing database
         is :class:`RecordUnavailable`."""
-        found = self._read(self._select, decisions.c.application_id == application_id)
+        found = self._read(self.decisions_of_application, application_id)
         return found[-1] if found else None
 
     def _select(self, condition: Any, table: Any = decisions) -> list[dict[str, Any]]:
         statement = select(table).where(condition).order_by(table.c.decided_at, table.c.row)
-        with self.engine.connect() as connection:
+        with self._connected() as connection:
             return [dict(row._mapping) for row in connection.execute(statement)]
+
+    @contextlib.contextmanager
+    def _connected(self) -> Iterator[Connection]:
+        """A pooled connection whose statements (and a transaction's commit, begun inside) must end within the timeout."""
+        with self.engine.connect() as connection:
+            with self.watchdog.deadline(connection.connection.dbapi_connection, self.timeout):
+                yield connection
+
+    def check_writable(self) -> None:
+        """Readiness: a write to the record commits within the timeout; :class:`RecordUnavailable` when it does not."""
+        try:
+            with self._connected() as connection, connection.begin():
+                connection.execute(_WRITE_PROBE)
+        except SQLAlchemyError as error:
+            raise self._unavailable("readiness probe", _cause(error), "in a moment") from None
 
     def attach(self, request_id: str, kind: str, contents: Iterable[tuple[int, Any]], at: datetime, retry: str) -> int:
         """Attach events of ``kind`` to rows of a recorded request (``(row, content)`` pairs);
@@ -180,7 +213,7 @@ class DecisionStore:
                    for row, content in contents if row in recorded]
         if entries:
             try:
-                with self.engine.begin() as connection:
+                with self._connected() as connection, connection.begin():
                     connection.execute(insert(events), entries)
             except SQLAlchemyError as error:
                 raise self._unavailable(f"{kind} of {request_id}", _cause(error), retry) from None
@@ -191,116 +224,23 @@ class DecisionStore:
         try:
             return query(*arguments)
         except SQLAlchemyError as error:
-            logger.error("the record at %s cannot be read: %s", self.shown_url, error)
-            raise RecordUnavailable(f"the record cannot be read ({_cause(error)}): retry in a moment") from None
+            logger.error("the record at %s cannot be read: %s", self.shown_url, _cause(error))
+            raise RecordUnavailable("the record cannot be read (its database failed; the service's log says why): "
+                                    "retry in a moment") from None
 
     def events_of(self, request_id: str, row: int) -> list[dict[str, Any]]:
         """What attached to one decision, oldest first."""
         statement = (select(events).where(events.c.request_id == request_id, events.c.row == row)
                      .order_by(events.c.at, events.c.id))
-        with self.engine.connect() as connection:
+        with self._connected() as connection:
             return [dict(r._mapping) for r in connection.execute(statement)]
 
 
-class _GroupCommit:
-    """Grouped commits in one process, without a thread of their own: a request queues its rows,
-    then takes the commit lock; whoever holds it commits everything queued (its own rows and those
-    of the requests waiting behind it) in one transaction, so a request whose rows a previous
-    holder committed finds them done. Alone, a request commits its own at once.
-
-    The insert is SQLAlchemy's, compiled once for the database with each column's own value
-    conversion (JSON, times), and run on a connection the process keeps: per request it costs a
-    few microseconds instead of a statement execution's few hundred (docs: Results)."""
-
-    def __init__(self, store: DecisionStore) -> None:
-        self.store = store
-        dialect, table = store.engine.dialect, store.table
-        compiled = insert(table).compile(dialect=dialect)
-        self.sql = compiled.string
-        self.names = list(compiled.positiontup) if compiled.positional else [c.name for c in table.columns]
-        self.positional = compiled.positional
-        self.convert = {c.name: c.type._cached_bind_processor(dialect) for c in table.columns}
-        self.errors = dialect.loaded_dbapi
-        self._forked()
-
-    def _forked(self) -> None:
-        """A new process's own locks, queue and connection (a forked worker shares none of its parent's)."""
-        self.pid = os.getpid()
-        self.queue_lock, self.commit_lock = threading.Lock(), threading.Lock()
-        self.queued: list[tuple[list[dict[str, Any]], Future]] = []
-        self.connection: Any = None
-
-    def write(self, rows: list[dict[str, Any]], timeout: float) -> None:
-        """Commit ``rows``, grouped with whatever else is waiting; raise what the commit raised
-        (:class:`WaitedTooLong` after ``timeout`` seconds: the rows may still be committed later)."""
-        if self.pid != os.getpid():
-            self._forked()
-        done: Future = Future()
-        with self.queue_lock:
-            self.queued.append((rows, done))
-        if not self.commit_lock.acquire(timeout=timeout):
-            raise WaitedTooLong
-        try:
-            if not done.done():
-                with self.queue_lock:
-                    batch, self.queued = self.queued, []
-                self._commit(batch)
-        finally:
-            self.commit_lock.release()
-        done.result()
-
-    def _parameters(self, row: dict[str, Any]) -> Any:
-        values = {name: (convert(row[name]) if convert else row[name]) for name, convert in self.convert.items()}
-        return tuple(values[name] for name in self.names) if self.positional else values
-
-    def _commit(self, batch: list[tuple[list[dict[str, Any]], Future]]) -> None:
-        try:
-            if self.connection is None:
-                self.connection = self.store.engine.raw_connection()
-            cursor = self.connection.cursor()
-            try:
-                cursor.executemany(self.sql, [self._parameters(row) for rows, _ in batch for row in rows])
-            finally:
-                cursor.close()
-            self.connection.commit()
-        except Exception as error:  # noqa: BLE001 (every waiting request must hear of it)
-            self._rollback()
-            if isinstance(error, self.errors.IntegrityError) and len(batch) > 1:
-                for item in batch:  # a retry among them: each alone, to tell which
-                    self._commit([item])
-                return
-            failure = _as_sqlalchemy(error, self.errors)
-            for _, done in batch:
-                done.set_exception(failure)
-            return
-        for _, done in batch:
-            done.set_result(None)
-
-    def _rollback(self) -> None:
-        """Roll back a failed batch; a connection that cannot is dropped (the next batch opens another)."""
-        if self.connection is None:  # the connection itself failed to open
-            return
-        try:
-            self.connection.rollback()
-        except Exception:  # noqa: BLE001 (a broken connection: replaced below)
-            try:
-                self.connection.invalidate()
-            except Exception:  # noqa: BLE001,S110 (already gone)
-                pass
-            self.connection = None
-
-
-def _as_sqlalchemy(error: Exception, dbapi: Any) -> Exception:
-    """A driver's error as SQLAlchemy raises it (IntegrityError, OperationalError, ...), for one handling."""
-    if isinstance(error, dbapi.Error):
-        return DBAPIError.instance(None, None, error, dbapi.Error)
-    return error
-
-
-def open_store(url: str, model_role: str = CHAMPION) -> DecisionStore:
-    """The record at ``url`` for the decisions of a classifier in ``model_role``, migrated to the newest tables, with no
-    connection left open (a process that forks after this gives each worker its own)."""
-    store = DecisionStore(url, model_role)
+def open_store(url: str, model_role: str = CHAMPION, timeout: float | None = None) -> DecisionStore:
+    """The record at ``url`` for the decisions of a classifier in ``model_role`` (statements
+    within ``timeout`` seconds), migrated to the newest tables, with no connection left open (a
+    process that forks after this gives each worker its own)."""
+    store = DecisionStore(url, model_role, timeout)
     store.upgrade()
     store.engine.dispose()
     return store
@@ -328,7 +268,7 @@ def absolute_url(url: str, base: Path | None = None) -> str:
     return SQLITE_PREFIX + str((base or Path.cwd()) / url.removeprefix(SQLITE_PREFIX))
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, watchdog: Watchdog, timeout: float) -> Engine:
     if url.startswith(SQLITE_PREFIX):
         path = Path(url.removeprefix(SQLITE_PREFIX))
         try:
@@ -338,7 +278,26 @@ def _engine(url: str) -> Engine:
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_SECONDS})
+    engine = create_engine(url, connect_args={"connect_timeout": CONNECT_SECONDS, **KEEPALIVES,
+                                              # data sent and not acknowledged this long: the path is gone
+                                              "tcp_user_timeout": int(timeout * 1000)})
+    event.listen(engine, "checkout", partial(_ping, watchdog, timeout))
+    return engine
+
+
+def _ping(watchdog: Watchdog, timeout: float, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection is pinged before it is used (within the deadline: a silent one is cut);
+    one that fails is replaced (SQLAlchemy's pool takes a DisconnectionError as that)."""
+    try:
+        with watchdog.deadline(dbapi_connection, timeout):
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()
+    except Exception as error:  # noqa: BLE001 (whatever broke it, it is not used)
+        raise DisconnectionError(f"the pooled connection failed its ping: {error}") from error
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -351,6 +310,12 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _same_as_entered(rows: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> bool:
+    """Whether the recorded rows hold the same applications as ``rows``: inputs as entered and groups."""
+    return all(_canonical([a["inputs"], a["protected"]]) == _canonical([b["inputs"], b["protected"]])
+               for a, b in zip(rows, recorded))
 
 
 def _cause(error: SQLAlchemyError) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import JSON, Column, DateTime, Float, ForeignKeyConstraint, Inde
 from loanxai.config import CHALLENGER, CHAMPION
 from loanxai.core.codecs import MAX_PUID_CHARACTERS
 
-__all__ = ["DECISION_COLUMNS", "MODEL_ROLE_TABLES", "challenger_decisions", "decisions", "events", "metadata"]
+__all__ = ["DECISION_COLUMNS", "MODEL_ROLE_TABLES", "challenger_decisions", "decisions", "events", "metadata", "purges"]
 
 
 metadata = MetaData()
@@ -70,6 +70,19 @@ events = Table(
     Column("content", JSON, nullable=False),
     ForeignKeyConstraint(["request_id", "row"], ["decisions.request_id", "decisions.row"], ondelete="CASCADE"),
     Index("ix_events_decision", "request_id", "row"),
+)
+
+#: every purge (``records purge``): when, the retention it applied (months, and the moment before
+#: which it deleted), how many of the champion's decisions went, and the override that allowed a
+#: retention shorter than the legal minimum (reason, who), if any
+purges = Table(
+    "purges", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("retention_months", Integer, nullable=False),
+    Column("purged_before", DateTime(timezone=True), nullable=False),
+    Column("decisions", Integer, nullable=False),
+    Column("override", JSON, nullable=True),
 )
 
 #: the columns of a decision, in the order exports give them

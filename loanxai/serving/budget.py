@@ -5,7 +5,9 @@ often, to copy the decision boundary. With ``LOAN_AUTH=on`` every caller (a toke
 ask ``LOAN_CALLER_EXPLANATIONS`` explanations, and have ``LOAN_CALLER_MODEL_ROWS`` classifier rows
 asked on its behalf, per window of ``LOAN_CALLER_WINDOW`` seconds (windows start at multiples of
 it since the Unix epoch); past either, 429 ``CALLER_OVER_BUDGET`` with ``Retry-After`` the seconds
-to the window's end. An explanation is counted when it is admitted, its rows when it ends.
+to the window's end. An explanation is counted when it is admitted (one refused because the
+explainer is busy is not), and its rows are reserved before each classifier call: one that would
+pass the budget is refused, so concurrent explanations never take more than it together.
 
 The counts live in one SQLite file the service's processes share (made by the serving class in
 the supervisor, before the workers fork), so a caller's budget is the service's, not one
@@ -62,9 +64,18 @@ class CallerBudget:
                        "DO UPDATE SET explanations = explanations + 1", (caller.subject, window))
         return window
 
-    def spend(self, caller: Caller, window: float, rows: int) -> None:
-        """Count the classifier rows an admitted explanation asked (answered or not)."""
+    def reserve(self, caller: Caller, window: float, rows: int) -> None:
+        """Count ``rows`` classifier rows for ``caller``'s admitted explanation before they are
+        asked, or raise :class:`~loanxai.errors.CallerOverBudget` when they would pass its budget."""
         with self._transaction() as db:
+            [used] = db.execute("SELECT rows FROM spent WHERE subject = ? AND window = ?",
+                                (caller.subject, window)).fetchone() or (0,)
+            if used + rows > self.model_rows:
+                retry_after = max(1, math.ceil(window + self.window_s - time.time()))
+                raise CallerOverBudget(f"{caller.subject[:64]!r} would pass its budget of {self.model_rows} classifier "
+                                       f"rows (LOAN_CALLER_MODEL_ROWS; {used} used) in this window of {self.window_s:g} s "
+                                       f"(LOAN_CALLER_WINDOW): the explanation is stopped; retry in {retry_after} s",
+                                       retry_after)
             db.execute("UPDATE spent SET rows = rows + ? WHERE subject = ? AND window = ?", (rows, caller.subject, window))
 
     def busiest_share(self) -> float:
@@ -78,6 +89,8 @@ class CallerBudget:
     def _transaction(self) -> _Transaction:
         if self._pid != os.getpid():  # a connection is never shared across a fork
             self._connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            # counts of this run only (the file goes with the run): no sync to disk for each classifier call
+            self._connection.execute("PRAGMA synchronous=OFF")
             self._pid = os.getpid()
         return _Transaction(self._connection, self._lock)
 

@@ -7,7 +7,11 @@ manifest records (``meta.tags.decisions``), with principal reasons when asked
 (:mod:`loanxai.explain.reasons`). Where age is an input, the elderly rule
 (:mod:`loanxai.core.elderly`) is applied before the model is asked. Every decision is on the
 record (:mod:`loanxai.records`) before it is answered; when it cannot be recorded it is not
-answered (503). Outcomes arrive through Seldon's feedback endpoint and attach to the record.
+answered (503), and readiness fails while the record cannot be written. The only rows answered
+unrecorded are those an explainer made up (``meta.tags.purpose: explanation``), and only to a
+request carrying the sampling key (:mod:`loanxai.serving.auth`): 403 for anyone else; they get
+probabilities and decisions, never principal reasons. Outcomes arrive through Seldon's feedback
+endpoint and attach to the record.
 ``models/loanclassifier/LoanClassifier.py`` is the thin module Seldon's wrapper imports.
 """
 from __future__ import annotations
@@ -39,10 +43,12 @@ from loanxai.core.elderly import elderly_rule
 from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.core.roles import DECIDE_ROLES
 from loanxai.core.schema import CLASS_NAMES
-from loanxai.errors import LoanError, ModelParityFailed, RecordUnavailable
+from loanxai.errors import Forbidden, InputError, LoanError, ModelParityFailed, RecordInDoubt, RecordUnavailable
 from loanxai.explain.reasons import reason_explainer
 from loanxai.monitoring.counters import DecisionMonitor
+from loanxai.records.queries import recorded_features
 from loanxai.records.store import DecisionStore, RequestDecisions, open_store
+from loanxai.serving.auth import may_sample
 from loanxai.serving.common import input_metadata, seldon_error, serve_json
 from loanxai.serving.fastpath import FastClassifier, check_parity
 
@@ -96,11 +102,14 @@ class LoanClassifier:
         # the record, migrated here in the master; each worker connects on its own
         self.model_role = settings.model_role
         self.store: DecisionStore | None = (None if settings.records_url == "off"
-                                            else open_store(settings.records_url, self.model_role))
+                                            else open_store(settings.records_url, self.model_role,
+                                                            settings.record_timeout))
         if self.store is None:
             logger.warning("LOAN_RECORDS_URL=off: DECISIONS ARE NOT RECORDED (not for production)")
         else:
             logger.info("decisions are recorded at %s as the %s's", self.store.shown_url, self.model_role)
+        if settings.sampling_key_file is None:
+            logger.warning("no LOAN_SAMPLING_KEY_FILE: no explainer can call this classifier (sampled rows need the key)")
         logger.info("classifier %s (dataset %s, candidate %s) from %s serves the %s path, approving at %.4f or more",
                     self.version, dataset.name, self.manifest.candidate, self.artifacts_dir, self.prediction_path,
                     self.cutoff)
@@ -143,8 +152,11 @@ class LoanClassifier:
         return serve_json(self._predict_message, request)
 
     def _predict_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        X, groups = read_message(message, self.schema, self.max_batch_rows)
         parameters = prediction_parameters(message, self.default_reasons, self.schema.n_features)
+        sampling = parameters["purpose"] == "explanation"
+        if sampling:
+            self._check_sampling(parameters)
+        X, groups = read_message(message, self.schema, self.max_batch_rows)
         meta_in = request_meta(message)
         # the request id outcomes and retries are joined on, as Seldon's executor sets it
         puid = meta_in.get("puid") or uuid.uuid4().hex
@@ -160,9 +172,12 @@ class LoanClassifier:
         # processor reads its batch_id there); decisions and reasons go beside them
         tags = {k: v for k, v in (meta_in.get("tags") or {}).items()
                 if k not in ("reasons", "decisions", "cutoff", "application_ids")}
-        if parameters["purpose"] == "decision":
+        if sampling:
+            if self.monitor is not None:
+                self.monitor.sampled(len(X))
+        else:
             if self.store is not None:
-                tags["application_ids"] = self._record(message, puid, groups, proba[:, 1], decisions, reasons)
+                tags["application_ids"] = self._record(message, puid, X, groups, proba[:, 1], decisions, reasons)
             if self.monitor is not None:
                 self.monitor.record(X, proba[:, 1], approved, groups)
         tags["decisions"] = decisions
@@ -171,21 +186,39 @@ class LoanClassifier:
             tags["reasons"] = reasons
         return {"data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()}, "meta": {"puid": puid, "tags": tags}}
 
-    def _record(self, message: Mapping[str, Any], puid: str, groups: Mapping[str, Sequence[str | None]],
+    def _check_sampling(self, parameters: Mapping[str, Any]) -> None:
+        """Sampling is not deciding: only the explainer (its requests carry the sampling key) gets
+        rows answered unrecorded, and never their principal reasons."""
+        if not may_sample.get():
+            raise Forbidden("meta.tags.purpose 'explanation' asks for rows an explainer made up, answered unrecorded: "
+                            "only the explainer may ask (its requests carry the sampling key, LOAN_SAMPLING_KEY_FILE); "
+                            "an application's decision is asked without it, and recorded")
+        if parameters["reasons"]:
+            raise InputError("meta.tags.reasons: rows an explainer made up get no principal reasons (ask for an "
+                             "application's decision instead)")
+
+    def _record(self, message: Mapping[str, Any], puid: str, X: np.ndarray, groups: Mapping[str, Sequence[str | None]],
                 approval: np.ndarray, decisions: list[str], reasons: list[Any] | None) -> list[str]:
-        """Commit the request's decisions (a 503 when the record fails); their application ids."""
+        """Commit the request's decisions (a 503 when the record fails); their application ids.
+        A retry (its request id recorded before) is the same request when the recorded
+        applications read as ``X`` (encoded as sent) with the same groups."""
         n = len(decisions)
+        protected = [{name: labels[i] for name, labels in groups.items()} for i in range(n)]
         decided = RequestDecisions(
             request_id=puid, application_ids=application_ids(message, n), decided_at=datetime.now(UTC),
             model_version=self.version, manifest_sha256=self.manifest_sha256, dataset=self.manifest.dataset.name,
-            inputs=entered_rows(message, self.schema.protected, self.max_batch_rows),
-            protected=[{name: labels[i] for name, labels in groups.items()} for i in range(n)],
+            inputs=entered_rows(message, self.schema.protected, self.max_batch_rows), protected=protected,
             probabilities=approval.tolist(), cutoff=self.cutoff, decisions=decisions, reasons=reasons)
+
+        def same(recorded: list[dict[str, Any]]) -> bool:
+            return (np.array_equal(recorded_features(self.schema, recorded), X, equal_nan=True)
+                    and [r["protected"] for r in recorded] == protected)
+
         try:
-            return self.store.record(decided)
-        except RecordUnavailable:
+            return self.store.record(decided, same)
+        except (RecordUnavailable, RecordInDoubt) as error:
             if self.monitor is not None:
-                self.monitor.unrecorded(n)
+                self.monitor.unrecorded(n, in_doubt=isinstance(error, RecordInDoubt))
             raise
 
     def served_rows(self, X: np.ndarray) -> np.ndarray:
@@ -224,11 +257,18 @@ class LoanClassifier:
         return self.monitor.collect() if self.monitor is not None else ()
 
     def health_status(self) -> dict[str, Any]:
-        """Readiness: the loaded model still gives the reference answers recorded at training."""
+        """Readiness: the loaded model still gives the reference answers recorded at training,
+        and a write to the record commits (a decision that cannot be recorded is not answered:
+        the pod leaves the Service until the record can be written again)."""
         reference = self.manifest.reference
         X = np.asarray(reference["rows"][:HEALTH_ROWS], dtype=float)
         if not np.allclose(self.predict_proba(X), reference["probabilities"][:HEALTH_ROWS], rtol=0, atol=1e-9):
             raise seldon_error(ModelParityFailed("the loaded model does not reproduce its reference predictions"))
+        if self.store is not None:
+            try:
+                self.store.check_writable()
+            except RecordUnavailable as error:
+                raise seldon_error(error) from None
         return {"status": "ok", "model_version": self.version, "model_role": self.model_role,
                 "prediction_path": self.prediction_path}
 

@@ -29,8 +29,9 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ from loanxai.errors import (
     ExplainerBusy,
     InputError,
     LoanError,
+    RecordUnavailable,
     SettingError,
 )
 from loanxai.explain import anchors
@@ -66,7 +68,7 @@ from loanxai.records.queries import recorded_features
 from loanxai.records.store import DecisionStore, open_store
 from loanxai.serving.auth import Caller, current_caller
 from loanxai.serving.budget import CallerBudget
-from loanxai.serving.common import caller_present, input_metadata, serve_json
+from loanxai.serving.common import caller_present, input_metadata, seldon_error, serve_json
 from loanxai.serving.remote import RemoteClassifier
 
 __all__ = ["LoanExplainer"]
@@ -91,7 +93,8 @@ class LoanExplainer:
         self.explainer: Any = None
         self.recourse: RecourseFinder | None = None
         self.anchor_model: anchors.AnchorModel | None = None
-        self.classifier: RemoteClassifier | None = None
+        # made here in the master, so a missing setting stops the service at once (each worker makes its own in load)
+        self.classifier: RemoteClassifier | None = RemoteClassifier.from_settings(self.settings)
         self._has_predictor = False
         # one explanation at a time per worker: the samplers draw from numpy's global generator;
         # at most LOAN_EXPLAIN_QUEUE more wait for it, the next get 503 at once
@@ -102,7 +105,7 @@ class LoanExplainer:
                         if self.settings.metrics else None)
         # the record the explanations of recorded decisions go on, migrated here in the master
         url = self.settings.records_url
-        self.store: DecisionStore | None = None if url == "off" else open_store(url)
+        self.store: DecisionStore | None = None if url == "off" else open_store(url, timeout=self.settings.record_timeout)
         if self.store is None:
             logger.warning("LOAN_RECORDS_URL=off: EXPLANATIONS ARE NOT RECORDED (not for production)")
         self.budget = self._caller_budget() if self.settings.auth else None
@@ -148,14 +151,9 @@ class LoanExplainer:
                 raise InputError("meta.tags.application_ids: with LOAN_AUTH=on an explanation names the recorded "
                                  "decision it explains (its application id, one string)")
             decision = self._recorded_decision(application_id, X[0]) if application_id else None
-            window = self.budget.admit(caller) if caller is not None else None
-            try:
-                # a missing numeric value is explained as the training median the model uses in its place
-                answer = self._admit(impute(X[0], self.schema, self.manifest.numeric_medians), kind, parameters, spent,
-                                     arrived)
-            finally:
-                if caller is not None:
-                    self.budget.spend(caller, window, spent["model_rows"])
+            # a missing numeric value is explained as the training median the model uses in its place
+            answer = self._admit(impute(X[0], self.schema, self.manifest.numeric_medians), kind, parameters, spent,
+                                 arrived, caller)
             answer["jsonData"]["recorded_for"] = None if decision is None else self._record(
                 decision, answer["jsonData"], parameters, caller)
             status = 200
@@ -203,24 +201,29 @@ class LoanExplainer:
                           "the explanation")
         return {k: decision[k] for k in ("application_id", "request_id", "row")}
 
-    def _admit(self, x: Any, kind: str, parameters: dict[str, Any], spent: dict[str, int],
-               arrived: float) -> dict[str, Any]:
-        """Explain ``x`` if this worker has room; 503 at once if not."""
+    def _admit(self, x: Any, kind: str, parameters: dict[str, Any], spent: dict[str, int], arrived: float,
+               caller: Caller | None) -> dict[str, Any]:
+        """Explain ``x`` if this worker has room (503 at once if not, charged to nobody) and the
+        caller's budget allows it (429), its classifier rows reserved call by call."""
         with self._admission:
             if self._admitted > self.settings.explain_queue:
                 raise ExplainerBusy(f"the explainer is busy: {self._admitted} explanations running or waiting in this "
                                     "worker (LOAN_EXPLAIN_QUEUE); retry in a moment")
             self._admitted += 1
         try:
-            return self._explain(x, kind, parameters, spent, arrived)
+            reserve = None
+            if caller is not None:
+                reserve = partial(self.budget.reserve, caller, self.budget.admit(caller))
+            return self._explain(x, kind, parameters, spent, arrived, reserve)
         finally:
             with self._admission:
                 self._admitted -= 1
 
-    def _explain(self, x: Any, kind: str, parameters: dict[str, Any], spent: dict[str, int],
-                 arrived: float) -> dict[str, Any]:
+    def _explain(self, x: Any, kind: str, parameters: dict[str, Any], spent: dict[str, int], arrived: float,
+                 reserve: Callable[[int], None] | None) -> dict[str, Any]:
         """Explain ``x`` within the budget from ``arrived`` (a ``time.monotonic()``) unless its
-        caller has gone; ``spent`` gets the classifier calls and rows made, answered or not."""
+        caller has gone; ``spent`` gets the classifier calls and rows made, answered or not;
+        ``reserve(rows)`` before each call (the caller's budget of rows)."""
         with self._lock:
             waited, budget, present = time.monotonic() - arrived, self.settings.explain_budget, caller_present.get()
             if not present():
@@ -232,7 +235,7 @@ class LoanExplainer:
             calls, rows = self.classifier.calls, self.classifier.rows
             model = self.manifest.model_sha256
             try:
-                with self.classifier.budget(budget, since=arrived, present=present):
+                with self.classifier.budget(budget, since=arrived, present=present, reserve=reserve):
                     self._set_predictor()
                     if kind == "anchor":
                         result = anchors.explain(self.explainer, self.anchor_model, x, parameters, model)
@@ -263,8 +266,14 @@ class LoanExplainer:
         return self.monitor.collect(None if self.budget is None else self.budget.busiest_share())
 
     def health_status(self) -> dict[str, Any]:
-        """Liveness and readiness: the explainer is loaded (the classifier is not called)."""
-        return {"status": "ok", "explainer_version": self.version, "classifier_url": self.settings.classifier_url}
+        """Liveness and readiness: the explainer is loaded (the classifier is not called), and a
+        write to the record commits (explanations of recorded decisions go on it)."""
+        if self.store is not None:
+            try:
+                self.store.check_writable()
+            except RecordUnavailable as error:
+                raise seldon_error(error) from None
+        return {"status": "ok", "explainer_version": self.version}
 
     def init_metadata(self) -> dict[str, Any]:
         """Inputs and outputs for GET /api/v1.0/metadata."""

@@ -1,4 +1,4 @@
-"""The classifier as the explainer sees it: a predict function over REST."""
+"""The classifier as the explainer sees it: a predict function over REST, asking for sampled rows with the sampling key."""
 from __future__ import annotations
 
 import contextlib
@@ -14,7 +14,8 @@ import requests
 from loanxai.clients.http import METADATA_PATH, PREDICTIONS_PATH, error_info, session
 from loanxai.config import ServiceSettings
 from loanxai.core.schema import CLASS_NAMES
-from loanxai.errors import BudgetExceeded, CallerGone, ClassifierError, ClassifierUnavailable
+from loanxai.errors import BudgetExceeded, CallerGone, ClassifierError, ClassifierUnavailable, LoanError, SettingError
+from loanxai.serving.auth import SAMPLING_HEADER, SecretFile
 
 __all__ = ["RemoteClassifier"]
 
@@ -27,45 +28,53 @@ class RemoteClassifier:
     One HTTP session with keep-alive (:func:`loanxai.clients.http.session`); connection errors
     are retried ``retries`` times with a short backoff (safe: the request never reached the
     server); read timeouts are not retried. Rows are sent in batches of at most the classifier's
-    ``max_batch_rows`` (from its metadata, read on the first call). With ``token_file``, every
-    call carries the bearer token it holds (read again when the file changes: tokens expire and
-    are replaced).
+    ``max_batch_rows`` (from its metadata, read on the first call). Every call carries the
+    sampling key of ``sampling_key_file`` (the classifier answers sampled rows only with it) and,
+    with ``token_file``, the bearer token it holds (both read again when their file changes: they
+    are rotated). Messages never name the classifier's URL (they reach callers): the log does.
     """
 
     def __init__(self, url: str, connect_timeout: float, read_timeout: float, retries: int,
-                 token_file: Path | None = None) -> None:
+                 sampling_key_file: Path, token_file: Path | None = None) -> None:
         self.url = url
-        self.token_file = token_file
-        self._token: tuple[float, str] | None = None
+        self.sampling_key = SecretFile(sampling_key_file, "LOAN_SAMPLING_KEY_FILE")
+        self.token = None if token_file is None else SecretFile(token_file, "LOAN_CLASSIFIER_TOKEN_FILE")
         self.timeout = (connect_timeout, read_timeout)
         self.calls = 0
         self.rows = 0
         self.deadline = math.inf
         self.budget_s = math.inf
         self.present: Callable[[], bool] = lambda: True
+        self.reserve: Callable[[int], None] = lambda rows: None
         self.batch_rows: int | None = None
         self.session = session(connect_retries=retries)
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> RemoteClassifier:
-        """The classifier the settings name, with their timeouts and retries."""
+        """The classifier the settings name, with their timeouts, retries and secrets (the sampling key is needed)."""
+        if settings.sampling_key_file is None:
+            raise SettingError("LOAN_SAMPLING_KEY_FILE is needed: the classifier answers the rows an explanation "
+                               "samples only to requests carrying the sampling key it shares with the explainer")
         return cls(settings.classifier_url, settings.classifier_connect_timeout, settings.classifier_read_timeout,
-                   settings.classifier_retries, settings.classifier_token_file)
+                   settings.classifier_retries, settings.sampling_key_file, settings.classifier_token_file)
 
     @contextlib.contextmanager
-    def budget(self, seconds: float, since: float | None = None,
-               present: Callable[[], bool] | None = None) -> Iterator[None]:
+    def budget(self, seconds: float, since: float | None = None, present: Callable[[], bool] | None = None,
+               reserve: Callable[[int], None] | None = None) -> Iterator[None]:
         """Within the block, a call to the classifier ``seconds`` after ``since`` (a
         ``time.monotonic()``; default: now) raises :class:`~loanxai.errors.BudgetExceeded` (and
         no call waits beyond the deadline), and one after ``present()`` turned false raises
         :class:`~loanxai.errors.CallerGone`: how an explanation is stopped, as alibi and DiCE
-        call the classifier every few milliseconds."""
+        call the classifier every few milliseconds. ``reserve(rows)`` is called before each call
+        (it raises to refuse it: the caller's budget of rows)."""
         self.deadline = (time.monotonic() if since is None else since) + seconds
         self.budget_s, self.present = seconds, present or (lambda: True)
+        self.reserve = reserve or (lambda rows: None)
         try:
             yield
         finally:
             self.deadline, self.budget_s, self.present = math.inf, math.inf, lambda: True
+            self.reserve = lambda rows: None
 
     def classify(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The classifier's answer for encoded rows, shape (n, n_features): the probabilities of
@@ -85,23 +94,27 @@ class RemoteClassifier:
         try:
             response = self.session.get(url, timeout=self.timeout, headers=self._headers())
         except (requests.ConnectionError, requests.Timeout) as error:
-            raise ClassifierUnavailable(f"the classifier at {self.url} is unreachable ({type(error).__name__})") from error
+            raise self._unreachable(error) from error
         if response.status_code != 200:
-            raise ClassifierError(f"the classifier's metadata at {url} answered {response.status_code}: {error_info(response)}")
+            raise ClassifierError(f"the classifier's metadata answered {response.status_code}: {error_info(response)}")
         return response.json()
 
-    def _headers(self) -> dict[str, str] | None:
-        """The Authorization header of the token file's token (None without a token file)."""
-        if self.token_file is None:
-            return None
+    def _unreachable(self, error: Exception) -> ClassifierUnavailable:
+        logger.error("the classifier at %s is unreachable: %s", self.url, error)
+        return ClassifierUnavailable(f"the classifier is unreachable ({type(error).__name__}; LOAN_CLASSIFIER_URL, the "
+                                     "explainer's log names it)")
+
+    def _headers(self) -> dict[str, str]:
+        """The sampling key's header, and the Authorization header of the token file's token (if any)."""
         try:
-            changed = self.token_file.stat().st_mtime
-            if self._token is None or self._token[0] != changed:
-                self._token = (changed, self.token_file.read_text().strip())
-        except OSError as error:
-            raise ClassifierUnavailable(f"cannot read the classifier's token from {self.token_file} "
-                                        f"(LOAN_CLASSIFIER_TOKEN_FILE): {error.strerror}") from None
-        return {"Authorization": f"Bearer {self._token[1]}"}
+            headers = {SAMPLING_HEADER: self.sampling_key.value()}
+            if self.token is not None:
+                headers["Authorization"] = f"Bearer {self.token.value()}"
+        except LoanError as error:
+            logger.error("%s", error.message)
+            raise ClassifierUnavailable("the explainer cannot read its secrets for the classifier (its log says "
+                                        "which)") from None
+        return headers
 
     def _post(self, X: np.ndarray) -> np.ndarray:
         remaining = self.deadline - time.monotonic()
@@ -109,21 +122,24 @@ class RemoteClassifier:
             raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s (LOAN_EXPLAIN_BUDGET)")
         if not self.present():
             raise CallerGone("the caller left while its explanation ran: abandoned")
+        headers = self._headers()
+        self.reserve(len(X))  # the rows are the caller's before they are asked
         try:
             response = self.session.post(
-                # perturbed samples, not applicants: the classifier does not count them as decisions
+                # perturbed samples, not applicants: never recorded, never counted as decisions
                 self.url, json={"data": {"ndarray": X.tolist()}, "meta": {"tags": {"purpose": "explanation"}}},
-                timeout=(self.timeout[0], min(self.timeout[1], remaining)), headers=self._headers(),
+                timeout=(self.timeout[0], min(self.timeout[1], remaining)), headers=headers,
             )
         except (requests.ConnectionError, requests.Timeout) as error:
             if time.monotonic() >= self.deadline:
                 raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s "
                                      "(LOAN_EXPLAIN_BUDGET)") from error
-            raise ClassifierUnavailable(f"the classifier at {self.url} is unreachable ({type(error).__name__})") from error
+            raise self._unreachable(error) from error
+        finally:
+            self.calls += 1
+            self.rows += len(X)
         if response.status_code != 200:
-            raise ClassifierError(f"the classifier at {self.url} answered {response.status_code}: {error_info(response)}")
-        self.calls += 1
-        self.rows += len(X)
+            raise ClassifierError(f"the classifier answered {response.status_code}: {error_info(response)}")
         answer = response.json()
         approved = np.array([d == CLASS_NAMES[1] for d in answer["meta"]["tags"]["decisions"]], dtype=bool)
         return np.asarray(answer["data"]["ndarray"], dtype=float)[:, 1], approved

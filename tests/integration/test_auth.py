@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -20,7 +21,7 @@ from loanxai.clients import api as client
 from loanxai.clients import score
 from loanxai.ops.tokens import JWKS_FILE, SIGNING_KEY_FILE, make_keys, mint
 from loanxai.records.store import DecisionStore
-from tests.conftest import REJECTED_APPLICATION, running, start_classifier, start_explainer
+from tests.conftest import REJECTED_APPLICATION, running, settle, start_classifier, start_explainer
 
 ISSUER, AUDIENCE = "https://idp.test.example", "loanxai"
 #: a budget small enough to reach in a test, in windows short enough to wait for
@@ -260,3 +261,127 @@ def test_a_service_refuses_to_start_with_auth_half_configured(artifacts, keys, t
         assert "Traceback" not in classifier.log_tail()
     finally:
         classifier.stop()
+
+
+# --- the third round's probes (make reliability runs them too) ---------------------------------------
+
+
+def es256_forged(claims, kid=None):
+    """A token saying alg ES256 (the keys are RSA) with a garbage signature."""
+    header = {"alg": "ES256", "typ": "JWT"} | ({"kid": kid} if kid is not None else {})
+    return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}.{b64(b'x' * 64)}"
+
+
+@pytest.mark.reliability
+def test_every_token_failure_is_a_401_never_a_500(services, keys):
+    classifier, explainer = services
+    claims = jwt.decode(token(keys, "decide"), options={"verify_signature": False})
+    kid = jwt.get_unverified_header(token(keys, "decide"))["kid"]
+    cases = {
+        "ES256 on an RSA key, garbage signature": (es256_forged(claims, kid), "does not fit its key"),
+        "ES256, no key id": (es256_forged(claims), "does not fit its key"),
+        "an unknown algorithm": (forged(claims, "RS999"), "algorithm 'RS999' is not accepted"),
+        "a key id that is an object": (forged(claims, "RS256").replace(
+            b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode()),
+            b64(json.dumps({"alg": "RS256", "kid": {"a": 1}}).encode())), "Key ID header parameter must be a string"),
+        "valid for a hundred years": (token(keys, "decide", minutes=100 * 365 * 24 * 60),
+                                      "longer than the 86400 s accepted (LOAN_AUTH_MAX_LIFETIME)"),
+        "a subject with an escape sequence": (token(keys, "decide", subject="x\x1b[2J"), "the token's sub holds"),
+    }
+    for service in services:
+        for case, (bearer, words) in cases.items():
+            answer = call("POST", service.predictions_url, bearer, json={"jsonData": [REJECTED_APPLICATION]})
+            assert answer.status_code == 401, (case, answer.text)
+            assert words in answer.json()["status"]["info"], (case, answer.json())
+
+
+@pytest.mark.reliability
+def test_a_decide_token_never_gets_an_unrecorded_decision(services, keys):
+    classifier, _ = services
+    puid = uuid.uuid4().hex
+    sampling = {"jsonData": [REJECTED_APPLICATION], "meta": {"puid": puid, "tags": {"purpose": "explanation"}}}
+    for subject in ("lender-system", "loan-explainer"):  # the explainer's own token holds the decide role too
+        answer = call("POST", classifier.predictions_url, token(keys, "decide", subject=subject), json=sampling)
+        assert answer.status_code == 403, answer.text
+        assert "only the explainer may ask" in answer.json()["status"]["info"]
+    assert DecisionStore(classifier.env["LOAN_RECORDS_URL"]).decisions_of_request(puid) == []
+
+
+def sampled_rows(classifier):
+    from tests.reliability.test_reliability import counted
+
+    return counted(classifier, "loan_sampled_rows_total")
+
+
+@pytest.mark.reliability
+def test_concurrent_explanations_never_take_more_rows_than_the_callers_budget(services, artifacts, keys, tmp_path):
+    classifier, _ = services
+    application_id = f"rows-{uuid.uuid4().hex[:8]}"
+    decide(classifier, keys, application_id)
+    token_file = tmp_path / "classifier-token"
+    token_file.write_text(token(keys, "decide", subject="loan-explainer", minutes=60))
+    budget_rows = 1000
+    explainer = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path,
+                                **auth_env(keys) | {"LOAN_CALLER_EXPLANATIONS": "100", "LOAN_CALLER_WINDOW": "3600"},
+                                LOAN_RECORDS_URL=classifier.env["LOAN_RECORDS_URL"], LOAN_CLASSIFIER_TOKEN_FILE=str(token_file),
+                                LOAN_CALLER_MODEL_ROWS=str(budget_rows), GUNICORN_WORKERS="3", LOAN_EXPLAIN_QUEUE="4")
+    with running(explainer):
+        officer = token(keys, "explain", subject=f"officer-{uuid.uuid4().hex[:6]}")
+        before = sampled_rows(classifier)
+        answers = []
+
+        def ask(seed):
+            answers.append(call("POST", explainer.predictions_url, officer,
+                                json=explain_message(application_id, kind="recourse", seed=seed)))
+
+        threads = [threading.Thread(target=ask, args=(seed,)) for seed in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        settle()  # the classifier counts within a second of its answers
+        taken = sampled_rows(classifier) - before
+    statuses = sorted(a.status_code for a in answers)
+    assert 429 in statuses, statuses
+    assert all(s in (200, 429, 503) for s in statuses), [a.text for a in answers]
+    assert 0 < taken <= budget_rows, taken
+    over = next(a for a in answers if a.status_code == 429)
+    assert "LOAN_CALLER_MODEL_ROWS" in over.json()["status"]["info"] and int(over.headers["Retry-After"]) >= 1
+    from tests.reliability.test_reliability import FIGURES
+
+    FIGURES["concurrent_recourse_rows"] = {"budget_rows": budget_rows, "rows_taken": int(taken),
+                                          "answers": dict(sorted((str(s), statuses.count(s)) for s in set(statuses)))}
+
+
+@pytest.mark.reliability
+def test_busy_refusals_are_not_charged_to_the_callers_budget(services, artifacts, keys, tmp_path):
+    classifier, _ = services
+    application_id = f"busy-{uuid.uuid4().hex[:8]}"
+    decide(classifier, keys, application_id)
+    token_file = tmp_path / "classifier-token"
+    token_file.write_text(token(keys, "decide", subject="loan-explainer", minutes=60))
+    explanations = 3
+    explainer = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path,
+                                **auth_env(keys) | {"LOAN_CALLER_EXPLANATIONS": str(explanations),
+                                                    "LOAN_CALLER_WINDOW": "3600"},
+                                LOAN_RECORDS_URL=classifier.env["LOAN_RECORDS_URL"], LOAN_CLASSIFIER_TOKEN_FILE=str(token_file),
+                                LOAN_EXPLAIN_QUEUE="0")
+    with running(explainer):
+        officer = token(keys, "explain", subject=f"officer-{uuid.uuid4().hex[:6]}")
+        answers = []
+        threads = [threading.Thread(target=lambda seed=seed: answers.append(call(
+            "POST", explainer.predictions_url, officer, json=explain_message(application_id, seed=seed))))
+            for seed in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        busy = sum(a.status_code == 503 and a.json()["status"]["reason"] == "EXPLAINER_BUSY" for a in answers)
+        served = sum(a.status_code == 200 for a in answers)
+        assert busy >= 1 and served + busy == 6, [a.status_code for a in answers]
+        # the busy ones cost nothing: the caller still has every explanation it was not served
+        for seed in range(explanations - served):
+            again = call("POST", explainer.predictions_url, officer, json=explain_message(application_id, seed=10 + seed))
+            assert again.status_code == 200, again.text
+        over = call("POST", explainer.predictions_url, officer, json=explain_message(application_id, seed=99))
+        assert over.status_code == 429, over.text

@@ -102,7 +102,7 @@ def test_outcomes_from_feedback_attach_to_the_decision(classifier):
     feedback = {"response": answer.json(), "truth": {"data": {"ndarray": [["approved"]]}}}
     attached = requests.post(f"{classifier.url}/api/v1.0/feedback", json=feedback, timeout=30)
     assert attached.status_code == 200 and attached.json()["jsonData"]["recorded"] == 1
-    [record] = records(classifier).find("fb-1")
+    [record] = records(classifier).decisions_of_application("fb-1")
     assert [e["content"] for e in records(classifier).events_of(record["request_id"], 0)] == [{"truth": "approved"}]
     shown = records_command(classifier, "show", "fb-1")
     assert shown.returncode == 0 and 'outcome {"truth": "approved"}' in shown.stdout
@@ -229,7 +229,7 @@ def test_notices_for_every_rejection_in_a_window(classifier, artifacts, tmp_path
     ids = [f"batch-{marker}-{i}" for i in range(5)]
     predict(classifier, {"jsonData": [REJECTED_APPLICATION] * 5, "meta": {"tags": {"application_ids": ids,
                                                                                    "reasons": True}}})
-    [record] = records(classifier).find(ids[0])
+    [record] = records(classifier).decisions_of_application(ids[0])
     since = record["decided_at"].isoformat()
     done = records_command(classifier, "notices", "--since", since, "--out-dir", str(tmp_path / "notices"),
                            "--artifacts", str(artifacts.classifier_dir), **LETTERHEAD)

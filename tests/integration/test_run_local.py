@@ -44,7 +44,7 @@ def test_demo_prints_a_prediction_and_an_explanation_then_stops(tmp_path):
     assert re.search(r"then, [-0-9: ]+ UTC: anchor '.+' \(precision ", out), out
     written = re.findall(rf"notice of application {application_id} written to (\S+)", result.stderr)
     assert [Path(p).suffix for p in written] == [".html", ".pdf"] and all(Path(p).is_file() for p in written)
-    assert [r["application_id"] for r in DecisionStore(records).find(application_id)] == [application_id]
+    assert [r["application_id"] for r in DecisionStore(records).decisions_of_application(application_id)] == [application_id]
     assert '"names": [\n      "rejected",\n      "approved"\n    ]' in out
     assert '"anchor_text": ' in out
     # the census example is approved at the lender's cutoff

@@ -12,7 +12,8 @@ payload handling and error shape stay as they are) and adds:
 - no CORS unless ``LOAN_CORS_ORIGINS`` lists the allowed origins;
 - with ``LOAN_AUTH=on``, a bearer token whose role may call the service for every path but
   health (:mod:`loanxai.serving.auth`: 401, 403), checked before the body is read; the caller
-  is :data:`~loanxai.serving.auth.current_caller` while the request is answered;
+  is :data:`~loanxai.serving.auth.current_caller` while the request is answered, and whether it
+  carries the sampling key :data:`~loanxai.serving.auth.may_sample`;
 - readiness (``/health/status``) answering 503 while the service drains for shutdown, and a
   ``Retry-After`` on every 503;
 - every answer counted by endpoint and status, and timed (:class:`~loanxai.monitoring.counters.HttpMonitor`).
@@ -42,7 +43,7 @@ from loanxai.errors import (
     ShuttingDown,
 )
 from loanxai.monitoring.counters import HttpMonitor
-from loanxai.serving.auth import TokenVerifier, current_caller
+from loanxai.serving.auth import SAMPLING_HEADER, SecretFile, TokenVerifier, current_caller, may_sample
 from loanxai.serving.common import caller_present, connected, seldon_error
 
 __all__ = ["GET_ONLY", "HEALTH", "POST_ONLY", "READINESS", "RETRY_AFTER_S", "StrictJSON", "harden", "loads", "without_cors"]
@@ -69,10 +70,12 @@ def without_cors(app: Flask) -> Flask:
 
 
 def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], draining: Callable[[], bool],
-           metrics: bool = True, verifier: TokenVerifier | None = None, roles: frozenset[str] = frozenset()) -> Flask:
+           metrics: bool = True, verifier: TokenVerifier | None = None, roles: frozenset[str] = frozenset(),
+           sampling_key: SecretFile | None = None) -> Flask:
     """Add the module's guards to the wrapper's ``app``; ``draining()`` is true once shutdown
     began; ``metrics``: count and time every answer; ``verifier``: check every caller's token
-    (None: LOAN_AUTH=off) for one of ``roles``."""
+    (None: LOAN_AUTH=off) for one of ``roles``; ``sampling_key``: what a request for sampled rows
+    must carry (None: none may ask)."""
     # then CORS for the origins configured, if any
     without_cors(app)
     if cors_origins:
@@ -99,6 +102,8 @@ def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], drain
         # every request sets them: a thread of the pool never answers with its last request's caller
         current_caller.set(None if verifier is None or path in HEALTH
                            else verifier.caller(request.headers.get("Authorization"), roles, path))
+        offered = request.headers.get(SAMPLING_HEADER)
+        may_sample.set(offered is not None and sampling_key is not None and sampling_key.matches(offered))
         caller_present.set(partial(connected, request.environ.get("gunicorn.socket")))
         if request.content_length is not None and request.content_length > max_body_bytes:
             raise RequestTooLarge(f"request body of {request.content_length} bytes is larger than the limit of "

@@ -83,7 +83,7 @@ def _run(argv: list[str] | None, directory: str) -> int:
     service = ServiceSettings.from_env()
     app = harden(wrapper.get_rest_microservice(user_object, metrics), settings.max_body_bytes, settings.cors_origins,
                  lambda: bool(draining.value), metrics=service.metrics, verifier=_verifier(service, settings),
-                 roles=getattr(user_object, "roles", frozenset()))
+                 roles=getattr(user_object, "roles", frozenset()), sampling_key=_sampling_key(service))
     _allow_open_files(settings)
     metrics_app = without_cors(wrapper.get_metrics_microservice(metrics))  # no CORS on metrics either
     children = {
@@ -108,7 +108,19 @@ def _verifier(service: ServiceSettings, settings: ServerSettings) -> Any:
         raise SettingError("LOAN_AUTH=on covers REST only: set GRPC_WORKERS=0 (gRPC would let callers past the tokens)")
     from loanxai.serving.auth import TokenVerifier
 
-    return TokenVerifier(service.auth_keys, service.auth_issuer, service.auth_audience, service.auth_roles_claim)
+    return TokenVerifier(service.auth_keys, service.auth_issuer, service.auth_audience, service.auth_roles_claim,
+                         service.auth_max_lifetime)
+
+
+def _sampling_key(service: ServiceSettings) -> Any:
+    """The sampling key requests for sampled rows must carry (None: LOAN_SAMPLING_KEY_FILE unset, none may ask)."""
+    if service.sampling_key_file is None:
+        return None
+    from loanxai.serving.auth import SecretFile
+
+    key = SecretFile(service.sampling_key_file, "LOAN_SAMPLING_KEY_FILE")
+    key.value()  # unreadable or empty: stop now, naming the file
+    return key
 
 
 def _allow_open_files(settings: ServerSettings) -> None:

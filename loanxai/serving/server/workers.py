@@ -36,14 +36,16 @@ import socket
 import threading
 import time
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 
 from gunicorn import http
 from gunicorn.app.base import BaseApplication
+from gunicorn.http.errors import LimitRequestHeaders, LimitRequestLine, ParseException
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from loanxai.config import ServerSettings
-from loanxai.errors import RequestTimeout
+from loanxai.errors import HeadersTooLarge, InputError, LoanError, RequestLineTooLong, RequestTimeout
 from loanxai.monitoring.counters import ConnectionMonitor
 from loanxai.serving.common import seldon_error
 
@@ -207,6 +209,24 @@ class DeadlineThreadWorker(ThreadWorker):
         self._wait_for_request(DeadlineConn(self.cfg, sock, client, server))
         return True
 
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        """A request gunicorn's parser refused: answered in Seldon's JSON error form (431 for
+        headers past gunicorn's limits, 414 for a request line), not gunicorn's HTML page."""
+        if not isinstance(exc, ParseException):
+            super().handle_error(req, client, addr, exc)
+            return
+        error: LoanError
+        if isinstance(exc, LimitRequestHeaders):
+            error = HeadersTooLarge(f"the request's headers are larger than the server takes ({exc}): at most "
+                                    f"{self.cfg.limit_request_fields} headers of {self.cfg.limit_request_field_size} "
+                                    "bytes each")
+        elif isinstance(exc, LimitRequestLine):
+            error = RequestLineTooLong(f"the request line is longer than {self.cfg.limit_request_line} bytes")
+        else:
+            error = InputError(f"malformed HTTP request: {str(exc)[:200]}")
+        with contextlib.suppress(OSError):
+            client.sendall(_closing_answer(error))
+
     def handle(self, conn: DeadlineConn) -> tuple[bool, DeadlineConn]:
         """Answer one request, in a worker thread; keep what came after it on the connection."""
         keepalive, conn = super().handle(conn)
@@ -325,16 +345,17 @@ _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 
 
 
-def _request_timeout_answer() -> bytes:
-    """The whole 408 answer, with Seldon's error body, that the event loop sends."""
-    error = RequestTimeout("the request did not arrive whole in time (LOAN_REQUEST_TIMEOUT)")
+def _closing_answer(error: LoanError) -> bytes:
+    """The whole answer to a request the server cannot serve, with Seldon's error body, closing the connection."""
     body = json.dumps(seldon_error(error).to_dict()).encode()
-    head = (f"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n")
+    phrase = HTTPStatus(error.status_code).phrase
+    head = (f"HTTP/1.1 {error.status_code} {phrase}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
     return head.encode() + body
 
 
-_REQUEST_TIMEOUT = _request_timeout_answer()
+#: what the event loop sends a request that did not arrive whole in time
+_REQUEST_TIMEOUT = _closing_answer(RequestTimeout("the request did not arrive whole in time (LOAN_REQUEST_TIMEOUT)"))
 
 
 def _arrived(data: bytes) -> bool:

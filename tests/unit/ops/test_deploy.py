@@ -55,6 +55,7 @@ def test_kustomization_renders_every_resource(documents):
         ("ConfigMap", "loan-auth"), ("Namespace", "loan"), ("NetworkPolicy", "loan-classifier-callers"),
         ("NetworkPolicy", "loan-explainer-callers"), ("NetworkPolicy", "loan-records-callers"),
         ("RequestAuthentication", "loan-callers"), ("Secret", "loan-explainer-token"), ("Secret", "loan-records"),
+            ("Secret", "loan-sampling-key"),
         ("SeldonDeployment", "loan-classifier"), ("SeldonDeployment", "loan-explainer"), ("Service", "loan-records"),
         ("StatefulSet", "loan-records")]
     assert all(d["metadata"].get("namespace") == "loan" for d in documents if d["kind"] != "Namespace")
@@ -202,6 +203,7 @@ def set_classifier_url(url):
     (None, lambda p: p["spec"]["ingress"].append({"ports": [{"port": 6000}]}), "metrics port 6000 is open to more than"),
     ("loan-classifier", lambda d: container(d)["securityContext"].pop("readOnlyRootFilesystem"),
      "readOnlyRootFilesystem must be true"),
+
     ("loan-classifier", lambda d: container(d)["securityContext"].update(allowPrivilegeEscalation=True),
      "allowPrivilegeEscalation must be false"),
     ("loan-explainer", lambda d: container(d)["securityContext"]["capabilities"].update(drop=["NET_RAW"]), "must drop ALL"),

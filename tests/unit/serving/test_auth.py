@@ -1,5 +1,6 @@
 """Token checks with real keys: roles, refusals, key files."""
 import json
+import time
 
 import jwt
 import pytest
@@ -60,10 +61,12 @@ def test_no_token_is_401_with_the_challenge(verifier, header, words, invalid_tok
 def test_a_token_without_sub_or_with_roles_of_another_type_is_refused(keys, verifier):
     key = (keys / SIGNING_KEY_FILE).read_bytes()
     kid = json.loads((keys / JWKS_FILE).read_text())["keys"][0]["kid"]
-    base = {"iss": ISSUER, "aud": AUDIENCE, "exp": 2**40}
+    base = {"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 600}
     for claims, words in (({"roles": ["audit"]}, "no sub claim"),
                           ({"sub": "x", "roles": {"audit": True}}, "must be a string or a list of strings"),
-                          ({"sub": "x" * 300, "roles": ["audit"]}, "sub must be a string of 1 to 256")):
+                          ({"sub": "x" * 300, "roles": ["audit"]}, "sub must be a string of 1 to 256"),
+                          ({"sub": "a\x00b", "roles": ["audit"]}, "sub holds the character U\\+0000"),
+                          ({"sub": "x", "roles": ["audit"], "exp": 2**40}, "longer than the 86400 s accepted")):
         token = jwt.encode(base | claims, key, algorithm="RS256", headers={"kid": kid})
         with pytest.raises(Unauthenticated, match=words):
             verifier.caller(f"Bearer {token}", EXPLAINER_ROLES, "/p")

@@ -32,16 +32,20 @@ def test_explanations_past_the_budget_get_429_until_the_window_ends(tmp_path):
     budget.admit(OFFICER)
 
 
-def test_classifier_rows_count_once_the_explanation_ends(tmp_path):
+def test_classifier_rows_are_reserved_before_they_are_asked_and_never_pass_the_budget(tmp_path):
     budget = CallerBudget(tmp_path / "b.sqlite", explanations=100, model_rows=2000, window_s=3600)
     window = budget.admit(OFFICER)
-    budget.spend(OFFICER, window, 1500)
+    budget.reserve(OFFICER, window, 1500)
     assert budget.busiest_share() == pytest.approx(0.75)
-    window = budget.admit(OFFICER)  # under the rows budget: admitted
-    budget.spend(OFFICER, window, 1500)
+    with pytest.raises(CallerOverBudget) as refused:  # 1500 + 600 would pass 2000: refused, nothing counted
+        budget.reserve(OFFICER, window, 600)
+    assert "would pass its budget of 2000 classifier rows (LOAN_CALLER_MODEL_ROWS; 1500 used)" in refused.value.message
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 3600
+    budget.reserve(OFFICER, budget.admit(OFFICER), 500)  # exactly the budget: admitted and reserved
     with pytest.raises(CallerOverBudget) as refused:
         budget.admit(OFFICER)
-    assert "3000 classifier rows (LOAN_CALLER_MODEL_ROWS: 2000)" in refused.value.message
+    assert "2000 classifier rows (LOAN_CALLER_MODEL_ROWS: 2000)" in refused.value.message
+    budget.reserve(AUDITOR, budget.admit(AUDITOR), 2000)  # each caller has its own
 
 
 def _ask(path, n, answers):

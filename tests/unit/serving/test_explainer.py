@@ -18,7 +18,8 @@ def closed_port():
 @pytest.fixture(scope="module")
 def explainer(loanapp_artifacts):
     settings = ServiceSettings(artifacts_dir=loanapp_artifacts.explainer_dir, metrics=False, classifier_retries=0,
-                               classifier_url=f"http://127.0.0.1:{closed_port()}/api/v1.0/predictions")
+                               classifier_url=f"http://127.0.0.1:{closed_port()}/api/v1.0/predictions",
+                               sampling_key_file=ServiceSettings.from_env().sampling_key_file)
     service = LoanExplainer(settings)
     service.load()
     return service
@@ -35,10 +36,18 @@ def explain(explainer, message):
     return raised.value
 
 
-def test_an_unreachable_classifier_is_a_503_naming_it(explainer, example):
+def test_an_unreachable_classifier_is_a_503_naming_its_setting_not_its_address(explainer, example, caplog):
     error = explain(explainer, {"jsonData": example})
     assert error.status_code == 503 and error.reason == "CLASSIFIER_UNAVAILABLE"
-    assert explainer.settings.classifier_url in error.message and "unreachable" in error.message
+    assert "LOAN_CLASSIFIER_URL" in error.message and "unreachable" in error.message
+    assert "127.0.0.1" not in error.message and explainer.settings.classifier_url in caplog.text  # the log names it
+
+
+def test_an_explainer_without_the_sampling_key_refuses_to_start(loanapp_artifacts):
+    from loanxai.errors import SettingError
+
+    with pytest.raises(SettingError, match="LOAN_SAMPLING_KEY_FILE is needed"):
+        LoanExplainer(ServiceSettings(artifacts_dir=loanapp_artifacts.explainer_dir, metrics=False))
 
 
 @pytest.mark.parametrize("tags, words", [

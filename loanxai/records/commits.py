@@ -1,0 +1,206 @@
+"""Grouped commits of decisions: many requests' rows in one transaction, each request answered by its own outcome.
+
+A request queues its rows, then takes the process's commit lock; whoever holds it commits
+everything queued (its own rows and those of the requests waiting behind it) in one
+transaction, so a request whose rows a previous holder committed finds them done. Alone, a
+request commits its own at once. Each waiting request hears its own outcome:
+
+- committed: nothing raised;
+- :class:`AlreadyRecorded`: its request id is on the record already (a retry, or a conflict);
+- :class:`~loanxai.errors.RecordUnavailable`: the database failed (down, full, cut by the
+  deadline); nothing of it is recorded;
+- :class:`~loanxai.errors.RecordInDoubt`: the database's answer to the commit was lost and the
+  record could not be read to tell whether it holds the rows;
+- anything else: a bug of ours, raised as it is (a 500 naming the request id).
+
+One request's fault never fails the others: when a group fails for a reason that is not the
+database's (a row it refuses, a value the driver cannot send), each request of the group is
+committed alone, so only the one at fault hears of it. A commit whose answer was lost (the
+connection broke during COMMIT) is looked up before anyone is answered.
+
+The insert is SQLAlchemy's, compiled once for the database with each column's own value
+conversion (JSON, times), run on a connection the process keeps: per request it costs a few
+microseconds instead of a statement execution's few hundred (docs: Results). Every statement
+and commit has a deadline (:mod:`loanxai.records.deadline`).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as WaitedTooLong
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from loanxai.errors import RecordInDoubt, RecordUnavailable
+from loanxai.records.deadline import Watchdog
+
+__all__ = ["AlreadyRecorded", "GroupCommit"]
+
+logger = logging.getLogger(__name__)
+
+_Queued = tuple[list[dict[str, Any]], Future]
+
+
+class AlreadyRecorded(Exception):
+    """The request's id is on the record already: nothing was written."""
+
+
+class GroupCommit:
+    """Grouped commits of ``table``'s rows on ``engine`` (see the module's docstring); each
+    statement and commit ends within ``timeout`` seconds, or its connection is cut."""
+
+    def __init__(self, engine: Any, table: Any, watchdog: Watchdog, timeout: float, shown_url: str) -> None:
+        self.engine, self.table, self.watchdog, self.timeout, self.shown_url = engine, table, watchdog, timeout, shown_url
+        dialect = engine.dialect
+        compiled = insert(table).compile(dialect=dialect)
+        self.sql = compiled.string
+        self.names = list(compiled.positiontup) if compiled.positional else [c.name for c in table.columns]
+        self.positional = compiled.positional
+        self.convert = {c.name: c.type._cached_bind_processor(dialect) for c in table.columns}
+        self.errors = dialect.loaded_dbapi
+        # a commit's answer can be lost only across a network (SQLite's is the process's own)
+        self.remote = dialect.name != "sqlite"
+        self._forked()
+
+    def _forked(self) -> None:
+        """A new process's own locks, queue and connection (a forked worker shares none of its parent's)."""
+        self.pid = os.getpid()
+        self.queue_lock, self.commit_lock = threading.Lock(), threading.Lock()
+        self.queued: list[_Queued] = []
+        self.connection: Any = None
+
+    def write(self, rows: list[dict[str, Any]], wait: float) -> None:
+        """Commit ``rows``, grouped with whatever else is waiting; raise this request's outcome
+        (see the module's docstring). ``wait``: seconds to wait for the commit lock."""
+        if self.pid != os.getpid():
+            self._forked()
+        done: Future = Future()
+        item = (rows, done)
+        with self.queue_lock:
+            self.queued.append(item)
+        if not self.commit_lock.acquire(timeout=wait):
+            with self.queue_lock:
+                if item in self.queued:  # nobody took it: it will never be written
+                    self.queued.remove(item)
+                    raise RecordUnavailable(f"no commit within {wait:g} s: the record is not keeping up (the "
+                                            "classifier's log says why)")
+            # a holder is committing it: its commit ends within the deadline, its lookup within another
+            with contextlib.suppress(WaitedTooLong):
+                done.exception(timeout=2 * self.timeout + 1)
+        else:
+            try:
+                if not done.done():
+                    with self.queue_lock:
+                        batch, self.queued = self.queued, []
+                    self._commit(batch)
+            finally:
+                self.commit_lock.release()
+        if not done.done():
+            raise RecordInDoubt("the commit holding this decision did not end in time; it may be recorded")
+        done.result()
+
+    def _parameters(self, row: dict[str, Any]) -> Any:
+        values = {name: (convert(row[name]) if convert else row[name]) for name, convert in self.convert.items()}
+        return tuple(values[name] for name in self.names) if self.positional else values
+
+    def _commit(self, batch: list[_Queued]) -> None:
+        stage = "connect"
+        try:
+            if self.connection is None:
+                self.connection = self.engine.raw_connection()
+            with self.watchdog.deadline(self.connection.dbapi_connection, self.timeout):
+                stage = "insert"
+                parameters = [self._parameters(row) for rows, _ in batch for row in rows]
+                cursor = self.connection.cursor()
+                try:
+                    cursor.executemany(self.sql, parameters)
+                finally:
+                    cursor.close()
+                stage = "commit"
+                self.connection.commit()
+        except Exception as error:  # noqa: BLE001 (every waiting request must hear of it)
+            self._rollback()
+            self._failed(batch, error, stage)
+            return
+        for _, done in batch:
+            done.set_result(None)
+
+    def _failed(self, batch: list[_Queued], error: Exception, stage: str) -> None:
+        """Tell each request of a failed group its own outcome (see the module's docstring)."""
+        database = isinstance(error, (self.errors.OperationalError, self.errors.InterfaceError))
+        if not database and len(batch) > 1:
+            for item in batch:  # one request's fault (a retry, a row refused): each alone, to tell which
+                self._commit([item])
+            return
+        if database and stage == "commit" and self.remote:
+            self._resolve(batch, error)
+            return
+        if isinstance(error, self.errors.IntegrityError):
+            outcome: Exception = AlreadyRecorded()
+        elif database:
+            outcome = self._unavailable(batch, error)
+        else:
+            logger.error("the record at %s refused a request's rows: %s", self.shown_url, _first_line(error))
+            outcome = error
+        for _, done in batch:
+            done.set_exception(outcome)
+
+    def _unavailable(self, batch: list[_Queued], error: Exception) -> RecordUnavailable:
+        """The database failed: logged with its own words, answered without them (no host names)."""
+        logger.error("%d requests not recorded at %s: %s", len(batch), self.shown_url, _first_line(error))
+        return RecordUnavailable(f"the record's database failed ({type(error).__name__}; the classifier's log says "
+                                 "why): nothing of it is recorded")
+
+    def _resolve(self, batch: list[_Queued], error: Exception) -> None:
+        """The commit's answer was lost: look up which requests' rows are on the record."""
+        logger.error("the answer to a commit of %d requests at %s was lost (%s): looking them up", len(batch),
+                     self.shown_url, _first_line(error))
+        first_rows = [rows[0] for rows, _ in batch]
+        try:
+            found = self._recorded(first_rows)
+        except Exception as lookup:  # noqa: BLE001 (the database is away: nobody can tell)
+            logger.error("the lookup failed too (%s): %d requests are in doubt", _first_line(lookup), len(batch))
+            for _, done in batch:
+                done.set_exception(RecordInDoubt("the database's answer to the commit was lost and the record cannot "
+                                                 "be read now"))
+            return
+        for (rows, done), first in zip(batch, first_rows):
+            if _key(first) in found:
+                done.set_result(None)
+            else:
+                done.set_exception(self._unavailable([(rows, done)], error))
+
+    def _recorded(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        """The (request id, model version) of ``rows`` that the table holds."""
+        table = self.table
+        statement = (select(table.c.request_id, table.c.model_version)
+                     .where(table.c.request_id.in_([r["request_id"] for r in rows]), table.c.row == 0))
+        with self.engine.connect() as connection:
+            with self.watchdog.deadline(connection.connection.dbapi_connection, self.timeout):
+                return {(request_id, version) for request_id, version in connection.execute(statement)}
+
+    def _rollback(self) -> None:
+        """Roll back a failed group; a connection that cannot is dropped (the next group opens another)."""
+        if self.connection is None:  # the connection itself failed to open
+            return
+        try:
+            with self.watchdog.deadline(self.connection.dbapi_connection, self.timeout):
+                self.connection.rollback()
+        except Exception:  # noqa: BLE001 (a broken connection: replaced below)
+            try:
+                self.connection.invalidate()
+            except Exception:  # noqa: BLE001,S110 (already gone)
+                pass
+            self.connection = None
+
+
+def _key(row: dict[str, Any]) -> tuple[str, str]:
+    return row["request_id"], row["model_version"]
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
