@@ -6,7 +6,8 @@ TOOLS ?= .venv-tools
 # podman/buildah on machines without a Docker engine (see scripts/podman-sandbox.sh)
 SANDBOX := . scripts/podman-sandbox.sh &&
 
-.PHONY: help venv tools bench train run demo replay monitoring-files report records figures compare promote score test reliability lint docs reference lock clean images kind-up deploy smoke kind-down container-smoke
+.PHONY: help venv tools bench train run demo replay monitoring-files report records figures compare promote score test reliability lint docs reference lock clean images kind-up deploy smoke kind-down container-smoke \
+	cluster-tools cluster-up cluster-down
 
 help:
 	@echo "make demo   - set up, train if needed, start both services, call them, stop"
@@ -24,6 +25,9 @@ help:
 	@echo "make images - build both images with docker or podman (tag derived from the artifacts)"
 	@echo "make kind-up deploy smoke - a kind cluster with Seldon Core, the services on it, a smoke test"
 	@echo "make kind-down - delete the kind cluster"
+	@echo "make cluster-tools - build kube-apiserver, kubectl, etcd and the Seldon operator from source (~10 min once; cached)"
+	@echo "make cluster-up - a local control plane with the Seldon operator (root; CLUSTER_DIR=.run/cluster): prints its KUBECONFIG"
+	@echo "make cluster-down - stop it and remove its network namespace"
 	@echo "make container-smoke - build and run both images with podman here, smoke-test them"
 	@echo "make bench  - benchmarks against MLServer (needs wrk: apt-get install wrk); bench/results/"
 	@echo "make reliability - faults, load and hostile input against the real services; bench/results/reliability.json"
@@ -112,7 +116,7 @@ promote: venv
 score: venv
 	$(PY) -m loanxai.score $(INPUT) --out $(OUT) $(if $(URL),--url $(URL)) $(SCORE_ARGS)
 
-test: venv tools $(VENV)-mlserver/.installed lint docs
+test: venv tools $(VENV)-mlserver/.installed cluster-tools lint docs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -140,6 +144,17 @@ smoke: venv
 
 kind-down:
 	scripts/kind-down.sh
+
+# etcd, kube-apiserver and the Seldon Core operator built from source, in a network namespace of their own
+# (loanxai/ops/cluster.py); CLUSTER_DIR: the run folder (default: .run/cluster)
+cluster-tools:
+	scripts/cluster-tools.sh
+
+cluster-up: cluster-tools venv
+	$(PY) -m loanxai.cluster up $(if $(CLUSTER_DIR),--dir "$(CLUSTER_DIR)")
+
+cluster-down: venv
+	$(PY) -m loanxai.cluster down $(if $(CLUSTER_DIR),--dir "$(CLUSTER_DIR)")
 
 container-smoke: venv
 	$(SANDBOX) scripts/container-smoke.sh

@@ -13,14 +13,14 @@ The package is split by stage; each sub-package's docstring says what it owns:
 :mod:`loanxai.clients`     calling the services: the Python client, the file scorer
 :mod:`loanxai.records`     the decision record, an examiner's queries, adverse action notices
 :mod:`loanxai.report`      the bias and evaluation report, the model card, figures from the record
-:mod:`loanxai.ops`         local services and Prometheus, images, deploy checks, docs
+:mod:`loanxai.ops`         local services and Prometheus, images, deploy checks, a local cluster, docs
 ========================== ===================================================================
 
 beside three modules every stage reads: :mod:`loanxai.errors` (one root error carrying its
 HTTP status), :mod:`loanxai.config` (every setting, declared once) and :mod:`loanxai.artifacts`
 (file, folder and step names). The commands (``python -m loanxai.train``, ``.report``,
 ``.score``, ``.gate``, ``.rules``, ``.dashboard``, ``.client``, ``.images``, ``.replay``,
-``.figures``, ``.microservice``) are thin modules of those names; ``python -m loanxai.records`` is the
-record's own. Dependencies run one way, checked by
-import-linter (``.importlinter``); importing the package does nothing else.
+``.figures``, ``.microservice``, ``.tokens``, ``.compare``, ``.promote``, ``.cluster``) are thin
+modules of those names; ``python -m loanxai.records`` is the record's own. Dependencies run one
+way, checked by import-linter (``.importlinter``); importing the package does nothing else.
 """

@@ -8,9 +8,11 @@
 - :mod:`~loanxai.ops.mirror`: a challenger's mirror on the classifier's port (``make run CHALLENGER=...``);
 - :mod:`~loanxai.ops.promote`: the promotion gate and the tags swapped in ``deploy/`` (``make promote``);
 - :mod:`~loanxai.ops.deploycheck`: the Kubernetes manifests checked without a cluster;
+- :mod:`~loanxai.ops.cluster`: a real Kubernetes API server and Seldon's operator, built from source, on
+  this machine (``make cluster-up``, the Kubernetes tests);
 - :mod:`~loanxai.ops.reference`: the docs' reference pages generated from the code.
 
 The top layer: it may use every other package.
 """
 
-__all__ = ["deploycheck", "images", "local", "mirror", "prometheus", "promote", "reference", "replay", "services"]
+__all__ = ["cluster", "deploycheck", "images", "local", "mirror", "prometheus", "promote", "reference", "replay", "services"]

@@ -57,6 +57,10 @@ GRAPH_TYPES = {"MODEL", "ROUTER", "COMBINER", "TRANSFORMER", "OUTPUT_TRANSFORMER
 ENDPOINT_TYPES = {"REST", "GRPC"}
 PROTOCOLS = {"seldon", "tensorflow", "kfserving", "v2"}
 EXECUTOR_REST_PORT = 8000
+#: the name the operator gives every metrics port: ours (PREDICTIVE_UNIT_METRICS_PORT_NAME) and the executor's
+METRICS_PORT_NAME = "metrics"
+#: the first of the metrics ports the operator numbers, one per container of a SeldonDeployment (a
+#: second predictor's classifier gets 6001: measured on the operator, tests/integration/test_kubernetes.py)
 METRICS_PORT = 6000
 #: where the operator has the metrics served (PREDICTIVE_UNIT_METRICS_ENDPOINT)
 METRICS_PATH = "/prometheus"
@@ -229,6 +233,13 @@ def _container_problems(deployment: str, name: str, container: dict, images: dic
         problems.append(f"{where}: securityContext.readOnlyRootFilesystem must be true")
     if "ALL" not in security.get("capabilities", {}).get("drop", []):
         problems.append(f"{where}: securityContext.capabilities must drop ALL")
+    # on the container too: Seldon's operator v1.16 replaces the pod's securityContext (measured on the
+    # operator, tests/integration/test_kubernetes.py; v1.17 keeps it), and the container's wins
+    if security.get("runAsNonRoot") is not True:
+        problems.append(f"{where}: securityContext.runAsNonRoot must be true (the operator may replace the pod's)")
+    if security.get("seccompProfile", {}).get("type") not in ("RuntimeDefault", "Localhost"):
+        problems.append(f"{where}: securityContext.seccompProfile must be RuntimeDefault or Localhost (the operator "
+                        "may replace the pod's)")
     if not any(mount.get("mountPath") == "/tmp" for mount in container.get("volumeMounts", [])):
         problems.append(f"{where}: a writable volume must be mounted at /tmp (gunicorn and the metrics files need one)")
     resources = container.get("resources", {})
@@ -304,10 +315,14 @@ def _network_policy_problems(documents: list[dict[str, Any]], deployments: list[
                 and "podSelector" not in peer
                 for peer in peers
             )
-            if (METRICS_PORT in ports or not ports) and not monitoring_only:
+            metrics = not ports or METRICS_PORT_NAME in ports or any(
+                isinstance(port, int) and METRICS_PORT <= port < METRICS_PORT + 100 for port in ports)
+            if metrics and not monitoring_only:
                 problems.append(
-                    f"{where}: the metrics port {METRICS_PORT} is open to more than the namespace {MONITORING_NAMESPACE}"
-                )
+                    f"{where}: the metrics ports are open to more than the namespace {MONITORING_NAMESPACE}")
+            if monitoring_only and METRICS_PORT_NAME not in ports:
+                problems.append(f"{where}: admit the metrics ports by their name {METRICS_PORT_NAME!r} (the operator "
+                                f"numbers them {METRICS_PORT}, {METRICS_PORT + 1}, ... per container)")
     for name in sorted(names - covered):
         problems.append(f"SeldonDeployment {name}: no NetworkPolicy selects its pods")
     return problems

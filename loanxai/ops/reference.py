@@ -165,7 +165,7 @@ def _commands() -> list[tuple[str, Callable[[], argparse.ArgumentParser]]]:
     from loanxai.clients import api, score
     from loanxai.fairness import gate
     from loanxai.monitoring import dashboard, rules
-    from loanxai.ops import images, local, promote, replay, tokens
+    from loanxai.ops import cluster, images, local, promote, replay, tokens
     from loanxai.records import cli as records
     from loanxai.report import build, compare, production
     from loanxai.serving.server import supervisor
@@ -178,6 +178,7 @@ def _commands() -> list[tuple[str, Callable[[], argparse.ArgumentParser]]]:
             ("python -m loanxai.replay", replay.parser), ("python -m loanxai.records", records.parser),
             ("python -m loanxai.figures", production.parser), ("python -m loanxai.tokens", tokens.parser),
             ("python -m loanxai.compare", compare.parser), ("python -m loanxai.promote", promote.parser),
+            ("python -m loanxai.cluster", cluster.parser),
             ("scripts/run_local.py", local.parser),
             ("loanxai-microservice", lambda: supervisor.parser(ServerSettings()))]
 
