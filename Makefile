@@ -6,7 +6,7 @@ TOOLS ?= .venv-tools
 # podman/buildah on machines without a Docker engine (see scripts/podman-sandbox.sh)
 SANDBOX := . scripts/podman-sandbox.sh &&
 
-.PHONY: help venv tools bench train run demo replay monitoring-files report records figures compare promote score test reliability lint docs reference lock clean images kind-up deploy smoke kind-down container-smoke \
+.PHONY: help venv tools bench train run demo replay monitoring-files report records figures compare promote score test reliability lint docs reference lock clean images kind-up deploy smoke kind-down container-smoke container-smoke-s2i \
 	cluster-tools cluster-up cluster-down
 
 help:
@@ -29,6 +29,7 @@ help:
 	@echo "make cluster-up - a local control plane with the Seldon operator (root; CLUSTER_DIR=.run/cluster): prints its KUBECONFIG"
 	@echo "make cluster-down - stop it and remove its network namespace"
 	@echo "make container-smoke - build and run both images with podman here, smoke-test them"
+	@echo "make container-smoke-s2i - the same with the images s2i builds (scripts/s2i-images.sh)"
 	@echo "make bench  - benchmarks against MLServer (needs wrk: apt-get install wrk); bench/results/"
 	@echo "make reliability - faults, load and hostile input against the real services; bench/results/reliability.json"
 	@echo "make lint   - ruff and import-linter (the layers of the package)"
@@ -158,6 +159,9 @@ cluster-down: venv
 
 container-smoke: venv
 	$(SANDBOX) scripts/container-smoke.sh
+
+container-smoke-s2i: venv
+	$(SANDBOX) IMAGE_BUILDER=s2i scripts/container-smoke.sh
 
 lock: venv
 	$(PY) scripts/lock.py

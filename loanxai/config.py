@@ -313,16 +313,24 @@ SCRIPT_SETTINGS: tuple[ScriptSetting, ...] = (
     ScriptSetting("ISTIO_VERSION", "1.22.8", "the Istio release `kind-up.sh` installs", ("kind-up.sh",)),
     ScriptSetting("INGRESS_PORT", "8080", "the local port the smoke test forwards the ingress gateway to",
                   ("smoke.sh",)),
-    ScriptSetting("BASE_IMAGE", "python:3.11-slim (build-images.sh); localhost/python-base:bookworm (base-image.sh, "
-                  "container-smoke.sh)", "the image both Dockerfiles build on; the local one is built with debootstrap",
-                  ("build-images.sh", "base-image.sh", "container-smoke.sh")),
+    ScriptSetting("BASE_IMAGE", "python:3.11-slim (build-images.sh, s2i-images.sh); localhost/python-base:bookworm "
+                  "(base-image.sh, container-smoke.sh)", "the image both Dockerfiles and the s2i builder build on; the "
+                  "local one is built with debootstrap",
+                  ("build-images.sh", "s2i-images.sh", "base-image.sh", "container-smoke.sh")),
     ScriptSetting("DEBIAN_MIRROR", "the configured apt mirror", "where `base-image.sh` debootstraps from",
                   ("base-image.sh",)),
     ScriptSetting("LOANXAI_PYTHON", ".venv/bin/python", "the Python the scripts run the package with",
-                  ("build-images.sh", "smoke.sh")),
-    ScriptSetting("LOANXAI_MODELS_DIR", "models", "the folder of the two build contexts", ("build-images.sh",)),
+                  ("build-images.sh", "s2i-images.sh", "smoke.sh")),
+    ScriptSetting("LOANXAI_MODELS_DIR", "models", "the folder of the two build contexts",
+                  ("build-images.sh", "s2i-images.sh")),
     ScriptSetting("LOANXAI_BUILD_ARGS", "", "extra options for `build` (podman-sandbox.sh sets "
-                  "`--isolation chroot --network host --layers=false`)", ("build-images.sh",)),
+                  "`--isolation chroot --network host --layers=false`)", ("build-images.sh", "s2i-images.sh")),
+    ScriptSetting("S2I", "s2i (on PATH, else the one scripts/cluster-tools.sh built)", "the s2i binary",
+                  ("s2i-images.sh",)),
+    ScriptSetting("S2I_BUILDER", "localhost/loanxai/s2i-python311", "the s2i builder image's repository (its tag: "
+                  "a digest of s2i/ and the base image)", ("s2i-images.sh",)),
+    ScriptSetting("IMAGE_BUILDER", "dockerfile", "how `container-smoke.sh` builds the images: dockerfile "
+                  "(`build-images.sh`) or s2i (`s2i-images.sh`)", ("container-smoke.sh",)),
     ScriptSetting("LOANXAI_PODMAN_ROOT", ".podman", "podman's storage and configuration without a Docker engine",
                   ("podman-sandbox.sh",)),
 )

@@ -4,6 +4,7 @@
 # it would across pods. Then scripts/smoke.sh runs inside the explainer's namespace.
 # Needs root, podman, iproute2, curl; removes every container, namespace and link it made.
 # Without a Docker engine (our CI): `source scripts/podman-sandbox.sh` first (make does).
+# IMAGE_BUILDER=s2i: the images scripts/s2i-images.sh builds instead of the Dockerfiles' (dockerfile).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -13,7 +14,11 @@ base=${BASE_IMAGE:-localhost/python-base:bookworm}
 if [ "$base" = localhost/python-base:bookworm ]; then
   BASE_IMAGE=$base "$root/scripts/base-image.sh"
 fi
-built=$(BASE_IMAGE=$base "$root/scripts/build-images.sh")
+case ${IMAGE_BUILDER:-dockerfile} in
+  dockerfile) built=$(BASE_IMAGE=$base "$root/scripts/build-images.sh") ;;
+  s2i) built=$(BASE_IMAGE=$base "$root/scripts/s2i-images.sh") ;;
+  *) echo "error: IMAGE_BUILDER=$IMAGE_BUILDER: dockerfile or s2i" >&2; exit 2 ;;
+esac
 classifier_image=$(awk '$1 == "loanclassifier" {print $2}' <<< "$built")
 explainer_image=$(awk '$1 == "explainer" {print $2}' <<< "$built")
 for image in "$classifier_image" "$explainer_image"; do
@@ -65,3 +70,10 @@ done
 ip netns exec "$ns_e" "$root/scripts/smoke.sh" http://10.231.0.1:9000 http://127.0.0.1:9000
 echo "records in the classifier container:"
 podman exec "loanxai-classifier-$id" python -m loanxai.records list --limit 5
+# a graceful stop: SIGTERM reaches the server (PID 1), which drains and exits 0, well within the grace period
+for container in "loanxai-explainer-$id" "loanxai-classifier-$id"; do
+  podman stop -t 30 "$container" >/dev/null 2>&1
+  status=$(podman inspect --format '{{.State.ExitCode}}' "$container")
+  [ "$status" = 0 ] || { podman logs "$container" 2>&1 | tail -20; echo "FAIL: $container exited with $status on SIGTERM" >&2; exit 1; }
+done
+echo "both containers stopped gracefully"

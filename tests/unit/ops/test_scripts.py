@@ -7,7 +7,7 @@ import pytest
 from loanxai.artifacts import REPO_ROOT
 
 ROOT = REPO_ROOT
-SCRIPTS = sorted((ROOT / "scripts").glob("*.sh")) + sorted(ROOT.glob("models/*/.s2i/bin/*"))
+SCRIPTS = sorted((ROOT / "scripts").glob("*.sh")) + sorted((ROOT / "s2i" / "bin").glob("*"))
 
 
 def test_shellcheck_passes_on_every_script():
@@ -41,5 +41,22 @@ def test_build_context(service, model):
     environment = dict(line.split("=", 1) for line in (folder / ".s2i" / "environment").read_text().split())
     assert {k: environment[k] for k in ("MODEL_NAME", "SERVICE_TYPE", "API_TYPE", "PERSISTENCE")} == {
         "MODEL_NAME": model, "SERVICE_TYPE": "MODEL", "API_TYPE": "REST", "PERSISTENCE": "0"}
-    assert os.access(folder / ".s2i" / "bin" / "assemble", os.X_OK) and os.access(folder / ".s2i" / "bin" / "run", os.X_OK)
-    assert "requirements.txt" in (folder / ".s2i" / "bin" / "assemble").read_text()
+    # what the Dockerfile sets with ENV, the s2i-built image gets from .s2i/environment
+    for key in ("GRPC_WORKERS", "INCLUDE_METRICS_IN_CLIENT_RESPONSE", "LOAN_RECORDS_URL"):
+        assert f"{key}={environment[key]}" in dockerfile
+    # the builder's scripts serve both services: an override would run from /tmp/scripts, which
+    # the deployment's /tmp volume hides
+    assert not (folder / ".s2i" / "bin").exists()
+
+
+def test_s2i_builder():
+    builder = ROOT / "s2i"
+    dockerfile = (builder / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=python:3.11-slim\n" in dockerfile and "USER 8888" in dockerfile
+    assert "io.openshift.s2i.scripts-url=image:///usr/libexec/s2i" in dockerfile and "WORKDIR /microservice" in dockerfile
+    assert all(os.access(builder / "bin" / script, os.X_OK) for script in ("assemble", "run", "usage"))
+    assemble = (builder / "bin" / "assemble").read_text()
+    assert '--no-deps -r "$src/requirements.txt"' in assemble and "pip check" in assemble
+    assert 'exec loanxai-microservice "$MODEL_NAME"' in (builder / "bin" / "run").read_text()
+    # s2i's shell-form CMD would leave /bin/sh as PID 1: the script makes it the exec form
+    assert """CMD ["\\1"]""" in (ROOT / "scripts" / "s2i-images.sh").read_text()
