@@ -152,8 +152,7 @@ class GroupCommit:
     def _unavailable(self, batch: list[_Queued], error: Exception) -> RecordUnavailable:
         """The database failed: logged with its own words, answered without them (no host names)."""
         logger.error("%d requests not recorded at %s: %s", len(batch), self.shown_url, _first_line(error))
-        return RecordUnavailable(f"the record's database failed ({type(error).__name__}; the classifier's log says "
-                                 "why): nothing of it is recorded")
+        return RecordUnavailable(f"its database failed: {type(error).__name__}, the classifier's log says more")
 
     def _resolve(self, batch: list[_Queued], error: Exception) -> None:
         """The commit's answer was lost: look up which requests' rows are on the record."""

@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from loanxai.config import ServiceSettings
 from loanxai.records.queries import Selection, select_decisions
 from loanxai.records.store import DecisionStore, RequestDecisions
+from loanxai.serving.auth import SAMPLING_HEADER
 from tests.conftest import EXAMPLE_APPLICATION, REJECTED_APPLICATION
 
 LETTERHEAD = {"LOAN_CREDITOR": "Test Savings Bank|1 Main Street|Springfield",
@@ -79,14 +81,18 @@ def test_a_retry_is_answered_without_a_second_record_and_a_reused_id_gets_409(cl
 
 def test_an_explainers_samples_are_not_decisions_and_are_not_recorded(classifier):
     puid = uuid.uuid4().hex
-    answer = predict(classifier, {"jsonData": [EXAMPLE_APPLICATION], "meta": {"puid": puid,
-                                                                              "tags": {"purpose": "explanation"}}})
+    message = {"jsonData": [EXAMPLE_APPLICATION], "meta": {"puid": puid, "tags": {"purpose": "explanation"}}}
+    key = ServiceSettings.from_env().sampling_key_file.read_text().strip()
+    answer = requests.post(classifier.predictions_url, json=message, headers={SAMPLING_HEADER: key}, timeout=30)
     assert answer.status_code == 200 and "application_ids" not in answer.json()["meta"]["tags"]
     assert records(classifier).decisions_of_request(puid) == []
+    # without the explainer's key: sampling is not for callers (tests/reliability/test_no_way_around.py)
+    assert predict(classifier, message).status_code == 403
 
 
 @pytest.mark.parametrize("ids, problem", [
-    ("8812", "must be a list of one string"), (["a", "b"], "must be a list of one string"), ([7], "one string"),
+    ("8812", "must be a list of one string"), (["a", "b"], "must be a list of one string"),
+    ([7], "item 0 must be a string of 1 to 128"), (["a\x00"], "item 0 holds the character U+0000"),
     (["x" * 129], "1 to 128 characters"), ([""], "1 to 128 characters"),
 ])
 def test_bad_application_ids_are_refused_naming_the_field(classifier, ids, problem):

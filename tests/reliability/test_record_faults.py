@@ -39,7 +39,7 @@ class Load:
             message = {"jsonData": [EXAMPLE_APPLICATION, REJECTED_APPLICATION], "meta": {"puid": puid}}
             try:
                 answer = session.post(self.service.predictions_url, json=message, timeout=10)
-                self.answers.append((puid, answer.status_code, answer.text[:300]))
+                self.answers.append((puid, answer.status_code, answer.text[:1000]))
             except requests.RequestException as error:
                 self.answers.append((puid, None, type(error).__name__))
                 session = requests.Session()
