@@ -313,18 +313,27 @@ def sampled_rows(classifier):
     return counted(classifier, "loan_sampled_rows_total")
 
 
-@pytest.mark.reliability
-def test_concurrent_explanations_never_take_more_rows_than_the_callers_budget(services, artifacts, keys, tmp_path):
+def budgeted_explainer(services, artifacts, keys, tmp_path, **env):
+    """A decided application's id, and an explainer of the module's classifier with budgets of ``env``'s (a window of
+    an hour unless set) and its own token for the classifier."""
     classifier, _ = services
-    application_id = f"rows-{uuid.uuid4().hex[:8]}"
+    application_id = f"budget-{uuid.uuid4().hex[:8]}"
     decide(classifier, keys, application_id)
     token_file = tmp_path / "classifier-token"
     token_file.write_text(token(keys, "decide", subject="loan-explainer", minutes=60))
-    budget_rows = 1000
     explainer = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path,
-                                **auth_env(keys) | {"LOAN_CALLER_EXPLANATIONS": "100", "LOAN_CALLER_WINDOW": "3600"},
-                                LOAN_RECORDS_URL=classifier.env["LOAN_RECORDS_URL"], LOAN_CLASSIFIER_TOKEN_FILE=str(token_file),
-                                LOAN_CALLER_MODEL_ROWS=str(budget_rows), GUNICORN_WORKERS="3", LOAN_EXPLAIN_QUEUE="4")
+                                **auth_env(keys) | {"LOAN_CALLER_WINDOW": "3600"} | env,
+                                LOAN_RECORDS_URL=classifier.env["LOAN_RECORDS_URL"], LOAN_CLASSIFIER_TOKEN_FILE=str(token_file))
+    return application_id, explainer
+
+
+@pytest.mark.reliability
+def test_concurrent_explanations_never_take_more_rows_than_the_callers_budget(services, artifacts, keys, tmp_path):
+    classifier, _ = services
+    budget_rows = 1000
+    application_id, explainer = budgeted_explainer(services, artifacts, keys, tmp_path, LOAN_CALLER_EXPLANATIONS="100",
+                                                   LOAN_CALLER_MODEL_ROWS=str(budget_rows), GUNICORN_WORKERS="3",
+                                                   LOAN_EXPLAIN_QUEUE="4")
     with running(explainer):
         officer = token(keys, "explain", subject=f"officer-{uuid.uuid4().hex[:6]}")
         before = sampled_rows(classifier)
@@ -355,17 +364,9 @@ def test_concurrent_explanations_never_take_more_rows_than_the_callers_budget(se
 
 @pytest.mark.reliability
 def test_busy_refusals_are_not_charged_to_the_callers_budget(services, artifacts, keys, tmp_path):
-    classifier, _ = services
-    application_id = f"busy-{uuid.uuid4().hex[:8]}"
-    decide(classifier, keys, application_id)
-    token_file = tmp_path / "classifier-token"
-    token_file.write_text(token(keys, "decide", subject="loan-explainer", minutes=60))
     explanations = 3
-    explainer = start_explainer(artifacts.explainer_dir, classifier.predictions_url, tmp_path,
-                                **auth_env(keys) | {"LOAN_CALLER_EXPLANATIONS": str(explanations),
-                                                    "LOAN_CALLER_WINDOW": "3600"},
-                                LOAN_RECORDS_URL=classifier.env["LOAN_RECORDS_URL"], LOAN_CLASSIFIER_TOKEN_FILE=str(token_file),
-                                LOAN_EXPLAIN_QUEUE="0")
+    application_id, explainer = budgeted_explainer(services, artifacts, keys, tmp_path,
+                                                   LOAN_CALLER_EXPLANATIONS=str(explanations), LOAN_EXPLAIN_QUEUE="0")
     with running(explainer):
         officer = token(keys, "explain", subject=f"officer-{uuid.uuid4().hex[:6]}")
         answers = []

@@ -88,13 +88,22 @@ def stop_folder(folder: Path, timeout: float = 60.0) -> bool:
     if cluster_running(folder):
         os.kill(owner, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while cluster_running(folder) and time.monotonic() < deadline:
+        # the owner lets go of the folder's lock, then exits: done when both happened
+        while (cluster_running(folder) or _alive(owner)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if cluster_running(folder):
+        if cluster_running(folder) or _alive(owner):
             logger.warning("the cluster's owner %s did not stop in %.0f s: killing it", owner, timeout)
             os.kill(owner, signal.SIGKILL)
     _forget(folder)
     return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, exited and waiting to be reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _forget(folder: Path) -> None:
