@@ -35,13 +35,13 @@ FIGURES: dict = {}
 HOSTILE = {"threshold": 1, "beam_size": 10, "max_anchor_size": 6, "delta": 1e-9, "tau": 1e-9}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def report():
-    yield
+def write_report() -> None:
+    """Write the figures of every reliability test that ran to ``LOAN_RELIABILITY_REPORT``, if set."""
     path = ToolSettings.from_env().reliability_report
     if path and FIGURES:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **FIGURES}, indent=2) + "\n")
+        figures = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **FIGURES}
+        path.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 def children(pid):
