@@ -19,8 +19,9 @@ the image build, ``make deploy`` and ``make container-smoke`` refuse anything bu
 justified, naming the failed step.
 
 The default screen, a ratio of at least 0.8, is the four-fifths rule of the EEOC's employment
-guidelines (29 CFR 1607.4(D)); lending law uses an effects test with no fixed ratio, so every
-threshold is a setting of the dataset description (``gate:``).
+guidelines (29 CFR 1607.4(D)); no lending rule fixes a ratio (and federal Regulation B has had no
+effects test since 2026-07-21: the screen is a state-law and policy control), so every threshold
+is a setting of the dataset description (``gate:``).
 """
 from __future__ import annotations
 

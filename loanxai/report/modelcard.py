@@ -24,15 +24,16 @@ LEGAL_CONTEXT = """\
   (1002.6(b)(2)(ii)). Here that holds by construction: an elderly applicant is decided at the
   most favourable age the model tells apart, so age never counts against them and is never
   stated as a reason against them.
-- **Disparate impact is judged by effects.** A model can disadvantage a group without seeing
-  its members' attribute, through inputs that stand for it (see the proxies). Lending law uses
-  an *effects test* with no fixed ratio (Regulation B, comment 6(a)-2; the 1994 interagency
-  policy statement): a practice with a disproportionate effect must serve a legitimate business
-  need that no less discriminatory alternative serves about as well. The gate screens the
-  adverse impact ratio (the lowest group's approval rate over the highest, at the lender's
-  cutoff) against a threshold, by default 0.8, the *four-fifths rule* of the employment
-  guidelines (29 CFR 1607.4(D)); when it flags, the search's record and a business
-  justification are what let the model ship.
+- **Disparate impact is screened as a control.** A model can disadvantage a group without
+  seeing its members' attribute, through inputs that stand for it (see the proxies). Since
+  2026-07-21 federal Regulation B has no effects test (the CFPB's final rule of 2026-04-22
+  removed comment 6(a)-2), but disparate impact still binds through state law and attorneys
+  general (New Jersey, Massachusetts, California, New York, Illinois), the Fair Housing Act for
+  mortgages, and the lender's own policy. The gate screens the adverse impact ratio (the lowest
+  group's approval rate over the highest, at the lender's cutoff) against a threshold, by
+  default 0.8, the *four-fifths rule* of the employment guidelines (29 CFR 1607.4(D)); when it
+  flags, the search for a less discriminatory alternative and a business justification are what
+  let the model ship.
 - **Rejections need reasons.** A rejected applicant must receive the specific principal
   reasons (12 CFR 1002.9(b)(2)); the commentary says more than four is unlikely to help. The
   reasons here explain the gap between the applicant and approved applicants. Records of
