@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, METADATA_PATH, PREDICTIONS_PATH, answer, error_info, session
 from loanxai.config import ToolSettings
-from loanxai.core.cli import command_parser
+from loanxai.core.cli import command_parser, configure_logging
 from loanxai.core.schema import FeatureSchema
 from loanxai.errors import ScoreError, ServiceError
 
@@ -314,7 +314,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
     errors = args.errors or args.out.with_name(args.out.stem + ".errors.csv")
     started = time.perf_counter()
     try:

@@ -1,16 +1,23 @@
-"""What every command's arguments share: one help formatter.
+"""What every command shares: one help formatter and one way of logging.
 
 Defaults are shown after each option's help, paths under the checkout relative to it (the
-same help, and the same generated command reference, on every machine).
+same help, and the same generated command reference, on every machine). Our lines are logged
+with their time; the libraries' own warnings and notices only when ``LOAN_LIBRARY_LOGS`` asks.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from loanxai.artifacts import REPO_ROOT
+from loanxai.config import ToolSettings
 
-__all__ = ["HelpFormatter", "command_parser"]
+__all__ = ["LIBRARY_LOGGERS", "HelpFormatter", "command_parser", "configure_logging"]
+
+#: loggers that speak to a library's developers, not to the user of a command: fairlearn's grid
+#: sizes, WeasyPrint's CSS steps, font notices, and Python's warnings (deprecations of libraries)
+LIBRARY_LOGGERS = ("fairlearn", "weasyprint", "fontTools", "matplotlib", "PIL", "shap", "py.warnings")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -29,3 +36,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def command_parser(description: str) -> argparse.ArgumentParser:
     """A command's parser: ``description`` (a docstring's first line) and :class:`HelpFormatter`."""
     return argparse.ArgumentParser(description=description.replace("``", ""), formatter_class=HelpFormatter)
+
+
+def configure_logging() -> None:
+    """Log to stderr, our INFO lines with their time; the libraries' warnings and notices (
+    :data:`LIBRARY_LOGGERS`) only with ``LOAN_LIBRARY_LOGS=on``, else only their errors."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.captureWarnings(True)
+    if not ToolSettings.from_env().library_logs:
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)

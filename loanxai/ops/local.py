@@ -35,7 +35,7 @@ from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR, RUN_DIR
 from loanxai.clients import api as client
 from loanxai.clients.http import PREDICTIONS_PATH
 from loanxai.config import CHALLENGER, CHAMPION, ServiceSettings
-from loanxai.core.cli import command_parser
+from loanxai.core.cli import command_parser, configure_logging
 from loanxai.core.manifest import read_manifest
 from loanxai.errors import GateError, PrometheusError
 from loanxai.fairness.gate import require_shippable
@@ -204,7 +204,7 @@ def exit_words(returncode: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
 
     auth = ServiceSettings.from_env().auth
     if auth and (args.demo or args.replay):

@@ -40,7 +40,7 @@ from typing import Any
 
 from loanxai.artifacts import CLASSIFIER_DIR, DEPLOY_DIR, EXPLAINER_DIR, REPORTS_DIR
 from loanxai.config import CHALLENGER, CHAMPION, ToolSettings
-from loanxai.core.cli import command_parser
+from loanxai.core.cli import command_parser, configure_logging
 from loanxai.core.manifest import load_verified_manifest
 from loanxai.errors import GateError, LoanError, PromotionRefused
 from loanxai.fairness.gate import require_shippable
@@ -171,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return its exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
     challenger_explainer = args.challenger_explainer or args.challenger.parent / "explainer"
     try:
         settings = ToolSettings.from_env()

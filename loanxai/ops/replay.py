@@ -41,7 +41,7 @@ import pandas as pd
 from loanxai.artifacts import CLASSIFIER_DIR, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, DEFAULT_EXPLAINER_URL, FEEDBACK_PATH, PREDICTIONS_PATH, answer, session
 from loanxai.config import ServiceSettings
-from loanxai.core.cli import command_parser
+from loanxai.core.cli import command_parser, configure_logging
 from loanxai.core.elderly import served_rows
 from loanxai.core.manifest import Manifest, load_pickle, load_verified_manifest
 from loanxai.core.schema import FeatureSchema
@@ -226,7 +226,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
     schema, test, predicted = held_out_predictions(args.artifacts)
     outcomes = test[LABEL].to_numpy().astype(bool)
     manifest = load_verified_manifest(args.artifacts)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from loanxai.artifacts import CLASSIFIER_DIR
 from loanxai.config import LEGAL_MINIMUM_MONTHS, ToolSettings
-from loanxai.core.cli import command_parser
+from loanxai.core.cli import command_parser, configure_logging
 from loanxai.core.codecs import EXPLAIN_KINDS
 from loanxai.core.text import printable
 from loanxai.errors import LoanError, RecordError
@@ -124,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
     try:
         if args.command == "upgrade":
             store = open_store(configured_url(args.url))

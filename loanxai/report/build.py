@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
-from loanxai.core.cli import command_parser
+from loanxai.core.cli import command_parser, configure_logging
 from loanxai.core.manifest import Manifest, failed_checks, read_manifest
 from loanxai.data.dataset import load_trained_dataset
 from loanxai.data.description import LABEL, Protected
@@ -146,7 +146,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
     asked = {key: getattr(args, key) for key in GateSettings.__dataclass_fields__
              if getattr(args, key, None) is not None}
     thresholds = None

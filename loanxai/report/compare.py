@@ -34,7 +34,7 @@ import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR
 from loanxai.config import CHALLENGER, CHAMPION
-from loanxai.core.cli import command_parser
+from loanxai.core.cli import command_parser, configure_logging
 from loanxai.core.manifest import Manifest, load_verified_manifest
 from loanxai.errors import LoanError, RecordError
 from loanxai.fairness.metrics import adverse_impact
@@ -235,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return its exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
     try:
         comparison = compare(reading_store(args.url), load_verified_manifest(args.champion),
                              load_verified_manifest(args.challenger), args.since, args.until)

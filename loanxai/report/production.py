@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR
-from loanxai.core.cli import command_parser
+from loanxai.core.cli import command_parser, configure_logging
 from loanxai.core.manifest import Manifest, load_verified_manifest
 from loanxai.errors import LoanError, RecordError
 from loanxai.fairness.metrics import adverse_impact
@@ -162,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
     try:
         figures = record_figures(reading_store(args.url), load_verified_manifest(args.artifacts), args.since, args.until)
     except LoanError as error:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
-from loanxai.core.cli import command_parser
+from loanxai.core.cli import command_parser, configure_logging
 from loanxai.core.manifest import Manifest, read_manifest
 from loanxai.core.pipeline import PREPROCESSOR_STEP, impute, numeric_medians
 from loanxai.data.dataset import load_dataset
@@ -129,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
     try:
         if args.if_missing:
             ensure_trained(args.classifier_dir, args.explainer_dir)
