@@ -98,7 +98,7 @@ def _fill_checkout(classifier_dir: Path, explainer_dir: Path) -> None:
 
 @pytest.fixture(scope="session")
 def loanapp_artifacts(tmp_path_factory) -> Artifacts:
-    """Both artifacts of the second dataset (Boston mortgage applications), whose model passes the gate."""
+    """Both artifacts of the second dataset (Boston mortgage applications); the screen flags its model (race)."""
     root = tmp_path_factory.mktemp("loanapp")
     classifier_manifest, explainer_manifest = train(root / "loanclassifier", root / "explainer", DATASETS_DIR / "loanapp.yaml")
     return Artifacts(root / "loanclassifier", root / "explainer", classifier_manifest, explainer_manifest)

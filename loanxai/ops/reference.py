@@ -52,8 +52,14 @@ HELP_COLUMNS = "100"
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     cells = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(str(cell).replace("|", "\\|").replace("\n", " ") for cell in row) + " |"
-                     for row in cells) + "\n"
+    return "\n".join("| " + " | ".join(_cell(str(cell)) for cell in row) + " |" for row in cells) + "\n"
+
+
+def _cell(text: str) -> str:
+    """A table cell: one line, its pipes escaped outside code spans (Python-Markdown's tables
+    split no code span, and show a backslash inside one as it is)."""
+    parts = text.replace("\n", " ").split("`")
+    return "`".join(part if i % 2 else part.replace("|", "\\|") for i, part in enumerate(parts))
 
 
 def _code(value: Any) -> str:
@@ -145,7 +151,7 @@ def _schema_keys(node: dict[str, Any], prefix: str) -> Iterator[tuple[str, dict[
 
 def _schema_type(node: dict[str, Any]) -> str:
     if "enum" in node:
-        return " \\| ".join(_code(v) for v in node["enum"])
+        return " | ".join(_code(v) for v in node["enum"])
     if "const" in node:
         return _code(node["const"])
     if "oneOf" in node:
