@@ -12,7 +12,6 @@ that would is refused. HTML by Jinja2, PDF by WeasyPrint.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -114,9 +113,6 @@ def notice_pdf(html: str, out: Path, decided_at: datetime) -> None:
     for the same notice: the embedded fonts' timestamps are the decision's time."""
     from weasyprint import HTML  # only the records command renders PDFs; the services never import it
 
-    # WeasyPrint tells each layout step, fontTools each glyph it subsets: only their warnings matter
-    for name in ("weasyprint", "fontTools"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     # fontTools stamps each font subset with the time (reproducible builds' variable: another time)
     os.environ["SOURCE_DATE_EPOCH"] = str(int(utc(decided_at).timestamp()))
     HTML(string=html).write_pdf(out)
