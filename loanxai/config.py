@@ -275,6 +275,8 @@ class ToolSettings(EnvSettings):
                                    "when its output is not a terminal", shown_default="`off` (drawn on a terminal)")
     creditor: str = setting("LOAN_CREDITOR", "", "the creditor's name and address as an adverse action notice "
                             "gives them (lines separated by `|`)", shown_default="none: notices refuse to render")
+    creditor_phone: str = setting("LOAN_CREDITOR_PHONE", "", "the creditor's telephone number as an adverse action "
+                                  "notice gives it", shown_default="none: notices refuse to render")
     agency: str = setting("LOAN_AGENCY", "", "the name and address of the federal agency that supervises the "
                           "creditor, for the ECOA notice (lines separated by `|`)",
                           shown_default="none: notices refuse to render")

@@ -117,8 +117,9 @@ def run_demo(classifier_url: str, explainer: Service) -> int:
     return status
 
 
-#: the letterhead of the demo's notice when none is configured (LOAN_CREDITOR, LOAN_AGENCY)
+#: the letterhead of the demo's notice when none is configured (LOAN_CREDITOR, LOAN_CREDITOR_PHONE, LOAN_AGENCY)
 DEMO_LETTERHEAD = {"LOAN_CREDITOR": "Demo Lender (an example: set LOAN_CREDITOR)|100 Example Street|Springfield",
+                   "LOAN_CREDITOR_PHONE": "555-0100 (an example: set LOAN_CREDITOR_PHONE)",
                    "LOAN_AGENCY": "Consumer Financial Protection Bureau|1700 G Street NW|Washington, DC 20552"}
 
 

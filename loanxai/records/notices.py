@@ -1,13 +1,18 @@
 """Adverse action notices (12 CFR 1002.9, Appendix C's sample forms), rendered from the record.
 
-A notice carries what the sample forms carry: the creditor's name and address, the date, the
-action taken, up to four specific principal reasons with their codes, the ECOA notice and the
-name and address of the federal agency that supervises the creditor (``LOAN_CREDITOR``,
-``LOAN_AGENCY``). The reasons are those recorded with the decision, or, when the request did not
-ask for them, those the deciding model gives again (:mod:`loanxai.records.redecide`, its
-manifest checksum checked): the same record always gives the same document. A reason never
-names a prohibited basis (age only under the elderly rule, below the elderly age): a record
-that would is refused. HTML by Jinja2, PDF by WeasyPrint.
+A notice carries what the sample forms carry: the creditor's name, address and telephone
+number, the date, the action taken, up to four specific principal reasons (each a sentence
+saying which way the applicant's value differs from approved applicants', and its code), the
+statement that a credit scoring system decided, the ECOA notice and the name and address of
+the federal agency that supervises the creditor (``LOAN_CREDITOR``, ``LOAN_CREDITOR_PHONE``,
+``LOAN_AGENCY``). Internal references (the request, the model version, the manifest checksum)
+stay in the record: the applicant's page names the application only.
+
+The reasons are those recorded with the decision, or, when the request did not ask for them,
+those the deciding model gives again (:mod:`loanxai.records.redecide`, its manifest checksum
+checked): the same record always gives the same document. A reason never names a prohibited
+basis (age only under the elderly rule, below the elderly age): a record that would is
+refused. HTML by Jinja2, PDF by WeasyPrint.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from loanxai.config import ToolSettings
@@ -28,8 +34,8 @@ from loanxai.errors import RecordError, SettingError
 from loanxai.records.queries import utc
 from loanxai.records.redecide import Redecider
 
-__all__ = ["MAX_NOTICE_REASONS", "NOTICE_FORMATS", "Letterhead", "notice_file_name", "notice_html", "notice_pdf",
-           "notice_reasons", "render_notices"]
+__all__ = ["MAX_NOTICE_REASONS", "NOTICE_FORMATS", "Letterhead", "approved_averages", "notice_file_name", "notice_html",
+           "notice_pdf", "notice_reasons", "render_notices"]
 
 #: more than four reasons is "not likely to be helpful" (the commentary to 1002.9(b)(2))
 MAX_NOTICE_REASONS = 4
@@ -46,29 +52,46 @@ _TEMPLATES = Environment(loader=PackageLoader("loanxai.records", "templates"), a
 
 @dataclass(frozen=True)
 class Letterhead:
-    """Who sends the notice and who supervises them: lines of name and address each."""
+    """Who sends the notice (name and address lines, a telephone number) and who supervises
+    them (name and address lines)."""
 
     creditor: str
+    phone: str
     agency: str
 
     @classmethod
     def from_settings(cls, settings: ToolSettings | None = None) -> Letterhead:
-        """From ``LOAN_CREDITOR`` and ``LOAN_AGENCY`` (lines separated by ``|``); both are required."""
+        """From ``LOAN_CREDITOR``, ``LOAN_CREDITOR_PHONE`` and ``LOAN_AGENCY`` (lines separated by
+        ``|``); all are required."""
         settings = settings or ToolSettings.from_env()
-        missing = [name for name, value in (("LOAN_CREDITOR", settings.creditor), ("LOAN_AGENCY", settings.agency))
-                   if not value]
+        given = {"LOAN_CREDITOR": settings.creditor, "LOAN_CREDITOR_PHONE": settings.creditor_phone,
+                 "LOAN_AGENCY": settings.agency}
+        missing = [name for name, value in given.items() if not value.strip()]
         if missing:
-            raise SettingError(f"a notice needs the creditor's and the supervising agency's names and addresses: set "
-                               f"{' and '.join(missing)} (lines separated by '|')")
-        return cls(*("\n".join(line.strip() for line in value.split("|")) for value in (settings.creditor,
-                                                                                        settings.agency)))
+            listed = ", ".join(missing[:-1]) + (" and " if len(missing) > 1 else "") + missing[-1]
+            raise SettingError(f"a notice needs the creditor's name, address and telephone number and the supervising "
+                               f"agency's name and address: set {listed} (lines separated by '|')")
+        return cls(_lines(settings.creditor), settings.creditor_phone.strip(), _lines(settings.agency))
+
+
+def _lines(value: str) -> str:
+    return "\n".join(line.strip() for line in value.split("|"))
+
+
+def approved_averages(schema: FeatureSchema, reference: np.ndarray) -> dict[str, float]:
+    """Each numeric feature's average over the approved applicants the reasons are measured
+    against (``reference``, encoded, shape (m, n_features)): what a notice compares the
+    applicant's value with."""
+    columns = np.asarray(reference, dtype=np.float64)
+    return {name: float(np.nanmean(columns[:, schema.feature_names.index(name)])) for name in schema.numeric_features}
 
 
 def notice_reasons(record: Mapping[str, Any], explained: Mapping[str, Any], schema: FeatureSchema,
-                   titles: Mapping[str, str]) -> list[dict[str, str]]:
+                   titles: Mapping[str, str], averages: Mapping[str, float]) -> list[dict[str, str]]:
     """The notice's reasons for a rejected ``record``, from its reasons' JSON form ``explained``:
-    up to four, each a sentence and its code. Refuses an approval, a rejection with no reason,
-    and a reason on a prohibited basis."""
+    up to four, each a sentence and its code. A numeric value is compared with approved
+    applicants' average (:func:`approved_averages`); a category is said to count against
+    approval. Refuses an approval, a rejection with no reason, and a reason on a prohibited basis."""
     if record["decision"] != "rejected":
         raise RecordError(f"application {record['application_id']} was {record['decision']}: no adverse action notice")
     reasons = list(explained["reasons"])[:MAX_NOTICE_REASONS]
@@ -76,8 +99,25 @@ def notice_reasons(record: Mapping[str, Any], explained: Mapping[str, Any], sche
         raise RecordError(f"application {record['application_id']}: the model gives no principal reason to state")
     for reason in reasons:
         _check_not_basis(record, reason, schema)
-    return [{"sentence": f"{_capitalized(titles.get(r['feature']) or r['feature'])}: {_shown(r['value'])}",
+    return [{"sentence": _sentence(_capitalized(titles.get(r["feature"]) or r["feature"]), r["value"],
+                                   averages.get(r["feature"])),
              "code": r["code"]} for r in reasons]
+
+
+def _sentence(title: str, value: Any, average: float | None) -> str:
+    """A reason in words: which way the applicant differs from approved applicants."""
+    if value is None:
+        return f"{title}: not given"
+    if average is None:
+        return f"{title}: {value}, which counted against approval compared with approved applicants"
+    if value == average:
+        return f"{title}: {value}"
+    side = "lower" if value < average else "higher"
+    return f"{title}: {value}, {side} than the average of approved applicants ({_number(average)})"
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:,.1f}"
 
 
 def _check_not_basis(record: Mapping[str, Any], reason: Mapping[str, Any], schema: FeatureSchema) -> None:
@@ -95,17 +135,13 @@ def _capitalized(title: str) -> str:
     return title[:1].upper() + title[1:]
 
 
-def _shown(value: Any) -> str:
-    return "not given" if value is None else str(value)
-
-
 def notice_html(record: Mapping[str, Any], reasons: Sequence[Mapping[str, str]], letterhead: Letterhead) -> str:
     """The notice of a rejected ``record`` with its :func:`notice_reasons`, as an HTML page."""
     decided = utc(record["decided_at"])
     return _TEMPLATES.get_template("notice.html").render(
-        creditor=letterhead.creditor, agency=letterhead.agency, date=f"{decided:%B} {decided.day}, {decided.year}",
-        application_id=record["application_id"], credit=CREDIT, reasons=reasons, request_id=record["request_id"],
-        row=record["row"], model_version=record["model_version"], manifest_sha256=record["manifest_sha256"])
+        creditor=letterhead.creditor, phone=letterhead.phone, agency=letterhead.agency,
+        date=f"{decided:%B} {decided.day}, {decided.year}", application_id=record["application_id"], credit=CREDIT,
+        reasons=reasons)
 
 
 def notice_pdf(html: str, out: Path, decided_at: datetime) -> None:
@@ -133,6 +169,7 @@ def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider,
     unexplained = [r for i, r in enumerate(records) if r["reasons"] is None and i not in refused]
     again = iter(redecider.decide_many(unexplained) if unexplained else ())
     schema, titles = redecider.schema, redecider.manifest.dataset.titles
+    averages = approved_averages(schema, redecider.manifest.reasons["reference"])
     pages: list[str | RecordError] = []
     for i, record in enumerate(records):
         if i in refused:
@@ -140,7 +177,7 @@ def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider,
             continue
         explained = record["reasons"] or next(again).reasons
         try:
-            pages.append(notice_html(record, notice_reasons(record, explained, schema, titles), letterhead))
+            pages.append(notice_html(record, notice_reasons(record, explained, schema, titles, averages), letterhead))
         except RecordError as error:
             pages.append(error)
     return pages

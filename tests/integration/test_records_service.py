@@ -16,7 +16,7 @@ from loanxai.records.store import DecisionStore, RequestDecisions
 from loanxai.serving.auth import SAMPLING_HEADER
 from tests.conftest import EXAMPLE_APPLICATION, REJECTED_APPLICATION
 
-LETTERHEAD = {"LOAN_CREDITOR": "Test Savings Bank|1 Main Street|Springfield",
+LETTERHEAD = {"LOAN_CREDITOR": "Test Savings Bank|1 Main Street|Springfield", "LOAN_CREDITOR_PHONE": "555-0199",
               "LOAN_AGENCY": "Consumer Financial Protection Bureau|1700 G Street NW|Washington, DC 20552"}
 #: the census's protected attributes that are not model inputs: kept apart from the inputs
 APART = ("gender", "ethnicity", "marital-status", "relationship")
@@ -198,10 +198,17 @@ def test_the_records_command_shows_redecides_and_renders_the_notice(classifier, 
         done = records_command(classifier, "notice", application_id, "--out", str(out), *args, **LETTERHEAD)
         assert done.returncode == 0, done.stderr
     page = html.read_text()
-    assert "Test Savings Bank" in page and "Consumer Financial Protection Bureau" in page
+    assert "Test Savings Bank" in page and "555-0199" in page and "Consumer Financial Protection Bureau" in page
     assert "Equal Credit Opportunity Act prohibits" in page and application_id in page
+    assert "We used a credit scoring system" in page
+    [record] = records(classifier).decisions_of_application(application_id)
+    # the record's internal references stay in the record
+    assert not any(internal in page for internal in (record["request_id"], record["manifest_sha256"],
+                                                     record["model_version"], "sha256"))
     reasons = page.split('<ol class="reasons">')[1].split("</ol>")[0]
     assert 1 <= reasons.count("<li>") <= 4 and "reason code capital-gain-low" in reasons
+    # a specific reason, with its direction against approved applicants
+    assert "Capital gains: 0, lower than the average of approved applicants (" in reasons, reasons
     assert not any(basis in reasons.lower() for basis in ("gender", "ethnicity", "marital", "relationship", "sex"))
     assert pdf.read_bytes().startswith(b"%PDF")
     # the same record gives the same document, every time
@@ -221,7 +228,10 @@ def test_no_notice_for_an_approval_without_a_letterhead_or_by_another_model(clas
     predict(classifier, {"jsonData": [REJECTED_APPLICATION], "meta": {"tags": {"application_ids": ["no-1"]}}})
     unsigned = records_command(classifier, "notice", "no-1", "--out", str(tmp_path / "n.html"), *args,
                                LOAN_CREDITOR="", LOAN_AGENCY="")
-    assert unsigned.returncode == 1 and "set LOAN_CREDITOR and LOAN_AGENCY" in unsigned.stderr
+    assert unsigned.returncode == 1 and "set LOAN_CREDITOR, LOAN_CREDITOR_PHONE and LOAN_AGENCY" in unsigned.stderr
+    no_phone = records_command(classifier, "notice", "no-1", "--out", str(tmp_path / "n.html"), *args,
+                               **{**LETTERHEAD, "LOAN_CREDITOR_PHONE": " "})
+    assert no_phone.returncode == 1 and "set LOAN_CREDITOR_PHONE (" in no_phone.stderr
     other = records_command(classifier, "notice", "no-1", "--out", str(tmp_path / "n.html"), "--artifacts",
                             str(loanapp_artifacts.classifier_dir), **LETTERHEAD)
     assert other.returncode == 1 and "was decided by model" in other.stderr
@@ -249,23 +259,32 @@ def test_notices_for_every_rejection_in_a_window(classifier, artifacts, tmp_path
 
 def test_a_notice_never_states_a_prohibited_basis(artifacts):
     from loanxai.errors import RecordError
-    from loanxai.records.notices import notice_reasons
+    from loanxai.records.notices import approved_averages, notice_reasons
 
-    schema, titles = artifacts.classifier_manifest.schema, artifacts.classifier_manifest.dataset.titles
+    manifest = artifacts.classifier_manifest
+    schema, titles = manifest.schema, manifest.dataset.titles
+    averages = approved_averages(schema, manifest.reasons["reference"])
     record = {"application_id": "basis-1", "decision": "rejected"}
 
     def reason(feature, value):
         return {"feature": feature, "value": value, "code": f"{feature}-low", "contribution": -0.1, "text": ""}
 
-    assert notice_reasons(record, {"reasons": [reason("capital-gain", 0)]}, schema, titles) == [
-        {"sentence": "Capital gains: 0", "code": "capital-gain-low"}]
-    assert len(notice_reasons(record, {"reasons": [reason("age", 21)]}, schema, titles)) == 1  # under the elderly age
+    [stated] = notice_reasons(record, {"reasons": [reason("capital-gain", 0)]}, schema, titles, averages)
+    assert stated == {"code": "capital-gain-low", "sentence": "Capital gains: 0, lower than the average of approved "
+                      f"applicants ({averages['capital-gain']:,.0f})"}
+    [stated] = notice_reasons(record, {"reasons": [reason("occupation", "Handlers-cleaners")]}, schema, titles,
+                              averages)
+    assert stated["sentence"] == "Occupation: Handlers-cleaners, which counted against approval compared with " \
+                                 "approved applicants"
+    [stated] = notice_reasons(record, {"reasons": [reason("hours-per-week", None)]}, schema, titles, averages)
+    assert stated["sentence"].endswith(": not given")
+    assert len(notice_reasons(record, {"reasons": [reason("age", 21)]}, schema, titles, averages)) == 1  # under the elderly age
     for feature, value in (("age", 70), ("gender", "Female"), ("ethnicity", "Black"), ("marital-status", "Divorced")):
         with pytest.raises(RecordError, match="prohibited basis"):
-            notice_reasons(record, {"reasons": [reason("capital-gain", 0), reason(feature, value)]}, schema, titles)
+            notice_reasons(record, {"reasons": [reason("capital-gain", 0), reason(feature, value)]}, schema, titles, averages)
     with pytest.raises(RecordError, match="no principal reason"):
-        notice_reasons(record, {"reasons": []}, schema, titles)
+        notice_reasons(record, {"reasons": []}, schema, titles, averages)
     with pytest.raises(RecordError, match="was approved"):
-        notice_reasons({**record, "decision": "approved"}, {"reasons": [reason("capital-gain", 0)]}, schema, titles)
+        notice_reasons({**record, "decision": "approved"}, {"reasons": [reason("capital-gain", 0)]}, schema, titles, averages)
     five = [reason(f, 0) for f in ("capital-gain", "capital-loss", "hours-per-week", "education", "occupation")]
-    assert len(notice_reasons(record, {"reasons": five}, schema, titles)) == 4
+    assert len(notice_reasons(record, {"reasons": five}, schema, titles, averages)) == 4
