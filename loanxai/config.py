@@ -269,8 +269,8 @@ class ToolSettings(EnvSettings):
     """What the command-line tools and the test suites read."""
 
     library_logs: bool = setting("LOAN_LIBRARY_LOGS", False, "`on`: the libraries' own warnings and notices "
-                                 "(fairlearn's grid sizes, WeasyPrint's CSS and fonts, deprecations) reach the "
-                                 "terminal", shown_default="`off`: only their errors")
+                                 "(alibi's anchor search, fairlearn's grid sizes, WeasyPrint's CSS and fonts, "
+                                 "deprecations) reach the terminal", shown_default="`off`: only their errors")
     score_progress: bool = setting("LOAN_SCORE_PROGRESS", False, "`on`: the file scorer draws its progress bar even "
                                    "when its output is not a terminal", shown_default="`off` (drawn on a terminal)")
     creditor: str = setting("LOAN_CREDITOR", "", "the creditor's name and address as an adverse action notice "

@@ -15,9 +15,9 @@ from loanxai.config import ToolSettings
 
 __all__ = ["LIBRARY_LOGGERS", "HelpFormatter", "command_parser", "configure_logging"]
 
-#: loggers that speak to a library's developers, not to the user of a command: fairlearn's grid
+#: loggers that speak to a library's developers, not to the user of a command: alibi's anchor search, fairlearn's grid
 #: sizes, WeasyPrint's CSS steps, font notices, and Python's warnings (deprecations of libraries)
-LIBRARY_LOGGERS = ("fairlearn", "weasyprint", "fontTools", "matplotlib", "PIL", "shap", "py.warnings")
+LIBRARY_LOGGERS = ("alibi", "fairlearn", "weasyprint", "fontTools", "matplotlib", "PIL", "shap", "py.warnings")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
