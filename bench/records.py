@@ -28,7 +28,7 @@ from loanxai.records.queries import Selection, select_decisions
 from loanxai.records.redecide import Redecider
 from loanxai.records.store import DecisionStore
 
-LETTERHEAD = Letterhead("Bench Lender\n1 Main Street", "Consumer Financial Protection Bureau\nWashington, DC 20552")
+LETTERHEAD = Letterhead("Bench Lender\n1 Main Street", "555-0100", "Consumer Financial Protection Bureau\nWashington, DC 20552")
 
 
 def _alternated(servers: dict[str, Any], body: str, connections: int, rounds: int, duration_s: float,
