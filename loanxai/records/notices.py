@@ -82,8 +82,8 @@ def approved_averages(schema: FeatureSchema, reference: np.ndarray) -> dict[str,
     """Each numeric feature's average over the approved applicants the reasons are measured
     against (``reference``, encoded, shape (m, n_features)): what a notice compares the
     applicant's value with."""
-    columns = np.asarray(reference, dtype=np.float64)
-    return {name: float(np.nanmean(columns[:, schema.feature_names.index(name)])) for name in schema.numeric_features}
+    means = np.nanmean(np.asarray(reference, dtype=np.float64)[:, schema.numeric_indices], axis=0)
+    return dict(zip(schema.numeric_features, means.tolist()))
 
 
 def notice_reasons(record: Mapping[str, Any], explained: Mapping[str, Any], schema: FeatureSchema,
