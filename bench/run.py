@@ -68,11 +68,13 @@ from loanxai.ops.services import (  # noqa: E402
     wait_until_ready,
 )
 from loanxai.ops.tokens import make_sampling_key  # noqa: E402
-from loanxai.serving.fastpath import FastClassifier  # noqa: E402
+from loanxai.serving.fastpath import TREES_FROM_ROWS, FastClassifier  # noqa: E402
 from loanxai.training.train import ensure_trained  # noqa: E402
 
 MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
+#: the in-process predictor the services serve on the fast path
+FAST_PATH = f"fast path as served (GTIL below {TREES_FROM_ROWS} rows, the trees from {TREES_FROM_ROWS})"
 
 
 # --- measurement helpers -------------------------------------------------------------------------
@@ -124,11 +126,13 @@ def load_predictors() -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], Pi
     single = load_pickle(CLASSIFIER_DIR, MODEL_FILE)  # a second copy, served as the services do
     single.n_jobs = 1
     one_job = Pipeline([("preprocessor", preprocessor), ("classifier", single)])
-    fast = FastClassifier(preprocessor, CLASSIFIER_DIR / COMPILED_FILE)
+    fast = FastClassifier(preprocessor, single, CLASSIFIER_DIR / COMPILED_FILE)
     return {
         "scikit-learn pipeline (as trained, n_jobs=-1)": as_trained.predict_proba,
         "scikit-learn pipeline (n_jobs=1)": one_job.predict_proba,
-        "fast path (numpy + treelite)": fast.predict_proba,
+        "fast path, treelite GTIL": fast.gtil_proba,
+        "fast path, the fitted trees": fast.trees_proba,
+        FAST_PATH: fast.predict_proba,
     }, one_job
 
 
@@ -250,8 +254,8 @@ def served_decisions(fast_predict: Callable) -> Callable[[np.ndarray], np.ndarra
     rule = elderly_rule(manifest.schema, load_pickle(CLASSIFIER_DIR, PREPROCESSOR_FILE), load_pickle(CLASSIFIER_DIR, MODEL_FILE))
 
     def decide(X: np.ndarray) -> np.ndarray:
-        asked = X if rule is None else rule.substitute(X, lambda rows: fast_predict(rows)[:, 1])
-        return (fast_predict(asked)[:, 1] >= manifest.cutoff).astype(np.intp)
+        proba = fast_predict(X) if rule is None else rule.served(X, fast_predict)[1]
+        return (proba[:, 1] >= manifest.cutoff).astype(np.intp)
 
     return decide
 
@@ -453,7 +457,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             application = load_verified_manifest(CLASSIFIER_DIR).dataset.example
             results["monitoring"] = monitoring_section(fast, unmonitored, application, 1 if args.quick else 3, args.duration)
             frame = dataset.test.drop(columns=[LABEL])
-            approved = served_decisions(predictors["fast path (numpy + treelite)"])(rows).astype(bool)
+            approved = served_decisions(predictors[FAST_PATH])(rows).astype(bool)
             rejected = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
                         for r in frame[~approved].head(1000).to_dict("records")]
             print("decision record", flush=True)
@@ -463,7 +467,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["explanations"] = explanation_section(
                 impute(rows[: args.explanations], dataset.schema, medians),
                 explainer.predictions_url,
-                predictors["fast path (numpy + treelite)"],
+                predictors[FAST_PATH],
             )
             print("principal reasons, recourse, files", flush=True)
             results["decisions"] = run_decisions(fast.url, explainer.url, frame, rows, rejected[:20], args.quick)

@@ -37,19 +37,31 @@ class ElderlyRule:
         """Which rows of ``X``, shape (n, n_features), are elderly applicants, shape (n,)."""
         return X[:, self.column] >= self.age
 
-    def substitute(self, X: np.ndarray, approval: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """``X`` with each elderly applicant's age replaced by the candidate age of the highest
-        probability of approval (``approval``: encoded rows -> probabilities, shape (n,)); the
-        other rows as they are. The model is then asked with the rows returned."""
-        rows = np.flatnonzero(self.elderly(X))
+    def served(self, X: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The rows as the model is asked them and its answers, in one call of ``predict_proba``
+        (encoded rows -> probabilities of rejected and approved, shape (m, 2)).
+
+        Returns ``asked``, ``X`` (shape (n, n_features)) with each elderly applicant's age replaced
+        by the candidate age of the highest probability of approval, the other rows as they are;
+        and the probabilities of ``asked``, shape (n, 2): the other rows' and each elderly
+        applicant's best candidate's, predicted together.
+        """
+        elderly = self.elderly(X)
+        rows = np.flatnonzero(elderly)
         if not len(rows):
-            return X
+            return X, predict_proba(X)
+        others = np.flatnonzero(~elderly)
         tries = np.repeat(X[rows], len(self.candidates), axis=0)
         tries[:, self.column] = np.tile(self.candidates, len(rows))
-        best = approval(tries).reshape(len(rows), len(self.candidates)).argmax(axis=1)
-        X = X.copy()
-        X[rows, self.column] = self.candidates[best]
-        return X
+        answers = predict_proba(np.concatenate([X[others], tries]))
+        tried = answers[len(others):].reshape(len(rows), len(self.candidates), -1)
+        best = tried[:, :, 1].argmax(axis=1)
+        asked = X.copy()
+        asked[rows, self.column] = self.candidates[best]
+        proba = np.empty((len(X), answers.shape[1]), dtype=answers.dtype)
+        proba[others] = answers[: len(others)]
+        proba[rows] = tried[np.arange(len(rows)), best]
+        return asked, proba
 
 
 def elderly_rule(schema: FeatureSchema, preprocessor: Any, forest: Any) -> ElderlyRule | None:
@@ -81,4 +93,4 @@ def served_rows(X: np.ndarray, schema: FeatureSchema, preprocessor: Any, forest:
     rule = elderly_rule(schema, preprocessor, forest)
     if rule is None:
         return X
-    return rule.substitute(X, lambda rows: forest.predict_proba(preprocessor.transform(rows))[:, 1])
+    return rule.served(X, lambda rows: forest.predict_proba(preprocessor.transform(rows)))[0]

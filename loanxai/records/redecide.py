@@ -70,8 +70,8 @@ class Redecider:
         for record in records:
             self.check(record)
         X = recorded_features(self.schema, records)
-        asked = X if self.elderly is None else self.elderly.substitute(X, lambda rows: self._proba(rows)[:, 1])
-        approval = self._proba(asked)[:, 1]
+        asked, proba = (X, self._proba(X)) if self.elderly is None else self.elderly.served(X, self._proba)
+        approval = proba[:, 1]
         cutoffs = {r["cutoff"] for r in records}
         if len(cutoffs) != 1:  # one model, one cutoff: a record saying otherwise was not written by it
             raise RecordError(f"records of model {self.manifest.version} give {len(cutoffs)} cutoffs")

@@ -97,7 +97,8 @@ class DecisionStore:
         self.watchdog = Watchdog()
         self.engine = _engine(url, self.watchdog, self.timeout)
         self.table = MODEL_ROLE_TABLES[model_role]
-        self.writer = GroupCommit(self.engine, self.table, self.watchdog, self.timeout, self.shown_url)
+        self.writer = GroupCommit(self.engine, self.table, self.watchdog, self.timeout, self.shown_url,
+                                  turn_wait=SQLITE_BUSY_MS / 1000)
 
     @property
     def shown_url(self) -> str:

@@ -87,7 +87,7 @@ class LoanClassifier:
         self.cutoff = self.manifest.cutoff
         self.manifest_sha256 = self.manifest.sha256
         self.elderly = elderly_rule(self.schema, self.preprocessor, self.forest)
-        self.fast = FastClassifier(self.preprocessor, self.artifacts_dir / COMPILED_FILE)
+        self.fast = FastClassifier(self.preprocessor, self.forest, self.artifacts_dir / COMPILED_FILE)
         self.parity: dict[str, Any] = {"holds": False, "checked": False}
         self.predict_proba = self.pipeline_proba
         self.prediction_path = "scikit-learn"
@@ -160,8 +160,7 @@ class LoanClassifier:
         meta_in = request_meta(message)
         # the request id outcomes and retries are joined on, as Seldon's executor sets it
         puid = meta_in.get("puid") or uuid.uuid4().hex
-        asked = self.served_rows(X)
-        proba = self.predict_proba(asked)
+        asked, proba = self.served(X)
         approved = proba[:, 1] >= self.cutoff
         decisions = [CLASS_NAMES[int(a)] for a in approved]
         reasons = None
@@ -221,11 +220,12 @@ class LoanClassifier:
                 self.monitor.unrecorded(n, in_doubt=isinstance(error, RecordInDoubt))
             raise
 
-    def served_rows(self, X: np.ndarray) -> np.ndarray:
-        """Encoded rows as the model is asked them: with the elderly rule applied where age is an input."""
+    def served(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded rows as the model is asked them (with the elderly rule applied where age is
+        an input) and their probabilities, shape (n, 2)."""
         if self.elderly is None:
-            return X
-        return self.elderly.substitute(X, lambda rows: self.predict_proba(rows)[:, 1])
+            return X, self.predict_proba(X)
+        return self.elderly.served(X, self.predict_proba)
 
     def send_feedback_raw(self, feedback: prediction_pb2.Feedback) -> prediction_pb2.SeldonMessage:
         """Count the outcomes of a feedback (``/api/v1.0/feedback``: ``request``, ``response``,

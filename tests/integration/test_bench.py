@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from bench.run import FAST_PATH
 from loanxai.artifacts import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -22,7 +23,8 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     results = json.loads((tmp_path / "latest.json").read_text())
     assert {r["predictor"] for r in results["in_process"]} == {
-        "scikit-learn pipeline (as trained, n_jobs=-1)", "scikit-learn pipeline (n_jobs=1)", "fast path (numpy + treelite)"}
+        "scikit-learn pipeline (as trained, n_jobs=-1)", "scikit-learn pipeline (n_jobs=1)", "fast path, treelite GTIL",
+        "fast path, the fitted trees", FAST_PATH}
     runs = {(r["server"], r["rows"], r["concurrency"]) for r in results["rest"]}
     assert runs == {(s, n, c) for s in ("ours, fast path", "ours, scikit-learn", "mlserver") for n in (1, 100) for c in (1, 8)}
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in results["rest"])

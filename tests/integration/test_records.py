@@ -230,3 +230,40 @@ def test_one_requests_bad_rows_fail_only_that_request_in_a_commit_group(store, u
     assert all(isinstance(ids, list) for ids in outcomes.values()), outcomes
     assert all(len(store.decisions_of_request(request_id)) == 2 for request_id in outcomes)
     assert store.decisions_of_request("bad") == []
+
+
+def _record_in_another_process(url, request_id, n):
+    open_store(url).record(decided(request_id, n))
+
+
+def test_sqlite_writers_in_several_processes_take_turns_and_a_kept_turn_is_refused_in_time(tmp_path):
+    """Processes writing one SQLite file wait for each other's turn (an flock beside the file),
+    not in SQLite's busy handler; a turn kept too long is refused as SQLite refuses a lock."""
+    import fcntl
+    import sqlite3
+    import time
+
+    from loanxai.records.commits import WriterTurn
+
+    url = f"sqlite:///{tmp_path}/decisions.sqlite"
+    store = open_store(url)
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_record_in_another_process, args=(url, f"p{i}", 50)) for i in range(3)]
+    for worker in workers:
+        worker.start()
+    store.record(decided("here", 50))
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    assert {r["request_id"] for r in select_decisions(store, Selection())} == {"here", "p0", "p1", "p2"}
+    assert (tmp_path / "decisions.sqlite-writers").exists()
+
+    with open(tmp_path / "decisions.sqlite-writers", "a") as held:  # another process's turn, never given back
+        fcntl.flock(held, fcntl.LOCK_EX)
+        turn = WriterTurn(str(tmp_path / "decisions.sqlite"), 0.2, sqlite3.OperationalError)
+        started = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"), turn.taken():
+            pass
+        assert time.monotonic() - started >= 0.2
+    with turn.taken():  # given back: taken at once
+        pass

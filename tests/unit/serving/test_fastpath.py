@@ -10,7 +10,7 @@ from sklearn.ensemble import RandomForestClassifier
 from loanxai.artifacts import COMPILED_FILE
 from loanxai.core.elderly import served_rows
 from loanxai.core.manifest import MANIFEST_FILE, load_pickle, sha256_file
-from loanxai.serving.fastpath import PARITY_TOLERANCE, FastClassifier, check_parity
+from loanxai.serving.fastpath import PARITY_TOLERANCE, TREES_FROM_ROWS, FastClassifier, check_parity
 from loanxai.training.writers import compile_forest
 from tests.conftest import start_classifier
 
@@ -27,7 +27,7 @@ def held_out(census, artifacts):
 
 def test_fast_path_equals_the_pipeline_on_the_whole_held_out_set(artifacts, pipeline_parts, held_out):
     preprocessor, forest = pipeline_parts
-    fast = FastClassifier(preprocessor, artifacts.classifier_dir / COMPILED_FILE)
+    fast = FastClassifier(preprocessor, forest, artifacts.classifier_dir / COMPILED_FILE)
     expected = forest.predict_proba(preprocessor.transform(held_out))
     actual = fast.predict_proba(held_out)
     cutoff = artifacts.classifier_manifest.cutoff
@@ -37,9 +37,19 @@ def test_fast_path_equals_the_pipeline_on_the_whole_held_out_set(artifacts, pipe
     assert check_parity(fast, expected, held_out, cutoff)["holds"]
 
 
+@pytest.mark.parametrize("engine", ["gtil_proba", "trees_proba"])
+def test_each_engine_equals_the_pipeline_whatever_the_batch(artifacts, pipeline_parts, held_out, engine):
+    """Both engines, on batches each would not be chosen for: the same probabilities, bit for bit."""
+    preprocessor, forest = pipeline_parts
+    fast = FastClassifier(preprocessor, forest, artifacts.classifier_dir / COMPILED_FILE)
+    predict = getattr(fast, engine)
+    for rows in (held_out[:1], held_out[:TREES_FROM_ROWS - 1], held_out):
+        assert np.array_equal(predict(rows), forest.predict_proba(preprocessor.transform(rows)))
+
+
 def test_the_float32_rounding_is_what_makes_it_exact(artifacts, pipeline_parts, held_out):
     preprocessor, forest = pipeline_parts
-    fast = FastClassifier(preprocessor, artifacts.classifier_dir / COMPILED_FILE)
+    fast = FastClassifier(preprocessor, forest, artifacts.classifier_dir / COMPILED_FILE)
     expected = forest.predict_proba(preprocessor.transform(held_out))
     unrounded = treelite.gtil.predict(fast.model, fast.transform(held_out)).reshape(len(held_out), -1)
     # without the rounding, rows near a threshold take the other branch: answers move by far more than the tolerance
@@ -47,8 +57,8 @@ def test_the_float32_rounding_is_what_makes_it_exact(artifacts, pipeline_parts, 
 
 
 def test_preprocessing_matches_scikit_learn_bit_for_bit(artifacts, pipeline_parts, held_out):
-    preprocessor, _ = pipeline_parts
-    fast = FastClassifier(preprocessor, artifacts.classifier_dir / COMPILED_FILE)
+    preprocessor, forest = pipeline_parts
+    fast = FastClassifier(preprocessor, forest, artifacts.classifier_dir / COMPILED_FILE)
     rows = held_out[:40].copy()
     rows[:5, 0] = np.nan      # imputed with the median
     rows[5:8, 1] = 99         # unknown code: all zeros, as handle_unknown='ignore'
