@@ -5,11 +5,12 @@ SQLite in a file, to a real PostgreSQL on loopback (started here, in a temporary
 not at all (``LOAN_RECORDS_URL=off``); requests/s of 1-row named applications at concurrency
 32 and p50 at concurrency 1, runs alternated so that all three meet the same machine. Then
 adverse action notices rendered as HTML for a batch of recorded rejections, with their reasons
-recorded and given again, and a few as PDF.
+recorded and given again, and a batch as PDF (1,000; a process per core).
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -23,7 +24,7 @@ import requests
 from loanxai.artifacts import CLASSIFIER_DIR
 from loanxai.ops.postgres import LocalPostgres
 from loanxai.ops.services import classifier_service, free_port
-from loanxai.records.notices import Letterhead, notice_pdf, render_notices
+from loanxai.records.notices import Letterhead, notice_pdfs, render_notices
 from loanxai.records.queries import Selection, select_decisions
 from loanxai.records.redecide import Redecider
 from loanxai.records.store import DecisionStore
@@ -44,8 +45,9 @@ def _alternated(servers: dict[str, Any], body: str, connections: int, rounds: in
                    "errors": sum(r["errors"] for r in rs), "runs": rs} for name, rs in runs.items()}
 
 
-def _notices(url: str, predictions_url: str, rejected: list[dict[str, Any]]) -> dict[str, Any]:
-    """Notices per second for recorded rejections, reasons recorded and given again."""
+def _notices(url: str, predictions_url: str, rejected: list[dict[str, Any]], pdfs: int) -> dict[str, Any]:
+    """Notices per second for recorded rejections, reasons recorded and given again; ``pdfs``
+    PDF notices as ``records notices --format pdf`` renders them (a process per core)."""
     redecider = Redecider(CLASSIFIER_DIR)
     store = DecisionStore(url)
     result: dict[str, Any] = {}
@@ -60,17 +62,19 @@ def _notices(url: str, predictions_url: str, rejected: list[dict[str, Any]]) -> 
         seconds = time.perf_counter() - started
         result[label] = {"notices": len(pages), "seconds": seconds, "per_s": len(pages) / seconds}
     with tempfile.TemporaryDirectory() as folder:
-        few = pages[:10]
+        jobs = [(pages[i % len(pages)], Path(folder) / f"{i}.pdf", records[i % len(pages)]["decided_at"])
+                for i in range(pdfs)]
         started = time.perf_counter()
-        for i, page in enumerate(few):
-            notice_pdf(page, Path(folder) / f"{i}.pdf", records[i]["decided_at"])
+        failed = [why for why in notice_pdfs(jobs) if why is not None]
         seconds = time.perf_counter() - started
-    result["pdf"] = {"notices": len(few), "seconds": seconds, "per_s": len(few) / seconds}
+    if failed:
+        raise RuntimeError(f"{len(failed)} PDF notices failed: {failed[0]}")
+    result["pdf"] = {"notices": pdfs, "seconds": seconds, "per_s": pdfs / seconds, "processes": os.cpu_count()}
     return result
 
 
 def run_records(application: dict[str, Any], rejected: list[dict[str, Any]], logs: Path, rounds: int,
-                duration_s: float, wrk: Callable[..., dict[str, float]]) -> dict[str, Any]:
+                duration_s: float, wrk: Callable[..., dict[str, float]], pdfs: int) -> dict[str, Any]:
     """The recording cost and the notice rates (see the module)."""
     folder = Path(tempfile.mkdtemp(prefix="loanxai-bench-records-"))  # reachable by PostgreSQL's user
     postgres = LocalPostgres(folder / "postgres", free_port())
@@ -94,7 +98,7 @@ def run_records(application: dict[str, Any], rejected: list[dict[str, Any]], log
                                               - result["c1"]["off"]["p50_ms_median"])
         recorded = sum(1 for _ in select_decisions(DecisionStore(urls["sqlite"]), Selection()))
         result["sqlite_records"] = recorded
-        result["notices"] = _notices(urls["sqlite"], servers["sqlite"].predictions_url, rejected)
+        result["notices"] = _notices(urls["sqlite"], servers["sqlite"].predictions_url, rejected, pdfs)
         return result
     finally:
         for server in servers.values():
@@ -120,6 +124,6 @@ def records_markdown(r: dict[str, Any]) -> list[str]:
         "|---|---|---|---|",
         *(f"| {label} | {n[key]['notices']} | {n[key]['seconds']:.2f} | {n[key]['per_s']:.0f} |" for label, key in (
             ("HTML, reasons recorded", "reasons_recorded"), ("HTML, reasons given again", "reasons_given_again"),
-            ("PDF (WeasyPrint)", "pdf"))),
+            (f"PDF (WeasyPrint, {n['pdf']['processes']} processes)", "pdf"))),
         "",
     ]

@@ -344,6 +344,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Largest probability difference, our service vs MLServer, on 100 rows (applicants under 62: MLServer serves "
         f"the pipeline without the elderly rule): {results['peer_max_difference']:.2e}.",
         "",
+        *peer_ratios(results["rest"]),
     ]
     e = results["explanations"]
     lines += [
@@ -367,6 +368,18 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def peer_ratios(rest: list[dict[str, Any]]) -> list[str]:
+    """Our rows/s over MLServer's, each of our paths, rows and concurrency (ours recording, MLServer not)."""
+    rate = {(r["server"], r["rows"], r["concurrency"]): r["requests_per_s"] * r["rows"] for r in rest}
+    lines = ["| rows/s over MLServer's (ours recording every decision) | rows | concurrency | ratio |",
+             "|---|---|---|---|"]
+    for (server, rows, connections), value in rate.items():
+        peer = rate.get(("mlserver", rows, connections))
+        if server != "mlserver" and peer:
+            lines.append(f"| {server} | {rows} | {connections} | {value / peer:.2f}x |")
+    return [*lines, ""]
 
 
 def monitoring_markdown(m: dict[str, Any]) -> list[str]:
@@ -461,7 +474,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rejected = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
                         for r in frame[~approved].head(1000).to_dict("records")]
             print("decision record", flush=True)
-            results["records"] = run_records(application, rejected, logs, 1 if args.quick else 3, args.duration, wrk)
+            results["records"] = run_records(application, rejected, logs, 1 if args.quick else 3, args.duration, wrk,
+                                             pdfs=16 if args.quick else 1000)
             print("explanations", flush=True)
             medians = load_verified_manifest(EXPLAINER_DIR).numeric_medians
             results["explanations"] = explanation_section(

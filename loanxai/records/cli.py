@@ -55,6 +55,13 @@ def moment(text: str) -> datetime:
                                          "2026-03-01T14:00)") from None
 
 
+def _positive(text: str) -> int:
+    """A count of processes: a whole number, at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes: a whole number, at least 1")
+    return int(text)
+
+
 def _months(text: str) -> int:
     """A retention period: a whole number of months, at least 1."""
     try:
@@ -108,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
     many.add_argument("--out-dir", type=Path, required=True,
                       help="the folder (one <application id, percent-encoded>.<format> each)")
     many.add_argument("--format", choices=("html", "pdf"), default="html", help="what to render")
+    many.add_argument("--processes", type=_positive, help="processes rendering PDFs (default: one per core)")
     for command in (redecide, notice, many):
         command.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR,
                              help="the artifacts of the model that decided")
@@ -257,20 +265,37 @@ def _notices(store: DecisionStore, args: argparse.Namespace) -> int:
     records = list(select_decisions(store, selection))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     pages = notices.render_notices(records, Redecider(args.artifacts), notices.Letterhead.from_settings())
-    skipped = 0
-    for record, html in tqdm(list(zip(records, pages)), desc="notices", unit="notice", disable=None):
-        try:
-            if isinstance(html, RecordError):
-                raise html
-            _write(html, args.out_dir / notices.notice_file_name(record["application_id"], f".{args.format}"),
-                   record["decided_at"])
-        except (RecordError, OSError, ValueError) as error:
-            skipped += 1
-            logger.error("application %s (request %s, row %d): no notice: %s", printable(record["application_id"]),
-                         printable(record["request_id"]), record["row"], printable(str(error)))
-    logger.info("%d notices written to %s%s", len(records) - skipped, args.out_dir,
-                f"; {skipped} skipped (see above)" if skipped else "")
-    return 1 if skipped else 0
+    written, failed = [], []
+    for record, html in zip(records, pages):
+        if isinstance(html, RecordError):
+            failed.append((record, html.message))
+        else:
+            written.append((record, html, args.out_dir / notices.notice_file_name(record["application_id"],
+                                                                                 f".{args.format}")))
+    if args.format == "pdf":  # several processes: a PDF costs WeasyPrint tens of milliseconds
+        outcomes = notices.notice_pdfs([(html, out, record["decided_at"]) for record, html, out in written],
+                                       args.processes)
+    else:
+        outcomes = (_written_html(html, out) for _, html, out in written)
+    for (record, _, _), why in tqdm(zip(written, outcomes), total=len(written), desc="notices", unit="notice",
+                                    disable=None):
+        if why is not None:
+            failed.append((record, why))
+    for record, why in failed:
+        logger.error("application %s (request %s, row %d): no notice: %s", printable(record["application_id"]),
+                     printable(record["request_id"]), record["row"], printable(why))
+    logger.info("%d notices written to %s%s", len(records) - len(failed), args.out_dir,
+                f"; {len(failed)} skipped (see above)" if failed else "")
+    return 1 if failed else 0
+
+
+def _written_html(html: str, out: Path) -> str | None:
+    """Write one HTML notice; None, else why not."""
+    try:
+        out.write_text(html, encoding="utf-8")
+    except (OSError, ValueError) as error:
+        return str(error)
+    return None
 
 
 def _write(html: str, out: Path, decided_at: datetime) -> None:

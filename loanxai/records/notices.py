@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +36,7 @@ from loanxai.records.queries import utc
 from loanxai.records.redecide import Redecider
 
 __all__ = ["MAX_NOTICE_REASONS", "NOTICE_FORMATS", "Letterhead", "approved_averages", "notice_file_name", "notice_html",
-           "notice_pdf", "notice_reasons", "render_notices"]
+           "notice_pdf", "notice_pdfs", "notice_reasons", "render_notices"]
 
 #: more than four reasons is "not likely to be helpful" (the commentary to 1002.9(b)(2))
 MAX_NOTICE_REASONS = 4
@@ -43,6 +44,8 @@ MAX_NOTICE_REASONS = 4
 NOTICE_FORMATS = (".html", ".pdf")
 #: what the notice says was asked for (the record holds an application id, not the product)
 CREDIT = "the loan you applied for"
+#: notices a process of :func:`notice_pdfs` is handed at a time
+PDF_CHUNK = 8
 #: the longest file name a notice gets before its id is cut and a hash of it added (file systems take 255 bytes)
 _MAX_NAME = 200
 
@@ -152,6 +155,28 @@ def notice_pdf(html: str, out: Path, decided_at: datetime) -> None:
     # fontTools stamps each font subset with the time (reproducible builds' variable: another time)
     os.environ["SOURCE_DATE_EPOCH"] = str(int(utc(decided_at).timestamp()))
     HTML(string=html).write_pdf(out)
+
+
+def notice_pdfs(jobs: Sequence[tuple[str, Path, datetime]], processes: int | None = None) -> Iterator[str | None]:
+    """:func:`notice_pdf` of many notices (``(html, out, decided_at)`` each, ``out``'s folder
+    made), in ``processes`` processes (default: one per core); in order, for each, None once
+    written, else why it was not. A process pays WeasyPrint's start (about half a second: its
+    modules and the fonts) once for all its notices."""
+    if processes == 1 or len(jobs) < 2:
+        yield from map(_pdf_job, jobs)
+        return
+    with ProcessPoolExecutor(processes) as pool:
+        yield from pool.map(_pdf_job, jobs, chunksize=PDF_CHUNK)
+
+
+def _pdf_job(job: tuple[str, Path, datetime]) -> str | None:
+    html, out, decided_at = job
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        notice_pdf(html, out, decided_at)
+    except (OSError, ValueError) as error:
+        return str(error)
+    return None
 
 
 def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider,

@@ -252,6 +252,18 @@ def test_notices_for_every_rejection_in_a_window(classifier, artifacts, tmp_path
     assert done.returncode == 0, done.stderr
     written = {p.stem for p in (tmp_path / "notices").glob("*.html")}
     assert set(ids) <= written
+    # as PDFs, in two processes: each the same bytes as the one notice's command renders alone
+    pdfs = tmp_path / "pdfs"
+    done = records_command(classifier, "notices", "--since", since, "--out-dir", str(pdfs), "--format", "pdf",
+                           "--processes", "2", "--artifacts", str(artifacts.classifier_dir), **LETTERHEAD)
+    assert done.returncode == 0, done.stderr
+    assert set(ids) <= {p.stem for p in pdfs.glob("*.pdf")}
+    alone = records_command(classifier, "notice", ids[3], "--out", str(tmp_path / "alone.pdf"), "--artifacts",
+                            str(artifacts.classifier_dir), **LETTERHEAD)
+    assert alone.returncode == 0, alone.stderr
+    assert (pdfs / f"{ids[3]}.pdf").read_bytes() == (tmp_path / "alone.pdf").read_bytes()
+    refused = records_command(classifier, "notices", "--since", since, "--out-dir", str(pdfs), "--processes", "0")
+    assert refused.returncode == 2 and "not a number of processes" in refused.stderr
     listing = records_command(classifier, "list", "--since", since, "--decision", "rejected")
     assert all(i in listing.stdout for i in ids)
     assert json.dumps(ids[0]) not in listing.stderr
