@@ -15,19 +15,22 @@ import shutil
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from loanxai.artifacts import CLASSIFIER_DIR
+from loanxai.core.manifest import load_verified_manifest
 from loanxai.ops.postgres import LocalPostgres
 from loanxai.ops.services import classifier_service, free_port
 from loanxai.records.notices import Letterhead, notice_pdfs, render_notices
 from loanxai.records.queries import Selection, select_decisions
 from loanxai.records.redecide import Redecider
-from loanxai.records.store import DecisionStore
+from loanxai.records.store import DecisionStore, RequestDecisions, open_store
 
 LETTERHEAD = Letterhead("Bench Lender\n1 Main Street", "555-0100", "Consumer Financial Protection Bureau\nWashington, DC 20552")
 
@@ -73,6 +76,32 @@ def _notices(url: str, predictions_url: str, rejected: list[dict[str, Any]], pdf
     return result
 
 
+def _record_floor(urls: dict[str, str], batch: list[dict[str, Any]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of one 100-row request's record (``DecisionStore.record``, in process,
+    nothing else), for each database, and for SQLite on a tmpfs, where the sync to disk is free."""
+    protected = load_verified_manifest(CLASSIFIER_DIR).schema.protected
+    floors = {}
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as memory:
+        for name, url in {**urls, "sqlite, sync free (tmpfs)": f"sqlite:///{memory}/decisions.sqlite"}.items():
+            if url == "off":
+                continue
+            store = open_store(url)
+            times = []
+            for _ in range(repeats):
+                decided = RequestDecisions(
+                    request_id=uuid.uuid4().hex, application_ids=[None] * len(batch), decided_at=datetime.now(UTC),
+                    model_version="0123456789ab", manifest_sha256="f" * 64, dataset="census",
+                    inputs=[{k: v for k, v in r.items() if k not in protected} for r in batch],
+                    protected=[{k: r.get(k) for k in protected} for r in batch], probabilities=[0.5] * len(batch),
+                    cutoff=0.5, decisions=["rejected"] * len(batch), reasons=None)
+                started = time.perf_counter()
+                store.record(decided)
+                times.append(time.perf_counter() - started)
+            store.engine.dispose()
+            floors[name] = 1000 * statistics.median(times)
+    return floors
+
+
 def run_records(application: dict[str, Any], rejected: list[dict[str, Any]], logs: Path, rounds: int,
                 duration_s: float, wrk: Callable[..., dict[str, float]], pdfs: int) -> dict[str, Any]:
     """The recording cost and the notice rates (see the module)."""
@@ -89,11 +118,16 @@ def run_records(application: dict[str, Any], rejected: list[dict[str, Any]], log
             servers[name].start(logs / f"records-{name}.log")
             servers[name].wait_ready()
         body = json.dumps({"jsonData": [application]})
+        batch = rejected[:100]
         result = {"c32": _alternated(servers, body, 32, rounds, duration_s, wrk),
-                  "c1": _alternated(servers, body, 1, rounds, duration_s, wrk)}
+                  "c1": _alternated(servers, body, 1, rounds, duration_s, wrk),
+                  "rows100_c8": _alternated(servers, json.dumps({"jsonData": batch}), 8, rounds, duration_s, wrk),
+                  "floor_100_rows_ms": _record_floor(urls, batch, 20 if rounds == 1 else 300)}
         for kind in ("sqlite", "postgresql"):
             result[f"{kind}_over_off"] = (result["c32"][kind]["requests_per_s_median"]
                                           / result["c32"]["off"]["requests_per_s_median"])
+            result[f"{kind}_over_off_100_rows"] = (result["rows100_c8"][kind]["requests_per_s_median"]
+                                                   / result["rows100_c8"]["off"]["requests_per_s_median"])
             result[f"{kind}_p50_added_ms"] = (result["c1"][kind]["p50_ms_median"]
                                               - result["c1"]["off"]["p50_ms_median"])
         recorded = sum(1 for _ in select_decisions(DecisionStore(urls["sqlite"]), Selection()))
@@ -119,6 +153,20 @@ def records_markdown(r: dict[str, Any]) -> list[str]:
         f"Recording every decision durably, the classifier serves {r['sqlite_over_off']:.1%} of its unrecorded rate "
         f"with SQLite and {r['postgresql_over_off']:.1%} with PostgreSQL; one request's p50 grows by "
         f"{r['sqlite_p50_added_ms']:.2f} ms and {r['postgresql_p50_added_ms']:.2f} ms.",
+        "",
+        f"| 100 named applications per request, c = 8, {len(r['rows100_c8']['off']['runs'])} runs each, alternated "
+        "| requests/s (median) | rows/s | p50 ms |",
+        "|---|---|---|---|",
+        *(f"| {name} | {r['rows100_c8'][name]['requests_per_s_median']:.0f} | "
+          f"{100 * r['rows100_c8'][name]['requests_per_s_median']:,.0f} | {r['rows100_c8'][name]['p50_ms_median']:.2f} |"
+          for name in ("off", "sqlite", "postgresql")),
+        "",
+        f"With 100 rows per request the classifier serves {r['sqlite_over_off_100_rows']:.1%} of its unrecorded rate "
+        f"with SQLite and {r['postgresql_over_off_100_rows']:.1%} with PostgreSQL.",
+        "",
+        "| one 100-row request's record alone, in process (`DecisionStore.record`) | median ms |",
+        "|---|---|",
+        *(f"| {name} | {ms:.2f} |" for name, ms in r["floor_100_rows_ms"].items()),
         "",
         "| adverse action notices | notices | seconds | per second |",
         "|---|---|---|---|",

@@ -59,23 +59,31 @@ def check_entered(rows: Sequence[Any], names: Sequence[str] | None = None) -> No
     of at most :data:`MAX_INTEGER_BITS` bits), a boolean, null, or a string of at most
     :data:`MAX_VALUE_CHARACTERS` characters of text (tabs allowed); each name text. ``rows``:
     objects of name -> value, or lists of values (``names``: their columns' names, for messages)."""
-    for i, row in enumerate(rows):
-        items = row.items() if isinstance(row, Mapping) else zip(names or range(len(row)), row)
-        for name, value in items:
-            where = f"row {i}, column {name!r}" if isinstance(name, str) else f"row {i}, column {name}"
+    if names:
+        for name in names:
             if isinstance(name, str):
+                check_text(name, "a column name", MAX_VALUE_CHARACTERS)
+    for i, row in enumerate(rows):
+        named = isinstance(row, Mapping)
+        for name, value in row.items() if named else zip(names or range(len(row)), row):
+            if named:
                 check_text(name, f"the column name in row {i}", MAX_VALUE_CHARACTERS)
             if value is None or isinstance(value, (bool, float)):
                 continue
+            # the message's place is written only for a value refused: most are accepted
             if isinstance(value, int):
                 if value.bit_length() > MAX_INTEGER_BITS:
-                    raise InputError(f"{where}: the integer has more than {MAX_INTEGER_BITS} bits")
+                    raise InputError(f"{_place(i, name)}: the integer has more than {MAX_INTEGER_BITS} bits")
             elif isinstance(value, str):
-                if value:
-                    check_text(value, where, MAX_VALUE_CHARACTERS, lines=True)
+                if value and (len(value) > MAX_VALUE_CHARACTERS or _NOT_IN_TEXT.search(value)):
+                    check_text(value, _place(i, name), MAX_VALUE_CHARACTERS, lines=True)
             else:
-                raise InputError(f"{where}: a value must be a number, a string, true, false or null, "
+                raise InputError(f"{_place(i, name)}: a value must be a number, a string, true, false or null, "
                                  f"not {type(value).__name__}")
+
+
+def _place(row: int, name: Any) -> str:
+    return f"row {row}, column {name!r}" if isinstance(name, str) else f"row {row}, column {name}"
 
 
 def printable(text: str) -> str:
