@@ -1,0 +1,108 @@
+"""Where a decision's time goes: the classifier sampled by py-spy under load, summed by stage.
+
+Called by ``bench/run.py``: for each prediction path (the fast path, scikit-learn), request
+size (1 and 100 rows) and record (SQLite, PostgreSQL), a classifier (2 workers) is loaded by
+wrk at concurrency 8 while py-spy samples its processes (200 per second, threads holding or
+waiting for the GIL; threads asleep in a socket wait are left out). Each sample is given to the
+first stage of :data:`STAGES` found in its stack; the table shows each stage's share. The
+samples cost the classifier some speed: the rates here are lower than the bench's.
+"""
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from loanxai.ops.services import classifier_service, free_port
+
+PY_SPY = Path(sys.executable).parent / "py-spy"
+#: stage -> the functions (``name (file)``) whose presence in a sample's stack puts it there, first match wins
+STAGES: dict[str, tuple[str, ...]] = {
+    "record: insert and commit (the group's holder)": ("_commit (commits.py)",),
+    "record: converting the rows for the driver": ("_parameters (commits.py)",),
+    "record: waiting for the group's commit": ("write (commits.py)",),
+    "record: the rows as entered, their ids": ("_record (classifier.py)",),
+    "prediction (with the elderly rule)": ("served (classifier.py)",),
+    "reading the request": ("read_message (codecs.py)", "prediction_parameters (codecs.py)"),
+    "the answer's JSON": ("jsonify (flask_utils.py)",),
+    "the request's JSON": ("get_json (request.py)", "loads (guards.py)"),
+    "rest of the handler": ("_predict_message (classifier.py)",),
+    "HTTP server (gunicorn, Flask, Seldon's wrapper)": ("handle (gthread.py)", "handle (workers.py)"),
+}
+OTHER = "other (the supervisor, metrics, start-up)"
+
+
+def _frame_name(frame: str) -> str:
+    """``function (file.py)`` of py-spy's ``function (path/file.py:line)``."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rsplit('/', 1)[-1].split(':', 1)[0]})"
+
+
+def stage_shares(raw: str) -> dict[str, float]:
+    """The share of samples of each stage (and :data:`OTHER`) in py-spy's raw (collapsed) output."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = {_frame_name(f) for f in stack.split(";")}
+        stage = next((name for name, marks in STAGES.items() if frames.intersection(marks)), OTHER)
+        counts[stage] += int(count)
+    total = sum(counts.values()) or 1
+    return {name: counts[name] / total for name in [*STAGES, OTHER]}
+
+
+def profile_case(url: str, path: str, body: str, logs: Path, seconds: float,
+                 wrk: Callable[..., dict[str, float]]) -> dict[str, Any]:
+    """One classifier (recording at ``url``, serving ``path``) sampled while wrk sends ``body``."""
+    server = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2", "LOAN_RECORDS_URL": url,
+                                                           "LOAN_PREDICTION_PATH": path})
+    server.start(logs)
+    try:
+        server.wait_ready()
+        wrk(server.predictions_url, body, 8, 2)  # warm
+        with tempfile.NamedTemporaryFile(suffix=".txt") as out:
+            spy = subprocess.Popen([str(PY_SPY), "record", "--subprocesses", "--nonblocking", "--rate", "200",
+                                    "--duration", str(int(seconds)), "--format", "raw", "--output", out.name,
+                                    "--pid", str(server.process.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            load = wrk(server.predictions_url, body, 8, seconds)
+            _, error = spy.communicate(timeout=seconds + 60)
+            if spy.returncode != 0:
+                raise RuntimeError(f"py-spy failed: {error.strip()[-500:]}")
+            shares = stage_shares(Path(out.name).read_text())
+    finally:
+        server.stop()
+    return {"requests_per_s": load["requests_per_s"], "shares": shares}
+
+
+def run_profiles(urls: dict[str, str], bodies: dict[int, str], logs: Path, seconds: float,
+                 wrk: Callable[..., dict[str, float]], quick: bool = False) -> list[dict[str, Any]]:
+    """Every case (see the module): path x rows x database (``quick``: the fast path's first)."""
+    cases = []
+    for path, label in (("auto", "fast path"), ("scikit-learn", "scikit-learn")):
+        for rows, body in bodies.items():
+            for database, url in urls.items():
+                if quick and cases:
+                    return cases
+                print(f"  profile {label:<13} rows={rows:<3} {database}", flush=True)
+                case = profile_case(url, path, body, logs / f"profile-{path}-{rows}-{database}.log", seconds, wrk)
+                cases.append({"path": label, "rows": rows, "database": database, **case})
+    return cases
+
+
+def profile_markdown(cases: list[dict[str, Any]]) -> list[str]:
+    """One column per case, one row per stage: the share of samples."""
+    header = [f"{c['path']}, {c['rows']} row{'s' if c['rows'] > 1 else ''}, {c['database']}" for c in cases]
+    stages = [*STAGES, OTHER]
+    return [
+        "| where the classifier's time goes (py-spy samples, c = 8) | " + " | ".join(header) + " |",
+        "|---|" + "---|" * len(cases),
+        "| requests/s while sampled | " + " | ".join(f"{c['requests_per_s']:.0f}" for c in cases) + " |",
+        *(f"| {stage} | " + " | ".join(f"{c['shares'][stage]:.0%}" for c in cases) + " |" for stage in stages),
+        "",
+    ]
