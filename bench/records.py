@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from bench.profile import profile_markdown, run_profiles
+from bench.stages import profile_markdown, run_profiles
 from loanxai.artifacts import CLASSIFIER_DIR
 from loanxai.core.manifest import load_verified_manifest
 from loanxai.ops.postgres import LocalPostgres

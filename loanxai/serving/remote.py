@@ -81,9 +81,12 @@ class RemoteClassifier:
         approval, shape (n,), and its decisions (True: approved, at its cutoff), shape (n,)."""
         if self.batch_rows is None:
             self.batch_rows = int(self._get_metadata()["custom"]["max_batch_rows"])
-        X = np.asarray(X, dtype=float)
+        # An anchor's samples repeat rows (a few features drawn from few bins): each distinct row
+        # is asked once and its answer given to every copy (the classifier answers a row alike).
+        X, copies = np.unique(np.asarray(X, dtype=float), axis=0, return_inverse=True)
         answers = [self._post(X[i:i + self.batch_rows]) for i in range(0, max(len(X), 1), self.batch_rows)]
-        return np.concatenate([a for a, _ in answers]), np.concatenate([d for _, d in answers])
+        copies = copies.reshape(-1)
+        return np.concatenate([a for a, _ in answers])[copies], np.concatenate([d for _, d in answers])[copies]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The classifier's decisions as class codes (0 rejected, 1 approved), shape (n,): the anchors' predictor."""

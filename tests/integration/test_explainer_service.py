@@ -104,3 +104,21 @@ def test_explainer_starts_without_classifier_answers_503_and_recovers(artifacts,
         explainer.stop()
         if classifier is not None:
             classifier.stop()
+
+
+def test_the_explainers_predictor_asks_each_distinct_row_once(classifier, census, artifacts):
+    import os
+    from pathlib import Path
+
+    import numpy as np
+
+    from loanxai.serving.remote import RemoteClassifier
+
+    rows = artifacts.classifier_manifest.schema.encode_frame(census.test)[:30]
+    X = np.concatenate([rows, rows[::-1], rows[:5]])  # 65 rows, 30 distinct, as an anchor's samples repeat
+    remote = RemoteClassifier(classifier.predictions_url, 5, 60, 0, Path(os.environ["LOAN_SAMPLING_KEY_FILE"]))
+    approval, approved = remote.classify(X)
+    assert (remote.calls, remote.rows) == (1, 30)
+    decided = requests.post(classifier.predictions_url, json={"data": {"ndarray": X.tolist()}}, timeout=30).json()
+    np.testing.assert_array_equal(approval, np.asarray(decided["data"]["ndarray"])[:, 1])
+    assert [("approved" if a else "rejected") for a in approved] == decided["meta"]["tags"]["decisions"]

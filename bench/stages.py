@@ -2,10 +2,10 @@
 
 Called by ``bench/run.py``: for each prediction path (the fast path, scikit-learn), request
 size (1 and 100 rows) and record (SQLite, PostgreSQL), a classifier (2 workers) is loaded by
-wrk at concurrency 8 while py-spy samples its processes (200 per second, threads holding or
-waiting for the GIL; threads asleep in a socket wait are left out). Each sample is given to the
-first stage of :data:`STAGES` found in its stack; the table shows each stage's share. The
-samples cost the classifier some speed: the rates here are lower than the bench's.
+wrk at concurrency 8 while py-spy samples each of its processes (:data:`RATE` per second;
+threads py-spy sees idle, such as those asleep in a socket wait, are left out). Each sample is
+given to the first stage of :data:`STAGES` found in its stack; the table shows each stage's
+share. The samples cost the classifier some speed: the rates here are lower than the bench's.
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from typing import Any
 from loanxai.ops.services import classifier_service, free_port
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
+#: samples per second of each process (at 200, py-spy fell seconds behind on 2 busy cores)
+RATE = 100
 #: stage -> the functions (``name (file)``) whose presence in a sample's stack puts it there, first match wins
 STAGES: dict[str, tuple[str, ...]] = {
     "record: insert and commit (the group's holder)": ("_commit (commits.py)",),
@@ -56,6 +58,17 @@ def stage_shares(raw: str) -> dict[str, float]:
     return {name: counts[name] / total for name in [*STAGES, OTHER]}
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        found.append(parent)
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True).stdout
+        todo += [int(child) for child in children.split()]
+    return found
+
+
 def profile_case(url: str, path: str, body: str, logs: Path, seconds: float,
                  wrk: Callable[..., dict[str, float]]) -> dict[str, Any]:
     """One classifier (recording at ``url``, serving ``path``) sampled while wrk sends ``body``."""
@@ -65,19 +78,23 @@ def profile_case(url: str, path: str, body: str, logs: Path, seconds: float,
     try:
         server.wait_ready()
         wrk(server.predictions_url, body, 8, 2)  # warm
-        with tempfile.NamedTemporaryFile(suffix=".txt") as out:
-            spy = subprocess.Popen([str(PY_SPY), "record", "--subprocesses", "--nonblocking", "--rate", "200",
-                                    "--duration", str(int(seconds)), "--format", "raw", "--output", out.name,
-                                    "--pid", str(server.process.pid)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        pids = _descendants(server.process.pid)
+        # one py-spy per process: its --subprocesses can crash (benfred/py-spy#638, #724, open)
+        with tempfile.TemporaryDirectory() as folder:
+            outs = [Path(folder) / f"{pid}.txt" for pid in pids]
+            spies = [subprocess.Popen([str(PY_SPY), "record", "--nonblocking", "--rate", str(RATE), "--duration",
+                                       str(int(seconds)), "--format", "raw", "--output", str(out), "--pid", str(pid)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                     for pid, out in zip(pids, outs)]
             load = wrk(server.predictions_url, body, 8, seconds)
-            _, error = spy.communicate(timeout=seconds + 60)
-            if spy.returncode != 0:
-                raise RuntimeError(f"py-spy failed: {error.strip()[-500:]}")
-            shares = stage_shares(Path(out.name).read_text())
+            for spy in spies:
+                said, _ = spy.communicate(timeout=seconds + 60)
+                if spy.returncode != 0:
+                    raise RuntimeError(f"py-spy failed (exit {spy.returncode}): {said.strip()[-500:]}")
+            raw = "\n".join(out.read_text(errors="replace") for out in outs)  # frames may hold any bytes
+        return {"requests_per_s": load["requests_per_s"], "shares": stage_shares(raw)}
     finally:
         server.stop()
-    return {"requests_per_s": load["requests_per_s"], "shares": shares}
 
 
 def run_profiles(urls: dict[str, str], bodies: dict[int, str], logs: Path, seconds: float,
