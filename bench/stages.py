@@ -22,6 +22,7 @@ from loanxai.ops.services import classifier_service, free_port
 PY_SPY = Path(sys.executable).parent / "py-spy"
 #: samples per second of each process (at 200, py-spy fell seconds behind on 2 busy cores)
 RATE = 100
+ATTEMPTS = 3
 #: stage -> the functions (``name (file)``) whose presence in a sample's stack puts it there, first match wins
 STAGES: dict[str, tuple[str, ...]] = {
     "record: insert and commit (the group's holder)": ("_commit (commits.py)",),
@@ -99,7 +100,9 @@ def profile_case(url: str, path: str, body: str, logs: Path, seconds: float,
 
 def run_profiles(urls: dict[str, str], bodies: dict[int, str], logs: Path, seconds: float,
                  wrk: Callable[..., dict[str, float]], quick: bool = False) -> list[dict[str, Any]]:
-    """Every case (see the module): path x rows x database (``quick``: the fast path's first)."""
+    """Every case (see the module): path x rows x database (``quick``: the fast path's first).
+    py-spy 0.4.1 sometimes dies of a segmentation fault here (2026-12-06, one run in several):
+    a case is tried :data:`ATTEMPTS` times, then shown as failed rather than losing the bench."""
     cases = []
     for path, label in (("auto", "fast path"), ("scikit-learn", "scikit-learn")):
         for rows, body in bodies.items():
@@ -107,8 +110,16 @@ def run_profiles(urls: dict[str, str], bodies: dict[int, str], logs: Path, secon
                 if quick and cases:
                     return cases
                 print(f"  profile {label:<13} rows={rows:<3} {database}", flush=True)
-                case = profile_case(url, path, body, logs / f"profile-{path}-{rows}-{database}.log", seconds, wrk)
-                cases.append({"path": label, "rows": rows, "database": database, **case})
+                case: dict[str, Any] = {"path": label, "rows": rows, "database": database}
+                for attempt in range(1, ATTEMPTS + 1):
+                    try:
+                        case.update(profile_case(url, path, body, logs / f"profile-{path}-{rows}-{database}.log",
+                                                 seconds, wrk), failed=None)
+                        break
+                    except RuntimeError as error:
+                        print(f"  attempt {attempt}: {error}", flush=True)
+                        case["failed"] = str(error)
+                cases.append(case)
     return cases
 
 
@@ -116,10 +127,15 @@ def profile_markdown(cases: list[dict[str, Any]]) -> list[str]:
     """One column per case, one row per stage: the share of samples."""
     header = [f"{c['path']}, {c['rows']} row{'s' if c['rows'] > 1 else ''}, {c['database']}" for c in cases]
     stages = [*STAGES, OTHER]
+
+    def cell(case: dict[str, Any], stage: str) -> str:
+        return "py-spy failed" if case["failed"] else f"{case['shares'][stage]:.0%}"
+
     return [
         "| where the classifier's time goes (py-spy samples, c = 8) | " + " | ".join(header) + " |",
         "|---|" + "---|" * len(cases),
-        "| requests/s while sampled | " + " | ".join(f"{c['requests_per_s']:.0f}" for c in cases) + " |",
-        *(f"| {stage} | " + " | ".join(f"{c['shares'][stage]:.0%}" for c in cases) + " |" for stage in stages),
+        "| requests/s while sampled | " + " | ".join("-" if c["failed"] else f"{c['requests_per_s']:.0f}"
+                                                    for c in cases) + " |",
+        *(f"| {stage} | " + " | ".join(cell(c, stage) for c in cases) + " |" for stage in stages),
         "",
     ]

@@ -43,6 +43,7 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
     assert records["notices"]["pdf"]["notices"] == 16
     assert set(records["floor_100_rows_ms"]) == {"sqlite", "postgresql", "sqlite, sync free (tmpfs)"}
     [profile] = records["profile"]  # py-spy sampled the recording classifier: its stages add up
+    assert profile["failed"] is None, profile["failed"]
     assert abs(sum(profile["shares"].values()) - 1) < 1e-9
     assert profile["shares"]["prediction (with the elderly rule)"] > 0
     assert profile["shares"]["record: insert and commit (the group's holder)"] > 0
