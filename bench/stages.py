@@ -50,7 +50,7 @@ def stage_shares(raw: str) -> dict[str, float]:
     counts: collections.Counter[str] = collections.Counter()
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
+        if not (stack and count.isdigit()):  # a line that is not a sample (py-spy's own words)
             continue
         frames = {_frame_name(f) for f in stack.split(";")}
         stage = next((name for name, marks in STAGES.items() if frames.intersection(marks)), OTHER)
