@@ -43,10 +43,12 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
     assert records["notices"]["pdf"]["notices"] == 16
     assert set(records["floor_100_rows_ms"]) == {"sqlite", "postgresql", "sqlite, sync free (tmpfs)"}
     [profile] = records["profile"]  # py-spy sampled the recording classifier: its stages add up
-    assert profile["failed"] is None, profile["failed"]
-    assert abs(sum(profile["shares"].values()) - 1) < 1e-9
-    assert profile["shares"]["prediction (with the elderly rule)"] > 0
-    assert profile["shares"]["record: insert and commit (the group's holder)"] > 0
+    if profile["failed"]:  # py-spy 0.4.1 dies of SIGSEGV now and then (bench/stages.py): shown as such
+        assert "py-spy failed" in profile["failed"] and "py-spy failed" in (tmp_path / "latest.md").read_text()
+    else:
+        assert abs(sum(profile["shares"].values()) - 1) < 1e-9
+        assert profile["shares"]["prediction (with the elderly rule)"] > 0
+        assert profile["shares"]["record: insert and commit (the group's holder)"] > 0
     table = (tmp_path / "latest.md").read_text()
     assert "what monitoring costs" in table and "what recording costs" in table
     assert "| over REST |" in table and "| mlserver | 100 | 8 |" in table
