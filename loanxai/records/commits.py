@@ -114,12 +114,9 @@ class GroupCommit:
             self.names = [c.name for c in table.columns]
             self.sql = (f"COPY {quote.format_table(table)} ({', '.join(quote.quote(n) for n in self.names)}) "
                         "FROM STDIN")
-            self.positional = True
-        else:
+        else:  # SQLite's driver takes positional parameters (qmark)
             compiled = insert(table).compile(dialect=dialect)
-            self.sql = compiled.string
-            self.names = list(compiled.positiontup) if compiled.positional else [c.name for c in table.columns]
-            self.positional = compiled.positional
+            self.sql, self.names = compiled.string, list(compiled.positiontup)
         self.convert = {c.name: c.type._cached_bind_processor(dialect) for c in table.columns}
         self.errors = dialect.loaded_dbapi
         # a commit's answer can be lost only across a network (SQLite's is the process's own)
@@ -177,9 +174,7 @@ class GroupCommit:
             values = [row[name] for row in rows]
             convert = self.convert[name]
             columns.append(_converted(values, convert) if convert else values)
-        if self.positional:
-            return list(zip(*columns))
-        return [dict(zip(self.names, values)) for values in zip(*columns)]
+        return list(zip(*columns))
 
     def _commit(self, batch: list[_Queued]) -> None:
         stage = "connect"
