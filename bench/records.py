@@ -131,14 +131,14 @@ def run_records(application: dict[str, Any], rejected: list[dict[str, Any]], log
                                                    / result["rows100_c8"]["off"]["requests_per_s_median"])
             result[f"{kind}_p50_added_ms"] = (result["c1"][kind]["p50_ms_median"]
                                               - result["c1"]["off"]["p50_ms_median"])
+        recorded = sum(1 for _ in select_decisions(DecisionStore(urls["sqlite"]), Selection()))
+        result["sqlite_records"] = recorded
+        result["notices"] = _notices(urls["sqlite"], servers["sqlite"].predictions_url, rejected, pdfs)
         for server in servers.values():  # the profiles start their own, one at a time
             server.stop()
         result["profile"] = run_profiles({"sqlite": urls["sqlite"], "postgresql": urls["postgresql"]},
                                          {1: body, 100: json.dumps({"jsonData": batch})}, logs, duration_s, wrk,
                                          quick=rounds == 1)
-        recorded = sum(1 for _ in select_decisions(DecisionStore(urls["sqlite"]), Selection()))
-        result["sqlite_records"] = recorded
-        result["notices"] = _notices(urls["sqlite"], rejected, pdfs)
         return result
     finally:
         for server in servers.values():
