@@ -1,14 +1,18 @@
 """Benchmarks of the decision record: what recording costs the classifier, and notices per second.
 
-Called by ``bench/run.py``: three classifiers side by side (2 workers each), recording to
-SQLite in a file, to a real PostgreSQL on loopback (started here, in a temporary folder), and
-not at all (``LOAN_RECORDS_URL=off``); requests/s of 1-row named applications at concurrency
-32 and p50 at concurrency 1, runs alternated so that all three meet the same machine. Then
-adverse action notices rendered as HTML for a batch of recorded rejections, with their reasons
-recorded and given again, and a batch as PDF (1,000; a process per core).
+Called by ``bench/run.py``: five classifiers side by side (2 workers each), recording to
+SQLite in a file, to a real PostgreSQL on loopback (started here, in a temporary folder), to
+each of the two on a tmpfs (``/dev/shm``, where the sync to disk is free: what recording costs
+but the disk), and not at all (``LOAN_RECORDS_URL=off``); requests/s of 1-row named
+applications at concurrency 32 and p50 at concurrency 1, runs alternated so that all meet the
+same machine; 100-row requests at concurrency 8 (off, SQLite, PostgreSQL); one request's record
+alone, in process. Then adverse action notices rendered as HTML for a batch of recorded
+rejections, with their reasons recorded and given again, and a batch as PDF (1,000; a process
+per core); then where the time goes (:mod:`bench.stages`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,7 +27,7 @@ from typing import Any
 
 import requests
 
-from bench.stages import profile_markdown, run_profiles
+from bench.stages import descendants, profile_markdown, run_profiles
 from loanxai.artifacts import CLASSIFIER_DIR
 from loanxai.core.manifest import load_verified_manifest
 from loanxai.ops.postgres import LocalPostgres
@@ -33,19 +37,43 @@ from loanxai.records.queries import Selection, select_decisions
 from loanxai.records.redecide import Redecider
 from loanxai.records.store import DecisionStore, RequestDecisions, open_store
 
+#: each database's twin on a tmpfs, where its sync to disk is free: what recording costs but the disk
+SYNC_FREE = {kind: f"{kind}, sync free (tmpfs)" for kind in ("sqlite", "postgresql")}
 LETTERHEAD = Letterhead("Bench Lender\n1 Main Street", "555-0100", "Consumer Financial Protection Bureau\nWashington, DC 20552")
 
 
-def _alternated(servers: dict[str, Any], body: str, connections: int, rounds: int, duration_s: float,
-                wrk: Callable[..., dict[str, float]]) -> dict[str, Any]:
+def _cpu_s(root: int) -> float:
+    """CPU seconds (user and system) used so far by the process ``root`` and every process under it."""
+    total = 0
+    for pid in descendants(root):
+        with contextlib.suppress(FileNotFoundError):  # a process that ended meanwhile
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _alternated(servers: dict[str, Any], databases: dict[str, LocalPostgres], body: str, connections: int,
+                rounds: int, duration_s: float, wrk: Callable[..., dict[str, float]]) -> dict[str, Any]:
+    """Each server loaded in turn, ``rounds`` times; the medians, and the CPU each request took
+    in the classifier's processes and in its database server's (``databases``, by server name)."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
     for _ in range(rounds):
         for name, server in servers.items():
-            runs[name].append(wrk(server.predictions_url, body, connections, duration_s))
-            print(f"  records {name:<10} c={connections:<3} {runs[name][-1]['requests_per_s']:8.0f} req/s "
-                  f"p50 {runs[name][-1]['p50_ms']:.2f} ms", flush=True)
+            roots = {"classifier": server.process.pid}
+            if name in databases:
+                roots["database"] = int((databases[name].data / "postmaster.pid").read_text().split()[0])
+            before = {side: _cpu_s(pid) for side, pid in roots.items()}
+            run = wrk(server.predictions_url, body, connections, duration_s)
+            for side, pid in roots.items():
+                run[f"{side}_cpu_ms"] = 1000 * (_cpu_s(pid) - before[side]) / max(run["requests"], 1)
+            runs[name].append(run)
+            print(f"  records {name:<30} c={connections:<3} {run['requests_per_s']:8.0f} req/s "
+                  f"p50 {run['p50_ms']:.2f} ms, CPU ms per request: classifier {run['classifier_cpu_ms']:.3f} "
+                  f"database {run.get('database_cpu_ms', 0):.3f}", flush=True)
     return {name: {"requests_per_s_median": statistics.median(r["requests_per_s"] for r in rs),
                    "p50_ms_median": statistics.median(r["p50_ms"] for r in rs),
+                   "classifier_cpu_ms_median": statistics.median(r["classifier_cpu_ms"] for r in rs),
+                   "database_cpu_ms_median": statistics.median(r.get("database_cpu_ms", 0.0) for r in rs),
                    "errors": sum(r["errors"] for r in rs), "runs": rs} for name, rs in runs.items()}
 
 
@@ -77,60 +105,73 @@ def _notices(url: str, predictions_url: str, rejected: list[dict[str, Any]], pdf
     return result
 
 
-def _record_floor(urls: dict[str, str], batch: list[dict[str, Any]], repeats: int) -> dict[str, float]:
-    """Median milliseconds of one 100-row request's record (``DecisionStore.record``, in process,
-    nothing else), for each database, and for SQLite on a tmpfs, where the sync to disk is free."""
+def _decided(batch: list[dict[str, Any]], protected: list[str]) -> RequestDecisions:
+    """A request's decisions of ``batch`` as the classifier hands them to the record."""
+    return RequestDecisions(
+        request_id=uuid.uuid4().hex, application_ids=[None] * len(batch), decided_at=datetime.now(UTC),
+        model_version="0123456789ab", manifest_sha256="f" * 64, dataset="census",
+        inputs=[{k: v for k, v in r.items() if k not in protected} for r in batch],
+        protected=[{k: r.get(k) for k in protected} for r in batch], probabilities=[0.5] * len(batch),
+        cutoff=0.5, decisions=["rejected"] * len(batch), reasons=None)
+
+
+def _record_floor(urls: dict[str, str], batches: dict[int, list[dict[str, Any]]], repeats: int) -> dict[str, Any]:
+    """Median milliseconds of one request's record alone, in process (``DecisionStore.record``,
+    nothing else), for each batch size and each database: what a lone request waits for it."""
     protected = load_verified_manifest(CLASSIFIER_DIR).schema.protected
-    floors = {}
-    with tempfile.TemporaryDirectory(dir="/dev/shm") as memory:
-        for name, url in {**urls, "sqlite, sync free (tmpfs)": f"sqlite:///{memory}/decisions.sqlite"}.items():
-            if url == "off":
-                continue
-            store = open_store(url)
+    floors: dict[str, dict[str, float]] = {str(n): {} for n in batches}
+    for name, url in urls.items():
+        if url == "off":
+            continue
+        store = open_store(url)
+        for n, batch in batches.items():
             times = []
             for _ in range(repeats):
-                decided = RequestDecisions(
-                    request_id=uuid.uuid4().hex, application_ids=[None] * len(batch), decided_at=datetime.now(UTC),
-                    model_version="0123456789ab", manifest_sha256="f" * 64, dataset="census",
-                    inputs=[{k: v for k, v in r.items() if k not in protected} for r in batch],
-                    protected=[{k: r.get(k) for k in protected} for r in batch], probabilities=[0.5] * len(batch),
-                    cutoff=0.5, decisions=["rejected"] * len(batch), reasons=None)
+                decided = _decided(batch, protected)
                 started = time.perf_counter()
                 store.record(decided)
                 times.append(time.perf_counter() - started)
-            store.engine.dispose()
-            floors[name] = 1000 * statistics.median(times)
+            floors[str(n)][name] = 1000 * statistics.median(times)
+        store.engine.dispose()
     return floors
 
 
 def run_records(application: dict[str, Any], rejected: list[dict[str, Any]], logs: Path, rounds: int,
                 duration_s: float, wrk: Callable[..., dict[str, float]], pdfs: int) -> dict[str, Any]:
     """The recording cost and the notice rates (see the module)."""
-    folder = Path(tempfile.mkdtemp(prefix="loanxai-bench-records-"))  # reachable by PostgreSQL's user
-    postgres = LocalPostgres(folder / "postgres", free_port())
-    urls = {"off": "off", "sqlite": f"sqlite:///{folder}/decisions.sqlite", "postgresql": None}
+    folders = [Path(tempfile.mkdtemp(prefix="loanxai-bench-records-", dir=d)) for d in (None, "/dev/shm")]
+    disk, memory = folders
+    databases = {"postgresql": LocalPostgres(disk / "postgres", free_port()),
+                 SYNC_FREE["postgresql"]: LocalPostgres(memory / "postgres", free_port())}
+    urls = {"off": "off", "sqlite": f"sqlite:///{disk}/decisions.sqlite",
+            SYNC_FREE["sqlite"]: f"sqlite:///{memory}/decisions.sqlite"}
     servers: dict[str, Any] = {}
     try:
-        folder.chmod(0o755)
-        postgres.start()
-        urls["postgresql"] = postgres.url
+        for folder in folders:
+            folder.chmod(0o755)  # reachable by PostgreSQL's user
+        for name, postgres in databases.items():
+            postgres.start()
+            urls[name] = postgres.url
         for name, url in urls.items():
             servers[name] = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2", "LOAN_RECORDS_URL": url})
-            servers[name].start(logs / f"records-{name}.log")
+            servers[name].start(logs / f"records-{name.split(',')[0]}{'-tmpfs' if ',' in name else ''}.log")
             servers[name].wait_ready()
         body = json.dumps({"jsonData": [application]})
         batch = rejected[:100]
-        result = {"c32": _alternated(servers, body, 32, rounds, duration_s, wrk),
-                  "c1": _alternated(servers, body, 1, rounds, duration_s, wrk),
-                  "rows100_c8": _alternated(servers, json.dumps({"jsonData": batch}), 8, rounds, duration_s, wrk),
-                  "floor_100_rows_ms": _record_floor(urls, batch, 20 if rounds == 1 else 300)}
-        for kind in ("sqlite", "postgresql"):
+        on_disk = {name: servers[name] for name in ("off", "sqlite", "postgresql")}
+        result = {"c32": _alternated(servers, databases, body, 32, rounds, duration_s, wrk),
+                  "c1": _alternated(servers, databases, body, 1, rounds, duration_s, wrk),
+                  "rows100_c8": _alternated(on_disk, databases, json.dumps({"jsonData": batch}), 8, rounds,
+                                            duration_s, wrk),
+                  "floor_ms": _record_floor(urls, {1: [application], 100: batch}, 20 if rounds == 1 else 300)}
+        for kind in urls.keys() - {"off"}:
             result[f"{kind}_over_off"] = (result["c32"][kind]["requests_per_s_median"]
                                           / result["c32"]["off"]["requests_per_s_median"])
-            result[f"{kind}_over_off_100_rows"] = (result["rows100_c8"][kind]["requests_per_s_median"]
-                                                   / result["rows100_c8"]["off"]["requests_per_s_median"])
             result[f"{kind}_p50_added_ms"] = (result["c1"][kind]["p50_ms_median"]
                                               - result["c1"]["off"]["p50_ms_median"])
+        for kind in ("sqlite", "postgresql"):
+            result[f"{kind}_over_off_100_rows"] = (result["rows100_c8"][kind]["requests_per_s_median"]
+                                                   / result["rows100_c8"]["off"]["requests_per_s_median"])
         recorded = sum(1 for _ in select_decisions(DecisionStore(urls["sqlite"]), Selection()))
         result["sqlite_records"] = recorded
         result["notices"] = _notices(urls["sqlite"], servers["sqlite"].predictions_url, rejected, pdfs)
@@ -143,36 +184,38 @@ def run_records(application: dict[str, Any], rejected: list[dict[str, Any]], log
     finally:
         for server in servers.values():
             server.stop()
-        postgres.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        for postgres in databases.values():
+            postgres.stop()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def records_markdown(r: dict[str, Any]) -> list[str]:
     """The recording cost's and the notices' tables."""
+    names = list(r["c32"])
     rows = [f"| {name} | {r['c32'][name]['requests_per_s_median']:.0f} | {r['c32'][name]['p50_ms_median']:.2f} | "
-            f"{r['c1'][name]['p50_ms_median']:.2f} |" for name in ("off", "sqlite", "postgresql")]
+            f"{r['c1'][name]['p50_ms_median']:.2f} | {_ms(r['floor_ms']['1'].get(name))} | "
+            f"{r['c32'][name]['classifier_cpu_ms_median']:.3f} | {r['c32'][name]['database_cpu_ms_median']:.3f} |"
+            for name in names]
     n = r["notices"]
     return [
         f"| what recording costs: 1 named application per request, {len(r['c32']['off']['runs'])} runs each, "
-        "alternated | requests/s at c = 32 (median) | p50 ms at c = 32 | p50 ms at c = 1 |",
-        "|---|---|---|---|", *rows, "",
-        f"Recording every decision durably, the classifier serves {r['sqlite_over_off']:.1%} of its unrecorded rate "
-        f"with SQLite and {r['postgresql_over_off']:.1%} with PostgreSQL; one request's p50 grows by "
-        f"{r['sqlite_p50_added_ms']:.2f} ms and {r['postgresql_p50_added_ms']:.2f} ms.",
+        "alternated | requests/s at c = 32 (median) | p50 ms at c = 32 | p50 ms at c = 1 | the record alone, ms | "
+        "CPU ms per request at c = 32: classifier | its database server |",
+        "|---|---|---|---|---|---|---|", *rows, "",
+        *(f"Recording to {kind}, the classifier serves {r[f'{kind}_over_off']:.1%} of its unrecorded rate at c = 32; "
+          f"one request's p50 at c = 1 grows by {r[f'{kind}_p50_added_ms']:.2f} ms." for kind in names[1:]),
         "",
         f"| 100 named applications per request, c = 8, {len(r['rows100_c8']['off']['runs'])} runs each, alternated "
-        "| requests/s (median) | rows/s | p50 ms |",
-        "|---|---|---|---|",
-        *(f"| {name} | {r['rows100_c8'][name]['requests_per_s_median']:.0f} | "
-          f"{100 * r['rows100_c8'][name]['requests_per_s_median']:,.0f} | {r['rows100_c8'][name]['p50_ms_median']:.2f} |"
-          for name in ("off", "sqlite", "postgresql")),
+        "| requests/s (median) | rows/s | p50 ms | the record alone, ms |",
+        "|---|---|---|---|---|",
+        *(f"| {name} | {c['requests_per_s_median']:.0f} | {100 * c['requests_per_s_median']:,.0f} | "
+          f"{c['p50_ms_median']:.2f} | {_ms(r['floor_ms']['100'].get(name))} |" for name, c in r["rows100_c8"].items()),
         "",
         f"With 100 rows per request the classifier serves {r['sqlite_over_off_100_rows']:.1%} of its unrecorded rate "
-        f"with SQLite and {r['postgresql_over_off_100_rows']:.1%} with PostgreSQL.",
-        "",
-        "| one 100-row request's record alone, in process (`DecisionStore.record`) | median ms |",
-        "|---|---|",
-        *(f"| {name} | {ms:.2f} |" for name, ms in r["floor_100_rows_ms"].items()),
+        f"with SQLite and {r['postgresql_over_off_100_rows']:.1%} with PostgreSQL. The record alone: "
+        "`DecisionStore.record` in process, nothing else, the median of one request's; on the tmpfs twins "
+        "it is the record's own work, with the sync to disk made free.",
         "",
         "| adverse action notices | notices | seconds | per second |",
         "|---|---|---|---|",
@@ -182,3 +225,8 @@ def records_markdown(r: dict[str, Any]) -> list[str]:
         "",
         *profile_markdown(r["profile"]),
     ]
+
+
+def _ms(value: float | None) -> str:
+    """Milliseconds as the tables show them; ``-`` for nothing measured."""
+    return "-" if value is None else f"{value:.2f}"

@@ -59,7 +59,7 @@ def stage_shares(raw: str) -> dict[str, float]:
     return {name: counts[name] / total for name in [*STAGES, OTHER]}
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """``pid`` and every process under it."""
     found, todo = [], [pid]
     while todo:
@@ -79,7 +79,7 @@ def profile_case(url: str, path: str, body: str, logs: Path, seconds: float,
     try:
         server.wait_ready()
         wrk(server.predictions_url, body, 8, 2)  # warm
-        pids = _descendants(server.process.pid)
+        pids = descendants(server.process.pid)
         # one py-spy per process: its --subprocesses can crash (benfred/py-spy#638, #724, open)
         with tempfile.TemporaryDirectory() as folder:
             outs = [Path(folder) / f"{pid}.txt" for pid in pids]

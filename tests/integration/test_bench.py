@@ -41,7 +41,9 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
     assert records["sqlite_records"] > 0  # the recording classifier recorded what wrk sent
     assert records["notices"]["reasons_given_again"]["notices"] == records["notices"]["reasons_recorded"]["notices"] > 0
     assert records["notices"]["pdf"]["notices"] == 16
-    assert set(records["floor_100_rows_ms"]) == {"sqlite", "postgresql", "sqlite, sync free (tmpfs)"}
+    names = {"sqlite", "postgresql", "sqlite, sync free (tmpfs)", "postgresql, sync free (tmpfs)"}
+    assert set(records["c32"]) == set(records["c1"]) == {"off", *names}  # each database beside its sync-free twin
+    assert set(records["floor_ms"]["1"]) == set(records["floor_ms"]["100"]) == names
     [profile] = records["profile"]  # py-spy sampled the recording classifier: its stages add up
     if profile["failed"]:  # py-spy 0.4.1 dies of SIGSEGV now and then (bench/stages.py): shown as such
         assert "py-spy failed" in profile["failed"] and "py-spy failed" in (tmp_path / "latest.md").read_text()
