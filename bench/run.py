@@ -8,13 +8,15 @@
   mlserver-sklearn serving the same fitted pipeline over the V2 protocol): p50/p99 latency and
   requests/s at each concurrency, for 1-row and 100-row requests, loaded with wrk;
 - explanations of a fixed set of applications, in process and through the explainer service,
-  both seeded as the service seeds them (the same anchors, the same classifier calls);
+  both seeded as the service seeds them (the same anchors, the same classifier calls), and one
+  of the explainer's classifier calls in process, through the service and as a bare round trip;
 - principal reasons, recourse and the file scorer (``bench/decisions.py``), beside Seldon's
   ``seldon-batch-processor``;
 - what monitoring costs: the fast path with every metric on and with ``LOAN_METRICS=off``,
   1-row named applications (protected attributes given) at concurrency 32, runs alternated;
-- what recording costs (``bench/records.py``): recording to SQLite, to PostgreSQL and not at
-  all, side by side; adverse action notices per second;
+- what recording costs (``bench/records.py``): recording to SQLite, to PostgreSQL, to each on a
+  tmpfs (the sync free) and not at all, side by side, with the CPU each request takes; one
+  request's record alone; adverse action notices per second; where the time goes (py-spy);
 - cold start: seconds from process start to ready, for each service.
 
 Every server it starts listens on 127.0.0.1 and is stopped at the end, whatever happens.
@@ -69,6 +71,7 @@ from loanxai.ops.services import (  # noqa: E402
 )
 from loanxai.ops.tokens import make_sampling_key  # noqa: E402
 from loanxai.serving.fastpath import TREES_FROM_ROWS, FastClassifier  # noqa: E402
+from loanxai.serving.remote import RemoteClassifier  # noqa: E402
 from loanxai.training.train import ensure_trained  # noqa: E402
 
 MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
@@ -260,9 +263,11 @@ def served_decisions(fast_predict: Callable) -> Callable[[np.ndarray], np.ndarra
     return decide
 
 
-def explanation_section(applications: np.ndarray, explainer_url: str, fast_predict: Callable) -> dict[str, Any]:
+def explanation_section(applications: np.ndarray, explainer_url: str, fast_predict: Callable,
+                        classifier: Any, sampling_key: Path, call_rows: np.ndarray) -> dict[str, Any]:
     """Seconds per explanation in process (fast predictor) and through the explainer service,
-    seeded alike: each application gets the same anchor from the same classifier calls both ways."""
+    seeded alike: each application gets the same anchor from the same classifier calls both ways;
+    then what one of the explainer's calls costs (:func:`call_costs`)."""
     explainer = anchors.load_explainer(EXPLAINER_DIR)
     explainer_manifest = load_verified_manifest(EXPLAINER_DIR)
     model_sha256 = explainer_manifest.model_sha256
@@ -300,7 +305,25 @@ def explanation_section(applications: np.ndarray, explainer_url: str, fast_predi
 
     result = {"applications": len(applications), "same_anchor": same, "in_process": summary(local), "service": summary(remote)}
     result["service_over_in_process_p50"] = result["service"]["p50_s"] / result["in_process"]["p50_s"]
+    rows = int(result["service"]["rows_median"] / max(result["service"]["model_calls_median"], 1))
+    result["call"] = call_costs(classifier, sampling_key, decide, call_rows[:max(rows, 1)])
+    # the explanation's p50 if each of its calls cost only the bare round trip more than in process
+    result["floor_over_in_process_p50"] = 1 + (result["service"]["model_calls_median"] * result["call"]["ping_ms"]
+                                               / 1000 / result["in_process"]["p50_s"])
     return result
+
+
+def call_costs(classifier: Any, sampling_key: Path, decide: Callable, X: np.ndarray) -> dict[str, float]:
+    """Median milliseconds of one classifier call of the explainer's (``X``, the median rows of
+    one): in process, through the classifier service as the explainer makes it
+    (:class:`~loanxai.serving.remote.RemoteClassifier`), and the bare round trip to that service
+    (``GET /health/ping``: requests, gunicorn, Flask and Seldon's wrapper, no message)."""
+    remote = RemoteClassifier(classifier.predictions_url, 5, 30, 0, sampling_key)
+    ping = f"{classifier.url}/health/ping"
+    return {"rows": len(X), "in_process_ms": median_ms(lambda: decide(X), budget_s=2, max_runs=500),
+            "service_ms": median_ms(lambda: remote.classify(X), budget_s=4, max_runs=500),
+            "ping_ms": median_ms(lambda: remote.session.get(ping, timeout=5).raise_for_status(), budget_s=2,
+                                 max_runs=500)}
 
 
 def machine() -> dict[str, Any]:
@@ -358,6 +381,15 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Service / in-process p50: {e['service_over_in_process_p50']:.2f}; the same anchor both ways for "
         f"{e['same_anchor']} of {e['applications']} applications.",
+        "",
+        f"| one classifier call of an explanation ({e['call']['rows']} rows) | median ms |",
+        "|---|---|",
+        f"| in process, fast predictor | {e['call']['in_process_ms']:.2f} |",
+        f"| through the classifier service, as the explainer calls it | {e['call']['service_ms']:.2f} |",
+        f"| the bare round trip to the service (`GET /health/ping`) | {e['call']['ping_ms']:.2f} |",
+        "",
+        f"Were each call to cost only the bare round trip more than in process, an explanation through the service "
+        f"would take {e['floor_over_in_process_p50']:.2f} times its in-process p50.",
         "",
         *decisions_markdown(results["decisions"]),
         *monitoring_markdown(results["monitoring"]),
@@ -482,6 +514,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 impute(rows[: args.explanations], dataset.schema, medians),
                 explainer.predictions_url,
                 predictors[FAST_PATH],
+                fast, Path(sampling["LOAN_SAMPLING_KEY_FILE"]), impute(rows[:1000], dataset.schema, medians),
             )
             print("principal reasons, recourse, files", flush=True)
             results["decisions"] = run_decisions(fast.url, explainer.url, frame, rows, rejected[:20], args.quick)

@@ -31,6 +31,9 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
     assert results["peer_max_difference"] < 1e-9  # the peer serves the same model
     assert results["explanations"]["applications"] == 2
     assert results["explanations"]["service"]["model_calls_median"] > 0
+    call = results["explanations"]["call"]  # one of the explainer's calls: in process, through the service, bare
+    assert call["rows"] > 0 and 0 < call["in_process_ms"] and 0 < call["ping_ms"] < call["service_ms"]
+    assert results["explanations"]["floor_over_in_process_p50"] > 1
     assert set(results["cold_start_s"]) == {"ours, fast path", "ours, scikit-learn", "mlserver", "explainer",
                                             "ours, fast path, metrics off"}
     monitoring = results["monitoring"]
