@@ -16,23 +16,22 @@ __all__ = ["search_section", "worst_difference", "worst_ratio"]
 def worst_ratio(point: dict[str, Any], screened: list[str]) -> dict[str, Any] | None:
     """The screened attribute with the lowest adverse impact ratio of a candidate, with its
     ratio and 95% interval (None: no attribute had two groups to judge)."""
-    judged = [(point["air"][a]["ratio"], a) for a in screened if point["air"][a]["ratio"] is not None]
-    if not judged:
-        return None
-    _, attribute = min(judged)
-    air = point["air"][attribute]
-    return {"attribute": attribute, "ratio": air["ratio"], "low": air["low"], "high": air["high"]}
+    return _lowest(point["air"], screened, "ratio")
 
 
 def worst_difference(point: dict[str, Any], screened: list[str]) -> dict[str, Any] | None:
     """The screened attribute with the lowest standardized mean difference of a candidate's
     scores, with its value and 95% interval (None: no attribute had two groups to judge)."""
-    judged = [(point["smd"][a]["smd"], a) for a in screened if point["smd"][a]["smd"] is not None]
+    return _lowest(point["smd"], screened, "smd")
+
+
+def _lowest(by_attribute: dict[str, dict[str, Any]], screened: list[str], key: str) -> dict[str, Any] | None:
+    judged = [(by_attribute[a][key], a) for a in screened if by_attribute[a][key] is not None]
     if not judged:
         return None
     _, attribute = min(judged)
-    smd = point["smd"][attribute]
-    return {"attribute": attribute, "smd": smd["smd"], "low": smd["low"], "high": smd["high"]}
+    figure = by_attribute[attribute]
+    return {"attribute": attribute, key: figure[key], "low": figure["low"], "high": figure["high"]}
 
 
 def search_section(manifest: Manifest, out: Path) -> dict[str, Any]:
