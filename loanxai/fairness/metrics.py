@@ -6,7 +6,10 @@ unless that is the policy. The adverse impact ratio (AIR) of a protected attribu
 lowest judged group's approval rate over its highest, with a 95% interval (Katz's log method
 for a ratio of two proportions); each group's rate has a 95% Wilson interval; only groups
 with at least ``min_rows`` rows are judged, the others are reported as not judged. Metrics per
-group come from fairlearn's :class:`~fairlearn.metrics.MetricFrame`.
+group come from fairlearn's :class:`~fairlearn.metrics.MetricFrame`. The standardized mean
+difference (SMD) compares the scores themselves, whatever the cutoff: a group's mean score
+minus the favoured group's, over their pooled standard deviation, with a 95% interval (Hedges
+and Olkin's large-sample variance).
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from sklearn import metrics as skmetrics
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
 __all__ = ["METRICS", "Z95", "adverse_impact", "balanced_sample", "evaluate", "fairness_gaps", "group_metrics",
-           "group_rates", "large_groups", "policy_cutoff", "resampling_effect", "wilson"]
+           "group_rates", "large_groups", "policy_cutoff", "resampling_effect", "standardized_mean_difference", "wilson"]
 
 #: the normal quantile of a two-sided 95% interval
 Z95 = 1.959964
@@ -121,6 +124,32 @@ def adverse_impact(decisions: np.ndarray, groups: Sequence[str | None], min_rows
     centre = math.log(max(x1 / a["rows"], 1e-12) / b["rate"])
     return result | {"ratio": ratio, "low": math.exp(centre - Z95 * se), "high": math.exp(centre + Z95 * se),
                      "lowest": lowest, "highest": highest}
+
+
+def standardized_mean_difference(scores: np.ndarray, groups: Sequence[str | None], min_rows: int) -> dict[str, Any]:
+    """The standardized mean difference of one attribute's scores (shape (n,), the probability of
+    approval; None groups left out): among the groups of at least ``min_rows`` rows, each one's
+    mean score minus that of the group with the highest, over their pooled standard deviation.
+    ``smd`` is the lowest (0 or below; None with fewer than two such groups), with its 95%
+    interval, its group (``lowest``) and the favoured one (``highest``); each group's rows and mean."""
+    frame = pd.DataFrame({"group": list(groups), "score": np.asarray(scores, dtype=np.float64)}).dropna()
+    stats = frame.groupby("group")["score"].agg(["count", "mean", "var"])
+    means = {str(g): {"rows": int(r["count"]), "mean": float(r["mean"])} for g, r in stats.iterrows()}
+    result: dict[str, Any] = {"smd": None, "low": None, "high": None, "lowest": None, "highest": None, "groups": means}
+    judged = stats[stats["count"] >= max(min_rows, 2)]
+    if len(judged) < 2:
+        return result
+    highest = max(judged.index, key=lambda g: (judged.loc[g, "mean"], str(g)))
+    favoured = judged.loc[highest]
+    differences = {}
+    for group, other in judged.drop(index=highest).iterrows():
+        n1, n2 = other["count"], favoured["count"]
+        pooled = math.sqrt(((n1 - 1) * other["var"] + (n2 - 1) * favoured["var"]) / (n1 + n2 - 2))
+        d = 0.0 if pooled == 0 else (other["mean"] - favoured["mean"]) / pooled
+        differences[str(group)] = (d, Z95 * math.sqrt((n1 + n2) / (n1 * n2) + d * d / (2 * (n1 + n2))))
+    lowest = min(differences, key=lambda g: (differences[g][0], g))
+    d, half = differences[lowest]
+    return result | {"smd": d, "low": d - half, "high": d + half, "lowest": lowest, "highest": str(highest)}
 
 
 def group_metrics(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> MetricFrame:

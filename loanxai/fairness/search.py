@@ -20,7 +20,8 @@ time but the model inputs:
 
 Each is estimated by k-fold cross-validation on the training rows (``selection.folds``): ROC
 AUC, and at the policy's cutoff (the same approval rate for every candidate) recall,
-precision and each declared attribute's adverse impact ratio with its interval. Accuracy is
+precision and each declared attribute's adverse impact ratio with its interval; and, whatever
+the cutoff, each attribute's standardized mean difference of the scores with its interval. Accuracy is
 shown beside the always-reject baseline and never chooses. The rule: among the eligible
 candidates whose ROC AUC is within ``selection.tolerance`` of the best, the one with the
 highest worst adverse impact ratio over the screened attributes (ties: the higher AUC). A
@@ -47,7 +48,13 @@ from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import Dataset, build_schema, group_column
 from loanxai.data.description import LABEL
 from loanxai.errors import UnknownCandidate
-from loanxai.fairness.metrics import adverse_impact, evaluate, fairness_gaps, policy_cutoff
+from loanxai.fairness.metrics import (
+    adverse_impact,
+    evaluate,
+    fairness_gaps,
+    policy_cutoff,
+    standardized_mean_difference,
+)
 from loanxai.fairness.proxies import proxy_auc
 
 __all__ = ["CONSTRAINTS", "FORESTS", "GRID_SIZE", "PROXIES_DROPPED", "SEED_REFERENCE", "WEIGHTINGS", "Assessment",
@@ -106,12 +113,14 @@ class Spec:
 @dataclass
 class Assessment:
     """A candidate's cross-validated estimates: its metrics at its cutoff, each declared
-    attribute's adverse impact ratio, the worst over the screened ones, and each screened
-    attribute's other gaps between its judged groups (:func:`~loanxai.fairness.metrics.fairness_gaps`)."""
+    attribute's adverse impact ratio and standardized mean difference of scores, the worst
+    ratio over the screened ones, and each screened attribute's other gaps between its judged
+    groups (:func:`~loanxai.fairness.metrics.fairness_gaps`)."""
 
     spec: Spec
     metrics: dict[str, Any]
     air: dict[str, dict[str, Any]]
+    smd: dict[str, dict[str, Any]]
     worst_air: float | None
     gaps: dict[str, dict[str, float]]
     approval: np.ndarray = field(repr=False)
@@ -119,7 +128,7 @@ class Assessment:
     def point(self) -> dict[str, Any]:
         """What the manifest and the report keep of it."""
         return {"name": self.spec.name, "summary": self.spec.summary, "eligible": self.spec.eligible,
-                "features": list(self.spec.features), "metrics": self.metrics, "air": self.air,
+                "features": list(self.spec.features), "metrics": self.metrics, "air": self.air, "smd": self.smd,
                 "worst_air": self.worst_air, "gaps": self.gaps}
 
 
@@ -311,9 +320,11 @@ class _Search:
             approval[score_rows] = served_approval(self.fit(spec, fit_rows), X[score_rows], schema)
         cutoff = policy_cutoff(approval, self.policy, self.base_rate)
         decisions = approval >= cutoff
-        air = {a: adverse_impact(decisions, groups.tolist(), self.gate["min_group_rows"]) for a, groups in self.groups.items()}
+        min_rows = self.gate["min_group_rows"]
+        air = {a: adverse_impact(decisions, groups.tolist(), min_rows) for a, groups in self.groups.items()}
+        smd = {a: standardized_mean_difference(approval, groups.tolist(), min_rows) for a, groups in self.groups.items()}
         ratios = [air[a]["ratio"] for a in self.screened if air[a]["ratio"] is not None]
-        return Assessment(spec, evaluate(approval, self.y, cutoff), air, min(ratios) if ratios else None,
+        return Assessment(spec, evaluate(approval, self.y, cutoff), air, smd, min(ratios) if ratios else None,
                           self.gaps(decisions, air), approval)
 
     def gaps(self, decisions: np.ndarray, air: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -16,6 +16,7 @@ challenger, whose decisions are only recorded; a challenger that stops is logged
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ from loanxai.ops.mirror import Mirror
 from loanxai.ops.prometheus import LocalPrometheus
 from loanxai.ops.services import Service, challenger_service, classifier_service, explainer_service, free_port
 from loanxai.ops.tokens import make_sampling_key
+from loanxai.records.applicants import APPLICANT_COLUMNS
 from loanxai.report import compare
 from loanxai.training.train import ensure_trained
 
@@ -123,6 +125,16 @@ DEMO_LETTERHEAD = {"LOAN_CREDITOR": "Demo Lender (an example: set LOAN_CREDITOR)
                    "LOAN_AGENCY": "Consumer Financial Protection Bureau|1700 G Street NW|Washington, DC 20552"}
 
 
+#: what the lender's file says of the demo's applicant (docs: Keep the record and send notices), with a bureau
+#: score as a lender that used one would disclose it
+DEMO_APPLICANT = {"name": "Demo Applicant (an example)", "address": "12 Example Avenue|Springfield",
+                  "credit": "Personal loan, $5,000 over 36 months (an example)", "score": "612", "score_low": "300",
+                  "score_high": "850", "score_date": "2026-11-30",
+                  "score_source": "Example Credit Bureau (an example)|PO Box 100|Atlanta, GA 30301|(800) 555-0199",
+                  "score_factors": "Proportion of balances to credit limits is too high|Length of time accounts "
+                                   "have been established"}
+
+
 def rejected_example() -> dict[str, Any]:
     """A held-out application the trained model rejects (the manifest's reference rows), as its values."""
     manifest = read_manifest(CLASSIFIER_DIR)
@@ -150,9 +162,14 @@ def show_record(classifier_url: str, explainer: Service) -> None:
     print(json.dumps({k: explained[k] for k in ("anchor_text", "recorded_for")}))
     env = {**DEMO_LETTERHEAD, **os.environ}
     notices = REPORTS_DIR / "notices"
+    applicants = REPORTS_DIR / "applicants.csv"
+    with applicants.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, APPLICANT_COLUMNS)
+        writer.writeheader()
+        writer.writerow({"application_id": application_id, **DEMO_APPLICANT})
     for arguments in (["show", application_id],
-                      ["notice", application_id, "--out", str(notices / f"{application_id}.html")],
-                      ["notice", application_id, "--out", str(notices / f"{application_id}.pdf")]):
+                      *(["notice", application_id, "--out", str(notices / f"{application_id}{suffix}"), "--applicants",
+                         str(applicants)] for suffix in (".html", ".pdf"))):
         print(f"\n$ python -m loanxai.records {shlex.join(arguments)}", flush=True)
         subprocess.run([sys.executable, "-m", "loanxai.records", *arguments], env=env, check=True)
 

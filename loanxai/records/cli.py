@@ -34,6 +34,7 @@ from loanxai.core.codecs import EXPLAIN_KINDS
 from loanxai.core.text import printable
 from loanxai.errors import LoanError, RecordError
 from loanxai.records import migrations, notices
+from loanxai.records.applicants import Applicant, read_applicants
 from loanxai.records.queries import Selection, export, purge, retention_limit, select_decisions, utc
 from loanxai.records.redecide import Redecider
 from loanxai.records.store import DecisionStore, configured_url, open_store, reading_store
@@ -116,6 +117,10 @@ def parser() -> argparse.ArgumentParser:
                       help="the folder (one <application id, percent-encoded>.<format> each)")
     many.add_argument("--format", choices=("html", "pdf"), default="html", help="what to render")
     many.add_argument("--processes", type=_positive, help="processes rendering PDFs (default: one per core)")
+    for command in (notice, many):
+        command.add_argument("--applicants", type=Path, metavar="FILE", help="a CSV of the applicants' names, "
+                             "addresses, credit asked for and any credit score used, by application id (docs: "
+                             "Keep the record and send notices); each notice's application must be in it")
     for command in (redecide, notice, many):
         command.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR,
                              help="the artifacts of the model that decided")
@@ -252,7 +257,8 @@ def _notice(store: DecisionStore, args: argparse.Namespace) -> int:
     rejected = [r for r in _found(store, args) if r["decision"] == "rejected"]
     if not rejected:
         raise RecordError(f"{printable(args.id)}: no rejected application, so no adverse action notice")
-    [html] = notices.render_notices(rejected[-1:], Redecider(args.artifacts), notices.Letterhead.from_settings())
+    [html] = notices.render_notices(rejected[-1:], Redecider(args.artifacts), notices.Letterhead.from_settings(),
+                                    _applicants(args))
     if isinstance(html, RecordError):
         raise html
     _write(html, args.out, rejected[-1]["decided_at"])
@@ -264,7 +270,8 @@ def _notices(store: DecisionStore, args: argparse.Namespace) -> int:
     selection = Selection(args.since, args.until, "rejected", args.model, args.group)
     records = list(select_decisions(store, selection))
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    pages = notices.render_notices(records, Redecider(args.artifacts), notices.Letterhead.from_settings())
+    pages = notices.render_notices(records, Redecider(args.artifacts), notices.Letterhead.from_settings(),
+                                   _applicants(args))
     written, failed = [], []
     for record, html in zip(records, pages):
         if isinstance(html, RecordError):
@@ -287,6 +294,11 @@ def _notices(store: DecisionStore, args: argparse.Namespace) -> int:
     logger.info("%d notices written to %s%s", len(records) - len(failed), args.out_dir,
                 f"; {len(failed)} skipped (see above)" if failed else "")
     return 1 if failed else 0
+
+
+def _applicants(args: argparse.Namespace) -> dict[str, Applicant] | None:
+    """The applicants' file of ``--applicants``, read before any notice is rendered; None without it."""
+    return None if args.applicants is None else read_applicants(args.applicants)
 
 
 def _written_html(html: str, out: Path) -> str | None:

@@ -32,6 +32,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from loanxai.config import ToolSettings
 from loanxai.core.schema import FeatureSchema
 from loanxai.errors import RecordError, SettingError
+from loanxai.records.applicants import Applicant, lines
 from loanxai.records.queries import utc
 from loanxai.records.redecide import Redecider
 
@@ -74,11 +75,7 @@ class Letterhead:
             listed = ", ".join(missing[:-1]) + (" and " if len(missing) > 1 else "") + missing[-1]
             raise SettingError(f"a notice needs the creditor's name, address and telephone number and the supervising "
                                f"agency's name and address: set {listed} (lines separated by '|')")
-        return cls(_lines(settings.creditor), settings.creditor_phone.strip(), _lines(settings.agency))
-
-
-def _lines(value: str) -> str:
-    return "\n".join(line.strip() for line in value.split("|"))
+        return cls("\n".join(lines(settings.creditor)), settings.creditor_phone.strip(), "\n".join(lines(settings.agency)))
 
 
 def approved_averages(schema: FeatureSchema, reference: np.ndarray) -> dict[str, float]:
@@ -138,12 +135,16 @@ def _capitalized(title: str) -> str:
     return title[:1].upper() + title[1:]
 
 
-def notice_html(record: Mapping[str, Any], reasons: Sequence[Mapping[str, str]], letterhead: Letterhead) -> str:
-    """The notice of a rejected ``record`` with its :func:`notice_reasons`, as an HTML page."""
+def notice_html(record: Mapping[str, Any], reasons: Sequence[Mapping[str, str]], letterhead: Letterhead,
+                applicant: Applicant | None = None) -> str:
+    """The notice of a rejected ``record`` with its :func:`notice_reasons`, as an HTML page, with
+    what the lender's file says of its ``applicant`` (:mod:`loanxai.records.applicants`)."""
     decided = utc(record["decided_at"])
+    applicant = applicant or Applicant()
     return _TEMPLATES.get_template("notice.html").render(
         creditor=letterhead.creditor, phone=letterhead.phone, agency=letterhead.agency,
         date=f"{decided:%B} {decided.day}, {decided.year}", application_id=record["application_id"], credit=CREDIT,
+        applicant=applicant, applicant_lines=[line for line in (applicant.name, *applicant.address) if line],
         reasons=reasons)
 
 
@@ -179,16 +180,19 @@ def _pdf_job(job: tuple[str, Path, datetime]) -> str | None:
     return None
 
 
-def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider,
-                   letterhead: Letterhead) -> list[str | RecordError]:
+def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider, letterhead: Letterhead,
+                   applicants: Mapping[str, Applicant] | None = None) -> list[str | RecordError]:
     """The HTML notice of each rejected record, or the :class:`~loanxai.errors.RecordError`
     refusing it (decided by another model than ``redecider``'s, an approval, a reason on a
-    prohibited basis): one bad record never stops the others. Reasons the records lack are given
-    again, in one batch."""
+    prohibited basis, an application missing from ``applicants`` when they are given): one bad
+    record never stops the others. Reasons the records lack are given again, in one batch."""
     refused: dict[int, RecordError] = {}
     for i, record in enumerate(records):
         try:
             redecider.check(record)
+            if applicants is not None and record["application_id"] not in applicants:
+                raise RecordError(f"application {record['application_id']} is not in the applicants' file: no notice "
+                                  "without its applicant")
         except RecordError as error:
             refused[i] = error
     unexplained = [r for i, r in enumerate(records) if r["reasons"] is None and i not in refused]
@@ -202,7 +206,8 @@ def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider,
             continue
         explained = record["reasons"] or next(again).reasons
         try:
-            pages.append(notice_html(record, notice_reasons(record, explained, schema, titles, averages), letterhead))
+            pages.append(notice_html(record, notice_reasons(record, explained, schema, titles, averages), letterhead,
+                                     (applicants or {}).get(record["application_id"])))
         except RecordError as error:
             pages.append(error)
     return pages

@@ -113,7 +113,7 @@ def model_card(report: dict[str, Any], manifest: Manifest) -> str:
         f"settings) were compared by {search['folds']}-fold cross-validation on the training rows at the same approval "
         f"rate, on ROC AUC and on recall and precision at the cutoff; accuracy never chose. Rule: {search['rule']}.",
         "",
-        md_table(["", "ROC AUC", "recall", "precision", "worst adverse impact ratio"],
+        md_table(["", "ROC AUC", "recall", "precision", "worst adverse impact ratio", "worst standardized mean difference"],
                  [[f"chosen: {chosen['name']}", *_point(chosen)],
                   *([[f"reference: {reference['summary']}", *_point(reference)]] if reference else [])]),
         "",
@@ -151,9 +151,10 @@ def _input(declared: dict[str, Any]) -> str:
 
 
 def _point(candidate: dict[str, Any]) -> list[str]:
-    metrics, worst = candidate["metrics"], candidate["worst"]
+    metrics, worst, smd = candidate["metrics"], candidate["worst"], candidate["worst_smd"]
     return [fmt(metrics["roc_auc"]), fmt(metrics["recall"]), fmt(metrics["precision"]),
-            f"{with_interval(worst, 'ratio')} ({worst['attribute']})" if worst else "n/a"]
+            f"{with_interval(worst, 'ratio')} ({worst['attribute']})" if worst else "n/a",
+            f"{with_interval(smd, 'smd')} ({smd['attribute']})" if smd else "n/a"]
 
 
 def _gate_summary(gate: dict[str, Any]) -> str:

@@ -128,12 +128,17 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"training rows at its own cutoff (the same approval rate for all) in {search['seconds']:.0f} s. Rule: "
         f"{search['rule']}. Chosen: **{search['chosen']}** (requested `{search['requested']}`).", "",
         "![The search](frontier.png)", "",
+        "The standardized mean difference (SMD) compares the scores themselves, whatever the cutoff: a group's "
+        "mean probability of approval minus the favoured group's, in pooled standard deviations (0: none; "
+        "negative: the group scores lower).", "",
         md_table(["candidate", "ROC AUC", "recall", "precision", "worst adverse impact ratio [95%]",
-                  *(f"{a} ratio" for a in search["screened"])],
+                  *(f"{a} ratio" for a in search["screened"]), "worst SMD [95%]"],
                  [[f"**{c['name']}**" if c["name"] == search["chosen"] else c["name"] + ("" if c["eligible"] else " (reference)"),
                    fmt(c["metrics"]["roc_auc"]), fmt(c["metrics"]["recall"]), fmt(c["metrics"]["precision"]),
                    (f"{with_interval(c['worst'], 'ratio')} ({c['worst']['attribute']})" if c["worst"] else "n/a"),
-                   *(fmt(c["air"][a]["ratio"]) for a in search["screened"])] for c in search["candidates"]]),
+                   *(fmt(c["air"][a]["ratio"]) for a in search["screened"]),
+                   (f"{with_interval(c['worst_smd'], 'smd')} ({c['worst_smd']['attribute']})" if c["worst_smd"]
+                    else "n/a")] for c in search["candidates"]]),
     ]
     expl, reasons = report["explanations"], report["reasons"]
     lines += [

@@ -218,6 +218,57 @@ def test_the_records_command_shows_redecides_and_renders_the_notice(classifier, 
     assert html2.read_text() == page and pdf2.read_bytes() == pdf.read_bytes()
 
 
+def test_a_notice_names_the_applicant_the_credit_and_the_score_from_the_lenders_file(classifier, artifacts,
+                                                                                     tmp_path):
+    ids = [f"applicant-{uuid.uuid4().hex[:6]}-{i}" for i in range(3)]
+    predict(classifier, {"jsonData": [REJECTED_APPLICATION] * 3, "meta": {"tags": {"application_ids": ids}}})
+    applicants = tmp_path / "applicants.csv"
+    applicants.write_text(
+        "application_id,name,address,credit,score,score_low,score_high,score_date,score_source,score_factors\n"
+        f'{ids[0]},<b>Jane</b> Public,12 Elm Street|Springfield IL 62701,"Personal loan, $5,000",612,300,850,'
+        "2026-11-30,Example Credit Bureau|PO Box 1|Atlanta GA 30301|(800) 555-0199,"
+        "Too many accounts with balances|Length of credit history\n"
+        f"{ids[1]},John Roe,,,,,,,,\n")
+    args = ("--artifacts", str(artifacts.classifier_dir), "--applicants", str(applicants))
+    html, pdf = tmp_path / "n.html", tmp_path / "n.pdf"
+    for out in (html, pdf):
+        done = records_command(classifier, "notice", ids[0], "--out", str(out), *args, **LETTERHEAD)
+        assert done.returncode == 0, done.stderr
+    page = html.read_text()
+    # the applicant block, as the lender's file gives it (markup in a name is text)
+    assert '<div class="applicant lines">&lt;b&gt;Jane&lt;/b&gt; Public\n12 Elm Street\nSpringfield IL 62701</div>' in page
+    assert "<td>Personal loan, $5,000</td>" in page and "the loan you applied for" not in page
+    # the score disclosure of FCRA 615(a): the score, its range, its date, its key factors, the agency
+    assert "<td>Your credit score</td><td>612</td>" in page and "from a low of 300 to a high of 850" in page
+    assert "<td>November 30, 2026</td>" in page
+    factors = page.split('<ol class="factors">')[1].split("</ol>")[0]
+    assert factors.count("<li>") == 2 and factors.index("Too many accounts") < factors.index("Length of credit")
+    assert "Example Credit Bureau\nPO Box 1\nAtlanta GA 30301\n(800) 555-0199" in page
+    assert "The reporting agency\nplayed no part in our decision" in page
+    assert pdf.read_bytes().startswith(b"%PDF")
+    # a row without a score: the applicant's name, no score section, the notice's own words for the credit
+    done = records_command(classifier, "notice", ids[1], "--out", str(html), *args, **LETTERHEAD)
+    assert done.returncode == 0, done.stderr
+    page = html.read_text()
+    assert '<div class="applicant lines">John Roe</div>' in page and "the loan you applied for" in page
+    assert "credit score" not in page.lower()
+    # given a file, an application missing from it gets no notice: reported, the others written
+    missing = records_command(classifier, "notice", ids[2], "--out", str(tmp_path / "m.html"), *args, **LETTERHEAD)
+    assert missing.returncode == 1 and f"application {ids[2]} is not in the applicants' file" in missing.stderr
+    assert not (tmp_path / "m.html").exists()
+    since = records(classifier).decisions_of_application(ids[0])[0]["decided_at"].isoformat()
+    many = records_command(classifier, "notices", "--since", since, "--out-dir", str(tmp_path / "many"), *args,
+                           **LETTERHEAD)
+    assert many.returncode == 1 and f"application {ids[2]}" in many.stderr
+    assert {ids[0], ids[1]} <= {p.stem for p in (tmp_path / "many").glob("*.html")}
+    assert not (tmp_path / "many" / f"{ids[2]}.html").exists()
+    # a file that does not fit stops the command before any notice, naming the file and the line
+    applicants.write_text(f"application_id,name\n{ids[0]},Jane\n{ids[0]},John\n")
+    refused = records_command(classifier, "notice", ids[0], "--out", str(tmp_path / "r.html"), *args, **LETTERHEAD)
+    assert refused.returncode == 1 and f"{applicants}, line 3: application {ids[0]} is given twice" in refused.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_no_notice_for_an_approval_without_a_letterhead_or_by_another_model(classifier, artifacts, loanapp_artifacts,
                                                                              tmp_path):
     approved = predict(classifier, {"jsonData": [EXAMPLE_APPLICATION], "meta": {"tags": {"application_ids": ["ok-1"]}}})

@@ -121,6 +121,14 @@ def test_report_json_has_every_section(small_report, artifacts):
     # the search as training recorded it: every point, the choice marked
     search = content["search"]
     assert search["chosen"] == manifest.candidate and len(search["candidates"]) == len(manifest.search["candidates"])
+    # beside each candidate's worst ratio, its worst standardized mean difference of scores: the groups that
+    # score lower sit below 0, inside their interval
+    chosen = next(c for c in search["candidates"] if c["name"] == manifest.candidate)
+    smd = chosen["worst_smd"]
+    assert smd["attribute"] in search["screened"] and smd["low"] < smd["smd"] < smd["high"] and smd["smd"] < 0
+    by_attribute = chosen["smd"][smd["attribute"]]
+    assert by_attribute["smd"] == smd["smd"] and by_attribute["lowest"] != by_attribute["highest"]
+    assert "worst SMD [95%]" in (out / "report.md").read_text()
     reasons = content["reasons"]
     assert reasons["base_value"] >= reasons["cutoff"] and reasons["additivity_max_error"] < 1e-6
     assert 0.5 < reasons["gap_share"]["median"] <= 1.5 and reasons["rejections"] == 500
@@ -129,6 +137,7 @@ def test_report_json_has_every_section(small_report, artifacts):
     assert [c["metric"] for c in gate["checks"]] == ["adverse_impact_ratio"] * 2
     card = (out / "model_card.md").read_text()
     for words in ("`marital-status` | marital status | no", "yes, under the elderly rule", "**The elderly rule.**",
+                  "worst standardized mean difference",
                   f"{manifest.cutoff:.4f}", "Rule: among the candidates", "stable code"):
         assert words in card, words
 

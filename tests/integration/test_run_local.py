@@ -44,6 +44,8 @@ def test_demo_prints_a_prediction_and_an_explanation_then_stops(tmp_path):
     assert re.search(r"then, [-0-9: ]+ UTC: anchor '.+' \(precision ", out), out
     written = re.findall(rf"notice of application {application_id} written to (\S+)", result.stderr)
     assert [Path(p).suffix for p in written] == [".html", ".pdf"] and all(Path(p).is_file() for p in written)
+    page = Path(written[0]).read_text()  # every part of the forms: the applicant, the credit, the score's disclosure
+    assert "Demo Applicant (an example)" in page and "Personal loan, $5,000" in page and "Your credit score" in page
     assert [r["application_id"] for r in DecisionStore(records).decisions_of_application(application_id)] == [application_id]
     assert '"names": [\n      "rejected",\n      "approved"\n    ]' in out
     assert '"anchor_text": ' in out

@@ -12,6 +12,7 @@ from loanxai.fairness.metrics import (
     large_groups,
     policy_cutoff,
     resampling_effect,
+    standardized_mean_difference,
     wilson,
 )
 
@@ -104,3 +105,19 @@ def test_resampling_effect_counts():
 
 def test_large_groups():
     assert large_groups(pd.Series(list("aaabbc")), min_rows=2) == ["a", "b"]
+
+
+def test_standardized_mean_difference_by_hand():
+    # a: mean 0.2, b: mean 0.6, both with sample variance 0.04 (sd 0.2): d = (0.2 - 0.6) / 0.2 = -2
+    scores = [0.0, 0.2, 0.4, 0.4, 0.6, 0.8, 0.9]
+    groups = ["a", "a", "a", "b", "b", "b", "tiny"]
+    smd = standardized_mean_difference(np.array(scores), groups, min_rows=3)
+    assert smd["smd"] == pytest.approx(-2.0) and (smd["lowest"], smd["highest"]) == ("a", "b")
+    half = 1.959964 * np.sqrt(6 / 9 + 4 / 12)  # Hedges and Olkin: (n1 + n2) / (n1 n2) + d^2 / (2 (n1 + n2))
+    assert (smd["low"], smd["high"]) == (pytest.approx(-2.0 - half), pytest.approx(-2.0 + half))
+    assert smd["groups"]["tiny"] == {"rows": 1, "mean": 0.9}  # shown, never judged
+    # one judged group, or equal scores: nothing to compare, or no difference
+    assert standardized_mean_difference(np.array(scores), groups, min_rows=4)["smd"] is None
+    assert standardized_mean_difference(np.full(6, 0.5), groups[:6], min_rows=3)["smd"] == 0.0
+    # a group not given (None) is left out
+    assert standardized_mean_difference(np.array(scores), [*groups[:6], None], min_rows=3)["groups"].keys() == {"a", "b"}
