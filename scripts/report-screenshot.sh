@@ -21,4 +21,4 @@ shot() {  # <page> <width,height> <picture>
 shot "$report" 1200,1500 "$root/docs/images/report.png"
 notice=$(find "$root/reports/notices" -name '*.html' -printf '%T@ %p\n' 2>/dev/null | sort -rn | head -n 1 | cut -d' ' -f2-)
 [ -n "$notice" ] || { echo "error: no notice in $root/reports/notices: run 'make demo' first" >&2; exit 1; }
-shot "$notice" 800,1050 "$root/docs/images/notice.png"
+shot "$notice" 800,1450 "$root/docs/images/notice.png"
