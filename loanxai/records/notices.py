@@ -5,8 +5,11 @@ number, the date, the action taken, up to four specific principal reasons (each 
 saying which way the applicant's value differs from approved applicants', and its code), the
 statement that a credit scoring system decided, the ECOA notice and the name and address of
 the federal agency that supervises the creditor (``LOAN_CREDITOR``, ``LOAN_CREDITOR_PHONE``,
-``LOAN_AGENCY``). Internal references (the request, the model version, the manifest checksum)
-stay in the record: the applicant's page names the application only.
+``LOAN_AGENCY``); and, from the lender's file when it is given
+(:mod:`loanxai.records.applicants`), the applicant's name and address, the credit requested and
+a credit score's disclosure (FCRA 615(a)). Internal references (the request, the model
+version, the manifest checksum) stay in the record: the applicant's page names the application
+only.
 
 The reasons are those recorded with the decision, or, when the request did not ask for them,
 those the deciding model gives again (:mod:`loanxai.records.redecide`, its manifest checksum
