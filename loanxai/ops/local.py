@@ -163,6 +163,7 @@ def show_record(classifier_url: str, explainer: Service) -> None:
     env = {**DEMO_LETTERHEAD, **os.environ}
     notices = REPORTS_DIR / "notices"
     applicants = REPORTS_DIR / "applicants.csv"
+    REPORTS_DIR.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no reports yet
     with applicants.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, APPLICANT_COLUMNS)
         writer.writeheader()
