@@ -207,15 +207,19 @@ def records_markdown(r: dict[str, Any]) -> list[str]:
           f"one request's p50 at c = 1 grows by {r[f'{kind}_p50_added_ms']:.2f} ms." for kind in names[1:]),
         "",
         f"| 100 named applications per request, c = 8, {len(r['rows100_c8']['off']['runs'])} runs each, alternated "
-        "| requests/s (median) | rows/s | p50 ms | the record alone, ms |",
-        "|---|---|---|---|---|",
+        "| requests/s (median) | rows/s | p50 ms | the record alone, ms | CPU ms per request: classifier | "
+        "its database server |",
+        "|---|---|---|---|---|---|---|",
         *(f"| {name} | {c['requests_per_s_median']:.0f} | {100 * c['requests_per_s_median']:,.0f} | "
-          f"{c['p50_ms_median']:.2f} | {_ms(r['floor_ms']['100'].get(name))} |" for name, c in r["rows100_c8"].items()),
+          f"{c['p50_ms_median']:.2f} | {_ms(r['floor_ms']['100'].get(name))} | {c['classifier_cpu_ms_median']:.2f} | "
+          f"{c['database_cpu_ms_median']:.2f} |" for name, c in r["rows100_c8"].items()),
         "",
         f"With 100 rows per request the classifier serves {r['sqlite_over_off_100_rows']:.1%} of its unrecorded rate "
         f"with SQLite and {r['postgresql_over_off_100_rows']:.1%} with PostgreSQL. The record alone: "
-        "`DecisionStore.record` in process, nothing else, the median of one request's; on the tmpfs twins "
-        "it is the record's own work, with the sync to disk made free.",
+        "`DecisionStore.record` in process, nothing else, the median of one request's; with the sync to disk made "
+        "free (on a tmpfs), it is the record's own work: "
+        + ", ".join(f"{name.split(',')[0]} {ms:.2f} ms" for name, ms in r["floor_ms"]["100"].items() if "tmpfs" in name)
+        + " for 100 rows.",
         "",
         "| adverse action notices | notices | seconds | per second |",
         "|---|---|---|---|",

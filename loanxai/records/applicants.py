@@ -15,8 +15,9 @@ given):
   ``score_factors`` (the key factors that adversely affected the score, most important first,
   separated by ``|``, one to four: FCRA 609(f)(1)(C)): all of them, or none.
 
-A file that does not fit stops the command with a message naming the file, the row and the
-column; nothing is guessed.
+Each cell is taken without the spaces around it. A file that does not fit stops the command
+with a message naming the file and, where they apply, the line and the column; nothing is
+guessed.
 """
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ class Applicant:
 def read_applicants(path: Path) -> dict[str, Applicant]:
     """The applicants of ``path`` (see the module), by application id."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark, which is not a column's name
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle, strict=True)
             columns = reader.fieldnames or []
             _check_columns(path, columns)
@@ -121,11 +123,13 @@ def _score(given: Mapping[str, str], where: str) -> CreditScore | None:
         created = date.fromisoformat(given["score_date"])
     except ValueError:
         raise DataError(f"{where}: score_date {printable(given['score_date'])!r} is not a date (YYYY-MM-DD)") from None
-    factors = lines(given["score_factors"])
+    factors, source = lines(given["score_factors"]), lines(given["score_source"])
+    if not (factors and source):
+        raise DataError(f"{where}: {'score_factors' if not factors else 'score_source'} holds only separators")
     if len(factors) > MAX_SCORE_FACTORS:
         raise DataError(f"{where}: score_factors names {len(factors)} factors; a disclosure names at most "
                         f"{MAX_SCORE_FACTORS} (FCRA 609(f)(1)(C))")
-    return CreditScore(value, low, high, created, lines(given["score_source"]), factors)
+    return CreditScore(value, low, high, created, source, factors)
 
 
 def _integer(text: str, column: str, where: str) -> int:

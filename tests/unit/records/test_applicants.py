@@ -31,6 +31,8 @@ def test_each_application_with_what_its_row_gives(tmp_path):
     assert applicants["9000"] == Applicant(name="John Roe", credit="Credit card")
     only_ids = written(tmp_path, "application_id\n1\n2\n")  # every other column is optional
     assert read_applicants(only_ids) == {"1": Applicant(), "2": Applicant()}
+    # a spreadsheet's "CSV UTF-8": a byte-order mark before the header, not part of its first column's name
+    assert read_applicants(written(tmp_path, "\ufeffapplication_id,name\n1,Jane\n")) == {"1": Applicant(name="Jane")}
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -49,6 +51,8 @@ def test_each_application_with_what_its_row_gives(tmp_path):
     (HEADER + "1,,,,612,300,850,30/11/2026,Bureau,Factor\n", "line 2: score_date '30/11/2026' is not a date"),
     (HEADER + "1,,,,612,300,850,2026-11-30,Bureau,A|B|C|D|E\n", "score_factors names 5 factors; a disclosure names "
                                                                  "at most 4 (FCRA 609(f)(1)(C))"),
+    (HEADER + "1,,,,612,300,850,2026-11-30,Bureau,| |\n", "line 2: score_factors holds only separators"),
+    (HEADER + "1,,,,612,300,850,2026-11-30,|,Factor\n", "line 2: score_source holds only separators"),
 ])
 def test_a_file_that_does_not_fit_is_refused_naming_where(tmp_path, text, message):
     path = written(tmp_path, text)
