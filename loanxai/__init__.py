@@ -13,6 +13,7 @@ The package is split by stage; each sub-package's docstring says what it owns:
 :mod:`loanxai.clients`     calling the services: the Python client, the file scorer
 :mod:`loanxai.records`     the decision record, an examiner's queries, adverse action notices
 :mod:`loanxai.report`      the bias and evaluation report, the model card, figures from the record
+:mod:`loanxai.console`     the reviewer console: contests, corrections and reviewers' actions, its API
 :mod:`loanxai.ops`         local services and Prometheus, images, deploy checks, a local cluster, docs
 ========================== ===================================================================
 
@@ -21,6 +22,7 @@ HTTP status), :mod:`loanxai.config` (every setting, declared once) and :mod:`loa
 (file, folder and step names). The commands (``python -m loanxai.train``, ``.report``,
 ``.score``, ``.gate``, ``.rules``, ``.dashboard``, ``.client``, ``.images``, ``.replay``,
 ``.figures``, ``.microservice``, ``.tokens``, ``.compare``, ``.promote``, ``.cluster``) are thin
-modules of those names; ``python -m loanxai.records`` is the record's own. Dependencies run one
+modules of those names; ``python -m loanxai.records`` is the record's own, ``python -m
+loanxai.console`` the console's. Dependencies run one
 way, checked by import-linter (``.importlinter``); importing the package does nothing else.
 """

@@ -15,6 +15,7 @@ comma-separated items, paths as given.
 - :class:`ServerSettings`: ``loanxai-microservice``, the server that runs them, with the
   seldon-core wrapper's own names where it has one;
 - :class:`ToolSettings`: the command-line tools and test suites;
+- :class:`ReviewSettings`: reviews of decisions, in the reviewer console and its API;
 - :data:`SCRIPT_SETTINGS`: what the shell scripts read (declared here for the reference; a
   test checks each script's default against it);
 - :data:`SELDON_VARIABLES`: variables the seldon-core wrapper reads itself.
@@ -32,7 +33,7 @@ from loanxai.errors import SettingError
 
 __all__ = ["CHALLENGER", "CHAMPION", "LEGAL_MINIMUM_MONTHS", "MODEL_ROLES", "SCRIPT_SETTINGS", "SELDON_VARIABLES",
            "SQLITE_PREFIX", "EnvSettings",
-           "ScriptSetting", "ServerSettings", "ServiceSettings", "Setting", "ToolSettings", "setting"]
+           "ReviewSettings", "ScriptSetting", "ServerSettings", "ServiceSettings", "Setting", "ToolSettings", "setting"]
 
 #: the model role of the live classifier: its decisions are answered, noticed and explained
 CHAMPION = "champion"
@@ -262,6 +263,23 @@ class ServerSettings(EnvSettings):
                                       rule="0 or more seconds", valid=_at_least(0))
     cors_origins: tuple[str, ...] = setting("LOAN_CORS_ORIGINS", (), "comma-separated origins allowed by CORS",
                                             shown_default="none: no CORS")
+
+
+@dataclass(frozen=True)
+class ReviewSettings(EnvSettings):
+    """Reviews of decisions: contests, corrections and reviewers' actions (the reviewer console and its API)."""
+
+    days: int = setting("LOAN_REVIEW_DAYS", 30, "days a contest must be answered within, from when it was opened "
+                        "(its deadline, shown in the queue)", rule="at least 1", valid=_at_least(1))
+    second_reviewer: bool = setting(
+        "LOAN_REVIEW_SECOND_REVIEWER", False, "`on`: reversing an automated rejection takes two reviewers, the "
+        "second confirming the first's reversal; `off`: one", shown_default="`off`")
+    artifacts: tuple[str, ...] = setting(
+        "LOAN_REVIEW_ARTIFACTS", ("models/loanclassifier/artifacts",), "the classifier artifact folders of every "
+        "model whose decisions may be contested (comma-separated): corrected inputs are decided again by the model "
+        "that made the contested decision", rule="at least one folder", valid=bool)
+    console_port: int = setting("LOAN_CONSOLE_PORT", 8000, "the reviewer console's HTTP port (pages and API)",
+                                rule="a port", valid=lambda p: 0 < p < 65536)
 
 
 @dataclass(frozen=True)

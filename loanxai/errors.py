@@ -15,7 +15,8 @@ __all__ = [
     "ClassifierUnavailable", "ClusterError", "DataError", "DecisionConflict", "DecisionNotFound", "DescriptionError",
     "ExplainerBusy", "Forbidden", "GateError", "HeadersTooLarge", "InputError", "LoanError", "MethodNotAllowed",
     "ModelParityFailed", "NotFound", "PrometheusError", "RecordError", "RecordInDoubt", "RecordUnavailable",
-    "RequestLineTooLong", "RequestTimeout", "RequestTooLarge", "ScoreError", "ServiceError", "SettingError",
+    "RequestLineTooLong", "RequestTimeout", "RequestTooLarge", "ReviewConflict", "ReviewNotFound", "ScoreError",
+    "ServiceError", "SettingError",
     "ShuttingDown", "Unauthenticated", "UnknownCandidate",
 ]
 
@@ -112,6 +113,20 @@ class DecisionConflict(LoanError):
     must send the same applications, a new request a new id."""
 
     status_code, reason = 409, "DECISION_CONFLICT"
+
+
+class ReviewNotFound(LoanError):
+    """A review names an application with no decision on the record, or a review that does not exist."""
+
+    status_code, reason = 404, "REVIEW_NOT_FOUND"
+
+
+class ReviewConflict(LoanError):
+    """A review step does not fit where the review stands: a contest of an approval, or of an
+    application with a review open; a step on a closed review; an uphold the model's decision does
+    not support; a reversal confirmed by the reviewer who proposed it."""
+
+    status_code, reason = 409, "REVIEW_CONFLICT"
 
 
 class CallerGone(LoanError):

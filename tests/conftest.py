@@ -5,6 +5,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -175,6 +176,14 @@ def explainer(artifacts, classifier, tmp_path_factory) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path) -> str:
+    """A new, empty record's database of each kind: a SQLite file, a database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/decisions.sqlite"
+    return request.getfixturevalue("postgres").create_database(f"test_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")

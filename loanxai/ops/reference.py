@@ -39,7 +39,15 @@ from typing import Any
 
 from loanxai import errors
 from loanxai.artifacts import DOCS_DIR, REPO_ROOT, RESULTS_DIR
-from loanxai.config import SCRIPT_SETTINGS, SELDON_VARIABLES, EnvSettings, ServerSettings, ServiceSettings, ToolSettings
+from loanxai.config import (
+    SCRIPT_SETTINGS,
+    SELDON_VARIABLES,
+    EnvSettings,
+    ReviewSettings,
+    ServerSettings,
+    ServiceSettings,
+    ToolSettings,
+)
 
 __all__ = ["PAGES", "main", "render", "stale_pages"]
 
@@ -169,6 +177,7 @@ def _schema_type(node: dict[str, Any]) -> str:
 
 def _commands() -> list[tuple[str, Callable[[], argparse.ArgumentParser]]]:
     from loanxai.clients import api, score
+    from loanxai.console import server as console
     from loanxai.fairness import gate
     from loanxai.monitoring import dashboard, rules
     from loanxai.ops import cluster, images, local, promote, replay, tokens
@@ -185,6 +194,7 @@ def _commands() -> list[tuple[str, Callable[[], argparse.ArgumentParser]]]:
             ("python -m loanxai.figures", production.parser), ("python -m loanxai.tokens", tokens.parser),
             ("python -m loanxai.compare", compare.parser), ("python -m loanxai.promote", promote.parser),
             ("python -m loanxai.cluster", cluster.parser),
+            ("python -m loanxai.console", lambda: console.parser(ReviewSettings())),
             ("scripts/run_local.py", local.parser),
             ("loanxai-microservice", lambda: supervisor.parser(ServerSettings()))]
 
@@ -248,6 +258,7 @@ PAGES: dict[str, dict[str, Callable[[], str]]] = {
         "service-settings": lambda: settings_table(ServiceSettings),
         "server-settings": lambda: settings_table(ServerSettings),
         "tool-settings": lambda: settings_table(ToolSettings),
+        "review-settings": lambda: settings_table(ReviewSettings),
         "script-settings": script_settings_table,
         "seldon-variables": seldon_variables_table,
     },

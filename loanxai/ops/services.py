@@ -1,9 +1,9 @@
-"""Start, wait for and stop the two Seldon microservices as local processes.
+"""Start, wait for and stop the two Seldon microservices, and the reviewer console, as local processes.
 
-Each service runs ``loanxai-microservice`` (:mod:`loanxai.serving.server.supervisor`) in its own folder and
-its own process group, and gets SIGTERM if the process that started it dies, however it dies.
-Locally there is no load balancer to drain from: services stop after 0.2 s of draining; they
-listen on 127.0.0.1 only.
+Each microservice runs ``loanxai-microservice`` (:mod:`loanxai.serving.server.supervisor`) in its
+own folder, the console ``python -m loanxai.console`` in the checkout; each in its own process
+group, and gets SIGTERM if the process that started it dies, however it dies. Locally there is
+no load balancer to drain from: services stop after 0.2 s of draining; they listen on 127.0.0.1 only.
 """
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from pathlib import Path
 
 import requests
 
-from loanxai.artifacts import MODELS_DIR
+from loanxai.artifacts import CLASSIFIER_DIR, MODELS_DIR, REPO_ROOT
 from loanxai.clients.http import PREDICTIONS_PATH
 from loanxai.config import CHALLENGER, ServiceSettings
 from loanxai.core.process import die_with_parent
 from loanxai.records.store import absolute_url
 
-__all__ = ["Service", "challenger_service", "classifier_service", "explainer_service", "free_port", "stop_process_group",
-           "wait_until_ready"]
+__all__ = ["ConsoleService", "Service", "challenger_service", "classifier_service", "console_service", "explainer_service",
+           "free_port", "stop_process_group", "wait_until_ready"]
 
 
 def free_port() -> int:
@@ -201,6 +201,21 @@ def explainer_service(
     environment = {"LOAN_CLASSIFIER_URL": classifier_url, **_recording(env)}
     return Service("explainer", "LoanExplainer", MODELS_DIR / "explainer", http_port, metrics_port, environment,
                    grpc_port=grpc_port)
+
+
+class ConsoleService(Service):
+    """The reviewer console (:mod:`loanxai.console`): no serving class, no metrics port."""
+
+    def command(self) -> list[str]:
+        """The command line that starts the console."""
+        return [sys.executable, "-m", "loanxai.console", "--port", str(self.http_port)]
+
+
+def console_service(http_port: int = 8000, env: dict[str, str] | None = None) -> ConsoleService:
+    """The reviewer console on ``http_port``, over the record at ``LOAN_RECORDS_URL`` (:func:`_recording`),
+    re-deciding with the champion's artifacts unless ``env`` gives ``LOAN_REVIEW_ARTIFACTS``."""
+    environment = {"LOAN_REVIEW_ARTIFACTS": str(CLASSIFIER_DIR), **_recording(env)}
+    return ConsoleService("console", "", REPO_ROOT, http_port, 0, environment)
 
 
 def _recording(env: dict[str, str] | None) -> dict[str, str]:

@@ -267,7 +267,7 @@ def _notice(store: DecisionStore, args: argparse.Namespace) -> int:
 
 
 def _notices(store: DecisionStore, args: argparse.Namespace) -> int:
-    selection = Selection(args.since, args.until, "rejected", args.model, args.group)
+    selection = Selection(args.since, args.until, "rejected", args.model, args.group, reviewed=False)
     records = list(select_decisions(store, selection))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     pages = notices.render_notices(records, Redecider(args.artifacts), notices.Letterhead.from_settings(),

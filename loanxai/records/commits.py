@@ -46,6 +46,7 @@ from sqlalchemy import insert, select
 
 from loanxai.errors import RecordInDoubt, RecordUnavailable
 from loanxai.records.deadline import Watchdog
+from loanxai.records.tables import SHARED_DECISION_COLUMNS
 
 __all__ = ["AlreadyRecorded", "GroupCommit", "WriterTurn"]
 
@@ -98,9 +99,9 @@ class WriterTurn:
 
 
 class GroupCommit:
-    """Grouped commits of ``table``'s rows on ``engine`` (see the module's docstring); each
-    statement and commit ends within ``timeout`` seconds, or its connection is cut; a SQLite
-    writer waits at most ``turn_wait`` seconds for its turn."""
+    """Grouped commits of ``table``'s rows (the columns a classifier writes) on ``engine`` (see
+    the module's docstring); each statement and commit ends within ``timeout`` seconds, or its
+    connection is cut; a SQLite writer waits at most ``turn_wait`` seconds for its turn."""
 
     def __init__(self, engine: Any, table: Any, watchdog: Watchdog, timeout: float, shown_url: str,
                  turn_wait: float) -> None:
@@ -111,11 +112,11 @@ class GroupCommit:
         self.copy = dialect.name == "postgresql"
         if self.copy:
             quote = dialect.identifier_preparer
-            self.names = [c.name for c in table.columns]
+            self.names = list(SHARED_DECISION_COLUMNS)
             self.sql = (f"COPY {quote.format_table(table)} ({', '.join(quote.quote(n) for n in self.names)}) "
                         "FROM STDIN")
         else:  # SQLite's driver takes positional parameters (qmark)
-            compiled = insert(table).compile(dialect=dialect)
+            compiled = insert(table).compile(dialect=dialect, column_keys=SHARED_DECISION_COLUMNS)
             self.sql, self.names = compiled.string, list(compiled.positiontup)
         self.convert = {c.name: c.type._cached_bind_processor(dialect) for c in table.columns}
         self.errors = dialect.loaded_dbapi

@@ -25,7 +25,7 @@ from loanxai.core.schema import FeatureSchema
 from loanxai.core.text import spreadsheet_cell
 from loanxai.errors import RecordError
 from loanxai.records.store import DecisionStore
-from loanxai.records.tables import DECISION_COLUMNS, challenger_decisions, decisions, events, purges
+from loanxai.records.tables import DECISION_COLUMNS, SHARED_DECISION_COLUMNS, challenger_decisions, decisions, events, purges
 
 __all__ = ["EXPORT_FORMATS", "Selection", "challenger_versions", "export", "outcomes_of",
            "paired_decisions", "purge", "recorded_features", "retention_limit", "select_decisions", "utc"]
@@ -41,13 +41,15 @@ _JSON_COLUMNS = ("inputs", "protected", "reasons")
 @dataclass(frozen=True)
 class Selection:
     """Which decisions: decided in [since, until) (UTC), with this decision, by this model
-    version, of this protected ``group`` (``(attribute, group)``); None: any."""
+    version, of this protected ``group`` (``(attribute, group)``), made in a review or answered
+    by the classifier (``reviewed``: True or False); None: any."""
 
     since: datetime | None = None
     until: datetime | None = None
     decision: str | None = None
     model_version: str | None = None
     group: tuple[str, str] | None = None
+    reviewed: bool | None = None
 
     def where(self) -> list[Any]:
         """The SQL conditions."""
@@ -63,6 +65,9 @@ class Selection:
         if self.group is not None:
             attribute, group = self.group
             conditions.append(decisions.c.protected[attribute].as_string() == group)
+        if self.reviewed is not None:
+            review = decisions.c.review_id
+            conditions.append(review.is_not(None) if self.reviewed else review.is_(None))
         return conditions
 
 
@@ -98,7 +103,8 @@ def paired_decisions(store: DecisionStore, selection: Selection,
     with store.engine.connect() as connection:
         for row in connection.execution_options(yield_per=1000).execute(statement):
             values = row._mapping
-            pair = tuple({name: values[f"{role}_{name}"] for name in DECISION_COLUMNS} for role in ("champion", "challenger"))
+            pair = tuple({name: values[f"{role}_{name}"] for name in SHARED_DECISION_COLUMNS}
+                         for role in ("champion", "challenger"))
             for record in pair:
                 record["decided_at"] = utc(record["decided_at"])
             pairs.append(pair)

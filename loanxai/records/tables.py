@@ -3,10 +3,13 @@
 A decision is one application of one request: its key is the request's id (Seldon's ``puid``)
 and the application's row in the request. The champion's decisions (those answered) are in
 ``decisions``; a challenger shadowing it records its own of the same requests in
-``challenger_decisions``, keyed by its model version too. Protected attributes are kept apart from the inputs
-(for monitoring and audit only); the inputs are kept exactly as entered (12 CFR 1002.12(b),
-comment 12(b)-2). Every column change is an Alembic migration (:mod:`loanxai.records.migrations`);
-a test checks these tables equal what the migrations make.
+``challenger_decisions``, keyed by its model version too. A contest of a decision is a review
+(``reviews``) whose every step is an event in ``review_events``; the decisions a review makes
+(the model's on corrected inputs, the reviewer's action) are decisions too, naming their review.
+Protected attributes are kept apart from the inputs (for monitoring and audit only); the inputs
+are kept exactly as entered (12 CFR 1002.12(b), comment 12(b)-2). Every column change is an
+Alembic migration (:mod:`loanxai.records.migrations`); a test checks these tables equal what the
+migrations make.
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from sqlalchemy import JSON, Column, DateTime, Float, ForeignKeyConstraint, Inde
 from loanxai.config import CHALLENGER, CHAMPION
 from loanxai.core.codecs import MAX_PUID_CHARACTERS
 
-__all__ = ["DECISION_COLUMNS", "MODEL_ROLE_TABLES", "challenger_decisions", "decisions", "events", "metadata", "purges"]
+__all__ = ["DECISION_COLUMNS", "MODEL_ROLE_TABLES", "SHARED_DECISION_COLUMNS", "challenger_decisions", "decisions",
+           "events", "metadata", "purges", "review_events", "reviews"]
 
 
 metadata = MetaData()
@@ -43,9 +47,13 @@ def _decision_columns(model_version_in_key: bool) -> list[Column]:
     ]
 
 
-#: the champion's decisions: what the applicants were answered
+#: the champion's decisions: what the applicants were answered, and what their reviews decided
+#: (review_id: the review that decided, None: answered by the classifier; decided_by: the reviewers
+#: who acted, None: the model decided)
 decisions = Table(
     "decisions", metadata, *_decision_columns(model_version_in_key=False),
+    Column("review_id", Integer, nullable=True),
+    Column("decided_by", JSON, nullable=True),
     Index("ix_decisions_application_id", "application_id"),
     Index("ix_decisions_decided_at", "decided_at"),
 )
@@ -85,5 +93,39 @@ purges = Table(
     Column("override", JSON, nullable=True),
 )
 
+#: a contest of a decision (an appeal): the decision contested, when it was opened and is due
+#: (UTC), by whom (subject, role), the applicant's grounds in their words, and where it stands
+#: (:data:`loanxai.records.reviews.STATUSES`, kept with the events that change it)
+reviews = Table(
+    "reviews", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(MAX_PUID_CHARACTERS), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("application_id", String(MAX_PUID_CHARACTERS + 16), nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("opened_by", JSON, nullable=False),
+    Column("grounds", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    ForeignKeyConstraint(["request_id", "row"], ["decisions.request_id", "decisions.row"], ondelete="CASCADE"),
+    Index("ix_reviews_application_id", "application_id"),
+    Index("ix_reviews_status_due_at", "status", "due_at"),
+)
+
+#: every step of a review, appended, never changed: what (kind), when, by whom (subject, role), and its content
+review_events = Table(
+    "review_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("review_id", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("by", JSON, nullable=False),
+    Column("content", JSON, nullable=False),
+    ForeignKeyConstraint(["review_id"], ["reviews.id"], ondelete="CASCADE"),
+    Index("ix_review_events_review_id", "review_id"),
+)
+
 #: the columns of a decision, in the order exports give them
 DECISION_COLUMNS = tuple(column.name for column in decisions.columns)
+#: the columns a champion's and a challenger's decision both have
+SHARED_DECISION_COLUMNS = tuple(column.name for column in challenger_decisions.columns)

@@ -65,7 +65,7 @@ def compare(store: DecisionStore, champion: Manifest, challenger: Manifest, sinc
     challengers that did decide there) or a decision recorded under either version was made by
     another manifest.
     """
-    selection = Selection(since, until, model_version=champion.version)
+    selection = Selection(since, until, model_version=champion.version, reviewed=False)
     pairs = paired_decisions(store, selection, challenger.version)
     if not pairs:
         found = challenger_versions(store, selection)

@@ -62,7 +62,7 @@ def record_figures(store: DecisionStore, manifest: Manifest, since: datetime | N
     Raises :class:`~loanxai.errors.RecordError` when a decision recorded under the model's
     version was made by another manifest.
     """
-    selection = Selection(since, until, model_version=manifest.version)
+    selection = Selection(since, until, model_version=manifest.version, reviewed=False)
     records = list(select_decisions(store, selection))
     foreign = {r["manifest_sha256"] for r in records} - {manifest.sha256}
     if foreign:

@@ -41,12 +41,13 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from loanxai.config import ServiceSettings
 from loanxai.core.roles import ROLES
 from loanxai.core.text import check_text
 from loanxai.errors import Forbidden, InputError, SettingError, Unauthenticated
 
 __all__ = ["ALGORITHMS", "LEEWAY_S", "MAX_SUBJECT_CHARACTERS", "SAMPLING_HEADER", "Caller", "SecretFile",
-           "TokenVerifier", "current_caller", "may_sample"]
+           "TokenVerifier", "current_caller", "may_sample", "verifier_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +188,15 @@ class TokenVerifier:
             raise Unauthenticated(f"the token's key id {str(kid)[:64]!r} is none of LOAN_AUTH_KEYS'"
                                   + ("" if kid is not None else " (a token must name its key: there are several)"), True)
         return self.keys[kid]
+
+
+def verifier_of(settings: ServiceSettings) -> TokenVerifier | None:
+    """The token check ``LOAN_AUTH`` asks for: None when off (said loudly in the log: not for production)."""
+    if not settings.auth:
+        logger.warning("LOAN_AUTH=off: ANYONE WHO REACHES THIS SERVICE MAY CALL IT (not for production)")
+        return None
+    return TokenVerifier(settings.auth_keys, settings.auth_issuer, settings.auth_audience,  # type: ignore[arg-type]
+                         settings.auth_roles_claim, settings.auth_max_lifetime)
 
 
 def _bearer(authorization: str | None, endpoint: str) -> str:

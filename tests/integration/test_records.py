@@ -21,14 +21,6 @@ from loanxai.records.store import DecisionStore, RequestDecisions, open_store
 from loanxai.records.tables import DECISION_COLUMNS, challenger_decisions, decisions, metadata
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    """A new, empty database of each kind."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/decisions.sqlite"
-    return request.getfixturevalue("postgres").create_database(f"test_{uuid.uuid4().hex[:12]}")
-
-
 @pytest.fixture
 def store(url):
     return open_store(url)

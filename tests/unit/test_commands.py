@@ -8,7 +8,7 @@ import pytest
 from loanxai.artifacts import REPO_ROOT
 
 COMMANDS = ["train", "report", "score", "gate", "rules", "dashboard", "client", "images", "replay", "microservice", "records",
-            "figures", "compare", "promote", "tokens", "cluster"]
+            "figures", "compare", "promote", "tokens", "cluster", "console"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

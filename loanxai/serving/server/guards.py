@@ -46,7 +46,8 @@ from loanxai.monitoring.counters import HttpMonitor
 from loanxai.serving.auth import SAMPLING_HEADER, SecretFile, TokenVerifier, current_caller, may_sample
 from loanxai.serving.common import caller_present, connected, seldon_error
 
-__all__ = ["GET_ONLY", "HEALTH", "POST_ONLY", "READINESS", "RETRY_AFTER_S", "StrictJSON", "harden", "loads", "without_cors"]
+__all__ = ["GET_ONLY", "HEALTH", "POST_ONLY", "READINESS", "RETRY_AFTER_S", "StrictJSON", "error_answer", "harden", "loads",
+           "without_cors"]
 
 POST_ONLY = {"/predict", "/api/v1.0/predictions", "/api/v0.1/predictions", "/api/v1.0/feedback",
              "/api/v0.1/feedback", "/send-feedback"}
@@ -115,15 +116,15 @@ def harden(app: Flask, max_body_bytes: int, cors_origins: tuple[str, ...], drain
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         # werkzeug's own (a body over MAX_CONTENT_LENGTH, a malformed form); methods and paths the guard took
-        return _answer({413: RequestTooLarge, 404: NotFound}.get(error.code, InputError)(error.description))
+        return error_answer({413: RequestTooLarge, 404: NotFound}.get(error.code, InputError)(error.description))
 
     @app.errorhandler(TimeoutError)
     def slow_client(error: TimeoutError) -> Response:
-        return _answer(RequestTimeout("the request body did not arrive in time (LOAN_REQUEST_TIMEOUT)"))
+        return error_answer(RequestTimeout("the request body did not arrive in time (LOAN_REQUEST_TIMEOUT)"))
 
     # ours, and the wrapper's own (what a serving class raises): in place of the wrapper's
     # handler, which sets no headers (``Allow``)
-    app.register_error_handler(LoanError, _answer)
+    app.register_error_handler(LoanError, error_answer)
     app.register_error_handler(SeldonMicroserviceException, _seldon_answer)
 
     @app.after_request
@@ -173,7 +174,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _answer(error: LoanError) -> Response:
+def error_answer(error: LoanError) -> Response:
+    """``error``'s answer: its status and headers, Seldon's error body."""
     return _seldon_answer(seldon_error(error))
 
 

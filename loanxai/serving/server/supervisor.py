@@ -101,15 +101,11 @@ def _run(argv: list[str] | None, directory: str) -> int:
 
 def _verifier(service: ServiceSettings, settings: ServerSettings) -> Any:
     """The token check of LOAN_AUTH=on (None when off); it covers REST only, so not with gRPC."""
-    if not service.auth:
-        logger.warning("LOAN_AUTH=off: ANYONE WHO REACHES THIS SERVICE MAY CALL IT (not for production)")
-        return None
-    if settings.grpc_workers:
-        raise SettingError("LOAN_AUTH=on covers REST only: set GRPC_WORKERS=0 (gRPC would let callers past the tokens)")
-    from loanxai.serving.auth import TokenVerifier
+    from loanxai.serving.auth import verifier_of
 
-    return TokenVerifier(service.auth_keys, service.auth_issuer, service.auth_audience, service.auth_roles_claim,
-                         service.auth_max_lifetime)
+    if service.auth and settings.grpc_workers:
+        raise SettingError("LOAN_AUTH=on covers REST only: set GRPC_WORKERS=0 (gRPC would let callers past the tokens)")
+    return verifier_of(service)
 
 
 def _sampling_key(service: ServiceSettings) -> Any:

@@ -61,7 +61,8 @@ EXPIRY_CHECK_S = 0.25
 def serve_http(app: Any, user_object: Any, metrics: Any, settings: ServerSettings, port: int, workers: int,
                counted: bool = True) -> None:
     """Serve the Flask ``app`` with gunicorn on ``port``: ``workers`` processes of :class:`DeadlineThreadWorker`;
-    ``counted``: count the connections closed early (``LOAN_METRICS``)."""
+    ``metrics``: the Seldon metrics kept per process (None: none); ``counted``: count the
+    connections closed early (``LOAN_METRICS``)."""
     DeadlineThreadWorker.request_timeout = settings.request_timeout
     DeadlineThreadWorker.max_connections = settings.max_connections
     DeadlineThreadWorker.counted = counted
@@ -80,7 +81,8 @@ def serve_http(app: Any, user_object: Any, metrics: Any, settings: ServerSetting
                 "keepalive": settings.keepalive,
                 "loglevel": settings.log_level.lower(),
                 "accesslog": None,
-                "child_exit": lambda server, worker: metrics.process_exited(worker.pid),
+                # the metrics of a worker gone go (none: a server that keeps no Seldon metrics)
+                "child_exit": lambda server, worker: metrics is not None and metrics.process_exited(worker.pid),
             }.items():
                 self.cfg.set(key, value)
 

@@ -1,0 +1,12 @@
+"""The reviewer console: people acting on what the machine decided, in their own process.
+
+- :mod:`~loanxai.console.api`: the HTTP API for the lender's systems and reviewers: open a
+  contest, correct its inputs, act on it, read it (JSON, errors in Seldon's shape);
+- :mod:`~loanxai.console.server`: ``python -m loanxai.console``, the process: its settings read
+  once, the record, the models whose decisions may be contested, gunicorn.
+
+The reviews themselves (what each step does and records) are :mod:`loanxai.records.reviews`'s;
+who may call what is the services' tokens and roles (:mod:`loanxai.core.roles`).
+"""
+
+__all__ = ["api", "server"]

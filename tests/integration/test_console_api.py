@@ -1,0 +1,126 @@
+"""The reviewer console's HTTP API, run for real: the classifier decides and records (LOAN_AUTH=on),
+the console (its own process, the same tokens) takes contests on the same record. Roles, the
+second reviewer, what is refused and that the console keeps serving."""
+import uuid
+
+import pytest
+import requests
+
+from loanxai.ops.services import console_service, free_port
+from loanxai.ops.tokens import make_keys
+from tests.conftest import REJECTED_APPLICATION, running, start_classifier
+from tests.integration.test_auth import auth_env, call, token
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("console-keys")
+    make_keys(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def services(artifacts, keys, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("console-logs")
+    classifier = start_classifier(artifacts.classifier_dir, logs, **auth_env(keys))
+    console = console_service(free_port(), {**auth_env(keys), "LOAN_RECORDS_URL": classifier.env["LOAN_RECORDS_URL"],
+                                            "LOAN_REVIEW_ARTIFACTS": str(artifacts.classifier_dir),
+                                            "LOAN_REVIEW_SECOND_REVIEWER": "on", "LOAN_REVIEW_DAYS": "14"})
+    classifier.wait_ready()  # the classifier migrates the record; the console reads it at the newest migration only
+    console.start(logs / "console.log")
+    with running(classifier, console) as started:
+        yield started
+
+
+def reviews_url(console, *path):
+    return "/".join([console.url + "/api/v1/reviews", *map(str, path)])
+
+
+def rejected(classifier, keys):
+    application_id = f"app-{uuid.uuid4().hex[:8]}"
+    answer = call("POST", classifier.predictions_url, token(keys, "decide", subject="lender-system"),
+                  json={"jsonData": [REJECTED_APPLICATION], "meta": {"tags": {"application_ids": [application_id]}}})
+    assert answer.status_code == 200 and answer.json()["meta"]["tags"]["decisions"] == ["rejected"], answer.text
+    return application_id
+
+
+def test_a_contest_from_the_lenders_system_to_a_reversal_by_two_reviewers(services, keys):
+    classifier, console = services
+    application_id = rejected(classifier, keys)
+    lender = token(keys, "decide", subject="lender-system")
+    opened = call("POST", reviews_url(console), lender,
+                  json={"application_id": application_id, "grounds": "My hours are 60 a week.",
+                        "corrections": {"hours-per-week": 60}})
+    assert opened.status_code == 201, opened.text
+    review = opened.json()
+    assert review["status"] == "open" and review["opened_by"] == {"subject": "lender-system", "role": "decide"}
+    assert [d["request_id"] for d in review["decisions"]][1] == f"review-{review['id']}-1"
+    assert review["decisions"][1]["inputs"]["hours-per-week"] == 60
+    # the lender's system reads its status, cannot act; an auditor reads, cannot act
+    assert call("GET", reviews_url(console, review["id"]), lender).json()["status"] == "open"
+    action = {"action": "reverse", "reason": "Verified with the employer."}
+    assert call("POST", reviews_url(console, review["id"], "actions"), lender, json=action).status_code == 403
+    auditor = token(keys, "audit", subject="examiner")
+    assert call("GET", reviews_url(console), auditor).json()["reviews"][0]["id"] == review["id"]
+    assert call("POST", reviews_url(console, review["id"], "actions"), auditor, json=action).status_code == 403
+    # two reviewers reverse it
+    alice, bob = token(keys, "review", subject="alice"), token(keys, "review", subject="bob")
+    assert call("POST", reviews_url(console, review["id"], "actions"), alice, json=action).json()["status"] == "proposed"
+    again = call("POST", reviews_url(console, review["id"], "actions"), alice, json=action)
+    assert again.status_code == 409 and "another reviewer" in again.json()["status"]["info"]
+    done = call("POST", reviews_url(console, review["id"], "actions"), bob, json=action).json()
+    assert done["status"] == "reversed"
+    assert [e["kind"] for e in done["events"]] == ["opened", "corrected", "proposed", "reversed"]
+    assert done["decisions"][-1]["decision"] == "approved"
+    assert [r["subject"] for r in done["decisions"][-1]["decided_by"]] == ["alice", "bob"]
+
+
+def test_callers_without_a_token_or_role_are_refused(services, keys):
+    _, console = services
+    assert call("GET", reviews_url(console)).status_code == 401
+    assert call("GET", reviews_url(console), token(keys, "explain")).status_code == 403
+    assert call("GET", reviews_url(console), token(keys, "decide")).status_code == 403  # the queue is the reviewers'
+    assert call("GET", console.url + "/health/status").status_code == 200
+
+
+@pytest.mark.parametrize(("body", "status", "words"), [
+    ({"grounds": "x"}, 400, "no 'application_id'"),
+    ({"application_id": "nobody", "grounds": "x"}, 404, "no decision on the record"),
+    ({"application_id": "A", "grounds": "x", "extra": 1}, 400, "key 'extra' is not one of"),
+    ({"application_id": 7, "grounds": "x"}, 400, "application_id must be a string"),
+    ([1, 2], 400, "must be a JSON object"),
+])
+def test_bad_contests_get_a_4xx_naming_the_problem(services, keys, body, status, words):
+    _, console = services
+    answer = call("POST", reviews_url(console), token(keys, "decide"), json=body)
+    assert answer.status_code == status and words in answer.json()["status"]["info"], answer.text
+
+
+def test_bad_requests_on_a_review_are_refused_and_the_console_keeps_serving(services, keys):
+    classifier, console = services
+    reviewer = token(keys, "review", subject="carol")
+    opened = call("POST", reviews_url(console), reviewer, json={"application_id": rejected(classifier, keys),
+                                                                "grounds": "<script>alert(1)</script>"}).json()
+    assert opened["grounds"] == "<script>alert(1)</script>"  # kept as written; JSON carries it inert
+    url = reviews_url(console, opened["id"])
+    cases = [
+        ("POST", url + "/corrections", {"corrections": {"ethnicity": "Other"}}, 400, "not an input"),
+        ("POST", url + "/corrections", {"corrections": {}}, 400, "one or more input names"),
+        ("POST", url + "/actions", {"action": "approve", "reason": "x"}, 400, "action must be one of"),
+        ("POST", url + "/actions", {"action": "refer"}, 400, "no 'reason'"),
+        ("GET", reviews_url(console, 10**12), None, 404, "no review"),
+        ("DELETE", url, None, 405, "does not take DELETE"),
+        ("GET", console.url + "/api/v1/nothing", None, 404, "no such path"),
+        ("GET", reviews_url(console) + "?limit=0", None, 400, "limit must be"),
+    ]
+    for method, where, body, status, words in cases:
+        answer = call(method, where, reviewer, json=body)
+        assert answer.status_code == status and words in answer.json()["status"]["info"], (where, answer.text)
+    broken = requests.post(url + "/actions", data='{"action": "refer", "action": "uphold"}', timeout=10,
+                           headers={"Authorization": f"Bearer {reviewer}", "Content-Type": "application/json"})
+    assert broken.status_code == 400 and "appears twice" in broken.json()["status"]["info"]
+    referred = call("POST", url + "/actions", reviewer, json={"action": "refer", "reason": "To underwriting."})
+    assert referred.json()["status"] == "referred"
+    assert [e["kind"] for e in referred.json()["events"]] == ["opened", "referred"]
