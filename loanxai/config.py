@@ -302,6 +302,11 @@ class ToolSettings(EnvSettings):
         "LOAN_RETENTION_MONTHS", LEGAL_MINIMUM_MONTHS, "months a decision is kept after it was made (12 CFR "
         "1002.12(b)); `records purge` deletes older ones (a shorter retention only by `records purge --months N "
         "--override REASON`, recorded)", rule=f"at least {LEGAL_MINIMUM_MONTHS}", valid=_at_least(LEGAL_MINIMUM_MONTHS))
+    review_retention_months: int = setting(
+        "LOAN_REVIEW_RETENTION_MONTHS", LEGAL_MINIMUM_MONTHS, "months a review (a contest, its events) is kept after it "
+        "was opened; the decisions it contested and made are kept as long; `records purge` deletes older ones "
+        "(Colorado's law on automated decisions asks for three years: 36)", rule=f"at least {LEGAL_MINIMUM_MONTHS}",
+        valid=_at_least(LEGAL_MINIMUM_MONTHS))
     promote_air_tolerance: float = setting(
         "LOAN_PROMOTE_AIR_TOLERANCE", 0.02, "how far below the champion's a challenger's adverse impact ratio of any "
         "protected attribute may be on the applications both decided (`make promote`; the alert "

@@ -217,6 +217,9 @@ def _describe(record: Mapping[str, Any]) -> str:
              f"{record['dataset']}; probability of approval {record['probability']:.4f}, cutoff {record['cutoff']:.4f}",
              f"  inputs as entered: {json.dumps(record['inputs'])}",
              f"  protected (monitoring and audit only): {json.dumps(record['protected'])}"]
+    if record["review_id"] is not None:
+        who = ", ".join(r["subject"] for r in record["decided_by"] or []) or "the model, on the corrected inputs"
+        lines.append(f"  made in review {record['review_id']} by {who}")
     if record["reasons"] is None:
         lines.append("  reasons: not asked (`redecide` or `notice` give them again)")
     else:
@@ -254,15 +257,21 @@ def _redecide(store: DecisionStore, args: argparse.Namespace) -> int:
 def _notice(store: DecisionStore, args: argparse.Namespace) -> int:
     if args.out.suffix not in notices.NOTICE_FORMATS:
         raise RecordError(f"{args.out}: a notice is {' or '.join(notices.NOTICE_FORMATS)}")
-    rejected = [r for r in _found(store, args) if r["decision"] == "rejected"]
-    if not rejected:
-        raise RecordError(f"{printable(args.id)}: no rejected application, so no adverse action notice")
-    [html] = notices.render_notices(rejected[-1:], Redecider(args.artifacts), notices.Letterhead.from_settings(),
-                                    _applicants(args))
-    if isinstance(html, RecordError):
-        raise html
-    _write(html, args.out, rejected[-1]["decided_at"])
-    logger.info("notice of application %s written to %s", printable(rejected[-1]["application_id"]), args.out)
+    found = _found(store, args)
+    if found[-1]["decision"] == "approved" and found[-1]["review_id"] is not None:  # a reversal: a new action
+        record, html = found[-1], notices.approval_html(found[-1], notices.Letterhead.from_settings(),
+                                                        notices.applicant_of(found[-1], _applicants(args)))
+    else:
+        rejected = [r for r in found if r["decision"] == "rejected"]
+        if not rejected:
+            raise RecordError(f"{printable(args.id)}: no rejected application, so no adverse action notice")
+        record = rejected[-1]
+        [html] = notices.render_notices([record], Redecider(args.artifacts), notices.Letterhead.from_settings(),
+                                        _applicants(args))
+        if isinstance(html, RecordError):
+            raise html
+    _write(html, args.out, record["decided_at"])
+    logger.info("notice of application %s written to %s", printable(record["application_id"]), args.out)
     return 0
 
 
@@ -319,13 +328,15 @@ def _write(html: str, out: Path, decided_at: datetime) -> None:
 
 
 def _purge(store: DecisionStore, args: argparse.Namespace) -> int:
-    months = args.months or ToolSettings.from_env().retention_months
+    settings = ToolSettings.from_env()
+    months = args.months or settings.retention_months
     override = None
     if args.override:
         override = {"reason": args.override, "accepted_by": args.accepted_by or getpass.getuser()}
     elif args.accepted_by:
         raise RecordError("--accepted-by goes with --override (the reason for a retention shorter than the legal minimum)")
-    count = purge(store, months, dry_run=args.dry_run, override=override)
+    count = purge(store, months, dry_run=args.dry_run, override=override,
+                  review_months=settings.review_retention_months)
     print(f"{'would purge' if args.dry_run else 'purged'} {count} decisions made before "
           f"{retention_limit(months):%Y-%m-%d %H:%M} UTC ({months} months ago)")
     return 0

@@ -39,7 +39,8 @@ from loanxai.records.applicants import Applicant, lines
 from loanxai.records.queries import utc
 from loanxai.records.redecide import Redecider
 
-__all__ = ["MAX_NOTICE_REASONS", "NOTICE_FORMATS", "Letterhead", "approved_averages", "notice_file_name", "notice_html",
+__all__ = ["MAX_NOTICE_REASONS", "NOTICE_FORMATS", "Letterhead", "applicant_of", "approval_html", "approved_averages",
+           "notice_file_name", "notice_html",
            "notice_pdf", "notice_pdfs", "notice_reasons", "render_notices"]
 
 #: more than four reasons is "not likely to be helpful" (the commentary to 1002.9(b)(2))
@@ -142,13 +143,27 @@ def notice_html(record: Mapping[str, Any], reasons: Sequence[Mapping[str, str]],
                 applicant: Applicant | None = None) -> str:
     """The notice of a rejected ``record`` with its :func:`notice_reasons`, as an HTML page, with
     what the lender's file says of its ``applicant`` (:mod:`loanxai.records.applicants`)."""
+    return _page("notice.html", record, letterhead, applicant, reasons=reasons,
+                 reviewed=record.get("review_id") is not None)
+
+
+def approval_html(record: Mapping[str, Any], letterhead: Letterhead, applicant: Applicant | None = None) -> str:
+    """The notice of an approval a review made (a reversed rejection: a new action), as an HTML
+    page; refused for any other record (an approval the classifier answered needs none here)."""
+    if record["decision"] != "approved" or record.get("review_id") is None:
+        raise RecordError(f"application {record['application_id']}: only an approval made in a review gets a notice "
+                          "of approval after review")
+    return _page("approval.html", record, letterhead, applicant)
+
+
+def _page(template: str, record: Mapping[str, Any], letterhead: Letterhead, applicant: Applicant | None,
+          **values: Any) -> str:
     decided = utc(record["decided_at"])
     applicant = applicant or Applicant()
-    return _TEMPLATES.get_template("notice.html").render(
+    return _TEMPLATES.get_template(template).render(
         creditor=letterhead.creditor, phone=letterhead.phone, agency=letterhead.agency,
         date=f"{decided:%B} {decided.day}, {decided.year}", application_id=record["application_id"], credit=CREDIT,
-        applicant=applicant, applicant_lines=[line for line in (applicant.name, *applicant.address) if line],
-        reasons=reasons)
+        applicant=applicant, applicant_lines=[line for line in (applicant.name, *applicant.address) if line], **values)
 
 
 def notice_pdf(html: str, out: Path, decided_at: datetime) -> None:
@@ -193,9 +208,7 @@ def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider, l
     for i, record in enumerate(records):
         try:
             redecider.check(record)
-            if applicants is not None and record["application_id"] not in applicants:
-                raise RecordError(f"application {record['application_id']} is not in the applicants' file: no notice "
-                                  "without its applicant")
+            applicant_of(record, applicants)
         except RecordError as error:
             refused[i] = error
     unexplained = [r for i, r in enumerate(records) if r["reasons"] is None and i not in refused]
@@ -214,6 +227,16 @@ def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider, l
         except RecordError as error:
             pages.append(error)
     return pages
+
+
+def applicant_of(record: Mapping[str, Any], applicants: Mapping[str, Applicant] | None) -> Applicant | None:
+    """The applicant of ``record`` in the lender's file (None: no file given); refused when the file lacks it."""
+    if applicants is None:
+        return None
+    if record["application_id"] not in applicants:
+        raise RecordError(f"application {record['application_id']} is not in the applicants' file: no notice without "
+                          "its applicant")
+    return applicants[record["application_id"]]
 
 
 def notice_file_name(application_id: str, suffix: str) -> str:

@@ -18,14 +18,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import and_, delete, exists, func, insert, or_, select
 
 from loanxai.config import LEGAL_MINIMUM_MONTHS
 from loanxai.core.schema import FeatureSchema
 from loanxai.core.text import spreadsheet_cell
 from loanxai.errors import RecordError
 from loanxai.records.store import DecisionStore
-from loanxai.records.tables import DECISION_COLUMNS, SHARED_DECISION_COLUMNS, challenger_decisions, decisions, events, purges
+from loanxai.records.tables import (
+    DECISION_COLUMNS,
+    SHARED_DECISION_COLUMNS,
+    challenger_decisions,
+    decisions,
+    events,
+    purges,
+    review_events,
+    reviews,
+)
 
 __all__ = ["EXPORT_FORMATS", "Selection", "challenger_versions", "export", "outcomes_of",
            "paired_decisions", "purge", "recorded_features", "retention_limit", "select_decisions", "utc"]
@@ -167,23 +176,38 @@ def retention_limit(months: int, now: datetime | None = None) -> datetime:
 
 
 def purge(store: DecisionStore, months: int, dry_run: bool = False, now: datetime | None = None,
-          override: Mapping[str, str] | None = None) -> int:
+          override: Mapping[str, str] | None = None, review_months: int | None = None) -> int:
     """Delete the decisions (and what attached to them, and any challenger's decisions) decided
-    more than ``months`` ago, and record the purge; how many of the champion's. A retention
-    shorter than :data:`LEGAL_MINIMUM_MONTHS` needs an ``override`` (``reason``, ``accepted_by``),
-    recorded with it; a retention of less than one month is refused."""
-    if months < 1:
-        raise RecordError(f"a retention of {months} months would delete the record: it is at least 1 month, and the law "
-                          f"asks for {LEGAL_MINIMUM_MONTHS} (12 CFR 1002.12(b))")
-    if months < LEGAL_MINIMUM_MONTHS and not override:
-        raise RecordError(f"a retention of {months} months is shorter than the {LEGAL_MINIMUM_MONTHS} the law asks for "
-                          "(12 CFR 1002.12(b)): nothing is purged without a recorded override (--override REASON)")
+    more than ``months`` ago, and the reviews opened more than ``review_months`` ago (default:
+    ``months``), and record the purge; how many of the champion's decisions. A decision a kept
+    review contested or made is kept with it. A retention shorter than :data:`LEGAL_MINIMUM_MONTHS`
+    needs an ``override`` (``reason``, ``accepted_by``), recorded with it; a retention of less
+    than one month is refused."""
+    review_months = months if review_months is None else review_months
+    for kind, period in (("decisions", months), ("reviews", review_months)):
+        if period < 1:
+            raise RecordError(f"a retention of {period} months would delete the {kind}: it is at least 1 month, and the "
+                              f"law asks for {LEGAL_MINIMUM_MONTHS} (12 CFR 1002.12(b))")
+    if min(months, review_months) < LEGAL_MINIMUM_MONTHS and not override:
+        raise RecordError(f"a retention of {min(months, review_months)} months is shorter than the {LEGAL_MINIMUM_MONTHS} "
+                          "the law asks for (12 CFR 1002.12(b)): nothing is purged without a recorded override "
+                          "(--override REASON)")
     at = now or datetime.now(UTC)
-    limit = retention_limit(months, at)
-    old = decisions.c.decided_at < limit
+    limit, review_limit = retention_limit(months, at), retention_limit(review_months, at)
+    old_reviews = reviews.c.opened_at < review_limit
+    kept = select(reviews.c.id).where(~old_reviews)
+    old = and_(decisions.c.decided_at < limit,
+               ~exists().where(reviews.c.request_id == decisions.c.request_id, reviews.c.row == decisions.c.row,
+                               ~old_reviews),
+               or_(decisions.c.review_id.is_(None), decisions.c.review_id.not_in(kept)))
     with store.engine.begin() as connection:
         count = connection.execute(select(func.count()).select_from(decisions).where(old)).scalar_one()
+        reviewed = connection.execute(select(func.count()).select_from(reviews).where(old_reviews)).scalar_one()
         if not dry_run:
+            # a review's events go with it (a decision that goes has no kept review: its reviews go here)
+            connection.execute(delete(review_events).where(review_events.c.review_id.in_(
+                select(reviews.c.id).where(old_reviews))))
+            connection.execute(delete(reviews).where(old_reviews))
             if count:  # a request's applications share their time: its events go with them
                 connection.execute(delete(events).where(events.c.request_id.in_(select(decisions.c.request_id)
                                                                                 .where(old))))
@@ -191,8 +215,11 @@ def purge(store: DecisionStore, months: int, dry_run: bool = False, now: datetim
             # a challenger's decisions of the same time go too
             connection.execute(delete(challenger_decisions).where(challenger_decisions.c.decided_at < limit))
             connection.execute(insert(purges).values(at=at, retention_months=months, purged_before=limit,
-                                                     decisions=count, override=dict(override) if override else None))
-    logger.info("%s %d decisions made before %s (retention %d months%s)", "would purge" if dry_run else "purged",
-                count, limit.isoformat(timespec="seconds"), months,
+                                                     decisions=count, review_retention_months=review_months,
+                                                     reviews=reviewed,
+                                                     override=dict(override) if override else None))
+    logger.info("%s %d decisions made before %s (retention %d months) and %d reviews opened before %s (retention %d "
+                "months)%s", "would purge" if dry_run else "purged", count, limit.isoformat(timespec="seconds"), months,
+                reviewed, review_limit.isoformat(timespec="seconds"), review_months,
                 f"; override by {override['accepted_by']}: {override['reason']}" if override else "")
     return count

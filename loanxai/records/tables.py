@@ -82,7 +82,8 @@ events = Table(
 
 #: every purge (``records purge``): when, the retention it applied (months, and the moment before
 #: which it deleted), how many of the champion's decisions went, and the override that allowed a
-#: retention shorter than the legal minimum (reason, who), if any
+#: retention shorter than the legal minimum (reason, who), if any; the reviews' retention and how
+#: many went (None: a purge from before reviews)
 purges = Table(
     "purges", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -91,6 +92,8 @@ purges = Table(
     Column("purged_before", DateTime(timezone=True), nullable=False),
     Column("decisions", Integer, nullable=False),
     Column("override", JSON, nullable=True),
+    Column("review_retention_months", Integer, nullable=True),
+    Column("reviews", Integer, nullable=True),
 )
 
 #: a contest of a decision (an appeal): the decision contested, when it was opened and is due

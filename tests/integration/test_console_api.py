@@ -10,6 +10,7 @@ from loanxai.ops.services import console_service, free_port
 from loanxai.ops.tokens import make_keys
 from tests.conftest import REJECTED_APPLICATION, running, start_classifier
 from tests.integration.test_auth import auth_env, call, token
+from tests.integration.test_records_service import LETTERHEAD, records_command
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -46,7 +47,7 @@ def rejected(classifier, keys):
     return application_id
 
 
-def test_a_contest_from_the_lenders_system_to_a_reversal_by_two_reviewers(services, keys):
+def test_a_contest_from_the_lenders_system_to_a_reversal_by_two_reviewers(services, keys, artifacts, tmp_path):
     classifier, console = services
     application_id = rejected(classifier, keys)
     lender = token(keys, "decide", subject="lender-system")
@@ -75,6 +76,35 @@ def test_a_contest_from_the_lenders_system_to_a_reversal_by_two_reviewers(servic
     assert [e["kind"] for e in done["events"]] == ["opened", "corrected", "proposed", "reversed"]
     assert done["decisions"][-1]["decision"] == "approved"
     assert [r["subject"] for r in done["decisions"][-1]["decided_by"]] == ["alice", "bob"]
+    shown = records_command(classifier, "show", application_id)
+    assert shown.returncode == 0 and f"made in review {review['id']} by alice, bob" in shown.stdout
+    assert f"made in review {review['id']} by the model, on the corrected inputs" in shown.stdout
+    # the notice, regenerated from the record, is the approval: a reversal is a new action
+    out = tmp_path / "notice.html"
+    written = records_command(classifier, "notice", application_id, "--out", str(out), "--artifacts",
+                              str(artifacts.classifier_dir), **LETTERHEAD)
+    assert written.returncode == 0, written.stderr
+    page = out.read_text()
+    assert "Notice of approval after review" in page and "was approved on" in page and "denied" not in page
+
+
+def test_an_upheld_rejection_gets_a_new_notice_saying_it_was_reviewed(services, keys, artifacts, tmp_path):
+    classifier, console = services
+    application_id = rejected(classifier, keys)
+    reviewer = token(keys, "review", subject="dana")
+    opened = call("POST", reviews_url(console), reviewer, json={"application_id": application_id,
+                                                                "grounds": "A person should look at this."}).json()
+    upheld = call("POST", reviews_url(console, opened["id"], "actions"), reviewer,
+                  json={"action": "uphold", "reason": "The inputs are as given."}).json()
+    assert upheld["status"] == "upheld" and upheld["decisions"][-1]["decision"] == "rejected"
+    out = tmp_path / "notice.html"
+    written = records_command(classifier, "notice", application_id, "--out", str(out), "--artifacts",
+                              str(artifacts.classifier_dir), **LETTERHEAD)
+    assert written.returncode == 0, written.stderr
+    page = out.read_text()
+    assert "The review upheld the denial" in page and "Statement of credit denial" in page
+    for reason in upheld["decisions"][-1]["reasons"]["reasons"][:4]:
+        assert f"reason code {reason['code']}" in page
 
 
 def test_callers_without_a_token_or_role_are_refused(services, keys):

@@ -4,13 +4,15 @@ action, every step an event; what is refused, and why."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from loanxai.errors import InputError, ReviewConflict, ReviewNotFound
 from loanxai.records import notices
-from loanxai.records.queries import Selection, select_decisions
+from loanxai.records.queries import Selection, purge, select_decisions
 from loanxai.records.redecide import Redecider
 from loanxai.records.reviews import Redeciders, ReviewDesk
 from loanxai.records.store import RequestDecisions, open_store
+from loanxai.records.tables import purges
 from tests.conftest import EXAMPLE_APPLICATION, REJECTED_APPLICATION
 
 LENDER = {"subject": "lender-system", "role": "decide"}
@@ -143,3 +145,22 @@ def test_monitoring_counts_the_served_decisions_and_exports_every_decision(desk)
     served = list(select_decisions(desk.store, Selection(reviewed=False)))
     assert len(every) == 2 and [r["request_id"] for r in served] == ["req-M-1"]
     assert [r["review_id"] for r in select_decisions(desk.store, Selection(reviewed=True))] == [review_id]
+
+
+def test_a_kept_review_keeps_the_decisions_it_contested_and_made(desk):
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(days=31 * 30)  # about 31 months: past the decisions' 25, within the reviews' 36
+    record(desk, "P-1", at=long_ago)
+    record(desk, "P-2", at=long_ago)
+    review_id = desk.open("P-1", "x", LENDER, {"hours-per-week": 50}, now=long_ago + timedelta(days=1))
+    assert purge(desk.store, 25, now=now, review_months=36) == 1  # P-2's alone
+    assert desk.review(review_id)["status"] == "open" and len(desk.store.decisions_of_application("P-1")) == 2
+    # a year on, the review is past its retention too: it goes, with the decisions it contested and made
+    assert purge(desk.store, 25, now=now + timedelta(days=365), review_months=36) == 2
+    with pytest.raises(ReviewNotFound):
+        desk.review(review_id)
+    assert desk.store.decisions_of_application("P-1") == []
+    with desk.store.engine.connect() as connection:
+        assert [tuple(r) for r in connection.execute(select(purges.c.decisions, purges.c.reviews,
+                                                            purges.c.review_retention_months).order_by(purges.c.id))] \
+            == [(1, 0, 36), (2, 1, 36)]

@@ -1,4 +1,4 @@
-"""Reviews of decisions (contests), their events, and the decisions a review makes.
+"""Reviews of decisions (contests), their events, the decisions a review makes, and their purges.
 
 Revision ID: 0005
 Revises: 0004
@@ -11,10 +11,13 @@ down_revision = "0004"
 
 
 def upgrade() -> None:
-    """Create the reviews and review_events tables; name a decision's review and reviewers."""
+    """Create the reviews and review_events tables; name a decision's review and reviewers; a purge's reviews."""
     with op.batch_alter_table("decisions") as batch:
         batch.add_column(sa.Column("review_id", sa.Integer, nullable=True))
         batch.add_column(sa.Column("decided_by", sa.JSON, nullable=True))
+    with op.batch_alter_table("purges") as batch:
+        batch.add_column(sa.Column("review_retention_months", sa.Integer, nullable=True))
+        batch.add_column(sa.Column("reviews", sa.Integer, nullable=True))
     op.create_table(
         "reviews",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
