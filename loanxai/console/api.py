@@ -21,24 +21,18 @@ database fails (nothing of the step recorded). With ``LOAN_AUTH=off`` every call
 """
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException
 
 from loanxai.core.roles import CONTEST_ROLES, READ_REVIEW_ROLES, REVIEW_ROLES
-from loanxai.errors import InputError, LoanError, MethodNotAllowed, NotFound, RecordUnavailable, RequestTooLarge
+from loanxai.errors import InputError
 from loanxai.records.reviews import OPEN, PROPOSED, ReviewDesk
 from loanxai.serving.auth import TokenVerifier
-from loanxai.serving.server.guards import StrictJSON, error_answer
 
-__all__ = ["NO_AUTH", "REVIEWS_PATH", "api_app", "review_json"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["NO_AUTH", "REVIEWS_PATH", "register_api", "review_json"]
 
 #: who acts with ``LOAN_AUTH=off``: nobody known (local use only)
 NO_AUTH = {"subject": "nobody (LOAN_AUTH=off)", "role": "off"}
@@ -48,11 +42,8 @@ REVIEWS_PATH = "/api/v1/reviews"
 MAX_QUEUE = 1000
 
 
-def api_app(desk: ReviewDesk, verifier: TokenVerifier | None, max_body_bytes: int) -> Flask:
-    """The API's Flask app over ``desk``; ``verifier``: every caller's token checked (None: LOAN_AUTH=off)."""
-    app = Flask(__name__)
-    app.json = StrictJSON(app)
-    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+def register_api(app: Flask, desk: ReviewDesk, verifier: TokenVerifier | None) -> None:
+    """Add the API's routes to the console's ``app``; ``verifier``: every caller's token checked (None: LOAN_AUTH=off)."""
 
     def caller(roles: frozenset[str]) -> dict[str, str]:
         if verifier is None:
@@ -100,26 +91,6 @@ def api_app(desk: ReviewDesk, verifier: TokenVerifier | None, max_body_bytes: in
         body = _body(("action", "reason"), ())
         desk.act(review_id, body["action"], body["reason"], by)
         return jsonify(review_json(desk.review(review_id)))
-
-    app.register_error_handler(LoanError, error_answer)
-
-    @app.errorhandler(SQLAlchemyError)
-    def record_failed(error: SQLAlchemyError) -> Response:
-        logger.error("the record at %s cannot be read: %s", desk.store.shown_url, error)
-        return error_answer(RecordUnavailable("the record cannot be read (its database failed; the console's log "
-                                              "says why): retry in a moment"))
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        known: dict[int | None, Callable[[], LoanError]] = {
-            404: lambda: NotFound(f"no such path: {request.path}"),
-            405: lambda: MethodNotAllowed(f"{request.path} does not take {request.method}",
-                                          allow=", ".join(sorted(error.valid_methods or ()))),  # type: ignore[attr-defined]
-            413: lambda: RequestTooLarge(f"request body larger than {max_body_bytes} bytes (LOAN_MAX_BODY_BYTES)"),
-        }
-        return error_answer(known.get(error.code, lambda: InputError(error.description or "bad request"))())
-
-    return app
 
 
 def review_json(review: Mapping[str, Any]) -> dict[str, Any]:

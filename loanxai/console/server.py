@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from loanxai.config import ReviewSettings, ServerSettings, ServiceSettings
-from loanxai.console.api import api_app
+from loanxai.console.app import console_app
 from loanxai.core.cli import command_parser
 from loanxai.errors import LoanError
 from loanxai.records.reviews import Redeciders, ReviewDesk
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         store = reading_store(configured_url(service.records_url))
         desk = ReviewDesk(store, Redeciders([Path(folder) for folder in review.artifacts]), review.days,
                           review.second_reviewer)
-        app = api_app(desk, verifier_of(service), server.max_body_bytes)
+        app = console_app(desk, verifier_of(service), server.max_body_bytes)
     except LoanError as error:
         sys.stderr.write(f"loanxai console: {error.message}\n")
         return 2

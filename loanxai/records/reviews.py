@@ -217,6 +217,12 @@ class ReviewDesk:
         with self.store.engine.connect() as connection:
             return [_review_row(r._mapping) for r in connection.execute(statement)]
 
+    def reviews_of(self, application_id: str) -> list[dict[str, Any]]:
+        """The reviews of an application, oldest first."""
+        statement = select(reviews).where(reviews.c.application_id == application_id).order_by(reviews.c.id)
+        with self.store.engine.connect() as connection:
+            return [_review_row(r._mapping) for r in connection.execute(statement)]
+
     def standing(self, review_id: int) -> dict[str, Any]:
         """The decision a review stands on: the model's last one (a re-decision of corrected inputs, else the contested)."""
         with self.store.engine.connect() as connection:
