@@ -45,7 +45,14 @@ from loanxai.monitoring.series import MODEL_ROLE_LABEL
 from loanxai.ops import replay
 from loanxai.ops.mirror import Mirror
 from loanxai.ops.prometheus import LocalPrometheus
-from loanxai.ops.services import Service, challenger_service, classifier_service, explainer_service, free_port
+from loanxai.ops.services import (
+    Service,
+    challenger_service,
+    classifier_service,
+    console_service,
+    explainer_service,
+    free_port,
+)
 from loanxai.ops.tokens import make_sampling_key
 from loanxai.records.applicants import APPLICANT_COLUMNS
 from loanxai.report import compare
@@ -194,6 +201,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--challenger-metrics-port", type=int, default=6002, help="the challenger's metrics port")
     parser.add_argument("--challenger-grpc-port", type=int, default=5002,
                         help="the challenger's gRPC port (served when GRPC_WORKERS > 0)")
+    parser.add_argument("--console-port", type=int, default=8000,
+                        help="the reviewer console's port (started beside the services, not with --demo or --replay)")
     parser.add_argument("--log-dir", type=Path, default=RUN_DIR, help="the services' logs and Prometheus's data")
     parser.add_argument("--demo", action="store_true", help="send example calls, then stop")
     parser.add_argument("--replay", action="store_true", help="replay held-out traffic and the trap, print alerts, stop")
@@ -249,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                                   sampling, grpc_port=args.explainer_grpc_port)
     mirror = Mirror(args.classifier_port, classifier.url, challenger.url) if challenger else None
     classifier_url = mirror.url if mirror else classifier.url
+    # the reviewer console reads the record the classifier migrates: it starts once the classifier is ready
+    console = None if args.demo or args.replay else console_service(args.console_port, sampling)
     services = (classifier, explainer, *([challenger] if challenger else []))
     # Ctrl-C and SIGTERM stop both services, whatever this process inherited (a shell's `&`
     # makes it ignore Ctrl-C); a second signal while stopping kills them at once. The services
@@ -272,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
             seconds = service.wait_ready()
             logger.info("%s ready in %.1f s at %s (metrics %s, log %s)", service.name, seconds,
                         service.predictions_url, service.metrics_url, service.log_path)
+        if console is not None:
+            console.start(args.log_dir / "console.log")
+            services = (*services, console)
+            logger.info("console ready in %.1f s at %s (log %s)", console.wait_ready(), console.url, console.log_path)
         if mirror is not None:
             mirror.start()
             logger.info("the classifier's decision requests at %s are mirrored to the challenger (%s)", mirror.url,
@@ -303,8 +318,8 @@ def main(argv: list[str] | None = None) -> int:
                                                  "--out", str(args.log_dir / "compare")])
             return status
         print("\nExample calls:\n" + "\n".join(shlex.join(c) for c in example_calls(classifier_url, explainer)))
-        print(f"\nServing; Ctrl-C stops {'every service' if challenger else 'both services'}.", flush=True)
-        dead = watch((classifier, explainer), challenger)
+        print(f"\nServing (the reviewer console at {console.url}); Ctrl-C stops every service.", flush=True)
+        dead = watch((classifier, explainer, *([console] if console else [])), challenger)
         logger.error("%s stopped by itself (%s): stopping everything else. The end of its log, %s:\n%s", dead.name,
                      exit_words(dead.process.returncode), dead.log_path, dead.log_tail(10))
         return 1

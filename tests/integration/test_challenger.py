@@ -95,7 +95,7 @@ def group_of(port):
 def running(challenger_dir, log_dir):
     """The real runner with a challenger: its process, ports, record URL and output so far."""
     ports = {name: free_port() for name in ("classifier", "explainer", "classifier-metrics", "explainer-metrics",
-                                            "challenger", "challenger-metrics", "prometheus")}
+                                            "challenger", "challenger-metrics", "prometheus", "console")}
     records = f"sqlite:///{log_dir}/decisions.sqlite"
     process = subprocess.Popen(
         [sys.executable, SCRIPT, "--log-dir", str(log_dir), "--challenger", str(challenger_dir),

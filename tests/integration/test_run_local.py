@@ -17,8 +17,9 @@ SCRIPT = str(REPO_ROOT / "scripts" / "run_local.py")
 
 
 def port_arguments():
-    ports = [free_port() for _ in range(4)]
-    names = ["--classifier-port", "--explainer-port", "--classifier-metrics-port", "--explainer-metrics-port"]
+    ports = [free_port() for _ in range(5)]
+    names = ["--classifier-port", "--explainer-port", "--classifier-metrics-port", "--explainer-metrics-port",
+             "--console-port"]
     return ports, [arg for pair in zip(names, map(str, ports)) for arg in pair]
 
 
@@ -74,10 +75,10 @@ def test_run_serves_until_ctrl_c_then_stops_both_process_groups(tmp_path):
         lines = []
         for line in process.stdout:
             lines.append(line)
-            if "Ctrl-C stops both services" in line:
+            if "Ctrl-C stops every service" in line:
                 break
         assert any("curl" in line and f"127.0.0.1:{ports[1]}" in line for line in lines), "".join(lines)
-        for port in ports[:2]:
+        for port in (*ports[:2], ports[4]):  # the classifier, the explainer and the reviewer console
             assert requests.get(f"http://127.0.0.1:{port}/health/ping", timeout=10).status_code == 200
         running = leftover_processes(ports)  # the wrapper forks: several processes per service
         assert all(any(f"--http-port {p} " in line for line in running) for p in ports[:2])

@@ -606,8 +606,9 @@ def test_no_cors_unless_configured(classifier, artifacts, tmp_path):
 
 
 def runner(tmp_path, extra=(), **popen):
-    ports = [free_port() for _ in range(4)]
-    names = ["--classifier-port", "--explainer-port", "--classifier-metrics-port", "--explainer-metrics-port"]
+    ports = [free_port() for _ in range(5)]
+    names = ["--classifier-port", "--explainer-port", "--classifier-metrics-port", "--explainer-metrics-port",
+             "--console-port"]
     arguments = [arg for pair in zip(names, map(str, ports)) for arg in pair]
     process = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "scripts" / "run_local.py"), "--log-dir", str(tmp_path), *arguments, *extra],
@@ -617,7 +618,7 @@ def runner(tmp_path, extra=(), **popen):
         **popen,
     )
     for line in process.stdout:
-        if "Ctrl-C stops both services" in line:
+        if "Ctrl-C stops every service" in line:
             break
     return process, ports
 
