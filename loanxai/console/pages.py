@@ -1,5 +1,7 @@
 """The console's pages: the queue, an application's decisions, a review and its forms, for people.
 
+The pages: the queue (``/``), a search of decisions by date range, decision, model version and
+group (``/search``), an application's decisions (``/decisions``), a review (``/reviews/<id>``).
 Server-rendered (Jinja, autoescaped: what callers and applicants wrote is shown as text, never
 run). With ``LOAN_AUTH=on`` a browser session starts from a token: pasted on the login page, or
 sent by an authenticating proxy in ``Authorization: Bearer``; a pasted token is kept in an
@@ -24,8 +26,9 @@ from werkzeug.datastructures import MultiDict
 
 from loanxai.console.api import NO_AUTH
 from loanxai.core.roles import REVIEW_ROLES
+from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import Forbidden, InputError
-from loanxai.records.queries import utc
+from loanxai.records.queries import Selection, select_decisions, utc
 from loanxai.records.reviews import ACTIONS, OPEN, PROPOSED, ReviewDesk
 from loanxai.serving.auth import TokenVerifier
 
@@ -37,6 +40,8 @@ SESSION_COOKIE = "loanxai_session"
 CSRF_FIELD = "csrf"
 #: who may read the pages: reviewers and auditors (auditors act on nothing)
 PAGE_ROLES = REVIEW_ROLES | {"audit"}
+#: most decisions one search shows, the newest first
+SEARCH_LIMIT = 200
 #: how long a browser keeps the session cookie, in seconds (the token's own expiry ends it sooner)
 SESSION_SECONDS = 8 * 3600
 
@@ -71,9 +76,8 @@ def register_pages(app: Flask, desk: ReviewDesk, verifier: TokenVerifier | None)
         return render_template(template, by=by, auth=verifier is not None, csrf=csrf(),
                                may_act=verifier is None or by["role"] in REVIEW_ROLES, **values)
 
-    def looked(record: Mapping[str, Any], by: Mapping[str, str]) -> None:
-        desk.store.attach(record["request_id"], "looked", [(record["row"], {"by": dict(by), "page": request.path})],
-                          datetime.now(UTC), "the page")
+    def looked(shown: list[Mapping[str, Any]], by: Mapping[str, str]) -> None:
+        desk.store.looked(shown, {"by": dict(by), "page": request.full_path.rstrip("?")}, datetime.now(UTC))
 
     @app.get("/login")
     def login_form() -> str:
@@ -108,10 +112,17 @@ def register_pages(app: Flask, desk: ReviewDesk, verifier: TokenVerifier | None)
         found = desk.store.decisions_of_application(application_id) if application_id else []
         if application_id and not found:
             raise InputError(f"application {application_id[:64]!r} has no decision on the record")
-        for record in found:
-            looked(record, by)
+        looked(found, by)
         return page("decision.html", by, application_id=application_id, decisions=found,
                     reviews=desk.reviews_of(application_id) if application_id else [])
+
+    @app.get("/search")
+    def search_page() -> str:
+        by = viewer()
+        selection = _selection(request.args)
+        found = list(select_decisions(desk.store, selection, SEARCH_LIMIT, newest_first=True)) if request.args else []
+        looked(found, by)
+        return page("search.html", by, found=found, asked=request.args, limit=SEARCH_LIMIT, class_names=CLASS_NAMES)
 
     @app.post("/reviews")
     def open_review_page() -> Response:
@@ -123,7 +134,7 @@ def register_pages(app: Flask, desk: ReviewDesk, verifier: TokenVerifier | None)
     def review_page(review_id: int) -> str:
         by = viewer()
         shown = desk.review(review_id)
-        looked(shown["decisions"][0], by)
+        looked(shown["decisions"][:1], by)
         standing = desk.standing(review_id)
         schema = desk.redeciders.of(standing).schema
         contested = shown["decisions"][0]
@@ -154,6 +165,30 @@ def register_pages(app: Flask, desk: ReviewDesk, verifier: TokenVerifier | None)
         by, fields = form()
         desk.act(review_id, fields.get("action", ""), fields.get("reason", ""), by)
         return redirect(f"/reviews/{review_id}", 303)
+
+
+def _selection(asked: Mapping[str, str]) -> Selection:
+    """The search form's selection: dates (ISO 8601, UTC), a decision, a model version, a group (attribute=group)."""
+    def moment(name: str) -> datetime | None:
+        text = asked.get(name, "").strip()
+        if not text:
+            return None
+        try:
+            return utc(datetime.fromisoformat(text))
+        except ValueError:
+            raise InputError(f"{name} must be a date or time (ISO 8601: 2026-03-01 or 2026-03-01T14:00), not "
+                             f"{text[:32]!r}") from None
+
+    decision = asked.get("decision") or None
+    if decision not in (None, *CLASS_NAMES):
+        raise InputError(f"decision must be {' or '.join(CLASS_NAMES)}, not {decision[:16]!r}")
+    group = None
+    if asked.get("group", "").strip():
+        attribute, equals, value = asked["group"].strip().partition("=")
+        if not equals or not attribute or not value:
+            raise InputError(f"group must be attribute=group (gender=Female), not {asked['group'][:64]!r}")
+        group = (attribute, value)
+    return Selection(moment("since"), moment("until"), decision, asked.get("model", "").strip() or None, group)
 
 
 def _named(inputs: Any, names: tuple[str, ...]) -> dict[str, Any]:

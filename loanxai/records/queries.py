@@ -85,10 +85,12 @@ def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def select_decisions(store: DecisionStore, selection: Selection, limit: int | None = None) -> Iterator[dict[str, Any]]:
-    """The selected decisions, oldest first, read in batches."""
+def select_decisions(store: DecisionStore, selection: Selection, limit: int | None = None,
+                     newest_first: bool = False) -> Iterator[dict[str, Any]]:
+    """The selected decisions, oldest first (or newest), read in batches."""
+    order = [decisions.c.decided_at, decisions.c.request_id, decisions.c.row]
     statement = (select(decisions).where(*selection.where())
-                 .order_by(decisions.c.decided_at, decisions.c.request_id, decisions.c.row).limit(limit))
+                 .order_by(*(column.desc() for column in order) if newest_first else order).limit(limit))
     with store.engine.connect() as connection:
         for row in connection.execution_options(yield_per=1000).execute(statement):
             record = dict(row._mapping)

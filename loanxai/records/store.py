@@ -220,6 +220,18 @@ class DecisionStore:
                 raise self._unavailable(f"{kind} of {request_id}", _cause(error), retry) from None
         return len(entries)
 
+    def looked(self, shown: Iterable[Mapping[str, Any]], content: Mapping[str, Any], at: datetime) -> None:
+        """Record that the decisions ``shown`` (read from the record) were looked at: one event
+        ``looked`` each, with ``content`` (who, which page), in one statement."""
+        entries = [{"request_id": r["request_id"], "row": r["row"], "kind": "looked", "at": at, "content": dict(content)}
+                   for r in shown]
+        if entries:
+            try:
+                with self._connected() as connection, connection.begin():
+                    connection.execute(insert(events), entries)
+            except SQLAlchemyError as error:
+                raise self._unavailable("look at the record", _cause(error), "the page") from None
+
     def _read(self, query: Any, *arguments: Any) -> Any:
         """A read the classifier needs to answer: a failing database is :class:`RecordUnavailable`."""
         try:

@@ -177,3 +177,27 @@ def test_a_form_without_its_csrf_token_is_refused(services, browser, keys):
     page.fill("#token", "not-a-token")
     page.click("#login")
     expect(page.locator("#error")).to_contain_text("not a JWT")
+
+
+def test_a_search_by_date_decision_model_and_group_finds_the_decisions_and_records_the_look(services, browser, keys):
+    classifier, console = services
+    application_id = rejected(classifier, keys)
+    store = DecisionStore(classifier.env["LOAN_RECORDS_URL"])
+    decided = store.latest(application_id)
+    auditor = logged_in(browser, console, keys, "examiner-2", "audit")
+    auditor.goto(f"{console.url}/search")
+    auditor.fill("#since", decided["decided_at"].date().isoformat())
+    auditor.select_option("#decision", "rejected")
+    auditor.fill("#model", decided["model_version"])
+    auditor.fill("#group", f"gender={REJECTED_APPLICATION['gender']}")
+    auditor.click("#go")
+    expect(auditor.locator("#found")).to_contain_text(application_id)
+    expect(auditor.locator("#found .decision").first).to_have_text("rejected")
+    auditor.select_option("#decision", "approved")
+    auditor.click("#go")
+    expect(auditor.locator("#count")).to_be_visible()
+    expect(auditor.locator("#found")).not_to_contain_text(application_id)
+    looks = [e["content"] for e in store.events_of(decided["request_id"], decided["row"]) if e["kind"] == "looked"]
+    assert [look["by"]["subject"] for look in looks] == ["examiner-2"] and looks[0]["page"].startswith("/search?")
+    auditor.goto(f"{console.url}/search?since=yesterday")
+    expect(auditor.locator("#error")).to_contain_text("since must be a date or time")
