@@ -22,7 +22,7 @@ from loanxai.errors import ArtifactError
 from loanxai.monitoring.counters import FLUSH_SECONDS
 from loanxai.ops.postgres import LocalPostgres
 from loanxai.ops.services import Service, classifier_service, explainer_service, free_port
-from loanxai.ops.tokens import make_sampling_key
+from loanxai.ops.tokens import make_keys, make_sampling_key
 from loanxai.training.staging import staged_directories
 from loanxai.training.train import train
 
@@ -176,6 +176,14 @@ def explainer(artifacts, classifier, tmp_path_factory) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory) -> Path:
+    """A signing key and its JWKS, made here (``loanxai.ops.tokens``), for the tokens of a module's tests."""
+    folder = tmp_path_factory.mktemp("keys")
+    make_keys(folder)
+    return folder
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

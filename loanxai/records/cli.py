@@ -2,7 +2,8 @@
 
 ``upgrade`` migrates the database; ``show`` prints one application's decisions (by its
 application id, or with ``--request`` by the request id) with their reasons and what followed;
-``looked`` lists who asked for an explanation of them, when, in which role and for what; ``list``
+``looked`` lists who asked for an explanation of them, when, in which role and for what, and who
+looked at them in the reviewer console, when and on which page; ``list``
 and ``export`` (CSV, Parquet) select by time, decision, model version and group; ``redecide``
 decides a recorded application again with the model that decided it; ``notice`` and ``notices``
 render adverse action notices; ``purge`` deletes what is past the retention period (never less
@@ -97,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("upgrade", help="bring the database to the newest migration")
     show = commands.add_parser("show", help="one application's decisions, reasons and what followed")
-    looked = commands.add_parser("looked", help="who asked for explanations of one application's decisions")
+    looked = commands.add_parser("looked", help="who asked for explanations of one application's decisions, who looked at them")
     listing = commands.add_parser("list", help="the selected decisions, a line each")
     _selection_options(listing)
     listing.add_argument("--limit", type=int, default=50, help="at most this many lines")
@@ -199,14 +200,20 @@ def _asker(content: Mapping[str, Any]) -> str:
 
 def _looked(store: DecisionStore, args: argparse.Namespace) -> int:
     for record in _found(store, args):
-        explanations = [e for e in store.events_of(record["request_id"], record["row"]) if e["kind"] in EXPLAIN_KINDS]
+        attached = store.events_of(record["request_id"], record["row"])
+        explanations = [e for e in attached if e["kind"] in EXPLAIN_KINDS]
+        pages = [e for e in attached if e["kind"] == "looked"]
         _print(f"application {record['application_id']} (request {record['request_id']}, row {record['row']}, "
-               f"{record['decision']}): {len(explanations)} explanations asked")
+               f"{record['decision']}): {len(explanations)} explanations asked, shown {len(pages)} times in the console")
         for event in explanations:
             content = event["content"]
             _print(f"  {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC  {_asker(content)}  {event['kind']}  "
                    f"parameters {json.dumps(content['parameters'], sort_keys=True)}  "
                    f"{content['answer'].get('model_rows', 'unknown')} model rows sampled")
+        for event in pages:
+            by = event["content"]["by"]
+            _print(f"  {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC  {by['subject']} ({by['role']})  looked  "
+                   f"console page {event['content']['page']}")
     return 0
 
 

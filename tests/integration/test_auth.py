@@ -28,13 +28,6 @@ ISSUER, AUDIENCE = "https://idp.test.example", "loanxai"
 EXPLANATIONS, WINDOW_S = 3, 12
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keys")
-    make_keys(folder)
-    return folder
-
-
 def token(keys, role, subject="caller-1", minutes=10.0, issuer=ISSUER, audience=AUDIENCE):
     return mint(keys / SIGNING_KEY_FILE, subject, [role] if isinstance(role, str) else role, issuer, audience, minutes)
 

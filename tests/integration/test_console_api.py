@@ -7,7 +7,6 @@ import pytest
 import requests
 
 from loanxai.ops.services import console_service, free_port
-from loanxai.ops.tokens import make_keys
 from tests.conftest import REJECTED_APPLICATION, running, start_classifier
 from tests.integration.test_auth import auth_env, call, token
 from tests.integration.test_records_service import LETTERHEAD, records_command
@@ -15,23 +14,21 @@ from tests.integration.test_records_service import LETTERHEAD, records_command
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("console-keys")
-    make_keys(folder)
-    return folder
+def classifier_and_console(artifacts, keys, logs, **env):
+    """The classifier and the console over its record (LOAN_AUTH=on, a second reviewer required), both ready."""
+    classifier = start_classifier(artifacts.classifier_dir, logs, **auth_env(keys))
+    console = console_service(free_port(), {**auth_env(keys), "LOAN_RECORDS_URL": classifier.env["LOAN_RECORDS_URL"],
+                                            "LOAN_REVIEW_ARTIFACTS": str(artifacts.classifier_dir),
+                                            "LOAN_REVIEW_SECOND_REVIEWER": "on", **env})
+    classifier.wait_ready()  # the classifier migrates the record; the console reads it at the newest migration only
+    console.start(logs / "console.log")
+    return running(classifier, console)
 
 
 @pytest.fixture(scope="module")
 def services(artifacts, keys, tmp_path_factory):
-    logs = tmp_path_factory.mktemp("console-logs")
-    classifier = start_classifier(artifacts.classifier_dir, logs, **auth_env(keys))
-    console = console_service(free_port(), {**auth_env(keys), "LOAN_RECORDS_URL": classifier.env["LOAN_RECORDS_URL"],
-                                            "LOAN_REVIEW_ARTIFACTS": str(artifacts.classifier_dir),
-                                            "LOAN_REVIEW_SECOND_REVIEWER": "on", "LOAN_REVIEW_DAYS": "14"})
-    classifier.wait_ready()  # the classifier migrates the record; the console reads it at the newest migration only
-    console.start(logs / "console.log")
-    with running(classifier, console) as started:
+    with classifier_and_console(artifacts, keys, tmp_path_factory.mktemp("console-logs"),
+                                LOAN_REVIEW_DAYS="14") as started:
         yield started
 
 

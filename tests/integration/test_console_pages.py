@@ -8,11 +8,10 @@ import uuid
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from loanxai.ops.services import console_service, free_port
-from loanxai.ops.tokens import make_keys
 from loanxai.records.store import DecisionStore
-from tests.conftest import REJECTED_APPLICATION, running, start_classifier
-from tests.integration.test_auth import auth_env, call, token
+from tests.conftest import REJECTED_APPLICATION
+from tests.integration.test_auth import call, token
+from tests.integration.test_console_api import classifier_and_console
 from tests.integration.test_records_service import LETTERHEAD, records_command
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -22,22 +21,8 @@ MARKUP = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>'
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pages-keys")
-    make_keys(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def services(artifacts, keys, tmp_path_factory):
-    logs = tmp_path_factory.mktemp("pages-logs")
-    classifier = start_classifier(artifacts.classifier_dir, logs, **auth_env(keys))
-    console = console_service(free_port(), {**auth_env(keys), "LOAN_RECORDS_URL": classifier.env["LOAN_RECORDS_URL"],
-                                            "LOAN_REVIEW_ARTIFACTS": str(artifacts.classifier_dir),
-                                            "LOAN_REVIEW_SECOND_REVIEWER": "on"})
-    classifier.wait_ready()
-    console.start(logs / "console.log")
-    with running(classifier, console) as started:
+    with classifier_and_console(artifacts, keys, tmp_path_factory.mktemp("pages-logs")) as started:
         yield started
 
 
@@ -113,6 +98,8 @@ def test_a_rejection_contested_corrected_and_reversed_by_two_reviewers_in_the_br
     looks = [e["content"] for e in store.events_of(contested["request_id"], contested["row"]) if e["kind"] == "looked"]
     assert {look["by"]["subject"] for look in looks} == {"alice", "bob"}
     assert any(look["page"].startswith("/reviews/") for look in looks)
+    listed = records_command(classifier, "looked", application_id)
+    assert listed.returncode == 0 and "alice (review)  looked  console page /reviews/" in listed.stdout, listed.stdout
     out = tmp_path / "notice.html"
     written = records_command(classifier, "notice", application_id, "--out", str(out), "--artifacts",
                               str(artifacts.classifier_dir), **LETTERHEAD)

@@ -6,18 +6,11 @@ import jwt
 import pytest
 
 from loanxai.errors import Forbidden, SettingError, Unauthenticated
-from loanxai.ops.tokens import JWKS_FILE, SIGNING_KEY_FILE, make_keys, mint
+from loanxai.ops.tokens import JWKS_FILE, SIGNING_KEY_FILE, mint
 from loanxai.serving.auth import TokenVerifier
 
 ISSUER, AUDIENCE = "https://idp.example", "loanxai"
 EXPLAINER_ROLES = frozenset({"explain", "audit"})
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keys")
-    make_keys(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
