@@ -27,6 +27,7 @@ APPLICATION = dict(load_description(DEFAULT_DESCRIPTION).example) | {"occupation
 
 
 def main() -> int:
+    """Take the pictures; the exit status."""
     chromium = shutil.which("chromium")
     if chromium is None or not (CLASSIFIER_DIR / "manifest.json").exists():
         sys.stderr.write("error: needs Debian's chromium and a trained model (make train)\n")
