@@ -188,3 +188,17 @@ def test_a_search_by_date_decision_model_and_group_finds_the_decisions_and_recor
     assert [look["by"]["subject"] for look in looks] == ["examiner-2"] and looks[0]["page"].startswith("/search?")
     auditor.goto(f"{console.url}/search?since=yesterday")
     expect(auditor.locator("#error")).to_contain_text("since must be a date or time")
+
+
+def test_behind_an_authenticating_proxy_the_bearer_header_is_the_session(services, browser, keys):
+    _, console = services
+    proxied = browser.new_context(extra_http_headers={"Authorization": f"Bearer {token(keys, 'review', subject='erin')}"})
+    page = proxied.new_page()
+    page.goto(console.url + "/")
+    expect(page).to_have_url(console.url + "/")  # no login page
+    expect(page.locator("#who")).to_have_text("erin (review)")
+    assert proxied.cookies() == []  # nothing kept: each request carries the proxy's header
+    refused = browser.new_context(extra_http_headers={"Authorization": f"Bearer {token(keys, 'explain')}"}).new_page()
+    answer = refused.goto(console.url + "/")
+    assert answer.status == 403
+    expect(refused.locator("#error")).to_contain_text("takes the role")
