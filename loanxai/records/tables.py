@@ -55,6 +55,8 @@ decisions = Table(
     Column("review_id", Integer, nullable=True),
     Column("decided_by", JSON, nullable=True),
     Index("ix_decisions_application_id", "application_id"),
+    # a review's decisions, read on every step and page of it (a scan of a million decisions took 0.3 s)
+    Index("ix_decisions_review_id", "review_id"),
     Index("ix_decisions_decided_at", "decided_at"),
 )
 

@@ -15,6 +15,7 @@ def upgrade() -> None:
     with op.batch_alter_table("decisions") as batch:
         batch.add_column(sa.Column("review_id", sa.Integer, nullable=True))
         batch.add_column(sa.Column("decided_by", sa.JSON, nullable=True))
+    op.create_index("ix_decisions_review_id", "decisions", ["review_id"])
     with op.batch_alter_table("purges") as batch:
         batch.add_column(sa.Column("review_retention_months", sa.Integer, nullable=True))
         batch.add_column(sa.Column("reviews", sa.Integer, nullable=True))
