@@ -29,7 +29,7 @@ from loanxai.core.roles import REVIEW_ROLES
 from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import Forbidden, InputError
 from loanxai.records.queries import Selection, select_decisions, utc
-from loanxai.records.reviews import ACTIONS, OPEN, PROPOSED, ReviewDesk
+from loanxai.records.reviews import ACTIONS, OPEN, PROPOSED, ReviewDesk, named_inputs
 from loanxai.serving.auth import TokenVerifier
 
 __all__ = ["CSRF_FIELD", "PAGE_ROLES", "SESSION_COOKIE", "register_pages"]
@@ -142,14 +142,14 @@ def register_pages(app: Flask, desk: ReviewDesk, verifier: TokenVerifier | None)
                  for e in desk.store.events_of(contested["request_id"], contested["row"]) if e["kind"] == "looked"]
         timeline = sorted([*shown["events"], *looks], key=lambda e: e["at"])
         return page("review.html", by, review=shown, standing=standing, schema=schema, actions=ACTIONS, timeline=timeline,
-                    inputs=_named(standing["inputs"], schema.feature_names), is_open=shown["status"] in (OPEN, PROPOSED))
+                    inputs=named_inputs(standing["inputs"], schema.feature_names), is_open=shown["status"] in (OPEN, PROPOSED))
 
     @app.post("/reviews/<int:review_id>/corrections")
     def correct_page(review_id: int) -> Response:
         by, fields = form()
         standing = desk.standing(review_id)
         schema = desk.redeciders.of(standing).schema
-        before = _named(standing["inputs"], schema.feature_names)
+        before = named_inputs(standing["inputs"], schema.feature_names)
         corrections = {}
         for name in schema.feature_names:
             given = fields.get(f"input:{name}")
@@ -189,11 +189,6 @@ def _selection(asked: Mapping[str, str]) -> Selection:
             raise InputError(f"group must be attribute=group (gender=Female), not {asked['group'][:64]!r}")
         group = (attribute, value)
     return Selection(moment("since"), moment("until"), decision, asked.get("model", "").strip() or None, group)
-
-
-def _named(inputs: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    """Recorded inputs as a mapping of input name to value (a request may have sent them as a list)."""
-    return dict(inputs) if isinstance(inputs, Mapping) else dict(zip(names, inputs))
 
 
 def _value(text: str, numeric: bool) -> Any:

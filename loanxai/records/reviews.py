@@ -41,7 +41,8 @@ from loanxai.records.redecide import Redecider
 from loanxai.records.store import DecisionStore
 from loanxai.records.tables import decisions, review_events, reviews
 
-__all__ = ["ACTIONS", "CLOSED", "MAX_GROUNDS_CHARACTERS", "OPEN", "STATUSES", "ReviewDesk", "Redeciders"]
+__all__ = ["ACTIONS", "CLOSED", "MAX_GROUNDS_CHARACTERS", "OPEN", "STATUSES", "ReviewDesk", "Redeciders",
+           "named_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -249,8 +250,7 @@ class ReviewDesk:
         if unknown:
             raise InputError(f"corrections name {str(unknown[0])[:64]!r}, which is not an input of model "
                              f"{record['model_version']}; its inputs: {', '.join(schema.feature_names)}")
-        inputs = record["inputs"]
-        named = dict(inputs) if isinstance(inputs, Mapping) else dict(zip(schema.feature_names, inputs))
+        named = named_inputs(record["inputs"], schema.feature_names)
         corrected = {name: named.get(name) for name in schema.feature_names} | dict(corrections)
         try:
             schema.encode_records([corrected])
@@ -314,6 +314,11 @@ class ReviewDesk:
             logger.error("a review step could not be recorded at %s: %s", self.store.shown_url, error)
             raise RecordUnavailable("the review step could not be recorded (the record's database failed; the "
                                     "console's log says why): nothing was changed, retry in a moment") from None
+
+
+def named_inputs(inputs: Any, names: Sequence[str]) -> dict[str, Any]:
+    """Recorded inputs as input name -> value (a request may have sent them as a list, in ``names``' order)."""
+    return dict(inputs) if isinstance(inputs, Mapping) else dict(zip(names, inputs))
 
 
 def _key(record: Mapping[str, Any]) -> dict[str, Any]:
