@@ -10,6 +10,7 @@ user the package creates, owning the folder.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import pwd
 import shutil
@@ -18,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loanxai.errors import RecordError
+from loanxai.ops.services import free_port
 
 __all__ = ["LocalPostgres"]
+
+logger = logging.getLogger(__name__)
 
 #: the database the record is kept in
 DATABASE = "records"
@@ -81,9 +85,22 @@ class LocalPostgres:
         self._start()
 
     def _start(self) -> None:
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=on -c synchronous_commit=on"
-        self._run(_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "server.log"),
-                  "-w", "-t", "30", "start")
+        """Start the server; a port taken since it was chosen is given up for another, once."""
+        log = self.folder / "server.log"
+        for attempt in range(2):
+            written = log.stat().st_size if log.exists() else 0
+            options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=on -c synchronous_commit=on"
+            try:
+                self._run(_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(log),
+                          "-w", "-t", "30", "start")
+                return
+            except RecordError as error:
+                told = log.read_text(errors="replace")[written:] if log.exists() else ""
+                if attempt == 0 and "could not bind" in told:
+                    logger.warning("PostgreSQL's port %d was taken; trying another", self.port)
+                    self.port = free_port()
+                    continue
+                raise RecordError(f"{error}\n{log}:\n{told[-1500:]}") from None
 
     def stop(self) -> None:
         """Stop the server at once, cutting its connections (``pg_ctl stop -m fast``)."""
