@@ -195,7 +195,7 @@ class ServiceSettings(EnvSettings):
                                shown_default="none (needed with `LOAN_AUTH=on`)")
     auth_audience: str = setting("LOAN_AUTH_AUDIENCE", "loanxai", "the `aud` every token must carry")
     auth_roles_claim: str = setting("LOAN_AUTH_ROLES_CLAIM", "roles", "the claim holding the caller's roles (`decide`, "
-                                    "`explain`, `audit`): a list of strings or one string")
+                                    "`explain`, `audit`, `review`): a list of strings or one string")
     classifier_token_file: Path | None = setting(
         "LOAN_CLASSIFIER_TOKEN_FILE", None, "a file holding the bearer token (role `decide`) the explainer sends the "
         "classifier; read again when it changes", shown_default="none: no token sent")
@@ -280,6 +280,10 @@ class ReviewSettings(EnvSettings):
         "that made the contested decision", rule="at least one folder", valid=bool)
     console_port: int = setting("LOAN_CONSOLE_PORT", 8000, "the reviewer console's HTTP port (pages and API)",
                                 rule="a port", valid=lambda p: 0 < p < 65536)
+    explainer_url: str = setting(
+        "LOAN_REVIEW_EXPLAINER_URL", "", "the explainer's base URL (`http://host:port`), which the console asks for "
+        "an anchor or recourse when a reviewer or auditor asks on a decision's page, with their own token",
+        shown_default="none: the console offers no explanations")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from __future__ import annotations
 __all__ = [
     "ApplicationMismatch", "ArtifactError", "BudgetExceeded", "CallerGone", "CallerOverBudget", "ClassifierError",
     "ClassifierUnavailable", "ClusterError", "DataError", "DecisionConflict", "DecisionNotFound", "DescriptionError",
-    "ExplainerBusy", "Forbidden", "GateError", "HeadersTooLarge", "InputError", "LoanError", "MethodNotAllowed",
-    "ModelParityFailed", "NotFound", "PrometheusError", "RecordError", "RecordInDoubt", "RecordUnavailable",
+    "ExplainerBusy", "ExplainerUnavailable", "Forbidden", "GateError", "HeadersTooLarge", "InputError", "LoanError",
+    "MethodNotAllowed",
+    "ModelParityFailed", "NotFound", "NoticeUnavailable", "PrometheusError", "RecordError", "RecordInDoubt", "RecordUnavailable",
     "RequestLineTooLong", "RequestTimeout", "RequestTooLarge", "ReviewConflict", "ReviewNotFound", "ScoreError",
     "ServiceError", "SettingError",
     "ShuttingDown", "Unauthenticated", "UnknownCandidate",
@@ -192,6 +193,19 @@ class ClassifierUnavailable(LoanError):
     """The explainer could not reach the classifier at ``LOAN_CLASSIFIER_URL`` (after its retries)."""
 
     status_code, reason = 503, "CLASSIFIER_UNAVAILABLE"
+
+
+class ExplainerUnavailable(LoanError):
+    """The console cannot have a decision explained: no explainer configured (``LOAN_REVIEW_EXPLAINER_URL``),
+    or it cannot be reached, or it failed; the message says which."""
+
+    status_code, reason = 503, "EXPLAINER_UNAVAILABLE"
+
+
+class NoticeUnavailable(LoanError):
+    """The console cannot render notices: the letterhead's settings (``LOAN_CREDITOR``, ...) are not set."""
+
+    status_code, reason = 503, "NOTICE_UNAVAILABLE"
 
 
 class RecordUnavailable(LoanError):

@@ -158,7 +158,7 @@ def parser() -> argparse.ArgumentParser:
                         help="the anchor's precision threshold")
     parser.add_argument("--classifier-token-file", type=Path, help="a file holding the classifier's bearer token (decide)")
     parser.add_argument("--explainer-token-file", type=Path,
-                        help="a file holding the explainer's bearer token (explain or audit)")
+                        help="a file holding the explainer's bearer token (explain, review or audit)")
     return parser
 
 

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from loanxai.config import ReviewSettings, ServerSettings, ServiceSettings
 from loanxai.console.app import console_app
+from loanxai.console.explanations import ExplainerCalls
 from loanxai.core.cli import command_parser
-from loanxai.errors import LoanError
+from loanxai.errors import LoanError, SettingError
+from loanxai.records.notices import Letterhead
 from loanxai.records.reviews import Redeciders, ReviewDesk
 from loanxai.records.store import configured_url, reading_store
 from loanxai.serving.auth import verifier_of
@@ -34,6 +36,15 @@ def parser(settings: ReviewSettings) -> argparse.ArgumentParser:
     return root
 
 
+def _letterhead() -> Letterhead | SettingError:
+    """Who sends notices; without LOAN_CREDITOR and the rest the console serves everything but notices."""
+    try:
+        return Letterhead.from_settings()
+    except SettingError as error:
+        logger.warning("no notices in the console: %s", error.message)
+        return error
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the console; its exit status (2: a setting, the record or a model refused, with a message)."""
     try:
@@ -43,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         store = reading_store(configured_url(service.records_url))
         desk = ReviewDesk(store, Redeciders([Path(folder) for folder in review.artifacts]), review.days,
                           review.second_reviewer)
-        app = console_app(desk, verifier_of(service), server.max_body_bytes)
+        app = console_app(desk, verifier_of(service), server.max_body_bytes, _letterhead(),
+                          ExplainerCalls(review.explainer_url))
     except LoanError as error:
         sys.stderr.write(f"loanxai console: {error.message}\n")
         return 2

@@ -8,8 +8,9 @@ __all__ = ["CONTEST_ROLES", "DECIDE_ROLES", "EXPLAIN_ROLES", "READ_REVIEW_ROLES"
 
 #: who may ask the classifier for decisions and send it outcomes: the lender's systems (and the explainer)
 DECIDE_ROLES = frozenset({"decide"})
-#: who may ask the explainer for anchors and recourse: credit officers (explain), auditors and examiners (audit)
-EXPLAIN_ROLES = frozenset({"explain", "audit"})
+#: who may ask the explainer for anchors and recourse: credit officers (explain), reviewers of contests (review),
+#: auditors and examiners (audit)
+EXPLAIN_ROLES = frozenset({"explain", "review", "audit"})
 #: who may act on contests (correct, uphold, reverse, refer): the lender's reviewers
 REVIEW_ROLES = frozenset({"review"})
 #: who may open a contest and correct its inputs: the lender's systems (for the applicant) and reviewers

@@ -97,7 +97,7 @@ EXPLAIN_P95_BUDGET = Series("loan_explain_p95_budget_seconds", "gauge", (), "the
                             "stay under (`LOAN_EXPLAIN_P95_BUDGET`)", EXPLAINER)
 CALLER_EXPLANATIONS = Series("loan_caller_explanations_total", "counter", ("role", "outcome"),
                              "explanation requests of authenticated callers (`LOAN_AUTH=on`) by role (`explain`, "
-                             "`audit`) and outcome (`ok`, `429`: over the caller's budget, `4xx`, `5xx`)", EXPLAINER)
+                             "`review`, `audit`) and outcome (`ok`, `429`: over the caller's budget, `4xx`, `5xx`)", EXPLAINER)
 CALLER_BUDGET_SHARE = Series("loan_caller_budget_busiest_share", "gauge", (), "the largest share of its window's "
                              "budget any one caller has used, 0 to 1 (`LOAN_AUTH=on`; the `LoanExplainCallerNearBudget` "
                              "alert fires above 0.8)", EXPLAINER)

@@ -36,7 +36,16 @@ from loanxai.core.text import printable
 from loanxai.errors import LoanError, RecordError
 from loanxai.records import migrations, notices
 from loanxai.records.applicants import Applicant, read_applicants
-from loanxai.records.queries import Selection, export, purge, retention_limit, select_decisions, utc
+from loanxai.records.queries import (
+    Selection,
+    asker,
+    event_text,
+    export,
+    purge,
+    retention_limit,
+    select_decisions,
+    utc,
+)
 from loanxai.records.redecide import Redecider
 from loanxai.records.store import DecisionStore, configured_url, open_store, reading_store
 
@@ -173,29 +182,8 @@ def _show(store: DecisionStore, args: argparse.Namespace) -> int:
     for record in _found(store, args):
         _print(_describe(record))
         for event in store.events_of(record["request_id"], record["row"]):
-            _print(f"  then, {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC: {_event(event)}")
+            _print(f"  then, {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC: {event_text(event)}")
     return 0
-
-
-def _event(event: Mapping[str, Any]) -> str:
-    """What followed a decision, in a line: an outcome as recorded, an explanation by what it found and who asked."""
-    content = event["content"]
-    if event["kind"] == "anchor":
-        answer = content["answer"]
-        return (f"anchor {answer['anchor_text']!r} (precision {answer['precision']:.2f}, coverage "
-                f"{answer['coverage']:.2f}; explainer {content['explainer_version']}, seed {content['parameters']['seed']}); "
-                f"asked by {_asker(content)}")
-    if event["kind"] == "recourse":
-        found = content["answer"].get("counterfactuals", [])
-        return (f"recourse: {len(found)} approved applications like it (explainer {content['explainer_version']}, "
-                f"k {content['parameters']['k']}, seed {content['parameters']['seed']}); asked by {_asker(content)}")
-    return f"{event['kind']} {json.dumps(content)}"
-
-
-def _asker(content: Mapping[str, Any]) -> str:
-    """Who asked for an explanation: the token's subject and role, or nobody known (LOAN_AUTH=off)."""
-    caller = content.get("asked_by")
-    return "an unauthenticated caller (LOAN_AUTH=off)" if caller is None else f"{caller['subject']} ({caller['role']})"
 
 
 def _looked(store: DecisionStore, args: argparse.Namespace) -> int:
@@ -207,7 +195,7 @@ def _looked(store: DecisionStore, args: argparse.Namespace) -> int:
                f"{record['decision']}): {len(explanations)} explanations asked, shown {len(pages)} times in the console")
         for event in explanations:
             content = event["content"]
-            _print(f"  {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC  {_asker(content)}  {event['kind']}  "
+            _print(f"  {utc(event['at']):%Y-%m-%d %H:%M:%S} UTC  {asker(content)}  {event['kind']}  "
                    f"parameters {json.dumps(content['parameters'], sort_keys=True)}  "
                    f"{content['answer'].get('model_rows', 'unknown')} model rows sampled")
         for event in pages:
@@ -265,18 +253,12 @@ def _notice(store: DecisionStore, args: argparse.Namespace) -> int:
     if args.out.suffix not in notices.NOTICE_FORMATS:
         raise RecordError(f"{args.out}: a notice is {' or '.join(notices.NOTICE_FORMATS)}")
     found = _found(store, args)
-    if found[-1]["decision"] == "approved" and found[-1]["review_id"] is not None:  # a reversal: a new action
-        record, html = found[-1], notices.approval_html(found[-1], notices.Letterhead.from_settings(),
-                                                        notices.applicant_of(found[-1], _applicants(args)))
-    else:
-        rejected = [r for r in found if r["decision"] == "rejected"]
-        if not rejected:
-            raise RecordError(f"{printable(args.id)}: no rejected application, so no adverse action notice")
-        record = rejected[-1]
-        [html] = notices.render_notices([record], Redecider(args.artifacts), notices.Letterhead.from_settings(),
-                                        _applicants(args))
-        if isinstance(html, RecordError):
-            raise html
+    redecider = Redecider(args.artifacts)
+    try:
+        record, html = notices.action_notice(found, lambda _: redecider, notices.Letterhead.from_settings(),
+                                             _applicants(args))
+    except RecordError as error:
+        raise RecordError(f"{printable(args.id)}: {error.message}") from None
     _write(html, args.out, record["decided_at"])
     logger.info("notice of application %s written to %s", printable(record["application_id"]), args.out)
     return 0

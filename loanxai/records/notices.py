@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,9 +40,9 @@ from loanxai.records.applicants import Applicant, lines
 from loanxai.records.queries import utc
 from loanxai.records.redecide import Redecider
 
-__all__ = ["MAX_NOTICE_REASONS", "NOTICE_FORMATS", "Letterhead", "applicant_of", "approval_html", "approved_averages",
-           "notice_file_name", "notice_html",
-           "notice_pdf", "notice_pdfs", "notice_reasons", "render_notices"]
+__all__ = ["MAX_NOTICE_REASONS", "NOTICE_FORMATS", "Letterhead", "action_notice", "applicant_of", "approval_html",
+           "approved_averages", "notice_file_name", "notice_html", "notice_pdf", "notice_pdf_bytes", "notice_pdfs",
+           "notice_reasons", "render_notices"]
 
 #: more than four reasons is "not likely to be helpful" (the commentary to 1002.9(b)(2))
 MAX_NOTICE_REASONS = 4
@@ -54,6 +55,7 @@ PDF_CHUNK = 8
 #: the longest file name a notice gets before its id is cut and a hash of it added (file systems take 255 bytes)
 _MAX_NAME = 200
 
+_PDF_LOCK = threading.Lock()
 _TEMPLATES = Environment(loader=PackageLoader("loanxai.records", "templates"), autoescape=select_autoescape(),
                          undefined=StrictUndefined, keep_trailing_newline=True)
 
@@ -167,13 +169,20 @@ def _page(template: str, record: Mapping[str, Any], letterhead: Letterhead, appl
 
 
 def notice_pdf(html: str, out: Path, decided_at: datetime) -> None:
-    """Render a notice's HTML to a PDF file (WeasyPrint: needs Debian's pango), the same bytes
-    for the same notice: the embedded fonts' timestamps are the decision's time."""
-    from weasyprint import HTML  # only the records command renders PDFs; the services never import it
+    """Render a notice's HTML to a PDF file (:func:`notice_pdf_bytes`)."""
+    out.write_bytes(notice_pdf_bytes(html, decided_at))
 
-    # fontTools stamps each font subset with the time (reproducible builds' variable: another time)
-    os.environ["SOURCE_DATE_EPOCH"] = str(int(utc(decided_at).timestamp()))
-    HTML(string=html).write_pdf(out)
+
+def notice_pdf_bytes(html: str, decided_at: datetime) -> bytes:
+    """A notice's HTML as a PDF (WeasyPrint: needs Debian's pango), the same bytes for the same
+    notice: the embedded fonts' timestamps are the decision's time."""
+    from weasyprint import HTML  # only the records command and the console render PDFs; the services never do
+
+    # fontTools stamps each font subset with the time (reproducible builds' variable: another time);
+    # the variable is the process's, so one thread at a time sets it and renders
+    with _PDF_LOCK:
+        os.environ["SOURCE_DATE_EPOCH"] = str(int(utc(decided_at).timestamp()))
+        return HTML(string=html).write_pdf()
 
 
 def notice_pdfs(jobs: Sequence[tuple[str, Path, datetime]], processes: int | None = None) -> Iterator[str | None]:
@@ -227,6 +236,23 @@ def render_notices(records: Sequence[Mapping[str, Any]], redecider: Redecider, l
         except RecordError as error:
             pages.append(error)
     return pages
+
+
+def action_notice(found: Sequence[Mapping[str, Any]], redecider_of: Callable[[Mapping[str, Any]], Redecider],
+                  letterhead: Letterhead, applicants: Mapping[str, Applicant] | None = None) -> tuple[Mapping[str, Any], str]:
+    """The notice of an application's newest action, from its decisions ``found`` (oldest first),
+    and the decision it tells of: after a reversal in review, the approval's notice (a new
+    action); otherwise the newest rejection's notice, reasons by the model ``redecider_of`` gives
+    for it. :class:`~loanxai.errors.RecordError` when no decision calls for a notice."""
+    if found and found[-1]["decision"] == "approved" and found[-1]["review_id"] is not None:
+        return found[-1], approval_html(found[-1], letterhead, applicant_of(found[-1], applicants))
+    rejected = [r for r in found if r["decision"] == "rejected"]
+    if not rejected:
+        raise RecordError("the application was not rejected, so it has no adverse action notice")
+    [html] = render_notices(rejected[-1:], redecider_of(rejected[-1]), letterhead, applicants)
+    if isinstance(html, RecordError):
+        raise html
+    return rejected[-1], html
 
 
 def applicant_of(record: Mapping[str, Any], applicants: Mapping[str, Applicant] | None) -> Applicant | None:

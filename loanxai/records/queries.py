@@ -36,7 +36,7 @@ from loanxai.records.tables import (
     reviews,
 )
 
-__all__ = ["EXPORT_FORMATS", "Selection", "challenger_versions", "export", "outcomes_of",
+__all__ = ["EXPORT_FORMATS", "Selection", "asker", "challenger_versions", "event_text", "export", "outcomes_of",
            "paired_decisions", "purge", "recorded_features", "retention_limit", "select_decisions", "utc"]
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,29 @@ class Selection:
 def utc(moment: datetime) -> datetime:
     """``moment`` in UTC (SQLite gives back the UTC time it was given, without its zone)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def event_text(event: Mapping[str, Any]) -> str:
+    """What followed a decision, in a line: an outcome as recorded, an explanation by what it found and who asked."""
+    content = event["content"]
+    if event["kind"] == "anchor":
+        answer = content["answer"]
+        return (f"anchor {answer['anchor_text']!r} (precision {answer['precision']:.2f}, coverage "
+                f"{answer['coverage']:.2f}; explainer {content['explainer_version']}, seed {content['parameters']['seed']}); "
+                f"asked by {asker(content)}")
+    if event["kind"] == "recourse":
+        found = content["answer"].get("counterfactuals", [])
+        return (f"recourse: {len(found)} approved applications like it (explainer {content['explainer_version']}, "
+                f"k {content['parameters']['k']}, seed {content['parameters']['seed']}); asked by {asker(content)}")
+    if event["kind"] == "looked":
+        return f"shown in the console, page {content['page']}, to {content['by']['subject']} ({content['by']['role']})"
+    return f"{event['kind']} {json.dumps(content)}"
+
+
+def asker(content: Mapping[str, Any]) -> str:
+    """Who asked for an explanation: the token's subject and role, or nobody known (LOAN_AUTH=off)."""
+    caller = content.get("asked_by")
+    return "an unauthenticated caller (LOAN_AUTH=off)" if caller is None else f"{caller['subject']} ({caller['role']})"
 
 
 def select_decisions(store: DecisionStore, selection: Selection, limit: int | None = None,

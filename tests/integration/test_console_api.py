@@ -7,22 +7,31 @@ import pytest
 import requests
 
 from loanxai.ops.services import console_service, free_port
-from tests.conftest import REJECTED_APPLICATION, running, start_classifier
+from tests.conftest import REJECTED_APPLICATION, running, start_classifier, start_explainer
 from tests.integration.test_auth import auth_env, call, token
 from tests.integration.test_records_service import LETTERHEAD, records_command
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def classifier_and_console(artifacts, keys, logs, **env):
-    """The classifier and the console over its record (LOAN_AUTH=on, a second reviewer required), both ready."""
+def classifier_and_console(artifacts, keys, logs, explainer=False, **env):
+    """The classifier and the console over its record (LOAN_AUTH=on, a second reviewer required), and with
+    ``explainer`` the explainer the console asks (called with a decide token), all ready."""
     classifier = start_classifier(artifacts.classifier_dir, logs, **auth_env(keys))
+    more = []
+    if explainer:
+        token_file = logs / "classifier-token"
+        token_file.write_text(token(keys, "decide", subject="loan-explainer", minutes=60))
+        more.append(start_explainer(artifacts.explainer_dir, classifier.predictions_url, logs, **auth_env(keys),
+                                    LOAN_RECORDS_URL=classifier.env["LOAN_RECORDS_URL"],
+                                    LOAN_CLASSIFIER_TOKEN_FILE=str(token_file)))
+        env = {"LOAN_REVIEW_EXPLAINER_URL": more[0].url, **env}
     console = console_service(free_port(), {**auth_env(keys), "LOAN_RECORDS_URL": classifier.env["LOAN_RECORDS_URL"],
                                             "LOAN_REVIEW_ARTIFACTS": str(artifacts.classifier_dir),
                                             "LOAN_REVIEW_SECOND_REVIEWER": "on", **env})
     classifier.wait_ready()  # the classifier migrates the record; the console reads it at the newest migration only
     console.start(logs / "console.log")
-    return running(classifier, console)
+    return running(classifier, console, *more)
 
 
 @pytest.fixture(scope="module")

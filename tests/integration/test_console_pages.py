@@ -4,12 +4,15 @@ from a rejection to a reversal by two reviewers; an auditor who sees and cannot 
 grounds and reasons shown as text; a form without its CSRF token refused; who looked, recorded."""
 import shutil
 import uuid
+from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from loanxai.records.store import DecisionStore
-from tests.conftest import REJECTED_APPLICATION
+from loanxai.report.production import record_figures
+from tests.conftest import EXAMPLE_APPLICATION, REJECTED_APPLICATION
 from tests.integration.test_auth import call, token
 from tests.integration.test_console_api import classifier_and_console
 from tests.integration.test_records_service import LETTERHEAD, records_command
@@ -22,8 +25,9 @@ MARKUP = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>'
 
 @pytest.fixture(scope="module")
 def services(artifacts, keys, tmp_path_factory):
-    with classifier_and_console(artifacts, keys, tmp_path_factory.mktemp("pages-logs")) as started:
-        yield started
+    with classifier_and_console(artifacts, keys, tmp_path_factory.mktemp("pages-logs"), explainer=True,
+                                **LETTERHEAD) as (classifier, console, _):
+        yield classifier, console
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +108,16 @@ def test_a_rejection_contested_corrected_and_reversed_by_two_reviewers_in_the_br
     written = records_command(classifier, "notice", application_id, "--out", str(out), "--artifacts",
                               str(artifacts.classifier_dir), **LETTERHEAD)
     assert written.returncode == 0 and "Notice of approval after review" in out.read_text(), written.stderr
+    # the application's page: its whole timeline, and the new notice, the same document the records command wrote
+    bob.goto(f"{console.url}/decisions?application_id={application_id}")
+    for step in (f"review {review_url.rsplit('/', 1)[1]} opened", "reversed", "shown in the console, page /reviews/"):
+        expect(bob.locator("#timeline")).to_contain_text(step)
+    bob.click("#notice-html")
+    expect(bob.locator("body")).to_contain_text("Notice of approval after review")
+    served = bob.request.get(f"{console.url}/notice?application_id={application_id}&format=html")
+    assert served.status == 200 and served.text() == out.read_text()
+    pdf = bob.request.get(f"{console.url}/notice?application_id={application_id}&format=pdf")
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.body().startswith(b"%PDF-")
 
 
 def test_an_auditor_sees_everything_and_can_act_on_nothing(services, browser, keys):
@@ -144,6 +158,11 @@ def test_markup_in_ids_grounds_and_reasons_is_shown_as_text(services, browser, k
     expect(reviewer.locator("#timeline")).to_contain_text(MARKUP)
     assert reviewer.evaluate("window.pwned") is None
     assert reviewer.locator("main img, main script").count() == 0
+    # the application's page: its id, the grounds and the reason in its timeline, as text
+    reviewer.goto(f"{console.url}/decisions?application_id={quote(application_id, safe='')}")
+    expect(reviewer.locator("#timeline")).to_contain_text(f"grounds: {MARKUP}")
+    assert reviewer.evaluate("window.pwned") is None
+    assert reviewer.locator("main img, main script, main svg").count() == 0
 
 
 def test_a_form_without_its_csrf_token_is_refused(services, browser, keys):
@@ -202,3 +221,77 @@ def test_behind_an_authenticating_proxy_the_bearer_header_is_the_session(service
     answer = refused.goto(console.url + "/")
     assert answer.status == 403
     expect(refused.locator("#error")).to_contain_text("takes the role")
+
+
+def test_the_monitoring_page_shows_the_records_figures_for_a_window(services, browser, keys, artifacts):
+    classifier, console = services
+    application_id = rejected(classifier, keys)
+    store = DecisionStore(classifier.env["LOAN_RECORDS_URL"])
+    decided = store.latest(application_id)
+    since, until = decided["decided_at"] - timedelta(hours=1), decided["decided_at"] + timedelta(hours=1)
+    expected = record_figures(store, artifacts.classifier_manifest, since, until)
+    auditor = logged_in(browser, console, keys, "examiner-3", "audit")
+    auditor.goto(f"{console.url}/monitoring")
+    auditor.fill("#since", f"{since:%Y-%m-%dT%H:%M:%S}")
+    auditor.fill("#until", f"{until:%Y-%m-%dT%H:%M:%S}")
+    auditor.click("#go")
+    expect(auditor.locator("#applications")).to_have_text(str(expected["applications"]))
+    for attribute, impact in expected["adverse_impact"].items():
+        expect(auditor.locator(f"#chart-{attribute} rect")).to_have_count(len(impact["groups"]))
+        if impact["ratio"] is not None:
+            expect(auditor.locator(f"#air-{attribute}")).to_contain_text(f"{impact['ratio']:.3f}")
+    expect(auditor.locator("#drift")).to_contain_text(f"{expected['score']['psi']:.3f}")
+    auditor.goto(f"{console.url}/monitoring?since=2026-02-01&until=2026-01-01")
+    expect(auditor.locator("#error")).to_contain_text("must be before until")
+    auditor.goto(f"{console.url}/monitoring?model=no-such-model")
+    expect(auditor.locator("#error")).to_contain_text("is not among LOAN_REVIEW_ARTIFACTS")
+
+
+def test_the_models_page_shows_each_models_gate_record_and_held_out_rates(services, browser, keys, artifacts):
+    _, console = services
+    manifest = artifacts.classifier_manifest
+    auditor = logged_in(browser, console, keys, "examiner-4", "audit")
+    auditor.goto(f"{console.url}/models")
+    model = auditor.locator(f"#model-{manifest.version}")
+    expect(model.locator(".gate-status")).to_have_text(manifest.gate.status)
+    expect(model.locator(".gate tr")).to_have_count(1 + len(manifest.gate.checks))
+    for attribute, impact in manifest.held_out["air"].items():
+        expect(model.locator(f"#held-out-{manifest.version}-{attribute} rect")).to_have_count(len(impact["groups"]))
+    expect(model).to_contain_text(manifest.sha256)
+
+
+def test_a_notice_is_refused_by_name_where_there_is_none(services, browser, keys):
+    classifier, console = services
+    approved = f"approved-{uuid.uuid4().hex[:8]}"
+    answer = call("POST", classifier.predictions_url, token(keys, "decide", subject="lender-system"),
+                  json={"jsonData": [EXAMPLE_APPLICATION], "meta": {"tags": {"application_ids": [approved]}}})
+    assert answer.json()["meta"]["tags"]["decisions"] == ["approved"], answer.text
+    reviewer = logged_in(browser, console, keys, "frank", "review")
+    for query, status, words in ((f"application_id={approved}", 404, "no adverse action notice"),
+                                 ("application_id=nobody-at-all", 404, "has no decision on the record"),
+                                 (f"application_id={approved}&format=docx", 400, "format must be html or pdf")):
+        answer = reviewer.request.get(f"{console.url}/notice?{query}")
+        assert answer.status == status and words in answer.text(), (query, answer.status, answer.text()[:300])
+
+
+def test_a_reviewer_asks_for_the_anchor_and_recourse_and_the_explainer_records_who_asked(services, browser, keys):
+    classifier, console = services
+    application_id = rejected(classifier, keys)
+    reviewer = logged_in(browser, console, keys, "gina", "review")
+    reviewer.goto(f"{console.url}/decisions?application_id={application_id}")
+    expect(reviewer.locator("#explanations + p")).to_have_text("None asked yet.")
+    reviewer.click("#ask-anchor")
+    expect(reviewer.locator(".explanation.anchor .anchor")).to_contain_text("THEN rejected")
+    reviewer.click("#ask-recourse")
+    expect(reviewer.locator(".explanation.recourse")).to_contain_text("asked by gina")
+    expect(reviewer.locator("#timeline")).to_contain_text("asked by gina (review)")
+    decided = DecisionStore(classifier.env["LOAN_RECORDS_URL"]).latest(application_id)
+    asked = [(e["kind"], e["content"]["asked_by"]) for e in
+             DecisionStore(classifier.env["LOAN_RECORDS_URL"]).events_of(decided["request_id"], decided["row"])
+             if e["kind"] in ("anchor", "recourse")]
+    assert asked == [("anchor", {"subject": "gina", "role": "review"}), ("recourse", {"subject": "gina", "role": "review"})]
+    # a kind the explainer does not give is refused by name, and nothing is asked
+    csrf = reviewer.locator("input[name=csrf]").first.get_attribute("value")
+    refused = reviewer.request.post(f"{console.url}/decisions/explanations",
+                                    form={"csrf": csrf, "application_id": application_id, "kind": "shap"})
+    assert refused.status == 400 and "kind must be anchor or recourse" in refused.text()
