@@ -17,9 +17,14 @@
 - what recording costs (``bench/records.py``): recording to SQLite, to PostgreSQL, to each on a
   tmpfs (the sync free) and not at all, side by side, with the CPU each request takes; one
   request's record alone; adverse action notices per second; where the time goes (py-spy);
-- cold start: seconds from process start to ready, for each service.
+- cold start: seconds from process start to ready, for each service;
+- the reviewer console's pages over a million recorded decisions (``bench/console.py``), on
+  SQLite and on PostgreSQL: each page's p50 and p90, the indexes each search's plan uses.
 
-Every server it starts listens on 127.0.0.1 and is stopped at the end, whatever happens.
+``--only records`` or ``--only console`` runs that stage alone: its results replace that stage's
+in ``--out``'s ``latest.json`` (the others are kept as they were measured, and the stage says
+when it was measured alone). Every server it starts listens on 127.0.0.1 and is stopped at the
+end, whatever happens.
 Load generator: wrk (C, event loop, HTTP keep-alive, Lua body): a Python client on the same
 2 cores would spend more CPU per request than the servers it measures.
 """
@@ -29,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,6 +52,7 @@ from sklearn.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.console import REVIEWS, console_markdown, run_console  # noqa: E402
 from bench.decisions import run_decisions  # noqa: E402
 from bench.records import records_markdown, run_records  # noqa: E402
 from loanxai.artifacts import (  # noqa: E402
@@ -338,7 +345,9 @@ def machine() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "versions": library_versions(["seldon-core", "scikit-learn", "treelite", "numpy", "alibi"]),
-        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0],
+        # the console's stage alone runs without wrk
+        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0]
+        if shutil.which("wrk") else "no wrk",
     }
 
 
@@ -346,16 +355,34 @@ def machine() -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The results as the Markdown tables the docs show."""
+    """The results as the Markdown tables the docs show: each section the results hold, in order."""
     m = results["machine"]
     lines = [
         f"Measured {results['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}; "
         f"{m['wrk']}; {results['settings']['duration_s']} s per load run; servers and wrk share the cores.",
         "",
+    ]
+    for key, section in SECTIONS.items():
+        if key in results:
+            if isinstance(results[key], dict) and "measured_alone" in results[key]:
+                lines += [f"Measured alone, {results[key]['measured_alone']} (`bench/run.py --only {key}`):", ""]
+            lines += section(results)
+    return "\n".join(lines)
+
+
+def in_process_markdown(results: dict[str, Any]) -> list[str]:
+    """The in-process floor's table."""
+    return [
         "| in process | rows | median ms |",
         "|---|---|---|",
         *[f"| {r['predictor']} | {r['rows']} | {r['median_ms']:.3f} |" for r in results["in_process"]],
         "",
+    ]
+
+
+def rest_markdown(results: dict[str, Any]) -> list[str]:
+    """The REST table, the peer's largest difference and the ratios over the peer."""
+    return [
         "| over REST | rows | concurrency | requests/s | p50 ms | p99 ms | errors |",
         "|---|---|---|---|---|---|---|",
         *[
@@ -369,8 +396,12 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         *peer_ratios(results["rest"]),
     ]
+
+
+def explanations_markdown(results: dict[str, Any]) -> list[str]:
+    """The explanations' tables."""
     e = results["explanations"]
-    lines += [
+    return [
         f"| explanations ({e['applications']} applications) | p50 s | mean s | model calls (median) | rows (median) |",
         "|---|---|---|---|---|",
         *[
@@ -391,15 +422,17 @@ def markdown(results: dict[str, Any]) -> str:
         f"Were each call to cost only the bare round trip more than in process, an explanation through the service "
         f"would take {e['floor_over_in_process_p50']:.2f} times its in-process p50.",
         "",
-        *decisions_markdown(results["decisions"]),
-        *monitoring_markdown(results["monitoring"]),
-        *records_markdown(results["records"]),
+    ]
+
+
+def cold_start_markdown(results: dict[str, Any]) -> list[str]:
+    """The cold starts' table."""
+    return [
         "| cold start (process start to ready) | seconds |",
         "|---|---|",
         *[f"| {name} | {seconds:.1f} |" for name, seconds in results["cold_start_s"].items()],
         "",
     ]
-    return "\n".join(lines)
 
 
 def peer_ratios(rest: list[dict[str, Any]]) -> list[str]:
@@ -454,8 +487,21 @@ def decisions_markdown(d: dict[str, Any]) -> list[str]:
     ]
 
 
+#: each section of the results (by its key) and how it is shown, in the order shown
+SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "in_process": in_process_markdown,
+    "rest": rest_markdown,
+    "explanations": explanations_markdown,
+    "decisions": lambda results: decisions_markdown(results["decisions"]),
+    "monitoring": lambda results: monitoring_markdown(results["monitoring"]),
+    "records": lambda results: records_markdown(results["records"]),
+    "console": lambda results: console_markdown(results["console"]),
+    "cold_start_s": cold_start_markdown,
+}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Measure everything; return the results."""
+    """Measure everything (or the stage ``args.only``); return the results."""
     ensure_trained()
     dataset = load_trained_dataset(load_verified_manifest(CLASSIFIER_DIR))
     rows = dataset.schema.encode_frame(dataset.test)
@@ -465,11 +511,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "settings": {"duration_s": args.duration, "concurrency": args.concurrency, "explanations": args.explanations},
     }
+    frame = dataset.test.drop(columns=[LABEL])
+    applications = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in frame.to_dict("records")]
+    approved = served_decisions(predictors[FAST_PATH])(rows).astype(bool)
+    rejected = [a for a, yes in zip(applications, approved) if not yes][:1000]
+    application = load_verified_manifest(CLASSIFIER_DIR).dataset.example
+    logs = args.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stages = {
+        "records": lambda: run_records(application, rejected, logs, 1 if args.quick else 3, args.duration, wrk,
+                                       pdfs=16 if args.quick else 1000),
+        "console": lambda: run_console(applications, logs, 20_000 if args.quick else 1_000_000,
+                                       REVIEWS["quick" if args.quick else "full"]),
+    }
+    if args.only:
+        print(args.only, flush=True)
+        results[args.only] = stages[args.only]()
+        return results
     print("in-process floor", flush=True)
     results["in_process"] = in_process(predictors, rows, budget_s=max(0.5, args.duration / 3))
 
-    logs = args.out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         # the sampling key the explainer and the classifier it calls share
         sampling = {"LOAN_SAMPLING_KEY_FILE": str(make_sampling_key(Path(folder) / "sampling-key"))}
@@ -499,15 +560,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print("REST load (wrk)", flush=True)
             results["rest"] = rest_section(servers, rows, args.concurrency, args.duration)
             print("monitoring cost", flush=True)
-            application = load_verified_manifest(CLASSIFIER_DIR).dataset.example
             results["monitoring"] = monitoring_section(fast, unmonitored, application, 1 if args.quick else 3, args.duration)
-            frame = dataset.test.drop(columns=[LABEL])
-            approved = served_decisions(predictors[FAST_PATH])(rows).astype(bool)
-            rejected = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
-                        for r in frame[~approved].head(1000).to_dict("records")]
             print("decision record", flush=True)
-            results["records"] = run_records(application, rejected, logs, 1 if args.quick else 3, args.duration, wrk,
-                                             pdfs=16 if args.quick else 1000)
+            results["records"] = stages["records"]()
             print("explanations", flush=True)
             medians = load_verified_manifest(EXPLAINER_DIR).numeric_medians
             results["explanations"] = explanation_section(
@@ -521,7 +576,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             for server in started:
                 server.stop()
+    print("reviewer console", flush=True)  # after the services stopped: it needs none of them
+    results["console"] = stages["console"]()
     return results
+
+
+def alone_in(previous: dict[str, Any], stage: str, results: dict[str, Any]) -> dict[str, Any]:
+    """The ``previous`` results with ``stage``'s replaced by those measured alone, dated."""
+    return {**previous, stage: {**results[stage], "measured_alone": f"{results['date']}"}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -532,15 +594,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explanations", type=int, default=20)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke run")
+    parser.add_argument("--only", choices=["records", "console"],
+                        help="run this stage alone: its results replace its own in --out's latest.json")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.concurrency, args.explanations = 1, [1, 8], 2
-    for tool, hint in (("wrk", "apt-get install wrk"), (str(MLSERVER), "make bench creates .venv-mlserver")):
-        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
-            print(f"error: {tool} not found ({hint})", file=sys.stderr)
+    tools = {"wrk": "apt-get install wrk", str(MLSERVER): "make bench creates .venv-mlserver"}
+    needed = {"console": [], "records": ["wrk"]}.get(args.only, list(tools))
+    for tool in needed:
+        if shutil.which(tool) is None:
+            print(f"error: {tool} not found ({tools[tool]})", file=sys.stderr)
             return 1
     results = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only and (args.out / "latest.json").exists():
+        results = alone_in(json.loads((args.out / "latest.json").read_text()), args.only, results)
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "latest.md").write_text(markdown(results))
     print("\n" + markdown(results))

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from bench.console import PAGES
 from bench.run import FAST_PATH
 from loanxai.artifacts import REPO_ROOT
 
@@ -54,10 +55,21 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
         assert abs(sum(profile["shares"].values()) - 1) < 1e-9
         assert profile["shares"]["prediction (with the elderly rule)"] > 0
         assert profile["shares"]["record: insert and commit (the group's holder)"] > 0
+    console = results["console"]  # the reviewer console's pages over recorded decisions, on both databases
+    assert console["decisions"] == 20_000 and console["reviews"] > 0
+    for database in ("sqlite", "postgresql"):
+        facts = console["databases"][database]
+        assert set(facts["pages"]) == set(PAGES)
+        # every answer was 200 and showed the rows it should: a broken page is not measured as fast
+        assert all(page["p50_ms"] > 0 and page["ok"] == page["requests"] == 21 for page in facts["pages"].values()), \
+            {name: page["wrong"] for name, page in facts["pages"].items() if page["wrong"]}
+        assert "ix_decisions_decided_at" in facts["indexes"] and "ix_reviews_status_due_at" in facts["indexes"]
+        assert "ix_decisions_decided_at" in facts["searches"]["search_day"]["indexes_used"]
+        assert facts["slowest_search"]["plan"]
     table = (tmp_path / "latest.md").read_text()
-    assert "what monitoring costs" in table and "what recording costs" in table
+    assert "what monitoring costs" in table and "what recording costs" in table and "the reviewer console" in table
     assert "| over REST |" in table and "| mlserver | 100 | 8 |" in table
-    leftovers = subprocess.run(["pgrep", "-af", "mlserver start|loanxai-microservice|loanxai-bench-records"],
+    leftovers = subprocess.run(["pgrep", "-af", "mlserver start|loanxai-microservice|loanxai-bench-"],
                                capture_output=True, text=True).stdout
     assert not [line for line in leftovers.splitlines()
-                if str(tmp_path) in line or "mlserver start" in line or "loanxai-bench-records" in line]
+                if str(tmp_path) in line or "mlserver start" in line or "loanxai-bench-" in line]

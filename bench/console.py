@@ -1,0 +1,496 @@
+"""Benchmarks of the reviewer console: its pages over a million recorded decisions, on SQLite and PostgreSQL.
+
+Called by ``bench/run.py`` (alone: ``bench/run.py --only console``). The decisions are the
+classifier's own: the held-out applications decided by a real classifier service (reasons asked
+for the rejections only), read back from its record and copied, stamped anew, to fill each
+database: SQLite in a file and a real PostgreSQL on loopback (started here), each made by the
+record's migrations and written by the record's own writer (PostgreSQL by COPY). A million
+decisions (``--quick``: 20,000), one per request, spread over 13 months, the first 7 by a previous
+model version; then :data:`REVIEWS` contests opened on recent rejections through
+:class:`~loanxai.records.reviews.ReviewDesk`, a third with a corrected input decided again.
+PostgreSQL is then vacuumed and analysed, as its autovacuum would have done by then (nothing of
+ours runs SQLite's ANALYZE, so the bench does not either).
+
+A console (``python -m loanxai.console``, ``LOAN_AUTH=off``) serves each database. Each page is
+asked :data:`REQUESTS` times, one request at a time (latency, not load), the pages and the two
+databases in turn so that all meet the same machine; every answer is checked (200, and the
+rows it should show, counted from what was recorded: a broken page does not pass as fast). Each
+search's statement is then explained by its database (the indexes its plan uses) and timed
+alone in process; the slowest search's plan is kept whole (PostgreSQL's with EXPLAIN ANALYZE).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+import requests
+from sqlalchemy import event, text
+
+from loanxai.artifacts import CLASSIFIER_DIR
+from loanxai.console.pages import SEARCH_LIMIT
+from loanxai.ops.postgres import LocalPostgres
+from loanxai.ops.services import classifier_service, console_service, free_port
+from loanxai.records.queries import Selection, select_decisions
+from loanxai.records.reviews import OPEN, Redeciders, ReviewDesk
+from loanxai.records.store import DecisionStore, open_store
+
+#: requests per page: each page's p50 and p90 are of these
+REQUESTS = 21
+#: the p50 each page should stay under, in ms
+TARGET_MS = 200
+#: the days the decisions spread over (13 months), and those of the current model (the last 6)
+DAYS, CURRENT_MODEL_DAYS = 395, 183
+#: the model that decided before the current one (its artifacts are not here: its decisions are not contested)
+PREVIOUS_MODEL = ("5b2e0c7a91d4", hashlib.sha256(b"the previous model's manifest").hexdigest())
+#: contests opened (the queue's and the API's), and how many of them correct an input
+REVIEWS = {"full": 300, "quick": 30}
+#: a group many decisions have, and one few have (0.05% of the held-out applications)
+GROUP, RARE_GROUP = ("gender", "Female"), ("marital-status", "Married-AF-spouse")
+#: decisions per write while filling
+CHUNK = 10_000
+#: who opens the contests
+BY = {"subject": "bench", "role": "decide"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_US = 86_400_000_000
+
+
+# --- what is recorded ------------------------------------------------------------------------------
+
+
+def recorded_pool(applications: list[dict[str, Any]], logs: Path, folder: Path) -> list[dict[str, Any]]:
+    """Each application decided by a real classifier (2 workers) recording to SQLite, read back
+    as recorded: the rejections' from requests asking for reasons, the approvals' from requests not."""
+    url = f"sqlite:///{folder}/pool.sqlite"
+    classifier = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2", "LOAN_RECORDS_URL": url})
+    classifier.start(logs / "console-pool-classifier.log")
+    try:
+        classifier.wait_ready()
+        asked: dict[bool, list[str]] = {True: [], False: []}
+        for reasons in asked:
+            for i in range(0, len(applications), 1000):
+                answer = requests.post(classifier.predictions_url, timeout=300, json={
+                    "jsonData": applications[i:i + 1000], "meta": {"tags": {"reasons": reasons}}})
+                answer.raise_for_status()
+                asked[reasons].append(answer.json()["meta"]["puid"])
+    finally:
+        classifier.stop()
+    store = DecisionStore(url)
+    wanted = {True: "rejected", False: "approved"}
+    pool = [row for reasons, puids in asked.items() for puid in puids
+            for row in store.decisions_of_request(puid) if row["decision"] == wanted[reasons]]
+    store.engine.dispose()
+    return pool
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The decisions a database holds, to check the pages' answers by: each one's time (µs since
+    the epoch, UTC), its row of the pool (inputs, groups), whether the previous model decided it,
+    whether it is a rejection, and its application id; the first ``planned`` were filled in, the
+    rest made by reviews."""
+
+    pool: list[dict[str, Any]]
+    planned: int
+    at: np.ndarray
+    row: np.ndarray
+    previous: np.ndarray
+    rejected: np.ndarray
+    application_ids: list[str]
+
+    def shown(self, asked: Selection) -> int:
+        """How many decisions a search shows: those ``asked`` for, at most :data:`SEARCH_LIMIT`."""
+        mask = np.ones(len(self.at), bool)
+        if asked.since is not None:
+            mask &= self.at >= _us(asked.since)
+        if asked.until is not None:
+            mask &= self.at < _us(asked.until)
+        if asked.decision is not None:
+            mask &= self.rejected == (asked.decision == "rejected")
+        if asked.model_version is not None:
+            mask &= self.previous == (asked.model_version == PREVIOUS_MODEL[0])
+        if asked.group is not None:
+            attribute, value = asked.group
+            mask &= np.array([r["protected"].get(attribute) == value for r in self.pool])[self.row]
+        return min(int(mask.sum()), SEARCH_LIMIT)
+
+    def with_decision(self, at: datetime, row: int, rejected: bool, application_id: str) -> Recorded:
+        """These decisions and one more (a review's)."""
+        return replace(self, at=np.append(self.at, _us(at)), row=np.append(self.row, row),
+                       previous=np.append(self.previous, False), rejected=np.append(self.rejected, rejected),
+                       application_ids=[*self.application_ids, application_id])
+
+
+def planned(pool: list[dict[str, Any]], n: int, end: datetime, seed: int = 8812) -> Recorded:
+    """``n`` decisions of the pool's rows drawn at random, at random times over the :data:`DAYS` before ``end``."""
+    rng = np.random.default_rng(seed)
+    end_us = _us(end)
+    at = np.sort(rng.integers(end_us - DAYS * _DAY_US, end_us, n))
+    row = rng.integers(0, len(pool), n)
+    rejected = np.array([r["decision"] == "rejected" for r in pool])[row]
+    ids = rng.bytes(16 * n).hex()
+    request_ids = [ids[32 * i:32 * (i + 1)] for i in range(n)]
+    return Recorded(pool, n, at, row, at < end_us - CURRENT_MODEL_DAYS * _DAY_US, rejected,
+                    [f"{request_id}-0" for request_id in request_ids])
+
+
+def decision_rows(recorded: Recorded) -> Iterator[list[dict[str, Any]]]:
+    """The planned decisions as the record's writer takes them, :data:`CHUNK` at a time."""
+    for start in range(0, len(recorded.at), CHUNK):
+        rows = []
+        for i in range(start, min(start + CHUNK, len(recorded.at))):
+            application_id = recorded.application_ids[i]
+            row = {**recorded.pool[recorded.row[i]], "request_id": application_id.removesuffix("-0"), "row": 0,
+                   "application_id": application_id,
+                   "decided_at": _EPOCH + timedelta(microseconds=int(recorded.at[i]))}
+            if recorded.previous[i]:
+                row["model_version"], row["manifest_sha256"] = PREVIOUS_MODEL
+            rows.append(row)
+        yield rows
+
+
+def fill(stores: dict[str, DecisionStore], recorded: Recorded) -> dict[str, float]:
+    """Write the planned decisions to each store by its own writer (a commit per chunk); each one's seconds."""
+    seconds = dict.fromkeys(stores, 0.0)
+    for rows in decision_rows(recorded):
+        for name, store in stores.items():
+            started = time.perf_counter()
+            store.writer.write(rows, wait=store.timeout)
+            seconds[name] += time.perf_counter() - started
+    return seconds
+
+
+def open_reviews(desk: ReviewDesk, recorded: Recorded, count: int, seed: int = 34) -> tuple[list[int], Recorded]:
+    """``count`` contests of the current model's rejections of the last 60 days, every third with
+    its hours per week corrected (decided again); their ids, and the decisions with the reviews' own."""
+    rng = np.random.default_rng(seed)
+    recent = recorded.at >= recorded.at.max() - 60 * _DAY_US
+    chosen = rng.choice(np.flatnonzero(recorded.rejected & ~recorded.previous & recent), count, replace=False)
+    ids = []
+    for k, i in enumerate(chosen):
+        inputs = recorded.pool[recorded.row[i]]["inputs"]
+        corrections = {"hours-per-week": inputs["hours-per-week"] + 10} if k % 3 == 0 else None
+        review_id = desk.open(recorded.application_ids[i], "I work more hours than the form says.", BY, corrections)
+        ids.append(review_id)
+        for made in desk.review(review_id)["decisions"][1:]:
+            recorded = recorded.with_decision(made["decided_at"], int(recorded.row[i]), made["decision"] == "rejected",
+                                              made["application_id"])
+    return ids, recorded
+
+
+# --- the pages and what each should show -------------------------------------------------------------
+
+Check = Callable[[requests.Response], str | None]
+#: page -> what the results call it
+PAGES = {
+    "queue": "the queue (`/`)",
+    "decision": "an application's decisions (`/decisions?application_id=`)",
+    "review": "a review (`/reviews/<id>`)",
+    "api_reviews": "the API's queue (`GET /api/v1/reviews`)",
+    "search_day": "search: one day",
+    "search_30_days": "search: 30 days",
+    "search_decision": "search: rejected",
+    "search_model": "search: the previous model (its last decision 6 months back)",
+    "search_decision_group": f"search: rejected, {GROUP[0]}={GROUP[1]}",
+    "search_rare_group": f"search: {RARE_GROUP[0]}={RARE_GROUP[1]} (0.05% of decisions)",
+    "search_30_days_rare_group": f"search: 30 days, {RARE_GROUP[0]}={RARE_GROUP[1]}",
+}
+
+
+def _shown(pattern: str, expected: Any, what: str) -> Check:
+    """A check that the page is 200 and shows ``expected`` as the first group of ``pattern``."""
+    def check(answer: requests.Response) -> str | None:
+        if answer.status_code != 200:
+            return f"{answer.status_code}: {answer.text[:200]}"
+        found = re.search(pattern, answer.text)
+        shown = found.group(1) if found else None
+        return None if shown == str(expected) else f"{what}: {shown!r}, not {expected!r}"
+    return check
+
+
+def _counted(marker: str, expected: int, what: str) -> Check:
+    """A check that the page is 200 and holds ``marker`` ``expected`` times."""
+    def check(answer: requests.Response) -> str | None:
+        if answer.status_code != 200:
+            return f"{answer.status_code}: {answer.text[:200]}"
+        found = answer.text.count(marker)
+        return None if found == expected else f"{what}: {found}, not {expected}"
+    return check
+
+
+def _listed(expected: int) -> Check:
+    """A check that the API answers 200 with ``expected`` reviews."""
+    def check(answer: requests.Response) -> str | None:
+        if answer.status_code != 200:
+            return f"{answer.status_code}: {answer.text[:200]}"
+        found = len(answer.json()["reviews"])
+        return None if found == expected else f"reviews listed: {found}, not {expected}"
+    return check
+
+
+def searches(recorded: Recorded) -> dict[str, list[dict[str, str]]]:
+    """Each search page's forms (ISO dates, as a reviewer types them): one a request, days varied where it has dates."""
+    today = _EPOCH + timedelta(microseconds=int(recorded.at.max()) // _DAY_US * _DAY_US)
+    days = [today - timedelta(days=k) for k in range(1, REQUESTS + 1)]
+    rare, group = "=".join(RARE_GROUP), "=".join(GROUP)
+    return {
+        "search_day": [{"since": _day(d), "until": _day(d + timedelta(days=1))} for d in days],
+        "search_30_days": [{"since": _day(d - timedelta(days=30)), "until": _day(d)} for d in days],
+        "search_decision": [{"decision": "rejected"}],
+        "search_model": [{"model": PREVIOUS_MODEL[0]}],
+        "search_decision_group": [{"decision": "rejected", "group": group}],
+        "search_rare_group": [{"group": rare}],
+        "search_30_days_rare_group": [{"since": _day(d - timedelta(days=30)), "until": _day(d), "group": rare}
+                                      for d in days],
+    }
+
+
+def selection(form: dict[str, str]) -> Selection:
+    """The selection a search form asks for."""
+    group = tuple(form["group"].split("=", 1)) if "group" in form else None
+    return Selection(_moment(form.get("since")), _moment(form.get("until")), form.get("decision"), form.get("model"),
+                     group)  # type: ignore[arg-type]
+
+
+def pages(recorded: Recorded, review_ids: list[int], seed: int = 1002) -> dict[str, list[tuple[str, Check]]]:
+    """Each page's requests (path and check), in the order they are asked."""
+    # the first decision shown, the oldest, is the one filled in (a review's come after it)
+    sample = np.random.default_rng(seed).choice(recorded.planned, REQUESTS, replace=False)
+    found: dict[str, list[tuple[str, Check]]] = {
+        "queue": [("/", _counted('<td><a href="/reviews/', min(len(review_ids), 500), "contests listed"))],
+        "decision": [(f"/decisions?{urlencode({'application_id': recorded.application_ids[i]})}",
+                      _shown(r'<td class="decision">(\w+)</td>', "rejected" if recorded.rejected[i] else "approved",
+                             "decision shown")) for i in sample],
+        "review": [(f"/reviews/{review_id}", _shown(r'<td id="status">(\w+)</td>', OPEN, "status"))
+                   for review_id in review_ids[:REQUESTS]],
+        "api_reviews": [("/api/v1/reviews", _listed(min(len(review_ids), 100)))],
+    }
+    for page, forms in searches(recorded).items():
+        found[page] = []
+        for form in forms:
+            found[page].append((f"/search?{urlencode(form)}", _shown(r'<p id="count">(\d+) decisions',
+                                                                        recorded.shown(selection(form)), "decisions shown")))
+    return found
+
+
+def measure(consoles: dict[str, str], asked: dict[str, dict[str, list[tuple[str, Check]]]],
+            repeats: int) -> dict[str, dict[str, Any]]:
+    """Ask each console's pages ``repeats`` times, one request at a time, pages and consoles in
+    turn; each page's p50 and p90 (ms) and how many answers showed what they should."""
+    sessions = {name: requests.Session() for name in consoles}
+    times: dict[str, dict[str, list[float]]] = {name: {page: [] for page in PAGES} for name in consoles}
+    wrong: dict[str, dict[str, list[str]]] = {name: {page: [] for page in PAGES} for name in consoles}
+    for k in range(repeats):
+        for page in PAGES:
+            for name, url in consoles.items():
+                path, check = asked[name][page][k % len(asked[name][page])]
+                started = time.perf_counter()
+                answer = sessions[name].get(url + path, timeout=300)
+                times[name][page].append(1000 * (time.perf_counter() - started))
+                problem = check(answer)
+                if problem:
+                    wrong[name][page].append(f"{path}: {problem}")
+    return {name: {page: {"p50_ms": statistics.median(ms), "p90_ms": statistics.quantiles(ms, n=10)[-1],
+                          "requests": len(ms), "ok": len(ms) - len(wrong[name][page]),
+                          "wrong": wrong[name][page][:1]}
+                   for page, ms in by_page.items()} for name, by_page in times.items()}
+
+
+# --- what the databases say ---------------------------------------------------------------------------
+
+
+def indexes(store: DecisionStore) -> dict[str, str]:
+    """The indexes on ``decisions`` and ``reviews``, as the database's catalog defines them: name -> definition."""
+    with store.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            found = connection.execute(text("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' "
+                                            "AND tbl_name IN ('decisions', 'reviews') ORDER BY tbl_name, name"))
+            return {name: sql or f"the primary key of {table}" for name, table, sql in found}
+        found = connection.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN "
+                                        "('decisions', 'reviews') ORDER BY tablename, indexname"))
+        return dict(found.all())
+
+
+def statement_of(store: DecisionStore, asked: Selection) -> tuple[str, Any]:
+    """The SQL and parameters a search sends its database (as the page runs it), caught on their way."""
+    caught: list[tuple[str, Any]] = []
+
+    def catch(_connection: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        caught.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", catch)
+    try:
+        list(select_decisions(store, asked, SEARCH_LIMIT, newest_first=True))
+    finally:
+        event.remove(store.engine, "before_cursor_execute", catch)
+    return caught[-1]
+
+
+def plan(store: DecisionStore, asked: Selection, analyze: bool = False) -> str:
+    """The database's plan of a search's statement (PostgreSQL's run, with its times, when ``analyze``)."""
+    statement, parameters = statement_of(store, asked)
+    with store.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            lines = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            return "\n".join(line[-1] for line in lines)
+        prefix = "EXPLAIN (ANALYZE, BUFFERS)" if analyze else "EXPLAIN"
+        return "\n".join(line[0] for line in connection.exec_driver_sql(f"{prefix} {statement}", parameters))
+
+
+def query_ms(store: DecisionStore, asked: Selection, runs: int = 5) -> float:
+    """Median ms of a search's statement alone, in process (its rows read, nothing rendered or recorded)."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        list(select_decisions(store, asked, SEARCH_LIMIT, newest_first=True))
+        times.append(1000 * (time.perf_counter() - started))
+    return statistics.median(times)
+
+
+def database_facts(store: DecisionStore, recorded: Recorded, measured: dict[str, Any]) -> dict[str, Any]:
+    """The indexes, each search's plan (the indexes it uses) and time alone, the slowest search's plan whole."""
+    defined = indexes(store)
+    forms = {page: forms[0] for page, forms in searches(recorded).items()}
+    plans = {page: plan(store, selection(form)) for page, form in forms.items()}
+    slowest = max(forms, key=lambda page: measured[page]["p50_ms"])
+    return {
+        "indexes": defined,
+        "searches": {page: {"form": form, "indexes_used": [name for name in defined if name in plans[page]],
+                            "plan": plans[page], "query_ms": query_ms(store, selection(form))}
+                     for page, form in forms.items()},
+        "slowest_search": {"page": slowest, "plan": plan(store, selection(forms[slowest]), analyze=True)},
+    }
+
+
+def _vacuumed(store: DecisionStore) -> None:
+    """VACUUM ANALYZE a PostgreSQL record (outside a transaction, as VACUUM must be)."""
+    with store.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+
+
+def _size_mb(store: DecisionStore) -> float:
+    """The decisions table's size with its indexes (SQLite: the whole file), in MB."""
+    with store.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            return Path(store.engine.url.database).stat().st_size / 2**20
+        return connection.execute(text("SELECT pg_total_relation_size('decisions')")).scalar_one() / 2**20
+
+
+# --- the stage -----------------------------------------------------------------------------------------
+
+
+def run_console(applications: list[dict[str, Any]], logs: Path, decisions: int, reviews: int) -> dict[str, Any]:
+    """Fill both databases, serve each with a console, measure the pages (see the module)."""
+    folder = Path(tempfile.mkdtemp(prefix="loanxai-bench-console-"))
+    folder.chmod(0o755)  # reachable by PostgreSQL's user
+    postgres = LocalPostgres(folder / "postgres", free_port())
+    consoles: dict[str, Any] = {}
+    try:
+        print(f"  console: the pool of {len(applications)} applications through the classifier", flush=True)
+        pool = recorded_pool(applications, logs, folder)
+        postgres.start()
+        urls = {"sqlite": f"sqlite:///{folder}/decisions.sqlite", "postgresql": postgres.url}
+        stores = {name: open_store(url, timeout=600) for name, url in urls.items()}
+        planned_decisions = planned(pool, decisions, datetime.now(UTC))
+        print(f"  console: {decisions:,} decisions to each database", flush=True)
+        fill_s = fill(stores, planned_decisions)
+        redeciders = Redeciders([CLASSIFIER_DIR])
+        recorded, review_ids = {}, {}
+        for name, store in stores.items():
+            review_ids[name], recorded[name] = open_reviews(ReviewDesk(store, redeciders), planned_decisions, reviews)
+        _vacuumed(stores["postgresql"])
+        for name, url in urls.items():
+            consoles[name] = console_service(free_port(), {"LOAN_AUTH": "off", "LOAN_RECORDS_URL": url,
+                                                           "LOAN_REVIEW_ARTIFACTS": str(CLASSIFIER_DIR)})
+            consoles[name].start(logs / f"console-{name}.log")
+            consoles[name].wait_ready()
+        print("  console: the pages", flush=True)
+        asked = {name: pages(recorded[name], review_ids[name]) for name in stores}
+        measured = measure({name: console.url for name, console in consoles.items()}, asked, REQUESTS)
+        return {
+            "decisions": decisions, "reviews": reviews, "requests_per_page": REQUESTS, "target_ms": TARGET_MS,
+            "pool": len(pool), "labels": PAGES,
+            "databases": {name: {"fill_s": fill_s[name], "size_mb": _size_mb(store), "pages": measured[name],
+                                 **database_facts(store, recorded[name], measured[name])}
+                          for name, store in stores.items()},
+        }
+    finally:
+        for console in consoles.values():
+            console.stop()
+        postgres.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def console_markdown(r: dict[str, Any]) -> list[str]:
+    """The console's tables: each page's p50 and p90 on both databases, the indexes, the slowest search's plan."""
+    sqlite, postgresql = r["databases"]["sqlite"], r["databases"]["postgresql"]
+
+    def row(page: str) -> str:
+        a, b = sqlite["pages"][page], postgresql["pages"][page]
+        met = ("answers wrong" if a["ok"] < a["requests"] or b["ok"] < b["requests"]
+               else "yes" if max(a["p50_ms"], b["p50_ms"]) < r["target_ms"] else "no")
+        return (f"| {r['labels'][page]} | {a['p50_ms']:.1f} | {a['p90_ms']:.1f} | {b['p50_ms']:.1f} | "
+                f"{b['p90_ms']:.1f} | {met} |")
+
+    def used(facts: dict[str, Any], page: str) -> str:
+        search = facts["searches"][page]
+        return f"{', '.join(search['indexes_used']) or 'none'} | {search['query_ms']:.1f}"
+
+    names = sorted(set(sqlite["indexes"]) | set(postgresql["indexes"]))
+    return [
+        f"| the reviewer console over {r['decisions']:,} decisions and {r['reviews']} open contests, "
+        f"{r['requests_per_page']} requests a page, one at a time | SQLite p50 ms | p90 ms | PostgreSQL p50 ms | "
+        f"p90 ms | p50 under {r['target_ms']} ms on both |",
+        "|---|---|---|---|---|---|",
+        *(row(page) for page in r["labels"]),
+        "",
+        "| search: the indexes its plan uses, the statement alone in process (ms) | SQLite | ms | PostgreSQL | ms |",
+        "|---|---|---|---|---|",
+        *(f"| {r['labels'][page]} | {used(sqlite, page)} | {used(postgresql, page)} |" for page in sqlite["searches"]),
+        "",
+        "| index (on `decisions` and `reviews`) | SQLite (`sqlite_master`) | PostgreSQL (`pg_indexes`) |",
+        "|---|---|---|",
+        *(f"| {name} | {_definition(sqlite['indexes'].get(name))} | {_definition(postgresql['indexes'].get(name))} |"
+          for name in names),
+        "",
+        f"Filled by the record's writer in chunks of {CHUNK:,}: SQLite {sqlite['fill_s']:.0f} s "
+        f"({sqlite['size_mb']:,.0f} MB, the file), PostgreSQL {postgresql['fill_s']:.0f} s "
+        f"({postgresql['size_mb']:,.0f} MB, the table and its indexes); the decisions copy {r['pool']:,} the classifier "
+        "recorded.",
+        "",
+        *(line for name, facts in (("SQLite", sqlite), ("PostgreSQL", postgresql)) for line in (
+            f"The slowest search on {name}, {r['labels'][facts['slowest_search']['page']]}, as planned:", "",
+            "```", facts["slowest_search"]["plan"], "```", "")),
+    ]
+
+
+def _definition(sql: str | None) -> str:
+    """An index's columns as its definition gives them (``-``: none of that name)."""
+    if sql is None:
+        return "-"
+    found = re.search(r"ON (?:public\.)?(\w+)(?: USING (\w+))? (\(.*\))", sql)
+    return f"`{found.group(1)} {found.group(3)}`" + (f" ({found.group(2)})" if found.group(2) else "") if found \
+        else sql
+
+
+def _us(moment: datetime) -> int:
+    """Microseconds since the epoch (UTC)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _day(moment: datetime) -> str:
+    return moment.date().isoformat()
+
+
+def _moment(day: str | None) -> datetime | None:
+    return None if day is None else datetime.fromisoformat(day).replace(tzinfo=UTC)
