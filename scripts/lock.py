@@ -1,6 +1,7 @@
 """Regenerate the locks: requirements/constraints.txt from the development environment, each
-service's requirements.txt (every package its image installs) resolved from its requirements.in
-under those constraints, requirements/tools.txt and bench/mlserver.txt. Run by `make lock`."""
+image's requirements.txt (every package it installs: the two services' and the reviewer
+console's) resolved from its requirements.in under those constraints, requirements/tools.txt and
+bench/mlserver.txt. Run by `make lock`."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
 #: pinned as they are, their declared dependencies not resolved (see the file)
 NODEPS = ROOT / "requirements" / "nodeps.txt"
-SERVICES = {"loanclassifier": (), "explainer": ("dice-ml", "raiutils")}
+#: image folder under models/ -> its packages taken from NODEPS
+SERVICES = {"loanclassifier": (), "explainer": ("dice-ml", "raiutils"), "console": ()}
 
 
 def pip(*arguments: str) -> str:

@@ -15,7 +15,7 @@ def pins(path):
 LOCK = pins(ROOT / "requirements" / "constraints.txt")
 
 
-@pytest.mark.parametrize("service", ["loanclassifier", "explainer"])
+@pytest.mark.parametrize("service", ["loanclassifier", "explainer", "console"])
 def test_service_lock_agrees_with_the_project_lock(service):
     wanted = pins(ROOT / "models" / service / "requirements.in")
     locked = pins(ROOT / "models" / service / "requirements.txt")
@@ -29,6 +29,14 @@ def test_classifier_image_has_no_alibi_even_indirectly():
     locked = pins(ROOT / "models" / "loanclassifier" / "requirements.txt")
     assert not {"alibi", "spacy", "transformers"} & set(locked)
     assert pins(ROOT / "models" / "explainer" / "requirements.txt")["alibi"] == "0.9.4"
+
+
+def test_console_image_has_what_it_imports_and_no_alibi():
+    locked = pins(ROOT / "models" / "console" / "requirements.txt")
+    assert {"weasyprint", "fairlearn", "pandas", "shap", "scikit-learn", "psycopg", "pyjwt"} <= set(locked)
+    # the manifest's check needs the classifier's treelite; nothing needs alibi, nor matplotlib (shap's optional plots)
+    assert locked["treelite"] == pins(ROOT / "models" / "loanclassifier" / "requirements.txt")["treelite"]
+    assert not {"alibi", "spacy", "matplotlib"} & set(locked)
 
 
 def test_setuptools_keeps_pkg_resources_for_gunicorn():

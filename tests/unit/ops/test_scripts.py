@@ -49,6 +49,21 @@ def test_build_context(service, model):
     assert not (folder / ".s2i" / "bin").exists()
 
 
+def test_console_build_context():
+    folder = ROOT / "models" / "console"
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert dockerfile.startswith("# ") and "ARG BASE_IMAGE=python:3.11-slim\n" in dockerfile
+    assert "USER 8888" in dockerfile and "EXPOSE 8000" in dockerfile and "LOAN_CONSOLE_PORT=8000" in dockerfile
+    assert 'CMD ["python", "-m", "loanxai.console"]' in dockerfile
+    assert "--no-deps -r /tmp/build/requirements.txt" in dockerfile and "pip check" in dockerfile
+    assert "COPY artifacts/ ./artifacts/" in dockerfile and "LOAN_REVIEW_ARTIFACTS=/console/artifacts" in dockerfile
+    # WeasyPrint's libraries from Debian, without what they only recommend, the package lists not kept
+    assert "--no-install-recommends" in dockerfile and "libpangoft2-1.0-0 fonts-dejavu-core" in dockerfile
+    assert "rm -rf /var/lib/apt/lists/*" in dockerfile
+    # not a Seldon microservice: no s2i build of it
+    assert not (folder / ".s2i").exists()
+
+
 def test_s2i_builder():
     builder = ROOT / "s2i"
     dockerfile = (builder / "Dockerfile").read_text()
