@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the two service images with docker or podman, tagged from the trained artifacts.
+# Build the images with docker or podman, tagged from the trained artifacts: the two services' and
+# the reviewer console's (which holds the classifier's artifacts, to decide contested decisions again).
 #
-#   scripts/build-images.sh                 # train if needed, check the gate, prepare the contexts, build both
+#   scripts/build-images.sh                 # train if needed, check the gate, prepare the contexts, build all three
 #   scripts/build-images.sh --context-only  # only prepare the build contexts (artifacts, wheel), e.g. for s2i
 #   scripts/build-images.sh --dry-run       # everything but the build: print the build commands
 #
@@ -10,7 +11,7 @@
 # a less discriminatory alternative passed over); the gate's status and any justification
 # become image labels.
 # Environment: BASE_IMAGE (python:3.11-slim), LOANXAI_PYTHON (.venv/bin/python), LOANXAI_MODELS_DIR
-# (the folder of the two build contexts, default models/), LOANXAI_BUILD_ARGS (extra options for
+# (the folder of the build contexts, default models/), LOANXAI_BUILD_ARGS (extra options for
 # `build`, e.g. "--isolation chroot --network host" from podman-sandbox.sh).
 # Prints one line per image: "<service> <image reference>".
 set -euo pipefail
@@ -29,12 +30,15 @@ dirs=(--classifier-dir "$models/loanclassifier/artifacts" --explainer-dir "$mode
 
 # the package index's CA, if pip here uses one: copied into the build stage only
 ca=${PIP_CERT:-$("$python" -m pip config get global.cert 2>/dev/null || true)}
-for service in loanclassifier explainer; do
+for service in loanclassifier explainer console; do
   context="$models/$service"
   rm -rf "$context/wheels"
   "$python" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$context/wheels" "$root" >&2
   if [ -n "$ca" ] && [ -f "$ca" ]; then cp "$ca" "$context/build-ca.crt"; else : > "$context/build-ca.crt"; fi
 done
+# the console decides contested decisions again with the model this tag names: its artifacts, copied
+rm -rf "$models/console/artifacts"
+cp -R "$models/loanclassifier/artifacts" "$models/console/artifacts"
 [ "$mode" = --context-only ] && exit 0
 
 # read first, then loop: a failing command stops the script (set -e), as a process substitution would not
@@ -53,7 +57,9 @@ while read -r service reference; do
     echo >&2
   else
     echo "building docker.io/$reference with $tool (base $base_image)" >&2
+    started=$SECONDS
     "${command[@]}" >&2
+    echo "built docker.io/$reference in $((SECONDS - started)) s" >&2
   fi
   echo "$service docker.io/$reference"
 done <<< "$references"

@@ -31,7 +31,8 @@ dirs=(--classifier-dir "$models/loanclassifier/artifacts" --explainer-dir "$mode
 # train if needed, the fairness gate, the wheel and the CA in each folder: as for the Dockerfiles
 "$root/scripts/build-images.sh" --context-only >&2
 label_lines=$("$python" -m loanxai.images --labels "${dirs[@]}")
-references=$("$python" -m loanxai.images "${dirs[@]}")
+# the services only: the reviewer console is no Seldon microservice, its Dockerfile builds it (build-images.sh)
+references=$("$python" -m loanxai.images "${dirs[@]}" | grep -v '^console ')
 labels=()
 while IFS= read -r label; do labels+=(--label "$label"); done <<< "$label_lines"
 if [ "$mode" = --dry-run ]; then tool=docker; else tool=$(container_tool); fi

@@ -2,15 +2,16 @@
 
 The tag is ``<package version>-<12 hex>``: the version (:func:`loanxai.artifacts.version`) of a
 digest covering the sha256 of every artifact file of both services, so an image tag names
-exactly the model and explainer inside it.
+exactly the model and explainer inside it. The reviewer console's image has the same tag: it
+holds the classifier's artifacts (to decide contested decisions again) and is built beside them.
 Training is deterministic (fixed seeds), so the same code and data give the same tag.
 The labels carry the dataset, the candidate the search chose and the fairness gate's result,
 with any override (``io.loanxai.fairness-gate.*``).
 
-``python -m loanxai.images`` prints the two image references; ``--labels`` prints the labels,
-one ``key=value`` per line; ``--pin champion`` (or ``challenger``) writes the tag into the
-kustomization that deploys the model in that role (:data:`PINS`): the champion's in
-``deploy/base/``, the shadowing challenger's in ``deploy/challenger/``.
+``python -m loanxai.images`` prints the image references (classifier, explainer, console);
+``--labels`` prints the labels, one ``key=value`` per line; ``--pin champion`` (or
+``challenger``) writes the tag into the kustomization that deploys the model in that role
+(:data:`PINS`): the champion's in ``deploy/base/``, the shadowing challenger's in ``deploy/challenger/``.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ from loanxai.fairness.gate import labels as gate_labels
 __all__ = ["PINS", "REPOSITORIES", "image_labels", "image_references", "image_tag", "main", "parser", "pin_tag",
            "pinned_tag"]
 
-#: service folder under models/ -> image repository
-REPOSITORIES = {"loanclassifier": "loanxai/loanclassifier", "explainer": "loanxai/explainer"}
+#: build context folder under models/ -> image repository
+REPOSITORIES = {"loanclassifier": "loanxai/loanclassifier", "explainer": "loanxai/explainer", "console": "loanxai/console"}
 #: model role -> the kustomization (under deploy/) whose ``images`` pin that role's tag
 PINS = {CHAMPION: Path("base") / "kustomization.yaml", CHALLENGER: Path("challenger") / "kustomization.yaml"}
 #: an ``images`` entry's tag line (the file's comments are kept: it is edited, not re-dumped)
@@ -49,12 +50,12 @@ def image_tag(classifier_dir: Path = CLASSIFIER_DIR, explainer_dir: Path = EXPLA
 
 
 def image_references(tag: str) -> dict[str, str]:
-    """Each service's image reference for ``tag``."""
+    """Each image's reference for ``tag``, by build context folder."""
     return {service: f"{repository}:{tag}" for service, repository in REPOSITORIES.items()}
 
 
 def image_labels(classifier_dir: Path = CLASSIFIER_DIR) -> dict[str, str]:
-    """OCI labels for both images: version, dataset, candidate, and the fairness gate."""
+    """OCI labels for every image: version, dataset, candidate, and the fairness gate."""
     manifest = read_manifest(classifier_dir)
     return {
         "org.opencontainers.image.version": metadata.version("loanxai"),

@@ -95,11 +95,13 @@ def test_the_status_of_each_outcome():
 
 
 def build_contexts(tmp_path, classifier_dir, explainer_dir):
-    """A copy of the two build contexts holding the given artifacts."""
+    """A copy of the build contexts, the services' holding the given artifacts (the console's: the
+    build script copies the classifier's)."""
     models = tmp_path / "models"
-    for service, artifacts in (("loanclassifier", classifier_dir), ("explainer", explainer_dir)):
+    for service in ("loanclassifier", "explainer", "console"):
         shutil.copytree(ROOT / "models" / service, models / service,
                         ignore=shutil.ignore_patterns("artifacts", "wheels", "build-ca.crt"))
+    for service, artifacts in (("loanclassifier", classifier_dir), ("explainer", explainer_dir)):
         shutil.copytree(artifacts, models / service / "artifacts")
     return models
 
@@ -168,7 +170,7 @@ def test_a_justified_model_is_built_with_labels(justified, tmp_path):
     assert "io.loanxai.fairness-gate=justified" in result.stderr
     assert "io.loanxai.fairness-gate.override-reason=the\\ search\\ found" in result.stderr
     assert "io.loanxai.fairness-gate.override-accepted-by=test\\ suite" in result.stderr
-    assert result.stdout.count("docker.io/loanxai/") == 2
+    assert result.stdout.count("docker.io/loanxai/") == 3 and "console docker.io/loanxai/console:" in result.stdout
 
 
 def test_a_justification_shows_in_the_metadata_and_the_start_up_log(justified, tmp_path):
