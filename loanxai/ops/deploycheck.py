@@ -17,14 +17,24 @@
   (every container with ``LOAN_AUTH=on``, an AuthorizationPolicy per SeldonDeployment letting
   through its service's roles, :mod:`loanxai.core.roles`, and without a token only probes and
   metrics; the token kept on the request for the services to check again), and the sampling key
-  (every container reads ``LOAN_SAMPLING_KEY_FILE`` from the Secret :data:`SAMPLING_KEY_SECRET`).
+  (every container reads ``LOAN_SAMPLING_KEY_FILE`` from the Secret :data:`SAMPLING_KEY_SECRET`),
+  and every variable a container is given being a setting its process reads;
+- the reviewer console's Deployment (:func:`project_problems` too): the console's command in its
+  image of the champion's build, its artifacts listed, one replica, hardened and
+  probed as the services are, the port it listens on declared, probed and targeted by its
+  Service; its NetworkPolicy; the mesh reading a browser's session cookie as well as the bearer
+  header, and its AuthorizationPolicy letting through exactly what the console takes
+  (:data:`CONSOLE_REQUESTS`, every role and no token, evaluated as Istio matches methods, paths
+  and the role claim).
 
 Each function returns a list of problems (empty: all good).
 """
 from __future__ import annotations
 
+import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,11 +43,21 @@ import yaml
 from jsonschema import Draft7Validator
 
 from loanxai.artifacts import DEPLOY_DIR, SHARED_DIR
-from loanxai.config import CHALLENGER, CHAMPION, ServiceSettings
-from loanxai.core.roles import DECIDE_ROLES, EXPLAIN_ROLES
+from loanxai.config import (
+    CHALLENGER,
+    CHAMPION,
+    SELDON_VARIABLES,
+    ReviewSettings,
+    ServerSettings,
+    ServiceSettings,
+    ToolSettings,
+)
+from loanxai.console.api import REVIEWS_PATH
+from loanxai.console.session import PAGE_ROLES, SESSION_COOKIE
+from loanxai.core.roles import CONTEST_ROLES, DECIDE_ROLES, EXPLAIN_ROLES, READ_REVIEW_ROLES, REVIEW_ROLES, ROLES
 
-__all__ = ["CRD_FILES", "CRD_PATH", "MODEL_ROLE_POD_LABEL", "SAMPLING_KEY_SECRET", "crd_schema", "explainer_timeout_ms",
-           "project_problems", "render", "schema_problems"]
+__all__ = ["CONSOLE_REQUESTS", "CRD_FILES", "CRD_PATH", "MODEL_ROLE_POD_LABEL", "SAMPLING_KEY_SECRET", "crd_schema",
+           "explainer_timeout_ms", "project_problems", "render", "schema_problems"]
 
 CRD_PATH = SHARED_DIR / "seldon-core-v1.17.1" / "seldondeployment-crd.yaml"
 PROMETHEUS_OPERATOR_DIR = SHARED_DIR / "prometheus-operator-v0.93.0"
@@ -78,6 +98,33 @@ TIMEOUT_ANNOTATIONS = {"seldon.io/rest-timeout", "seldon.io/grpc-timeout"}
 IGNORED_TIMEOUT_ANNOTATIONS = {"seldon.io/rest-read-timeout", "seldon.io/rest-connection-timeout"}
 #: the classifier pods' label the PodMonitor copies onto their series as ``model_role``
 MODEL_ROLE_POD_LABEL = "loanxai.io/model-role"
+#: the label naming the pods of our other workloads (the console, the record's database)
+APP_LABEL = "app.kubernetes.io/name"
+#: the variables the services' processes read: a variable they do not read is ignored, so a misspelled one goes unnoticed
+SERVICE_VARIABLES = frozenset({f.metadata["setting"].env for cls in (ServiceSettings, ServerSettings) for f in fields(cls)}
+                              | {name for name, _, _ in SELDON_VARIABLES})
+#: the variables the console's process reads (python -m loanxai.console; the notices' letterhead: ToolSettings)
+CONSOLE_VARIABLES = frozenset({f.metadata["setting"].env
+                               for cls in (ServiceSettings, ServerSettings, ReviewSettings, ToolSettings) for f in fields(cls)})
+#: what our one Deployment runs: the reviewer console
+CONSOLE_COMMAND = ["python", "-m", "loanxai.console"]
+#: the built image the console runs in (models/console/: the wheel, the champion's artifacts)
+CONSOLE_IMAGE = "console"
+#: where that image holds the champion's artifacts (models/console/Dockerfile: its LOAN_REVIEW_ARTIFACTS)
+IMAGE_ARTIFACTS = "/console/artifacts"
+#: every kind of request the console answers (a path of each), and the roles it takes (None: anyone, with a token
+#: or without: the console checks the login form's token itself); the mesh must let through these and no more
+CONSOLE_REQUESTS: dict[tuple[str, str], frozenset[str] | None] = {
+    ("GET", "/login"): None, ("POST", "/login"): None, ("GET", "/health/ping"): None, ("GET", "/health/status"): None,
+    ("GET", "/"): PAGE_ROLES, ("GET", "/search"): PAGE_ROLES, ("GET", "/decisions"): PAGE_ROLES,
+    ("GET", "/notice"): PAGE_ROLES, ("GET", "/monitoring"): PAGE_ROLES, ("GET", "/models"): PAGE_ROLES,
+    ("GET", "/reviews/7"): PAGE_ROLES, ("POST", "/decisions/explanations"): PAGE_ROLES, ("POST", "/logout"): PAGE_ROLES,
+    ("POST", "/reviews"): REVIEW_ROLES, ("POST", "/reviews/7/corrections"): REVIEW_ROLES,
+    ("POST", "/reviews/7/actions"): REVIEW_ROLES,
+    ("POST", REVIEWS_PATH): CONTEST_ROLES, ("GET", REVIEWS_PATH): REVIEW_ROLES | {"audit"},
+    ("GET", f"{REVIEWS_PATH}/7"): READ_REVIEW_ROLES, ("POST", f"{REVIEWS_PATH}/7/corrections"): CONTEST_ROLES,
+    ("POST", f"{REVIEWS_PATH}/7/actions"): REVIEW_ROLES, ("DELETE", f"{REVIEWS_PATH}/7"): frozenset(),
+}
 
 
 def render(deploy_dir: Path = DEPLOY_DIR) -> list[dict[str, Any]]:
@@ -159,8 +206,14 @@ def project_problems(documents: list[dict[str, Any]], images: dict[str, str],
                 problems += _scrape_problems(name, component.get("metadata", {}).get("annotations", {}))
             for container_name, container in containers.items():
                 problems += _container_problems(name, container_name, container, built, services, namespace)
+                problems += _variable_problems(f"{name}: container {container_name!r}", container, SERVICE_VARIABLES)
+    explainers = {f"{d['metadata']['name']}-{p['name']}" for d in deployments for p in d["spec"]["predictors"]
+                  if any(c["name"] == "explainer" for s in p.get("componentSpecs", []) for c in s["spec"]["containers"])}
+    problems += _console_problems(documents, images, explainers, namespace)
+    problems += _service_problems(documents)
     problems += _network_policy_problems(documents, deployments)
     problems += _auth_problems(documents, deployments)
+    problems += _console_auth_problems(documents)
     return problems
 
 
@@ -251,6 +304,79 @@ def _container_problems(deployment: str, name: str, container: dict, images: dic
     return problems
 
 
+def _variable_problems(where: str, container: dict[str, Any], read: frozenset[str]) -> list[str]:
+    return [f"{where}: {v['name']} is not a setting its process reads (misspelled?)"
+            for v in container.get("env", []) if v["name"] not in read]
+
+
+def _console_problems(documents: list[dict[str, Any]], images: dict[str, str], explainers: set[str],
+                      namespace: str) -> list[str]:
+    """Our Deployments: the reviewer console, as hardened and probed as the services, calling the explainer's
+    executor Service (one of ``explainers`` in ``namespace``)."""
+    problems = []
+    for deployment in _deployments(documents):
+        name = _name(deployment)
+        pod = deployment["spec"]["template"]["spec"]
+        problems += _pod_problems(name, pod)
+        if deployment["spec"].get("replicas", 1) != 1:
+            problems.append(f"{name}: replicas must be 1 (each console process signs its forms' CSRF tokens with a key "
+                            "of its own: another replica would refuse them)")
+        for container in pod["containers"]:
+            where = f"{name}: container {container['name']!r}"
+            command = container.get("command", [])
+            if command[:len(CONSOLE_COMMAND)] != CONSOLE_COMMAND:
+                runs = " ".join(command) or "its image's command"
+                problems.append(f"{where}: runs {runs}, not the console ({' '.join(CONSOLE_COMMAND)})")
+                continue
+            built = {container["name"]: images[CONSOLE_IMAGE]} if CONSOLE_IMAGE in images else {}
+            problems += _container_problems(name, container["name"], container, built, set(), "")
+            problems += _variable_problems(where, container, CONSOLE_VARIABLES)
+            problems += _console_port_problems(where, container)
+            explainer = urlsplit(_env(container).get("LOAN_REVIEW_EXPLAINER_URL") or "")
+            host = (explainer.hostname or "").split(".")
+            if explainer.hostname and (host[0] not in explainers or (host[1:2] or [namespace]) != [namespace]
+                                       or explainer.port != EXECUTOR_REST_PORT or explainer.path.strip("/")):
+                problems.append(f"{where}: LOAN_REVIEW_EXPLAINER_URL {explainer.geturl()!r} is not the base URL of an "
+                                f"explainer's executor Service ({', '.join(sorted(explainers))}.{namespace}:"
+                                f"{EXECUTOR_REST_PORT})")
+            listed = [folder.strip() for folder in (_env(container).get("LOAN_REVIEW_ARTIFACTS") or IMAGE_ARTIFACTS).split(",")]
+            if IMAGE_ARTIFACTS not in listed:
+                problems.append(f"{where}: LOAN_REVIEW_ARTIFACTS must list {IMAGE_ARTIFACTS}, the artifacts of the "
+                                "champion its image holds")
+    return problems
+
+
+def _console_port_problems(where: str, container: dict[str, Any]) -> list[str]:
+    """The console listens where its ports and probes say."""
+    command = container["command"]
+    given = command[command.index("--port") + 1] if "--port" in command else _env(container).get("LOAN_CONSOLE_PORT")
+    port = int(given or ReviewSettings().console_port)
+    declared = {p["containerPort"]: p.get("name") for p in container.get("ports", [])}
+    if port not in declared:
+        return [f"{where}: listens on {port} (--port), a port it does not declare"]
+    return [f"{where}: {probe} must reach the port it listens on ({port})" for probe in ("readinessProbe", "livenessProbe")
+            if container.get(probe, {}).get("httpGet", {}).get("port") not in (port, declared[port])]
+
+
+def _service_problems(documents: list[dict[str, Any]]) -> list[str]:
+    """Each Service of ours selects the pods of one workload, on ports its containers declare."""
+    templates = {_name(d): d["spec"]["template"] for d in documents if d.get("kind") in ("Deployment", "StatefulSet")}
+    problems = []
+    for service in (d for d in documents if d.get("kind") == "Service"):
+        selector = service["spec"].get("selector") or {}
+        selected = [name for name, template in templates.items() if selector and _selects(selector, template)]
+        if len(selected) != 1:
+            problems.append(f"{_name(service)}: selects the pods of {', '.join(selected) or 'no workload'}; one expected")
+            continue
+        containers = templates[selected[0]]["spec"]["containers"]
+        ports = {value for c in containers for p in c.get("ports", []) for value in (p["containerPort"], p.get("name"))}
+        for port in service["spec"].get("ports", []):
+            if port.get("targetPort", port["port"]) not in ports:
+                problems.append(f"{_name(service)}: port {port['port']} targets {port.get('targetPort', port['port'])!r}, "
+                                f"which no container of {selected[0]} declares")
+    return problems
+
+
 def _pod_problems(deployment: str, pod: dict[str, Any]) -> list[str]:
     security = pod.get("securityContext", {})
     problems = []
@@ -290,25 +416,27 @@ def _classifier_url_problems(where: str, url: str, services: set[str], namespace
 
 def _network_policy_problems(documents: list[dict[str, Any]], deployments: list[dict[str, Any]]) -> list[str]:
     names = {d["metadata"]["name"] for d in deployments}
-    # the decision record's database (deploy/base/records.yaml) is the one other workload
-    stores = {d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name")
-              for d in documents if d.get("kind") == "StatefulSet"}
+    # the other workloads, by their pods' APP_LABEL: the console, the decision record's database (records.yaml)
+    workloads = {d["spec"]["template"]["metadata"]["labels"].get(APP_LABEL): _name(d)
+                 for d in documents if d.get("kind") in ("Deployment", "StatefulSet")}
     problems = []
     covered = set()
     for policy in (d for d in documents if d.get("kind") == "NetworkPolicy"):
         where = f"NetworkPolicy {policy['metadata']['name']}"
         labels = policy["spec"]["podSelector"].get("matchLabels", {})
         selected = labels.get("seldon-deployment-id")
-        covered.add(selected)
-        if selected not in names and labels.get("app.kubernetes.io/name") not in stores:
-            problems.append(f"{where}: selects no SeldonDeployment or StatefulSet ({selected!r})")
+        covered |= {selected, labels.get(APP_LABEL)}
+        if selected not in names and labels.get(APP_LABEL) not in workloads:
+            problems.append(f"{where}: selects no SeldonDeployment, Deployment or StatefulSet ({selected!r})")
         for rule in policy["spec"].get("ingress", []):
             ports = {port.get("port") for port in rule.get("ports", [])}
             peers = rule.get("from", [])
             for peer in peers:
-                caller = peer.get("podSelector", {}).get("matchLabels", {}).get("seldon-deployment-id")
-                if caller is not None and caller not in names:
-                    problems.append(f"{where}: admits unknown caller {caller!r}")
+                caller = peer.get("podSelector", {}).get("matchLabels", {})
+                if "seldon-deployment-id" in caller and caller["seldon-deployment-id"] not in names:
+                    problems.append(f"{where}: admits unknown caller {caller['seldon-deployment-id']!r}")
+                if APP_LABEL in caller and caller[APP_LABEL] not in workloads:
+                    problems.append(f"{where}: admits unknown caller {caller[APP_LABEL]!r}")
             monitoring_only = peers and all(
                 peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
                 == MONITORING_NAMESPACE
@@ -325,6 +453,8 @@ def _network_policy_problems(documents: list[dict[str, Any]], deployments: list[
                                 f"numbers them {METRICS_PORT}, {METRICS_PORT + 1}, ... per container)")
     for name in sorted(names - covered):
         problems.append(f"SeldonDeployment {name}: no NetworkPolicy selects its pods")
+    for app in sorted(set(workloads) - covered):
+        problems.append(f"{workloads[app]}: no NetworkPolicy selects its pods")
     return problems
 
 
@@ -374,6 +504,86 @@ def _auth_problems(documents: list[dict[str, Any]], deployments: list[dict[str, 
     return problems
 
 
+def _console_auth_problems(documents: list[dict[str, Any]]) -> list[str]:
+    """The console checks tokens, the mesh reads them where the console does (the bearer header, a browser's
+    session cookie) and lets through exactly what the console takes (:data:`CONSOLE_REQUESTS`)."""
+    problems = []
+    claim = f"request.auth.claims[{ServiceSettings().auth_roles_claim}]"
+    for deployment in _deployments(documents):
+        name, template = _name(deployment), deployment["spec"]["template"]
+        for container in template["spec"]["containers"]:
+            if _env(container).get("LOAN_AUTH") != "on":
+                problems.append(f"{name}: container {container['name']!r} must set LOAN_AUTH=on")
+        rules = [rule for authentication in _selecting(documents, "RequestAuthentication", template)
+                 for rule in authentication["spec"].get("jwtRules", [])]
+        if not any(_reads_bearer_header(rule) for rule in rules):
+            problems.append(f"{name}: no RequestAuthentication reads the Authorization header for its pods")
+        if not any(SESSION_COOKIE in rule.get("fromCookies", []) for rule in rules):
+            problems.append(f"{name}: no RequestAuthentication reads the session cookie {SESSION_COOKIE} for its pods "
+                            "(a browser's session would reach them with no role)")
+        policies = _selecting(documents, "AuthorizationPolicy", template)
+        if not policies:
+            problems.append(f"{name}: no AuthorizationPolicy selects its pods")
+        for policy in policies:
+            if policy["spec"].get("action", "ALLOW") != "ALLOW":
+                problems.append(f"{_name(policy)}: the action must be ALLOW (everything not allowed is refused)")
+        for (method, path), roles in CONSOLE_REQUESTS.items():
+            for role in (*ROLES, None):
+                allowed, taken = _allows(policies, method, path, role, claim), roles is None or role in roles
+                if allowed != taken:
+                    who = f"role {role}" if role else "a caller without a token"
+                    problems.append(f"{name}: the mesh {'lets through' if allowed else 'refuses'} {method} {path} from "
+                                    f"{who}, which the console {'refuses' if allowed else 'takes'}")
+    return problems
+
+
+def _selecting(documents: list[dict[str, Any]], kind: str, template: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Istio objects of ``kind`` applying to the pods of ``template`` (no selector: the whole namespace)."""
+    return [d for d in documents if d.get("kind") == kind
+            and _selects(d["spec"].get("selector", {}).get("matchLabels", {}), template)]
+
+
+def _selects(labels: dict[str, str], template: dict[str, Any]) -> bool:
+    return labels.items() <= template["metadata"].get("labels", {}).items()
+
+
+def _reads_bearer_header(rule: dict[str, Any]) -> bool:
+    """Whether a jwtRule reads ``Authorization: Bearer``: Istio's default when it names no place to read."""
+    if not any(rule.get(place) for place in ("fromHeaders", "fromParams", "fromCookies")):
+        return True
+    return any(h["name"].lower() == "authorization" and h.get("prefix") == "Bearer " for h in rule.get("fromHeaders", []))
+
+
+def _allows(policies: Iterable[dict[str, Any]], method: str, path: str, role: str | None, claim: str) -> bool:
+    """Whether Istio's ALLOW ``policies`` let ``method path`` through from a token of ``role`` (None: no token).
+    Sources, negations and conditions on other keys are taken as met: the check errs on letting through."""
+    for rule in (rule for policy in policies for rule in policy["spec"].get("rules", [])):
+        roles_met = all(role in condition.get("values", []) for condition in rule.get("when", [])
+                        if condition["key"] == claim)
+        operations = [target.get("operation", {}) for target in rule.get("to", [])]
+        if roles_met and (not operations or any(_operation_matches(o, method, path) for o in operations)):
+            return True
+    return False
+
+
+def _operation_matches(operation: dict[str, Any], method: str, path: str) -> bool:
+    return (not operation.get("methods") or method in operation["methods"]) and (
+        not operation.get("paths") or any(_path_matches(pattern, path) for pattern in operation["paths"]))
+
+
+def _path_matches(pattern: str, path: str) -> bool:
+    """Istio's path match: exact, a prefix (``/a*``), a suffix (``*/a``), any (``*``), or a template
+    (Istio 1.22: ``{*}`` one segment, ``{**}`` any number)."""
+    if "{" in pattern:
+        template = re.escape(pattern).replace(re.escape("{**}"), ".*").replace(re.escape("{*}"), "[^/]+")
+        return re.fullmatch(template, path) is not None
+    if pattern.endswith("*"):
+        return path.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return path.endswith(pattern[1:])
+    return path == pattern
+
+
 def _sampling_key_problems(name: str, pod: dict[str, Any], container: dict[str, Any]) -> list[str]:
     """A container must read its sampling key from the Secret :data:`SAMPLING_KEY_SECRET`, mounted."""
     key_file = _env(container).get("LOAN_SAMPLING_KEY_FILE")
@@ -399,6 +609,10 @@ def _opened(rule: dict[str, Any]) -> set[str]:
 
 def _seldon_deployments(documents: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     return (d for d in documents if d.get("kind") == "SeldonDeployment")
+
+
+def _deployments(documents: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    return (d for d in documents if d.get("kind") == "Deployment")
 
 
 def _graph_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

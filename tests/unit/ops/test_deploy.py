@@ -2,6 +2,7 @@
 import copy
 import re
 import subprocess
+import sys
 from importlib import metadata
 
 import pytest
@@ -29,7 +30,8 @@ def schema():
 def images_of(tag):
     """container name -> image reference, as scripts/build-images.sh tags it (python -m loanxai.images)."""
     references = image_references(tag)
-    return {"classifier": "docker.io/" + references["loanclassifier"], "explainer": "docker.io/" + references["explainer"]}
+    return {"classifier": "docker.io/" + references["loanclassifier"], "explainer": "docker.io/" + references["explainer"],
+            "console": "docker.io/" + references["console"]}
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +53,15 @@ def seldon_deployment(documents, name):
 
 def test_kustomization_renders_every_resource(documents):
     assert sorted((d["kind"], d["metadata"]["name"]) for d in documents) == [
-        ("AuthorizationPolicy", "loan-classifier-callers"), ("AuthorizationPolicy", "loan-explainer-callers"),
-        ("ConfigMap", "loan-auth"), ("Namespace", "loan"), ("NetworkPolicy", "loan-classifier-callers"),
+        ("AuthorizationPolicy", "loan-classifier-callers"), ("AuthorizationPolicy", "loan-console-callers"),
+        ("AuthorizationPolicy", "loan-explainer-callers"),
+        ("ConfigMap", "loan-auth"), ("Deployment", "loan-console"), ("Namespace", "loan"),
+        ("NetworkPolicy", "loan-classifier-callers"), ("NetworkPolicy", "loan-console-callers"),
         ("NetworkPolicy", "loan-explainer-callers"), ("NetworkPolicy", "loan-records-callers"),
-        ("RequestAuthentication", "loan-callers"), ("Secret", "loan-explainer-token"), ("Secret", "loan-records"),
-            ("Secret", "loan-sampling-key"),
-        ("SeldonDeployment", "loan-classifier"), ("SeldonDeployment", "loan-explainer"), ("Service", "loan-records"),
-        ("StatefulSet", "loan-records")]
+        ("RequestAuthentication", "loan-callers"), ("RequestAuthentication", "loan-console-sessions"),
+        ("Secret", "loan-explainer-token"), ("Secret", "loan-records"), ("Secret", "loan-sampling-key"),
+        ("SeldonDeployment", "loan-classifier"), ("SeldonDeployment", "loan-explainer"), ("Service", "loan-console"),
+        ("Service", "loan-records"), ("StatefulSet", "loan-records")]
     assert all(d["metadata"].get("namespace") == "loan" for d in documents if d["kind"] != "Namespace")
     assert all(d["apiVersion"] == "machinelearning.seldon.io/v1" for d in documents if d["kind"] == "SeldonDeployment")
 
@@ -94,6 +98,8 @@ def test_core_kinds_validate_strictly(documents, tmp_path):
     assert "passed for resource namespace/loan" in result.stdout
     assert "passed for resource networkpolicy/loan-classifier-callers" in result.stdout
     assert "passed for resource statefulset/loan-records" in result.stdout
+    assert "passed for resource deployment/loan-console" in result.stdout
+    assert "passed for resource service/loan-console" in result.stdout
 
 
 def test_the_classifier_records_to_the_database_the_deployment_holds(documents):
@@ -116,6 +122,44 @@ def test_the_classifier_records_to_the_database_the_deployment_holds(documents):
     assert url.password == secret["stringData"]["password"]
 
 
+def test_the_console_reads_the_classifiers_record_and_its_images_artifacts(documents):
+    [deployment] = [d for d in documents if d["kind"] == "Deployment"]
+    env = {v["name"]: v for v in console(deployment)["env"]}
+    classifier = {v["name"]: v for v in container(seldon_deployment(documents, "loan-classifier"))["env"]}
+    assert env["LOAN_RECORDS_URL"] == classifier["LOAN_RECORDS_URL"]
+    dockerfile = (ROOT / "models" / "console" / "Dockerfile").read_text()
+    assert f"LOAN_REVIEW_ARTIFACTS={deploycheck.IMAGE_ARTIFACTS} " in dockerfile
+    assert env["LOAN_REVIEW_ARTIFACTS"]["value"] == deploycheck.IMAGE_ARTIFACTS
+
+
+#: what the console's process imports before it serves: its command, then gunicorn's server
+CONSOLE_IMPORTS = """
+import importlib.abc, importlib.metadata, importlib.util, pathlib, re, runpy, sys
+locked = set(sys.argv[1].split(","))
+installed = importlib.metadata.packages_distributions()
+# what setuptools vendors (pkg_resources, which gunicorn imports, falls back on it)
+vendored = {p.name for p in (pathlib.Path(importlib.util.find_spec("setuptools").origin).parent / "_vendor").iterdir()}
+class LockedOnly(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        top = name.partition(".")[0]
+        found = {re.sub(r"[-_.]+", "-", d).lower() for d in installed.get(top, ())}
+        if found and not found & locked and not (top in vendored and "setuptools" in locked):
+            raise ModuleNotFoundError(f"{name} ({', '.join(sorted(found))}) is not in the image")
+sys.meta_path.insert(0, LockedOnly())
+import loanxai.serving.server.workers
+sys.argv = ["loanxai.console", "--help"]
+runpy.run_module("loanxai.console", run_name="__main__")
+"""
+
+
+def test_the_consoles_image_holds_every_package_the_console_imports():
+    context = {"classifier": "loanclassifier", "explainer": "explainer", "console": "console"}[deploycheck.CONSOLE_IMAGE]
+    lines = (ROOT / "models" / context / "requirements.txt").read_text().splitlines()
+    locked = {re.sub(r"[-_.]+", "-", line.partition("==")[0]).lower() for line in lines if "==" in line} | {"loanxai"}
+    run = subprocess.run([sys.executable, "-c", CONSOLE_IMPORTS, ",".join(sorted(locked))], capture_output=True, text=True)
+    assert run.returncode == 0 and "usage:" in run.stdout, run.stderr[-2000:]
+
+
 def test_a_broken_network_policy_is_rejected_by_kubernetes_validate(documents, tmp_path):
     broken = copy.deepcopy(next(d for d in documents if d["kind"] == "NetworkPolicy"))
     broken["spec"]["ingress"][0]["from"][0]["podSelectr"] = broken["spec"]["ingress"][0]["from"][0].pop("podSelector")
@@ -132,6 +176,8 @@ def test_project_checks_pass(documents, built_images):
 def test_images_are_those_the_build_script_tags(documents, built_images, pinned_tag, artifacts):
     images = {c["name"]: c["image"] for d in documents if d["kind"] == "SeldonDeployment"
               for p in d["spec"]["predictors"] for s in p["componentSpecs"] for c in s["spec"]["containers"]}
+    images |= {c["name"]: c["image"] for d in documents if d["kind"] == "Deployment"
+               for c in d["spec"]["template"]["spec"]["containers"]}
     assert {name: "docker.io/" + image for name, image in images.items()} == built_images
     assert "python\" -m loanxai.images" in (ROOT / "scripts" / "build-images.sh").read_text()
     # the tag the build script gives these artifacts has the pinned one's form: the package's
@@ -172,6 +218,23 @@ def policy_rule(index):
 
 def container(deployment):
     return deployment["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]
+
+
+def console(deployment):
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def console_env(name, value=None, renamed=None):
+    """Change the console's variable ``name``: its value, or its name."""
+    def change(deployment):
+        [variable] = [v for v in console(deployment)["env"] if v["name"] == name]
+        variable.update({"value": value} if renamed is None else {"name": renamed})
+    return change
+
+
+def add_env(name, value):
+    return lambda deployment: container(deployment)["env"].append({"name": name, "value": value})
 
 
 def set_classifier_url(url):
@@ -235,6 +298,63 @@ def set_classifier_url(url):
     ("Namespace/loan", lambda n: n["metadata"].pop("labels"), "label istio-injection must be enabled"),
     ("RequestAuthentication/loan-callers", lambda r: r["spec"]["jwtRules"][0].pop("forwardOriginalToken"),
      "forwardOriginalToken must be true"),
+    # every variable a container gets is a setting its process reads
+    ("loan-explainer", add_env("LOAN_EXPLAIN_BUDGT", "15"), "LOAN_EXPLAIN_BUDGT is not a setting its process reads"),
+    ("loan-classifier", add_env("LOAN_REVIEW_DAYS", "14"), "LOAN_REVIEW_DAYS is not a setting its process reads"),
+    # the reviewer console
+    ("Deployment/loan-console", lambda d: console(d).update(image="loanxai/loanclassifier:0.1.0-64494253d9e0"),
+     "is not the built"),
+    ("Deployment/loan-console", lambda d: console(d).update(command=["loanxai-microservice", "LoanClassifier"]),
+     "runs loanxai-microservice LoanClassifier, not the console"),
+    ("Deployment/loan-console", lambda d: d["spec"].update(replicas=2), "replicas must be 1"),
+    ("Deployment/loan-console", lambda d: console(d)["securityContext"].pop("readOnlyRootFilesystem"),
+     "readOnlyRootFilesystem must be true"),
+    ("Deployment/loan-console", lambda d: console(d)["securityContext"]["capabilities"].update(drop=[]), "must drop ALL"),
+    ("Deployment/loan-console", lambda d: d["spec"]["template"]["spec"]["securityContext"].pop("runAsNonRoot"),
+     "the pod's securityContext.runAsNonRoot must be true"),
+    ("Deployment/loan-console", lambda d: console(d)["livenessProbe"]["httpGet"].update(path="/"),
+     "livenessProbe must GET /health/ping"),
+    ("Deployment/loan-console", lambda d: console(d)["readinessProbe"]["httpGet"].update(port=9000),
+     "readinessProbe must reach the port it listens on (8000)"),
+    ("Deployment/loan-console", lambda d: console(d)["command"].__setitem__(4, "8080"),
+     "listens on 8080 (--port), a port it does not declare"),
+    ("Deployment/loan-console", lambda d: console(d).pop("resources"), "requests and limits are required"),
+    ("Deployment/loan-console", console_env("LOAN_AUTH", "off"), "must set LOAN_AUTH=on"),
+    ("Deployment/loan-console", console_env("LOAN_REVIEW_ARTIFACTS", renamed="LOAN_REVIEW_ARTIFACT"),
+     "LOAN_REVIEW_ARTIFACT is not a setting its process reads"),
+    ("Deployment/loan-console", console_env("LOAN_REVIEW_ARTIFACTS", "models/loanclassifier/artifacts"),
+     "LOAN_REVIEW_ARTIFACTS must list /console/artifacts"),
+    ("Deployment/loan-console", console_env("LOAN_REVIEW_EXPLAINER_URL", "http://loan-classifier-default.loan:8000"),
+     "LOAN_REVIEW_EXPLAINER_URL 'http://loan-classifier-default.loan:8000' is not the base URL of an explainer's"),
+    ("Deployment/loan-console", console_env("LOAN_REVIEW_EXPLAINER_URL", "http://loan-explainer-default.loan:9000"),
+     "is not the base URL of an explainer's executor Service (loan-explainer-default.loan:8000)"),
+    ("Service/loan-console", lambda s: s["spec"]["ports"][0].update(targetPort=9000),
+     "targets 9000, which no container of Deployment loan-console declares"),
+    ("Service/loan-console", lambda s: s["spec"]["selector"].update({"app.kubernetes.io/name": "loan-consol"}),
+     "Service loan-console: selects the pods of no workload"),
+    ("NetworkPolicy/loan-console-callers", lambda p: p["spec"]["podSelector"]["matchLabels"].update(
+        {"app.kubernetes.io/name": "loan-consol"}), "Deployment loan-console: no NetworkPolicy selects its pods"),
+    ("NetworkPolicy/loan-records-callers", lambda p: p["spec"]["ingress"][0]["from"][2]["podSelector"]["matchLabels"].update(
+        {"app.kubernetes.io/name": "loan-consol"}), "admits unknown caller 'loan-consol'"),
+    ("RequestAuthentication/loan-console-sessions", lambda r: r["spec"]["jwtRules"][0].pop("fromCookies"),
+     "no RequestAuthentication reads the session cookie loanxai_session"),
+    ("RequestAuthentication/loan-callers", lambda r: r["spec"]["jwtRules"][0].update(fromCookies=["loanxai_session"]),
+     "no RequestAuthentication reads the Authorization header"),
+    ("AuthorizationPolicy/loan-console-callers", lambda p: p["spec"]["rules"][2]["when"][0]["values"].append("audit"),
+     "the mesh lets through POST /api/v1/reviews from role audit, which the console refuses"),
+    ("AuthorizationPolicy/loan-console-callers", lambda p: p["spec"]["rules"][2]["to"].pop(1),
+     "the mesh refuses GET /api/v1/reviews/7 from role decide, which the console takes"),
+    ("AuthorizationPolicy/loan-console-callers", lambda p: p["spec"]["rules"][0]["to"][0]["operation"]["methods"].append(
+        "DELETE"), "the mesh lets through DELETE /api/v1/reviews/7 from role review, which the console refuses"),
+    ("AuthorizationPolicy/loan-console-callers", lambda p: p["spec"]["rules"][3]["to"][0]["operation"].pop("paths"),
+     "the mesh lets through POST /reviews from a caller without a token, which the console refuses"),
+    ("AuthorizationPolicy/loan-console-callers", lambda p: p["spec"]["rules"][3]["to"].pop(0),
+     "the mesh refuses POST /login from a caller without a token, which the console takes"),
+    ("AuthorizationPolicy/loan-console-callers", lambda p: p["spec"]["rules"][0]["to"][1]["operation"]["paths"].remove(
+        "/decisions/explanations"), "the mesh refuses POST /decisions/explanations from role audit, which the console takes"),
+    ("AuthorizationPolicy/loan-console-callers", lambda p: p["spec"].update(action="DENY"), "must be ALLOW"),
+    ("AuthorizationPolicy/loan-console-callers", lambda p: p["spec"]["selector"]["matchLabels"].update(
+        {"app.kubernetes.io/name": "console"}), "Deployment loan-console: no AuthorizationPolicy selects its pods"),
 ])
 
 def test_each_project_check_can_fail(documents, built_images, name, change, problem):
@@ -272,16 +392,21 @@ def test_a_broken_istio_object_is_rejected_by_its_crd(documents, kind, change, w
 
 def test_the_mesh_and_the_services_read_one_issuer_audience_and_key_set(documents):
     [config] = [d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "loan-auth"]
-    [authentication] = [d for d in documents if d["kind"] == "RequestAuthentication"]
-    [rule] = authentication["spec"]["jwtRules"]
-    assert (rule["issuer"], rule["audiences"], rule["jwks"]) == (
-        config["data"]["issuer"], [config["data"]["audience"]], config["data"]["jwks.json"])
-    for deployment in (d for d in documents if d["kind"] == "SeldonDeployment"):
-        env = {v["name"]: v for v in container(deployment)["env"]}
+    authentications = [d for d in documents if d["kind"] == "RequestAuthentication"]
+    assert {a["metadata"]["name"] for a in authentications} == {"loan-callers", "loan-console-sessions"}
+    for authentication in authentications:
+        [rule] = authentication["spec"]["jwtRules"]
+        assert (rule["issuer"], rule["audiences"], rule["jwks"]) == (
+            config["data"]["issuer"], [config["data"]["audience"]], config["data"]["jwks.json"])
+    pods = [(container(d), d["spec"]["predictors"][0]["componentSpecs"][0]["spec"])
+            for d in documents if d["kind"] == "SeldonDeployment"]
+    [deployment] = [d for d in documents if d["kind"] == "Deployment"]
+    for served, pod in [*pods, (console(deployment), deployment["spec"]["template"]["spec"])]:
+        env = {v["name"]: v for v in served["env"]}
         assert env["LOAN_AUTH_ISSUER"]["valueFrom"]["configMapKeyRef"] == {"name": "loan-auth", "key": "issuer"}
         assert env["LOAN_AUTH_AUDIENCE"]["valueFrom"]["configMapKeyRef"] == {"name": "loan-auth", "key": "audience"}
-        mounts = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
-        volumes = {v["name"]: v for v in deployment["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in served["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
         folder, _, file = env["LOAN_AUTH_KEYS"]["value"].rpartition("/")
         assert volumes[mounts[folder]]["configMap"]["name"] == "loan-auth" and file == "jwks.json"
     explainer = container(seldon_deployment(documents, "loan-explainer"))
