@@ -259,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     mirror = Mirror(args.classifier_port, classifier.url, challenger.url) if challenger else None
     classifier_url = mirror.url if mirror else classifier.url
     # the reviewer console reads the record the classifier migrates: it starts once the classifier is ready
-    console = None if args.demo or args.replay else console_service(args.console_port, sampling)
+    # and asks this run's explainer for the anchors and recourse its users ask for
+    console = None if args.demo or args.replay else console_service(
+        args.console_port, {"LOAN_REVIEW_EXPLAINER_URL": os.environ.get("LOAN_REVIEW_EXPLAINER_URL") or explainer.url})
     services = (classifier, explainer, *([challenger] if challenger else []))
     # Ctrl-C and SIGTERM stop both services, whatever this process inherited (a shell's `&`
     # makes it ignore Ctrl-C); a second signal while stopping kills them at once. The services
