@@ -4,9 +4,10 @@ The control plane is :class:`loanxai.ops.cluster.LocalCluster`: etcd, kube-apise
 Seldon Core's operator (v1.16.0: v1.17.1 is not served by the Go module proxy here) built from
 source, the SeldonDeployment CRD as v1.17.1 ships it. The tests apply ``deploy/`` and
 ``deploy/challenger/`` as a platform engineer does (``kubectl apply --server-side -k``), check the
-server kept every field, let the operator make its Deployments and Services, and check them
-against what the manifests and ``deploycheck`` assume. Selectors are evaluated by the API server
-itself, on pods made from the operator's pod templates (nothing runs them: there is no kubelet).
+server kept every field, let the operator make its Deployments and Services, and check them and
+the reviewer console's own Deployment and Service against what the manifests and ``deploycheck``
+assume. Selectors are evaluated by the API server itself, on pods made from the pod templates
+(nothing runs them: there is no kubelet).
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from loanxai.ops.images import pin_tag
 NAMESPACE = "loan"
 #: the operator's names for what it makes of a predictor: the executor's Service and each container's Deployment
 CLASSIFIER, EXPLAINER = "loan-classifier", "loan-explainer"
+#: the reviewer console's Deployment and Service (ours, not the operator's), and the pod made here from its template
+CONSOLE = CONSOLE_POD = "loan-console"
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +175,16 @@ def reconciled(cluster, applied):
     return {where: wait_for(cluster, "deployment", name) for where, name in GENERATED.items()}
 
 
+#: every Deployment running our containers: the operator's, and the console's, by (workload, predictor, container)
+WORKLOADS = [*GENERATED, (CONSOLE, None, "console")]
+
+
+@pytest.fixture(scope="module")
+def deployments(cluster, reconciled):
+    """Every Deployment of :data:`WORKLOADS` as the server holds it."""
+    return {**reconciled, (CONSOLE, None, "console"): wait_for(cluster, "deployment", CONSOLE)}
+
+
 def predictor(applied, deployment: str, name: str) -> dict:
     return next(p for p in seldon_deployment(applied, deployment)["spec"]["predictors"] if p["name"] == name)
 
@@ -202,11 +215,11 @@ def test_the_operator_keeps_our_containers_as_written(applied, reconciled, where
     assert not dropped(component["metadata"], pod["metadata"])
 
 
-@pytest.mark.parametrize("where", list(GENERATED))
-def test_our_containers_run_hardened_whatever_the_operator_does_to_the_pod(reconciled, where):
+@pytest.mark.parametrize("where", WORKLOADS, ids=["-".join(part for part in where if part) for where in WORKLOADS])
+def test_our_containers_run_hardened_whatever_the_operator_does_to_the_pod(deployments, where):
     # operator v1.16 replaces the pod's securityContext with its own default (empty here); v1.17 keeps ours
     # (seldon-core #4742): so the containers carry what matters themselves, and the container's wins
-    pod = reconciled[where]["spec"]["template"]["spec"]
+    pod = deployments[where]["spec"]["template"]["spec"]
     container = containers({"spec": pod})[where[2]]
     effective = {**(pod.get("securityContext") or {}), **container["securityContext"]}
     assert effective["runAsNonRoot"] is True and effective["runAsUser"] == 8888
@@ -277,9 +290,9 @@ def selector_string(selector: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def pods(cluster, reconciled):
-    """One pod per workload, made from its template (the operator's Deployments, the record's StatefulSet)."""
-    templates = {d["metadata"]["name"]: d["spec"]["template"] for d in reconciled.values()}
+def pods(cluster, deployments):
+    """One pod per workload, made from its template (the operator's Deployments, the console's, the record's StatefulSet)."""
+    templates = {d["metadata"]["name"]: d["spec"]["template"] for d in deployments.values()}
     records = get(cluster, "statefulset", "loan-records")
     templates["loan-records-0"] = template = copy.deepcopy(records["spec"]["template"])
     template["spec"].setdefault("volumes", []).extend(  # as the StatefulSet controller adds its claims
@@ -322,8 +335,9 @@ def test_each_network_policy_selects_exactly_its_pods_and_callers(cluster, appli
     policies = by_kind(applied, "NetworkPolicy")
     expected = {
         "loan-classifier-callers": (CLASSIFIER_PODS, [(EXPLAINER_PODS, {"istio-system"}), (set(), {"monitoring"})]),
-        "loan-explainer-callers": (EXPLAINER_PODS, [(set(), {"istio-system"}), (set(), {"monitoring"})]),
-        "loan-records-callers": ({"loan-records-0"}, [(CLASSIFIER_PODS | EXPLAINER_PODS, set())]),
+        "loan-explainer-callers": (EXPLAINER_PODS, [({CONSOLE_POD}, {"istio-system"}), (set(), {"monitoring"})]),
+        "loan-console-callers": ({CONSOLE_POD}, [(set(), {"istio-system"})]),
+        "loan-records-callers": ({"loan-records-0"}, [(CLASSIFIER_PODS | EXPLAINER_PODS | {CONSOLE_POD}, set())]),
     }
     assert set(policies) == set(expected)
     for name, (targets, rules) in expected.items():
@@ -335,6 +349,11 @@ def test_each_network_policy_selects_exactly_its_pods_and_callers(cluster, appli
             from_namespaces = set().union(*(namespaces_selected(cluster, peer["namespaceSelector"])
                                             for peer in rule["from"] if "namespaceSelector" in peer))
             assert (from_pods, from_namespaces) == (callers, namespaces), name
+            if namespaces == {"istio-system"}:  # the ports the gateway reaches: each served by every selected pod
+                for pod_name in targets:
+                    served = {value for container in pods[pod_name]["spec"]["containers"]
+                              for port in container.get("ports", []) for value in (port["containerPort"], port.get("name"))}
+                    assert {port["port"] for port in rule["ports"]} <= served, (name, pod_name)
             if namespaces == {"monitoring"}:  # every metrics port of the selected pods, whatever number it got
                 admitted = {port["port"] for port in rule["ports"]}
                 for pod_name in targets:
@@ -348,6 +367,29 @@ def test_each_authorization_policy_selects_exactly_its_service(cluster, applied,
     policies = by_kind(applied, "AuthorizationPolicy")
     assert pods_selected(cluster, policies["loan-classifier-callers"]["spec"]["selector"]) == CLASSIFIER_PODS
     assert pods_selected(cluster, policies["loan-explainer-callers"]["spec"]["selector"]) == EXPLAINER_PODS
+    assert pods_selected(cluster, policies["loan-console-callers"]["spec"]["selector"]) == {CONSOLE_POD}
+    # the console's sidecar reads a session's cookie as well as the namespace's bearer header
+    authentications = by_kind(applied, "RequestAuthentication")
+    assert "selector" not in authentications["loan-callers"]["spec"]
+    assert pods_selected(cluster, authentications["loan-console-sessions"]["spec"]["selector"]) == {CONSOLE_POD}
+
+
+def test_the_consoles_service_leads_to_its_pod_on_the_port_it_listens_on(cluster, applied, reconciled, pods):
+    service = wait_for(cluster, "service", CONSOLE)
+    assert pods_selected(cluster, service["spec"]["selector"]) == {CONSOLE_POD}
+    [container] = pods[CONSOLE_POD]["spec"]["containers"]
+    command = container["command"]
+    listens = int(command[command.index("--port") + 1])
+    by_name = {port["name"]: port["containerPort"] for port in container["ports"] if "name" in port}
+    [port] = service["spec"]["ports"]
+    assert by_name.get(port["targetPort"], port["targetPort"]) == listens
+    for probe in ("readinessProbe", "livenessProbe"):
+        target = container[probe]["httpGet"]["port"]
+        assert by_name.get(target, target) == listens, probe
+    # the console's image of the champion's build (the same tag): its artifacts are the ones the console lists
+    champion = containers(reconciled[(CLASSIFIER, "default", "classifier")]["spec"]["template"])["classifier"]
+    assert container["image"] == "loanxai/console:" + champion["image"].rpartition(":")[2]
+    assert {v["name"]: v.get("value") for v in container["env"]}["LOAN_REVIEW_ARTIFACTS"] == deploycheck.IMAGE_ARTIFACTS
 
 
 def test_the_pod_monitor_scrapes_every_service_pod_on_its_metrics_ports(cluster, applied, reconciled, pods):
@@ -397,3 +439,6 @@ def test_a_promotion_moves_the_deployments_image(cluster, deploy, reconciled):
         time.sleep(0.5)
     shadow = get(cluster, "deployment", GENERATED[(CLASSIFIER, "challenger", "classifier")])
     assert containers(shadow["spec"]["template"])["classifier"]["image"] == champion_before
+    # the console follows the champion: its image of the new champion's build holds the new champion's artifacts
+    console = get(cluster, "deployment", CONSOLE)
+    assert containers(console["spec"]["template"])["console"]["image"] == f"loanxai/console:{CHALLENGER_TAG}"
