@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build both images, load them into the kind cluster, apply deploy/ with a key pair of its own for
-# the callers' tokens (.run/kind-auth), and wait until the decision record's database is ready and
-# both SeldonDeployments are Available. Idempotent.
+# the callers' tokens (.run/kind-auth), and wait until the decision record's database is ready,
+# both SeldonDeployments are Available and the reviewer console is ready. Idempotent.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -35,7 +35,8 @@ kubectl apply -k "$root/deploy"
 # who may call what (deploy/base/auth.yaml): on kind a key pair made here stands in for the lender's
 # identity provider; its JWKS and issuer replace the placeholders, the explainer gets its token
 # (role decide, valid a day: LOAN_AUTH_MAX_LIFETIME; make deploy again renews it), both services
-# the sampling key they share, and the pods that started with the placeholders start again
+# the sampling key they share, and the pods that started with the placeholders start again (the
+# console reads the same ConfigMap; both RequestAuthentications get the JWKS and the issuer)
 auth=$KIND_AUTH_DIR
 python=${LOANXAI_PYTHON:-$root/.venv/bin/python}
 [ -f "$auth/signing-key.pem" ] || "$python" -m loanxai.tokens keys --out "$auth" >/dev/null
@@ -51,7 +52,9 @@ kubectl -n loan create secret generic loan-sampling-key --from-file=key="$auth/s
 patch=$("$python" -c 'import json, sys; print(json.dumps([
     {"op": "replace", "path": "/spec/jwtRules/0/issuer", "value": sys.argv[1]},
     {"op": "replace", "path": "/spec/jwtRules/0/jwks", "value": open(sys.argv[2]).read()}]))' "$KIND_ISSUER" "$auth/jwks.json")
-kubectl -n loan patch requestauthentication loan-callers --type=json -p "$patch"
+for authentication in loan-callers loan-console-sessions; do
+  kubectl -n loan patch requestauthentication "$authentication" --type=json -p "$patch"
+done
 kubectl -n loan delete pod -l 'seldon-deployment-id in (loan-classifier,loan-explainer)' --wait=false
 # the classifier migrates the record at start-up: its database first (postgres:15-bookworm, pulled by the node)
 echo "waiting for the decision record's database"
@@ -60,4 +63,9 @@ for deployment in loan-classifier loan-explainer; do
   echo "waiting for SeldonDeployment $deployment"
   kubectl -n loan wait "sdep/$deployment" --for=jsonpath='{.status.state}'=Available --timeout=300s
 done
+# the console starts only on a record the classifier has migrated, and reads the keys at start:
+# start it again now rather than wait out its restarts' back-off
+echo "waiting for the reviewer console"
+kubectl -n loan rollout restart deployment/loan-console
+kubectl -n loan rollout status deployment/loan-console --timeout=300s
 echo "deployed: next, make smoke"
