@@ -57,9 +57,9 @@ def test_console_build_context():
     assert 'CMD ["python", "-m", "loanxai.console"]' in dockerfile
     assert "--no-deps -r /tmp/build/requirements.txt" in dockerfile and "pip check" in dockerfile
     assert "COPY artifacts/ ./artifacts/" in dockerfile and "LOAN_REVIEW_ARTIFACTS=/console/artifacts" in dockerfile
-    # WeasyPrint's libraries from Debian, without what they only recommend, the package lists not kept
+    # WeasyPrint's libraries from Debian, without what they only recommend, apt's caches and lists not kept
     assert "--no-install-recommends" in dockerfile and "libpangoft2-1.0-0 fonts-dejavu-core" in dockerfile
-    assert "rm -rf /var/lib/apt/lists/*" in dockerfile
+    assert "apt-get clean && rm -rf /var/lib/apt/lists/*" in dockerfile
     # not a Seldon microservice: no s2i build of it
     assert not (folder / ".s2i").exists()
 
