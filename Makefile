@@ -22,13 +22,13 @@ help:
 	@echo "make figures ARGS=\"--since 2026-03-01\" - the monitoring's figures for a past window, from the record"
 	@echo "make compare CHALLENGER=<artifacts dir> ARGS=\"--since 2026-03-01\" - the challenger's decisions beside the live one's, by group; reports/compare/"
 	@echo "make promote CHALLENGER=<artifacts dir> - the promotion gate on the shadowed decisions, then the image tags swapped in deploy/"
-	@echo "make images - build both images with docker or podman (tag derived from the artifacts)"
+	@echo "make images - build the images (classifier, explainer, reviewer console) with docker or podman (tag derived from the artifacts)"
 	@echo "make kind-up deploy smoke - a kind cluster with Seldon Core, the services on it, a smoke test"
 	@echo "make kind-down - delete the kind cluster"
 	@echo "make cluster-tools - build kube-apiserver, kubectl, etcd and the Seldon operator from source (~10 min once; cached)"
 	@echo "make cluster-up - a local control plane with the Seldon operator (root; CLUSTER_DIR=.run/cluster): prints its KUBECONFIG"
 	@echo "make cluster-down - stop it and remove its network namespace"
-	@echo "make container-smoke - build and run both images with podman here, smoke-test them"
+	@echo "make container-smoke - build and run the images with podman here, smoke-test them (the console's pages and a notice too)"
 	@echo "make container-smoke-s2i - the same with the images s2i builds (scripts/s2i-images.sh)"
 	@echo "make bench  - benchmarks against MLServer (needs wrk: apt-get install wrk); bench/results/"
 	@echo "make reliability - faults, load and hostile input against the real services; bench/results/reliability.json"
@@ -36,7 +36,7 @@ help:
 	@echo "make docs   - build the docs site strictly into build/site (a broken link fails)"
 	@echo "make reference - regenerate the docs' reference tables from the code"
 	@echo "make monitoring-files - regenerate deploy/monitoring/ from the code"
-	@echo "make lock   - regenerate requirements/constraints.txt and each service's requirements.txt"
+	@echo "make lock   - regenerate requirements/constraints.txt and each image's requirements.txt"
 
 venv: $(VENV)/.installed
 
