@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from loanxai.config import CHALLENGER
 from loanxai.errors import DecisionConflict, LoanError, RecordError
 from loanxai.records import migrations
-from loanxai.records.queries import Selection, export, purge, retention_limit, select_decisions
+from loanxai.records.queries import Selection, export, outcomes_of, purge, retention_limit, select_decisions
 from loanxai.records.store import DecisionStore, RequestDecisions, open_store
 from loanxai.records.tables import DECISION_COLUMNS, challenger_decisions, decisions, metadata
 
@@ -89,6 +89,8 @@ def test_a_challengers_decisions_of_the_same_request_are_recorded_apart(url):
                                         ("cccccccccccc", "approved"), ("cccccccccccc", "rejected")]
 
 
+# SQLite cannot reflect an expression index: the groups' GIN index is PostgreSQL's only
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
 def test_the_tables_are_what_the_migrations_make(store):
     with store.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
@@ -155,6 +157,23 @@ def test_selections_and_exports_hold_exactly_the_selected_decisions(store, tmp_p
         assert (pd.to_datetime(frame["decided_at"], utc=True) == pd.Timestamp(day)).all()
     with pytest.raises(RecordError, match=".csv or .parquet"):
         export(store, march, tmp_path / "march.xlsx")
+
+
+def test_a_selection_by_model_holds_that_models_decisions_only(store):
+    old = "0123456789aa"  # replaced by decided()'s model in March
+    store.record(dataclasses.replace(decided("old", 3, at=datetime(2026, 1, 5, tzinfo=UTC)), model_version=old))
+    store.record(dataclasses.replace(decided("old-last", 1, at=datetime(2026, 2, 5, tzinfo=UTC)), model_version=old))
+    store.record(decided("new", 2, at=datetime(2026, 3, 5, tzinfo=UTC)))
+    by_old = Selection(model_version=old)
+    assert [(r["request_id"], r["row"]) for r in select_decisions(store, by_old)] == [
+        ("old", 0), ("old", 1), ("old", 2), ("old-last", 0)]
+    assert [(r["request_id"], r["row"]) for r in select_decisions(store, by_old, limit=2, newest_first=True)] == [
+        ("old-last", 0), ("old", 2)]
+    assert list(select_decisions(store, Selection(model_version="000000000000"))) == []
+    # joined with what attached: the model's first and last decisions are read apart from the outer query's
+    store.attach("old", "outcome", [(1, {"truth": "approved"})], datetime.now(UTC), "the feedback")
+    store.attach("new", "outcome", [(0, {"truth": "approved"})], datetime.now(UTC), "the feedback")
+    assert outcomes_of(store, by_old) == {("old", 1): "approved"}
 
 
 def test_the_purge_deletes_what_is_past_retention_and_nothing_else(store, url):
