@@ -17,6 +17,7 @@ databases in turn so that all meet the same machine; every answer is checked (20
 rows it should show, counted from what was recorded: a broken page does not pass as fast). Each
 search's statement is then explained by its database (the indexes its plan uses) and timed
 alone in process; the slowest search's plan is kept whole (PostgreSQL's with EXPLAIN ANALYZE).
+Last, what the searches' indexes cost the record (:func:`index_cost`).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -43,7 +45,7 @@ from loanxai.ops.postgres import LocalPostgres
 from loanxai.ops.services import classifier_service, console_service, free_port
 from loanxai.records.queries import Selection, select_decisions
 from loanxai.records.reviews import OPEN, Redeciders, ReviewDesk
-from loanxai.records.store import DecisionStore, open_store
+from loanxai.records.store import DecisionStore, RequestDecisions, open_store
 
 #: requests per page: each page's p50 and p90 are of these
 REQUESTS = 21
@@ -53,8 +55,13 @@ TARGET_MS = 200
 DAYS, CURRENT_MODEL_DAYS = 395, 183
 #: the model that decided before the current one (its artifacts are not here: its decisions are not contested)
 PREVIOUS_MODEL = ("5b2e0c7a91d4", hashlib.sha256(b"the previous model's manifest").hexdigest())
-#: contests opened (the queue's and the API's), and how many of them correct an input
-REVIEWS = {"full": 300, "quick": 30}
+#: decisions filled in, contests opened (a third correcting an input), and for :func:`index_cost`
+#: the decisions each of its databases holds first and its rounds
+SIZES = {"full": {"decisions": 1_000_000, "reviews": 300, "prefill": 100_000, "rounds": 30},
+         "quick": {"decisions": 20_000, "reviews": 30, "prefill": 2_000, "rounds": 2}}
+#: the indexes of the searches (migration 0006), by database
+SEARCH_INDEXES = {"sqlite": ("ix_decisions_model_version_decided_at",),
+                  "postgresql": ("ix_decisions_model_version_decided_at", "ix_decisions_protected")}
 #: a group many decisions have, and one few have (0.05% of the held-out applications)
 GROUP, RARE_GROUP = ("gender", "Female"), ("marital-status", "Married-AF-spouse")
 #: decisions per write while filling
@@ -372,6 +379,53 @@ def database_facts(store: DecisionStore, recorded: Recorded, measured: dict[str,
     }
 
 
+def _request(rows: list[dict[str, Any]]) -> RequestDecisions:
+    """A request deciding ``rows`` (the pool's) now, as the classifier hands it to the record."""
+    first = rows[0]
+    return RequestDecisions(uuid.uuid4().hex, [None] * len(rows), datetime.now(UTC), first["model_version"],
+                            first["manifest_sha256"], first["dataset"], [r["inputs"] for r in rows],
+                            [r["protected"] for r in rows], [r["probability"] for r in rows], first["cutoff"],
+                            [r["decision"] for r in rows], [r["reasons"] for r in rows])
+
+
+def index_cost(pool: list[dict[str, Any]], prefill: int, rounds: int, seed: int = 12) -> dict[str, Any]:
+    """What the searches' indexes cost the record: ``DecisionStore.record`` alone (1 and 100 of the
+    pool's decisions a request) on each database with them and on a twin without them (dropped),
+    each holding ``prefill`` decisions first, all on a tmpfs: on disk the sync to it dwarfs them.
+    ``rounds`` turns, the databases alternated; the median ms of each."""
+    folder = Path(tempfile.mkdtemp(prefix="loanxai-bench-console-", dir="/dev/shm"))
+    folder.chmod(0o755)  # reachable by PostgreSQL's user
+    postgres = LocalPostgres(folder / "postgres", free_port())
+    try:
+        postgres.start()
+        twins = ("with", "without")
+        urls = {("sqlite", twin): f"sqlite:///{folder}/{twin}.sqlite" for twin in twins}
+        urls |= {("postgresql", twin): postgres.create_database(f"records_{twin}") for twin in twins}
+        stores = {key: open_store(url, timeout=600) for key, url in urls.items()}
+        fill(stores, planned(pool, prefill, datetime.now(UTC)))
+        for kind in SEARCH_INDEXES:
+            with stores[kind, "without"].engine.begin() as connection:
+                for name in SEARCH_INDEXES[kind]:
+                    connection.exec_driver_sql(f"DROP INDEX {name}")
+        rng = np.random.default_rng(seed)
+        times: dict[tuple[str, str], dict[int, list[float]]] = {key: {1: [], 100: []} for key in stores}
+        keys = list(stores)
+        for turn in range(rounds):
+            for key in keys[turn % len(keys):] + keys[:turn % len(keys)]:  # each first in turn
+                for size, repeats in ((1, 20), (100, 5)):
+                    for _ in range(repeats):
+                        request = _request([pool[i] for i in rng.choice(len(pool), size, replace=False)])
+                        started = time.perf_counter()
+                        stores[key].record(request)
+                        times[key][size].append(1000 * (time.perf_counter() - started))
+        return {"prefill": prefill, "rounds": rounds,
+                **{kind: {str(size): {twin: statistics.median(times[kind, twin][size]) for twin in twins}
+                          for size in (1, 100)} for kind in SEARCH_INDEXES}}
+    finally:
+        postgres.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _vacuumed(store: DecisionStore) -> None:
     """VACUUM ANALYZE a PostgreSQL record (outside a transaction, as VACUUM must be)."""
     with store.engine.connect() as connection:
@@ -389,8 +443,11 @@ def _size_mb(store: DecisionStore) -> float:
 # --- the stage -----------------------------------------------------------------------------------------
 
 
-def run_console(applications: list[dict[str, Any]], logs: Path, decisions: int, reviews: int) -> dict[str, Any]:
-    """Fill both databases, serve each with a console, measure the pages (see the module)."""
+def run_console(applications: list[dict[str, Any]], logs: Path, quick: bool) -> dict[str, Any]:
+    """Fill both databases, serve each with a console, measure the pages and what the searches'
+    indexes cost the record (see the module); ``quick``: the small :data:`SIZES`."""
+    size = SIZES["quick" if quick else "full"]
+    decisions, reviews = size["decisions"], size["reviews"]
     folder = Path(tempfile.mkdtemp(prefix="loanxai-bench-console-"))
     folder.chmod(0o755)  # reachable by PostgreSQL's user
     postgres = LocalPostgres(folder / "postgres", free_port())
@@ -417,9 +474,11 @@ def run_console(applications: list[dict[str, Any]], logs: Path, decisions: int, 
         print("  console: the pages", flush=True)
         asked = {name: pages(recorded[name], review_ids[name]) for name in stores}
         measured = measure({name: console.url for name, console in consoles.items()}, asked, REQUESTS)
+        print("  console: what the searches' indexes cost the record", flush=True)
+        cost = index_cost(pool, size["prefill"], size["rounds"])
         return {
             "decisions": decisions, "reviews": reviews, "requests_per_page": REQUESTS, "target_ms": TARGET_MS,
-            "pool": len(pool), "labels": PAGES,
+            "pool": len(pool), "labels": PAGES, "search_indexes": SEARCH_INDEXES, "index_cost": cost,
             "databases": {name: {"fill_s": fill_s[name], "size_mb": _size_mb(store), "pages": measured[name],
                                  **database_facts(store, recorded[name], measured[name])}
                           for name, store in stores.items()},
@@ -468,9 +527,30 @@ def console_markdown(r: dict[str, Any]) -> list[str]:
         f"({postgresql['size_mb']:,.0f} MB, the table and its indexes); the decisions copy {r['pool']:,} the classifier "
         "recorded.",
         "",
+        *index_cost_markdown(r),
         *(line for name, facts in (("SQLite", sqlite), ("PostgreSQL", postgresql)) for line in (
             f"The slowest search on {name}, {r['labels'][facts['slowest_search']['page']]}, as planned:", "",
             "```", facts["slowest_search"]["plan"], "```", "")),
+    ]
+
+
+def index_cost_markdown(r: dict[str, Any]) -> list[str]:
+    """What the searches' indexes cost the record: its table."""
+    c = r["index_cost"]
+
+    def row(kind: str, label: str) -> str:
+        one, hundred = c[kind]["1"], c[kind]["100"]
+        return (f"| {label} ({', '.join(r['search_indexes'][kind])}) | {one['with']:.3f} | {one['without']:.3f} | "
+                f"{one['with'] / one['without']:.2f} | {hundred['with']:.2f} | {hundred['without']:.2f} | "
+                f"{hundred['with'] / hundred['without']:.2f} |")
+
+    return [
+        f"| what the searches' indexes cost the record: `DecisionStore.record` alone, sync free (tmpfs), on "
+        f"{c['prefill']:,} decisions, {c['rounds']} rounds alternated | 1 row, ms: with them | without | ratio | "
+        "100 rows, ms: with them | without | ratio |",
+        "|---|---|---|---|---|---|---|",
+        row("sqlite", "SQLite"), row("postgresql", "PostgreSQL"),
+        "",
     ]
 
 

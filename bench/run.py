@@ -52,7 +52,7 @@ from sklearn.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.console import REVIEWS, console_markdown, run_console  # noqa: E402
+from bench.console import console_markdown, run_console  # noqa: E402
 from bench.decisions import run_decisions  # noqa: E402
 from bench.records import records_markdown, run_records  # noqa: E402
 from loanxai.artifacts import (  # noqa: E402
@@ -521,8 +521,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stages = {
         "records": lambda: run_records(application, rejected, logs, 1 if args.quick else 3, args.duration, wrk,
                                        pdfs=16 if args.quick else 1000),
-        "console": lambda: run_console(applications, logs, 20_000 if args.quick else 1_000_000,
-                                       REVIEWS["quick" if args.quick else "full"]),
+        "console": lambda: run_console(applications, logs, args.quick),
     }
     if args.only:
         print(args.only, flush=True)

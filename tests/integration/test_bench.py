@@ -65,7 +65,10 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
             {name: page["wrong"] for name, page in facts["pages"].items() if page["wrong"]}
         assert "ix_decisions_decided_at" in facts["indexes"] and "ix_reviews_status_due_at" in facts["indexes"]
         assert "ix_decisions_decided_at" in facts["searches"]["search_day"]["indexes_used"]
+        assert set(console["search_indexes"][database]) <= set(facts["indexes"])  # made by the migrations
         assert facts["slowest_search"]["plan"]
+        # the record alone with and without the searches' indexes
+        assert all(console["index_cost"][database][rows][twin] > 0 for rows in ("1", "100") for twin in ("with", "without"))
     table = (tmp_path / "latest.md").read_text()
     assert "what monitoring costs" in table and "what recording costs" in table and "the reviewer console" in table
     assert "| over REST |" in table and "| mlserver | 100 | 8 |" in table
