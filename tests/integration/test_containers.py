@@ -1,6 +1,7 @@
-"""Both images really built with podman, from their Dockerfiles and with s2i, and run as containers
-in two network namespaces, the explainer reaching the classifier through a veth address, then the
-smoke test and a graceful stop (several minutes each)."""
+"""The images really built with podman, the services' from their Dockerfiles and with s2i, and run as
+containers in two network namespaces, the explainer reaching the classifier through a veth address,
+then the smoke test, the reviewer console (Dockerfile builds) on the classifier's record, and a
+graceful stop (several minutes each)."""
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ def justified(artifacts, tmp_path_factory):
     must show in the image labels."""
     folder = tmp_path_factory.mktemp("containers")
     models = folder / "models"
-    for service in ("loanclassifier", "explainer"):
+    for service in ("loanclassifier", "explainer", "console"):
         shutil.copytree(ROOT / "models" / service, models / service,
                         ignore=shutil.ignore_patterns("artifacts", "wheels", "build-ca.crt"))
     manifest, _ = train(models / "loanclassifier" / "artifacts", models / "explainer" / "artifacts",
@@ -70,5 +71,17 @@ def test_images_build_run_pass_the_smoke_test_and_stop_gracefully(justified, bui
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     existing = {entry.split()[0] for entry in listed.splitlines() if entry.strip()}
     assert not set(line.split(": ", 1)[1].split()) & existing
+    # the console's image (Dockerfile builds only), as uid 8888 on the classifier's record: its pages and a notice
+    if builder == "dockerfile":
+        assert "console container runs as uid 8888" in out
+        [console_labels] = [json.loads(line.split(": ", 1)[1]) for line in out.splitlines()
+                            if line.startswith("image labels of docker.io/loanxai/console:")]
+        assert console_labels == labels
+        assert "console: /health/status answered" in out and f"console: /models names model {manifest.version}" in out
+        assert "console: /monitoring answered" in out
+        [notice] = [line for line in out.splitlines() if line.startswith("console: notice of console-smoke-")]
+        assert notice.endswith(" bytes") and int(notice.split("a PDF of ")[1].split()[0]) > 1000
+    else:
+        assert "docker.io/loanxai/console" not in out
     # SIGTERM reaches the server, which drains and exits 0 (s2i's generated shell-form CMD kept it from it)
-    assert "both containers stopped gracefully" in out
+    assert f"all {3 if builder == 'dockerfile' else 2} containers stopped gracefully" in out
