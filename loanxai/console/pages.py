@@ -10,11 +10,13 @@ act. Sessions, CSRF and the record of who looked: :mod:`~loanxai.console.session
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import jwt
 from flask import Flask, Response, redirect, render_template, request
 
 from loanxai.console.explanations import ExplainerCalls
@@ -46,10 +48,14 @@ def register_pages(app: Flask, pages: Pages, letterhead: Letterhead | SettingErr
     @app.post("/login")
     def login_page() -> Response:
         token = request.form.get("token", "").strip()
+        kept = SESSION_SECONDS
         if pages.verifier is not None:
             pages.verifier.caller(f"Bearer {token}", PAGE_ROLES, "the console")
+            # the cookie ends with its token: a mesh refuses an expired one on every page, the login page included
+            expires = jwt.decode(token, options={"verify_signature": False}).get("exp")
+            kept = SESSION_SECONDS if expires is None else max(0, min(SESSION_SECONDS, int(expires - time.time())))
         answer = redirect("/", 303)
-        answer.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="Strict",
+        answer.set_cookie(SESSION_COOKIE, token, max_age=kept, httponly=True, samesite="Strict",
                           secure=request.is_secure)
         return answer
 

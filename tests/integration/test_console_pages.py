@@ -3,6 +3,7 @@ real console, classifier and record (LOAN_AUTH=on, a second reviewer required). 
 from a rejection to a reversal by two reviewers; an auditor who sees and cannot act; markup in ids,
 grounds and reasons shown as text; a form without its CSRF token refused; who looked, recorded."""
 import shutil
+import time
 import uuid
 from datetime import timedelta
 from urllib.parse import quote
@@ -177,6 +178,8 @@ def test_a_form_without_its_csrf_token_is_refused(services, browser, keys):
     # the session cookie is out of the page's scripts' reach and sent to this site only
     [cookie] = reviewer.context.cookies()
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    # and it ends with its token (30 minutes here), not after the session's 8 hours
+    assert time.time() + 25 * 60 < cookie["expires"] <= time.time() + 30 * 60 + 5
     # logging in with a token that is not valid is a 401 page
     page = browser.new_context().new_page()
     page.goto(console.url + "/login")
