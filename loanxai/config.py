@@ -353,7 +353,8 @@ SCRIPT_SETTINGS: tuple[ScriptSetting, ...] = (
                   ("base-image.sh",)),
     ScriptSetting("LOANXAI_PYTHON", ".venv/bin/python", "the Python the scripts run the package with",
                   ("build-images.sh", "s2i-images.sh", "smoke.sh")),
-    ScriptSetting("LOANXAI_MODELS_DIR", "models", "the folder of the two build contexts",
+    ScriptSetting("LOANXAI_MODELS_DIR", "models", "the folder of the images' build contexts (the services' and the "
+                  "console's)",
                   ("build-images.sh", "s2i-images.sh")),
     ScriptSetting("LOANXAI_BUILD_ARGS", "", "extra options for `build` (podman-sandbox.sh sets "
                   "`--isolation chroot --network host --layers=false`)", ("build-images.sh", "s2i-images.sh")),

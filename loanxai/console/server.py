@@ -16,7 +16,7 @@ from pathlib import Path
 from loanxai.config import ReviewSettings, ServerSettings, ServiceSettings
 from loanxai.console.app import console_app
 from loanxai.console.explanations import ExplainerCalls
-from loanxai.core.cli import command_parser
+from loanxai.core.cli import command_parser, quiet_libraries
 from loanxai.errors import LoanError, SettingError
 from loanxai.records.notices import Letterhead
 from loanxai.records.reviews import Redeciders, ReviewDesk
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         server, service, review = ServerSettings.from_env(), ServiceSettings.from_env(), ReviewSettings.from_env()
         args = parser(review).parse_args(argv)
         logging.basicConfig(level=server.log_level, format=LOG_FORMAT)
+        quiet_libraries()
         store = reading_store(configured_url(service.records_url))
         desk = ReviewDesk(store, Redeciders([Path(folder) for folder in review.artifacts]), review.days,
                           review.second_reviewer)

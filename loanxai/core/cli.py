@@ -13,7 +13,7 @@ from pathlib import Path
 from loanxai.artifacts import REPO_ROOT
 from loanxai.config import ToolSettings
 
-__all__ = ["LIBRARY_LOGGERS", "HelpFormatter", "command_parser", "configure_logging"]
+__all__ = ["LIBRARY_LOGGERS", "HelpFormatter", "command_parser", "configure_logging", "quiet_libraries"]
 
 #: loggers that speak to a library's developers, not to the user of a command: alibi's anchor search, fairlearn's grid
 #: sizes, WeasyPrint's CSS steps, font notices, and Python's warnings (deprecations of libraries)
@@ -42,6 +42,12 @@ def configure_logging() -> None:
     """Log to stderr, our INFO lines with their time; the libraries' warnings and notices (
     :data:`LIBRARY_LOGGERS`) only with ``LOAN_LIBRARY_LOGS=on``, else only their errors."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """The libraries' warnings and notices (:data:`LIBRARY_LOGGERS`: WeasyPrint's CSS and fonts, ...)
+    to the log only with ``LOAN_LIBRARY_LOGS=on``, else only their errors."""
     logging.captureWarnings(True)
     if not ToolSettings.from_env().library_logs:
         for name in LIBRARY_LOGGERS:

@@ -392,7 +392,8 @@ def load_verified_manifest(directory: Path) -> Manifest:
     checked = manifest.content["checked_packages"]
     installed = library_versions(checked)
     mismatched = [
-        f"{package} {manifest.versions[package]} when trained, {installed[package]} installed"
+        f"{package} {manifest.versions[package]} when trained, "
+        f"{'not installed' if installed[package] == 'not installed' else installed[package] + ' installed'}"
         for package in checked
         if manifest.versions[package] != installed[package]
     ]
