@@ -1,13 +1,9 @@
 """Benchmarks of the reviewer console: its pages over a million recorded decisions, on SQLite and PostgreSQL.
 
-Called by ``bench/run.py`` (alone: ``bench/run.py --only console``). The decisions are the
-classifier's own: the held-out applications decided by a real classifier service (reasons asked
-for the rejections only), read back from its record and copied, stamped anew, to fill each
-database: SQLite in a file and a real PostgreSQL on loopback (started here), each made by the
-record's migrations and written by the record's own writer (PostgreSQL by COPY). A million
-decisions (``--quick``: 20,000), one per request, spread over 13 months, the first 7 by a previous
-model version; then :data:`REVIEWS` contests opened on recent rejections through
-:class:`~loanxai.records.reviews.ReviewDesk`, a third with a corrected input decided again.
+Called by ``bench/run.py`` (alone: ``bench/run.py --only console``). Each database, SQLite in a
+file and a real PostgreSQL on loopback (started here), is made by the record's migrations and
+filled with the classifier's own decisions (:mod:`bench.recorded`): a million (``--quick``:
+20,000) over 13 months, two model versions, and a few hundred contests (:data:`SIZES`).
 PostgreSQL is then vacuumed and analysed, as its autovacuum would have done by then (nothing of
 ours runs SQLite's ANALYZE, so the bench does not either).
 
@@ -21,15 +17,12 @@ Last, what the searches' indexes cost the record (:func:`index_cost`).
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,22 +32,19 @@ import numpy as np
 import requests
 from sqlalchemy import event, text
 
+from bench.recorded import CHUNK, PREVIOUS_MODEL, Recorded, fill, open_reviews, planned, recorded_pool, request_of
 from loanxai.artifacts import CLASSIFIER_DIR
 from loanxai.console.pages import SEARCH_LIMIT
 from loanxai.ops.postgres import LocalPostgres
-from loanxai.ops.services import classifier_service, console_service, free_port
+from loanxai.ops.services import console_service, free_port
 from loanxai.records.queries import Selection, select_decisions
 from loanxai.records.reviews import OPEN, Redeciders, ReviewDesk
-from loanxai.records.store import DecisionStore, RequestDecisions, open_store
+from loanxai.records.store import DecisionStore, open_store
 
 #: requests per page: each page's p50 and p90 are of these
 REQUESTS = 21
 #: the p50 each page should stay under, in ms
 TARGET_MS = 200
-#: the days the decisions spread over (13 months), and those of the current model (the last 6)
-DAYS, CURRENT_MODEL_DAYS = 395, 183
-#: the model that decided before the current one (its artifacts are not here: its decisions are not contested)
-PREVIOUS_MODEL = ("5b2e0c7a91d4", hashlib.sha256(b"the previous model's manifest").hexdigest())
 #: decisions filled in, contests opened (a third correcting an input), and for :func:`index_cost`
 #: the decisions each of its databases holds first and its rounds
 SIZES = {"full": {"decisions": 1_000_000, "reviews": 300, "prefill": 100_000, "rounds": 30},
@@ -64,135 +54,6 @@ SEARCH_INDEXES = {"sqlite": ("ix_decisions_model_version_decided_at",),
                   "postgresql": ("ix_decisions_model_version_decided_at", "ix_decisions_protected")}
 #: a group many decisions have, and one few have (0.05% of the held-out applications)
 GROUP, RARE_GROUP = ("gender", "Female"), ("marital-status", "Married-AF-spouse")
-#: decisions per write while filling
-CHUNK = 10_000
-#: who opens the contests
-BY = {"subject": "bench", "role": "decide"}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DAY_US = 86_400_000_000
-
-
-# --- what is recorded ------------------------------------------------------------------------------
-
-
-def recorded_pool(applications: list[dict[str, Any]], logs: Path, folder: Path) -> list[dict[str, Any]]:
-    """Each application decided by a real classifier (2 workers) recording to SQLite, read back
-    as recorded: the rejections' from requests asking for reasons, the approvals' from requests not."""
-    url = f"sqlite:///{folder}/pool.sqlite"
-    classifier = classifier_service(free_port(), free_port(), {"GUNICORN_WORKERS": "2", "LOAN_RECORDS_URL": url})
-    classifier.start(logs / "console-pool-classifier.log")
-    try:
-        classifier.wait_ready()
-        asked: dict[bool, list[str]] = {True: [], False: []}
-        for reasons in asked:
-            for i in range(0, len(applications), 1000):
-                answer = requests.post(classifier.predictions_url, timeout=300, json={
-                    "jsonData": applications[i:i + 1000], "meta": {"tags": {"reasons": reasons}}})
-                answer.raise_for_status()
-                asked[reasons].append(answer.json()["meta"]["puid"])
-    finally:
-        classifier.stop()
-    store = DecisionStore(url)
-    wanted = {True: "rejected", False: "approved"}
-    pool = [row for reasons, puids in asked.items() for puid in puids
-            for row in store.decisions_of_request(puid) if row["decision"] == wanted[reasons]]
-    store.engine.dispose()
-    return pool
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """The decisions a database holds, to check the pages' answers by: each one's time (µs since
-    the epoch, UTC), its row of the pool (inputs, groups), whether the previous model decided it,
-    whether it is a rejection, and its application id; the first ``planned`` were filled in, the
-    rest made by reviews."""
-
-    pool: list[dict[str, Any]]
-    planned: int
-    at: np.ndarray
-    row: np.ndarray
-    previous: np.ndarray
-    rejected: np.ndarray
-    application_ids: list[str]
-
-    def shown(self, asked: Selection) -> int:
-        """How many decisions a search shows: those ``asked`` for, at most :data:`SEARCH_LIMIT`."""
-        mask = np.ones(len(self.at), bool)
-        if asked.since is not None:
-            mask &= self.at >= _us(asked.since)
-        if asked.until is not None:
-            mask &= self.at < _us(asked.until)
-        if asked.decision is not None:
-            mask &= self.rejected == (asked.decision == "rejected")
-        if asked.model_version is not None:
-            mask &= self.previous == (asked.model_version == PREVIOUS_MODEL[0])
-        if asked.group is not None:
-            attribute, value = asked.group
-            mask &= np.array([r["protected"].get(attribute) == value for r in self.pool])[self.row]
-        return min(int(mask.sum()), SEARCH_LIMIT)
-
-    def with_decision(self, at: datetime, row: int, rejected: bool, application_id: str) -> Recorded:
-        """These decisions and one more (a review's)."""
-        return replace(self, at=np.append(self.at, _us(at)), row=np.append(self.row, row),
-                       previous=np.append(self.previous, False), rejected=np.append(self.rejected, rejected),
-                       application_ids=[*self.application_ids, application_id])
-
-
-def planned(pool: list[dict[str, Any]], n: int, end: datetime, seed: int = 8812) -> Recorded:
-    """``n`` decisions of the pool's rows drawn at random, at random times over the :data:`DAYS` before ``end``."""
-    rng = np.random.default_rng(seed)
-    end_us = _us(end)
-    at = np.sort(rng.integers(end_us - DAYS * _DAY_US, end_us, n))
-    row = rng.integers(0, len(pool), n)
-    rejected = np.array([r["decision"] == "rejected" for r in pool])[row]
-    ids = rng.bytes(16 * n).hex()
-    request_ids = [ids[32 * i:32 * (i + 1)] for i in range(n)]
-    return Recorded(pool, n, at, row, at < end_us - CURRENT_MODEL_DAYS * _DAY_US, rejected,
-                    [f"{request_id}-0" for request_id in request_ids])
-
-
-def decision_rows(recorded: Recorded) -> Iterator[list[dict[str, Any]]]:
-    """The planned decisions as the record's writer takes them, :data:`CHUNK` at a time."""
-    for start in range(0, len(recorded.at), CHUNK):
-        rows = []
-        for i in range(start, min(start + CHUNK, len(recorded.at))):
-            application_id = recorded.application_ids[i]
-            row = {**recorded.pool[recorded.row[i]], "request_id": application_id.removesuffix("-0"), "row": 0,
-                   "application_id": application_id,
-                   "decided_at": _EPOCH + timedelta(microseconds=int(recorded.at[i]))}
-            if recorded.previous[i]:
-                row["model_version"], row["manifest_sha256"] = PREVIOUS_MODEL
-            rows.append(row)
-        yield rows
-
-
-def fill(stores: dict[str, DecisionStore], recorded: Recorded) -> dict[str, float]:
-    """Write the planned decisions to each store by its own writer (a commit per chunk); each one's seconds."""
-    seconds = dict.fromkeys(stores, 0.0)
-    for rows in decision_rows(recorded):
-        for name, store in stores.items():
-            started = time.perf_counter()
-            store.writer.write(rows, wait=store.timeout)
-            seconds[name] += time.perf_counter() - started
-    return seconds
-
-
-def open_reviews(desk: ReviewDesk, recorded: Recorded, count: int, seed: int = 34) -> tuple[list[int], Recorded]:
-    """``count`` contests of the current model's rejections of the last 60 days, every third with
-    its hours per week corrected (decided again); their ids, and the decisions with the reviews' own."""
-    rng = np.random.default_rng(seed)
-    recent = recorded.at >= recorded.at.max() - 60 * _DAY_US
-    chosen = rng.choice(np.flatnonzero(recorded.rejected & ~recorded.previous & recent), count, replace=False)
-    ids = []
-    for k, i in enumerate(chosen):
-        inputs = recorded.pool[recorded.row[i]]["inputs"]
-        corrections = {"hours-per-week": inputs["hours-per-week"] + 10} if k % 3 == 0 else None
-        review_id = desk.open(recorded.application_ids[i], "I work more hours than the form says.", BY, corrections)
-        ids.append(review_id)
-        for made in desk.review(review_id)["decisions"][1:]:
-            recorded = recorded.with_decision(made["decided_at"], int(recorded.row[i]), made["decision"] == "rejected",
-                                              made["application_id"])
-    return ids, recorded
 
 
 # --- the pages and what each should show -------------------------------------------------------------
@@ -247,7 +108,7 @@ def _listed(expected: int) -> Check:
 
 def searches(recorded: Recorded) -> dict[str, list[dict[str, str]]]:
     """Each search page's forms (ISO dates, as a reviewer types them): one a request, days varied where it has dates."""
-    today = _EPOCH + timedelta(microseconds=int(recorded.at.max()) // _DAY_US * _DAY_US)
+    today = recorded.last_day()
     days = [today - timedelta(days=k) for k in range(1, REQUESTS + 1)]
     rare, group = "=".join(RARE_GROUP), "=".join(GROUP)
     return {
@@ -379,15 +240,6 @@ def database_facts(store: DecisionStore, recorded: Recorded, measured: dict[str,
     }
 
 
-def _request(rows: list[dict[str, Any]]) -> RequestDecisions:
-    """A request deciding ``rows`` (the pool's) now, as the classifier hands it to the record."""
-    first = rows[0]
-    return RequestDecisions(uuid.uuid4().hex, [None] * len(rows), datetime.now(UTC), first["model_version"],
-                            first["manifest_sha256"], first["dataset"], [r["inputs"] for r in rows],
-                            [r["protected"] for r in rows], [r["probability"] for r in rows], first["cutoff"],
-                            [r["decision"] for r in rows], [r["reasons"] for r in rows])
-
-
 def index_cost(pool: list[dict[str, Any]], prefill: int, rounds: int, seed: int = 12) -> dict[str, Any]:
     """What the searches' indexes cost the record: ``DecisionStore.record`` alone (1 and 100 of the
     pool's decisions a request) on each database with them and on a twin without them (dropped),
@@ -414,7 +266,7 @@ def index_cost(pool: list[dict[str, Any]], prefill: int, rounds: int, seed: int 
             for key in keys[turn % len(keys):] + keys[:turn % len(keys)]:  # each first in turn
                 for size, repeats in ((1, 20), (100, 5)):
                     for _ in range(repeats):
-                        request = _request([pool[i] for i in rng.choice(len(pool), size, replace=False)])
+                        request = request_of([pool[i] for i in rng.choice(len(pool), size, replace=False)])
                         started = time.perf_counter()
                         stores[key].record(request)
                         times[key][size].append(1000 * (time.perf_counter() - started))
@@ -561,11 +413,6 @@ def _definition(sql: str | None) -> str:
     found = re.search(r"ON (?:public\.)?(\w+)(?: USING (\w+))? (\(.*\))", sql)
     return f"`{found.group(1)} {found.group(3)}`" + (f" ({found.group(2)})" if found.group(2) else "") if found \
         else sql
-
-
-def _us(moment: datetime) -> int:
-    """Microseconds since the epoch (UTC)."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _day(moment: datetime) -> str:
