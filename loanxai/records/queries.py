@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 EXPORT_FORMATS = (".csv", ".parquet")
 
 _JSON_COLUMNS = ("inputs", "protected", "reasons")
+#: decisions read at a time from a large selection
+BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -147,8 +149,11 @@ def select_decisions(store: DecisionStore, selection: Selection, limit: int | No
     order = [decisions.c.decided_at, decisions.c.request_id, decisions.c.row]
     statement = (select(decisions).where(*selection.where())
                  .order_by(*(column.desc() for column in order) if newest_first else order).limit(limit))
+    # at most a batch is read whole: PostgreSQL plans a cursor for its first tenth of rows, and took
+    # a month of a rare group through the time index (137 ms a page, 5 ms read whole; make bench)
+    streamed = {"yield_per": BATCH} if limit is None or limit > BATCH else {}
     with store.engine.connect() as connection:
-        for row in connection.execution_options(yield_per=1000).execute(statement):
+        for row in connection.execution_options(**streamed).execute(statement):
             record = dict(row._mapping)
             record["decided_at"] = utc(record["decided_at"])
             yield record
@@ -168,7 +173,7 @@ def paired_decisions(store: DecisionStore, selection: Selection,
                  .where(*selection.where()).order_by(decisions.c.decided_at, decisions.c.request_id, decisions.c.row))
     pairs = []
     with store.engine.connect() as connection:
-        for row in connection.execution_options(yield_per=1000).execute(statement):
+        for row in connection.execution_options(yield_per=BATCH).execute(statement):
             values = row._mapping
             pair = tuple({name: values[f"{role}_{name}"] for name in SHARED_DECISION_COLUMNS}
                          for role in ("champion", "challenger"))
