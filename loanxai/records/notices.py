@@ -248,7 +248,7 @@ def action_notice(found: Sequence[Mapping[str, Any]], redecider_of: Callable[[Ma
         return found[-1], approval_html(found[-1], letterhead, applicant_of(found[-1], applicants))
     rejected = [r for r in found if r["decision"] == "rejected"]
     if not rejected:
-        raise RecordError("the application was not rejected, so it has no adverse action notice")
+        raise RecordError("no rejected application, so no adverse action notice")
     [html] = render_notices(rejected[-1:], redecider_of(rejected[-1]), letterhead, applicants)
     if isinstance(html, RecordError):
         raise html
