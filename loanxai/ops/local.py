@@ -35,7 +35,7 @@ import numpy as np
 from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR, RUN_DIR
 from loanxai.clients import api as client
 from loanxai.clients.http import PREDICTIONS_PATH
-from loanxai.config import CHALLENGER, CHAMPION, ServiceSettings
+from loanxai.config import CHALLENGER, CHAMPION, ReviewSettings, ServiceSettings
 from loanxai.core.cli import command_parser, configure_logging
 from loanxai.core.manifest import read_manifest
 from loanxai.errors import GateError, PrometheusError
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     # the reviewer console reads the record the classifier migrates: it starts once the classifier is ready
     # and asks this run's explainer for the anchors and recourse its users ask for
     console = None if args.demo or args.replay else console_service(
-        args.console_port, {"LOAN_REVIEW_EXPLAINER_URL": os.environ.get("LOAN_REVIEW_EXPLAINER_URL") or explainer.url})
+        args.console_port, {"LOAN_REVIEW_EXPLAINER_URL": ReviewSettings.from_env().explainer_url or explainer.url})
     services = (classifier, explainer, *([challenger] if challenger else []))
     # Ctrl-C and SIGTERM stop both services, whatever this process inherited (a shell's `&`
     # makes it ignore Ctrl-C); a second signal while stopping kills them at once. The services
