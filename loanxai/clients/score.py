@@ -80,7 +80,7 @@ class Scorer:
 
     def __init__(self, options: ScoreSettings) -> None:
         self.options = options
-        self.session = session(pool=max(4, options.concurrency))
+        self.session = session(pool=max(4, options.concurrency), url=options.url)
         if options.token:
             self.session.headers["Authorization"] = f"Bearer {options.token}"
         metadata = answer(self.session.get(options.url.rstrip("/") + METADATA_PATH, timeout=options.timeout))

@@ -30,7 +30,7 @@ class ExplainerCalls:
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self._session = session(connect_retries=1)
+        self._session = session(connect_retries=1, url=self.url or None)
 
     def ask(self, record: Mapping[str, Any], names: tuple[str, ...], kind: str, token: str | None) -> dict[str, Any]:
         """The explainer's ``kind`` (anchor or recourse) of ``record``, asked with ``token``; the

@@ -47,7 +47,7 @@ class RemoteClassifier:
         self.present: Callable[[], bool] = lambda: True
         self.reserve: Callable[[int], None] = lambda rows: None
         self.batch_rows: int | None = None
-        self.session = session(connect_retries=retries)
+        self.session = session(connect_retries=retries, url=url)
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> RemoteClassifier:
