@@ -13,6 +13,7 @@ escapes what a terminal would obey (escape sequences, carriage returns that forg
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -55,8 +56,8 @@ def check_text(value: Any, field: str, max_characters: int, lines: bool = False)
 
 
 def check_entered(rows: Sequence[Any], names: Sequence[str] | None = None) -> None:
-    """Check applications as entered, before they are recorded: each value a number (an integer
-    of at most :data:`MAX_INTEGER_BITS` bits), a boolean, null, or a string of at most
+    """Check applications as entered, before they are recorded: each value a finite number (an
+    integer of at most :data:`MAX_INTEGER_BITS` bits, signed or not), a boolean, null, or a string of at most
     :data:`MAX_VALUE_CHARACTERS` characters of text (tabs allowed); each name text. ``rows``:
     objects of name -> value, or lists of values (``names``: their columns' names, for messages)."""
     if names:
@@ -68,11 +69,14 @@ def check_entered(rows: Sequence[Any], names: Sequence[str] | None = None) -> No
         for name, value in row.items() if named else zip(names or range(len(row)), row):
             if named:
                 check_text(name, f"the column name in row {i}", MAX_VALUE_CHARACTERS)
-            if value is None or isinstance(value, (bool, float)):
+            if value is None or isinstance(value, bool):
                 continue
             # the message's place is written only for a value refused: most are accepted
-            if isinstance(value, int):
-                if value.bit_length() > MAX_INTEGER_BITS:
+            if isinstance(value, float):
+                if not math.isfinite(value):  # Python's JSON reads NaN and Infinity; JSON has no such number
+                    raise InputError(f"{_place(i, name)}: a number must be finite, not {value!r}")
+            elif isinstance(value, int):
+                if not -(2 ** (MAX_INTEGER_BITS - 1)) <= value < 2**MAX_INTEGER_BITS:
                     raise InputError(f"{_place(i, name)}: the integer has more than {MAX_INTEGER_BITS} bits")
             elif isinstance(value, str):
                 if value and (len(value) > MAX_VALUE_CHARACTERS or _NOT_IN_TEXT.search(value)):

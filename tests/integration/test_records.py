@@ -6,6 +6,7 @@ import multiprocessing
 import uuid
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,6 +15,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from loanxai.config import CHALLENGER
+from loanxai.core.text import check_entered
 from loanxai.errors import DecisionConflict, LoanError, RecordError
 from loanxai.records import migrations
 from loanxai.records.queries import Selection, export, outcomes_of, purge, retention_limit, select_decisions
@@ -46,6 +48,19 @@ def test_a_request_is_recorded_whole_and_found_by_either_id(store):
     assert found["model_version"] == "0123456789ab" and found["reasons"] is None
     # no application id given: one made of the request id and the row, the same on every retry
     assert store.record(decided("req-2", 2)) == ["req-2-0", "req-2-1"]
+
+
+def test_every_value_the_boundary_admits_is_recorded_as_entered(store):
+    entered = [{"big": 2**64 - 1, "low": -(2**63), "x": 0.1, "none": None, "yes": True, "name": "Jos\u00e9 \u4e2d\t",
+                "far": 1.5e300, "minus_zero": -0.0},
+               [1, "two", 3.25]]
+    check_entered(entered)  # what the classifier admits before it records
+    request = dataclasses.replace(decided("req-values", 2), inputs=entered,
+                                  reasons=[[{"feature": "age", "contribution": np.float64(-0.25)}], None])
+    store.record(request)
+    recorded = store.decisions_of_request("req-values")
+    assert [r["inputs"] for r in recorded] == entered
+    assert recorded[0]["reasons"] == [{"feature": "age", "contribution": -0.25}]
 
 
 def test_a_retry_makes_no_second_record_and_other_applications_conflict(store):
