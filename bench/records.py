@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +31,7 @@ import requests
 
 from bench.stages import descendants, profile_markdown, run_profiles
 from loanxai.artifacts import CLASSIFIER_DIR
+from loanxai.config import ServerSettings
 from loanxai.core.manifest import load_verified_manifest
 from loanxai.ops.postgres import LocalPostgres
 from loanxai.ops.services import classifier_service, free_port
@@ -136,6 +139,55 @@ def _record_floor(urls: dict[str, str], batches: dict[int, list[dict[str, Any]]]
     return floors
 
 
+def _recording_threads(url: str, batch: list[dict[str, Any]], protected: list[str], threads: int, seconds: float,
+                       out: Any) -> None:
+    """In a process of its own: ``threads`` threads recording ``batch`` as one request each, over
+    and over for ``seconds``; put (requests, CPU seconds of the process) on ``out``."""
+    store = DecisionStore(url)
+    counts: list[int] = []
+    end = time.monotonic() + seconds
+
+    def recording() -> None:
+        n = 0
+        while time.monotonic() < end:
+            store.record(_decided(batch, protected))
+            n += 1
+        counts.append(n)
+
+    started = time.process_time()
+    workers = [threading.Thread(target=recording) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    out.put((sum(counts), time.process_time() - started))
+
+
+def _record_cpu(urls: dict[str, str], batches: dict[int, list[dict[str, Any]]], seconds: float) -> dict[str, Any]:
+    """CPU milliseconds per request of the record alone as the service runs it: 2 processes (its
+    workers) of its threads each recording at once, the mean over ``seconds`` (every commit's
+    sync, wait and checkpoint included, as a service pays them). The database server's own CPU
+    (PostgreSQL's) is not counted: this is the classifier's side."""
+    protected = load_verified_manifest(CLASSIFIER_DIR).schema.protected
+    threads, context = ServerSettings().threads, multiprocessing.get_context("fork")
+    cpu: dict[str, dict[str, float]] = {str(n): {} for n in batches}
+    for name, url in urls.items():
+        if url == "off":
+            continue
+        open_store(url)  # migrated before the processes start
+        for n, batch in batches.items():
+            out = context.Queue()
+            processes = [context.Process(target=_recording_threads, args=(url, batch, protected, threads, seconds, out))
+                         for _ in range(2)]
+            for process in processes:
+                process.start()
+            done = [out.get(timeout=seconds + 120) for _ in processes]
+            for process in processes:
+                process.join()
+            cpu[str(n)][name] = 1000 * sum(c for _, c in done) / max(sum(r for r, _ in done), 1)
+    return {"threads": threads, "processes": 2, "ms": cpu}
+
+
 def run_records(application: dict[str, Any], rejected: list[dict[str, Any]], logs: Path, rounds: int,
                 duration_s: float, wrk: Callable[..., dict[str, float]], pdfs: int) -> dict[str, Any]:
     """The recording cost and the notice rates (see the module)."""
@@ -163,7 +215,8 @@ def run_records(application: dict[str, Any], rejected: list[dict[str, Any]], log
                   "c1": _alternated(servers, databases, body, 1, rounds, duration_s, wrk),
                   "rows100_c8": _alternated(on_disk, databases, json.dumps({"jsonData": batch}), 8, rounds,
                                             duration_s, wrk),
-                  "floor_ms": _record_floor(urls, {1: [application], 100: batch}, 20 if rounds == 1 else 300)}
+                  "floor_ms": _record_floor(urls, {1: [application], 100: batch}, 20 if rounds == 1 else 300),
+                  "record_cpu": _record_cpu(urls, {1: [application], 100: batch}, 2 if rounds == 1 else duration_s / 2)}
         for kind in urls.keys() - {"off"}:
             result[f"{kind}_over_off"] = (result["c32"][kind]["requests_per_s_median"]
                                           / result["c32"]["off"]["requests_per_s_median"])
@@ -193,26 +246,34 @@ def run_records(application: dict[str, Any], rejected: list[dict[str, Any]], log
 def records_markdown(r: dict[str, Any]) -> list[str]:
     """The recording cost's and the notices' tables."""
     names = list(r["c32"])
+    cpu = r["record_cpu"]["ms"]
     rows = [f"| {name} | {r['c32'][name]['requests_per_s_median']:.0f} | {r['c32'][name]['p50_ms_median']:.2f} | "
             f"{r['c1'][name]['p50_ms_median']:.2f} | {_ms(r['floor_ms']['1'].get(name))} | "
-            f"{r['c32'][name]['classifier_cpu_ms_median']:.3f} | {r['c32'][name]['database_cpu_ms_median']:.3f} |"
-            for name in names]
+            f"{r['c32'][name]['classifier_cpu_ms_median']:.3f} | {_ms(cpu['1'].get(name), 3)} | "
+            f"{r['c32'][name]['database_cpu_ms_median']:.3f} |" for name in names]
     n = r["notices"]
+    under_load = (f"the record alone under the service's load: `DecisionStore.record` in {r['record_cpu']['processes']} "
+                  f"processes of {r['record_cpu']['threads']} threads at once, CPU ms per request (mean)")
     return [
         f"| what recording costs: 1 named application per request, {len(r['c32']['off']['runs'])} runs each, "
         "alternated | requests/s at c = 32 (median) | p50 ms at c = 32 | p50 ms at c = 1 | the record alone, ms | "
-        "CPU ms per request at c = 32: classifier | its database server |",
-        "|---|---|---|---|---|---|---|", *rows, "",
+        f"CPU ms per request at c = 32: classifier | {under_load} | its database server |",
+        "|---|---|---|---|---|---|---|---|", *rows, "",
         *(f"Recording to {kind}, the classifier serves {r[f'{kind}_over_off']:.1%} of its unrecorded rate at c = 32; "
-          f"one request's p50 at c = 1 grows by {r[f'{kind}_p50_added_ms']:.2f} ms." for kind in names[1:]),
+          f"one request's p50 at c = 1 grows by {r[f'{kind}_p50_added_ms']:.2f} ms; each request takes "
+          f"{_added(r['c32'], kind):.3f} ms more CPU, of which the record alone under load is {cpu['1'][kind]:.3f}."
+          for kind in names[1:]),
         "",
         f"| 100 named applications per request, c = 8, {len(r['rows100_c8']['off']['runs'])} runs each, alternated "
-        "| requests/s (median) | rows/s | p50 ms | the record alone, ms | CPU ms per request: classifier | "
-        "its database server |",
-        "|---|---|---|---|---|---|---|",
+        f"| requests/s (median) | rows/s | p50 ms | the record alone, ms | CPU ms per request: classifier | {under_load} "
+        "| its database server |",
+        "|---|---|---|---|---|---|---|---|",
         *(f"| {name} | {c['requests_per_s_median']:.0f} | {100 * c['requests_per_s_median']:,.0f} | "
           f"{c['p50_ms_median']:.2f} | {_ms(r['floor_ms']['100'].get(name))} | {c['classifier_cpu_ms_median']:.2f} | "
-          f"{c['database_cpu_ms_median']:.2f} |" for name, c in r["rows100_c8"].items()),
+          f"{_ms(cpu['100'].get(name))} | {c['database_cpu_ms_median']:.2f} |" for name, c in r["rows100_c8"].items()),
+        "",
+        *(f"Recording 100 rows to {kind} adds {_added(r['rows100_c8'], kind):.2f} ms of CPU per request, of which the "
+          f"record alone under load is {cpu['100'][kind]:.2f}." for kind in ("sqlite", "postgresql")),
         "",
         f"With 100 rows per request the classifier serves {r['sqlite_over_off_100_rows']:.1%} of its unrecorded rate "
         f"with SQLite and {r['postgresql_over_off_100_rows']:.1%} with PostgreSQL. The record alone: "
@@ -231,6 +292,11 @@ def records_markdown(r: dict[str, Any]) -> list[str]:
     ]
 
 
-def _ms(value: float | None) -> str:
+def _ms(value: float | None, digits: int = 2) -> str:
     """Milliseconds as the tables show them; ``-`` for nothing measured."""
-    return "-" if value is None else f"{value:.2f}"
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _added(runs: dict[str, Any], kind: str) -> float:
+    """The classifier's CPU ms per request recording to ``kind``, over its CPU unrecorded."""
+    return runs[kind]["classifier_cpu_ms_median"] - runs["off"]["classifier_cpu_ms_median"]

@@ -35,6 +35,7 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
     assert results["explanations"]["service"]["model_calls_median"] > 0
     call = results["explanations"]["call"]  # one of the explainer's calls: in process, through the service, bare
     assert call["rows"] > 0 and 0 < call["in_process_ms"] and 0 < call["ping_ms"] < call["service_ms"]
+    assert call["service_environment_each_call_ms"] > call["ping_ms"]
     assert results["explanations"]["floor_over_in_process_p50"] > 1
     assert set(results["cold_start_s"]) == {"ours, fast path", "ours, scikit-learn", "mlserver", "explainer",
                                             "ours, fast path, metrics off"}
@@ -49,6 +50,9 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
     names = {"sqlite", "postgresql", "sqlite, sync free (tmpfs)", "postgresql, sync free (tmpfs)"}
     assert set(records["c32"]) == set(records["c1"]) == {"off", *names}  # each database beside its sync-free twin
     assert set(records["floor_ms"]["1"]) == set(records["floor_ms"]["100"]) == names
+    cpu = records["record_cpu"]  # the record alone in the service's processes and threads: CPU of every request
+    assert set(cpu["ms"]["1"]) == set(cpu["ms"]["100"]) == names and cpu["processes"] == 2 and cpu["threads"] > 1
+    assert all(0 < cpu["ms"]["1"][k] < cpu["ms"]["100"][k] for k in names)
     [profile] = records["profile"]  # py-spy sampled the recording classifier: its stages add up
     if profile["failed"]:  # py-spy 0.4.1 dies of SIGSEGV now and then (bench/stages.py): shown as such
         assert "py-spy failed" in profile["failed"] and "py-spy failed" in (tmp_path / "latest.md").read_text()
