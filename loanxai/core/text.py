@@ -57,9 +57,10 @@ def check_text(value: Any, field: str, max_characters: int, lines: bool = False)
 
 def check_entered(rows: Sequence[Any], names: Sequence[str] | None = None) -> None:
     """Check applications as entered, before they are recorded: each value a finite number (an
-    integer of at most :data:`MAX_INTEGER_BITS` bits, signed or not), a boolean, null, or a string of at most
-    :data:`MAX_VALUE_CHARACTERS` characters of text (tabs allowed); each name text. ``rows``:
-    objects of name -> value, or lists of values (``names``: their columns' names, for messages)."""
+    integer of at most :data:`MAX_INTEGER_BITS` bits, signed or not), a boolean, null, or a string
+    of at most :data:`MAX_VALUE_CHARACTERS` characters of text (tabs allowed); each name text.
+    ``rows``: objects of name -> value, or lists of values (``names``: their columns' names, for
+    messages)."""
     if names:
         for name in names:
             if isinstance(name, str):

@@ -292,9 +292,10 @@ def _engine(url: str, watchdog: Watchdog, timeout: float) -> Engine:
         engine = create_engine(url, json_serializer=_record_json)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url, json_serializer=_record_json, connect_args={"connect_timeout": CONNECT_SECONDS, **KEEPALIVES,
-                                              # data sent and not acknowledged this long: the path is gone
-                                              "tcp_user_timeout": int(timeout * 1000)})
+    engine = create_engine(url, json_serializer=_record_json,
+                           connect_args={"connect_timeout": CONNECT_SECONDS, **KEEPALIVES,
+                                         # data sent and not acknowledged this long: the path is gone
+                                         "tcp_user_timeout": int(timeout * 1000)})
     event.listen(engine, "checkout", partial(_ping, watchdog, timeout))
     return engine
 
