@@ -65,11 +65,13 @@ def check_entered(rows: Sequence[Any], names: Sequence[str] | None = None) -> No
         for name in names:
             if isinstance(name, str):
                 check_text(name, "a column name", MAX_VALUE_CHARACTERS)
+    checked: set[Any] = set()  # the rows of a request repeat their names: each is checked once, where it first comes
     for i, row in enumerate(rows):
         named = isinstance(row, Mapping)
         for name, value in row.items() if named else zip(names or range(len(row)), row):
-            if named:
+            if named and name not in checked:
                 check_text(name, f"the column name in row {i}", MAX_VALUE_CHARACTERS)
+                checked.add(name)
             if value is None or isinstance(value, bool):
                 continue
             # the message's place is written only for a value refused: most are accepted

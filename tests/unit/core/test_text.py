@@ -48,6 +48,7 @@ def test_ids_and_puids_in_messages_are_checked_at_the_boundary():
     ([[1, ["x"]]], None, "row 0, column 1: a value must be"),
     ([[1]], ["ag\x1be"], "a column name holds the character U\\+001B"),
     ([{"ag\x1be": 1}], None, "the column name in row 0 holds the character U\\+001B"),
+    ([{"age": 1}, {"age": 2, "ag\x1be": 1}], None, "the column name in row 1 holds the character U\\+001B"),
 ])
 def test_values_as_entered_are_bounded_and_text(rows, names, problem):
     with pytest.raises(InputError, match=problem):
