@@ -480,7 +480,7 @@ def decisions_markdown(d: dict[str, Any]) -> list[str]:
         f"| 1,000 applications in one call, with reasons | {r['thousand_p50_s']:.3f} |",
         "",
         f"Recourse (k = 3) through both services, {c['applications']} rejected applications: p50 {c['p50_s']:.3f} s, "
-        f"max {c['max_s']:.3f} s, {c['model_calls_median']:.0f} classifier calls (median); recourse found for "
+        f"max {c['max_s']:.3f} s, {c['model_calls_median']:g} classifier calls (median); recourse found for "
         f"{c['with_recourse']}.",
         "",
         "| deciding a file | rows | seconds | rows/s |",
