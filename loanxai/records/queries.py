@@ -150,7 +150,8 @@ def select_decisions(store: DecisionStore, selection: Selection, limit: int | No
     statement = (select(decisions).where(*selection.where())
                  .order_by(*(column.desc() for column in order) if newest_first else order).limit(limit))
     # at most a batch is read whole: PostgreSQL plans a cursor for its first tenth of rows, and took
-    # a month of a rare group through the time index (137 ms a page, 5 ms read whole; make bench)
+    # a month of a rare group through the time index (125 ms a page as a cursor, 8 ms read whole;
+    # docs: Performance)
     streamed = {"yield_per": BATCH} if limit is None or limit > BATCH else {}
     with store.engine.connect() as connection:
         for row in connection.execution_options(**streamed).execute(statement):
