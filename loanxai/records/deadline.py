@@ -15,6 +15,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import os
 import socket
 import threading
@@ -51,6 +52,9 @@ class Watchdog:
         self._lock = threading.Condition()
         self._armed: list[tuple[float, int, int]] = []  # (deadline, token, fd)
         self._live: set[int] = set()
+        # when the thread wakes by itself: a deadline armed later needs no wake-up (one per
+        # commit had cost each PostgreSQL commit two thread switches)
+        self._wakes_at = math.inf
         threading.Thread(target=self._run, name="record-watchdog", daemon=True).start()
 
     @contextlib.contextmanager
@@ -64,9 +68,11 @@ class Watchdog:
             self._start()
         token = next(self._counter)
         with self._lock:
-            heapq.heappush(self._armed, (time.monotonic() + seconds, token, fd))
+            at = time.monotonic() + seconds
+            heapq.heappush(self._armed, (at, token, fd))
             self._live.add(token)
-            self._lock.notify()
+            if at < self._wakes_at:
+                self._lock.notify()
         try:
             yield
         finally:
@@ -80,6 +86,7 @@ class Watchdog:
                     heapq.heappop(self._armed)  # ended in time
                 wait = self._armed[0][0] - time.monotonic() if self._armed else None
                 if wait is None or wait > 0:
+                    self._wakes_at = math.inf if wait is None else self._armed[0][0]
                     self._lock.wait(wait)
                     continue
                 _, token, fd = heapq.heappop(self._armed)
