@@ -45,38 +45,48 @@ SYNC_FREE = {kind: f"{kind}, sync free (tmpfs)" for kind in ("sqlite", "postgres
 LETTERHEAD = Letterhead("Bench Lender\n1 Main Street", "555-0100", "Consumer Financial Protection Bureau\nWashington, DC 20552")
 
 
-def _cpu_s(root: int) -> float:
-    """CPU seconds (user and system) used so far by the process ``root`` and every process under it."""
-    total = 0
+def _usage(root: int) -> dict[str, float]:
+    """What the process ``root`` and every process under it used so far: CPU seconds (user and
+    system) and the times their threads slept to wait (voluntary context switches)."""
+    ticks = switches = 0
     for pid in descendants(root):
         with contextlib.suppress(FileNotFoundError):  # a process that ended meanwhile
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    status = (task / "status").read_text()
+                    switches += int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+    return {"cpu_ms": 1000 * ticks / os.sysconf("SC_CLK_TCK"), "switches": switches}
 
 
 def _alternated(servers: dict[str, Any], databases: dict[str, LocalPostgres], body: str, connections: int,
                 rounds: int, duration_s: float, wrk: Callable[..., dict[str, float]]) -> dict[str, Any]:
     """Each server loaded in turn, ``rounds`` times; the medians, and the CPU each request took
-    in the classifier's processes and in its database server's (``databases``, by server name)."""
+    in the classifier's processes and in its database server's (``databases``, by server name),
+    and how often the classifier's threads slept to wait, per request."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
     for _ in range(rounds):
         for name, server in servers.items():
             roots = {"classifier": server.process.pid}
             if name in databases:
                 roots["database"] = int((databases[name].data / "postmaster.pid").read_text().split()[0])
-            before = {side: _cpu_s(pid) for side, pid in roots.items()}
+            before = {side: _usage(pid) for side, pid in roots.items()}
             run = wrk(server.predictions_url, body, connections, duration_s)
-            for side, pid in roots.items():
-                run[f"{side}_cpu_ms"] = 1000 * (_cpu_s(pid) - before[side]) / max(run["requests"], 1)
+            after = {side: _usage(pid) for side, pid in roots.items()}
+            for side in roots:
+                run[f"{side}_cpu_ms"] = (after[side]["cpu_ms"] - before[side]["cpu_ms"]) / max(run["requests"], 1)
+            run["classifier_switches"] = ((after["classifier"]["switches"] - before["classifier"]["switches"])
+                                          / max(run["requests"], 1))
             runs[name].append(run)
             print(f"  records {name:<30} c={connections:<3} {run['requests_per_s']:8.0f} req/s "
                   f"p50 {run['p50_ms']:.2f} ms, CPU ms per request: classifier {run['classifier_cpu_ms']:.3f} "
-                  f"database {run.get('database_cpu_ms', 0):.3f}", flush=True)
+                  f"database {run.get('database_cpu_ms', 0):.3f}; waits {run['classifier_switches']:.1f}", flush=True)
     return {name: {"requests_per_s_median": statistics.median(r["requests_per_s"] for r in rs),
                    "p50_ms_median": statistics.median(r["p50_ms"] for r in rs),
                    "classifier_cpu_ms_median": statistics.median(r["classifier_cpu_ms"] for r in rs),
                    "database_cpu_ms_median": statistics.median(r.get("database_cpu_ms", 0.0) for r in rs),
+                   "classifier_switches_median": statistics.median(r["classifier_switches"] for r in rs),
                    "errors": sum(r["errors"] for r in rs), "runs": rs} for name, rs in runs.items()}
 
 
@@ -104,8 +114,35 @@ def _notices(url: str, predictions_url: str, rejected: list[dict[str, Any]], pdf
         seconds = time.perf_counter() - started
     if failed:
         raise RuntimeError(f"{len(failed)} PDF notices failed: {failed[0]}")
-    result["pdf"] = {"notices": pdfs, "seconds": seconds, "per_s": pdfs / seconds, "processes": os.cpu_count()}
+    result["pdf"] = {"notices": pdfs, "seconds": seconds, "per_s": pdfs / seconds, "processes": os.cpu_count(),
+                     "weasyprint_alone_per_s": _weasyprint_alone(pages, max(4, pdfs // 20))}
     return result
+
+
+def _weasyprint_alone(pages: list[str], each: int) -> float:
+    """Notices per second WeasyPrint itself turns into PDF bytes: ``each`` of ``pages`` in a
+    process per core, all at once once each has loaded its modules and fonts, nothing else done
+    (no file, no job handed over): what bounds the PDF rate on this machine."""
+    processes = os.cpu_count() or 1
+    context = multiprocessing.get_context("fork")
+    ready, rates = context.Barrier(processes), context.SimpleQueue()
+    workers = [context.Process(target=_weasyprint_rate, args=(pages, each, ready, rates)) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(rates.get() for _ in workers)
+
+
+def _weasyprint_rate(pages: list[str], each: int, ready: Any, rates: Any) -> None:
+    from weasyprint import HTML
+
+    HTML(string=pages[0]).write_pdf()
+    ready.wait()
+    started = time.perf_counter()
+    for i in range(each):
+        HTML(string=pages[i % len(pages)]).write_pdf()
+    rates.put(each / (time.perf_counter() - started))
 
 
 def _decided(batch: list[dict[str, Any]], protected: list[str]) -> RequestDecisions:
@@ -250,15 +287,17 @@ def records_markdown(r: dict[str, Any]) -> list[str]:
     rows = [f"| {name} | {r['c32'][name]['requests_per_s_median']:.0f} | {r['c32'][name]['p50_ms_median']:.2f} | "
             f"{r['c1'][name]['p50_ms_median']:.2f} | {_ms(r['floor_ms']['1'].get(name))} | "
             f"{r['c32'][name]['classifier_cpu_ms_median']:.3f} | {_ms(cpu['1'].get(name), 3)} | "
-            f"{r['c32'][name]['database_cpu_ms_median']:.3f} |" for name in names]
+            f"{r['c32'][name]['database_cpu_ms_median']:.3f} | {r['c32'][name]['classifier_switches_median']:.1f} |"
+            for name in names]
     n = r["notices"]
     under_load = (f"the record alone under the service's load: `DecisionStore.record` in {r['record_cpu']['processes']} "
                   f"processes of {r['record_cpu']['threads']} threads at once, CPU ms per request (mean)")
     return [
         f"| what recording costs: 1 named application per request, {len(r['c32']['off']['runs'])} runs each, "
         "alternated | requests/s at c = 32 (median) | p50 ms at c = 32 | p50 ms at c = 1 | the record alone, ms | "
-        f"CPU ms per request at c = 32: classifier | {under_load} | its database server |",
-        "|---|---|---|---|---|---|---|---|", *rows, "",
+        f"CPU ms per request at c = 32: classifier | {under_load} | its database server | the classifier's "
+        "threads' waits per request at c = 32 (voluntary context switches) |",
+        "|---|---|---|---|---|---|---|---|---|", *rows, "",
         *(f"Recording to {kind}, the classifier serves {r[f'{kind}_over_off']:.1%} of its unrecorded rate at c = 32; "
           f"one request's p50 at c = 1 grows by {r[f'{kind}_p50_added_ms']:.2f} ms; each request takes "
           f"{_added(r['c32'], kind):.3f} ms more CPU, of which the record alone under load is {cpu['1'][kind]:.3f}."
@@ -287,6 +326,10 @@ def records_markdown(r: dict[str, Any]) -> list[str]:
         *(f"| {label} | {n[key]['notices']} | {n[key]['seconds']:.2f} | {n[key]['per_s']:.0f} |" for label, key in (
             ("HTML, reasons recorded", "reasons_recorded"), ("HTML, reasons given again", "reasons_given_again"),
             (f"PDF (WeasyPrint, {n['pdf']['processes']} processes)", "pdf"))),
+        "",
+        f"WeasyPrint alone, in {n['pdf']['processes']} processes at once (HTML to PDF bytes, nothing else): "
+        f"{n['pdf']['weasyprint_alone_per_s']:.0f} notices a second; the batch above is "
+        f"{n['pdf']['per_s'] / n['pdf']['weasyprint_alone_per_s']:.0%} of it.",
         "",
         *profile_markdown(r["profile"]),
     ]

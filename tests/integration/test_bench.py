@@ -47,6 +47,9 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
     assert records["sqlite_records"] > 0  # the recording classifier recorded what wrk sent
     assert records["notices"]["reasons_given_again"]["notices"] == records["notices"]["reasons_recorded"]["notices"] > 0
     assert records["notices"]["pdf"]["notices"] == 16
+    assert records["notices"]["pdf"]["weasyprint_alone_per_s"] > 0  # what bounds the PDF rate, measured beside it
+    # the classifier's threads' waits, counted (they wait for requests, recorded or not)
+    assert all(records["c32"][k]["classifier_switches_median"] > 0 for k in ("off", "sqlite", "postgresql"))
     names = {"sqlite", "postgresql", "sqlite, sync free (tmpfs)", "postgresql, sync free (tmpfs)"}
     assert set(records["c32"]) == set(records["c1"]) == {"off", *names}  # each database beside its sync-free twin
     assert set(records["floor_ms"]["1"]) == set(records["floor_ms"]["100"]) == names
