@@ -42,6 +42,8 @@ from loanxai.records.store import DecisionStore, RequestDecisions, open_store
 
 #: each database's twin on a tmpfs, where its sync to disk is free: what recording costs but the disk
 SYNC_FREE = {kind: f"{kind}, sync free (tmpfs)" for kind in ("sqlite", "postgresql")}
+#: seconds each process measuring WeasyPrint alone waits for the others to be ready (loaded)
+WEASYPRINT_READY_S = 120
 LETTERHEAD = Letterhead("Bench Lender\n1 Main Street", "555-0100", "Consumer Financial Protection Bureau\nWashington, DC 20552")
 
 
@@ -131,6 +133,9 @@ def _weasyprint_alone(pages: list[str], each: int) -> float:
         worker.start()
     for worker in workers:
         worker.join()
+    failed = [worker.exitcode for worker in workers if worker.exitcode != 0]
+    if failed:  # its rate never came: reading the queue would wait for ever
+        raise RuntimeError(f"WeasyPrint alone: {len(failed)} of {processes} processes failed (exit {failed[0]})")
     return sum(rates.get() for _ in workers)
 
 
@@ -138,7 +143,7 @@ def _weasyprint_rate(pages: list[str], each: int, ready: Any, rates: Any) -> Non
     from weasyprint import HTML
 
     HTML(string=pages[0]).write_pdf()
-    ready.wait()
+    ready.wait(timeout=WEASYPRINT_READY_S)  # a process that died before it breaks the barrier: the others fail too
     started = time.perf_counter()
     for i in range(each):
         HTML(string=pages[i % len(pages)]).write_pdf()
