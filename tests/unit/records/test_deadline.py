@@ -8,7 +8,7 @@ import pytest
 
 from loanxai.records.deadline import Watchdog
 
-#: how long a test waits for a socket's answer before calling it silent
+#: how long a read waits for a socket's answer before it raises (the watchdog cuts long before)
 PATIENCE_S = 10
 
 
@@ -44,10 +44,8 @@ def cut(sock: socket.socket) -> bool:
 
 def test_a_read_that_outlives_its_deadline_has_its_socket_cut(pairs):
     ours, _peer = pairs()
-    started = time.monotonic()
     with Watchdog().deadline(Connection(ours), 0.2):
-        assert cut(ours)
-    assert time.monotonic() - started < PATIENCE_S
+        assert cut(ours)  # a read left to its own timeout raises instead
 
 
 def test_a_shorter_deadline_armed_while_a_longer_one_waits_is_kept(pairs):
