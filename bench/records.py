@@ -75,11 +75,10 @@ def _alternated(servers: dict[str, Any], databases: dict[str, LocalPostgres], bo
                 roots["database"] = int((databases[name].data / "postmaster.pid").read_text().split()[0])
             before = {side: _usage(pid) for side, pid in roots.items()}
             run = wrk(server.predictions_url, body, connections, duration_s)
-            after = {side: _usage(pid) for side, pid in roots.items()}
+            after, requests = {side: _usage(pid) for side, pid in roots.items()}, max(run["requests"], 1)
             for side in roots:
-                run[f"{side}_cpu_ms"] = (after[side]["cpu_ms"] - before[side]["cpu_ms"]) / max(run["requests"], 1)
-            run["classifier_switches"] = ((after["classifier"]["switches"] - before["classifier"]["switches"])
-                                          / max(run["requests"], 1))
+                run[f"{side}_cpu_ms"] = (after[side]["cpu_ms"] - before[side]["cpu_ms"]) / requests
+            run["classifier_switches"] = (after["classifier"]["switches"] - before["classifier"]["switches"]) / requests
             runs[name].append(run)
             print(f"  records {name:<30} c={connections:<3} {run['requests_per_s']:8.0f} req/s "
                   f"p50 {run['p50_ms']:.2f} ms, CPU ms per request: classifier {run['classifier_cpu_ms']:.3f} "
