@@ -25,7 +25,6 @@ from fairlearn.metrics import (
     false_negative_rate,
     false_positive_rate,
     selection_rate,
-    true_positive_rate,
 )
 from sklearn import metrics as skmetrics
 from sklearn.metrics import accuracy_score, precision_score, recall_score
@@ -168,17 +167,25 @@ def fairness_gaps(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> 
       the four-fifths rule asks for at least 0.8);
     - ``equalized_odds_difference``: the larger of the TPR gap and the FPR gap;
     - ``equal_opportunity_difference``: the TPR (recall) gap.
+
+    What fairlearn's ``MetricFrame`` of selection rate, TPR and FPR gives with ``difference()``
+    and ``ratio()`` (a test holds them equal), from one pandas grouping: MetricFrame stacks every
+    row of every group into its own array, 0.4 s a call on the census's training rows, and the
+    search calls it for every screened attribute of every candidate.
     """
-    # one MetricFrame for all four: what fairlearn's demographic_parity_difference / _ratio and
-    # equalized_odds_difference compute, without grouping the rows four times
-    rates = MetricFrame(metrics={"selection_rate": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
-                        y_true=y_true, y_pred=y_pred, sensitive_features=groups)
-    difference, ratio = rates.difference(), rates.ratio()
+    frame = pd.DataFrame({"group": np.asarray(groups), "truth": np.asarray(y_true).astype(bool),
+                          "approved": np.asarray(y_pred).astype(float)})
+    by_group = frame.groupby("group")
+    selection = by_group["approved"].mean()
+    # a group with no applicant the data approved (rejected) has a TPR (FPR) of 0, as in fairlearn
+    tpr = frame[frame["truth"]].groupby("group")["approved"].mean().reindex(selection.index, fill_value=0.0)
+    fpr = frame[~frame["truth"]].groupby("group")["approved"].mean().reindex(selection.index, fill_value=0.0)
+    gap = {name: float(rates.max() - rates.min()) for name, rates in (("selection", selection), ("tpr", tpr), ("fpr", fpr))}
     return {
-        "demographic_parity_difference": float(difference["selection_rate"]),
-        "adverse_impact_ratio": float(ratio["selection_rate"]),
-        "equalized_odds_difference": float(max(difference["tpr"], difference["fpr"])),
-        "equal_opportunity_difference": float(difference["tpr"]),
+        "demographic_parity_difference": gap["selection"],
+        "adverse_impact_ratio": float(selection.min() / selection.max()) if selection.max() else 1.0,
+        "equalized_odds_difference": max(gap["tpr"], gap["fpr"]),
+        "equal_opportunity_difference": gap["tpr"],
     }
 
 

@@ -2,6 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
 
 from loanxai.fairness.metrics import (
     adverse_impact,
@@ -40,6 +41,25 @@ def test_gaps_by_hand():
         "equalized_odds_difference": 0.5,       # max(TPR gap 1/2, FPR gap 1/2)
         "equal_opportunity_difference": 0.5,    # TPR gap
     })
+
+
+def test_gaps_are_fairlearns():
+    rng = np.random.default_rng(0)
+    for rows in (50, 3000):
+        y_true, y_pred = rng.integers(0, 2, rows), rng.integers(0, 2, rows)
+        groups = pd.Series(rng.choice(["a", "b", "c", "d"], rows, p=[0.5, 0.3, 0.15, 0.05]))
+        y_true[groups.to_numpy() == "d"] = 1  # a group with no rejected applicant: its FPR is 0
+        y_true[groups.to_numpy() == "c"] = 0  # and one with no approved applicant: its TPR is 0
+        rates = MetricFrame(metrics={"selection_rate": selection_rate, "tpr": true_positive_rate,
+                                     "fpr": false_positive_rate},
+                            y_true=y_true, y_pred=y_pred, sensitive_features=groups)
+        difference, ratio = rates.difference(), rates.ratio()
+        assert fairness_gaps(y_true, y_pred, groups) == pytest.approx({
+            "demographic_parity_difference": difference["selection_rate"],
+            "adverse_impact_ratio": ratio["selection_rate"],
+            "equalized_odds_difference": max(difference["tpr"], difference["fpr"]),
+            "equal_opportunity_difference": difference["tpr"],
+        }, abs=1e-12)
 
 
 def test_equal_treatment_has_no_gaps():
