@@ -21,7 +21,7 @@ import numpy as np
 from loanxai.core.pipeline import IMPUTE_STEP, NUMERIC_STEP, SCALE_STEP
 from loanxai.core.schema import FeatureSchema
 
-__all__ = ["ElderlyRule", "elderly_rule", "served_rows"]
+__all__ = ["ElderlyRule", "elderly_rule", "served_rows", "split_thresholds"]
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,7 @@ def elderly_rule(schema: FeatureSchema, preprocessor: Any, forest: Any) -> Elder
     position = schema.numeric_features.index(name)  # the numeric columns come first, in order
     numeric = preprocessor.named_transformers_[NUMERIC_STEP]
     scale = numeric.named_steps[SCALE_STEP]
-    thresholds = np.unique(np.concatenate([
-        tree.tree_.threshold[tree.tree_.feature == position] for tree in forest.estimators_]))
+    thresholds = split_thresholds(forest, position)
     years = np.unique(thresholds * scale.scale_[position] + scale.mean_[position])
     years = years[years < age]
     median = numeric.named_steps[IMPUTE_STEP].statistics_[position]
@@ -85,6 +84,16 @@ def elderly_rule(schema: FeatureSchema, preprocessor: Any, forest: Any) -> Elder
         return ElderlyRule(column, age, np.array([min(median, age - 1)]))
     bounds = np.concatenate([[years[0] - 1], years, [age]])
     return ElderlyRule(column, age, (bounds[:-1] + bounds[1:]) / 2)
+
+
+def split_thresholds(model: Any, column: int) -> np.ndarray:
+    """Every threshold a fitted forest or gradient-boosted model splits preprocessed ``column`` at, sorted."""
+    if hasattr(model, "estimators_"):
+        splits = [tree.tree_.threshold[tree.tree_.feature == column] for tree in model.estimators_]
+    else:  # HistGradientBoostingClassifier: its trees' nodes, leaves excluded
+        nodes = [predictor.nodes for iteration in model._predictors for predictor in iteration]
+        splits = [n["num_threshold"][(n["feature_idx"] == column) & (n["is_leaf"] == 0)] for n in nodes]
+    return np.unique(np.concatenate(splits))
 
 
 def served_rows(X: np.ndarray, schema: FeatureSchema, preprocessor: Any, forest: Any) -> np.ndarray:
