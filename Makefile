@@ -15,7 +15,8 @@ help:
 	@echo "make run    - serve both services on 127.0.0.1 until Ctrl-C, with Prometheus at :9090 (rules and alerts);"
 	@echo "             CHALLENGER=<artifacts dir>: a retrained classifier shadows the live one (decisions mirrored, recorded)"
 	@echo "make replay - serve, replay held-out traffic and the seed's trap, print the alerts Prometheus raises"
-	@echo "make train  - (re)train: DATASET=datasets/x.yaml (your own data), CANDIDATE=..., ACCEPT_UNFAIR=\"reason\" ACCEPTED_BY=\"name\""
+	@echo "make train  - (re)train: DATASET=datasets/x.yaml (your own data), CANDIDATE=..., ACCEPT_UNFAIR=\"reason\" ACCEPTED_BY=\"name\","
+	@echo "             INCUMBENT=<the served classifier's artifacts> (compared with every candidate)"
 	@echo "make report - bias and evaluation report in reports/ (REPORT_ARGS=--fail-on-gate to gate)"
 	@echo "make score INPUT=applications.csv OUT=decisions.csv - decide a file through the classifier (URL=...)"
 	@echo "make records ARGS=\"show 8812\" - the decision record: show, list, export, redecide, notice(s), purge"
@@ -66,9 +67,11 @@ bench: venv $(VENV)-mlserver/.installed
 # DATASET: a dataset description (default: datasets/census.yaml); see README, "Use your own data"
 # CANDIDATE: auto (default: the search's rule), none (the seed's model), or a candidate's name (see the report)
 # ACCEPT_UNFAIR: the business justification for a model the fairness screen flags, ACCEPTED_BY: who gives it (default: the user)
+# INCUMBENT: the served classifier's artifacts folder, compared with every candidate (e.g. models/loanclassifier/artifacts)
 train: venv
 	$(PY) -m loanxai.train $(if $(DATASET),--dataset $(DATASET)) $(if $(CANDIDATE),--candidate "$(CANDIDATE)") \
-	  $(if $(ACCEPT_UNFAIR),--accept-unfair "$(ACCEPT_UNFAIR)") $(if $(ACCEPTED_BY),--accepted-by "$(ACCEPTED_BY)")
+	  $(if $(ACCEPT_UNFAIR),--accept-unfair "$(ACCEPT_UNFAIR)") $(if $(ACCEPTED_BY),--accepted-by "$(ACCEPTED_BY)") \
+	  $(if $(INCUMBENT),--incumbent "$(INCUMBENT)")
 
 # CHALLENGER: a retrained classifier's artifacts folder, served as a challenger shadowing the classifier
 run: venv

@@ -11,7 +11,7 @@ from pathlib import Path
 __all__ = [
     "CLASSIFIER_DIR", "COMPILED_FILE", "DATASETS_DIR", "DEPLOY_DIR", "DOCS_DIR", "EXPLAINER_DIR", "EXPLAINER_FILE",
     "MANIFEST_FILE", "MODELS_DIR", "MODEL_FILE", "MONITORING_DIR", "PREPROCESSOR_FILE", "REPORTS_DIR", "REPO_ROOT",
-    "RESULTS_DIR", "RUN_DIR", "SHARED_DIR", "version",
+    "RESULTS_DIR", "RUN_DIR", "SEARCH_CACHE_DIR", "SHARED_DIR", "version",
 ]
 
 #: the checkout this package lives in
@@ -27,6 +27,8 @@ DOCS_DIR = REPO_ROOT / "docs"
 REPORTS_DIR = REPO_ROOT / "reports"
 #: logs and data of the local runner (make run, make demo, make replay)
 RUN_DIR = REPO_ROOT / ".run"
+#: the search's fits, kept so that an interrupted or repeated training resumes (fairness.search)
+SEARCH_CACHE_DIR = REPO_ROOT / "build" / "search-cache"
 #: what make bench and make reliability measure
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 #: the real CRDs the deploy checks read (beside the checkout, never copied in)

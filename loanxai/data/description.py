@@ -209,6 +209,10 @@ def parse_description(document: Any, path: Path) -> Description:
     if unknown:
         raise DescriptionError(f"{where}: gate.screen: {unknown[0]!r} is not a protected attribute "
                                f"({', '.join(protected) or 'none declared'})")
+    unsearched = [f for f in document["selection"]["choose_from"] if f not in document["selection"]["families"]]
+    if unsearched:
+        raise DescriptionError(f"{where}: selection.choose_from: {unsearched[0]!r} is not among selection.families "
+                               f"({', '.join(document['selection']['families'])})")
     twice = [c for i, c in enumerate(source["columns"] or ()) if c in source["columns"][:i]]
     if twice:
         raise DescriptionError(f"{where}: source.columns: {twice[0]!r} is listed twice")

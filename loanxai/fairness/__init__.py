@@ -4,10 +4,12 @@ less discriminatory alternative, and the gate.
 - :mod:`~loanxai.fairness.metrics`: the policy's cutoff, metrics at it, approval rates by group
   with their intervals, adverse impact ratios, the gaps between groups;
 - :mod:`~loanxai.fairness.proxies`: how well a protected attribute is predicted from the inputs;
-- :mod:`~loanxai.fairness.search`: the candidates, cross-validated on the training rows, the
-  rule that chooses, and the held-out check;
+- :mod:`~loanxai.fairness.candidates`: what each candidate of the search is (families,
+  settings, feature sets, reweighing, fairlearn reductions);
+- :mod:`~loanxai.fairness.search`: the candidates cross-validated on the training rows (in
+  parallel, resumable), the rule that chooses, its check on a second split, and the held-out check;
 - :mod:`~loanxai.fairness.gate`: the screen and the search step a model must pass before it may
   ship (``python -m loanxai.gate``).
 """
 
-__all__ = ["gate", "metrics", "proxies", "search"]
+__all__ = ["candidates", "gate", "metrics", "proxies", "search"]

@@ -113,12 +113,17 @@ def screen_checks(chosen: Mapping[str, Any], held_out: Mapping[str, Any], settin
 
 
 def search_check(search: Mapping[str, Any], settings: GateSettings) -> dict[str, Any]:
-    """Step 2: no candidate within the tolerance has a worst ratio more than the material
-    difference above the chosen model's (``search``: the manifest's search record)."""
-    points = {p["name"]: p for p in search["candidates"]}
+    """Step 2: no candidate the rule could choose (within the tolerance, of a family it chooses
+    from) has a worst ratio more than the material difference above the chosen model's, each
+    judged by the rule's figure: the mean over the fold splits for its contenders, the search's
+    split for the others (``search``: the manifest's search record)."""
+    # the rule's own figure: a contender's mean worst ratio over the fold splits it was estimated on
+    means = {c["name"]: c["mean_worst_air"] for c in (search["repeated"] or {}).get("contenders", [])}
+    points = {p["name"]: p | {"worst_air": means.get(p["name"], p["worst_air"])} for p in search["candidates"]}
     chosen = points[search["chosen"]]
     within = [p for p in points.values()
-              if p["eligible"] and p["metrics"]["roc_auc"] >= search["best_roc_auc"] - search["tolerance"]
+              if p["eligible"] and p["family"] in search["choose_from"]
+              and p["metrics"]["roc_auc"] >= search["best_roc_auc"] - search["tolerance"]
               and p["worst_air"] is not None]
     best = max(within, key=lambda p: p["worst_air"], default=chosen)
     gain = (best["worst_air"] or 0.0) - (chosen["worst_air"] or 0.0) if best is not chosen else 0.0

@@ -7,7 +7,9 @@ from typing import Any
 
 from loanxai.artifacts import version
 from loanxai.core.manifest import Manifest
+from loanxai.fairness.candidates import SEED_REFERENCE
 from loanxai.report.render import fmt, gate_notes, md_table, red, with_interval
+from loanxai.report.search import coverage_lines
 
 __all__ = ["LEGAL_CONTEXT", "model_card"]
 
@@ -103,18 +105,26 @@ def model_card(report: dict[str, Any], manifest: Manifest) -> str:
     if "proxies" in report:
         lines += ["", "Strongest remaining proxies (held-out ROC AUC of predicting the attribute from one column): "
                   + "; ".join(f"{a}: " + ", ".join(report["proxies"][a]["strongest"]) for a in report["proxies"]) + "."]
-    reference = next((c for c in search["candidates"] if not c["eligible"]), None)
+    reference = next((c for c in search["candidates"] if c["name"] == SEED_REFERENCE), None)
+    incumbent = search["incumbent_point"]
     lines += [
         "",
         "## How it was chosen",
         "",
-        f"{len(search['candidates'])} candidates (feature sets without the strongest proxies, reweighing strengths, "
-        f"fairlearn reductions under demographic parity, true positive rate parity and equalized odds, forest "
-        f"settings) were compared by {search['folds']}-fold cross-validation on the training rows at the same approval "
-        f"rate, on ROC AUC and on recall and precision at the cutoff; accuracy never chose. Rule: {search['rule']}.",
+        f"{len(search['candidates'])} candidates ({' and '.join(search['families'])} families at several settings; "
+        f"feature sets without the strongest proxies, reweighing strengths, fairlearn reductions under demographic "
+        f"parity, true positive rate parity and equalized odds on binary groups) were compared by {search['folds']}-fold "
+        f"cross-validation on the training rows at the same approval rate, on ROC AUC and on recall and precision at "
+        f"the cutoff; accuracy never chose. Rule: {search['rule']}. Within these families and this budget:",
+        "",
+        *coverage_lines(search),
+        "",
+        "![The search: every candidate, each family's frontier, the choice](frontier.png)",
         "",
         md_table(["", "ROC AUC", "recall", "precision", "worst adverse impact ratio", "worst standardized mean difference"],
                  [[f"chosen: {chosen['name']}", *_point(chosen)],
+                  *([["incumbent: the served model's recipe, refitted on the same folds", *_point(incumbent)]]
+                    if incumbent else []),
                   *([[f"reference: {reference['summary']}", *_point(reference)]] if reference else [])]),
         "",
         f"Held-out check ({report['held_out_rows']} rows): ROC AUC {fmt(report['metrics']['roc_auc'])}, recall "

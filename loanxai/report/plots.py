@@ -12,6 +12,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, roc_curve
 
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.description import LABEL
+from loanxai.fairness.candidates import INCUMBENT
 
 
 def plot_distributions(frame: pd.DataFrame, schema: FeatureSchema, path: Path) -> None:
@@ -144,36 +145,62 @@ def plot_proxies(proxies: dict[str, Any], path: Path) -> None:
 
 def plot_frontier(search: dict[str, Any], threshold: float | None, path: Path) -> None:
     """The search at a glance: each candidate's cross-validated ROC AUC against its worst
-    adverse impact ratio (with the 95% interval), the tolerance band below the best AUC, the
-    screen's threshold, the reference with the prohibited bases as inputs, and the choice."""
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    adverse impact ratio over the groups judged reliably (with the 95% interval), one colour a
+    family, each family's frontier (the best worst ratio at each ROC AUC or above), the tolerance
+    band below the best AUC the rule measures against, the screen's threshold, the reference
+    with the prohibited bases as inputs, and the choice (candidates worse than chance, below 0.5,
+    are off the plot)."""
+    fig, ax = plt.subplots(figsize=(8, 6))
     best, tolerance = search["best_roc_auc"], search["tolerance"]
-    ax.axhspan(best - tolerance, best, color="tab:green", alpha=0.12, label=f"within {tolerance} of the best ROC AUC")
+    ax.axhspan(best - tolerance, best, color="tab:green", alpha=0.12,
+               label=f"within {tolerance} of the best {' or '.join(search['choose_from'])} ROC AUC")
     if threshold is not None:
         ax.axvline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"screen: ratio {threshold}")
     data = [r for r in search["data_air"].values() if r is not None]
     if data:
         ax.axvline(min(data), color="k", linestyle=":", linewidth=1,
                    label=f"the data's own decisions: worst ratio {min(data):.2f}")
-    styles = {"search": dict(color="tab:blue", marker="o", s=30), "reference": dict(color="tab:gray", marker="x", s=50),
-              "chosen": dict(color="tab:orange", marker="*", s=260, edgecolor="k", zorder=5)}
-    labels = {"search": "candidates", "reference": "reference: prohibited bases as inputs (never chosen)",
-              "chosen": f"chosen: {search['chosen']}"}
-    shown = set()
+    colours = dict(zip(search["families"], ("tab:blue", "tab:purple", "tab:olive")))
+    points: dict[str, list[tuple[float, float]]] = {family: [] for family in search["families"]}
     for c in search["candidates"]:
-        if c["worst"] is None:
+        if c["worst"] is None or c["name"] == search["chosen"]:
             continue
-        kind = "chosen" if c["name"] == search["chosen"] else "search" if c["eligible"] else "reference"
         x, y = c["worst"]["ratio"], c["metrics"]["roc_auc"]
-        ax.errorbar(x, y, xerr=[[x - c["worst"]["low"]], [c["worst"]["high"] - x]], fmt="none",
-                    ecolor=styles[kind]["color"], alpha=0.35, linewidth=1)
-        ax.scatter(x, y, label=None if kind in shown else labels[kind], **styles[kind])
-        shown.add(kind)
-    ax.set_xlabel("worst adverse impact ratio over " + ", ".join(search["screened"]) + " (95% interval)")
+        colour = colours[c["family"]] if c["eligible"] else "tab:gray"
+        ax.errorbar(x, y, xerr=[[x - c["worst"]["low"]], [c["worst"]["high"] - x]], fmt="none", ecolor=colour,
+                    alpha=0.2, linewidth=0.8)
+        if c["eligible"]:
+            ax.scatter(x, y, color=colour, marker="o", s=14, alpha=0.7)
+            points[c["family"]].append((x, y))
+        elif c["name"] == INCUMBENT:
+            ax.scatter(x, y, color="k", marker="D", s=60, zorder=4, label="incumbent: the served model's recipe")
+        else:
+            ax.scatter(x, y, color=colour, marker="x", s=50, label="reference: prohibited bases as inputs (never chosen)")
+    for family, xy in points.items():
+        frontier = _frontier(xy)
+        ax.plot(*zip(*frontier), color=colours[family], linewidth=1.5,
+                label=f"{family} candidates and frontier" + ("" if family in search["choose_from"] else " (not chosen from)"))
+    chosen = next(c for c in search["candidates"] if c["name"] == search["chosen"])
+    if chosen["worst"] is not None:
+        ax.scatter(chosen["worst"]["ratio"], chosen["metrics"]["roc_auc"], color="tab:orange", marker="*", s=260,
+                   edgecolor="k", zorder=5, label=f"chosen: {search['chosen']}")
+    ax.set_xlabel("worst adverse impact ratio over " + ", ".join(search["screened"])
+                  + " (groups judged reliably; 95% interval)")
     ax.set_ylabel(f"ROC AUC ({search['folds']}-fold cross-validation)")
+    ax.set_ylim(bottom=max(0.5, ax.get_ylim()[0]))
     ax.set_title("The search for a less discriminatory alternative (at the cutoff)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
     _save(fig, path)
+
+
+def _frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other beats on both ratio and ROC AUC, by ratio: (ratio, ROC AUC) pairs."""
+    frontier, best_auc = [], -1.0
+    for x, y in sorted(points, key=lambda p: (-p[0], -p[1])):
+        if y > best_auc:
+            frontier.append((x, y))
+            best_auc = y
+    return frontier[::-1]
 
 
 def plot_score_shares(score: dict[str, Any], path: Path) -> None:

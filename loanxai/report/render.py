@@ -8,6 +8,8 @@ from typing import Any
 
 import markdown
 
+from loanxai.report.search import coverage_lines, versus_incumbent
+
 __all__ = ["fmt", "gate_notes", "md_table", "red", "render_html", "render_markdown", "with_interval"]
 
 
@@ -126,19 +128,23 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## 6. The search for a less discriminatory alternative", "",
         f"{len(search['candidates'])} candidates, each estimated by {search['folds']}-fold cross-validation on the "
         f"training rows at its own cutoff (the same approval rate for all) in {search['seconds']:.0f} s. Rule: "
-        f"{search['rule']}. Chosen: **{search['chosen']}** (requested `{search['requested']}`).", "",
+        f"{search['rule']}. Chosen: **{search['chosen']}** (requested `{search['requested']}`). Within these "
+        f"families and this budget:", "", *coverage_lines(search), "",
         "![The search](frontier.png)", "",
         "The standardized mean difference (SMD) compares the scores themselves, whatever the cutoff: a group's "
         "mean probability of approval minus the favoured group's, in pooled standard deviations (0: none; "
         "negative: the group scores lower).", "",
-        md_table(["candidate", "ROC AUC", "recall", "precision", "worst adverse impact ratio [95%]",
-                  *(f"{a} ratio" for a in search["screened"]), "worst SMD [95%]"],
+        md_table(["candidate", "family", "ROC AUC", "recall", "precision", "worst adverse impact ratio [95%]",
+                  *(f"{a} ratio" for a in search["screened"]), "worst SMD [95%]",
+                  *(["ROC AUC, worst ratio vs incumbent"] if search["incumbent_point"] else [])],
                  [[f"**{c['name']}**" if c["name"] == search["chosen"] else c["name"] + ("" if c["eligible"] else " (reference)"),
-                   fmt(c["metrics"]["roc_auc"]), fmt(c["metrics"]["recall"]), fmt(c["metrics"]["precision"]),
+                   c["family"], fmt(c["metrics"]["roc_auc"]), fmt(c["metrics"]["recall"]), fmt(c["metrics"]["precision"]),
                    (f"{with_interval(c['worst'], 'ratio')} ({c['worst']['attribute']})" if c["worst"] else "n/a"),
                    *(fmt(c["air"][a]["ratio"]) for a in search["screened"]),
                    (f"{with_interval(c['worst_smd'], 'smd')} ({c['worst_smd']['attribute']})" if c["worst_smd"]
-                    else "n/a")] for c in search["candidates"]]),
+                    else "n/a"),
+                   *([", ".join(versus_incumbent(c, search["incumbent_point"]))] if search["incumbent_point"] else [])]
+                  for c in search["candidates"]]),
     ]
     expl, reasons = report["explanations"], report["reasons"]
     lines += [

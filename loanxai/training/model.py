@@ -6,11 +6,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from loanxai.core.manifest import Manifest
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import Dataset
 from loanxai.fairness.gate import GateSettings, gate_record, screen_checks, search_check
@@ -64,14 +66,16 @@ class TrainedModel:
 
 def train_model(dataset: Dataset, seed: int = 0, requested: str = "auto", accept_unfair: str | None = None,
                 accepted_by: str | None = None, n_estimators: int | None = None,
-                only: Sequence[str] | None = None) -> TrainedModel:
-    """Search the candidates (``only``: these names), choose one (``requested``: by the rule, or
-    a name), check it on the held-out rows, and run the gate's two steps."""
-    result = search(dataset, seed, requested, n_estimators, only)
+                only: Sequence[str] | None = None, quick: bool = False, cache: Path | None = None,
+                incumbent: Manifest | None = None) -> TrainedModel:
+    """Search the candidates (``only``: these names; ``quick``, ``cache``, ``incumbent``: as
+    :func:`~loanxai.fairness.search.search`), choose one (``requested``: by the rule, or a name),
+    check it on the held-out rows, and run the gate's two steps."""
+    result = search(dataset, seed, requested, n_estimators, only, quick, cache, incumbent)
     held_out = held_out_check(result, dataset)
-    record = result.record(seed, n_estimators)
     description = dataset.description
     settings = GateSettings.from_dict(description.gate)
+    record = result.record(settings.min_adverse_impact_ratio)
     checks = [*screen_checks(result.chosen.point(), held_out, settings, description.screened, description.protected),
               search_check(record, settings)]
     gate = gate_record(checks, settings, accept_unfair, accepted_by)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
+from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR, SEARCH_CACHE_DIR
 from loanxai.core.cli import command_parser, configure_logging
 from loanxai.core.manifest import Manifest, read_manifest
 from loanxai.core.pipeline import PREPROCESSOR_STEP, impute, numeric_medians
@@ -46,6 +46,9 @@ def train(
     accepted_by: str | None = None,
     n_estimators: int | None = None,
     only: Sequence[str] | None = None,
+    quick: bool = False,
+    cache: Path | None = SEARCH_CACHE_DIR,
+    incumbent: Path | None = None,
 ) -> tuple[Manifest, Manifest]:
     """Train both artifacts from the described dataset and write them; return the two manifests.
 
@@ -56,7 +59,11 @@ def train(
     recorded with ``accepted_by`` (default: the user), and only if the search found no materially
     less discriminatory alternative. Nothing is written unless everything succeeds; ``seed``
     (default: the description's ``split.seed``) seeds the folds, the forests and the explainer;
-    ``n_estimators`` replaces every forest's number of trees (quick runs).
+    ``n_estimators`` replaces every candidate's number of trees (or boosting iterations); ``quick``
+    searches each family's first setting with 10 trees and 5 grid points (tests); ``cache`` keeps
+    the search's fits so that an interrupted or repeated training resumes (None: kept nowhere);
+    ``incumbent``: the served classifier's artifacts folder, whose recipe the search re-assesses
+    beside the candidates (the report compares every candidate with it).
     """
     started = time.perf_counter()
     if not isinstance(description, Description):
@@ -64,7 +71,9 @@ def train(
     seed = description.seed if seed is None else seed
     logger.info("[1/4] loading %s (%s), searching the candidates (%d-fold cross-validation)", description.name,
                 description.path, description.selection["folds"])
-    model = train_model(load_dataset(description), seed, candidate, accept_unfair, accepted_by, n_estimators, only)
+    served = None if incumbent is None else read_manifest(incumbent)  # before the search's minutes
+    model = train_model(load_dataset(description), seed, candidate, accept_unfair, accepted_by, n_estimators, only,
+                        quick, cache, served)
     training = {
         "seed": seed,
         "n_train": len(model.dataset.train),
@@ -113,7 +122,16 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR, help="where the classifier's artifacts go")
     parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR, help="where the explainer's artifacts go")
     parser.add_argument("--n-estimators", type=int, default=None,
-                        help="trees of every candidate's forest (default: each forest setting's, 25)")
+                        help="trees (or boosting iterations) of every candidate (default: each setting's own)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a quick search: each family's first setting, 10 trees, 5 grid points (tests, trials)")
+    parser.add_argument("--search-cache", type=Path, default=SEARCH_CACHE_DIR,
+                        help="where the search keeps its fits, to resume an interrupted or repeated training")
+    parser.add_argument("--no-search-cache", dest="search_cache", action="store_const", const=None,
+                        help="keep no fits")
+    parser.add_argument("--incumbent", type=Path, metavar="DIR",
+                        help="the served classifier's artifacts: its recipe is re-assessed beside the candidates and "
+                             "the report compares each candidate with it")
     parser.add_argument("--seed", type=int, default=None, help="default: the description's split.seed")
     parser.add_argument("--candidate", default="auto",
                         help="the candidate to serve: auto (the search's rule), none (the seed's model, every protected "
@@ -135,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             ensure_trained(args.classifier_dir, args.explainer_dir)
         else:
             train(args.classifier_dir, args.explainer_dir, args.dataset, args.seed, args.candidate,
-                  args.accept_unfair, args.accepted_by, args.n_estimators)
-    except (DescriptionError, DataError, UnknownCandidate) as error:
+                  args.accept_unfair, args.accepted_by, args.n_estimators, quick=args.quick, cache=args.search_cache,
+                  incumbent=args.incumbent)
+    except (DescriptionError, DataError, UnknownCandidate, ArtifactError) as error:
         logger.error("training stopped, the previous artifacts are unchanged: %s", error)
         return 2
     return 0

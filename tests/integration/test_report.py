@@ -138,7 +138,11 @@ def test_report_json_has_every_section(small_report, artifacts):
     card = (out / "model_card.md").read_text()
     for words in ("`marital-status` | marital status | no", "yes, under the elderly rule", "**The elderly rule.**",
                   "worst standardized mean difference",
-                  f"{manifest.cutoff:.4f}", "Rule: among the candidates", "stable code"):
+                  f"{manifest.cutoff:.4f}", "Rule: among the forest candidates", "stable code",
+                  # what the search covered, each family's best with its interval, the small groups, the splits
+                  "- forest: ", "- boosting: ", "the best worst adverse impact ratio is ",
+                  "Too small to judge reliably", "Amer-Indian-Eskimo (", "contenders on 3 fold splits",
+                  "![The search: every candidate, each family's frontier, the choice](frontier.png)"):
         assert words in card, words
 
 

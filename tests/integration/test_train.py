@@ -5,6 +5,11 @@ import pytest
 
 from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.core.schema import CLASS_NAMES
+from loanxai.data.dataset import load_dataset
+from loanxai.errors import ArtifactError
+from loanxai.fairness.candidates import INCUMBENT
+from loanxai.fairness.search import search
+from loanxai.report.search import coverage_lines
 from tests.conftest import CENSUS, FEATURE_NAMES, census_sample
 
 
@@ -143,3 +148,24 @@ def test_a_killed_swap_is_repaired_by_the_next_training(tmp_path):
             raise RuntimeError("this training fails too")
     assert (target / "model.dill").read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts"]
+
+
+def test_the_incumbents_recipe_refitted_on_the_same_folds_reproduces_its_recorded_point(artifacts):
+    manifest = artifacts.classifier_manifest
+    result = search(load_dataset(CENSUS), seed=manifest.training["seed"], requested=manifest.candidate,
+                    only=[manifest.candidate], incumbent=manifest)
+    points = {p["name"]: p for p in result.record(0.8)["candidates"]}
+    incumbent, recorded = points[INCUMBENT], next(p for p in manifest.search["candidates"] if p["name"] == manifest.candidate)
+    assert not incumbent["eligible"] and result.chosen.spec.name == manifest.candidate
+    assert incumbent["metrics"] == recorded["metrics"] and incumbent["air"] == recorded["air"]
+    record = result.record(0.8)
+    assert record["incumbent"]["candidate"] == manifest.candidate
+    # the report's and the model card's sentence: the same recipe gains nothing on itself
+    [line] = [line for line in coverage_lines(record) if line.startswith("- The incumbent")]
+    assert f"({manifest.candidate}, trained {manifest.created_at})" in line
+    assert line.endswith("the chosen against it: ROC AUC +0.000, worst ratio +0.000.")
+
+
+def test_an_incumbent_of_other_data_is_refused_before_the_search(artifacts, loanapp_artifacts):
+    with pytest.raises(ArtifactError, match=r"manifest.json: the incumbent was trained on dataset 'loanapp'"):
+        search(load_dataset(CENSUS), incumbent=loanapp_artifacts.classifier_manifest)

@@ -57,7 +57,8 @@ def test_a_small_dataset_loads_with_defaults(tmp_path):
     assert description.document["missing"]["numeric"] == "median"
     # the decision policy, the search and the gate take their documented defaults
     assert description.decision == {"approval_rate": "base"}
-    assert description.selection == {"folds": 5, "tolerance": 0.01}
+    assert description.selection == {"folds": 5, "tolerance": 0.01, "families": ["forest", "boosting"],
+                                     "choose_from": ["forest"], "reliable_approvals": 100}
     assert description.gate["min_adverse_impact_ratio"] == 0.8 and description.screened == ("region",)
     assert description.protected["region"].bases == ("national origin",) and not description.protected["region"].model_input
     assert str(tmp_path / "tiny.csv") in dataset.source_sha256
@@ -87,6 +88,8 @@ def test_a_small_dataset_loads_with_defaults(tmp_path):
     ({"decision": {"approval_rate": 0.3, "cutoff": 0.5}}, "decision: give exactly one of approval_rate, cutoff"),
     ({"decision": {"approval_rate": 1.5}}, "decision.approval_rate"),
     ({"selection": {"folds": 1}}, r"selection.folds: 1 is less than the minimum of 2"),
+    ({"selection": {"choose_from": ["boosting"]}}, r"selection.choose_from\[0\]: 'boosting' is not one of \['forest'\]"),
+    ({"selection": {"families": ["boosting"]}}, r"selection.choose_from: 'forest' is not among selection.families \(boosting\)"),
     ({"gate": {"screen": ["gender"]}}, "gate.screen: 'gender' is not a protected attribute"),
     ({"label": {"column": "outcome", "approved": ["good"], "rejected": ["good"]}}, "listed as both approved and rejected"),
     ({"split": {"test_fraction": 0.2, "test_rows": 10}}, "give exactly one of test_fraction, test_rows, test_path"),
