@@ -4,8 +4,11 @@
    approval rate over its highest, at the cutoff) at least ``gate.min_adverse_impact_ratio``,
    judged between groups of at least ``gate.min_group_rows`` rows, on the cross-validated
    decisions over every training row (the largest sample the model never saw), with 95%
-   intervals and the held-out rows' figures beside. A declared basis used as a model input
-   (but age under the elderly rule) is disparate treatment: a failing check of its own.
+   intervals and the held-out rows' figures beside, and the ratio over the groups large enough
+   to judge reliably (what the search's rule judges) beside too: the screen itself stays on
+   every group of ``gate.min_group_rows``, the more cautious of the two. A declared basis used
+   as a model input (but age under the elderly rule) is disparate treatment: a failing check
+   of its own.
 2. **If the screen flags**, the model may ship only when the search's record shows that no
    candidate within the tolerance has a worst ratio materially higher than the model's
    (``gate.material_difference``) *and* a business justification is recorded (``--accept-unfair
@@ -98,6 +101,8 @@ def screen_checks(chosen: Mapping[str, Any], held_out: Mapping[str, Any], settin
                 "passed": value is None or value >= settings.min_adverse_impact_ratio,
                 "judged": sorted(g for g in air["groups"] if g not in air["not_judged"]), "not_judged": air["not_judged"],
                 "held_out": {k: final[k] for k in ("ratio", "low", "high", "not_judged")},
+                # beside it, the ratio the search's rule judges: the groups large enough to judge reliably
+                "reliably_judged": chosen.get("rule_air", {}).get(attribute),
             })
         for gap, setting in DIFFERENCES:
             limit = getattr(settings, setting)

@@ -263,10 +263,11 @@ def _fold_answers(job: _Fit, X: np.ndarray, y: np.ndarray, weights: np.ndarray |
 
 def _salt() -> str:
     """What the kept answers depend on beyond their arguments: the sources of the code that fits
-    and predicts (:mod:`loanxai.core`, :mod:`loanxai.fairness`) and the libraries' versions."""
+    and predicts (:mod:`loanxai.core`, this module, :mod:`~loanxai.fairness.candidates`) and the
+    libraries' versions. The assessment, the gate and the report are not kept, and may change freely."""
     digest = hashlib.sha256()
-    root = Path(__file__).resolve().parents[1]
-    for path in sorted([*(root / "core").glob("*.py"), *(root / "fairness").glob("*.py")]):
+    here = Path(__file__).resolve()
+    for path in sorted([*(here.parents[1] / "core").glob("*.py"), here, here.with_name("candidates.py")]):
         digest.update(path.read_bytes())
     for package in _KEYED_PACKAGES:
         digest.update(f"{package}={metadata.version(package)}".encode())

@@ -31,9 +31,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         "The gate as training recorded it (step 1, the screen, on the cross-validated decisions over every training "
         "row, the held-out figures beside; step 2, the search):",
         "",
-        md_table(["step", "attribute", "metric", "value [95% interval]", "held out", "rule", "result"],
+        md_table(["step", "attribute", "metric", "value [95% interval]", "held out", "groups judged reliably", "rule",
+                  "result"],
                  [[c["step"], c["attribute"], c["metric"], with_interval(c), with_interval(c.get("held_out") or {}, "ratio"),
-                   c["rule"], "pass" if c["passed"] else "**FLAG**"] for c in gate["recorded"]["checks"]]),
+                   _reliably(c.get("reliably_judged")), c["rule"], "pass" if c["passed"] else "**FLAG**"]
+                  for c in gate["recorded"]["checks"]]),
         "",
         "On the held-out rows this report evaluated:",
         "",
@@ -211,6 +213,13 @@ def gate_notes(gate: dict[str, Any]) -> list[str]:
         notes += [red(f"FAILED: {'; '.join(recorded['failed_checks'] + recorded['failed_search'])}. No justification "
                        "ships a model when a less discriminatory alternative was passed over."), ""]
     return notes
+
+
+def _reliably(figure: dict[str, Any] | None) -> str:
+    """A screen check's ratio over the groups judged reliably, with its groups ("" for other checks)."""
+    if not figure or figure.get("ratio") is None:
+        return ""
+    return f"{with_interval(figure, 'ratio')} ({figure['lowest']} / {figure['highest']})"
 
 
 def with_interval(values: dict[str, Any], key: str = "value") -> str:

@@ -83,7 +83,8 @@ def test_report_files(small_report):
         assert height > 100 and width > 100
     html = (out / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
-    assert html.count('src="data:image/png;base64,') == len(pngs)  # self-contained
+    # self-contained: every picture inside, the frontier twice (the search's section and the model card's)
+    assert html.count('src="data:image/png;base64,') == len(pngs) + 1
     assert ".png\"" not in html
     assert "<table>" in html and "Fairness gate: FLAGGED" in html
     markdown = (out / "report.md").read_text()

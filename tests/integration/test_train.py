@@ -55,8 +55,12 @@ def test_the_gate_is_recorded_in_two_steps(artifacts):
     gate = artifacts.classifier_manifest.gate
     steps = [(c["step"], c["attribute"]) for c in gate.checks]
     assert steps == [("screen", "gender"), ("screen", "ethnicity"), ("search", "all screened")]
+    unreliable = artifacts.classifier_manifest.search["unreliable"]
     for check in gate.checks[:2]:
         assert check["low"] <= check["value"] <= check["high"] and check["held_out"]["ratio"] is not None
+        # beside the screen's ratio, the rule's: over the groups large enough to judge reliably, never below it
+        reliably = check["reliably_judged"]
+        assert reliably["lowest"] not in unreliable[check["attribute"]] and reliably["ratio"] >= check["value"]
     # the census's screen flags ethnicity and gender; the search found nothing materially better
     assert gate.status == "flagged" and gate.checks[2]["passed"]
 
