@@ -6,10 +6,12 @@ less discriminatory alternative, and the gate.
 - :mod:`~loanxai.fairness.proxies`: how well a protected attribute is predicted from the inputs;
 - :mod:`~loanxai.fairness.candidates`: what each candidate of the search is (families,
   settings, feature sets, reweighing, fairlearn reductions);
-- :mod:`~loanxai.fairness.search`: the candidates cross-validated on the training rows (in
-  parallel, resumable), the rule that chooses, its check on a second split, and the held-out check;
+- :mod:`~loanxai.fairness.fits`: the search's fits, on every core, kept on disk to resume;
+- :mod:`~loanxai.fairness.search`: the candidates cross-validated on the training rows, the
+  rule that chooses (its contenders on three fold splits), and the held-out check;
+- :mod:`~loanxai.fairness.results`: what the search found, and what the manifest records of it;
 - :mod:`~loanxai.fairness.gate`: the screen and the search step a model must pass before it may
   ship (``python -m loanxai.gate``).
 """
 
-__all__ = ["candidates", "gate", "metrics", "proxies", "search"]
+__all__ = ["candidates", "fits", "gate", "metrics", "proxies", "results", "search"]

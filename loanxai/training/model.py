@@ -15,8 +15,10 @@ from sklearn.pipeline import Pipeline
 from loanxai.core.manifest import Manifest
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import Dataset
+from loanxai.fairness.fits import served_approval
 from loanxai.fairness.gate import GateSettings, gate_record, screen_checks, search_check
-from loanxai.fairness.search import SearchResult, held_out_check, search, served_approval
+from loanxai.fairness.results import SearchResult
+from loanxai.fairness.search import held_out_check, search
 
 __all__ = ["TrainedModel", "train_model"]
 

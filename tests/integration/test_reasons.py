@@ -9,7 +9,8 @@ from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP
 from loanxai.data.dataset import LABEL, load_dataset
 from loanxai.data.description import load_description
 from loanxai.explain.reasons import approved_reference, reason_explainer
-from loanxai.fairness.search import search, served_approval
+from loanxai.fairness.fits import served_approval
+from loanxai.fairness.search import search
 from tests.conftest import EXAMPLE_APPLICATION, REJECTED_APPLICATION, census_sample, start_classifier
 
 

@@ -11,7 +11,8 @@ from loanxai.data.description import LABEL, load_description
 from loanxai.errors import UnknownCandidate
 from loanxai.fairness.candidates import SEED_REFERENCE, kamiran_calders_weights
 from loanxai.fairness.gate import GateSettings, search_check
-from loanxai.fairness.search import CONTENDERS, SPLITS, held_out_check, search
+from loanxai.fairness.results import CONTENDERS, SPLITS
+from loanxai.fairness.search import held_out_check, search
 from tests.conftest import census_sample
 
 ROWS = 4000
