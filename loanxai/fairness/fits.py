@@ -12,7 +12,7 @@ them (:func:`served_approval`):
   the code that fits (:mod:`loanxai.core`, this module, :mod:`~loanxai.fairness.candidates`)
   and the versions of :data:`KEYED_PACKAGES`: an interrupted search resumes where it stopped,
   a repeated one costs no fit, and a changed line of that code or a new library version fits
-  again.
+  again; past :data:`CACHE_LIMIT`, the answers used least recently go.
 """
 from __future__ import annotations
 
@@ -38,12 +38,15 @@ from loanxai.core.pipeline import CLASSIFIER_STEP, FOREST, PREPROCESSOR_STEP, SA
 from loanxai.core.schema import FeatureSchema
 from loanxai.fairness.candidates import CONSTRAINTS
 
-__all__ = ["KEYED_PACKAGES", "FitJob", "fit_pipelines", "fold_approvals", "served_approval"]
+__all__ = ["CACHE_LIMIT", "KEYED_PACKAGES", "FitJob", "fit_pipelines", "fold_approvals", "served_approval"]
 
 logger = logging.getLogger(__name__)
 
 #: the libraries whose versions key the kept answers
 KEYED_PACKAGES = ("scikit-learn", "fairlearn", "numpy", "pandas")
+#: the kept answers' size past which the least recently used go (a census search keeps 65 MB;
+#: every change of the code that fits starts a new set)
+CACHE_LIMIT = "1G"
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,8 @@ def fold_approvals(jobs: Sequence[FitJob], folds: Sequence[tuple[np.ndarray, np.
     its candidates' served probabilities for the fold's score rows: ``[job][fold][candidate]``.
     ``cache``: the folder the answers are kept in (None: nothing kept); ``description`` names the
     progress shown."""
-    answer = Memory(None if cache is None else str(cache), verbose=0).cache(_fold_answers)
+    memory = Memory(None if cache is None else str(cache), verbose=0)
+    answer = memory.cache(_fold_answers)
     code = _code_key()
     tasks = [delayed(answer)(job, fit_rows, score_rows, code) for job in jobs for fit_rows, score_rows in folds]
     answers: list[list[np.ndarray]] = []
@@ -134,4 +138,6 @@ def fold_approvals(jobs: Sequence[FitJob], folds: Sequence[tuple[np.ndarray, np.
             bar.update()
             if bar.disable and done * 10 // len(tasks) > (done - 1) * 10 // len(tasks):
                 logger.info("%s: %d of %d jobs", description, done, len(tasks))
+    if cache is not None:
+        memory.reduce_size(bytes_limit=CACHE_LIMIT)
     return [answers[i * len(folds):(i + 1) * len(folds)] for i in range(len(jobs))]
