@@ -84,13 +84,6 @@ class SearchResult:
     #: the served model whose recipe was re-assessed as the candidate "incumbent": its manifest, candidate, date
     incumbent: dict[str, Any] | None = None
 
-    @property
-    def within_tolerance(self) -> list[Assessment]:
-        """The candidates the rule chooses among: eligible, of a family it may choose, and within
-        the tolerance of the best ROC AUC."""
-        return [a for a in self.assessments if choosable(a.spec, self.choose_from)
-                and a.metrics["roc_auc"] >= self.best_auc - self.tolerance]
-
     def coverage(self, threshold: float | None) -> dict[str, Any]:
         """What the search covered and found, per family: its candidates, its best ROC AUC, and
         the best worst ratio within the tolerance of that AUC, with its 95% interval; and whether
