@@ -290,7 +290,9 @@ def test_the_promotion_gate_refuses_a_challenger_that_fails_a_group(gendered, ge
     def firing():
         return {a["labels"]["attribute"] for a in alerts(prometheus_of(gendered))
                 if a["labels"]["alertname"] == "LoanChallengerAdverseImpactBelowChampion" and a["state"] == "firing"}
-    assert eventually(lambda: {"marital-status", "relationship"} <= firing(), timeout=60), firing()
+    # relationship (Husband and Wife state the sex) always; marital status too with the 25-tree census model,
+    # not with the 50-tree one of 2026-12-07, whose marital-status ratio stays within the alert's margin
+    assert eventually(lambda: "relationship" in firing(), timeout=60), firing()
     assert "gender" not in firing()
     deploy = deploy_pinning(tmp_path, (gendered_dir, explainer_of(gendered_dir)))
     before = {path: path.read_text() for path in deploy.rglob("*") if path.is_file()}
