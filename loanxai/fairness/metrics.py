@@ -30,7 +30,8 @@ from sklearn import metrics as skmetrics
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
 __all__ = ["METRICS", "Z95", "adverse_impact", "balanced_sample", "evaluate", "fairness_gaps", "group_metrics",
-           "group_rates", "large_groups", "policy_cutoff", "resampling_effect", "standardized_mean_difference", "wilson"]
+           "group_rates", "large_groups", "policy_cutoff", "policy_rate", "resampling_effect",
+           "standardized_mean_difference", "wilson"]
 
 #: the normal quantile of a two-sided 95% interval
 Z95 = 1.959964
@@ -46,14 +47,21 @@ METRICS = {
 }
 
 
+def policy_rate(policy: Mapping[str, Any], base_rate: float) -> float:
+    """The share of applications the policy approves: its ``approval_rate`` (``base``:
+    ``base_rate``, the training data's); a policy of a fixed cutoff names none, and the base
+    rate stands in for it."""
+    rate = policy.get("approval_rate", "base")
+    return base_rate if rate == "base" else float(rate)
+
+
 def policy_cutoff(approval: np.ndarray, policy: Mapping[str, Any], base_rate: float) -> float:
     """The probability of approval at or above which an application is approved: the policy's
     fixed ``cutoff``, or the quantile of ``approval`` (probabilities, shape (n,)) that approves
-    the policy's ``approval_rate`` of them (``base``: ``base_rate``, the training data's)."""
+    the policy's rate of them (:func:`policy_rate`)."""
     if "cutoff" in policy:
         return float(policy["cutoff"])
-    rate = base_rate if policy["approval_rate"] == "base" else float(policy["approval_rate"])
-    return float(np.quantile(approval, 1 - rate))
+    return float(np.quantile(approval, 1 - policy_rate(policy, base_rate)))
 
 
 def evaluate(approval: np.ndarray, y: np.ndarray, cutoff: float) -> dict[str, Any]:

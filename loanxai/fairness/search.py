@@ -68,6 +68,7 @@ from loanxai.fairness.metrics import (
     evaluate,
     fairness_gaps,
     policy_cutoff,
+    policy_rate,
     standardized_mean_difference,
 )
 from loanxai.fairness.proxies import proxy_auc
@@ -97,7 +98,7 @@ class _Search:
         self.encoded: dict[tuple[str, ...], np.ndarray] = {}
         self.cache = cache
         self.sides = {a: binary_groups(self.groups[a], self.y) for a in self.screened}
-        approved_rows = len(self.y) * _approval_rate(self.policy, self.base_rate)
+        approved_rows = len(self.y) * policy_rate(self.policy, self.base_rate)
         self.unreliable = {}
         for attribute in self.screened:
             shares = self.groups[attribute].value_counts(normalize=True)
@@ -280,13 +281,6 @@ class _Search:
             "gaps": gaps, "material_difference": self.gate["material_difference"],
             "stable": max(gaps) <= self.gate["material_difference"],
         }
-
-
-def _approval_rate(policy: dict[str, Any], base_rate: float) -> float:
-    """The share of applications the policy approves: its approval rate (``base``: the training
-    data's), or the base rate when the policy fixes a cutoff instead."""
-    rate = policy.get("approval_rate", "base")
-    return base_rate if rate == "base" else float(rate)
 
 
 def search(dataset: Dataset, seed: int = 0, requested: str = "auto", n_estimators: int | None = None,
