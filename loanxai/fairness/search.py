@@ -105,6 +105,14 @@ class _Search:
             self.unreliable[attribute] = {
                 str(g): {"rows": int(round(share * len(self.y))), "expected_approvals": round(share * approved_rows, 1)}
                 for g, share in shares.items() if share * approved_rows < self.reliable_approvals}
+        #: each screened attribute's groups as the rule judges them: those too small to judge reliably left out (None)
+        self.reliable_groups = {a: self.groups[a].astype(str).where(lambda g, a=a: ~g.isin(self.unreliable[a]), None)
+                                .tolist() for a in self.screened}
+        # Kamiran-Calders weights over the intersection of the screened attributes, once: each
+        # reweighing strength raises them to its power
+        cells = pd.concat([self.groups[a].astype(str) for a in self.screened], axis=1).agg(" / ".join, axis=1)
+        self.reweighing = kamiran_calders_weights(cells, self.y)
+        self.grids: dict[tuple[str, str], pd.DataFrame] = {}
 
     def schema(self, features: Sequence[str]) -> FeatureSchema:
         key = tuple(features)
@@ -187,14 +195,15 @@ class _Search:
         schema = self.schema(first.features)
         weights = None
         if first.weighting:
-            cells = pd.concat([self.groups[a].astype(str) for a in self.screened], axis=1).agg(" / ".join, axis=1)
-            weights = kamiran_calders_weights(cells, self.y) ** first.weighting
+            weights = self.reweighing ** first.weighting
         constraint = grid = sides = None
         points: tuple[int, ...] = ()
         if first.reduction is not None:
             constraint, attribute, _ = first.reduction
             sides = self.sides[attribute]
-            grid = lambda_grid(constraint, sides, self.y, self.grid_size)
+            if (constraint, attribute) not in self.grids:  # one grid for every family and every split
+                self.grids[constraint, attribute] = lambda_grid(constraint, sides, self.y, self.grid_size)
+            grid = self.grids[constraint, attribute]
             points = tuple(s.reduction[2] for s in specs)
         return FitJob(schema, first.family, first.estimator_settings(self.trees),
                       self.seed if first.seed is None else first.seed, constraint, grid, points,
@@ -227,10 +236,8 @@ class _Search:
         air = {a: adverse_impact(decisions, groups.tolist(), min_rows) for a, groups in self.groups.items()}
         smd = {a: standardized_mean_difference(approval, groups.tolist(), min_rows) for a, groups in self.groups.items()}
         rule_air = {}
-        for attribute in self.screened:
-            reliable = self.groups[attribute].astype(str).where(
-                lambda g, a=attribute: ~g.isin(self.unreliable[a]), None)
-            figure = adverse_impact(decisions, reliable.tolist(), min_rows)
+        for attribute, groups in self.reliable_groups.items():
+            figure = adverse_impact(decisions, groups, min_rows)
             rule_air[attribute] = {k: figure[k] for k in ("ratio", "low", "high", "lowest", "highest")}
         ratios = [f["ratio"] for f in rule_air.values() if f["ratio"] is not None]
         return Assessment(spec, evaluate(approval, self.y, cutoff), air, smd, rule_air, min(ratios) if ratios else None,
@@ -313,8 +320,8 @@ def search(dataset: Dataset, seed: int = 0, requested: str = "auto", n_estimator
     if not any(choosable(s, run.choose_from) for s in specs):
         raise UnknownCandidate("no candidate of the families the rule may choose from (selection.choose_from: "
                                + ", ".join(run.choose_from) + ") is among those asked for")
-    logger.info("searching %d candidates of %s (%d-fold cross-validation)", len(specs), ", ".join(run.families),
-                len(run.folds(seed)))
+    folds = int(dataset.description.selection["folds"])
+    logger.info("searching %d candidates of %s (%d-fold cross-validation)", len(specs), ", ".join(run.families), folds)
     approvals = run.approvals(specs, seed, "search")
     assessments = [run.assess(spec, approvals[spec.name]) for spec in specs]
     for assessed in assessments:
@@ -331,7 +338,7 @@ def search(dataset: Dataset, seed: int = 0, requested: str = "auto", n_estimator
     pipeline = run.refit(chosen.spec)
     data_air = {a: adverse_impact(run.y.astype(bool), run.groups[a].tolist(), run.gate["min_group_rows"])["ratio"]
                 for a in run.screened}
-    return SearchResult(assessments, chosen, requested, best_auc, tolerance, len(run.folds(seed)), pipeline,
+    return SearchResult(assessments, chosen, requested, best_auc, tolerance, folds, pipeline,
                         run.schema(chosen.spec.features), float(policy_cutoff(chosen.approval, run.policy, run.base_rate)),
                         time.perf_counter() - started, data_air, run.choose_from, run.families, run.unreliable,
                         run.reliable_approvals, seed, run.trees, run.grid_size, repeated, incumbent_record)
