@@ -64,9 +64,9 @@ class ElderlyRule:
         return asked, proba
 
 
-def elderly_rule(schema: FeatureSchema, preprocessor: Any, forest: Any) -> ElderlyRule | None:
-    """The rule for a fitted model (its preprocessor and forest), or None if age is not an input
-    under it. The candidates are one age inside each interval between the forest's thresholds on
+def elderly_rule(schema: FeatureSchema, preprocessor: Any, model: Any) -> ElderlyRule | None:
+    """The rule for a fitted model (its preprocessor and classifier), or None if age is not an input
+    under it. The candidates are one age inside each interval between the model's thresholds on
     age (in years, unscaled) below the elderly age: the model gives every age of an interval the
     same answer, so these are all the answers it can give a younger applicant."""
     if not schema.elderly:
@@ -76,11 +76,11 @@ def elderly_rule(schema: FeatureSchema, preprocessor: Any, forest: Any) -> Elder
     position = schema.numeric_features.index(name)  # the numeric columns come first, in order
     numeric = preprocessor.named_transformers_[NUMERIC_STEP]
     scale = numeric.named_steps[SCALE_STEP]
-    thresholds = split_thresholds(forest, position)
+    thresholds = split_thresholds(model, position)
     years = np.unique(thresholds * scale.scale_[position] + scale.mean_[position])
     years = years[years < age]
     median = numeric.named_steps[IMPUTE_STEP].statistics_[position]
-    if not len(years):  # the forest never splits on age below it: one answer for every age
+    if not len(years):  # the model never splits on age below it: one answer for every age
         return ElderlyRule(column, age, np.array([min(median, age - 1)]))
     bounds = np.concatenate([[years[0] - 1], years, [age]])
     return ElderlyRule(column, age, (bounds[:-1] + bounds[1:]) / 2)
@@ -96,10 +96,10 @@ def split_thresholds(model: Any, column: int) -> np.ndarray:
     return np.unique(np.concatenate(splits))
 
 
-def served_rows(X: np.ndarray, schema: FeatureSchema, preprocessor: Any, forest: Any) -> np.ndarray:
+def served_rows(X: np.ndarray, schema: FeatureSchema, preprocessor: Any, model: Any) -> np.ndarray:
     """Encoded rows ``X``, shape (n, n_features), as the classifier asks the fitted model (its
-    preprocessor and forest): with the elderly rule applied where age is an input."""
-    rule = elderly_rule(schema, preprocessor, forest)
+    preprocessor and classifier): with the elderly rule applied where age is an input."""
+    rule = elderly_rule(schema, preprocessor, model)
     if rule is None:
         return X
-    return rule.served(X, lambda rows: forest.predict_proba(preprocessor.transform(rows)))[0]
+    return rule.served(X, lambda rows: model.predict_proba(preprocessor.transform(rows)))[0]

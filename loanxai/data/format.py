@@ -169,10 +169,9 @@ SCHEMA: dict[str, Any] = _strict(
                 "families": _key({"type": "array", "items": {"enum": ["forest", "boosting"]}, "minItems": 1,
                                   "uniqueItems": True}, "the model families searched: random forests, and "
                                  "scikit-learn's gradient-boosted trees", default=["forest", "boosting"]),
-                "choose_from": _key({"type": "array", "items": {"enum": ["forest"]}, "minItems": 1, "uniqueItems": True},
-                                    "the families the rule may choose the served model from (forest only, for now: "
-                                    "the fast path and the reasons serve random forests; boosting is searched and "
-                                    "shown beside)", default=["forest"]),
+                "choose_from": _key({"type": "array", "items": {"enum": ["forest", "boosting"]}, "minItems": 1,
+                                     "uniqueItems": True}, "the families the rule may choose the served model from "
+                                    "(each must be searched); the others are shown beside", default=["forest"]),
                 "reliable_approvals": _key({"type": "integer", "minimum": 1}, "approvals at the policy's rate a group's "
                                            "training rows must expect for the group to drive the rule's choice "
                                            "(smaller groups are reported as too small to judge reliably)", default=100),

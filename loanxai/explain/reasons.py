@@ -4,7 +4,7 @@ A rejected applicant must receive the specific principal reasons for the decisio
 B, 12 CFR 1002.9(b)(2); usually at most four), and adverse-action practice explains the gap
 between the applicant and approval, not the distance to the average applicant. For each
 application :class:`ReasonExplainer` computes interventional TreeSHAP (shap's
-``TreeExplainer``, exact for trees) of the forest's probability of approval against a
+``TreeExplainer``, exact for trees) of the model's probability of approval against a
 reference of approved training applicants (:func:`approved_reference`, recorded at training),
 sums the one-hot columns of each categorical feature back into that feature, and ranks the
 features: for a rejection those that lowered the probability of approval most below the
@@ -14,9 +14,11 @@ approved applicants', for an approval those that raised it most.
   every reference applicant is approved;
 - base value + sum of contributions = the served probability of approval, within 1e-8 (shap
   keeps the leaves' values in float32: 1.1e-8 at most over the census model's 256 reference
-  rows): the trees compare features rounded to float32 with float64 thresholds, and shap
-  compares in float32, so a copy of the forest with each threshold snapped down to the largest
-  float32 not above it (:func:`float32_forest`: the same answers) is what shap walks;
+  rows). A forest's trees compare features rounded to float32 with float64 thresholds, and
+  shap compares in float32, so a copy of the forest with each threshold snapped down to the
+  largest float32 not above it (:func:`float32_forest`: the same answers) is what shap walks.
+  Gradient boosting compares float64, as shap does for it; shap walks its trees' log-odds and
+  gives the Shapley values of their logistic transform, the probability of approval;
 - each reason carries a stable code, the feature and the direction (``capital-gain-low``:
   lowered the probability), that notices print;
 - a declared prohibited basis is never a reason, with one exception: age, an input under the
@@ -36,7 +38,7 @@ from typing import Any
 import numpy as np
 import shap
 
-from loanxai.core.pipeline import CATEGORICAL_STEP, NUMERIC_STEP
+from loanxai.core.pipeline import CATEGORICAL_STEP, NUMERIC_STEP, compared_columns, is_forest
 from loanxai.core.schema import CLASS_NAMES, FeatureSchema
 from loanxai.explain.result import Reason, Reasons
 
@@ -79,27 +81,37 @@ def float32_forest(forest: Any) -> Any:
     return snapped
 
 
+def _tree_explainer(model: Any, background: np.ndarray) -> shap.TreeExplainer:
+    """Interventional TreeSHAP of a fitted forest's or gradient boosting's probability of
+    approval against ``background`` (its preprocessed columns, shape (m, n_columns))."""
+    if is_forest(model):
+        return shap.TreeExplainer(float32_forest(model), data=background, feature_perturbation="interventional")
+    return shap.TreeExplainer(model, data=background, feature_perturbation="interventional",
+                              model_output="probability")
+
+
 class ReasonExplainer:
-    """Principal reasons from a fitted forest, against a reference of approved applicants.
+    """Principal reasons from a fitted tree model, against a reference of approved applicants.
 
     Parameters
     ----------
-    forest : the fitted RandomForestClassifier (class 1 = approved).
-    transform : callable taking encoded rows (n, n_features) to the forest's input (n, n_columns),
+    model : the fitted RandomForestClassifier or HistGradientBoostingClassifier (class 1 = approved).
+    transform : callable taking encoded rows (n, n_features) to the model's input (n, n_columns),
         float64, as the pipeline's preprocessor gives.
-    columns : for each of the forest's input columns, the index of the feature it comes from
+    columns : for each of the model's input columns, the index of the feature it comes from
         (one-hot columns share their categorical feature's index).
     schema : the feature schema (names, category map, declared bases among the inputs, the elderly age).
     reference : approved applicants, encoded, shape (m, n_features) (:func:`approved_reference`).
     titles : how sentences name each feature (default: its name).
     """
 
-    def __init__(self, forest: Any, transform: Callable[[np.ndarray], np.ndarray], columns: np.ndarray,
+    def __init__(self, model: Any, transform: Callable[[np.ndarray], np.ndarray], columns: np.ndarray,
                  schema: FeatureSchema, reference: np.ndarray, titles: Mapping[str, str] | None = None) -> None:
+        self.model = model
         self.transform = transform
-        background = self._features(reference)
-        self.explainer = shap.TreeExplainer(float32_forest(forest), data=background, feature_perturbation="interventional")
-        self.base_value = float(np.ravel(self.explainer.expected_value)[1])
+        self.explainer = _tree_explainer(model, self._features(reference))
+        # a forest's for each class, gradient boosting's for approval alone: approval's is the last
+        self.base_value = float(np.ravel(self.explainer.expected_value)[-1])
         self.schema = schema
         self.titles = {name: (titles or {}).get(name) or name for name in schema.feature_names}
         # (n_columns, n_features): sums each column's contribution into its feature's
@@ -111,13 +123,13 @@ class ReasonExplainer:
         self.elderly = [(schema.feature_names.index(name), age) for name, age in schema.elderly.items()]
 
     def _features(self, X: np.ndarray) -> np.ndarray:
-        """The forest's input for encoded rows, rounded to float32 as the trees compare it."""
-        return self.transform(np.asarray(X, dtype=np.float64)).astype(np.float32).astype(np.float64)
+        """The model's input for encoded rows, as its trees compare it."""
+        return compared_columns(self.model, self.transform(np.asarray(X, dtype=np.float64)))
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Each feature's contribution to the probability of approval against the reference, shape (n, n_features)."""
         values = np.asarray(self.explainer.shap_values(self._features(X), check_additivity=False))
-        approved = values[..., 1] if values.ndim == 3 else values[1]
+        approved = values[..., 1] if values.ndim == 3 else values  # a forest's: (n, n_columns, classes)
         return approved @ self.to_features
 
     def explain(self, X: np.ndarray, approval: np.ndarray, cutoff: float, max_reasons: int,
@@ -171,13 +183,13 @@ def column_features(preprocessor: Any) -> np.ndarray:
     return np.asarray(features, dtype=int)
 
 
-def reason_explainer(preprocessor: Any, forest: Any, schema: FeatureSchema, reference: np.ndarray,
+def reason_explainer(preprocessor: Any, model: Any, schema: FeatureSchema, reference: np.ndarray,
                      titles: Mapping[str, str] | None = None,
                      transform: Callable[[np.ndarray], np.ndarray] | None = None) -> ReasonExplainer:
-    """A :class:`ReasonExplainer` for a fitted preprocessor and forest; ``transform`` (default:
+    """A :class:`ReasonExplainer` for a fitted preprocessor and model; ``transform`` (default:
     the preprocessor's, densified) must give the same columns (the classifier passes its fast path's)."""
     if transform is None:
         def transform(X: np.ndarray) -> np.ndarray:
             out = preprocessor.transform(X)
             return np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
-    return ReasonExplainer(forest, transform, column_features(preprocessor), schema, reference, titles)
+    return ReasonExplainer(model, transform, column_features(preprocessor), schema, reference, titles)

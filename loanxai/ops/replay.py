@@ -90,9 +90,9 @@ def held_out_predictions(classifier_dir: Path) -> tuple[FeatureSchema, pd.DataFr
     its decisions on them (True: approved), from its artifacts."""
     manifest = load_verified_manifest(classifier_dir)
     dataset = load_trained_dataset(manifest)
-    preprocessor, forest = load_pickle(classifier_dir, PREPROCESSOR_FILE), load_pickle(classifier_dir, MODEL_FILE)
-    X = served_rows(dataset.schema.encode_frame(dataset.test), dataset.schema, preprocessor, forest)
-    approval = forest.predict_proba(preprocessor.transform(X))[:, 1]
+    preprocessor, classifier = load_pickle(classifier_dir, PREPROCESSOR_FILE), load_pickle(classifier_dir, MODEL_FILE)
+    X = served_rows(dataset.schema.encode_frame(dataset.test), dataset.schema, preprocessor, classifier)
+    approval = classifier.predict_proba(preprocessor.transform(X))[:, 1]
     return dataset.schema, dataset.test.reset_index(drop=True), approval >= manifest.cutoff
 
 

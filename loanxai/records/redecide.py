@@ -18,6 +18,7 @@ import numpy as np
 from loanxai.artifacts import MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.core.elderly import elderly_rule
 from loanxai.core.manifest import load_pickle, load_verified_manifest
+from loanxai.core.pipeline import one_job
 from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import RecordError
 from loanxai.explain.reasons import reason_explainer
@@ -46,10 +47,9 @@ class Redecider:
         self.directory = artifacts_dir
         self.schema = self.manifest.schema
         self.preprocessor = load_pickle(artifacts_dir, PREPROCESSOR_FILE)
-        self.forest = load_pickle(artifacts_dir, MODEL_FILE)
-        self.forest.n_jobs = 1
-        self.elderly = elderly_rule(self.schema, self.preprocessor, self.forest)
-        self.reasons = reason_explainer(self.preprocessor, self.forest, self.schema,
+        self.model = one_job(load_pickle(artifacts_dir, MODEL_FILE))
+        self.elderly = elderly_rule(self.schema, self.preprocessor, self.model)
+        self.reasons = reason_explainer(self.preprocessor, self.model, self.schema,
                                         np.asarray(self.manifest.reasons["reference"], dtype=np.float64),
                                         self.manifest.dataset.titles)
 
@@ -80,4 +80,4 @@ class Redecider:
                 for r, p, e in zip(records, approval, explained)]
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
-        return self.forest.predict_proba(self.preprocessor.transform(X))
+        return self.model.predict_proba(self.preprocessor.transform(X))

@@ -11,7 +11,7 @@ from sklearn.pipeline import Pipeline
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR, MODEL_FILE, PREPROCESSOR_FILE, REPORTS_DIR
 from loanxai.core.elderly import served_rows
 from loanxai.core.manifest import Manifest, load_pickle, load_verified_manifest
-from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP
+from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP, one_job
 from loanxai.core.schema import FeatureSchema
 from loanxai.explain.anchors import AnchorModel, load_explainer, set_predictor
 from loanxai.explain.reasons import ReasonExplainer, reason_explainer
@@ -86,11 +86,11 @@ def load_model(classifier_dir: Path, explainer_dir: Path) -> Model:
     """Verify and load both artifacts; the explainer predicts in process with the pipeline."""
     manifest = load_verified_manifest(classifier_dir)
     explainer_manifest = load_verified_manifest(explainer_dir)
-    forest = load_pickle(classifier_dir, MODEL_FILE)
-    forest.n_jobs = 1  # thousands of small predictions (anchors, permutations): no thread pool each time
+    # thousands of small predictions (anchors, permutations): no thread pool each time
+    classifier = one_job(load_pickle(classifier_dir, MODEL_FILE))
     preprocessor = load_pickle(classifier_dir, PREPROCESSOR_FILE)
-    pipeline = Pipeline([(PREPROCESSOR_STEP, preprocessor), (CLASSIFIER_STEP, forest)])
-    reasons = reason_explainer(preprocessor, forest, manifest.schema,
+    pipeline = Pipeline([(PREPROCESSOR_STEP, preprocessor), (CLASSIFIER_STEP, classifier)])
+    reasons = reason_explainer(preprocessor, classifier, manifest.schema,
                                np.asarray(manifest.reasons["reference"], dtype=np.float64), manifest.dataset.titles)
     return Model(pipeline, load_explainer(explainer_dir), reasons, manifest.schema, manifest, explainer_manifest)
 

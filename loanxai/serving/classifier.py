@@ -1,8 +1,8 @@
 """The loan classifier's serving class: what ``seldon-core-microservice LoanClassifier`` serves.
 
-Loads the preprocessor and the forest written by ``make train`` (verified against their
-manifest first) and answers, for each application in any input form :mod:`loanxai.core.codecs`
-accepts, the probabilities of "rejected" and "approved" and the decision at the cutoff the
+Loads the preprocessor and the model (a random forest or gradient boosting) written by ``make
+train`` (verified against their manifest first) and answers, for each application in any input
+form :mod:`loanxai.core.codecs` accepts, the probabilities of "rejected" and "approved" and the decision at the cutoff the
 manifest records (``meta.tags.decisions``), with principal reasons when asked
 (:mod:`loanxai.explain.reasons`). Where age is an input, the elderly rule
 (:mod:`loanxai.core.elderly`) is applied before the model is asked. Every decision is on the
@@ -41,6 +41,7 @@ from loanxai.core.codecs import (
 )
 from loanxai.core.elderly import elderly_rule
 from loanxai.core.manifest import load_pickle, load_verified_manifest
+from loanxai.core.pipeline import one_job
 from loanxai.core.roles import DECIDE_ROLES
 from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import Forbidden, InputError, LoanError, ModelParityFailed, RecordInDoubt, RecordUnavailable
@@ -81,20 +82,19 @@ class LoanClassifier:
         self.manifest = load_verified_manifest(self.artifacts_dir)
         self.schema = self.manifest.schema
         self.preprocessor = load_pickle(self.artifacts_dir, PREPROCESSOR_FILE)
-        self.forest = load_pickle(self.artifacts_dir, MODEL_FILE)
         # one request is one thread's work: no joblib threads (and none alive at the fork)
-        self.forest.n_jobs = 1
+        self.model = one_job(load_pickle(self.artifacts_dir, MODEL_FILE))
         self.cutoff = self.manifest.cutoff
         self.manifest_sha256 = self.manifest.sha256
-        self.elderly = elderly_rule(self.schema, self.preprocessor, self.forest)
-        self.fast = FastClassifier(self.preprocessor, self.forest, self.artifacts_dir / COMPILED_FILE)
+        self.elderly = elderly_rule(self.schema, self.preprocessor, self.model)
+        self.fast = FastClassifier(self.preprocessor, self.model, self.artifacts_dir / COMPILED_FILE)
         self.parity: dict[str, Any] = {"holds": False, "checked": False}
         self.predict_proba = self.pipeline_proba
         self.prediction_path = "scikit-learn"
         if settings.prediction_path == "auto":
             self._choose_fast_path()
         dataset = self.manifest.dataset
-        self.reasons = reason_explainer(self.preprocessor, self.forest, self.schema,
+        self.reasons = reason_explainer(self.preprocessor, self.model, self.schema,
                                         np.asarray(self.manifest.reasons["reference"], dtype=np.float64),
                                         dataset.titles, self.fast.transform)
         # decisions and outcomes counted for Prometheus (every series created here, before the fork)
@@ -135,10 +135,10 @@ class LoanClassifier:
 
     def pipeline_proba(self, X: np.ndarray) -> np.ndarray:
         """The source of truth: the dill pipeline's probabilities, shape (n, 2), for encoded rows (n, n_features)."""
-        return self.forest.predict_proba(self.preprocessor.transform(X))
+        return self.model.predict_proba(self.preprocessor.transform(X))
 
     def _choose_fast_path(self) -> None:
-        """Serve the compiled forest only if it gives the pipeline's answers on the reference rows."""
+        """Serve the compiled model only if it gives the pipeline's answers on the reference rows."""
         X = np.asarray(self.manifest.reference["rows"], dtype=np.float64)
         self.parity = {**check_parity(self.fast, self.pipeline_proba(X), X, self.cutoff), "checked": True}
         if self.parity["holds"]:

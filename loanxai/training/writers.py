@@ -32,7 +32,7 @@ from loanxai.monitoring.references import monitoring_record
 from loanxai.training.model import TrainedModel
 
 __all__ = ["CLASSIFIER_FILES", "CLASSIFIER_PACKAGES", "EXPLAINER_FILES", "EXPLAINER_PACKAGES", "N_REFERENCE",
-           "compile_forest", "dataset_record", "example_application", "save_classifier", "save_explainer"]
+           "compile_model", "dataset_record", "example_application", "save_classifier", "save_explainer"]
 
 CLASSIFIER_FILES = (PREPROCESSOR_FILE, MODEL_FILE, COMPILED_FILE)
 EXPLAINER_FILES = (EXPLAINER_FILE,)
@@ -44,9 +44,10 @@ EXPLAINER_PACKAGES = ("alibi", "numpy", "dill")
 N_REFERENCE = 256
 
 
-def compile_forest(forest: Any, path: Path) -> None:
-    """Convert a fitted RandomForestClassifier to treelite and write its checkpoint to ``path``."""
-    treelite.sklearn.import_model(forest).serialize(str(path))
+def compile_model(model: Any, path: Path) -> None:
+    """Convert a fitted RandomForestClassifier or HistGradientBoostingClassifier to treelite and
+    write its checkpoint to ``path``."""
+    treelite.sklearn.import_model(model).serialize(str(path))
 
 
 def dataset_record(dataset: Dataset) -> dict[str, Any]:
@@ -85,14 +86,14 @@ def _json_rows(X: np.ndarray) -> list[list[float | None]]:
 
 
 def save_classifier(model: TrainedModel, directory: Path, training: dict[str, Any]) -> Manifest:
-    """Write the preprocessor, the forest and their manifest; return the manifest."""
-    forest = model.pipeline.named_steps[CLASSIFIER_STEP]
-    for name, obj in ((PREPROCESSOR_FILE, model.pipeline.named_steps[PREPROCESSOR_STEP]), (MODEL_FILE, forest)):
+    """Write the preprocessor, the fitted classifier and their manifest; return the manifest."""
+    classifier = model.pipeline.named_steps[CLASSIFIER_STEP]
+    for name, obj in ((PREPROCESSOR_FILE, model.pipeline.named_steps[PREPROCESSOR_STEP]), (MODEL_FILE, classifier)):
         with open(directory / name, "wb") as handle:
             dill.dump(obj, handle)
-    compile_forest(forest, directory / COMPILED_FILE)
+    compile_model(classifier, directory / COMPILED_FILE)
     test, schema = model.dataset.test, model.schema
-    served_train = served_rows(model.X_train, schema, model.pipeline.named_steps[PREPROCESSOR_STEP], forest)
+    served_train = served_rows(model.X_train, schema, model.pipeline.named_steps[PREPROCESSOR_STEP], classifier)
     return write_manifest(
         directory,
         CLASSIFIER_FILES,

@@ -11,7 +11,7 @@ from loanxai.artifacts import COMPILED_FILE
 from loanxai.core.elderly import served_rows
 from loanxai.core.manifest import MANIFEST_FILE, load_pickle, sha256_file
 from loanxai.serving.fastpath import PARITY_TOLERANCE, TREES_FROM_ROWS, FastClassifier, check_parity
-from loanxai.training.writers import compile_forest
+from loanxai.training.writers import compile_model
 from tests.conftest import start_classifier
 
 
@@ -51,7 +51,7 @@ def test_the_float32_rounding_is_what_makes_it_exact(artifacts, pipeline_parts, 
     preprocessor, forest = pipeline_parts
     fast = FastClassifier(preprocessor, forest, artifacts.classifier_dir / COMPILED_FILE)
     expected = forest.predict_proba(preprocessor.transform(held_out))
-    unrounded = treelite.gtil.predict(fast.model, fast.transform(held_out)).reshape(len(held_out), -1)
+    unrounded = treelite.gtil.predict(fast.compiled, fast.transform(held_out)).reshape(len(held_out), -1)
     # without the rounding, rows near a threshold take the other branch: answers move by far more than the tolerance
     assert np.max(np.abs(unrounded - expected)) > 1000 * PARITY_TOLERANCE
 
@@ -84,7 +84,7 @@ def test_a_perturbed_compiled_model_is_refused(artifacts_copy, pipeline_parts, h
     X, y = held_out[:1500], np.arange(1500) % 2
     other = RandomForestClassifier(n_estimators=5, random_state=1).fit(preprocessor.transform(X), y)
     directory = artifacts_copy.classifier_dir
-    compile_forest(other, directory / COMPILED_FILE)
+    compile_model(other, directory / COMPILED_FILE)
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
     manifest["files"][COMPILED_FILE] = sha256_file(directory / COMPILED_FILE)
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
