@@ -187,6 +187,9 @@ SCHEMA: dict[str, Any] = _strict(
                                "the protected attributes the screen judges (null: every one declared)", default=None),
                 "min_group_rows": _key({"type": "integer", "minimum": 1}, "rows a group needs to be judged (smaller "
                                        "groups are shown with their intervals, not judged)", default=100),
+                "require_significance": _key({"type": "boolean"}, "the screen flags a ratio below its threshold only "
+                                             "when the disparity is statistically significant too (the ratio's 95% "
+                                             "interval excludes parity, 1); false: on the ratio alone", default=True),
                 "material_difference": _key({"type": "number", "minimum": 0, "maximum": 1}, "how much higher another "
                                             "candidate's worst ratio within the tolerance must be to count as a less "
                                             "discriminatory alternative the model failed to choose", default=0.02),

@@ -6,9 +6,13 @@
    decisions over every training row (the largest sample the model never saw), with 95%
    intervals and the held-out rows' figures beside, and the ratio over the groups large enough
    to judge reliably (what the search's rule judges) beside too: the screen itself stays on
-   every group of ``gate.min_group_rows``, the more cautious of the two. A declared basis used
-   as a model input (but age under the elderly rule) is disparate treatment: a failing check
-   of its own.
+   every group of ``gate.min_group_rows``, the more cautious of the two. As fair-lending
+   reviews weigh practical with statistical significance, a ratio below the threshold is
+   flagged when the disparity is statistically significant too: its 95% interval (Katz's)
+   excludes parity, 1 (``gate.require_significance``; false: on the ratio alone). A ratio
+   below the threshold whose interval reaches parity passes, marked not significant. A
+   declared basis used as a model input (but age under the elderly rule) is disparate
+   treatment: a failing check of its own.
 2. **If the screen flags**, the model may ship only when the search's record shows that no
    candidate within the tolerance has a worst ratio materially higher than the model's
    (``gate.material_difference``) *and* a business justification is recorded (``--accept-unfair
@@ -63,6 +67,7 @@ class GateSettings:
     min_adverse_impact_ratio: float | None = _DECLARED["min_adverse_impact_ratio"]["default"]
     screen: tuple[str, ...] | None = _DECLARED["screen"]["default"]
     min_group_rows: int = _DECLARED["min_group_rows"]["default"]
+    require_significance: bool = _DECLARED["require_significance"]["default"]
     material_difference: float = _DECLARED["material_difference"]["default"]
     max_demographic_parity_difference: float | None = _DECLARED["max_demographic_parity_difference"]["default"]
     max_equalized_odds_difference: float | None = _DECLARED["max_equalized_odds_difference"]["default"]
@@ -92,13 +97,18 @@ def screen_checks(chosen: Mapping[str, Any], held_out: Mapping[str, Any], settin
     checks = []
     for attribute in screened:
         air, final = chosen["air"][attribute], held_out["air"][attribute]
-        if settings.min_adverse_impact_ratio is not None:
+        threshold = settings.min_adverse_impact_ratio
+        if threshold is not None:
             value = air["ratio"]
+            below = value is not None and value < threshold
+            # a disparity beyond the sampling noise: the 95% interval excludes parity
+            significant = value is not None and air["high"] < 1.0
             checks.append({
                 "step": "screen", "attribute": attribute, "metric": "adverse_impact_ratio",
-                "value": value, "low": air["low"], "high": air["high"], "rule": f">= {settings.min_adverse_impact_ratio}",
+                "value": value, "low": air["low"], "high": air["high"], "rule": f">= {threshold}",
+                "below": below, "significant": significant,
                 # too few groups large enough to judge: nothing to flag, said so
-                "passed": value is None or value >= settings.min_adverse_impact_ratio,
+                "passed": not below or (settings.require_significance and not significant),
                 "judged": sorted(g for g in air["groups"] if g not in air["not_judged"]), "not_judged": air["not_judged"],
                 "held_out": {k: final[k] for k in ("ratio", "low", "high", "not_judged")},
                 # beside it, the ratio the search's rule judges: the groups large enough to judge reliably

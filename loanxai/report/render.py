@@ -34,13 +34,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         md_table(["step", "attribute", "metric", "value [95% interval]", "held out", "groups judged reliably", "rule",
                   "result"],
                  [[c["step"], c["attribute"], c["metric"], with_interval(c), with_interval(c.get("held_out") or {}, "ratio"),
-                   _reliably(c.get("reliably_judged")), c["rule"], "pass" if c["passed"] else "**FLAG**"]
+                   _reliably(c.get("reliably_judged")), c["rule"], _result(c)]
                   for c in gate["recorded"]["checks"]]),
         "",
         "On the held-out rows this report evaluated:",
         "",
         md_table(["attribute", "metric", "value [95% interval]", "rule", "result"],
-                 [[c["attribute"], c["metric"], with_interval(c), c["rule"], "pass" if c["passed"] else "**FLAG**"]
+                 [[c["attribute"], c["metric"], with_interval(c), c["rule"], _result(c)]
                   for c in gate["checks"]]),
         "",
         "## Model on the held-out data",
@@ -213,6 +213,13 @@ def gate_notes(gate: dict[str, Any]) -> list[str]:
         notes += [red(f"FAILED: {'; '.join(recorded['failed_checks'] + recorded['failed_search'])}. No justification "
                        "ships a model when a less discriminatory alternative was passed over."), ""]
     return notes
+
+
+def _result(check: dict[str, Any]) -> str:
+    """A gate check's result: a ratio below the screen within its noise passes, and says so."""
+    if not check["passed"]:
+        return "**FLAG**"
+    return "pass (below, not significant)" if check.get("below") else "pass"
 
 
 def _reliably(figure: dict[str, Any] | None) -> str:

@@ -43,6 +43,17 @@ def test_the_screen_flags_a_low_ratio_with_its_interval_and_the_held_out_figure_
     assert record.failed_checks == ["gender adverse_impact_ratio = 0.600 [0.55, 0.66] (rule >= 0.8)"]
 
 
+def test_a_ratio_below_the_screen_within_its_noise_passes_marked_unless_significance_is_not_required():
+    noisy = point({"gender": (0.7, 0.45, 1.05)})  # below 0.8, but its 95% interval reaches parity
+    [check] = screen_checks(noisy, noisy, GateSettings(), ("gender",), CENSUS.protected)
+    assert check["passed"] and check["below"] and not check["significant"]
+    [strict] = screen_checks(noisy, noisy, GateSettings(require_significance=False), ("gender",), CENSUS.protected)
+    assert not strict["passed"]
+    # the interval's upper end just below parity: significant, flagged either way
+    [edge] = screen_checks(point({"gender": (0.7, 0.5, 0.99)}), noisy, GateSettings(), ("gender",), CENSUS.protected)
+    assert edge["significant"] and not edge["passed"]
+
+
 def test_an_attribute_without_two_groups_to_judge_is_not_flagged():
     [check] = screen_checks(point({"gender": (None,)}), point({"gender": (None,)}), GateSettings(), ("gender",),
                             CENSUS.protected)
