@@ -9,17 +9,19 @@ them (:func:`served_approval`):
   the same arithmetic in every process, so the answers do not depend on the machine's cores);
 - shown: a progress bar on a terminal, a log line every tenth of the way otherwise;
 - kept: joblib's ``Memory`` keeps each answer, keyed by the job and its fold, the sources of
-  the code that fits (:mod:`loanxai.core`, this module, :mod:`~loanxai.fairness.candidates`)
-  and the versions of :data:`KEYED_PACKAGES`: an interrupted search resumes where it stopped,
-  a repeated one costs no fit, and a changed line of that code or a new library version fits
+  the code that fits (:mod:`loanxai.core`, this module, :mod:`~loanxai.fairness.candidates`,
+  and the answering function's module, such as :mod:`~loanxai.fairness.randomized`) and the
+  versions of :data:`KEYED_PACKAGES`: an interrupted search resumes where it stopped, a
+  repeated one costs no fit, and a changed line of that code or a new library version fits
   again; past :data:`CACHE_LIMIT`, the answers used least recently go.
 """
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -107,28 +109,31 @@ def _fold_answers(job: FitJob, fit_rows: np.ndarray, score_rows: np.ndarray, cod
         return [served_approval(pipeline, job.X[score_rows], job.schema) for pipeline in fit_pipelines(job, fit_rows)]
 
 
-def _code_key() -> str:
-    """What the kept answers depend on beyond their arguments: the sources of the code that fits
-    and predicts, and the libraries' versions. The rule, the assessment, the gate and the report
-    are not kept, and may change freely."""
+def _code_key(fold_answers: Callable[..., list[np.ndarray]]) -> str:
+    """What the kept answers of ``fold_answers`` depend on beyond their arguments: the sources of
+    the code that fits and predicts (its own module's among them), and the libraries' versions.
+    The rule, the assessment, the gate and the report are not kept, and may change freely."""
     digest = hashlib.sha256()
     here = Path(__file__).resolve()
-    for path in sorted([*(here.parents[1] / "core").glob("*.py"), here, here.with_name("candidates.py")]):
+    answering = Path(inspect.getfile(fold_answers)).resolve()
+    for path in sorted({*(here.parents[1] / "core").glob("*.py"), here, here.with_name("candidates.py"), answering}):
         digest.update(path.read_bytes())
     for package in KEYED_PACKAGES:
         digest.update(f"{package}={metadata.version(package)}".encode())
     return digest.hexdigest()
 
 
-def fold_approvals(jobs: Sequence[FitJob], folds: Sequence[tuple[np.ndarray, np.ndarray]], cache: Path | None,
-                   description: str) -> list[list[list[np.ndarray]]]:
+def fold_approvals(jobs: Sequence[Any], folds: Sequence[tuple[np.ndarray, np.ndarray]], cache: Path | None,
+                   description: str, fold_answers: Callable[..., list[np.ndarray]] = _fold_answers,
+                   ) -> list[list[list[np.ndarray]]]:
     """Every job fitted on each fold's fit rows (``folds``: (fit rows, score rows) indices) and
     its candidates' served probabilities for the fold's score rows: ``[job][fold][candidate]``.
     ``cache``: the folder the answers are kept in (None: nothing kept); ``description`` names the
-    progress shown."""
+    progress shown; ``fold_answers(job, fit_rows, score_rows, code)``: one job's answers on one
+    fold (default: a :class:`FitJob`'s pipelines')."""
     memory = Memory(None if cache is None else str(cache), verbose=0)
-    answer = memory.cache(_fold_answers)
-    code = _code_key()
+    answer = memory.cache(fold_answers)
+    code = _code_key(fold_answers)
     tasks = [delayed(answer)(job, fit_rows, score_rows, code) for job in jobs for fit_rows, score_rows in folds]
     answers: list[list[np.ndarray]] = []
     runner = Parallel(n_jobs=os.cpu_count() or 1, return_as="generator")

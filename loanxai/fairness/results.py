@@ -4,7 +4,7 @@
 every candidate's, the choice, the chosen pipeline refitted, and what the manifest records of
 them (:meth:`SearchResult.record`: the rule in words, what the search covered per family with
 intervals, the groups too small to judge reliably, the rule's contenders on each fold split, the
-incumbent, every candidate's point). The rule's parameters, :data:`SPLITS` and
+incumbent, the randomized reference, every candidate's point). The rule's parameters, :data:`SPLITS` and
 :data:`CONTENDERS`, are here with the words that state it; :mod:`loanxai.fairness.search` applies it.
 """
 from __future__ import annotations
@@ -83,6 +83,8 @@ class SearchResult:
     repeated: dict[str, Any] | None = None
     #: the served model whose recipe was re-assessed as the candidate "incumbent": its manifest, candidate, date
     incumbent: dict[str, Any] | None = None
+    #: ExponentiatedGradient's randomized classifiers, a reference never chosen (None: not run, as with ``only``)
+    randomized: list[dict[str, Any]] | None = None
 
     def coverage(self, threshold: float | None) -> dict[str, Any]:
         """What the search covered and found, per family: its candidates, its best ROC AUC, and
@@ -120,6 +122,7 @@ class SearchResult:
             "families": list(self.families), "choose_from": list(self.choose_from),
             "reliable_approvals": self.reliable_approvals, "unreliable": self.unreliable,
             "coverage": self.coverage(threshold), "repeated": self.repeated, "incumbent": self.incumbent,
+            "randomized": self.randomized,
             "settings": self.chosen.spec.settings(self.seed, self.trees, self.grid_size),
             "data_air": self.data_air, "candidates": [a.point() for a in self.assessments],
         }

@@ -28,17 +28,24 @@ the search covered (:meth:`~loanxai.fairness.results.SearchResult.coverage`).
 **Running it.** The fits are independent jobs (one candidate's, or one GridSearch's, on one
 fold), run on every core and kept on disk by :mod:`loanxai.fairness.fits`: an interrupted
 search resumes where it stopped, and a repeated one costs only its assessment.
+
+**The randomized reference.** Beside the candidates, ExponentiatedGradient's randomized
+classifiers (:mod:`loanxai.fairness.randomized`) are cross-validated on the same folds and
+judged as the candidates are, on one draw of their decisions: what randomization would buy,
+never chosen.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
@@ -72,6 +79,8 @@ from loanxai.fairness.metrics import (
     standardized_mean_difference,
 )
 from loanxai.fairness.proxies import proxy_auc
+from loanxai.fairness.randomized import BOUNDS, ITERATIONS, RandomizedJob, mixture_approval
+from loanxai.fairness.randomized import QUICK as QUICK_RANDOMIZED
 from loanxai.fairness.results import CONTENDERS, SPLITS, Assessment, SearchResult, choosable
 
 __all__ = ["held_out_check", "search"]
@@ -233,15 +242,50 @@ class _Search:
         cutoff = policy_cutoff(approval, self.policy, self.base_rate)
         decisions = approval >= cutoff
         min_rows = self.gate["min_group_rows"]
-        air = {a: adverse_impact(decisions, groups.tolist(), min_rows) for a, groups in self.groups.items()}
+        air, rule_air, worst = self.ratios(decisions)
         smd = {a: standardized_mean_difference(approval, groups.tolist(), min_rows) for a, groups in self.groups.items()}
+        return Assessment(spec, evaluate(approval, self.y, cutoff), air, smd, rule_air, worst,
+                          self.gaps(decisions, air), approval)
+
+    def ratios(self, decisions: np.ndarray) -> tuple[dict[str, Any], dict[str, Any], float | None]:
+        """For decisions (bool, shape (n,)): each declared attribute's adverse impact ratio, each
+        screened attribute's over its groups judged reliably, and the worst of those."""
+        min_rows = self.gate["min_group_rows"]
+        air = {a: adverse_impact(decisions, groups.tolist(), min_rows) for a, groups in self.groups.items()}
         rule_air = {}
         for attribute, groups in self.reliable_groups.items():
             figure = adverse_impact(decisions, groups, min_rows)
             rule_air[attribute] = {k: figure[k] for k in ("ratio", "low", "high", "lowest", "highest")}
         ratios = [f["ratio"] for f in rule_air.values() if f["ratio"] is not None]
-        return Assessment(spec, evaluate(approval, self.y, cutoff), air, smd, rule_air, min(ratios) if ratios else None,
-                          self.gaps(decisions, air), approval)
+        return air, rule_air, min(ratios) if ratios else None
+
+    def randomized(self) -> list[dict[str, Any]]:
+        """The randomized reference (:mod:`loanxai.fairness.randomized`): for each bound, its
+        cross-validated ROC AUC, its metrics and ratios on one seeded draw of its decisions."""
+        bounds, iterations = ((QUICK_RANDOMIZED["bounds"], QUICK_RANDOMIZED["iterations"]) if self.quick
+                              else (BOUNDS, ITERATIONS))
+        family = self.choose_from[0]
+        inputs = self.description.feature_names
+        cells = pd.concat([pd.Series(self.sides[a]) for a in self.screened], axis=1).agg(" / ".join, axis=1)
+        base = replace(self.job([Spec("randomized", inputs, family, next(iter(FAMILIES[family])))]),
+                       sides=cells.to_numpy())
+        rate = policy_rate(self.policy, self.base_rate)
+        jobs = [RandomizedJob(base, bound, iterations, rate) for bound in bounds]
+        folds = self.folds(self.seed)
+        answers = fold_approvals(jobs, folds, self.cache, "randomized reference", mixture_approval)
+        points = []
+        for job, by_fold in zip(jobs, answers):
+            approval = np.zeros(len(self.y))
+            for (_, score_rows), [fold_approval] in zip(folds, by_fold):
+                approval[score_rows] = fold_approval
+            # one draw per row, as serving the mixture would decide
+            decisions = np.random.default_rng(self.seed).random(len(approval)) < approval
+            air, rule_air, worst = self.ratios(decisions)
+            metrics = evaluate(decisions.astype(float), self.y, 0.5) | {
+                "roc_auc": float(roc_auc_score(self.y, approval)), "cutoff": None}
+            points.append({"bound": job.bound, "iterations": iterations, "family": family, "metrics": metrics,
+                           "air": air, "rule_air": rule_air, "worst_air": worst})
+        return points
 
     def gaps(self, decisions: np.ndarray, air: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
         gaps = {}
@@ -336,12 +380,13 @@ def search(dataset: Dataset, seed: int = 0, requested: str = "auto", n_estimator
     else:
         chosen = next(a for a in assessments if a.spec.name == wanted)
     pipeline = run.refit(chosen.spec)
+    randomized = run.randomized() if only is None else None
     data_air = {a: adverse_impact(run.y.astype(bool), run.groups[a].tolist(), run.gate["min_group_rows"])["ratio"]
                 for a in run.screened}
     return SearchResult(assessments, chosen, requested, best_auc, tolerance, folds, pipeline,
                         run.schema(chosen.spec.features), float(policy_cutoff(chosen.approval, run.policy, run.base_rate)),
                         time.perf_counter() - started, data_air, run.choose_from, run.families, run.unreliable,
-                        run.reliable_approvals, seed, run.trees, run.grid_size, repeated, incumbent_record)
+                        run.reliable_approvals, seed, run.trees, run.grid_size, repeated, incumbent_record, randomized)
 
 
 def held_out_check(result: SearchResult, dataset: Dataset) -> dict[str, Any]:

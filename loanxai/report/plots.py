@@ -148,8 +148,8 @@ def plot_frontier(search: dict[str, Any], threshold: float | None, path: Path) -
     adverse impact ratio over the groups judged reliably (with the 95% interval), one colour a
     family, each family's frontier (the best worst ratio at each ROC AUC or above), the tolerance
     band below the best AUC the rule measures against, the screen's threshold, the reference
-    with the prohibited bases as inputs, and the choice (candidates worse than chance, below 0.5,
-    are off the plot)."""
+    with the prohibited bases as inputs, the randomized reference, and the choice (candidates
+    worse than chance, below 0.5, are off the plot)."""
     fig, ax = plt.subplots(figsize=(8, 6))
     best, tolerance = search["best_roc_auc"], search["tolerance"]
     ax.axhspan(best - tolerance, best, color="tab:green", alpha=0.12,
@@ -180,6 +180,11 @@ def plot_frontier(search: dict[str, Any], threshold: float | None, path: Path) -
         frontier = _frontier(xy)
         ax.plot(*zip(*frontier), color=colours[family], linewidth=1.5,
                 label=f"{family} candidates and frontier" + ("" if family in search["choose_from"] else " (not chosen from)"))
+    reference = [(p["worst_air"], p["metrics"]["roc_auc"]) for p in search.get("randomized") or []
+                 if p["worst_air"] is not None]
+    if reference:
+        ax.scatter(*zip(*reference), facecolors="none", edgecolors="tab:brown", marker="s", s=60, zorder=4,
+                   label="randomized (ExponentiatedGradient): a reference, never chosen")
     chosen = next(c for c in search["candidates"] if c["name"] == search["chosen"])
     if chosen["worst"] is not None:
         ax.scatter(chosen["worst"]["ratio"], chosen["metrics"]["roc_auc"], color="tab:orange", marker="*", s=260,

@@ -50,6 +50,7 @@ def search_section(manifest: Manifest, out: Path) -> dict[str, Any]:
                                             "data_air", "families", "choose_from", "reliable_approvals", "unreliable",
                                             "coverage", "repeated")}
     section |= {"screened": screened, "candidates": candidates, "incumbent": search["incumbent"],
+                "randomized": search.get("randomized"),
                 "incumbent_point": next((c for c in candidates if c["name"] == INCUMBENT), None)}
     plot_frontier(section, thresholds.get("min_adverse_impact_ratio"), out / "frontier.png")
     return section
@@ -59,7 +60,7 @@ def coverage_lines(search: dict[str, Any]) -> list[str]:
     """What the search covered and found, in sentences (``search``: the manifest's search record):
     each family's best worst ratio within the tolerance of its best ROC AUC, with its interval;
     whether any candidate reaches the screen; the groups too small to judge reliably, with their
-    counts; and the rule's choice on the second fold split."""
+    counts; the rule's choice on each fold split; and the randomized reference."""
     coverage, tolerance = search["coverage"], search["tolerance"]
     lines = []
     for family, found in coverage["families"].items():
@@ -101,6 +102,16 @@ def coverage_lines(search: dict[str, Any]) -> list[str]:
                         f"{repeated['material_difference']}) less discriminatory." if repeated["stable"] else
                         f"On some split a contender is more than {repeated['material_difference']} above it: the "
                         "contenders are within the folds' noise of each other."))
+    randomized = search.get("randomized")
+    if randomized:
+        chosen = next(c for c in search["candidates"] if c["name"] == search["chosen"])
+        lines.append(f"- Randomized reference, never chosen (a draw would decide each application): fairlearn's "
+                     f"ExponentiatedGradient under demographic parity over the screened attributes' groups, mixing "
+                     f"{randomized[0]['family']} models that decide at the policy's rate, at most "
+                     f"{randomized[0]['iterations']} iterations: "
+                     + "; ".join(f"bound {p['bound']:g}: ROC AUC {p['metrics']['roc_auc']:.3f}, recall "
+                                 f"{p['metrics']['recall']:.3f}, worst ratio {_ratio(p)}" for p in randomized)
+                     + f" (the chosen: recall {chosen['metrics']['recall']:.3f}, worst ratio {_ratio(chosen)}).")
     return lines
 
 

@@ -143,6 +143,7 @@ def test_report_json_has_every_section(small_report, artifacts):
                   # what the search covered, each family's best with its interval, the small groups, the splits
                   "- forest: ", "- boosting: ", "the best worst adverse impact ratio is ",
                   "Too small to judge reliably", "Amer-Indian-Eskimo (", "contenders on 3 fold splits",
+                  "Randomized reference, never chosen", "bound 0.01: ROC AUC",
                   "![The search: every candidate, each family's frontier, the choice](frontier.png)"):
         assert words in card, words
 

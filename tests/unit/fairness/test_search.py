@@ -126,6 +126,17 @@ def test_the_coverage_names_each_familys_best_with_its_interval(result):
         assert first["roc_auc"] == max(a.metrics["roc_auc"] for a in reaching)
 
 
+def test_the_randomized_reference_is_judged_as_the_candidates_are_and_never_chosen(sample, result):
+    record = result.record(0.8)
+    [point] = record["randomized"]  # a quick search's one bound
+    assert (point["bound"], point["iterations"], point["family"]) == (0.03, 5, "forest")
+    assert 0.5 < point["metrics"]["roc_auc"] < 1 and point["worst_air"] is not None
+    assert set(point["air"]) == set(sample.description.protected)
+    # its mixed models decide at the policy's rate: one draw of the mixture approves about as many
+    assert point["metrics"]["predicted_approval_rate"] == pytest.approx(sample.train[LABEL].mean(), abs=0.03)
+    assert "randomized" not in {p["name"] for p in record["candidates"]}
+
+
 def test_kept_fits_resume_a_search_with_the_same_answers(sample, result, cache):
     kept = sorted(cache.rglob("output.pkl"))
     assert len(kept) >= 100  # every fold of every fit, and the second split's
@@ -135,6 +146,7 @@ def test_kept_fits_resume_a_search_with_the_same_answers(sample, result, cache):
     assert again.chosen.spec == result.chosen.spec
     for first, second in zip(result.assessments, again.assessments):
         assert np.array_equal(first.approval, second.approval), first.spec.name
+    assert again.randomized == result.randomized
 
 
 def test_the_chosen_model_is_refitted_and_checked_on_the_held_out_rows(sample, result):
@@ -150,6 +162,7 @@ def test_the_search_is_deterministic(sample, result):
     first = next(a for a in result.assessments if a.spec.name == result.chosen.spec.name)
     assert again.chosen.metrics == first.metrics and again.chosen.air == first.air
     assert np.array_equal(again.chosen.approval, first.approval)
+    assert again.randomized is None  # candidates asked for by name: no reference run
 
 
 def test_an_unknown_candidate_is_refused_before_searching(sample):
