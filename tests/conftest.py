@@ -1,6 +1,7 @@
 """Shared fixtures: artifacts trained once per run, and the real services started on loopback."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -10,12 +11,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 import yaml
 
-from loanxai.artifacts import CLASSIFIER_DIR, DATASETS_DIR, EXPLAINER_DIR
-from loanxai.core.manifest import Manifest, read_manifest
+from loanxai.artifacts import CLASSIFIER_DIR, COMPILED_FILE, DATASETS_DIR, EXPLAINER_DIR
+from loanxai.core.manifest import MANIFEST_FILE, Manifest, read_manifest, sha256_file
 from loanxai.data.dataset import load_dataset
 from loanxai.data.description import CATEGORICAL, DEFAULT_DESCRIPTION, load_description
 from loanxai.errors import ArtifactError
@@ -25,6 +28,7 @@ from loanxai.ops.services import Service, classifier_service, explainer_service,
 from loanxai.ops.tokens import make_keys, make_sampling_key
 from loanxai.training.staging import staged_directories
 from loanxai.training.train import train
+from loanxai.training.writers import compile_model
 
 # What the tests start without a record of their own records in a folder of this run's, never
 # in the checkout's records/ (a test that looks at the record gives its service its own file)
@@ -122,6 +126,20 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
             return False
         time.sleep(0.2)
     return True
+
+
+def replace_compiled(classifier_dir: Path, other: Any) -> None:
+    """Put another fitted model in ``classifier_dir``'s compiled file, its checksum in the manifest:
+    a compiled model that is not the pipeline's, which only the start-up parity check can catch."""
+    compile_model(other, classifier_dir / COMPILED_FILE)
+    manifest = json.loads((classifier_dir / MANIFEST_FILE).read_text())
+    manifest["files"][COMPILED_FILE] = sha256_file(classifier_dir / COMPILED_FILE)
+    (classifier_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def service_metadata(service: Service) -> dict[str, Any]:
+    """The custom part of a service's Seldon metadata."""
+    return requests.get(f"{service.url}/api/v1.0/metadata", timeout=10).json()["custom"]
 
 
 def settle() -> None:

@@ -79,9 +79,9 @@ def compared_columns(model: Any, columns: np.ndarray) -> np.ndarray:
 
 def one_job(model: Any) -> Any:
     """The loaded ``model``, set to predict in the calling thread: a forest without joblib's
-    threads (a prediction is one request's work). Gradient boosting predicts in OpenMP threads,
-    which the services' forked workers may use: they predict in threads of their own, and only
-    the thread that made an OpenMP pool before a fork hangs when it predicts after it (measured)."""
+    threads (a prediction is one request's work). Gradient boosting predicts in OpenMP threads:
+    a process forked after they were made hangs if its main thread predicts (measured), but the
+    services' forked workers predict in threads of their own, which do not (tested)."""
     if is_forest(model):
         model.n_jobs = 1
     return model

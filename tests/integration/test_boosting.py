@@ -1,6 +1,6 @@
 """Gradient boosting served as exactly as the forest: a description may let the search choose it,
 and then the fast path, the principal reasons and the service all serve it."""
-import json
+import shutil
 
 import numpy as np
 import pytest
@@ -10,13 +10,12 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from loanxai.artifacts import COMPILED_FILE, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.core.elderly import served_rows
-from loanxai.core.manifest import MANIFEST_FILE, load_pickle, sha256_file
+from loanxai.core.manifest import load_pickle
 from loanxai.data.dataset import LABEL, load_trained_dataset
 from loanxai.explain.reasons import reason_explainer
 from loanxai.serving.fastpath import PARITY_TOLERANCE, FastClassifier, check_parity
 from loanxai.training.train import train
-from loanxai.training.writers import compile_model
-from tests.conftest import census_sample, start_classifier
+from tests.conftest import census_sample, replace_compiled, service_metadata, start_classifier
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +73,6 @@ def test_the_reasons_add_up_to_the_pipelines_probability(boosted, parts):
     assert reasons.base_value >= manifest.cutoff  # the reference is approved applicants
 
 
-def metadata(service):
-    return requests.get(f"{service.url}/api/v1.0/metadata", timeout=10).json()["custom"]
-
-
 def test_the_service_serves_boosting_on_the_fast_path_with_reasons(boosted, parts, tmp_path):
     directory, manifest = boosted
     preprocessor, model, X = parts
@@ -87,7 +82,7 @@ def test_the_service_serves_boosting_on_the_fast_path_with_reasons(boosted, part
     service = start_classifier(directory, tmp_path)
     try:
         service.wait_ready()
-        assert metadata(service)["prediction_path"] == "treelite"
+        assert service_metadata(service)["prediction_path"] == "treelite"
         answer = requests.post(service.predictions_url, json={"jsonData": applications, "meta": {"tags": {"reasons": True}}},
                                timeout=60)
         assert answer.status_code == 200, answer.text
@@ -106,19 +101,13 @@ def test_a_perturbed_compiled_model_is_refused(boosted, parts, tmp_path):
     boosting, in workers forked after the master predicted with it (the parity check)."""
     directory, manifest = boosted
     preprocessor, model, X = parts
-    copy = tmp_path / "loanclassifier"
-    copy.mkdir()
-    for name in (*manifest.files, MANIFEST_FILE):
-        (copy / name).write_bytes((directory / name).read_bytes())
-    other = HistGradientBoostingClassifier(max_iter=5, random_state=1).fit(preprocessor.transform(X), np.arange(len(X)) % 2)
-    compile_model(other, copy / COMPILED_FILE)
-    document = json.loads((copy / MANIFEST_FILE).read_text())
-    document["files"][COMPILED_FILE] = sha256_file(copy / COMPILED_FILE)
-    (copy / MANIFEST_FILE).write_text(json.dumps(document))
+    copy = shutil.copytree(directory, tmp_path / "loanclassifier")
+    replace_compiled(copy, HistGradientBoostingClassifier(max_iter=5, random_state=1).fit(
+        preprocessor.transform(X), np.arange(len(X)) % 2))
     service = start_classifier(copy, tmp_path)
     try:
         service.wait_ready()
-        assert metadata(service)["prediction_path"] == "scikit-learn"
+        assert service_metadata(service)["prediction_path"] == "scikit-learn"
         answer = requests.post(service.predictions_url, json={"data": {"ndarray": X[:20].tolist()}}, timeout=30)
         assert answer.status_code == 200, answer.text
     finally:

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-import requests
 
 from loanxai.artifacts import REPO_ROOT
 from loanxai.core.manifest import GateRecord
@@ -15,7 +14,7 @@ from loanxai.data.description import DATASETS_DIR, load_description
 from loanxai.errors import GateError
 from loanxai.fairness.gate import GateSettings, gate_record, labels, require_shippable, screen_checks, search_check
 from loanxai.training.train import train
-from tests.conftest import CENSUS, start_classifier
+from tests.conftest import CENSUS, service_metadata, start_classifier
 
 ROOT = REPO_ROOT
 LOANAPP = load_description(DATASETS_DIR / "loanapp.yaml")
@@ -197,7 +196,7 @@ def test_a_justification_shows_in_the_metadata_and_the_start_up_log(justified, t
     service = start_classifier(root / "loanclassifier", tmp_path)
     try:
         service.wait_ready()
-        custom = requests.get(f"{service.url}/api/v1.0/metadata", timeout=10).json()["custom"]
+        custom = service_metadata(service)
     finally:
         service.stop()
     assert custom["fairness_gate"] == "justified" and custom["candidate"] == manifest.candidate

@@ -1,5 +1,4 @@
 """The exact fast path: identical to the pipeline on the held-out set, refused when it is not."""
-import json
 
 import numpy as np
 import pytest
@@ -9,10 +8,9 @@ from sklearn.ensemble import RandomForestClassifier
 
 from loanxai.artifacts import COMPILED_FILE
 from loanxai.core.elderly import served_rows
-from loanxai.core.manifest import MANIFEST_FILE, load_pickle, sha256_file
+from loanxai.core.manifest import load_pickle
 from loanxai.serving.fastpath import PARITY_TOLERANCE, TREES_FROM_ROWS, FastClassifier, check_parity
-from loanxai.training.writers import compile_model
-from tests.conftest import start_classifier
+from tests.conftest import replace_compiled, service_metadata, start_classifier
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +65,8 @@ def test_preprocessing_matches_scikit_learn_bit_for_bit(artifacts, pipeline_part
     assert np.array_equal(fast.transform(rows), expected)
 
 
-def metadata(service):
-    return requests.get(f"{service.url}/api/v1.0/metadata", timeout=10).json()["custom"]
-
-
 def test_service_serves_the_fast_path_when_parity_holds(classifier):
-    custom = metadata(classifier)
+    custom = service_metadata(classifier)
     assert custom["prediction_path"] == "treelite"
     assert float(custom["parity_max_difference"]) <= PARITY_TOLERANCE
     assert requests.get(f"{classifier.url}/health/status", timeout=10).json()["jsonData"]["prediction_path"] == "treelite"
@@ -84,14 +78,11 @@ def test_a_perturbed_compiled_model_is_refused(artifacts_copy, pipeline_parts, h
     X, y = held_out[:1500], np.arange(1500) % 2
     other = RandomForestClassifier(n_estimators=5, random_state=1).fit(preprocessor.transform(X), y)
     directory = artifacts_copy.classifier_dir
-    compile_model(other, directory / COMPILED_FILE)
-    manifest = json.loads((directory / MANIFEST_FILE).read_text())
-    manifest["files"][COMPILED_FILE] = sha256_file(directory / COMPILED_FILE)
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
+    replace_compiled(directory, other)
     service = start_classifier(directory, tmp_path)
     try:
         service.wait_ready()
-        assert metadata(service)["prediction_path"] == "scikit-learn"
+        assert service_metadata(service)["prediction_path"] == "scikit-learn"
         answer = requests.post(service.predictions_url, json={"data": {"ndarray": held_out[:20].tolist()}}, timeout=30)
         asked = served_rows(held_out[:20], artifacts_copy.classifier_manifest.schema, preprocessor, forest)
         expected = forest.predict_proba(preprocessor.transform(asked))
@@ -106,6 +97,6 @@ def test_the_scikit_learn_path_can_be_forced(artifacts, tmp_path):
     service = start_classifier(artifacts.classifier_dir, tmp_path, LOAN_PREDICTION_PATH="scikit-learn")
     try:
         service.wait_ready()
-        assert metadata(service)["prediction_path"] == "scikit-learn"
+        assert service_metadata(service)["prediction_path"] == "scikit-learn"
     finally:
         service.stop()
