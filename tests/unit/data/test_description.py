@@ -88,7 +88,7 @@ def test_a_small_dataset_loads_with_defaults(tmp_path):
     ({"decision": {"approval_rate": 0.3, "cutoff": 0.5}}, "decision: give exactly one of approval_rate, cutoff"),
     ({"decision": {"approval_rate": 1.5}}, "decision.approval_rate"),
     ({"selection": {"folds": 1}}, r"selection.folds: 1 is less than the minimum of 2"),
-    ({"selection": {"choose_from": ["bagging"]}}, r"selection.choose_from\[0\]: 'bagging' is not one of \['forest', 'boosting'\]"),
+    ({"selection": {"choose_from": ["bagging"]}}, r"choose_from\[0\]: 'bagging' is not one of \['forest', 'boosting'\]"),
     ({"selection": {"families": ["boosting"]}}, r"selection.choose_from: 'forest' is not among selection.families \(boosting\)"),
     ({"gate": {"screen": ["gender"]}}, "gate.screen: 'gender' is not a protected attribute"),
     ({"label": {"column": "outcome", "approved": ["good"], "rejected": ["good"]}}, "listed as both approved and rejected"),
