@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from loanxai.core.elderly import served_rows
-from loanxai.core.pipeline import CLASSIFIER_STEP, FOREST, PREPROCESSOR_STEP, SAMPLE_WEIGHT, build_pipeline
+from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP, SAMPLE_WEIGHT, build_pipeline, one_job
 from loanxai.core.schema import FeatureSchema
 from loanxai.fairness.candidates import CONSTRAINTS
 
@@ -96,9 +96,8 @@ def fit_pipelines(job: FitJob, rows: np.ndarray | None = None) -> list[Pipeline]
             reduction = GridSearch(pipeline, CONSTRAINTS[job.constraint](), grid=grid, sample_weight_name=SAMPLE_WEIGHT)
             reduction.fit(X, y, sensitive_features=job.sides[every])
             fitted = list(reduction.predictors_)
-    if job.family == FOREST:
-        for one in fitted:
-            one.named_steps[CLASSIFIER_STEP].n_jobs = 1
+    for one in fitted:
+        one_job(one.named_steps[CLASSIFIER_STEP])
     return fitted
 
 

@@ -2,8 +2,8 @@
 
 Loads the preprocessor and the model (a random forest or gradient boosting) written by ``make
 train`` (verified against their manifest first) and answers, for each application in any input
-form :mod:`loanxai.core.codecs` accepts, the probabilities of "rejected" and "approved" and the decision at the cutoff the
-manifest records (``meta.tags.decisions``), with principal reasons when asked
+form :mod:`loanxai.core.codecs` accepts, the probabilities of "rejected" and "approved" and the
+decision at the cutoff the manifest records (``meta.tags.decisions``), with principal reasons when asked
 (:mod:`loanxai.explain.reasons`). Where age is an input, the elderly rule
 (:mod:`loanxai.core.elderly`) is applied before the model is asked. Every decision is on the
 record (:mod:`loanxai.records`) before it is answered; when it cannot be recorded it is not
