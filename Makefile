@@ -62,63 +62,63 @@ $(VENV)-mlserver/.installed: bench/mlserver.txt
 
 bench: venv $(VENV)-mlserver/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
-	$(PY) -m loanxai.ops.reference --results performance
+	$(PY) -m loanxai reference --results performance
 
 # DATASET: a dataset description (default: datasets/census.yaml); see README, "Use your own data"
 # CANDIDATE: auto (default: the search's rule), none (the seed's model), or a candidate's name (see the report)
 # ACCEPT_UNFAIR: the business justification for a model the fairness screen flags, ACCEPTED_BY: who gives it (default: the user)
 # INCUMBENT: the served classifier's artifacts folder, compared with every candidate (e.g. models/loanclassifier/artifacts)
 train: venv
-	$(PY) -m loanxai.train $(if $(DATASET),--dataset $(DATASET)) $(if $(CANDIDATE),--candidate "$(CANDIDATE)") \
+	$(PY) -m loanxai train $(if $(DATASET),--dataset $(DATASET)) $(if $(CANDIDATE),--candidate "$(CANDIDATE)") \
 	  $(if $(ACCEPT_UNFAIR),--accept-unfair "$(ACCEPT_UNFAIR)") $(if $(ACCEPTED_BY),--accepted-by "$(ACCEPTED_BY)") \
 	  $(if $(INCUMBENT),--incumbent "$(INCUMBENT)")
 
 # CHALLENGER: a retrained classifier's artifacts folder, served as a challenger shadowing the classifier
 run: venv
-	$(PY) scripts/run_local.py $(if $(CHALLENGER),--challenger "$(CHALLENGER)")
+	$(PY) -m loanxai run $(if $(CHALLENGER),--challenger "$(CHALLENGER)")
 
 demo: venv
-	$(PY) scripts/run_local.py --demo
+	$(PY) -m loanxai run --demo
 
 replay: venv
-	$(PY) scripts/run_local.py --replay $(if $(CHALLENGER),--challenger "$(CHALLENGER)")
+	$(PY) -m loanxai run --replay $(if $(CHALLENGER),--challenger "$(CHALLENGER)")
 
-# regenerate deploy/monitoring/ (rules, PrometheusRule, dashboard) after changing loanxai/rules.py or dashboard.py
+# regenerate deploy/monitoring/ (rules, PrometheusRule, dashboard) after changing loanxai/monitoring/rules.py or dashboard.py
 monitoring-files: venv
-	$(PY) -m loanxai.rules
-	$(PY) -m loanxai.dashboard
+	$(PY) -m loanxai rules
+	$(PY) -m loanxai dashboard
 
 report: venv
-	$(PY) -m loanxai.train --if-missing
-	$(PY) -m loanxai.report $(REPORT_ARGS)
+	$(PY) -m loanxai train --if-missing
+	$(PY) -m loanxai report $(REPORT_ARGS)
 
 # INPUT: a CSV of applications; OUT: the decisions (errors beside it); URL: the classifier (default: make run's)
 # the reliability suite alone (make test runs it too); its figures go to bench/results/reliability.json
 reliability: venv
 	LOAN_RELIABILITY_REPORT=bench/results/reliability.json $(PY) -m pytest -m reliability $(PYTEST_ARGS)
-	$(PY) -m loanxai.ops.reference --results reliability
+	$(PY) -m loanxai reference --results reliability
 
 # ARGS: a records command and its options, e.g. "show 8812", "notices --since 2026-03-01 --out-dir reports/notices"
 records: venv
-	$(PY) -m loanxai.records $(ARGS)
+	$(PY) -m loanxai records $(ARGS)
 
 # ARGS: the window and options, e.g. "--since 2026-03-01 --until 2026-04-01 --json reports/figures.json"
 figures: venv
-	$(PY) -m loanxai.figures $(ARGS)
+	$(PY) -m loanxai figures $(ARGS)
 
 # CHALLENGER: the challenger's classifier artifacts (as make run was given them)
 compare: venv
 	@test -n "$(CHALLENGER)" || { echo "make compare needs CHALLENGER=<the challenger's classifier artifacts>" >&2; exit 2; }
-	$(PY) -m loanxai.compare --challenger "$(CHALLENGER)" $(ARGS)
+	$(PY) -m loanxai compare --challenger "$(CHALLENGER)" $(ARGS)
 
 # the promotion gate, then the tags swapped in deploy/base/ and deploy/challenger/ (docs/how-to/challenger.md)
 promote: venv
 	@test -n "$(CHALLENGER)" || { echo "make promote needs CHALLENGER=<the challenger's classifier artifacts>" >&2; exit 2; }
-	$(PY) -m loanxai.promote --challenger "$(CHALLENGER)" $(if $(ACCEPT_UNFAIR),--accept-unfair "$(ACCEPT_UNFAIR)") \
+	$(PY) -m loanxai promote --challenger "$(CHALLENGER)" $(if $(ACCEPT_UNFAIR),--accept-unfair "$(ACCEPT_UNFAIR)") \
 	  $(if $(ACCEPTED_BY),--accepted-by "$(ACCEPTED_BY)") $(ARGS)
 
 score: venv
-	$(PY) -m loanxai.score $(INPUT) --out $(OUT) $(if $(URL),--url $(URL)) $(SCORE_ARGS)
+	$(PY) -m loanxai score $(INPUT) --out $(OUT) $(if $(URL),--classifier-url $(URL)) $(SCORE_ARGS)
 
 test: venv tools $(VENV)-mlserver/.installed cluster-tools lint docs
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -132,7 +132,7 @@ docs: venv
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 reference: venv
-	$(PY) -m loanxai.ops.reference
+	$(PY) -m loanxai reference
 
 images: venv
 	scripts/build-images.sh
@@ -150,15 +150,15 @@ kind-down:
 	scripts/kind-down.sh
 
 # etcd, kube-apiserver and the Seldon Core operator built from source, in a network namespace of their own
-# (loanxai/ops/cluster.py); CLUSTER_DIR: the run folder (default: .run/cluster)
+# (loanxai/ops/cluster/); CLUSTER_DIR: the run folder (default: .run/cluster)
 cluster-tools:
 	scripts/cluster-tools.sh
 
 cluster-up: cluster-tools venv
-	$(PY) -m loanxai.cluster up $(if $(CLUSTER_DIR),--dir "$(CLUSTER_DIR)")
+	$(PY) -m loanxai cluster up $(if $(CLUSTER_DIR),--dir "$(CLUSTER_DIR)")
 
 cluster-down: venv
-	$(PY) -m loanxai.cluster down $(if $(CLUSTER_DIR),--dir "$(CLUSTER_DIR)")
+	$(PY) -m loanxai cluster down $(if $(CLUSTER_DIR),--dir "$(CLUSTER_DIR)")
 
 container-smoke: venv
 	$(SANDBOX) scripts/container-smoke.sh

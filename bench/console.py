@@ -7,7 +7,7 @@ filled with the classifier's own decisions (:mod:`bench.recorded`): a million (`
 PostgreSQL is then vacuumed and analysed, as its autovacuum would have done by then (nothing of
 ours runs SQLite's ANALYZE, so the bench does not either).
 
-A console (``python -m loanxai.console``, ``LOAN_AUTH=off``) serves each database. Each page is
+A console (``python -m loanxai console``, ``LOAN_AUTH=off``) serves each database. Each page is
 asked :data:`REQUESTS` times, one request at a time (latency, not load), the pages and the two
 databases in turn so that all meet the same machine; every answer is checked (200, and the
 rows it should show, counted from what was recorded: a broken page does not pass as fast). Each

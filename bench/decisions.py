@@ -66,7 +66,7 @@ def recourse_section(explainer_url: str, records: list[dict[str, Any]]) -> dict[
 
 
 def scorer_section(classifier_url: str, frame: pd.DataFrame, rows: int, rows_with_reasons: int, folder: Path) -> dict[str, Any]:
-    """Rows per second of ``python -m loanxai.score`` end to end (process start to files written)."""
+    """Rows per second of ``python -m loanxai score`` end to end (process start to files written)."""
     result = {}
     for label, n, reasons in (("reasons_off", rows, "0"), ("reasons_on", rows_with_reasons, "4")):
         source = folder / f"applications-{n}.csv"
@@ -74,8 +74,8 @@ def scorer_section(classifier_url: str, frame: pd.DataFrame, rows: int, rows_wit
             frame.sample(n=n, replace=True, random_state=0).to_csv(source, index=False)
         out = folder / f"decisions-{label}.csv"
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "loanxai.score", str(source), "--out", str(out), "--url", classifier_url,
-                        "--reasons", reasons], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "loanxai", "score", str(source), "--out", str(out),
+                        "--classifier-url", classifier_url, "--reasons", reasons], check=True, capture_output=True)
         seconds = time.perf_counter() - started
         result[label] = {"rows": n, "seconds": seconds, "rows_per_s": n / seconds}
     return result

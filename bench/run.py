@@ -486,8 +486,8 @@ def decisions_markdown(d: dict[str, Any]) -> list[str]:
         "| deciding a file | rows | seconds | rows/s |",
         "|---|---|---|---|",
         *(f"| {label} | {run['rows']:,} | {run['seconds']:.1f} | {run['rows_per_s']:,.0f} |" for label, run in (
-            ("`python -m loanxai.score`, reasons off", s["reasons_off"]),
-            ("`python -m loanxai.score`, 4 reasons per rejection", s["reasons_on"]),
+            ("`python -m loanxai score`, reasons off", s["reasons_off"]),
+            ("`python -m loanxai score`, 4 reasons per rejection", s["reasons_on"]),
             ("`seldon-batch-processor`, 4 workers, batches of 1,000", b))),
         "",
     ]

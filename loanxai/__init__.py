@@ -19,10 +19,7 @@ The package is split by stage; each sub-package's docstring says what it owns:
 
 beside three modules every stage reads: :mod:`loanxai.errors` (one root error carrying its
 HTTP status), :mod:`loanxai.config` (every setting, declared once) and :mod:`loanxai.artifacts`
-(file, folder and step names). The commands (``python -m loanxai.train``, ``.report``,
-``.score``, ``.gate``, ``.rules``, ``.dashboard``, ``.client``, ``.images``, ``.replay``,
-``.figures``, ``.microservice``, ``.tokens``, ``.compare``, ``.promote``, ``.cluster``) are thin
-modules of those names; ``python -m loanxai.records`` is the record's own, ``python -m
-loanxai.console`` the console's. Dependencies run one
-way, checked by import-linter (``.importlinter``); importing the package does nothing else.
+(file, folder and step names). Every command is a subcommand of one command line, ``loanxai``
+(``python -m loanxai``), declared in :mod:`loanxai.core.cli`. Dependencies run one way, checked by
+import-linter (``.importlinter``); importing the package does nothing else.
 """

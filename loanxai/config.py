@@ -179,7 +179,7 @@ class ServiceSettings(EnvSettings):
     model_role: str = setting(
         "LOAN_MODEL_ROLE", CHAMPION, "`champion`: the classifier's decisions are the ones answered, recorded in the "
         "record's `decisions`; `challenger`: it shadows the champion (mirrored requests, its answers discarded), its "
-        "decisions recorded in `challenger_decisions` for `python -m loanxai.compare` (docs: Retrain with a "
+        "decisions recorded in `challenger_decisions` for `loanxai compare` (docs: Retrain with a "
         "challenger)", choices=MODEL_ROLES)
     metrics: bool = setting("LOAN_METRICS", True, "`on`: count decisions, outcomes, explanations and requests for "
                             "Prometheus; `off`: count nothing (to measure what monitoring costs)", shown_default="`on`")
@@ -206,7 +206,7 @@ class ServiceSettings(EnvSettings):
         "LOAN_SAMPLING_KEY_FILE", None, "a file holding the sampling key, a secret the explainer and the classifier "
         "share: the classifier answers rows an explainer made up (`meta.tags.purpose: explanation`, never recorded) "
         "only to a request carrying it (header `X-Loan-Sampling-Key`), so no caller gets an unrecorded decision; read "
-        "again when it changes; `python -m loanxai.tokens sampling-key` makes one",
+        "again when it changes; `loanxai tokens sampling-key` makes one",
         shown_default="none: the classifier answers no sampled rows, the explainer refuses to start")
     caller_explanations: int = setting(
         "LOAN_CALLER_EXPLANATIONS", 100, "explanations (anchors and recourse) one caller may ask per window, with "

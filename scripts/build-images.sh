@@ -23,10 +23,10 @@ base_image=${BASE_IMAGE:-python:3.11-slim}
 models=${LOANXAI_MODELS_DIR:-$root/models}
 mode=${1:-build}
 [ -x "$python" ] || { echo "error: $python not found: run 'make venv' first" >&2; exit 1; }
-dirs=(--classifier-dir "$models/loanclassifier/artifacts" --explainer-dir "$models/explainer/artifacts")
+dirs=(--artifacts "$models/loanclassifier/artifacts" --explainer-artifacts "$models/explainer/artifacts")
 
-"$python" -m loanxai.train --if-missing "${dirs[@]}" >&2
-"$python" -m loanxai.gate "$models/loanclassifier/artifacts" >&2
+"$python" -m loanxai train --if-missing "${dirs[@]}" >&2
+"$python" -m loanxai gate --artifacts "$models/loanclassifier/artifacts" >&2
 
 # the package index's CA, if pip here uses one: copied into the build stage only
 ca=${PIP_CERT:-$("$python" -m pip config get global.cert 2>/dev/null || true)}
@@ -42,8 +42,8 @@ cp -R "$models/loanclassifier/artifacts" "$models/console/artifacts"
 [ "$mode" = --context-only ] && exit 0
 
 # read first, then loop: a failing command stops the script (set -e), as a process substitution would not
-label_lines=$("$python" -m loanxai.images --labels "${dirs[@]}")
-references=$("$python" -m loanxai.images "${dirs[@]}")
+label_lines=$("$python" -m loanxai images --labels "${dirs[@]}")
+references=$("$python" -m loanxai images "${dirs[@]}")
 labels=()
 while IFS= read -r label; do labels+=(--label "$label"); done <<< "$label_lines"
 if [ "$mode" = --dry-run ]; then tool=docker; else tool=$(container_tool); fi

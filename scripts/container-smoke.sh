@@ -59,7 +59,7 @@ ip -n "$ns_e" link set "lxe$id" up
 # need: the services would refuse to start with the default LOAN_MAX_CONNECTIONS
 limits=(-e LOAN_MAX_CONNECTIONS=200)
 # the sampling key both services share, as the Secret loan-sampling-key gives it (readable by the containers' uid)
-"${LOANXAI_PYTHON:-$root/.venv/bin/python}" -m loanxai.tokens sampling-key --out "$secrets/key" >/dev/null
+"${LOANXAI_PYTHON:-$root/.venv/bin/python}" -m loanxai tokens sampling-key --out "$secrets/key" >/dev/null
 chmod 0644 "$secrets/key"
 limits+=(-v "$secrets/key:/etc/loanxai/sampling/key:ro" -e LOAN_SAMPLING_KEY_FILE=/etc/loanxai/sampling/key)
 podman run -d --name "loanxai-classifier-$id" --network "ns:/run/netns/$ns_c" "${limits[@]}" \
@@ -77,7 +77,7 @@ for url in http://10.231.0.1:9000 http://127.0.0.1:9000; do
 done
 ip netns exec "$ns_e" "$root/scripts/smoke.sh" http://10.231.0.1:9000 http://127.0.0.1:9000
 echo "records in the classifier container:"
-podman exec "loanxai-classifier-$id" python -m loanxai.records list --limit 5
+podman exec "loanxai-classifier-$id" python -m loanxai records list --limit 5
 containers=("loanxai-explainer-$id" "loanxai-classifier-$id")
 if [ -n "$console_image" ]; then
   started=$SECONDS

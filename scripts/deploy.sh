@@ -39,14 +39,14 @@ kubectl apply -k "$root/deploy"
 # console reads the same ConfigMap; both RequestAuthentications get the JWKS and the issuer)
 auth=$KIND_AUTH_DIR
 python=${LOANXAI_PYTHON:-$root/.venv/bin/python}
-[ -f "$auth/signing-key.pem" ] || "$python" -m loanxai.tokens keys --out "$auth" >/dev/null
+[ -f "$auth/signing-key.pem" ] || "$python" -m loanxai tokens keys --out "$auth" >/dev/null
 kubectl -n loan create configmap loan-auth --from-file=jwks.json="$auth/jwks.json" --from-literal=issuer="$KIND_ISSUER" \
   --from-literal=audience=loanxai --dry-run=client -o yaml | kubectl apply -f -
-token=$("$python" -m loanxai.tokens token --key "$auth/signing-key.pem" --subject loan-explainer --role decide \
+token=$("$python" -m loanxai tokens token --key "$auth/signing-key.pem" --subject loan-explainer --role decide \
   --issuer "$KIND_ISSUER" --minutes 1440)
 kubectl -n loan create secret generic loan-explainer-token --from-literal=token="$token" --dry-run=client -o yaml \
   | kubectl apply -f -
-[ -f "$auth/sampling-key" ] || "$python" -m loanxai.tokens sampling-key --out "$auth/sampling-key" >/dev/null
+[ -f "$auth/sampling-key" ] || "$python" -m loanxai tokens sampling-key --out "$auth/sampling-key" >/dev/null
 kubectl -n loan create secret generic loan-sampling-key --from-file=key="$auth/sampling-key" --dry-run=client -o yaml \
   | kubectl apply -f -
 patch=$("$python" -c 'import json, sys; print(json.dumps([

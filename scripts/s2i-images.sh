@@ -26,13 +26,13 @@ tools_bin=${LOANXAI_CLUSTER_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/loanxai/clust
 s2i=${S2I:-s2i}
 if [ -z "${S2I:-}" ] && ! command -v s2i >/dev/null 2>&1; then s2i=$tools_bin/s2i; fi
 command -v "$s2i" >/dev/null 2>&1 || { echo "error: no s2i binary ($s2i): scripts/cluster-tools.sh builds it" >&2; exit 1; }
-dirs=(--classifier-dir "$models/loanclassifier/artifacts" --explainer-dir "$models/explainer/artifacts")
+dirs=(--artifacts "$models/loanclassifier/artifacts" --explainer-artifacts "$models/explainer/artifacts")
 
 # train if needed, the fairness gate, the wheel and the CA in each folder: as for the Dockerfiles
 "$root/scripts/build-images.sh" --context-only >&2
-label_lines=$("$python" -m loanxai.images --labels "${dirs[@]}")
+label_lines=$("$python" -m loanxai images --labels "${dirs[@]}")
 # the services only: the reviewer console is no Seldon microservice, its Dockerfile builds it (build-images.sh)
-references=$("$python" -m loanxai.images "${dirs[@]}" | grep -v '^console ')
+references=$("$python" -m loanxai images "${dirs[@]}" | grep -v '^console ')
 labels=()
 while IFS= read -r label; do labels+=(--label "$label"); done <<< "$label_lines"
 if [ "$mode" = --dry-run ]; then tool=docker; else tool=$(container_tool); fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke test: one prediction and one explanation with curl, then with requests and SeldonClient
-# (python -m loanxai.client), through the same URLs the README documents.
+# (python -m loanxai client), through the same URLs the README documents.
 #
 #   scripts/smoke.sh                      # the kind cluster, through the Istio ingress
 #   scripts/smoke.sh CLASSIFIER EXPLAINER # any base URLs, e.g. http://127.0.0.1:9000
@@ -21,7 +21,7 @@ if [ $# -eq 2 ]; then
 else
   tokens=$(mktemp -d)
   for role in decide explain; do
-    "$python" -m loanxai.tokens token --key "$KIND_AUTH_DIR/signing-key.pem" --subject "smoke-$role" --role "$role" \
+    "$python" -m loanxai tokens token --key "$KIND_AUTH_DIR/signing-key.pem" --subject "smoke-$role" --role "$role" \
       --issuer "$KIND_ISSUER" --minutes 10 > "$tokens/$role"
   done
   decide=(-H "Authorization: Bearer $(cat "$tokens/decide")")
@@ -61,5 +61,5 @@ echo "$answer"
 grep -q '"anchor":\["' <<< "$answer" || { echo "FAIL: no anchor" >&2; exit 1; }
 
 echo "requests and SeldonClient:"
-"$python" -m loanxai.client --classifier-url "$classifier" --explainer-url "$explainer" "${client_tokens[@]}"
+"$python" -m loanxai client --classifier-url "$classifier" --explainer-url "$explainer" "${client_tokens[@]}"
 echo "smoke test passed"

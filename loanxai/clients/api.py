@@ -1,6 +1,6 @@
 """Calling the services from Python: plain REST with requests, or Seldon's ``SeldonClient``.
 
-``python -m loanxai.client`` asks the classifier for its dataset's example application
+``loanxai client`` asks the classifier for its dataset's example application
 (``GET /api/v1.0/metadata``), has it decided and explains that decision (by the application id
 the classifier answered), both ways, and prints the answers readably. With ``LOAN_AUTH=on``
 each service takes a bearer token: ``--classifier-token-file`` (role ``decide``) and
@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
-import requests
 
 from loanxai.clients.http import (
     DEFAULT_CLASSIFIER_URL,
@@ -32,7 +30,7 @@ from loanxai.config import ServiceSettings
 from loanxai.core.cli import command_parser
 from loanxai.errors import ServiceError
 
-__all__ = ["LoanClient", "bearer", "describe_explanation", "describe_prediction", "main", "parser", "predictions",
+__all__ = ["LoanClient", "bearer", "describe_explanation", "describe_prediction", "parser", "predictions", "run",
            "seldon_client", "seldon_predict"]
 
 
@@ -162,33 +160,20 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    try:
-        decide, explain = (path.read_text().strip() if path else None
-                           for path in (args.classifier_token_file, args.explainer_token_file))
-    except OSError as error:
-        print(f"error: cannot read a token file: {error}", file=sys.stderr)
-        return 1
+def run(args: argparse.Namespace) -> None:
+    """Ask both services about the example application, through requests and through SeldonClient
+    (``loanxai client``)."""
+    decide, explain = (path.read_text().strip() if path else None
+                       for path in (args.classifier_token_file, args.explainer_token_file))
     client = LoanClient(args.classifier_url, args.explainer_url, classifier_token=decide, explainer_token=explain)
-    try:
-        application = client.example_application()
-        print("Application: " + ", ".join(f"{k} {v}" for k, v in application.items()))
-        [prediction] = client.predict(application)
-        print("requests    prediction:  " + describe_prediction(prediction))
-        explained = client.explain(application, prediction["application_id"], threshold=args.threshold)
-        print("requests    explanation: " + describe_explanation(explained))
-        [prediction] = predictions(seldon_predict(seldon_client(args.classifier_url), application, decide))
-        print("SeldonClient prediction:  " + describe_prediction(prediction))
-        body = seldon_predict(seldon_client(args.explainer_url), application, explain, threshold=args.threshold,
-                              application_ids=[prediction["application_id"]])
-        print("SeldonClient explanation: " + describe_explanation(body["jsonData"]))
-    except (ServiceError, requests.RequestException) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    application = client.example_application()
+    print("Application: " + ", ".join(f"{k} {v}" for k, v in application.items()))
+    [prediction] = client.predict(application)
+    print("requests    prediction:  " + describe_prediction(prediction))
+    explained = client.explain(application, prediction["application_id"], threshold=args.threshold)
+    print("requests    explanation: " + describe_explanation(explained))
+    [prediction] = predictions(seldon_predict(seldon_client(args.classifier_url), application, decide))
+    print("SeldonClient prediction:  " + describe_prediction(prediction))
+    body = seldon_predict(seldon_client(args.explainer_url), application, explain, threshold=args.threshold,
+                          application_ids=[prediction["application_id"]])
+    print("SeldonClient explanation: " + describe_explanation(body["jsonData"]))

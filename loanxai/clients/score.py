@@ -1,6 +1,6 @@
 """Decide a whole file of applications through the deployed classifier.
 
-``python -m loanxai.score applications.csv --out decisions.csv`` (``make score``) reads a CSV
+``loanxai score applications.csv --out decisions.csv`` (``make score``) reads a CSV
 of applications (a header naming the features, optionally the protected attributes and an id
 column; other columns are listed and ignored, or refused with ``--strict``), checks each row
 against the schema the classifier serves (``GET /api/v1.0/metadata``) by the classifier's own
@@ -44,11 +44,11 @@ from tqdm import tqdm
 
 from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, METADATA_PATH, PREDICTIONS_PATH, answer, error_info, session
 from loanxai.config import ToolSettings
-from loanxai.core.cli import command_parser, configure_logging
+from loanxai.core.cli import command_parser
 from loanxai.core.schema import FeatureSchema
-from loanxai.errors import ScoreError, ServiceError
+from loanxai.errors import ScoreError
 
-__all__ = ["RETRY_STATUSES", "ScoreSettings", "Scorer", "main", "parser"]
+__all__ = ["RETRY_STATUSES", "ScoreSettings", "Scorer", "parser", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ RETRY_STATUSES = {500, 502, 503, 504}
 
 @dataclass(frozen=True)
 class ScoreSettings:
-    """The scorer's options (``python -m loanxai.score --help``)."""
+    """The scorer's options (``loanxai score --help``)."""
 
     url: str = DEFAULT_CLASSIFIER_URL
     batch_size: int = 1000
@@ -294,7 +294,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("applications", type=Path, help="CSV file with a header naming the features")
     parser.add_argument("--out", type=Path, required=True, help="decisions CSV (the errors go beside it: *.errors.csv)")
     parser.add_argument("--errors", type=Path, help="rows that failed validation (default: <out>.errors.csv)")
-    parser.add_argument("--url", default=DEFAULT_CLASSIFIER_URL, help="the classifier's base URL, e.g. "
+    parser.add_argument("--classifier-url", default=DEFAULT_CLASSIFIER_URL, help="the classifier's base URL, e.g. "
                         "http://localhost:8080/seldon/loan/loan-classifier through the cluster's ingress")
     parser.add_argument("--batch-size", type=int, default=ScoreSettings.batch_size,
                         help="rows per request (at most the classifier's max_batch_rows)")
@@ -306,32 +306,21 @@ def parser() -> argparse.ArgumentParser:
                         help="the applications' id column, copied to every output and error row when the file has it")
     parser.add_argument("--strict", action="store_true",
                         help="refuse a file with columns the classifier does not know (default: list them, ignore them)")
-    parser.add_argument("--token-file", type=Path,
+    parser.add_argument("--classifier-token-file", type=Path,
                         help="a file holding the bearer token (role decide) of a classifier with LOAN_AUTH=on")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    configure_logging()
+def run(args: argparse.Namespace) -> None:
+    """Decide ``args.applications`` into ``args.out`` (``loanxai score``)."""
     errors = args.errors or args.out.with_name(args.out.stem + ".errors.csv")
     started = time.perf_counter()
-    try:
-        token = args.token_file.read_text().strip() if args.token_file else None
-        scorer = Scorer(ScoreSettings(url=args.url, batch_size=args.batch_size, concurrency=args.concurrency,
-                                      retries=args.retries, reasons=args.reasons, id_column=args.id_column,
-                                      strict=args.strict, token=token))
-        counts = scorer.run(args.applications, args.out, errors)
-    except (ScoreError, ServiceError, requests.RequestException, OSError) as error:
-        logger.error("%s", error)
-        return 1
+    token = args.classifier_token_file.read_text().strip() if args.classifier_token_file else None
+    scorer = Scorer(ScoreSettings(url=args.classifier_url, batch_size=args.batch_size, concurrency=args.concurrency,
+                                  retries=args.retries, reasons=args.reasons, id_column=args.id_column,
+                                  strict=args.strict, token=token))
+    counts = scorer.run(args.applications, args.out, errors)
     seconds = time.perf_counter() - started
     logger.info("%d applications decided (%d rejected), %d rows with errors in %s; %.1f s, %.0f rows/s",
                 counts["decided"], counts["rejected"], counts["errors"], errors, seconds,
                 (counts["decided"] + counts["errors"]) / max(seconds, 1e-9))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

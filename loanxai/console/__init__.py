@@ -9,7 +9,7 @@
 - :mod:`~loanxai.console.session`: a browser's session from a token, CSRF on every form, the
   record of who looked;
 - :mod:`~loanxai.console.app`: the Flask app holding both, with one error handler;
-- :mod:`~loanxai.console.server`: ``python -m loanxai.console``, the process: its settings read
+- :mod:`~loanxai.console.server`: ``loanxai console``, the process: its settings read
   once, the record, the models whose decisions may be contested, gunicorn.
 
 The reviews themselves (what each step does and records) are :mod:`loanxai.records.reviews`'s;

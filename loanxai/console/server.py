@@ -1,8 +1,8 @@
-"""``python -m loanxai.console``: the reviewer console's process.
+"""``loanxai console``: the reviewer console's process.
 
 It reads its settings once (``LOAN_RECORDS_URL`` and ``LOAN_AUTH*`` as the services do,
 ``LOAN_REVIEW_*`` and ``LOAN_CONSOLE_PORT``, the server's limits), checks the record is at the
-newest migration (``python -m loanxai.records upgrade`` migrates it), loads every model whose
+newest migration (``loanxai records upgrade`` migrates it), loads every model whose
 decisions may be contested, and serves with gunicorn's threaded workers behind the same request
 deadlines as the services (:func:`~loanxai.serving.server.workers.serve_http`).
 """
@@ -10,29 +10,28 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from loanxai.config import ReviewSettings, ServerSettings, ServiceSettings
 from loanxai.console.app import console_app
 from loanxai.console.explanations import ExplainerCalls
-from loanxai.core.cli import command_parser, quiet_libraries
-from loanxai.errors import LoanError, SettingError
+from loanxai.core.cli import command_parser
+from loanxai.errors import SettingError
 from loanxai.records.notices import Letterhead
 from loanxai.records.reviews import Redeciders, ReviewDesk
 from loanxai.records.store import configured_url, reading_store
 from loanxai.serving.auth import verifier_of
-from loanxai.serving.server.supervisor import LOG_FORMAT
 
-__all__ = ["main", "parser"]
+__all__ = ["parser", "run"]
 
 logger = logging.getLogger(__name__)
 
 
-def parser(settings: ReviewSettings) -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     """The command's arguments."""
     root = command_parser(__doc__.splitlines()[0])
-    root.add_argument("--port", type=int, default=settings.console_port, help="the HTTP port (LOAN_CONSOLE_PORT)")
+    root.add_argument("--port", type=int,
+                      help=f"the HTTP port (default: LOAN_CONSOLE_PORT, else {ReviewSettings().console_port})")
     return root
 
 
@@ -45,26 +44,19 @@ def _letterhead() -> Letterhead | SettingError:
         return error
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the console; its exit status (2: a setting, the record or a model refused, with a message)."""
-    try:
-        server, service, review = ServerSettings.from_env(), ServiceSettings.from_env(), ReviewSettings.from_env()
-        args = parser(review).parse_args(argv)
-        logging.basicConfig(level=server.log_level, format=LOG_FORMAT)
-        quiet_libraries()
-        store = reading_store(configured_url(service.records_url))
-        desk = ReviewDesk(store, Redeciders([Path(folder) for folder in review.artifacts]), review.days,
-                          review.second_reviewer)
-        app = console_app(desk, verifier_of(service), server.max_body_bytes, _letterhead(),
-                          ExplainerCalls(review.explainer_url))
-    except LoanError as error:
-        sys.stderr.write(f"loanxai console: {error.message}\n")
-        return 2
+def run(args: argparse.Namespace) -> None:
+    """Serve the console until a signal (``loanxai console``)."""
+    server, service, review = ServerSettings.from_env(), ServiceSettings.from_env(), ReviewSettings.from_env()
+    port = review.console_port if args.port is None else args.port
+    store = reading_store(configured_url(service.records_url))
+    desk = ReviewDesk(store, Redeciders([Path(folder) for folder in review.artifacts]), review.days,
+                      review.second_reviewer)
+    app = console_app(desk, verifier_of(service), server.max_body_bytes, _letterhead(),
+                      ExplainerCalls(review.explainer_url))
     store.engine.dispose()  # each worker opens its own connections
     logger.info("reviewer console on %s:%d: %d models may be re-decided, contests due in %d days, a second "
-                "reviewer %s", server.host, args.port, len(desk.redeciders.by_manifest), review.days,
+                "reviewer %s", server.host, port, len(desk.redeciders.by_manifest), review.days,
                 "required to reverse a rejection" if review.second_reviewer else "not required")
     from loanxai.serving.server.workers import serve_http  # gunicorn: not for --help
 
-    serve_http(app, None, None, server, args.port, server.workers, counted=False)
-    return 0
+    serve_http(app, None, None, server, port, server.workers, counted=False)

@@ -11,7 +11,7 @@ less discriminatory alternative, and the gate.
   rule that chooses (its contenders on three fold splits), and the held-out check;
 - :mod:`~loanxai.fairness.results`: what the search found, and what the manifest records of it;
 - :mod:`~loanxai.fairness.gate`: the screen and the search step a model must pass before it may
-  ship (``python -m loanxai.gate``).
+  ship (``loanxai gate``).
 """
 
 __all__ = ["candidates", "fits", "gate", "metrics", "proxies", "results", "search"]

@@ -21,7 +21,7 @@
 The status: ``passed`` (the screen passed), ``justified`` (flagged, the model is the less
 discriminatory alternative, a justification is recorded), ``flagged`` (no justification yet),
 ``failed`` (a materially less discriminatory alternative was passed over: no justification
-ships it). Every path to production runs ``python -m loanxai.gate <classifier artifacts>``:
+ships it). Every path to production runs ``loanxai gate <classifier artifacts>``:
 the image build, ``make deploy`` and ``make container-smoke`` refuse anything but passed or
 justified, naming the failed step.
 
@@ -34,21 +34,24 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import sys
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loanxai.artifacts import CLASSIFIER_DIR
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import GateRecord, failed_checks, read_manifest
 from loanxai.data.description import Protected
 from loanxai.data.format import SCHEMA
 from loanxai.errors import ArtifactError, GateError
 
-__all__ = ["DIFFERENCES", "GateSettings", "gate_record", "labels", "main", "parser", "read_gate", "require_shippable",
+__all__ = ["DIFFERENCES", "GateSettings", "gate_record", "labels", "parser", "read_gate", "require_shippable", "run",
            "screen_checks", "search_check"]
+
+logger = logging.getLogger(__name__)
 
 #: the description's ``gate`` keys: their meanings and defaults are declared there
 _DECLARED = SCHEMA["properties"]["gate"]["properties"]
@@ -219,27 +222,17 @@ def labels(gate: GateRecord) -> dict[str, str]:
 def parser() -> argparse.ArgumentParser:
     """The command's arguments (the docs' command reference prints its help)."""
     parser = command_parser("Check the fairness gate of trained artifacts (every path to production).")
-    parser.add_argument("classifier_dir", type=Path, help="the classifier's artifact folder")
+    parser.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR, help="the classifier's artifacts")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    try:
-        gate = require_shippable(args.classifier_dir)
-    except GateError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+def run(args: argparse.Namespace) -> None:
+    """Check the gate of ``args.artifacts`` (``loanxai gate``); a refusal raises :class:`GateError`."""
+    gate = require_shippable(args.artifacts)
     if gate.status == "justified":
         override = gate.override
-        print(f"WARNING: the screen flagged the model ({'; '.join(override['failed_checks'])}); it is the less "
-              f"discriminatory alternative the search found, and ships under the justification accepted by "
-              f"{override['accepted_by']} at {override['accepted_at']}: {override['reason']}", file=sys.stderr)
+        logger.warning("the screen flagged the model (%s); it is the less discriminatory alternative the search found, "
+                       "and ships under the justification accepted by %s at %s: %s", "; ".join(override["failed_checks"]),
+                       override["accepted_by"], override["accepted_at"], override["reason"])
     else:
-        print(f"fairness gate passed ({len(gate.checks)} checks)", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        logger.info("fairness gate passed (%d checks)", len(gate.checks))

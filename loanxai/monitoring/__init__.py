@@ -5,8 +5,8 @@
 - :mod:`~loanxai.monitoring.series`: every series the services export, declared once;
 - :mod:`~loanxai.monitoring.counters`: decisions by group, score and input bins, outcomes,
   explanations and requests, counted in each process for Prometheus;
-- :mod:`~loanxai.monitoring.rules`: the recording rules and alerts (``python -m loanxai.rules``);
-- :mod:`~loanxai.monitoring.dashboard`: the Grafana dashboard (``python -m loanxai.dashboard``).
+- :mod:`~loanxai.monitoring.rules`: the recording rules and alerts (``loanxai rules``);
+- :mod:`~loanxai.monitoring.dashboard`: the Grafana dashboard (``loanxai dashboard``).
 """
 
 __all__ = ["counters", "dashboard", "references", "rules", "series"]

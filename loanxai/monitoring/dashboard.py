@@ -1,6 +1,6 @@
 """The Grafana dashboard of the services (``deploy/monitoring/dashboard.json``).
 
-``python -m loanxai.dashboard`` writes it; a test keeps the file equal to what this module
+``loanxai dashboard`` writes it; a test keeps the file equal to what this module
 writes and runs every panel's query against a real Prometheus scraping the real services.
 Panels read the recording rules of :mod:`loanxai.monitoring.rules` and the services' own series, with
 only the labels they emit (``attribute``, ``group``, ``feature``, ``kind``, ``endpoint``,
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from loanxai.config import CHALLENGER, CHAMPION
 from loanxai.core.cli import command_parser
 from loanxai.monitoring.rules import AGGREGATED, APPROVAL_DIFFERENCE, MAX_APPROVAL_GAP, RuleSettings, role_ratio
 
-__all__ = ["CHALLENGER_PANELS", "PANELS", "challenger_queries", "dashboard", "main", "parser", "queries", "write"]
+__all__ = ["CHALLENGER_PANELS", "PANELS", "challenger_queries", "dashboard", "parser", "queries", "run", "write"]
 
 DASHBOARD_FILE = "dashboard.json"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -175,11 +174,7 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    print(write(parser().parse_args(argv).out))
-    return 0
+def run(args: argparse.Namespace) -> None:
+    """Write the dashboard into ``args.out`` (``loanxai dashboard``); print the file written."""
+    print(write(args.out))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -103,11 +103,11 @@ APP_LABEL = "app.kubernetes.io/name"
 #: the variables the services' processes read: a variable they do not read is ignored, so a misspelled one goes unnoticed
 SERVICE_VARIABLES = frozenset({f.metadata["setting"].env for cls in (ServiceSettings, ServerSettings) for f in fields(cls)}
                               | {name for name, _, _ in SELDON_VARIABLES})
-#: the variables the console's process reads (python -m loanxai.console; the notices' letterhead: ToolSettings)
+#: the variables the console's process reads (python -m loanxai console; the notices' letterhead: ToolSettings)
 CONSOLE_VARIABLES = frozenset({f.metadata["setting"].env
                                for cls in (ServiceSettings, ServerSettings, ReviewSettings, ToolSettings) for f in fields(cls)})
 #: what our one Deployment runs: the reviewer console
-CONSOLE_COMMAND = ["python", "-m", "loanxai.console"]
+CONSOLE_COMMAND = ["python", "-m", "loanxai", "console"]
 #: the built image the console runs in (models/console/: the wheel, the champion's artifacts)
 CONSOLE_IMAGE = "console"
 #: where that image holds the champion's artifacts (models/console/Dockerfile: its LOAN_REVIEW_ARTIFACTS)

@@ -8,7 +8,7 @@ Training is deterministic (fixed seeds), so the same code and data give the same
 The labels carry the dataset, the candidate the search chose and the fairness gate's result,
 with any override (``io.loanxai.fairness-gate.*``).
 
-``python -m loanxai.images`` prints the image references (classifier, explainer, console);
+``loanxai images`` prints the image references (classifier, explainer, console);
 ``--labels`` prints the labels, one ``key=value`` per line; ``--pin champion`` (or
 ``challenger``) writes the tag into the kustomization that deploys the model in that role
 (:data:`PINS`): the champion's in ``deploy/base/``, the shadowing challenger's in ``deploy/challenger/``.
@@ -30,8 +30,7 @@ from loanxai.core.manifest import read_manifest
 from loanxai.errors import ArtifactError
 from loanxai.fairness.gate import labels as gate_labels
 
-__all__ = ["PINS", "REPOSITORIES", "image_labels", "image_references", "image_tag", "main", "parser", "pin_tag",
-           "pinned_tag"]
+__all__ = ["PINS", "REPOSITORIES", "image_labels", "image_references", "image_tag", "parser", "pin_tag", "pinned_tag", "run"]
 
 #: build context folder under models/ -> image repository
 REPOSITORIES = {"loanclassifier": "loanxai/loanclassifier", "explainer": "loanxai/explainer", "console": "loanxai/console"}
@@ -91,32 +90,23 @@ def pin_tag(role: str, tag: str, deploy_dir: Path = DEPLOY_DIR) -> Path:
 def parser() -> argparse.ArgumentParser:
     """The command's arguments (the docs' command reference prints its help)."""
     parser = command_parser(__doc__.splitlines()[0])
-    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR, help="the classifier's artifacts")
-    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR, help="the explainer's artifacts")
+    parser.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR, help="the classifier's artifacts")
+    parser.add_argument("--explainer-artifacts", type=Path, default=EXPLAINER_DIR, help="the explainer's artifacts")
     parser.add_argument("--labels", action="store_true", help="print the image labels instead of the references")
     parser.add_argument("--pin", choices=MODEL_ROLES, help="write the tag into the kustomization deploying this role")
     parser.add_argument("--deploy-dir", type=Path, default=DEPLOY_DIR, help="the manifests' folder (with --pin)")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
+def run(args: argparse.Namespace) -> None:
+    """Print the images' references or labels, or pin a tag, as ``args`` say (``loanxai images``)."""
     if args.labels:
-        lines = [f"{key}={value}" for key, value in image_labels(args.classifier_dir).items()]
+        lines = [f"{key}={value}" for key, value in image_labels(args.artifacts).items()]
     elif args.pin:
-        tag = image_tag(args.classifier_dir, args.explainer_dir)
-        try:
-            lines = [f"{args.pin} {tag} pinned in {pin_tag(args.pin, tag, args.deploy_dir)}"]
-        except ArtifactError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+        tag = image_tag(args.artifacts, args.explainer_artifacts)
+        lines = [f"{args.pin} {tag} pinned in {pin_tag(args.pin, tag, args.deploy_dir)}"]
     else:
-        references = image_references(image_tag(args.classifier_dir, args.explainer_dir))
+        references = image_references(image_tag(args.artifacts, args.explainer_artifacts))
         lines = [f"{service} {reference}" for service, reference in references.items()]
     sys.stdout.write("".join(line + "\n" for line in lines))
-    return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Run the classifier and the explainer on this machine, no cluster needed (``scripts/run_local.py``).
+"""Run the classifier and the explainer on this machine, no cluster needed (``loanxai run``).
 
 ``make run``: train if the artifacts are missing, start both services and a Prometheus scraping
 them with the project's rules (if ``prometheus`` is installed), print their URLs and example
@@ -36,9 +36,9 @@ from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR, RUN_DIR
 from loanxai.clients import api as client
 from loanxai.clients.http import PREDICTIONS_PATH
 from loanxai.config import CHALLENGER, CHAMPION, ReviewSettings, ServiceSettings
-from loanxai.core.cli import command_parser, configure_logging
+from loanxai.core.cli import command_parser
 from loanxai.core.manifest import read_manifest
-from loanxai.errors import GateError, PrometheusError
+from loanxai.errors import GateError, PrometheusError, SettingError
 from loanxai.fairness.gate import require_shippable
 from loanxai.monitoring import rules
 from loanxai.monitoring.series import MODEL_ROLE_LABEL
@@ -58,7 +58,7 @@ from loanxai.records.applicants import APPLICANT_COLUMNS
 from loanxai.report import compare
 from loanxai.training.train import ensure_trained
 
-__all__ = ["LOCAL_RULES", "LOCAL_WINDOW_S", "curl_command", "example_calls", "main", "parser", "run_demo"]
+__all__ = ["LOCAL_RULES", "LOCAL_WINDOW_S", "curl_command", "example_calls", "parser", "run", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +121,9 @@ def run_demo(classifier_url: str, explainer: Service) -> int:
         answer = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         print(json.dumps(json.loads(answer), indent=2))
     print()
-    status = client.main(["--classifier-url", classifier_url, "--explainer-url", explainer.url])
+    client.run(client.parser().parse_args(["--classifier-url", classifier_url, "--explainer-url", explainer.url]))
     show_record(classifier_url, explainer)
-    return status
+    return 0
 
 
 #: the letterhead of the demo's notice when none is configured (LOAN_CREDITOR, LOAN_CREDITOR_PHONE, LOAN_AGENCY)
@@ -178,8 +178,8 @@ def show_record(classifier_url: str, explainer: Service) -> None:
     for arguments in (["show", application_id],
                       *(["notice", application_id, "--out", str(notices / f"{application_id}{suffix}"), "--applicants",
                          str(applicants)] for suffix in (".html", ".pdf"))):
-        print(f"\n$ python -m loanxai.records {shlex.join(arguments)}", flush=True)
-        subprocess.run([sys.executable, "-m", "loanxai.records", *arguments], env=env, check=True)
+        print(f"\n$ python -m loanxai records {shlex.join(arguments)}", flush=True)
+        subprocess.run([sys.executable, "-m", "loanxai", "records", *arguments], env=env, check=True)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -229,16 +229,12 @@ def exit_words(returncode: int) -> str:
     return f"killed by {signal.Signals(-returncode).name}" if returncode < 0 else f"exit status {returncode}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    configure_logging()
-
+def run(args: argparse.Namespace) -> int:
+    """Run the services as ``args`` say (``loanxai run``, ``make run``, ``make demo``, ``make replay``)."""
     auth = ServiceSettings.from_env().auth
     if auth and (args.demo or args.replay):
-        logger.error("LOAN_AUTH=on: the %s calls the services without tokens; unset LOAN_AUTH (docs: Security)",
-                     "demo" if args.demo else "replay")
-        return 2
+        raise SettingError(f"LOAN_AUTH=on: the {'demo' if args.demo else 'replay'} calls the services without tokens; "
+                           "unset LOAN_AUTH (docs: Security)")
     ensure_trained()
     warn_if_unfair()
 
@@ -309,16 +305,16 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(classifier_url, explainer)
         if args.replay:
             since = datetime.now(UTC)
-            status = replay.main(["--classifier-url", classifier_url, "--explainer-url", explainer.url,
-                                  "--prometheus-url", prometheus.url, "--window", str(LOCAL_WINDOW_S),
-                                  "--records-url", classifier.env["LOAN_RECORDS_URL"]])
+            replay.run(replay.parser().parse_args([
+                "--classifier-url", classifier_url, "--explainer-url", explainer.url, "--prometheus-url", prometheus.url,
+                "--window", str(LOCAL_WINDOW_S), "--record-url", classifier.env["LOAN_RECORDS_URL"]]))
             if mirror is not None:
                 mirror.drain()
                 print("\n== the challenger beside the classifier, over the replay:", flush=True)
-                status = status or compare.main(["--url", classifier.env["LOAN_RECORDS_URL"], "--challenger",
-                                                 str(args.challenger), "--since", since.isoformat(),
-                                                 "--out", str(args.log_dir / "compare")])
-            return status
+                compare.run(compare.parser().parse_args([
+                    "--record-url", classifier.env["LOAN_RECORDS_URL"], "--challenger", str(args.challenger),
+                    "--since", since.isoformat(), "--out", str(args.log_dir / "compare")]))
+            return 0
         print("\nExample calls:\n" + "\n".join(shlex.join(c) for c in example_calls(classifier_url, explainer)))
         print(f"\nServing (the reviewer console at {console.url}); Ctrl-C stops every service.", flush=True)
         dead = watch((classifier, explainer, *([console] if console else [])), challenger)

@@ -1,6 +1,6 @@
 """The promotion gate: a challenger replaces the champion only when it serves every group as well.
 
-``python -m loanxai.promote --challenger DIR`` (``make promote CHALLENGER=DIR``) judges the
+``loanxai promote --challenger DIR`` (``make promote CHALLENGER=DIR``) judges the
 challenger on the applications it decided shadowing the champion, paired in the decision record
 (:func:`loanxai.report.compare.compare`: a time window, ``--since``/``--until``), by three
 checks (:func:`promotion_checks`), each named when it fails:
@@ -32,24 +32,22 @@ import argparse
 import getpass
 import json
 import logging
-import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from loanxai.artifacts import CLASSIFIER_DIR, DEPLOY_DIR, EXPLAINER_DIR, REPORTS_DIR
 from loanxai.config import CHALLENGER, CHAMPION, ToolSettings
-from loanxai.core.cli import command_parser, configure_logging
+from loanxai.core.cli import command_parser
 from loanxai.core.manifest import load_verified_manifest
-from loanxai.errors import GateError, LoanError, PromotionRefused
+from loanxai.errors import GateError, PromotionRefused
 from loanxai.fairness.gate import require_shippable
 from loanxai.ops.images import PINS, image_tag, pin_tag, pinned_tag
 from loanxai.records.cli import moment
 from loanxai.records.store import reading_store
 from loanxai.report.compare import compare, describe, render_comparison
 
-__all__ = ["PROMOTIONS_FILE", "main", "parser", "promote", "promotion_checks", "record_promotion"]
+__all__ = ["PROMOTIONS_FILE", "parser", "promote", "promotion_checks", "record_promotion", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +115,7 @@ def promote(champion_dirs: tuple[Path, Path], challenger_dirs: tuple[Path, Path]
             raise PromotionRefused(
                 f"{deploy_dir / PINS[role]} deploys the {role} as {pinned}, but the {role}'s artifacts given are {tag}: "
                 + ("give the deployed champion's artifacts" if role == CHAMPION else
-                   "shadow this challenger first (python -m loanxai.images --pin challenger ...)"))
+                   "shadow this challenger first (python -m loanxai images --pin challenger ...)"))
     checks = [{"step": "training gate", "attribute": "all", "metric": "status", "value": gate.status,
                "rule": "passed or justified", "passed": True}] + promotion_checks(comparison, settings)
     failed = _failed(checks)
@@ -158,7 +156,7 @@ def parser() -> argparse.ArgumentParser:
                       help="the challenger's explainer artifacts (default: explainer/ beside --challenger)")
     root.add_argument("--champion", type=Path, default=CLASSIFIER_DIR, help="the champion's classifier artifacts")
     root.add_argument("--champion-explainer", type=Path, default=EXPLAINER_DIR, help="the champion's explainer artifacts")
-    root.add_argument("--url", help="the record's SQLAlchemy URL (default: LOAN_RECORDS_URL)")
+    root.add_argument("--record-url", help="the record's SQLAlchemy URL (default: LOAN_RECORDS_URL)")
     root.add_argument("--since", type=moment, help="shadowed decisions made at or after (UTC, ISO 8601)")
     root.add_argument("--until", type=moment, help="shadowed decisions made before (UTC, ISO 8601)")
     root.add_argument("--deploy-dir", type=Path, default=DEPLOY_DIR, help="the manifests whose tags are swapped")
@@ -168,30 +166,20 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    configure_logging()
+def run(args: argparse.Namespace) -> None:
+    """Compare, then promote if the comparison allows it (``loanxai promote``)."""
     challenger_explainer = args.challenger_explainer or args.challenger.parent / "explainer"
-    try:
-        settings = ToolSettings.from_env()
-        comparison = compare(reading_store(args.url), load_verified_manifest(args.champion),
-                             load_verified_manifest(args.challenger), args.since, args.until)
-        print(describe(comparison))
-        logger.info("the comparison judged is in %s", render_comparison(comparison, args.out))
-        promotion = promote((args.champion, args.champion_explainer), (args.challenger, challenger_explainer),
-                            comparison, settings, args.deploy_dir, args.accept_unfair, args.accepted_by)
-    except LoanError as error:
-        logger.error("%s", error.message)
-        return 1
+    settings = ToolSettings.from_env()
+    comparison = compare(reading_store(args.record_url), load_verified_manifest(args.champion),
+                         load_verified_manifest(args.challenger), args.since, args.until)
+    print(describe(comparison))
+    logger.info("the comparison judged is in %s", render_comparison(comparison, args.out))
+    promotion = promote((args.champion, args.champion_explainer), (args.challenger, challenger_explainer),
+                        comparison, settings, args.deploy_dir, args.accept_unfair, args.accepted_by)
     if promotion["override"]:
         logger.warning("promoted although %s, accepted by %s: %s", "; ".join(promotion["override"]["failed_checks"]),
                        promotion["override"]["accepted_by"], promotion["override"]["reason"])
     logger.info("promoted %s (%s) to champion; %s shadows it; recorded in %s",
                 promotion["models"][CHALLENGER]["model_version"], promotion["models"][CHALLENGER]["image_tag"],
                 promotion["models"][CHAMPION]["model_version"], args.deploy_dir / PROMOTIONS_FILE)
-    return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

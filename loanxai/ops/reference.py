@@ -1,4 +1,4 @@
-"""The docs' reference pages, generated from the code: ``python -m loanxai.ops.reference`` (``make reference``).
+"""The docs' reference pages, generated from the code: ``loanxai reference`` (``make reference``).
 
 A page under ``docs/reference/`` holds prose and generated sections, each between
 ``<!-- generated: NAME -->`` and ``<!-- end generated -->``. This module rewrites every
@@ -28,9 +28,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import logging
 import os
 import re
-import sys
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, fields
@@ -48,8 +48,12 @@ from loanxai.config import (
     ServiceSettings,
     ToolSettings,
 )
+from loanxai.core import cli
+from loanxai.core.cli import command_parser
 
-__all__ = ["PAGES", "main", "render", "stale_pages"]
+__all__ = ["PAGES", "parser", "render", "run", "stale_pages"]
+
+logger = logging.getLogger(__name__)
 
 REFERENCE_DIR = DOCS_DIR / "reference"
 RESULTS_PAGES_DIR = DOCS_DIR / "results"
@@ -175,47 +179,24 @@ def _schema_type(node: dict[str, Any]) -> str:
 # --- commands and make targets ------------------------------------------------------------------------
 
 
-def _commands() -> list[tuple[str, Callable[[], argparse.ArgumentParser]]]:
-    from loanxai.clients import api, score
-    from loanxai.console import server as console
-    from loanxai.fairness import gate
-    from loanxai.monitoring import dashboard, rules
-    from loanxai.ops import cluster, images, local, promote, replay, tokens
-    from loanxai.records import cli as records
-    from loanxai.report import build, compare, production
-    from loanxai.serving.server import supervisor
-    from loanxai.training import train
-
-    return [("python -m loanxai.train", train.parser), ("python -m loanxai.report", build.parser),
-            ("python -m loanxai.gate", gate.parser), ("python -m loanxai.score", score.parser),
-            ("python -m loanxai.client", api.parser), ("python -m loanxai.images", images.parser),
-            ("python -m loanxai.rules", rules.parser), ("python -m loanxai.dashboard", dashboard.parser),
-            ("python -m loanxai.replay", replay.parser), ("python -m loanxai.records", records.parser),
-            ("python -m loanxai.figures", production.parser), ("python -m loanxai.tokens", tokens.parser),
-            ("python -m loanxai.compare", compare.parser), ("python -m loanxai.promote", promote.parser),
-            ("python -m loanxai.cluster", cluster.parser),
-            ("python -m loanxai.console", lambda: console.parser(ReviewSettings())),
-            ("scripts/run_local.py", local.parser),
-            ("loanxai-microservice", lambda: supervisor.parser(ServerSettings()))]
-
-
 def commands_section() -> str:
-    """Each command's ``--help``, as argparse prints it."""
+    """``loanxai --help`` and each command's ``--help``, as argparse prints them; then the services' command."""
     saved = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = HELP_COLUMNS
     try:
-        parts = []
-        for command, build in _commands():
-            parser = build()
-            parser.prog = command
-            text = parser.format_help()
-            parts.append(f"### `{command}`\n\n```text\n{text.rstrip()}\n```\n")
+        parts = [_help_block("loanxai", cli.overview().format_help())]
+        parts += [_help_block(f"loanxai {command.name}", cli.command_help(command).format_help())
+                  for command in cli.COMMANDS]
         return "\n".join(parts)
     finally:
         if saved is None:
             del os.environ["COLUMNS"]
         else:
             os.environ["COLUMNS"] = saved
+
+
+def _help_block(command: str, text: str) -> str:
+    return f"### `{command}`\n\n```text\n{text.rstrip()}\n```\n"
 
 
 def make_targets_table() -> str:
@@ -314,13 +295,17 @@ def stale_pages() -> list[Path]:
     return [REFERENCE_DIR / page for page in PAGES if render(page, REFERENCE_DIR) != (REFERENCE_DIR / page).read_text()]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments."""
+    parser = command_parser(__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page is stale")
     parser.add_argument("--results", choices=[page.removesuffix(".md") for page in RESULTS],
                         help="write this results page from bench/results/ instead")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the generated sections as ``args`` say (``loanxai reference``); 1 with ``--check`` if a page is stale."""
     if args.results:
         page = f"{args.results}.md"
         (RESULTS_PAGES_DIR / page).write_text(render(page, RESULTS_PAGES_DIR, RESULTS[page]))
@@ -328,12 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = stale_pages()
         for path in stale:
-            print(f"{path.relative_to(REPO_ROOT)} differs from the code: run `make reference`", file=sys.stderr)
+            logger.error("%s differs from the code: run `make reference`", path.relative_to(REPO_ROOT))
         return 1 if stale else 0
     for page in PAGES:
         (REFERENCE_DIR / page).write_text(render(page))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Replay production traffic at the local services and read the alerts Prometheus raises.
 
-``make replay`` (``python -m loanxai.replay``) sends the served model's held-out applications,
+``make replay`` (``loanxai replay``) sends the served model's held-out applications,
 then the seed's trap, each followed by their outcomes through the feedback endpoint:
 
 1. **held-out**: every held-out application once, with its protected attributes, then its
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ import pandas as pd
 from loanxai.artifacts import CLASSIFIER_DIR, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, DEFAULT_EXPLAINER_URL, FEEDBACK_PATH, PREDICTIONS_PATH, answer, session
 from loanxai.config import ServiceSettings
-from loanxai.core.cli import command_parser, configure_logging
+from loanxai.core.cli import command_parser
 from loanxai.core.elderly import served_rows
 from loanxai.core.manifest import Manifest, load_pickle, load_verified_manifest
 from loanxai.core.schema import FeatureSchema
@@ -53,8 +52,8 @@ from loanxai.ops.prometheus import alerts
 from loanxai.records.store import reading_store
 from loanxai.report.production import describe, record_figures
 
-__all__ = ["MIN_APPROVED", "TRAP_SHARE", "Trap", "applications", "choose_trap", "explain", "held_out_predictions",
-           "main", "parser", "send", "trap_rows", "wait_for_alerts"]
+__all__ = ["MIN_APPROVED", "TRAP_SHARE", "Trap", "applications", "choose_trap", "explain", "held_out_predictions", "parser",
+           "run", "send", "trap_rows", "wait_for_alerts"]
 
 logger = logging.getLogger(__name__)
 
@@ -219,14 +218,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--window", type=float, default=60.0, help="the rules' window, seconds (waited between phases)")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds to wait for alerts after a phase")
     parser.add_argument("--seed", type=int, default=0, help="the trap's draws")
-    parser.add_argument("--records-url", help="the classifier's record (default: LOAN_RECORDS_URL; off: not read)")
+    parser.add_argument("--record-url", help="the classifier's record (default: LOAN_RECORDS_URL; off: not read)")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    configure_logging()
+def run(args: argparse.Namespace) -> None:
+    """Replay as ``args`` say, against running services (``loanxai replay``)."""
     schema, test, predicted = held_out_predictions(args.artifacts)
     outcomes = test[LABEL].to_numpy().astype(bool)
     manifest = load_verified_manifest(args.artifacts)
@@ -247,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         records = applications(schema, test.iloc[rows])
         since = datetime.now(UTC)
         counts = send(args.classifier_url, records, outcomes[rows])
-        print(f"the phase as the decision record gives it:\n{recorded(args.records_url, manifest, since)}")
+        print(f"the phase as the decision record gives it:\n{recorded(args.record_url, manifest, since)}")
         codes = explain(args.explainer_url, records[:2])
         print(f"sent {counts['applications']} applications ({counts['approved']} approved by the model), "
               f"{counts['outcomes']} outcomes, {len(codes)} explanations (status {sorted(set(codes))})")
@@ -257,8 +254,4 @@ def main(argv: list[str] | None = None) -> int:
         missing = expected - {a["labels"]["alertname"] for a in fired}
         if missing:
             print(f"expected but not fired: {', '.join(sorted(missing))}")
-    return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

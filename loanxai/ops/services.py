@@ -1,7 +1,7 @@
 """Start, wait for and stop the two Seldon microservices, and the reviewer console, as local processes.
 
 Each microservice runs ``loanxai-microservice`` (:mod:`loanxai.serving.server.supervisor`) in its
-own folder, the console ``python -m loanxai.console`` in the checkout; each in its own process
+own folder, the console ``loanxai console`` in the checkout; each in its own process
 group, and gets SIGTERM if the process that started it dies, however it dies. Locally there is
 no load balancer to drain from: services stop after 0.2 s of draining; they listen on 127.0.0.1 only.
 """
@@ -208,7 +208,7 @@ class ConsoleService(Service):
 
     def command(self) -> list[str]:
         """The command line that starts the console."""
-        return [sys.executable, "-m", "loanxai.console", "--port", str(self.http_port)]
+        return [sys.executable, "-m", "loanxai", "console", "--port", str(self.http_port)]
 
 
 def console_service(http_port: int = 8000, env: dict[str, str] | None = None) -> ConsoleService:

@@ -1,12 +1,12 @@
 """Keys and tokens for ``LOAN_AUTH=on`` where no identity provider issues them: locally, on kind, in tests.
 
-``python -m loanxai.tokens keys --out DIR`` writes a new RSA key pair: ``signing-key.pem`` (the
+``loanxai tokens keys --out DIR`` writes a new RSA key pair: ``signing-key.pem`` (the
 private key, mode 0600: whoever holds it mints tokens) and ``jwks.json`` (the public key as a
 JWKS, what the services' ``LOAN_AUTH_KEYS`` and Istio's ``RequestAuthentication`` read).
-``python -m loanxai.tokens token --key DIR/signing-key.pem --subject officer-7 --role explain``
+``loanxai tokens token --key DIR/signing-key.pem --subject officer-7 --role explain``
 prints a signed JWT (RS256) with ``iss``, ``aud``, ``sub``, the roles claim, ``iat`` and ``exp``.
 In production the lender's identity provider issues the tokens and publishes its JWKS; these
-commands stand in for it. ``python -m loanxai.tokens sampling-key --out FILE`` writes a new
+commands stand in for it. ``loanxai tokens sampling-key --out FILE`` writes a new
 sampling key (mode 0600), the secret the explainer and the classifier share
 (``LOAN_SAMPLING_KEY_FILE``), whatever ``LOAN_AUTH`` says.
 """
@@ -30,8 +30,9 @@ from jwt.algorithms import RSAAlgorithm
 from loanxai.config import ServiceSettings
 from loanxai.core.cli import command_parser
 from loanxai.core.roles import ROLES
+from loanxai.errors import SettingError
 
-__all__ = ["JWKS_FILE", "SIGNING_KEY_FILE", "main", "make_keys", "make_sampling_key", "mint", "parser"]
+__all__ = ["JWKS_FILE", "SIGNING_KEY_FILE", "make_keys", "make_sampling_key", "mint", "parser", "run"]
 
 SIGNING_KEY_FILE = "signing-key.pem"
 JWKS_FILE = "jwks.json"
@@ -97,20 +98,17 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
+def run(args: argparse.Namespace) -> None:
+    """Write keys, or print a token, as ``args`` say (``loanxai tokens``)."""
     if args.command == "keys":
         key_path, jwks_path = make_keys(args.out)
         sys.stdout.write(f"signing key: {key_path} (keep it secret)\nJWKS: {jwks_path} (LOAN_AUTH_KEYS)\n")
-        return 0
-    if args.command == "sampling-key":
+    elif args.command == "sampling-key":
         sys.stdout.write(f"sampling key: {make_sampling_key(args.out)} (keep it secret; LOAN_SAMPLING_KEY_FILE)\n")
-        return 0
-    try:
-        sys.stdout.write(mint(args.key, args.subject, args.role, args.issuer, args.audience, args.minutes,
-                              ServiceSettings.from_env().auth_roles_claim) + "\n")
-    except (OSError, ValueError) as error:
-        sys.stderr.write(f"tokens: cannot sign with {args.key}: {error}\n")
-        return 1
-    return 0
+    else:
+        try:
+            token = mint(args.key, args.subject, args.role, args.issuer, args.audience, args.minutes,
+                         ServiceSettings.from_env().auth_roles_claim)
+        except (OSError, ValueError) as error:
+            raise SettingError(f"cannot sign with {args.key}: {error}") from None
+        sys.stdout.write(token + "\n")

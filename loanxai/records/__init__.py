@@ -11,7 +11,7 @@
 - :mod:`~loanxai.records.redecide`: a recorded application decided again by the model that
   decided it (its manifest's checksum proves which);
 - :mod:`~loanxai.records.notices`: adverse action notices (HTML, PDF) rendered from a record;
-- ``python -m loanxai.records``: the command (:mod:`~loanxai.records.cli`).
+- ``loanxai records``: the command (:mod:`~loanxai.records.cli`).
 
 It imports core and explain, never serving (the classifier imports it).
 """

@@ -1,4 +1,4 @@
-"""``python -m loanxai.records``: an examiner's commands over the decision record.
+"""``loanxai records``: an examiner's commands over the decision record.
 
 ``upgrade`` migrates the database; ``show`` prints one application's decisions (by its
 application id, or with ``--request`` by the request id) with their reasons and what followed;
@@ -8,7 +8,7 @@ and ``export`` (CSV, Parquet) select by time, decision, model version and group;
 decides a recorded application again with the model that decided it; ``notice`` and ``notices``
 render adverse action notices; ``purge`` deletes what is past the retention period (never less
 than the legal minimum without a recorded override). The database is ``LOAN_RECORDS_URL``
-(``--url``), the model's artifacts ``--artifacts``.
+(``--record-url``), the model's artifacts ``--artifacts``.
 
 The record holds what callers sent: what it prints has control characters escaped
 (:func:`~loanxai.core.text.printable`), its CSV exports no cell a spreadsheet would run, and a
@@ -30,10 +30,10 @@ from tqdm import tqdm
 
 from loanxai.artifacts import CLASSIFIER_DIR
 from loanxai.config import LEGAL_MINIMUM_MONTHS, ToolSettings
-from loanxai.core.cli import command_parser, configure_logging
+from loanxai.core.cli import command_parser
 from loanxai.core.codecs import EXPLAIN_KINDS
 from loanxai.core.text import printable
-from loanxai.errors import LoanError, RecordError
+from loanxai.errors import RecordError
 from loanxai.records import migrations, notices
 from loanxai.records.applicants import Applicant, read_applicants
 from loanxai.records.queries import (
@@ -49,7 +49,7 @@ from loanxai.records.queries import (
 from loanxai.records.redecide import Redecider
 from loanxai.records.store import DecisionStore, configured_url, open_store, reading_store
 
-__all__ = ["main", "moment", "parser"]
+__all__ = ["moment", "parser", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def _selection_options(command: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     """The command's arguments."""
     root = command_parser(__doc__.splitlines()[0])
-    root.add_argument("--url", help="the record's SQLAlchemy URL (default: LOAN_RECORDS_URL)")
+    root.add_argument("--record-url", help="the record's SQLAlchemy URL (default: LOAN_RECORDS_URL)")
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("upgrade", help="bring the database to the newest migration")
     show = commands.add_parser("show", help="one application's decisions, reasons and what followed")
@@ -144,19 +144,13 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    configure_logging()
-    try:
-        if args.command == "upgrade":
-            store = open_store(configured_url(args.url))
-            logger.info("the decision record at %s is at migration %s", store.shown_url, migrations.head())
-            return 0
-        return _COMMANDS[args.command](reading_store(args.url), args)
-    except LoanError as error:
-        logger.error("%s", printable(error.message))
-        return 1
+def run(args: argparse.Namespace) -> int:
+    """Run the record's subcommand ``args.command`` (``loanxai records``)."""
+    if args.command == "upgrade":
+        store = open_store(configured_url(args.record_url))
+        logger.info("the decision record at %s is at migration %s", store.shown_url, migrations.head())
+        return 0
+    return _COMMANDS[args.command](reading_store(args.record_url), args)
 
 
 def _selection(args: argparse.Namespace) -> Selection:

@@ -115,14 +115,14 @@ class DecisionStore:
                               f"{_cause(error)}") from None
 
     def check_current(self) -> None:
-        """Refuse a database that is not at the newest migration (``python -m loanxai.records upgrade``)."""
+        """Refuse a database that is not at the newest migration (``loanxai records upgrade``)."""
         try:
             at = migrations.revision(self.engine)
         except SQLAlchemyError as error:
             raise RecordError(f"the decision record at {self.shown_url} cannot be read: {_cause(error)}") from None
         if at != migrations.head():
             raise RecordError(f"the decision record at {self.shown_url} is at migration {at or 'none'}, the code needs "
-                              f"{migrations.head()}: run `python -m loanxai.records upgrade`")
+                              f"{migrations.head()}: run `loanxai records upgrade`")
 
     def record(self, decided: RequestDecisions,
                same: Callable[[list[dict[str, Any]]], bool] | None = None) -> list[str]:

@@ -1,6 +1,6 @@
 """The report's command: evaluate the trained artifacts and write every file of the report.
 
-``python -m loanxai.report`` (``make report``) writes, in ``reports/``: ``report.html``
+``loanxai report`` (``make report``) writes, in ``reports/``: ``report.html``
 (self-contained), ``report.md``, ``model_card.md``, the PNG plots and ``report.json`` (every
 number). Every figure is at the cutoff training set. ``--fail-on-gate`` exits 1 when the
 screen flags the held-out rows (at the recorded thresholds, or those given).
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
-from loanxai.core.cli import command_parser, configure_logging
+from loanxai.core.cli import command_parser
 from loanxai.core.manifest import Manifest, failed_checks, read_manifest
 from loanxai.data.dataset import load_trained_dataset
 from loanxai.data.description import LABEL, Protected
@@ -39,7 +39,7 @@ from loanxai.report.sections import (
     skewed_sample_trap,
 )
 
-__all__ = ["build_report", "main", "parser"]
+__all__ = ["build_report", "parser", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +125,8 @@ def parser() -> argparse.ArgumentParser:
     """The command's arguments (the docs' command reference prints its help)."""
     parser = command_parser(__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=ReportSettings.output_dir, help="where the report is written")
-    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR, help="the classifier's artifacts")
-    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR, help="the explainer's artifacts")
+    parser.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR, help="the classifier's artifacts")
+    parser.add_argument("--explainer-artifacts", type=Path, default=EXPLAINER_DIR, help="the explainer's artifacts")
     parser.add_argument("--protected", nargs="+", default=[],
                         help="protected attributes to judge (default: all those the dataset description declares)")
     parser.add_argument("--sample", type=int, default=None, help="evaluate on this many held-out rows")
@@ -143,17 +143,15 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    configure_logging()
+def run(args: argparse.Namespace) -> int:
+    """Build the report as ``args`` say (``loanxai report``); 1 with ``--fail-on-gate`` when the screen flags."""
     asked = {key: getattr(args, key) for key in GateSettings.__dataclass_fields__
              if getattr(args, key, None) is not None}
     thresholds = None
     if asked:
-        recorded = read_manifest(args.classifier_dir).gate.thresholds
+        recorded = read_manifest(args.artifacts).gate.thresholds
         thresholds = GateSettings.from_dict({**recorded, **asked})
-    config = ReportSettings(args.output_dir, args.classifier_dir, args.explainer_dir, tuple(args.protected),
+    config = ReportSettings(args.output_dir, args.artifacts, args.explainer_artifacts, tuple(args.protected),
                           thresholds, args.sample, args.explanations_per_group, args.permutation_repeats)
     report = build_report(config)
     for check in report["gate"]["checks"]:

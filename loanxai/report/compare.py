@@ -1,6 +1,6 @@
 """How a challenger's decisions differ from the champion's on the same applications, by group.
 
-``python -m loanxai.compare`` (``make compare CHALLENGER=...``) reads the decision record: the
+``loanxai compare`` (``make compare CHALLENGER=...``) reads the decision record: the
 champion's decisions of a time window that a challenger shadowing it decided too (paired by
 request id and row, :func:`loanxai.records.queries.paired_decisions`). :func:`compare` computes,
 on those pairs only, so both models are judged on the same applications:
@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,9 +32,9 @@ import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR
 from loanxai.config import CHALLENGER, CHAMPION
-from loanxai.core.cli import command_parser, configure_logging
+from loanxai.core.cli import command_parser
 from loanxai.core.manifest import Manifest, load_verified_manifest
-from loanxai.errors import LoanError, RecordError
+from loanxai.errors import RecordError
 from loanxai.fairness.metrics import adverse_impact
 from loanxai.monitoring.references import NOT_GIVEN, SCORE_BINS, psi, score_indices
 from loanxai.records.cli import moment
@@ -46,7 +44,7 @@ from loanxai.report.plots import plot_group_approval, plot_score_shares
 from loanxai.report.production import outcome_figures
 from loanxai.report.render import fmt, md_table, render_html, with_interval
 
-__all__ = ["FLIPS", "compare", "describe", "main", "parser", "render_comparison", "worst_ratio"]
+__all__ = ["FLIPS", "compare", "describe", "parser", "render_comparison", "run", "worst_ratio"]
 
 logger = logging.getLogger(__name__)
 
@@ -225,27 +223,17 @@ def parser() -> argparse.ArgumentParser:
     root = command_parser(__doc__.splitlines()[0])
     root.add_argument("--challenger", type=Path, required=True, help="the challenger's classifier artifacts")
     root.add_argument("--champion", type=Path, default=CLASSIFIER_DIR, help="the champion's classifier artifacts")
-    root.add_argument("--url", help="the record's SQLAlchemy URL (default: LOAN_RECORDS_URL)")
+    root.add_argument("--record-url", help="the record's SQLAlchemy URL (default: LOAN_RECORDS_URL)")
     root.add_argument("--since", type=moment, help="decided at or after (UTC, ISO 8601)")
     root.add_argument("--until", type=moment, help="decided before (UTC, ISO 8601)")
     root.add_argument("--out", type=Path, default=REPORTS_DIR / "compare", help="where compare.html and compare.json go")
     return root
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    configure_logging()
-    try:
-        comparison = compare(reading_store(args.url), load_verified_manifest(args.champion),
-                             load_verified_manifest(args.challenger), args.since, args.until)
-    except LoanError as error:
-        logger.error("%s", error.message)
-        return 1
+def run(args: argparse.Namespace) -> None:
+    """Compare the challenger with the champion as ``args`` say (``loanxai compare``)."""
+    comparison = compare(reading_store(args.record_url), load_verified_manifest(args.champion),
+                         load_verified_manifest(args.challenger), args.since, args.until)
     print(describe(comparison))
     logger.info("comparison written to %s", render_comparison(comparison, args.out))
-    return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

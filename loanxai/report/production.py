@@ -16,7 +16,7 @@ the recorded decisions of one model over a window, what the recording rules comp
   false positive rate, accuracy, approval rate and precision, overall and by group.
 
 Unlike the rules, nothing waits for a minimum count: the counts stand beside every figure.
-``python -m loanxai.figures`` (``make figures ARGS=...``) prints them and writes them
+``loanxai figures`` (``make figures ARGS=...``) prints them and writes them
 as JSON; ``make replay`` prints them for each phase it sent.
 """
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR
-from loanxai.core.cli import command_parser, configure_logging
+from loanxai.core.cli import command_parser
 from loanxai.core.manifest import Manifest, load_verified_manifest
-from loanxai.errors import LoanError, RecordError
+from loanxai.errors import RecordError
 from loanxai.fairness.metrics import adverse_impact
 from loanxai.monitoring.references import (
     NOT_GIVEN,
@@ -50,7 +49,7 @@ from loanxai.records.cli import moment
 from loanxai.records.queries import Selection, outcomes_of, recorded_features, select_decisions
 from loanxai.records.store import DecisionStore, reading_store
 
-__all__ = ["describe", "main", "outcome_figures", "parser", "record_figures"]
+__all__ = ["describe", "outcome_figures", "parser", "record_figures", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +150,7 @@ def describe(figures: dict[str, Any]) -> str:
 def parser() -> argparse.ArgumentParser:
     """The command's arguments (the docs' command reference prints its help)."""
     root = command_parser(__doc__.splitlines()[0])
-    root.add_argument("--url", help="the record's SQLAlchemy URL (default: LOAN_RECORDS_URL)")
+    root.add_argument("--record-url", help="the record's SQLAlchemy URL (default: LOAN_RECORDS_URL)")
     root.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR, help="the artifacts of the model that decided")
     root.add_argument("--since", type=moment, help="decided at or after (UTC, ISO 8601)")
     root.add_argument("--until", type=moment, help="decided before (UTC, ISO 8601)")
@@ -159,22 +158,12 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    configure_logging()
-    try:
-        figures = record_figures(reading_store(args.url), load_verified_manifest(args.artifacts), args.since, args.until)
-    except LoanError as error:
-        logger.error("%s", error.message)
-        return 1
+def run(args: argparse.Namespace) -> None:
+    """Print the record's figures as ``args`` select them (``loanxai figures``)."""
+    figures = record_figures(reading_store(args.record_url), load_verified_manifest(args.artifacts), args.since, args.until)
     print(describe(figures))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         logger.info("figures written to %s", args.json)
-    return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -186,7 +186,7 @@ class LoanExplainer:
         if not np.array_equal(recorded_features(self.schema, [decision])[0], x, equal_nan=True):
             raise ApplicationMismatch(f"the application sent is not the one recorded for application id "
                                       f"{application_id!r} (request {decision['request_id']}, row {decision['row']}): "
-                                      "send its inputs as recorded (`python -m loanxai.records show` prints them)")
+                                      "send its inputs as recorded (`loanxai records show` prints them)")
         return decision
 
     def _record(self, decision: dict[str, Any], answer: dict[str, Any], parameters: dict[str, Any],

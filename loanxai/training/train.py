@@ -1,6 +1,6 @@
 """Train the loan classifier and its anchor explainer, and write their artifacts.
 
-``python -m loanxai.train [--dataset datasets/x.yaml]`` (or ``make train [DATASET=...]``)
+``loanxai train [--dataset datasets/x.yaml]`` (or ``make train [DATASET=...]``)
 reads the dataset description (the census by default), then writes, atomically (a failed or
 interrupted training leaves the previous artifacts as they were):
 
@@ -14,24 +14,23 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR, SEARCH_CACHE_DIR
-from loanxai.core.cli import command_parser, configure_logging
+from loanxai.core.cli import command_parser
 from loanxai.core.manifest import Manifest, read_manifest
 from loanxai.core.pipeline import PREPROCESSOR_STEP, impute, numeric_medians
 from loanxai.data.dataset import load_dataset
 from loanxai.data.description import DEFAULT_DESCRIPTION, Description, load_description
-from loanxai.errors import ArtifactError, DataError, DescriptionError, UnknownCandidate
+from loanxai.errors import ArtifactError, LoanError
 from loanxai.explain.anchors import anchor_features, fit_anchors
 from loanxai.training.model import train_model
 from loanxai.training.staging import staged_directories
 from loanxai.training.writers import save_classifier, save_explainer
 
-__all__ = ["ensure_trained", "main", "parser", "train"]
+__all__ = ["ensure_trained", "parser", "run", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +118,8 @@ def parser() -> argparse.ArgumentParser:
     parser = command_parser(__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DESCRIPTION,
                         help="the dataset description (YAML)")
-    parser.add_argument("--classifier-dir", type=Path, default=CLASSIFIER_DIR, help="where the classifier's artifacts go")
-    parser.add_argument("--explainer-dir", type=Path, default=EXPLAINER_DIR, help="where the explainer's artifacts go")
+    parser.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR, help="where the classifier's artifacts go")
+    parser.add_argument("--explainer-artifacts", type=Path, default=EXPLAINER_DIR, help="where the explainer's artifacts go")
     parser.add_argument("--n-estimators", type=int, default=None,
                         help="trees (or boosting iterations) of every candidate (default: each setting's own)")
     parser.add_argument("--quick", action="store_true",
@@ -144,22 +143,15 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    configure_logging()
+def run(args: argparse.Namespace) -> None:
+    """Train as ``args`` say (``loanxai train``); a refusal leaves the previous artifacts as they were."""
     try:
         if args.if_missing:
-            ensure_trained(args.classifier_dir, args.explainer_dir)
+            ensure_trained(args.artifacts, args.explainer_artifacts)
         else:
-            train(args.classifier_dir, args.explainer_dir, args.dataset, args.seed, args.candidate,
+            train(args.artifacts, args.explainer_artifacts, args.dataset, args.seed, args.candidate,
                   args.accept_unfair, args.accepted_by, args.n_estimators, quick=args.quick, cache=args.search_cache,
                   incumbent=args.incumbent)
-    except (DescriptionError, DataError, UnknownCandidate, ArtifactError) as error:
-        logger.error("training stopped, the previous artifacts are unchanged: %s", error)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except LoanError as error:
+        error.message = f"training stopped, the previous artifacts are unchanged: {error.message}"
+        raise

@@ -17,8 +17,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from loanxai.clients import api as client
-from loanxai.clients import score
+from loanxai.core.cli import main as loanxai
 from loanxai.ops.tokens import JWKS_FILE, SIGNING_KEY_FILE, make_keys, mint
 from loanxai.records.store import DecisionStore
 from tests.conftest import REJECTED_APPLICATION, running, settle, start_classifier, start_explainer
@@ -185,7 +184,7 @@ def test_who_asked_is_on_the_record_and_the_records_command_lists_it(services, k
     [event] = DecisionStore(classifier.env["LOAN_RECORDS_URL"]).events_of(request_id, 0)
     assert event["content"]["asked_by"] == {"subject": subject, "role": "audit"}
     assert event["content"]["parameters"] == {"kind": "anchor", "seed": 5, "threshold": 0.95}
-    looked = subprocess.run([sys.executable, "-m", "loanxai.records", "looked", application_id], capture_output=True,
+    looked = subprocess.run([sys.executable, "-m", "loanxai", "records", "looked", application_id], capture_output=True,
                             text=True, timeout=120, env={**os.environ, "LOAN_RECORDS_URL": classifier.env["LOAN_RECORDS_URL"]})
     assert looked.returncode == 0, looked.stderr
     assert "1 explanations asked" in looked.stdout and f"{subject} (audit)  anchor" in looked.stdout, looked.stdout
@@ -195,19 +194,19 @@ def test_who_asked_is_on_the_record_and_the_records_command_lists_it(services, k
     assert unnamed.status_code == 400 and "meta.tags.application_ids" in unnamed.json()["status"]["info"]
 
 
-def test_the_python_clients_carry_each_services_token(services, keys, tmp_path, capsys):
+def test_the_python_clients_carry_each_services_token(services, keys, tmp_path, capsys, caplog):
     classifier, explainer = services
     decide_file, explain_file = tmp_path / "decide", tmp_path / "explain"
     decide_file.write_text(token(keys, "decide", subject="client-system"))
     explain_file.write_text(token(keys, "explain", subject=f"client-officer-{uuid.uuid4().hex[:6]}"))
     arguments = ["--classifier-url", classifier.url, "--explainer-url", explainer.url]
-    assert client.main([*arguments, "--classifier-token-file", str(decide_file),
-                        "--explainer-token-file", str(explain_file)]) == 0
+    assert loanxai(["client", *arguments, "--classifier-token-file", str(decide_file),
+                    "--explainer-token-file", str(explain_file)]) == 0
     out = capsys.readouterr().out
     assert "SeldonClient explanation: " in out and out.count("model calls") == 2
     # the explainer's token cannot decide: the classifier says so
-    assert client.main([*arguments, "--classifier-token-file", str(explain_file)]) == 1
-    assert "403: /api/v1.0/metadata takes the role decide" in capsys.readouterr().err
+    assert loanxai(["client", *arguments, "--classifier-token-file", str(explain_file)]) == 1
+    assert "403: /api/v1.0/metadata takes the role decide" in caplog.text
 
 
 def test_the_file_scorer_carries_its_token(services, keys, tmp_path, caplog):
@@ -220,10 +219,11 @@ def test_the_file_scorer_carries_its_token(services, keys, tmp_path, caplog):
     token_file = tmp_path / "decide"
     token_file.write_text(token(keys, "decide", subject="batch-scorer"))
     out = tmp_path / "decisions.csv"
-    assert score.main([str(applications), "--out", str(out), "--url", classifier.url, "--token-file", str(token_file)]) == 0
+    assert loanxai(["score", str(applications), "--out", str(out), "--classifier-url", classifier.url,
+                    "--classifier-token-file", str(token_file)]) == 0
     with out.open() as file:
         assert [row["decision"] for row in csv.DictReader(file)][0] == "rejected"
-    assert score.main([str(applications), "--out", str(tmp_path / "refused.csv"), "--url", classifier.url]) == 1
+    assert loanxai(["score", str(applications), "--out", str(tmp_path / "refused.csv"), "--classifier-url", classifier.url]) == 1
     assert "401: /api/v1.0/metadata needs a bearer token" in caplog.text
 
 

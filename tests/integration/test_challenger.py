@@ -34,7 +34,7 @@ from loanxai.records.store import DecisionStore
 from loanxai.records.tables import challenger_decisions
 from loanxai.training.train import train
 from tests.conftest import EXAMPLE_APPLICATION, REJECTED_APPLICATION, eventually
-from tests.integration.test_run_local import SCRIPT, leftover_processes
+from tests.integration.test_run_local import RUN, leftover_processes
 from tests.unit.ops.test_deploy import images_of
 
 #: a client's bound on one answer: less than the mirror's wait for the challenger (10 s), so a
@@ -102,7 +102,7 @@ def running(challenger_dir, log_dir):
                                             "challenger", "challenger-metrics", "prometheus", "console")}
     records = f"sqlite:///{log_dir}/decisions.sqlite"
     process = subprocess.Popen(
-        [sys.executable, SCRIPT, "--log-dir", str(log_dir), "--challenger", str(challenger_dir),
+        [*RUN, "--log-dir", str(log_dir), "--challenger", str(challenger_dir),
          *[arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "LOAN_RECORDS_URL": records})
     lines = []
@@ -179,7 +179,7 @@ def test_the_comparison_gives_what_both_models_compute_on_the_same_rows(shadowed
     schema, rows = compared.schema, compared.rows
     outcomes = rows[LABEL].to_numpy().astype(bool)
     out = tmp_path / "compare"
-    run = subprocess.run([sys.executable, "-m", "loanxai.compare", "--url", shadowed.records, "--challenger",
+    run = subprocess.run([sys.executable, "-m", "loanxai", "compare", "--record-url", shadowed.records, "--challenger",
                           str(challenger_dir), "--since", compared.since.isoformat(), "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
@@ -226,11 +226,11 @@ def explainer_of(challenger_dir):
 
 def deploy_pinning(tmp_path, challenger):
     """A copy of deploy/ whose kustomizations pin the champion's tag and that of ``challenger``
-    (a pair of classifier and explainer artifacts), as ``python -m loanxai.images --pin`` writes them."""
+    (a pair of classifier and explainer artifacts), as ``python -m loanxai images --pin`` writes them."""
     deploy = shutil.copytree(DEPLOY_DIR, tmp_path / "deploy")
     for role, (classifier_dir, explainer_dir) in ((CHAMPION, (CLASSIFIER_DIR, EXPLAINER_DIR)), (CHALLENGER, challenger)):
-        run = subprocess.run([sys.executable, "-m", "loanxai.images", "--pin", role, "--classifier-dir", str(classifier_dir),
-                              "--explainer-dir", str(explainer_dir), "--deploy-dir", str(deploy)],
+        run = subprocess.run([sys.executable, "-m", "loanxai", "images", "--pin", role, "--artifacts", str(classifier_dir),
+                              "--explainer-artifacts", str(explainer_dir), "--deploy-dir", str(deploy)],
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr
     return deploy
@@ -238,7 +238,7 @@ def deploy_pinning(tmp_path, challenger):
 
 def promote(runner, challenger_dir, since, deploy, *extra):
     return subprocess.run(
-        [sys.executable, "-m", "loanxai.promote", "--url", runner.records, "--challenger", str(challenger_dir),
+        [sys.executable, "-m", "loanxai", "promote", "--record-url", runner.records, "--challenger", str(challenger_dir),
          "--since", since.isoformat(), "--deploy-dir", str(deploy), "--out", str(deploy.parent / "promote"), *extra],
         capture_output=True, text=True, timeout=300, env={**os.environ, "LOAN_PROMOTE_AIR_TOLERANCE": "0.02",
                                                           "LOAN_PROMOTE_RECALL_TOLERANCE": "0.02"})

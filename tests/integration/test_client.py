@@ -1,8 +1,8 @@
 """The Python clients (requests and SeldonClient) against the real services."""
 import pytest
 
-from loanxai.clients import api as client
 from loanxai.clients.api import LoanClient, ServiceError, seldon_client, seldon_predict
+from loanxai.core.cli import main as loanxai
 from tests.conftest import EXAMPLE_APPLICATION
 
 
@@ -42,7 +42,7 @@ def test_seldon_client_reports_bad_input(classifier):
 
 
 def test_client_command_prints_both_answers(classifier, explainer, capsys):
-    assert client.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url]) == 0
+    assert loanxai(["client", "--classifier-url", classifier.url, "--explainer-url", explainer.url]) == 0
     out = capsys.readouterr().out
     assert "SeldonClient prediction:  approved (probability of approval 0." in out
     assert "requests    explanation: approved because " in out

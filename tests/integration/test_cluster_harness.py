@@ -174,7 +174,7 @@ def test_a_component_that_dies_at_start_is_named_with_its_log_and_nothing_is_lef
 
 def test_the_command_starts_reuses_and_stops_a_cluster(tmp_path):
     def command(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "loanxai.cluster", *args, "--dir", str(tmp_path)],
+        return subprocess.run([sys.executable, "-m", "loanxai", "cluster", *args, "--dir", str(tmp_path)],
                               capture_output=True, text=True, timeout=400)
 
     started = command("up")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import requests
 
-from loanxai.clients import api as client
+from loanxai.core.cli import main as loanxai
 from loanxai.data.dataset import load_trained_dataset
 from loanxai.report import build
 from loanxai.report.artifacts import ReportSettings
@@ -112,7 +112,7 @@ def test_explanations_of_named_and_encoded_applications(services, trained):
 
 def test_the_clients_use_the_datasets_example(services, capsys):
     classifier, explainer = services
-    assert client.main(["--classifier-url", classifier.url, "--explainer-url", explainer.url]) == 0
+    assert loanxai(["client", "--classifier-url", classifier.url, "--explainer-url", explainer.url]) == 0
     out = capsys.readouterr().out
     assert "Application: " in out and "loanamt" in out
     assert out.count("model calls") == 2

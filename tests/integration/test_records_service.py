@@ -35,7 +35,7 @@ def predict(service, message):
 
 
 def records_command(service, *arguments, **env):
-    return subprocess.run([sys.executable, "-m", "loanxai.records", *arguments], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "loanxai", "records", *arguments], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "LOAN_RECORDS_URL": service.env["LOAN_RECORDS_URL"], **env})
 
 
@@ -157,7 +157,7 @@ def test_the_figures_command_recomputes_the_monitoring_from_the_record(classifie
     feedback = {"response": answer.json(), "truth": {"data": {"ndarray": [["approved"], ["approved"]]}}}
     assert requests.post(f"{classifier.url}/api/v1.0/feedback", json=feedback, timeout=30).status_code == 200
     out = tmp_path / "figures.json"
-    done = subprocess.run([sys.executable, "-m", "loanxai.figures", "--artifacts", str(artifacts.classifier_dir),
+    done = subprocess.run([sys.executable, "-m", "loanxai", "figures", "--artifacts", str(artifacts.classifier_dir),
                            "--json", str(out)], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "LOAN_RECORDS_URL": classifier.env["LOAN_RECORDS_URL"]})
     assert done.returncode == 0, done.stderr
@@ -169,7 +169,7 @@ def test_the_figures_command_recomputes_the_monitoring_from_the_record(classifie
     assert figures["outcomes"]["all"]["all"]["outcomes"] >= 2
     assert set(figures["features"]) == set(artifacts.classifier_manifest.schema.feature_names)
     assert done.stdout.startswith(f"model {figures['model_version']}, the first decision to now: ")
-    off = subprocess.run([sys.executable, "-m", "loanxai.figures", "--url", "off"], capture_output=True,
+    off = subprocess.run([sys.executable, "-m", "loanxai", "figures", "--record-url", "off"], capture_output=True,
                          text=True, timeout=120)
     assert off.returncode == 1 and "LOAN_RECORDS_URL=off: there is no record to read" in off.stderr
 

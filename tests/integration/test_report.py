@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from loanxai.core.cli import main as loanxai
 from loanxai.data.description import DEFAULT_DESCRIPTION, load_description
 from loanxai.fairness.gate import GateSettings, screen_checks
 from loanxai.report import build, sections
@@ -149,11 +150,11 @@ def test_report_json_has_every_section(small_report, artifacts):
 
 
 def test_fail_on_gate_exit_code(artifacts, tmp_path):
-    arguments = ["--classifier-dir", str(artifacts.classifier_dir), "--explainer-dir", str(artifacts.explainer_dir),
+    arguments = ["--artifacts", str(artifacts.classifier_dir), "--explainer-artifacts", str(artifacts.explainer_dir),
                  "--protected", "gender", "--sample", "1000", "--explanations-per-group", "1",
                  "--permutation-repeats", "1"]
     # the trained model approves women far less often than men: the four-fifths screen flags it
-    assert build.main([*arguments, "--output-dir", str(tmp_path / "a"), "--fail-on-gate"]) == 1
-    assert build.main([*arguments, "--output-dir", str(tmp_path / "b")]) == 0
-    assert build.main([*arguments, "--output-dir", str(tmp_path / "c"), "--fail-on-gate",
+    assert loanxai(["report", *arguments, "--output-dir", str(tmp_path / "a"), "--fail-on-gate"]) == 1
+    assert loanxai(["report", *arguments, "--output-dir", str(tmp_path / "b")]) == 0
+    assert loanxai(["report", *arguments, "--output-dir", str(tmp_path / "c"), "--fail-on-gate",
                         "--min-adverse-impact-ratio", "0.05"]) == 0

@@ -1,4 +1,4 @@
-"""`make demo` and `make run`: scripts/run_local.py as a user runs it."""
+"""`make demo` and `make run`: loanxai run as a user runs it."""
 import os
 import re
 import signal
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import requests
 
-from loanxai.artifacts import REPO_ROOT
 from loanxai.ops.services import free_port
 from loanxai.records.store import DecisionStore
 
-SCRIPT = str(REPO_ROOT / "scripts" / "run_local.py")
+#: `loanxai run`, as `make run` and `make demo` call it
+RUN = [sys.executable, "-m", "loanxai", "run"]
 
 
 def port_arguments():
@@ -32,14 +32,14 @@ def test_demo_prints_a_prediction_and_an_explanation_then_stops(tmp_path):
     ports, arguments = port_arguments()
     records = f"sqlite:///{tmp_path}/decisions.sqlite"
     result = subprocess.run(
-        [sys.executable, SCRIPT, "--demo", "--log-dir", str(tmp_path), *arguments],
+        [*RUN, "--demo", "--log-dir", str(tmp_path), *arguments],
         capture_output=True, text=True, timeout=600, env={**os.environ, "LOAN_RECORDS_URL": records},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert out.count("$ curl -sS -H 'Content-Type: application/json'") == 4
     # a rejected application, its anchor asked by its id, its record and its notice, HTML and PDF
-    [application_id] = set(re.findall(r"python -m loanxai.records show (demo-\w+)", out))
+    [application_id] = set(re.findall(r"python -m loanxai records show (demo-\w+)", out))
     assert f"application {application_id}: rejected at " in out and "reason " in out
     assert f'"recorded_for": {{"application_id": "{application_id}", ' in out
     assert re.search(r"then, [-0-9: ]+ UTC: anchor '.+' \(precision ", out), out
@@ -58,17 +58,17 @@ def test_demo_prints_a_prediction_and_an_explanation_then_stops(tmp_path):
 
 
 def test_the_demo_refuses_to_run_with_auth_on_naming_the_setting(tmp_path):
-    result = subprocess.run([sys.executable, SCRIPT, "--demo", "--log-dir", str(tmp_path)], capture_output=True,
+    result = subprocess.run([*RUN, "--demo", "--log-dir", str(tmp_path)], capture_output=True,
                             text=True, timeout=120, env={**os.environ, "LOAN_AUTH": "on", "LOAN_AUTH_KEYS": "/k",
                                                          "LOAN_AUTH_ISSUER": "i"})
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "LOAN_AUTH=on: the demo calls the services without tokens; unset LOAN_AUTH" in result.stderr
 
 
 def test_run_serves_until_ctrl_c_then_stops_both_process_groups(tmp_path):
     ports, arguments = port_arguments()
     process = subprocess.Popen(
-        [sys.executable, SCRIPT, "--log-dir", str(tmp_path), *arguments],
+        [*RUN, "--log-dir", str(tmp_path), *arguments],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -66,7 +66,7 @@ def test_a_file_is_decided_with_reasons_and_bad_rows_aside(classifier, applicati
 def test_a_killed_run_resumes_with_every_row_exactly_once(classifier, applications, tmp_path):
     path, _ = applications
     out = tmp_path / "d.csv"
-    command = [sys.executable, "-m", "loanxai.score", str(path), "--out", str(out), "--url", classifier.url,
+    command = [sys.executable, "-m", "loanxai", "score", str(path), "--out", str(out), "--classifier-url", classifier.url,
                "--batch-size", "100", "--concurrency", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = tmp_path / "d.csv.parts"

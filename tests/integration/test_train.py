@@ -95,8 +95,8 @@ def folder_bytes(folder):
 def test_bad_data_stops_training_and_leaves_the_artifacts_as_they_were(artifacts_copy, tmp_path):
     import yaml
 
+    from loanxai.core.cli import main as loanxai
     from loanxai.data.description import DEFAULT_DESCRIPTION
-    from loanxai.training.train import main
     from tests.conftest import start_classifier
 
     before = folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)
@@ -106,9 +106,9 @@ def test_bad_data_stops_training_and_leaves_the_artifacts_as_they_were(artifacts
     del document["source"]["package"]
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(document))
-    arguments = ["--dataset", str(bad), "--classifier-dir", str(artifacts_copy.classifier_dir),
-                 "--explainer-dir", str(artifacts_copy.explainer_dir)]
-    assert main(arguments) == 2
+    arguments = ["--dataset", str(bad), "--artifacts", str(artifacts_copy.classifier_dir),
+                 "--explainer-artifacts", str(artifacts_copy.explainer_dir)]
+    assert loanxai(["train", *arguments]) == 1
     assert (folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)) == before
     assert not list(artifacts_copy.classifier_dir.parent.glob(".*"))  # no staging folder left
     service = start_classifier(artifacts_copy.classifier_dir, tmp_path)
@@ -127,8 +127,8 @@ def test_interrupted_training_leaves_the_artifacts_as_they_were(artifacts_copy, 
     before = folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)
     parent = artifacts_copy.classifier_dir.parent
     # a small sample: its search is over in seconds, the writing begins soon
-    process = subprocess.Popen([sys.executable, "-m", "loanxai.train", "--classifier-dir", str(artifacts_copy.classifier_dir),
-                                "--explainer-dir", str(artifacts_copy.explainer_dir), "--n-estimators", "3",
+    process = subprocess.Popen([sys.executable, "-m", "loanxai", "train", "--artifacts", str(artifacts_copy.classifier_dir),
+                                "--explainer-artifacts", str(artifacts_copy.explainer_dir), "--n-estimators", "3",
                                 "--dataset", str(census_sample(tmp_path, 1500))])
     deadline = time.monotonic() + 300
     while not list(parent.glob(".loanclassifier.staged-*/model.dill")) and time.monotonic() < deadline:

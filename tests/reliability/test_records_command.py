@@ -35,7 +35,7 @@ def service(artifacts, tmp_path_factory):
 
 
 def records(service, *arguments, **env):
-    return subprocess.run([sys.executable, "-m", "loanxai.records", *arguments], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "loanxai", "records", *arguments], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "LOAN_RECORDS_URL": service.env["LOAN_RECORDS_URL"], **env})
 
 

@@ -23,7 +23,6 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from loanxai.artifacts import REPO_ROOT
 from loanxai.config import ToolSettings
 from loanxai.ops.services import free_port
 from tests.conftest import EXAMPLE_APPLICATION, FEATURE_NAMES, eventually, running, start_classifier, start_explainer
@@ -613,7 +612,7 @@ def runner(tmp_path, extra=(), **popen):
              "--console-port"]
     arguments = [arg for pair in zip(names, map(str, ports)) for arg in pair]
     process = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "scripts" / "run_local.py"), "--log-dir", str(tmp_path), *arguments, *extra],
+        [sys.executable, "-m", "loanxai", "run", "--log-dir", str(tmp_path), *arguments, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -2,7 +2,7 @@
 
 The modules: :mod:`.network` (the network namespace and its veth pair), :mod:`.pki` (certificates and
 kubeconfigs), :mod:`.operator` (the operator's own ``config/``: RBAC, webhook, command line),
-:mod:`.control_plane` (:class:`LocalCluster`, the processes) and :mod:`.cli` (``python -m loanxai.cluster``).
+:mod:`.control_plane` (:class:`LocalCluster`, the processes) and :mod:`.cli` (``loanxai cluster``).
 
 What runs: etcd, kube-apiserver (``--authorization-mode=RBAC``) and the Seldon Core v1 operator
 (``seldon-manager``), built from source by ``scripts/cluster-tools.sh`` (``make cluster-tools``).
@@ -27,15 +27,15 @@ token valid one year); the admin kubeconfig (``<folder>/kubeconfig``) is a clien
 ``system:masters``.
 
 Who owns it: every process dies with whoever started it (``PR_SET_PDEATHSIG``), as the services do.
-:class:`LocalCluster` runs the cluster for as long as its caller; ``python -m loanxai.cluster up``
-starts a keeper (``python -m loanxai.cluster run``) in a session of its own, which owns the cluster
+:class:`LocalCluster` runs the cluster for as long as its caller; ``loanxai cluster up``
+starts a keeper (``loanxai cluster run``) in a session of its own, which owns the cluster
 until ``down`` sends it SIGTERM. One cluster per folder: a second start on a folder whose cluster
 runs is refused (``up`` prints the running one's kubeconfig instead); the folder's ``cluster.json``
 names the network namespace, so ``down`` also cleans up after an owner that was killed.
 """
-from loanxai.ops.cluster.cli import main, parser, run, up, usage
+from loanxai.ops.cluster.cli import parser, run, run_foreground, up, usage
 from loanxai.ops.cluster.control_plane import CRD_FILES, LocalCluster, cluster_running, stop_folder, tools_dir
 from loanxai.ops.cluster.operator import OPERATOR_NAMESPACE, WEBHOOK_REFUSAL
 
-__all__ = ["CRD_FILES", "OPERATOR_NAMESPACE", "WEBHOOK_REFUSAL", "LocalCluster", "cluster_running", "main", "parser", "run",
-           "stop_folder", "tools_dir", "up", "usage"]
+__all__ = ["CRD_FILES", "OPERATOR_NAMESPACE", "WEBHOOK_REFUSAL", "LocalCluster", "cluster_running", "parser", "run",
+           "run_foreground", "stop_folder", "tools_dir", "up", "usage"]

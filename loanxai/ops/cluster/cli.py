@@ -1,4 +1,4 @@
-"""``python -m loanxai.cluster up|run|down``: a local cluster for people (``make cluster-up``), kept by a process of its own."""
+"""``loanxai cluster up|run|down``: a local cluster for people (``make cluster-up``), kept by a process of its own."""
 from __future__ import annotations
 
 import argparse
@@ -12,10 +12,10 @@ from pathlib import Path
 
 from loanxai.artifacts import RUN_DIR
 from loanxai.core.cli import command_parser
-from loanxai.errors import ClusterError, LoanError
+from loanxai.errors import ClusterError
 from loanxai.ops.cluster.control_plane import STATE_FILE, LocalCluster, cluster_running, stop_folder, tools_dir
 
-__all__ = ["main", "parser", "run", "up", "usage"]
+__all__ = ["parser", "run", "run_foreground", "up", "usage"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def usage(folder: Path) -> str:
             f"{_version(bin_dir, 'seldon-manager')} (network namespace {state['netns']}; logs in {folder / 'logs'}):\n"
             f"  export KUBECONFIG={state['kubeconfig']}\n  export PATH={bin_dir}:$PATH   # the kubectl built with it\n"
             "  kubectl get crd\n  kubectl apply -f my-seldondeployment.yaml   # reconciled; no pod runs (no kubelet)\n"
-            f"stop it: make cluster-down (python -m loanxai.cluster down --dir {folder})\n")
+            f"stop it: make cluster-down (python -m loanxai cluster down --dir {folder})\n")
 
 
 def _owned_and_ready(folder: Path, owner: int) -> bool:
@@ -57,7 +57,7 @@ def up(folder: Path, timeout: float = 300.0) -> str:
     log = folder / "cluster.log"
     with open(log, "ab") as out:
         # not die_with_parent: the keeper outlives this command; its own processes die with it
-        keeper = subprocess.Popen([sys.executable, "-m", "loanxai.cluster", "run", "--dir", str(folder)], stdout=out,
+        keeper = subprocess.Popen([sys.executable, "-m", "loanxai", "cluster", "run", "--dir", str(folder)], stdout=out,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     while keeper.poll() is None and time.monotonic() < deadline:
@@ -70,7 +70,7 @@ def up(folder: Path, timeout: float = 300.0) -> str:
     raise ClusterError(f"the cluster did not start within {timeout:.0f} s; {log} ends:\n{tail}")
 
 
-def run(folder: Path) -> int:
+def run_foreground(folder: Path) -> int:
     """Run the cluster of ``folder`` in the foreground until SIGTERM, SIGHUP or Ctrl-C; 1 if a component dies."""
     def leave(signum: int, _frame: object) -> None:
         for each in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
@@ -90,7 +90,7 @@ def run(folder: Path) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m loanxai.cluster``."""
+    """The command line of ``loanxai cluster``."""
     result = command_parser("A local Kubernetes control plane (etcd, kube-apiserver) with the Seldon Core operator, built "
                             "by make cluster-tools, in a network namespace of its own. Needs root.")
     commands = result.add_subparsers(dest="command", required=True)
@@ -102,20 +102,14 @@ def parser() -> argparse.ArgumentParser:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def run(args: argparse.Namespace) -> int | None:
+    """Start, run or stop the cluster as ``args`` say (``loanxai cluster``)."""
     folder = args.dir.resolve()
-    try:
-        if args.command == "run":
-            return run(folder)
-        if args.command == "up":
-            started = time.monotonic()
-            sys.stdout.write(up(folder) + f"(up in {time.monotonic() - started:.1f} s)\n")
-        else:
-            sys.stdout.write(f"cluster in {folder} stopped\n" if stop_folder(folder) else f"no cluster in {folder}\n")
-    except LoanError as error:
-        sys.stderr.write(f"cluster: {error.message}\n")
-        return 1
-    return 0
+    if args.command == "run":
+        return run_foreground(folder)
+    if args.command == "up":
+        started = time.monotonic()
+        sys.stdout.write(up(folder) + f"(up in {time.monotonic() - started:.1f} s)\n")
+    else:
+        sys.stdout.write(f"cluster in {folder} stopped\n" if stop_folder(folder) else f"no cluster in {folder}\n")
+    return None

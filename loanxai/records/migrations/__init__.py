@@ -1,7 +1,7 @@
 """Alembic's migrations of the record: ``versions/`` holds one file per change of the tables.
 
 :func:`upgrade` brings a database to the newest migration (the classifier does at start-up,
-``python -m loanxai.records upgrade`` does on demand); :func:`revision` says where one is. A
+``loanxai records upgrade`` does on demand); :func:`revision` says where one is. A
 test upgrades a populated database from the first migration and checks nothing was lost.
 """
 from __future__ import annotations

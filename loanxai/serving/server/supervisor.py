@@ -1,6 +1,6 @@
 """Run a serving class as a Seldon Core microservice that holds up under load, faults and hostile clients.
 
-``loanxai-microservice LoanClassifier`` (the images' command; ``python -m loanxai.microservice``)
+``loanxai-microservice LoanClassifier`` (the images' command; ``loanxai serve LoanClassifier``)
 stands in for ``seldon-core-microservice``: the same serving class, ports and variables
 (``--http-port`` 9000, ``--grpc-port`` 5000, ``--metrics-port`` 6000, ``PREDICTIVE_UNIT_*``,
 ``GUNICORN_WORKERS``/``_THREADS``/``_KEEPALIVE``, ``GRPC_WORKERS``/``_THREADS``), and the
@@ -40,31 +40,26 @@ from typing import Any
 from loanxai.config import ServerSettings, ServiceSettings
 from loanxai.core.cli import command_parser
 from loanxai.core.process import die_with_parent
-from loanxai.errors import LoanError, SettingError
+from loanxai.errors import SettingError
 
-__all__ = ["LOG_FORMAT", "main", "parser"]
+__all__ = ["parser", "run"]
 
 logger = logging.getLogger(__name__)
 
-LOG_FORMAT = "%(asctime)s - %(name)s:%(funcName)s:%(lineno)s - %(levelname)s:  %(message)s"
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
+def run(args: argparse.Namespace) -> int:
+    """Serve ``args.interface_name`` until a signal or a child's death (``loanxai serve``); its exit status."""
     # prometheus_client picks its multiprocess mode when imported: the folder comes first
     directory = tempfile.mkdtemp(prefix="loanxai-metrics-")
     os.environ["prometheus_multiproc_dir"] = directory
     try:
-        return _run(argv, directory)
-    except LoanError as error:  # a setting or the artifacts: the message names it, no traceback
-        sys.stderr.write(f"loanxai-microservice: {error.message}\n")
-        return 2
+        return _serve(args, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _run(argv: list[str] | None, directory: str) -> int:
-    # after prometheus_multiproc_dir is set (see main)
+def _serve(args: argparse.Namespace, directory: str) -> int:
+    # after prometheus_multiproc_dir is set (see run)
     from seldon_core import wrapper
     from seldon_core.microservice import load_annotations, parse_parameters
 
@@ -73,11 +68,12 @@ def _run(argv: list[str] | None, directory: str) -> int:
     from loanxai.serving.server.workers import serve_grpc, serve_http
 
     settings = ServerSettings.from_env()
-    args = parser(settings).parse_args(argv)
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    ports = {name: getattr(settings, name) if getattr(args, name) is None else getattr(args, name)
+             for name in ("http_port", "grpc_port", "metrics_port")}
     sys.path.append(os.getcwd())
     module = importlib.import_module(args.interface_name)
-    user_object = getattr(module, args.interface_name)(**parse_parameters(json.loads(args.parameters)))
+    parameters = settings.parameters if args.parameters is None else args.parameters
+    user_object = getattr(module, args.interface_name)(**parse_parameters(json.loads(parameters)))
     metrics = ProcessMetrics(directory, extra=[user_object.collect_metrics] if hasattr(user_object, "collect_metrics") else [])
     draining = multiprocessing.Value("b", 0)
     service = ServiceSettings.from_env()
@@ -87,15 +83,16 @@ def _run(argv: list[str] | None, directory: str) -> int:
     _allow_open_files(settings)
     metrics_app = without_cors(wrapper.get_metrics_microservice(metrics))  # no CORS on metrics either
     children = {
-        "rest": partial(serve_http, app, user_object, metrics, settings, args.http_port, settings.workers,
+        "rest": partial(serve_http, app, user_object, metrics, settings, ports["http_port"], settings.workers,
                         counted=service.metrics),
-        "metrics": partial(serve_http, metrics_app, None, metrics, settings, args.metrics_port, 1, counted=service.metrics),
+        "metrics": partial(serve_http, metrics_app, None, metrics, settings, ports["metrics_port"], 1,
+                           counted=service.metrics),
     }
     if settings.grpc_workers:
-        children["grpc"] = partial(serve_grpc, user_object, metrics, settings, args.grpc_port, load_annotations())
+        children["grpc"] = partial(serve_grpc, user_object, metrics, settings, ports["grpc_port"], load_annotations())
     logger.info("serving %s on %s: REST :%d (%d workers x %d threads), metrics :%d%s, gRPC %s", args.interface_name,
-                settings.host, args.http_port, settings.workers, settings.threads, args.metrics_port, wrapper.METRICS_ENDPOINT,
-                f":{args.grpc_port}" if settings.grpc_workers else "off")
+                settings.host, ports["http_port"], settings.workers, settings.threads, ports["metrics_port"],
+                wrapper.METRICS_ENDPOINT, f":{ports['grpc_port']}" if settings.grpc_workers else "off")
     return _supervise(children, settings, draining)
 
 
@@ -133,17 +130,17 @@ def _allow_open_files(settings: ServerSettings) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
-def parser(settings: ServerSettings) -> argparse.ArgumentParser:
-    """The command's arguments, those of ``seldon-core-microservice``; defaults from ``settings``."""
-    parser = command_parser("Serve a class as a Seldon Core microservice, held up under load, "
-                                     "faults and hostile clients.")
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments, those of ``seldon-core-microservice``; unset, each is read from its variable."""
+    declared = ServerSettings()
+    parser = command_parser("Serve a class as a Seldon Core microservice, held up under load, faults and hostile clients.")
     parser.add_argument("interface_name", help="the serving class, found in the module of the same name")
     parser.add_argument("--service-type", default="MODEL", choices=["MODEL"])
-    parser.add_argument("--parameters", default=settings.parameters, help="the class's parameters (PREDICTIVE_UNIT_PARAMETERS)")
-    parser.add_argument("--http-port", type=int, default=settings.http_port, help="PREDICTIVE_UNIT_HTTP_SERVICE_PORT")
-    parser.add_argument("--grpc-port", type=int, default=settings.grpc_port, help="PREDICTIVE_UNIT_GRPC_SERVICE_PORT")
-    parser.add_argument("--metrics-port", type=int, default=settings.metrics_port,
-                        help="PREDICTIVE_UNIT_METRICS_SERVICE_PORT")
+    parser.add_argument("--parameters", help=f"the class's parameters (default: PREDICTIVE_UNIT_PARAMETERS, else "
+                        f"{declared.parameters})")
+    for option, variable in (("http", "HTTP"), ("grpc", "GRPC"), ("metrics", "METRICS")):
+        parser.add_argument(f"--{option}-port", type=int, help=f"(default: PREDICTIVE_UNIT_{variable}_SERVICE_PORT, else "
+                            f"{getattr(declared, f'{option}_port')})")
     return parser
 
 
@@ -203,6 +200,3 @@ def _child(target: Any, supervisor: int) -> None:
     target()
 
 
-
-if __name__ == "__main__":
-    sys.exit(main())

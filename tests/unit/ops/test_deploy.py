@@ -28,7 +28,7 @@ def schema():
 
 
 def images_of(tag):
-    """container name -> image reference, as scripts/build-images.sh tags it (python -m loanxai.images)."""
+    """container name -> image reference, as scripts/build-images.sh tags it (python -m loanxai images)."""
     references = image_references(tag)
     return {"classifier": "docker.io/" + references["loanclassifier"], "explainer": "docker.io/" + references["explainer"],
             "console": "docker.io/" + references["console"]}
@@ -179,7 +179,7 @@ def test_images_are_those_the_build_script_tags(documents, built_images, pinned_
     images |= {c["name"]: c["image"] for d in documents if d["kind"] == "Deployment"
                for c in d["spec"]["template"]["spec"]["containers"]}
     assert {name: "docker.io/" + image for name, image in images.items()} == built_images
-    assert "python\" -m loanxai.images" in (ROOT / "scripts" / "build-images.sh").read_text()
+    assert "python\" -m loanxai images" in (ROOT / "scripts" / "build-images.sh").read_text()
     # the tag the build script gives these artifacts has the pinned one's form: the package's
     # version and 12 hex digits of the artifacts' checksums (training's bytes differ from
     # machine to machine, so deploy.sh, not this test, compares the two at deployment)

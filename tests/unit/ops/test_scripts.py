@@ -54,7 +54,7 @@ def test_console_build_context():
     dockerfile = (folder / "Dockerfile").read_text()
     assert dockerfile.startswith("# ") and "ARG BASE_IMAGE=python:3.11-slim\n" in dockerfile
     assert "USER 8888" in dockerfile and "EXPOSE 8000" in dockerfile and "LOAN_CONSOLE_PORT=8000" in dockerfile
-    assert 'CMD ["python", "-m", "loanxai.console"]' in dockerfile
+    assert 'CMD ["python", "-m", "loanxai", "console"]' in dockerfile
     assert "--no-deps -r /tmp/build/requirements.txt" in dockerfile and "pip check" in dockerfile
     assert "COPY artifacts/ ./artifacts/" in dockerfile and "LOAN_REVIEW_ARTIFACTS=/console/artifacts" in dockerfile
     # WeasyPrint's libraries from Debian, without what they only recommend, apt's caches and lists not kept
