@@ -43,7 +43,6 @@ LIBRARY_LOGGERS = ("alibi", "fairlearn", "weasyprint", "fontTools", "matplotlib"
 
 #: how the long-running services log: the source of each line too, as Seldon's wrapper logs
 SERVICE_LOG_FORMAT = "%(asctime)s - %(name)s:%(funcName)s:%(lineno)s - %(levelname)s:  %(message)s"
-TOOL_LOG_FORMAT = "%(asctime)s %(message)s"
 
 #: the exit statuses: done; refused or failed, with a message; a usage error (argparse's own)
 DONE, FAILED, USAGE = 0, 1, 2
@@ -89,6 +88,21 @@ COMMANDS = (
 _BY_NAME = {command.name: command for command in COMMANDS}
 
 
+class ToolFormatter(logging.Formatter):
+    """A command's lines: the time and the message; a warning or an error says which it is."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """The line, ``WARNING: `` or ``ERROR: `` before the message of one."""
+        line = super().formatMessage(record)
+        if record.levelno < logging.WARNING:
+            return line
+        moment, _, message = line.partition(" ")
+        return f"{moment} {record.levelname}: {message}"
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """argparse's defaults-showing formatter, with paths in the checkout shown relative to it."""
 
@@ -114,7 +128,9 @@ def configure_logging(settings: Settings, service: bool = False) -> None:
     if service:
         logging.basicConfig(level=settings.server.log_level, format=SERVICE_LOG_FORMAT)
     else:
-        logging.basicConfig(level=logging.INFO, format=TOOL_LOG_FORMAT, datefmt="%H:%M:%S")
+        handler = logging.StreamHandler()
+        handler.setFormatter(ToolFormatter())
+        logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.captureWarnings(True)
     if not settings.tool.library_logs:
         for name in LIBRARY_LOGGERS:

@@ -147,8 +147,8 @@ class LockedOnly(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"{name} ({', '.join(sorted(found))}) is not in the image")
 sys.meta_path.insert(0, LockedOnly())
 import loanxai.serving.server.workers
-sys.argv = ["loanxai.console", "--help"]
-runpy.run_module("loanxai.console", run_name="__main__")
+sys.argv = ["loanxai", "console", "--help"]
+runpy.run_module("loanxai", run_name="__main__")
 """
 
 
@@ -316,7 +316,7 @@ def set_classifier_url(url):
      "livenessProbe must GET /health/ping"),
     ("Deployment/loan-console", lambda d: console(d)["readinessProbe"]["httpGet"].update(port=9000),
      "readinessProbe must reach the port it listens on (8000)"),
-    ("Deployment/loan-console", lambda d: console(d)["command"].__setitem__(4, "8080"),
+    ("Deployment/loan-console", lambda d: console(d)["command"].__setitem__(5, "8080"),
      "listens on 8080 (--port), a port it does not declare"),
     ("Deployment/loan-console", lambda d: console(d).pop("resources"), "requests and limits are required"),
     ("Deployment/loan-console", console_env("LOAN_AUTH", "off"), "must set LOAN_AUTH=on"),
