@@ -16,6 +16,7 @@ comma-separated items, paths as given.
   seldon-core wrapper's own names where it has one;
 - :class:`ToolSettings`: the command-line tools and test suites;
 - :class:`ReviewSettings`: reviews of decisions, in the reviewer console and its API;
+- :class:`Settings`: all four, read once at a process's entry point and passed in;
 - :data:`SCRIPT_SETTINGS`: what the shell scripts read (declared here for the reference; a
   test checks each script's default against it);
 - :data:`SELDON_VARIABLES`: variables the seldon-core wrapper reads itself.
@@ -26,6 +27,7 @@ import os
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +35,8 @@ from loanxai.errors import SettingError
 
 __all__ = ["CHALLENGER", "CHAMPION", "LEGAL_MINIMUM_MONTHS", "MODEL_ROLES", "SCRIPT_SETTINGS", "SELDON_VARIABLES",
            "SQLITE_PREFIX", "EnvSettings",
-           "ReviewSettings", "ScriptSetting", "ServerSettings", "ServiceSettings", "Setting", "ToolSettings", "setting"]
+           "ReviewSettings", "ScriptSetting", "ServerSettings", "ServiceSettings", "Setting", "Settings", "ToolSettings",
+           "setting"]
 
 #: the model role of the live classifier: its decisions are answered, noticed and explained
 CHAMPION = "champion"
@@ -213,7 +216,8 @@ class ServiceSettings(EnvSettings):
         "`LOAN_AUTH=on`; more get 429 `CALLER_OVER_BUDGET` with `Retry-After`", rule="at least 1", valid=_at_least(1))
     caller_model_rows: int = setting(
         "LOAN_CALLER_MODEL_ROWS", 200_000, "classifier rows the explainer may ask on one caller's behalf per window "
-        "(an anchor asks about 1,000, a recourse search about 2,500)", rule="at least 1", valid=_at_least(1))
+        "(2,000 for each of the 100 explanations: the median anchor asks about 700, a hard one a few thousand; "
+        "`make bench` measures them)", rule="at least 1", valid=_at_least(1))
     caller_window: float = setting("LOAN_CALLER_WINDOW", 3600.0, "seconds of a caller's budget window",
                                    rule="a positive number of seconds", valid=_positive)
 
@@ -324,6 +328,36 @@ class ToolSettings(EnvSettings):
     reliability_report: Path | None = setting(
         "LOAN_RELIABILITY_REPORT", None, "where the reliability suite writes its figures (JSON)",
         shown_default="none; `make reliability`: `bench/results/reliability.json`")
+
+
+class Settings:
+    """Every setting of one process, read from its environment once, at its entry point (the command
+    line's :func:`~loanxai.core.cli.main`), and passed in from there: nothing below reads the
+    environment. The environment is copied when this is made; each group is checked when first
+    used, so a command is stopped only by a bad value of a setting it reads."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = dict(os.environ if environ is None else environ)
+
+    @cached_property
+    def service(self) -> ServiceSettings:
+        """The serving classes' settings (``LOAN_RECORDS_URL``, ``LOAN_AUTH*``, ...)."""
+        return ServiceSettings.from_env(self._environ)
+
+    @cached_property
+    def server(self) -> ServerSettings:
+        """The server's settings (ports, workers, timeouts, ``SELDON_LOG_LEVEL``)."""
+        return ServerSettings.from_env(self._environ)
+
+    @cached_property
+    def review(self) -> ReviewSettings:
+        """The reviewer console's settings."""
+        return ReviewSettings.from_env(self._environ)
+
+    @cached_property
+    def tool(self) -> ToolSettings:
+        """The command-line tools' settings (notices' letterhead, retention, promotion)."""
+        return ToolSettings.from_env(self._environ)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from loanxai.clients.http import (
     answer,
     session,
 )
-from loanxai.config import ServiceSettings
+from loanxai.config import ServiceSettings, Settings
 from loanxai.core.cli import command_parser
 from loanxai.errors import ServiceError
 
@@ -160,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Ask both services about the example application, through requests and through SeldonClient
     (``loanxai client``)."""
     decide, explain = (path.read_text().strip() if path else None

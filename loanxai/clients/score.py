@@ -43,12 +43,12 @@ import requests
 from tqdm import tqdm
 
 from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, METADATA_PATH, PREDICTIONS_PATH, answer, error_info, session
-from loanxai.config import ToolSettings
+from loanxai.config import Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.schema import FeatureSchema
 from loanxai.errors import ScoreError
 
-__all__ = ["RETRY_STATUSES", "ScoreSettings", "Scorer", "parser", "run"]
+__all__ = ["RETRY_STATUSES", "ScoreOptions", "Scorer", "parser", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ RETRY_STATUSES = {500, 502, 503, 504}
 
 
 @dataclass(frozen=True)
-class ScoreSettings:
+class ScoreOptions:
     """The scorer's options (``loanxai score --help``)."""
 
     url: str = DEFAULT_CLASSIFIER_URL
@@ -73,12 +73,14 @@ class ScoreSettings:
     strict: bool = False
     #: the bearer token (role decide) a classifier with LOAN_AUTH=on takes
     token: str | None = None
+    #: draw the progress bar even when the output is not a terminal (LOAN_SCORE_PROGRESS)
+    progress: bool = False
 
 
 class Scorer:
     """Decides the rows of one CSV file; see the module's documentation."""
 
-    def __init__(self, options: ScoreSettings) -> None:
+    def __init__(self, options: ScoreOptions) -> None:
         self.options = options
         self.session = session(pool=max(4, options.concurrency), url=options.url)
         if options.token:
@@ -103,7 +105,7 @@ class Scorer:
         done = {int(p.name[6:12]) for p in parts.glob("batch-*.csv") if not p.name.endswith(".errors.csv")}
         logger.info("%s: %d rows in %d batches of %d; %d batches done before", source, total, batches, self.batch_size, len(done))
         progress = tqdm(total=total, unit="rows", initial=sum(min(self.batch_size, total - b * self.batch_size) for b in done),
-                        disable=not sys.stderr.isatty() and not ToolSettings.from_env().score_progress)
+                        disable=not sys.stderr.isatty() and not self.options.progress)
         pending: set[Future] = set()
         with ThreadPoolExecutor(self.options.concurrency) as pool:
             for index, frame in self._batches(source):
@@ -296,13 +298,13 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--errors", type=Path, help="rows that failed validation (default: <out>.errors.csv)")
     parser.add_argument("--classifier-url", default=DEFAULT_CLASSIFIER_URL, help="the classifier's base URL, e.g. "
                         "http://localhost:8080/seldon/loan/loan-classifier through the cluster's ingress")
-    parser.add_argument("--batch-size", type=int, default=ScoreSettings.batch_size,
+    parser.add_argument("--batch-size", type=int, default=ScoreOptions.batch_size,
                         help="rows per request (at most the classifier's max_batch_rows)")
-    parser.add_argument("--concurrency", type=int, default=ScoreSettings.concurrency, help="batches in flight at once")
-    parser.add_argument("--retries", type=int, default=ScoreSettings.retries, help="retries of a failed batch")
-    parser.add_argument("--reasons", type=int, default=ScoreSettings.reasons,
+    parser.add_argument("--concurrency", type=int, default=ScoreOptions.concurrency, help="batches in flight at once")
+    parser.add_argument("--retries", type=int, default=ScoreOptions.retries, help="retries of a failed batch")
+    parser.add_argument("--reasons", type=int, default=ScoreOptions.reasons,
                         help="principal reasons per rejection (0: decisions only, faster)")
-    parser.add_argument("--id-column", default=ScoreSettings.id_column,
+    parser.add_argument("--id-column", default=ScoreOptions.id_column,
                         help="the applications' id column, copied to every output and error row when the file has it")
     parser.add_argument("--strict", action="store_true",
                         help="refuse a file with columns the classifier does not know (default: list them, ignore them)")
@@ -311,14 +313,14 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Decide ``args.applications`` into ``args.out`` (``loanxai score``)."""
     errors = args.errors or args.out.with_name(args.out.stem + ".errors.csv")
     started = time.perf_counter()
     token = args.classifier_token_file.read_text().strip() if args.classifier_token_file else None
-    scorer = Scorer(ScoreSettings(url=args.classifier_url, batch_size=args.batch_size, concurrency=args.concurrency,
+    scorer = Scorer(ScoreOptions(url=args.classifier_url, batch_size=args.batch_size, concurrency=args.concurrency,
                                   retries=args.retries, reasons=args.reasons, id_column=args.id_column,
-                                  strict=args.strict, token=token))
+                                  strict=args.strict, token=token, progress=settings.tool.score_progress))
     counts = scorer.run(args.applications, args.out, errors)
     seconds = time.perf_counter() - started
     logger.info("%d applications decided (%d rejected), %d rows with errors in %s; %.1f s, %.0f rows/s",

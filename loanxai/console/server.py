@@ -12,14 +12,14 @@ import argparse
 import logging
 from pathlib import Path
 
-from loanxai.config import ReviewSettings, ServerSettings, ServiceSettings
+from loanxai.config import ReviewSettings, Settings
 from loanxai.console.app import console_app
 from loanxai.console.explanations import ExplainerCalls
 from loanxai.core.cli import command_parser
 from loanxai.errors import SettingError
 from loanxai.records.notices import Letterhead
 from loanxai.records.reviews import Redeciders, ReviewDesk
-from loanxai.records.store import configured_url, reading_store
+from loanxai.records.store import reading_store
 from loanxai.serving.auth import verifier_of
 
 __all__ = ["parser", "run"]
@@ -35,23 +35,23 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def _letterhead() -> Letterhead | SettingError:
+def _letterhead(settings: Settings) -> Letterhead | SettingError:
     """Who sends notices; without LOAN_CREDITOR and the rest the console serves everything but notices."""
     try:
-        return Letterhead.from_settings()
+        return Letterhead.from_settings(settings.tool)
     except SettingError as error:
         logger.warning("no notices in the console: %s", error.message)
         return error
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Serve the console until a signal (``loanxai console``)."""
-    server, service, review = ServerSettings.from_env(), ServiceSettings.from_env(), ReviewSettings.from_env()
+    server, service, review = settings.server, settings.service, settings.review
     port = review.console_port if args.port is None else args.port
-    store = reading_store(configured_url(service.records_url))
+    store = reading_store(None, service)
     desk = ReviewDesk(store, Redeciders([Path(folder) for folder in review.artifacts]), review.days,
                       review.second_reviewer)
-    app = console_app(desk, verifier_of(service), server.max_body_bytes, _letterhead(),
+    app = console_app(desk, verifier_of(service), server.max_body_bytes, _letterhead(settings),
                       ExplainerCalls(review.explainer_url))
     store.engine.dispose()  # each worker opens its own connections
     logger.info("reviewer console on %s:%d: %d models may be re-decided, contests due in %d days, a second "

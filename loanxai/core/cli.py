@@ -3,8 +3,9 @@ what every command shares.
 
 :data:`COMMANDS` names each command, the module that implements it and a line saying what it
 does; ``loanxai --help``, the command reference and the tests read it. A command's module gives
-``parser()`` (its arguments) and ``run(args)`` (its work; an exit status, or None for 0).
-:func:`main` does the rest once for all of them: it reads the arguments, configures logging and
+``parser()`` (its arguments) and ``run(args, settings)`` (its work; an exit status, or None for
+0). :func:`main` does the rest once for all of them: it reads the arguments and the settings
+(:class:`~loanxai.config.Settings`, the environment read once and passed in), configures logging and
 turns our errors, and the OSErrors of files and connections, into a message and an exit status
 (0 done, 1 refused or failed with a message, 2 a usage error, as argparse gives it). Only the
 command asked for is imported (``loanxai score`` never loads the training code).
@@ -25,12 +26,12 @@ from pathlib import Path
 from types import ModuleType
 
 from loanxai.artifacts import REPO_ROOT
-from loanxai.config import ServerSettings, ToolSettings
+from loanxai.config import Settings
 from loanxai.core.text import printable
 from loanxai.errors import LoanError
 
 __all__ = ["COMMANDS", "LIBRARY_LOGGERS", "SERVICE_LOG_FORMAT", "Command", "HelpFormatter", "command_help",
-           "command_parser", "configure_logging", "main", "microservice", "overview", "quiet_libraries"]
+           "command_parser", "configure_logging", "main", "microservice", "overview"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ DONE, FAILED, USAGE = 0, 1, 2
 
 @dataclass(frozen=True)
 class Command:
-    """One command of ``loanxai``: its name, the module giving ``parser()`` and ``run(args)``, what it
+    """One command of ``loanxai``: its name, the module giving ``parser()`` and ``run(args, settings)``, what it
     does (one line), and whether it is a long-running service (logged as the services log, at
     ``LOAN_LOG_LEVEL``)."""
 
@@ -120,24 +121,18 @@ def command_parser(description: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=description.replace("``", ""), formatter_class=HelpFormatter)
 
 
-def configure_logging(service: bool = False) -> None:
-    """Log to stderr: a tool's INFO lines with their time; a service's at ``LOAN_LOG_LEVEL`` with their
+def configure_logging(settings: Settings, service: bool = False) -> None:
+    """Log to stderr: a tool's INFO lines with their time; a service's at ``SELDON_LOG_LEVEL`` with their
     source. The libraries' warnings and notices (:data:`LIBRARY_LOGGERS`) only with
     ``LOAN_LIBRARY_LOGS=on``, else only their errors."""
     if service:
-        logging.basicConfig(level=ServerSettings.from_env().log_level, format=SERVICE_LOG_FORMAT)
+        logging.basicConfig(level=settings.server.log_level, format=SERVICE_LOG_FORMAT)
     else:
         handler = logging.StreamHandler()
         handler.setFormatter(ToolFormatter())
         logging.basicConfig(level=logging.INFO, handlers=[handler])
-    quiet_libraries()
-
-
-def quiet_libraries() -> None:
-    """The libraries' warnings and notices (:data:`LIBRARY_LOGGERS`: WeasyPrint's CSS and fonts, ...)
-    to the log only with ``LOAN_LIBRARY_LOGS=on``, else only their errors."""
     logging.captureWarnings(True)
-    if not ToolSettings.from_env().library_logs:
+    if not settings.tool.library_logs:
         for name in LIBRARY_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -171,9 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         overview().error(f"no command {argv[0]!r}; the commands: {', '.join(_BY_NAME)}")
     module = command.load()
     args = command_help(command).parse_args(argv[1:])
-    configure_logging(command.service)
+    settings = Settings()
     try:
-        status = module.run(args)
+        configure_logging(settings, command.service)
+        status = module.run(args, settings)
     except LoanError as error:
         logger.error("loanxai %s: %s", command.name, printable(error.message))
         return FAILED

@@ -27,8 +27,8 @@ from loanxai.core.text import check_entered, check_text
 from loanxai.core.values import shown
 from loanxai.errors import InputError
 
-__all__ = ["EXPLAIN_KINDS", "EXPLAIN_PARAMETERS", "MAX_PUID_CHARACTERS", "PURPOSES", "Outcomes", "application_ids",
-           "entered_rows", "explain_parameters", "features_from_message", "prediction_parameters", "read_feedback",
+__all__ = ["EXPLAIN_KINDS", "EXPLAIN_PARAMETERS", "MAX_PUID_CHARACTERS", "PURPOSES", "DecisionRequest", "Outcomes",
+           "application_ids", "explain_parameters", "features_from_message", "read_decision_request", "read_feedback",
            "read_message", "request_meta"]
 
 #: the longest request id (``meta.puid``) accepted: it is echoed and recorded
@@ -67,25 +67,112 @@ def read_message(message: Any, schema: FeatureSchema, max_rows: int) -> tuple[np
     """
     if not isinstance(message, Mapping):
         raise InputError("the request must be a JSON object (a SeldonMessage)")
-    forms = [key for key in ("data", "jsonData", "strData", "binData") if key in message]
-    if len(forms) > 1:
-        raise InputError(f"the request holds both {forms[0]!r} and {forms[1]!r}: send one of them")
-    if "data" in message:
-        data = message["data"]
-        if not isinstance(data, Mapping):
-            raise InputError("'data' must be an object holding 'ndarray' or 'tensor'")
-        rows = _data_rows(data, "data", max_rows)
-        _check_batch_size(len(rows), max_rows)
-        return schema.read_rows(rows, data.get("names") or None)
-    if "jsonData" in message:
-        records = message["jsonData"]
-        if isinstance(records, Mapping):
-            records = [records]
-        if not isinstance(records, list):
-            raise InputError("'jsonData' must be an object or a list of objects")
-        _check_batch_size(len(records), max_rows)
-        return schema.read_records(records)
-    raise InputError("the request needs 'data' (with 'ndarray' or 'tensor') or 'jsonData'")
+    return _Rows.of(message, max_rows).read(schema)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A message's applications as sent, walked once: lists of values (``data``, with its column
+    ``names`` or in schema order) or objects (``jsonData``)."""
+
+    rows: list[Any]
+    names: list[str] | None
+    objects: bool
+
+    @classmethod
+    def of(cls, message: Mapping[str, Any], max_rows: int) -> _Rows:
+        forms = [key for key in ("data", "jsonData", "strData", "binData") if key in message]
+        if len(forms) > 1:
+            raise InputError(f"the request holds both {forms[0]!r} and {forms[1]!r}: send one of them")
+        if "data" in message:
+            data = message["data"]
+            if not isinstance(data, Mapping):
+                raise InputError("'data' must be an object holding 'ndarray' or 'tensor'")
+            rows = _data_rows(data, "data", max_rows)
+            _check_batch_size(len(rows), max_rows)
+            return cls(rows, data.get("names") or None, objects=False)
+        if "jsonData" in message:
+            records = message["jsonData"]
+            if isinstance(records, Mapping):
+                records = [records]
+            if not isinstance(records, list):
+                raise InputError("'jsonData' must be an object or a list of objects")
+            _check_batch_size(len(records), max_rows)
+            return cls(records, None, objects=True)
+        raise InputError("the request needs 'data' (with 'ndarray' or 'tensor') or 'jsonData'")
+
+    def read(self, schema: FeatureSchema) -> tuple[np.ndarray, dict[str, list[str | None]]]:
+        """The encoded rows and their groups (see :func:`read_message`)."""
+        return schema.read_records(self.rows) if self.objects else schema.read_rows(self.rows, self.names)
+
+    def entered(self, left_out: Sequence[str]) -> list[Any]:
+        """Each application exactly as entered: an object of name -> value where the request names
+        its columns (``names``, ``jsonData``), else the row's list of values; the ``left_out``
+        fields (protected attributes) removed. Each is checked first
+        (:func:`~loanxai.core.text.check_entered`: values of bounded size, text that is text): a
+        400 names the row and column of one that is not."""
+        if self.objects:
+            check_entered(self.rows)
+            return [{k: v for k, v in r.items() if k not in left_out} for r in self.rows]
+        check_entered(self.rows, self.names)
+        if not self.names:
+            return [list(row) for row in self.rows]
+        return [{k: v for k, v in zip(self.names, row) if k not in left_out} for row in self.rows]
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """A prediction request read once, at the boundary, into what prediction, the principal
+    reasons, the record and monitoring receive; every check is made here (a 400 naming the
+    problem) before anything is decided or batched."""
+
+    #: the applications encoded, float64, shape (n, n_features)
+    X: np.ndarray
+    #: protected attribute -> n group labels (None: not given)
+    groups: dict[str, list[str | None]]
+    #: each application as entered, its protected attributes left out (None for an explainer's
+    #: made-up rows: they are never recorded)
+    entered: list[Any] | None
+    #: the lender's application ids (None each when the request gives none)
+    application_ids: list[str | None]
+    #: principal reasons asked per application (0: none)
+    reasons: int
+    #: ``decision`` (an applicant's) or ``explanation`` (an explainer's made-up rows)
+    purpose: str
+    #: the request id as sent (``meta.puid``; None: the classifier makes one up)
+    puid: str | None
+    #: ``meta.tags`` as sent (Seldon's own tools keep theirs there)
+    tags: Mapping[str, Any]
+
+    @property
+    def sampling(self) -> bool:
+        """Whether the rows are an explainer's samples, answered but never recorded."""
+        return self.purpose == "explanation"
+
+
+def read_decision_request(message: Any, schema: FeatureSchema, max_rows: int, default_reasons: int) -> DecisionRequest:
+    """A SeldonMessage asking the classifier for decisions, read and checked once.
+
+    ``meta.tags`` may hold ``reasons`` (true: ``default_reasons`` principal reasons per
+    application; a number: up to that many, at most the number of features; false or 0: none),
+    ``purpose`` (``decision``, the default, or ``explanation``) and ``application_ids`` (a list
+    of strings, one per application, each one line of at most :data:`MAX_PUID_CHARACTERS`
+    characters). Other tags are left alone: Seldon's own tools put theirs there
+    (``seldon-batch-processor``: ``batch_id``, ...).
+    """
+    if not isinstance(message, Mapping):
+        raise InputError("the request must be a JSON object (a SeldonMessage)")
+    meta = request_meta(message)
+    tags = _tags(meta)
+    purpose = tags.get("purpose", PURPOSES[0])
+    if purpose not in PURPOSES:
+        raise InputError(f"prediction parameter 'purpose' must be one of: {', '.join(PURPOSES)}, got {purpose!r}")
+    reasons = _reasons(tags.get("reasons", False), default_reasons, schema.n_features)
+    rows = _Rows.of(message, max_rows)
+    X, groups = rows.read(schema)
+    entered = None if purpose == "explanation" else rows.entered(schema.protected)
+    return DecisionRequest(X, groups, entered, _application_ids(tags, len(X)), reasons, purpose,
+                           meta.get("puid") or None, tags)
 
 
 @dataclass(frozen=True)
@@ -151,7 +238,7 @@ def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_f
     """The explanation a request asks for (``meta.tags``): ``kind``, ``seed`` (default 0) and the
     kind's parameters (an anchor's ``threshold`` defaults to ``default_threshold``, a recourse's
     ``k`` to 3)."""
-    tags = dict(_tags(message))
+    tags = dict(_tags(request_meta(message)))
     tags.pop("application_ids", None)  # which recorded decision is explained: read by application_ids()
     kind = tags.pop("kind", "anchor")
     if kind not in EXPLAIN_KINDS:
@@ -179,27 +266,18 @@ def explain_parameters(message: Mapping[str, Any], default_threshold: float, n_f
     return parameters
 
 
-def prediction_parameters(message: Mapping[str, Any], default_reasons: int, n_features: int) -> dict[str, Any]:
-    """The classifier's options from ``meta.tags``: ``reasons`` (true: the default number of
-    principal reasons per application; a number: up to that many, at most ``n_features``;
-    false or 0: none) and ``purpose`` (``decision``, the default, or ``explanation``: rows an
-    explainer made up, answered but not counted as decisions). Other tags are left alone:
-    Seldon's own tools put theirs there (``seldon-batch-processor``: ``batch_id``, ...)."""
-    tags = _tags(message)
-    purpose = tags.get("purpose", PURPOSES[0])
-    if purpose not in PURPOSES:
-        raise InputError(f"prediction parameter 'purpose' must be one of: {', '.join(PURPOSES)}, got {purpose!r}")
-    value = tags.get("reasons", False)
+def _reasons(value: Any, default_reasons: int, n_features: int) -> int:
+    """The principal reasons ``meta.tags.reasons`` asks for per application."""
     if isinstance(value, bool):
-        return {"reasons": default_reasons if value else 0, "purpose": purpose}
+        return default_reasons if value else 0
     if not (_finite(value) and float(value).is_integer() and 0 <= value <= n_features):
         raise InputError(f"prediction parameter 'reasons' must be true, false or an integer from 0 to {n_features}, "
                          f"got {shown(value)}")
-    return {"reasons": int(value), "purpose": purpose}
+    return int(value)
 
 
-def _tags(message: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = request_meta(message)
+def _tags(meta: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A message's ``meta.tags`` (empty when absent), given its ``meta``."""
     tags = meta.get("tags")
     if not isinstance(tags, (Mapping, type(None))):
         raise InputError("'meta.tags' must be an object of parameters")
@@ -219,11 +297,15 @@ def request_meta(message: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def application_ids(message: Mapping[str, Any], n_rows: int) -> list[str | None]:
-    """The lender's application ids of a request's ``n_rows`` applications, from
+    """The lender's application ids of a message's ``n_rows`` applications, from
     ``meta.tags.application_ids`` (a list of strings, one per application, each one line of
     text at most :data:`MAX_PUID_CHARACTERS` long: :func:`~loanxai.core.text.check_text`); None
-    for each when the request gives none."""
-    ids = _tags(message).get("application_ids")
+    for each when the message gives none."""
+    return _application_ids(_tags(request_meta(message)), n_rows)
+
+
+def _application_ids(tags: Mapping[str, Any], n_rows: int) -> list[str | None]:
+    ids = tags.get("application_ids")
     if ids is None:
         return [None] * n_rows
     if not (isinstance(ids, list) and len(ids) == n_rows):
@@ -235,26 +317,6 @@ def application_ids(message: Mapping[str, Any], n_rows: int) -> list[str | None]
     if len(set(ids)) != n_rows:
         raise InputError("'meta.tags.application_ids' holds the same id twice")
     return list(ids)
-
-
-def entered_rows(message: Mapping[str, Any], left_out: Sequence[str], max_rows: int) -> list[Any]:
-    """Each application of a request :func:`read_message` accepted, exactly as entered: an
-    object of name -> value where the request names its columns (``names``, ``jsonData``), else
-    the row's list of values; the ``left_out`` fields (protected attributes) removed. Each is
-    checked first (:func:`~loanxai.core.text.check_entered`: values of bounded size, text that is
-    text): a 400 names the row and column of one that is not."""
-    if "jsonData" in message:
-        records = message["jsonData"]
-        records = [records] if isinstance(records, Mapping) else records
-        check_entered(records)
-        return [{k: v for k, v in r.items() if k not in left_out} for r in records]
-    data = message["data"]
-    rows = _data_rows(data, "data", max_rows)
-    names = data.get("names")
-    check_entered(rows, names)
-    if not names:
-        return [list(row) for row in rows]
-    return [{k: v for k, v in zip(names, row) if k not in left_out} for row in rows]
 
 
 def _finite(value: Any) -> bool:

@@ -141,7 +141,7 @@ class Description:
     decision: dict[str, Any]
     #: the search's settings: ``folds``, ``tolerance``
     selection: dict[str, Any]
-    #: the fairness gate's settings (see :class:`loanxai.fairness.gate.GateSettings`)
+    #: the fairness gate's settings (see :class:`loanxai.fairness.gate.GateThresholds`)
     gate: dict[str, Any]
     document: dict[str, Any]
 

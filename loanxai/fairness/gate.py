@@ -42,13 +42,14 @@ from pathlib import Path
 from typing import Any
 
 from loanxai.artifacts import CLASSIFIER_DIR
+from loanxai.config import Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import GateRecord, failed_checks, read_manifest
 from loanxai.data.description import Protected
 from loanxai.data.format import SCHEMA
 from loanxai.errors import ArtifactError, GateError
 
-__all__ = ["DIFFERENCES", "GateSettings", "gate_record", "labels", "parser", "read_gate", "require_shippable", "run",
+__all__ = ["DIFFERENCES", "GateThresholds", "gate_record", "labels", "parser", "read_gate", "require_shippable", "run",
            "screen_checks", "search_check"]
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ DIFFERENCES = (
 
 
 @dataclass(frozen=True)
-class GateSettings:
+class GateThresholds:
     """The gate's settings: the description's ``gate`` section, whose defaults they are."""
 
     min_adverse_impact_ratio: float | None = _DECLARED["min_adverse_impact_ratio"]["default"]
@@ -77,7 +78,7 @@ class GateSettings:
     max_equal_opportunity_difference: float | None = _DECLARED["max_equal_opportunity_difference"]["default"]
 
     @classmethod
-    def from_dict(cls, content: Mapping[str, Any]) -> GateSettings:
+    def from_dict(cls, content: Mapping[str, Any]) -> GateThresholds:
         """Read it from the description's (or a manifest's) ``gate`` section."""
         values = {key: content[key] for key in cls.__dataclass_fields__ if key in content}
         if values.get("screen") is not None:
@@ -91,7 +92,7 @@ class GateSettings:
         return content
 
 
-def screen_checks(chosen: Mapping[str, Any], held_out: Mapping[str, Any], settings: GateSettings, screened: tuple[str, ...],
+def screen_checks(chosen: Mapping[str, Any], held_out: Mapping[str, Any], settings: GateThresholds, screened: tuple[str, ...],
                   protected: Mapping[str, Protected]) -> list[dict[str, Any]]:
     """Step 1: one check per screened attribute (its cross-validated ratio with its interval,
     the held-out one beside), one per optional gap limit, and a failing check per declared
@@ -130,7 +131,7 @@ def screen_checks(chosen: Mapping[str, Any], held_out: Mapping[str, Any], settin
     return checks
 
 
-def search_check(search: Mapping[str, Any], settings: GateSettings) -> dict[str, Any]:
+def search_check(search: Mapping[str, Any], settings: GateThresholds) -> dict[str, Any]:
     """Step 2: no candidate the rule could choose (within the tolerance, of a family it chooses
     from) has a worst ratio more than the material difference above the chosen model's, each
     judged by the rule's figure: the mean over the fold splits for its contenders, the search's
@@ -151,7 +152,7 @@ def search_check(search: Mapping[str, Any], settings: GateSettings) -> dict[str,
             "eligible": chosen["eligible"]}
 
 
-def gate_record(checks: list[dict[str, Any]], settings: GateSettings, accept_unfair: str | None = None,
+def gate_record(checks: list[dict[str, Any]], settings: GateThresholds, accept_unfair: str | None = None,
                 accepted_by: str | None = None) -> dict[str, Any]:
     """What the manifest records: the settings, both steps' checks, the status, and the
     justification if one was given (only for a flagged model: a passing one needs none)."""
@@ -226,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Check the gate of ``args.artifacts`` (``loanxai gate``); a refusal raises :class:`GateError`."""
     gate = require_shippable(args.artifacts)
     if gate.status == "justified":

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from loanxai.artifacts import MONITORING_DIR
-from loanxai.config import CHALLENGER, CHAMPION
+from loanxai.config import CHALLENGER, CHAMPION, Settings
 from loanxai.core.cli import command_parser
-from loanxai.monitoring.rules import AGGREGATED, APPROVAL_DIFFERENCE, MAX_APPROVAL_GAP, RuleSettings, role_ratio
+from loanxai.monitoring.rules import AGGREGATED, APPROVAL_DIFFERENCE, MAX_APPROVAL_GAP, RuleOptions, role_ratio
 
 __all__ = ["CHALLENGER_PANELS", "PANELS", "challenger_queries", "dashboard", "parser", "queries", "run", "write"]
 
@@ -106,7 +106,7 @@ CHALLENGER_PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
     ("Adverse impact ratio: challenger beside champion", "timeseries", "none",
      [(role_ratio(role), f"{role} {{{{attribute}}}}") for role in (CHAMPION, CHALLENGER)],
      "Each model's adverse impact ratio per attribute on the same requests; the alert fires when the challenger's "
-     f"is more than {RuleSettings().challenger_air_tolerance:g} below the champion's (make promote refuses it)."),
+     f"is more than {RuleOptions().challenger_air_tolerance:g} below the champion's (make promote refuses it)."),
     ("Approval rate by group: challenger minus champion", "timeseries", "percentunit",
      [(APPROVAL_DIFFERENCE, "{{attribute}} = {{group}}")],
      f"The challenger's approval rate of each judged group less the champion's; the alert fires beyond "
@@ -174,7 +174,7 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Write the dashboard into ``args.out`` (``loanxai dashboard``); print the file written."""
     print(write(args.out))
 

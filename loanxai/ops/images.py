@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from loanxai.artifacts import CLASSIFIER_DIR, DEPLOY_DIR, EXPLAINER_DIR, version
-from loanxai.config import CHALLENGER, CHAMPION, MODEL_ROLES
+from loanxai.config import CHALLENGER, CHAMPION, MODEL_ROLES, Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import read_manifest
 from loanxai.errors import ArtifactError
@@ -98,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Print the images' references or labels, or pin a tag, as ``args`` say (``loanxai images``)."""
     if args.labels:
         lines = [f"{key}={value}" for key, value in image_labels(args.artifacts).items()]

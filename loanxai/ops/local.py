@@ -35,7 +35,7 @@ import numpy as np
 from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR, RUN_DIR
 from loanxai.clients import api as client
 from loanxai.clients.http import PREDICTIONS_PATH
-from loanxai.config import CHALLENGER, CHAMPION, ReviewSettings, ServiceSettings
+from loanxai.config import CHALLENGER, CHAMPION, Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import read_manifest
 from loanxai.errors import GateError, PrometheusError, SettingError
@@ -98,7 +98,7 @@ def warn_if_unfair() -> None:
 WATCH_SECONDS = 0.5
 #: the local rules: a short window and a short wait, to see alerts within a minute
 LOCAL_WINDOW_S = 60
-LOCAL_RULES = rules.RuleSettings(window=f"{LOCAL_WINDOW_S}s", for_="5s", min_applications=300)
+LOCAL_RULES = rules.RuleOptions(window=f"{LOCAL_WINDOW_S}s", for_="5s", min_applications=300)
 
 
 def local_prometheus(folder: Path, port: int, classifier: Service, explainer: Service,
@@ -114,14 +114,14 @@ def local_prometheus(folder: Path, port: int, classifier: Service, explainer: Se
     return LocalPrometheus(folder, port, targets, rules_file, target_labels=labels)
 
 
-def run_demo(classifier_url: str, explainer: Service) -> int:
+def run_demo(classifier_url: str, explainer: Service, settings: Settings) -> int:
     """One prediction and one explanation with curl, then with requests and SeldonClient."""
     for command in example_calls(classifier_url, explainer):
         print(f"\n$ {shlex.join(command)}")
         answer = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         print(json.dumps(json.loads(answer), indent=2))
     print()
-    client.run(client.parser().parse_args(["--classifier-url", classifier_url, "--explainer-url", explainer.url]))
+    client.run(client.parser().parse_args(["--classifier-url", classifier_url, "--explainer-url", explainer.url]), settings)
     show_record(classifier_url, explainer)
     return 0
 
@@ -229,9 +229,9 @@ def exit_words(returncode: int) -> str:
     return f"killed by {signal.Signals(-returncode).name}" if returncode < 0 else f"exit status {returncode}"
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the services as ``args`` say (``loanxai run``, ``make run``, ``make demo``, ``make replay``)."""
-    auth = ServiceSettings.from_env().auth
+    auth = settings.service.auth
     if auth and (args.demo or args.replay):
         raise SettingError(f"LOAN_AUTH=on: the {'demo' if args.demo else 'replay'} calls the services without tokens; "
                            "unset LOAN_AUTH (docs: Security)")
@@ -257,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
     # the reviewer console reads the record the classifier migrates: it starts once the classifier is ready
     # and asks this run's explainer for the anchors and recourse its users ask for
     console = None if args.demo or args.replay else console_service(
-        args.console_port, {"LOAN_REVIEW_EXPLAINER_URL": ReviewSettings.from_env().explainer_url or explainer.url})
+        args.console_port, {"LOAN_REVIEW_EXPLAINER_URL": settings.review.explainer_url or explainer.url})
     services = (classifier, explainer, *([challenger] if challenger else []))
     # Ctrl-C and SIGTERM stop both services, whatever this process inherited (a shell's `&`
     # makes it ignore Ctrl-C); a second signal while stopping kills them at once. The services
@@ -302,18 +302,18 @@ def run(args: argparse.Namespace) -> int:
                     raise
                 logger.warning("no Prometheus: %s", error)
         if args.demo:
-            return run_demo(classifier_url, explainer)
+            return run_demo(classifier_url, explainer, settings)
         if args.replay:
             since = datetime.now(UTC)
             replay.run(replay.parser().parse_args([
                 "--classifier-url", classifier_url, "--explainer-url", explainer.url, "--prometheus-url", prometheus.url,
-                "--window", str(LOCAL_WINDOW_S), "--record-url", classifier.env["LOAN_RECORDS_URL"]]))
+                "--window", str(LOCAL_WINDOW_S), "--record-url", classifier.env["LOAN_RECORDS_URL"]]), settings)
             if mirror is not None:
                 mirror.drain()
                 print("\n== the challenger beside the classifier, over the replay:", flush=True)
                 compare.run(compare.parser().parse_args([
                     "--record-url", classifier.env["LOAN_RECORDS_URL"], "--challenger", str(args.challenger),
-                    "--since", since.isoformat(), "--out", str(args.log_dir / "compare")]))
+                    "--since", since.isoformat(), "--out", str(args.log_dir / "compare")]), settings)
             return 0
         print("\nExample calls:\n" + "\n".join(shlex.join(c) for c in example_calls(classifier_url, explainer)))
         print(f"\nServing (the reviewer console at {console.url}); Ctrl-C stops every service.", flush=True)

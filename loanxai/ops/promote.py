@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from loanxai.artifacts import CLASSIFIER_DIR, DEPLOY_DIR, EXPLAINER_DIR, REPORTS_DIR
-from loanxai.config import CHALLENGER, CHAMPION, ToolSettings
+from loanxai.config import CHALLENGER, CHAMPION, Settings, ToolSettings
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import load_verified_manifest
 from loanxai.errors import GateError, PromotionRefused
@@ -166,16 +166,15 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Compare, then promote if the comparison allows it (``loanxai promote``)."""
     challenger_explainer = args.challenger_explainer or args.challenger.parent / "explainer"
-    settings = ToolSettings.from_env()
-    comparison = compare(reading_store(args.record_url), load_verified_manifest(args.champion),
+    comparison = compare(reading_store(args.record_url, settings.service), load_verified_manifest(args.champion),
                          load_verified_manifest(args.challenger), args.since, args.until)
     print(describe(comparison))
     logger.info("the comparison judged is in %s", render_comparison(comparison, args.out))
     promotion = promote((args.champion, args.champion_explainer), (args.challenger, challenger_explainer),
-                        comparison, settings, args.deploy_dir, args.accept_unfair, args.accepted_by)
+                        comparison, settings.tool, args.deploy_dir, args.accept_unfair, args.accepted_by)
     if promotion["override"]:
         logger.warning("promoted although %s, accepted by %s: %s", "; ".join(promotion["override"]["failed_checks"]),
                        promotion["override"]["accepted_by"], promotion["override"]["reason"])

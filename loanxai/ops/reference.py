@@ -46,6 +46,7 @@ from loanxai.config import (
     ReviewSettings,
     ServerSettings,
     ServiceSettings,
+    Settings,
     ToolSettings,
 )
 from loanxai.core import cli
@@ -216,21 +217,21 @@ def series_table() -> str:
 
 
 def recording_rules_table() -> str:
-    from loanxai.monitoring.rules import RuleSettings, recording_rules
+    from loanxai.monitoring.rules import RuleOptions, recording_rules
 
     return _table(["record", "expression (window 1h)"],
-                  [[_code(rule["record"]), _code(rule["expr"])] for rule in recording_rules(RuleSettings())])
+                  [[_code(rule["record"]), _code(rule["expr"])] for rule in recording_rules(RuleOptions())])
 
 
 def alerts_table() -> str:
-    from loanxai.monitoring.rules import RuleSettings, alerting_rules
+    from loanxai.monitoring.rules import RuleOptions, alerting_rules
 
     def words(text: str) -> str:  # the annotation's template with its placeholders named
         return re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", r"<\1>", re.sub(r"\{\{\s*\$value[^}]*\}\}", "<value>", text))
 
     return _table(["alert", "severity", "for", "fires when", "says"],
                   [[_code(a["alert"]), a["labels"]["severity"], a["for"], _code(a["expr"]),
-                    words(a["annotations"]["description"])] for a in alerting_rules(RuleSettings())])
+                    words(a["annotations"]["description"])] for a in alerting_rules(RuleOptions())])
 
 
 #: page -> section -> what writes it
@@ -304,7 +305,7 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     """Write the generated sections as ``args`` say (``loanxai reference``); 1 with ``--check`` if a page is stale."""
     if args.results:
         page = f"{args.results}.md"

@@ -39,7 +39,7 @@ import pandas as pd
 
 from loanxai.artifacts import CLASSIFIER_DIR, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, DEFAULT_EXPLAINER_URL, FEEDBACK_PATH, PREDICTIONS_PATH, answer, session
-from loanxai.config import ServiceSettings
+from loanxai.config import ServiceSettings, Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.elderly import served_rows
 from loanxai.core.manifest import Manifest, load_pickle, load_verified_manifest
@@ -195,13 +195,13 @@ def describe_alerts(firing_alerts: list[dict[str, Any]]) -> str:
                      for a in sorted(firing_alerts, key=lambda a: (a["labels"]["alertname"], json.dumps(a["labels"]))))
 
 
-def recorded(url: str | None, manifest: Manifest, since: datetime) -> str:
-    """The figures of the decisions recorded since ``since`` (or why there are none)."""
-    url = url or ServiceSettings.from_env().records_url
-    if url == "off":
+def recorded(url: str | None, service: ServiceSettings, manifest: Manifest, since: datetime) -> str:
+    """The figures of the decisions recorded since ``since`` in the record at ``url`` (else the
+    service's), or why there are none."""
+    if (url or service.records_url) == "off":
         return "  (not read: the record is off)"
     try:
-        return describe(record_figures(reading_store(url), manifest, since))
+        return describe(record_figures(reading_store(url, service), manifest, since))
     except LoanError as error:
         return f"  (the record cannot be read: {error.message})"
 
@@ -222,7 +222,7 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Replay as ``args`` say, against running services (``loanxai replay``)."""
     schema, test, predicted = held_out_predictions(args.artifacts)
     outcomes = test[LABEL].to_numpy().astype(bool)
@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> None:
         records = applications(schema, test.iloc[rows])
         since = datetime.now(UTC)
         counts = send(args.classifier_url, records, outcomes[rows])
-        print(f"the phase as the decision record gives it:\n{recorded(args.record_url, manifest, since)}")
+        print(f"the phase as the decision record gives it:\n{recorded(args.record_url, settings.service, manifest, since)}")
         codes = explain(args.explainer_url, records[:2])
         print(f"sent {counts['applications']} applications ({counts['approved']} approved by the model), "
               f"{counts['outcomes']} outcomes, {len(codes)} explanations (status {sorted(set(codes))})")

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from loanxai.config import ServiceSettings
+from loanxai.config import Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.roles import ROLES
 from loanxai.errors import SettingError
@@ -36,6 +36,8 @@ __all__ = ["JWKS_FILE", "SIGNING_KEY_FILE", "make_keys", "make_sampling_key", "m
 
 SIGNING_KEY_FILE = "signing-key.pem"
 JWKS_FILE = "jwks.json"
+#: the issuer of the tokens minted here when LOAN_AUTH_ISSUER is unset
+DEFAULT_ISSUER = "loanxai-local"
 
 
 def make_keys(folder: Path) -> tuple[Path, Path]:
@@ -81,7 +83,6 @@ def mint(key_file: Path, subject: str, roles: list[str], issuer: str, audience: 
 
 def parser() -> argparse.ArgumentParser:
     """The command's arguments (the docs' command reference prints its help)."""
-    defaults = ServiceSettings.from_env()
     parser = command_parser(__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     keys = commands.add_parser("keys", help="write a new key pair (signing-key.pem, jwks.json)")
@@ -90,15 +91,15 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--key", type=Path, required=True, help="the signing key (signing-key.pem)")
     token.add_argument("--subject", required=True, help="the caller (sub): a system, an officer, an auditor")
     token.add_argument("--role", action="append", choices=ROLES, required=True, help="a role (repeat for several)")
-    token.add_argument("--issuer", default=defaults.auth_issuer or "loanxai-local", help="iss (default: LOAN_AUTH_ISSUER)")
-    token.add_argument("--audience", default=defaults.auth_audience, help="aud (default: LOAN_AUTH_AUDIENCE)")
+    token.add_argument("--issuer", help=f"iss (default: LOAN_AUTH_ISSUER, else {DEFAULT_ISSUER})")
+    token.add_argument("--audience", help="aud (default: LOAN_AUTH_AUDIENCE)")
     token.add_argument("--minutes", type=float, default=60.0, help="how long it is valid")
     sampling = commands.add_parser("sampling-key", help="write a new sampling key (LOAN_SAMPLING_KEY_FILE)")
     sampling.add_argument("--out", type=Path, required=True, help="the file to write it to")
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Write keys, or print a token, as ``args`` say (``loanxai tokens``)."""
     if args.command == "keys":
         key_path, jwks_path = make_keys(args.out)
@@ -107,8 +108,9 @@ def run(args: argparse.Namespace) -> None:
         sys.stdout.write(f"sampling key: {make_sampling_key(args.out)} (keep it secret; LOAN_SAMPLING_KEY_FILE)\n")
     else:
         try:
-            token = mint(args.key, args.subject, args.role, args.issuer, args.audience, args.minutes,
-                         ServiceSettings.from_env().auth_roles_claim)
+            service = settings.service
+            token = mint(args.key, args.subject, args.role, args.issuer or service.auth_issuer or DEFAULT_ISSUER,
+                         args.audience or service.auth_audience, args.minutes, service.auth_roles_claim)
         except (OSError, ValueError) as error:
             raise SettingError(f"cannot sign with {args.key}: {error}") from None
         sys.stdout.write(token + "\n")

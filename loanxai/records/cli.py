@@ -29,7 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from loanxai.artifacts import CLASSIFIER_DIR
-from loanxai.config import LEGAL_MINIMUM_MONTHS, ToolSettings
+from loanxai.config import LEGAL_MINIMUM_MONTHS, Settings, ToolSettings
 from loanxai.core.cli import command_parser
 from loanxai.core.codecs import EXPLAIN_KINDS
 from loanxai.core.text import printable
@@ -144,13 +144,13 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the record's subcommand ``args.command`` (``loanxai records``)."""
     if args.command == "upgrade":
-        store = open_store(configured_url(args.record_url))
+        store = open_store(configured_url(args.record_url, settings.service))
         logger.info("the decision record at %s is at migration %s", store.shown_url, migrations.head())
         return 0
-    return _COMMANDS[args.command](reading_store(args.record_url), args)
+    return _COMMANDS[args.command](reading_store(args.record_url, settings.service), args, settings.tool)
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -172,7 +172,7 @@ def _print(text: str) -> None:
     print("\n".join(printable(line) for line in text.split("\n")))
 
 
-def _show(store: DecisionStore, args: argparse.Namespace) -> int:
+def _show(store: DecisionStore, args: argparse.Namespace, tool: ToolSettings) -> int:
     for record in _found(store, args):
         _print(_describe(record))
         for event in store.events_of(record["request_id"], record["row"]):
@@ -180,7 +180,7 @@ def _show(store: DecisionStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def _looked(store: DecisionStore, args: argparse.Namespace) -> int:
+def _looked(store: DecisionStore, args: argparse.Namespace, tool: ToolSettings) -> int:
     for record in _found(store, args):
         attached = store.events_of(record["request_id"], record["row"])
         explanations = [e for e in attached if e["kind"] in EXPLAIN_KINDS]
@@ -216,20 +216,20 @@ def _describe(record: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _list(store: DecisionStore, args: argparse.Namespace) -> int:
+def _list(store: DecisionStore, args: argparse.Namespace, tool: ToolSettings) -> int:
     for r in select_decisions(store, _selection(args), args.limit):
         _print(f"{r['decided_at']:%Y-%m-%d %H:%M:%S}  {r['application_id']:<36}  {r['decision']:<8}  "
                f"{r['probability']:.4f}  model {r['model_version']}")
     return 0
 
 
-def _export(store: DecisionStore, args: argparse.Namespace) -> int:
+def _export(store: DecisionStore, args: argparse.Namespace, tool: ToolSettings) -> int:
     count = export(store, _selection(args), args.out)
     logger.info("%d decisions written to %s", count, args.out)
     return 0
 
 
-def _redecide(store: DecisionStore, args: argparse.Namespace) -> int:
+def _redecide(store: DecisionStore, args: argparse.Namespace, tool: ToolSettings) -> int:
     redecider = Redecider(args.artifacts)
     records = _found(store, args)
     same = True
@@ -243,13 +243,13 @@ def _redecide(store: DecisionStore, args: argparse.Namespace) -> int:
     return 0 if same else 1
 
 
-def _notice(store: DecisionStore, args: argparse.Namespace) -> int:
+def _notice(store: DecisionStore, args: argparse.Namespace, tool: ToolSettings) -> int:
     if args.out.suffix not in notices.NOTICE_FORMATS:
         raise RecordError(f"{args.out}: a notice is {' or '.join(notices.NOTICE_FORMATS)}")
     found = _found(store, args)
     redecider = Redecider(args.artifacts)
     try:
-        record, html = notices.action_notice(found, lambda _: redecider, notices.Letterhead.from_settings(),
+        record, html = notices.action_notice(found, lambda _: redecider, notices.Letterhead.from_settings(tool),
                                              _applicants(args))
     except RecordError as error:
         raise RecordError(f"{printable(args.id)}: {error.message}") from None
@@ -258,11 +258,11 @@ def _notice(store: DecisionStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def _notices(store: DecisionStore, args: argparse.Namespace) -> int:
+def _notices(store: DecisionStore, args: argparse.Namespace, tool: ToolSettings) -> int:
     selection = Selection(args.since, args.until, "rejected", args.model, args.group, reviewed=False)
     records = list(select_decisions(store, selection))
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    pages = notices.render_notices(records, Redecider(args.artifacts), notices.Letterhead.from_settings(),
+    pages = notices.render_notices(records, Redecider(args.artifacts), notices.Letterhead.from_settings(tool),
                                    _applicants(args))
     written, failed = [], []
     for record, html in zip(records, pages):
@@ -310,16 +310,15 @@ def _write(html: str, out: Path, decided_at: datetime) -> None:
         out.write_text(html, encoding="utf-8")
 
 
-def _purge(store: DecisionStore, args: argparse.Namespace) -> int:
-    settings = ToolSettings.from_env()
-    months = args.months or settings.retention_months
+def _purge(store: DecisionStore, args: argparse.Namespace, tool: ToolSettings) -> int:
+    months = args.months or tool.retention_months
     override = None
     if args.override:
         override = {"reason": args.override, "accepted_by": args.accepted_by or getpass.getuser()}
     elif args.accepted_by:
         raise RecordError("--accepted-by goes with --override (the reason for a retention shorter than the legal minimum)")
     count = purge(store, months, dry_run=args.dry_run, override=override,
-                  review_months=settings.review_retention_months)
+                  review_months=tool.review_retention_months)
     print(f"{'would purge' if args.dry_run else 'purged'} {count} decisions made before "
           f"{retention_limit(months):%Y-%m-%d %H:%M} UTC ({months} months ago)")
     return 0

@@ -70,10 +70,9 @@ class Letterhead:
     agency: str
 
     @classmethod
-    def from_settings(cls, settings: ToolSettings | None = None) -> Letterhead:
+    def from_settings(cls, settings: ToolSettings) -> Letterhead:
         """From ``LOAN_CREDITOR``, ``LOAN_CREDITOR_PHONE`` and ``LOAN_AGENCY`` (lines separated by
         ``|``); all are required."""
-        settings = settings or ToolSettings.from_env()
         given = {"LOAN_CREDITOR": settings.creditor, "LOAN_CREDITOR_PHONE": settings.creditor_phone,
                  "LOAN_AGENCY": settings.agency}
         missing = [name for name, value in given.items() if not value.strip()]

@@ -260,17 +260,18 @@ def open_store(url: str, model_role: str = CHAMPION, timeout: float | None = Non
     return store
 
 
-def configured_url(url: str | None = None) -> str:
-    """``url``, else ``LOAN_RECORDS_URL``, for a command that reads the record (refused when off)."""
-    url = url or ServiceSettings.from_env().records_url
+def configured_url(given: str | None, service: ServiceSettings) -> str:
+    """The record's URL for a command that reads it: ``given`` (its ``--record-url``), else the
+    service's ``LOAN_RECORDS_URL``; refused when off."""
+    url = given or service.records_url
     if url == "off":
         raise RecordError("LOAN_RECORDS_URL=off: there is no record to read")
     return url
 
 
-def reading_store(url: str | None = None) -> DecisionStore:
+def reading_store(given: str | None, service: ServiceSettings) -> DecisionStore:
     """The record at :func:`configured_url` for reading, refused when it is not at the newest migration."""
-    store = DecisionStore(configured_url(url))
+    store = DecisionStore(configured_url(given, service))
     store.check_current()
     return store
 

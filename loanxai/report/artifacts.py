@@ -15,13 +15,13 @@ from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP, one_job
 from loanxai.core.schema import FeatureSchema
 from loanxai.explain.anchors import AnchorModel, load_explainer, set_predictor
 from loanxai.explain.reasons import ReasonExplainer, reason_explainer
-from loanxai.fairness.gate import GateSettings
+from loanxai.fairness.gate import GateThresholds
 
-__all__ = ["Model", "ReportSettings", "artifacts_summary", "load_model"]
+__all__ = ["Model", "ReportOptions", "artifacts_summary", "load_model"]
 
 
 @dataclass
-class ReportSettings:
+class ReportOptions:
     """What to evaluate and where to write. ``sample``: held-out rows used (None: all);
     ``thresholds``: the gate to judge by (None: the one training recorded in the manifest)."""
 
@@ -30,7 +30,7 @@ class ReportSettings:
     explainer_dir: Path = EXPLAINER_DIR
     #: protected attributes to judge; empty: all those the dataset description declares
     protected: tuple[str, ...] = ()
-    thresholds: GateSettings | None = None
+    thresholds: GateThresholds | None = None
     sample: int | None = None
     explanations_per_group: int = 2
     permutation_repeats: int = 5

@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
+from loanxai.config import Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import Manifest, failed_checks, read_manifest
 from loanxai.data.dataset import load_trained_dataset
 from loanxai.data.description import LABEL, Protected
-from loanxai.fairness.gate import GateSettings, screen_checks
+from loanxai.fairness.gate import GateThresholds, screen_checks
 from loanxai.fairness.metrics import evaluate
-from loanxai.report.artifacts import ReportSettings, artifacts_summary, load_model
+from loanxai.report.artifacts import ReportOptions, artifacts_summary, load_model
 from loanxai.report.modelcard import model_card
 from loanxai.report.proxies import proxy_section
 from loanxai.report.render import render_html, render_markdown
@@ -44,7 +45,7 @@ __all__ = ["build_report", "parser", "run"]
 logger = logging.getLogger(__name__)
 
 
-def build_report(config: ReportSettings) -> dict[str, Any]:
+def build_report(config: ReportOptions) -> dict[str, Any]:
     """Evaluate the artifacts and write every file of the report; return the JSON content."""
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,7 @@ def build_report(config: ReportSettings) -> dict[str, Any]:
         raise ValueError(f"{unknown[0]!r} is not a protected attribute of dataset {dataset.description.name} "
                          f"({', '.join(declared)})")
     # the gate training recorded, unless the caller asks another question
-    thresholds = config.thresholds or GateSettings.from_dict(model.manifest.gate.thresholds)
+    thresholds = config.thresholds or GateThresholds.from_dict(model.manifest.gate.thresholds)
     config = replace(config, protected=config.protected or declared, thresholds=thresholds)
     protected, min_rows = config.protected, thresholds.min_group_rows
     held_out = test
@@ -100,7 +101,7 @@ def build_report(config: ReportSettings) -> dict[str, Any]:
     return report
 
 
-def _gate(report: dict[str, Any], manifest: Manifest, thresholds: GateSettings, protected: tuple[str, ...],
+def _gate(report: dict[str, Any], manifest: Manifest, thresholds: GateThresholds, protected: tuple[str, ...],
           declared: Mapping[str, Protected]) -> dict[str, Any]:
     """The screen on the rows the report evaluated (at ``thresholds``), beside the gate training recorded."""
     recorded = manifest.gate
@@ -124,7 +125,7 @@ def _json_default(value: Any) -> Any:
 def parser() -> argparse.ArgumentParser:
     """The command's arguments (the docs' command reference prints its help)."""
     parser = command_parser(__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", type=Path, default=ReportSettings.output_dir, help="where the report is written")
+    parser.add_argument("--output-dir", type=Path, default=ReportOptions.output_dir, help="where the report is written")
     parser.add_argument("--artifacts", type=Path, default=CLASSIFIER_DIR, help="the classifier's artifacts")
     parser.add_argument("--explainer-artifacts", type=Path, default=EXPLAINER_DIR, help="the explainer's artifacts")
     parser.add_argument("--protected", nargs="+", default=[],
@@ -143,15 +144,15 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     """Build the report as ``args`` say (``loanxai report``); 1 with ``--fail-on-gate`` when the screen flags."""
-    asked = {key: getattr(args, key) for key in GateSettings.__dataclass_fields__
+    asked = {key: getattr(args, key) for key in GateThresholds.__dataclass_fields__
              if getattr(args, key, None) is not None}
     thresholds = None
     if asked:
         recorded = read_manifest(args.artifacts).gate.thresholds
-        thresholds = GateSettings.from_dict({**recorded, **asked})
-    config = ReportSettings(args.output_dir, args.artifacts, args.explainer_artifacts, tuple(args.protected),
+        thresholds = GateThresholds.from_dict({**recorded, **asked})
+    config = ReportOptions(args.output_dir, args.artifacts, args.explainer_artifacts, tuple(args.protected),
                           thresholds, args.sample, args.explanations_per_group, args.permutation_repeats)
     report = build_report(config)
     for check in report["gate"]["checks"]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR
-from loanxai.config import CHALLENGER, CHAMPION
+from loanxai.config import CHALLENGER, CHAMPION, Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import Manifest, load_verified_manifest
 from loanxai.errors import RecordError
@@ -230,9 +230,9 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Compare the challenger with the champion as ``args`` say (``loanxai compare``)."""
-    comparison = compare(reading_store(args.record_url), load_verified_manifest(args.champion),
+    comparison = compare(reading_store(args.record_url, settings.service), load_verified_manifest(args.champion),
                          load_verified_manifest(args.challenger), args.since, args.until)
     print(describe(comparison))
     logger.info("comparison written to %s", render_comparison(comparison, args.out))

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from loanxai.artifacts import CLASSIFIER_DIR
+from loanxai.config import Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import Manifest, load_verified_manifest
 from loanxai.errors import RecordError
@@ -158,9 +159,10 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Print the record's figures as ``args`` select them (``loanxai figures``)."""
-    figures = record_figures(reading_store(args.record_url), load_verified_manifest(args.artifacts), args.since, args.until)
+    figures = record_figures(reading_store(args.record_url, settings.service), load_verified_manifest(args.artifacts),
+                             args.since, args.until)
     print(describe(figures))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

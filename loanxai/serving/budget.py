@@ -1,7 +1,7 @@
 """Each authenticated caller's budget of explanations and classifier rows, against model extraction.
 
-An anchor asks the classifier about 1,000 rows and a recourse search about 2,500: enough, asked
-often, to copy the decision boundary. With ``LOAN_AUTH=on`` every caller (a token's ``sub``) may
+The median anchor asks the classifier about 700 rows, a hard one a few thousand (``make bench``
+measures them): enough, asked often, to copy the decision boundary. With ``LOAN_AUTH=on`` every caller (a token's ``sub``) may
 ask ``LOAN_CALLER_EXPLANATIONS`` explanations, and have ``LOAN_CALLER_MODEL_ROWS`` classifier rows
 asked on its behalf, per window of ``LOAN_CALLER_WINDOW`` seconds (windows start at multiples of
 it since the Unix epoch); past either, 429 ``CALLER_OVER_BUDGET`` with ``Retry-After`` the seconds

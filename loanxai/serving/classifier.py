@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,7 @@ from seldon_core.proto import prediction_pb2
 
 from loanxai.artifacts import COMPILED_FILE, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.config import CHALLENGER, ServiceSettings
-from loanxai.core.codecs import (
-    Outcomes,
-    application_ids,
-    entered_rows,
-    prediction_parameters,
-    read_feedback,
-    read_message,
-    request_meta,
-)
+from loanxai.core.codecs import DecisionRequest, Outcomes, read_decision_request, read_feedback, request_meta
 from loanxai.core.elderly import elderly_rule
 from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.core.pipeline import one_job
@@ -152,65 +144,62 @@ class LoanClassifier:
         return serve_json(self._predict_message, request)
 
     def _predict_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        parameters = prediction_parameters(message, self.default_reasons, self.schema.n_features)
-        sampling = parameters["purpose"] == "explanation"
-        if sampling:
-            self._check_sampling(parameters)
-        X, groups = read_message(message, self.schema, self.max_batch_rows)
-        meta_in = request_meta(message)
+        request = read_decision_request(message, self.schema, self.max_batch_rows, self.default_reasons)
+        if request.sampling:
+            self._check_sampling(request)
         # the request id outcomes and retries are joined on, as Seldon's executor sets it
-        puid = meta_in.get("puid") or uuid.uuid4().hex
+        puid = request.puid or uuid.uuid4().hex
+        X = request.X
         asked, proba = self.served(X)
         approved = proba[:, 1] >= self.cutoff
         decisions = [CLASS_NAMES[int(a)] for a in approved]
         reasons = None
-        if parameters["reasons"]:
-            reasons = [r.to_dict() for r in self.reasons.explain(asked, proba[:, 1], self.cutoff,
-                                                                 parameters["reasons"], shown=X)]
+        if request.reasons:
+            reasons = [r.to_dict() for r in self.reasons.explain(asked, proba[:, 1], self.cutoff, request.reasons,
+                                                                 shown=X)]
         # the request's tags come back, as Seldon's wrapper does for other models (its batch
         # processor reads its batch_id there); decisions and reasons go beside them
-        tags = {k: v for k, v in (meta_in.get("tags") or {}).items()
-                if k not in ("reasons", "decisions", "cutoff", "application_ids")}
-        if sampling:
+        tags = {k: v for k, v in request.tags.items() if k not in ("reasons", "decisions", "cutoff", "application_ids")}
+        if request.sampling:
             if self.monitor is not None:
                 self.monitor.sampled(len(X))
         else:
             if self.store is not None:
-                tags["application_ids"] = self._record(message, puid, X, groups, proba[:, 1], decisions, reasons)
+                tags["application_ids"] = self._record(request, puid, proba[:, 1], decisions, reasons)
             if self.monitor is not None:
-                self.monitor.record(X, proba[:, 1], approved, groups)
+                self.monitor.record(X, proba[:, 1], approved, request.groups)
         tags["decisions"] = decisions
         tags["cutoff"] = self.cutoff
         if reasons is not None:
             tags["reasons"] = reasons
         return {"data": {"names": list(CLASS_NAMES), "ndarray": proba.tolist()}, "meta": {"puid": puid, "tags": tags}}
 
-    def _check_sampling(self, parameters: Mapping[str, Any]) -> None:
+    def _check_sampling(self, request: DecisionRequest) -> None:
         """Sampling is not deciding: only the explainer (its requests carry the sampling key) gets
         rows answered unrecorded, and never their principal reasons."""
         if not may_sample.get():
             raise Forbidden("meta.tags.purpose 'explanation' asks for rows an explainer made up, answered unrecorded: "
                             "only the explainer may ask (its requests carry the sampling key, LOAN_SAMPLING_KEY_FILE); "
                             "an application's decision is asked without it, and recorded")
-        if parameters["reasons"]:
+        if request.reasons:
             raise InputError("meta.tags.reasons: rows an explainer made up get no principal reasons (ask for an "
                              "application's decision instead)")
 
-    def _record(self, message: Mapping[str, Any], puid: str, X: np.ndarray, groups: Mapping[str, Sequence[str | None]],
-                approval: np.ndarray, decisions: list[str], reasons: list[Any] | None) -> list[str]:
+    def _record(self, request: DecisionRequest, puid: str, approval: np.ndarray, decisions: list[str],
+                reasons: list[Any] | None) -> list[str]:
         """Commit the request's decisions (a 503 when the record fails); their application ids.
         A retry (its request id recorded before) is the same request when the recorded
-        applications read as ``X`` (encoded as sent) with the same groups."""
+        applications read as the request's (encoded as sent) with the same groups."""
         n = len(decisions)
-        protected = [{name: labels[i] for name, labels in groups.items()} for i in range(n)]
+        protected = [{name: labels[i] for name, labels in request.groups.items()} for i in range(n)]
         decided = RequestDecisions(
-            request_id=puid, application_ids=application_ids(message, n), decided_at=datetime.now(UTC),
+            request_id=puid, application_ids=request.application_ids, decided_at=datetime.now(UTC),
             model_version=self.version, manifest_sha256=self.manifest_sha256, dataset=self.manifest.dataset.name,
-            inputs=entered_rows(message, self.schema.protected, self.max_batch_rows), protected=protected,
-            probabilities=approval.tolist(), cutoff=self.cutoff, decisions=decisions, reasons=reasons)
+            inputs=request.entered, protected=protected, probabilities=approval.tolist(), cutoff=self.cutoff,
+            decisions=decisions, reasons=reasons)
 
         def same(recorded: list[dict[str, Any]]) -> bool:
-            return (np.array_equal(recorded_features(self.schema, recorded), X, equal_nan=True)
+            return (np.array_equal(recorded_features(self.schema, recorded), request.X, equal_nan=True)
                     and [r["protected"] for r in recorded] == protected)
 
         try:

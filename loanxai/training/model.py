@@ -16,7 +16,7 @@ from loanxai.core.manifest import Manifest
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import Dataset
 from loanxai.fairness.fits import served_approval
-from loanxai.fairness.gate import GateSettings, gate_record, screen_checks, search_check
+from loanxai.fairness.gate import GateThresholds, gate_record, screen_checks, search_check
 from loanxai.fairness.results import SearchResult
 from loanxai.fairness.search import held_out_check, search
 
@@ -76,7 +76,7 @@ def train_model(dataset: Dataset, seed: int = 0, requested: str = "auto", accept
     result = search(dataset, seed, requested, n_estimators, only, quick, cache, incumbent)
     held_out = held_out_check(result, dataset)
     description = dataset.description
-    settings = GateSettings.from_dict(description.gate)
+    settings = GateThresholds.from_dict(description.gate)
     record = result.record(settings.min_adverse_impact_ratio)
     checks = [*screen_checks(result.chosen.point(), held_out, settings, description.screened, description.protected),
               search_check(record, settings)]

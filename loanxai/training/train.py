@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR, SEARCH_CACHE_DIR
+from loanxai.config import Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.manifest import Manifest, read_manifest
 from loanxai.core.pipeline import PREPROCESSOR_STEP, impute, numeric_medians
@@ -143,7 +144,7 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """Train as ``args`` say (``loanxai train``); a refusal leaves the previous artifacts as they were."""
     try:
         if args.if_missing:

@@ -9,7 +9,7 @@ import pytest
 import requests
 import yaml
 
-from loanxai.clients.score import ScoreError, Scorer, ScoreSettings
+from loanxai.clients.score import ScoreError, ScoreOptions, Scorer
 from loanxai.training.train import train
 from tests.conftest import start_classifier
 
@@ -132,7 +132,7 @@ def test_the_scorer_reads_codes_markers_and_ids_as_the_service_does(lender, tmp_
             ["A-4", 35, 4000, 24, 7, "own", 1, "south"]]     # an unknown code
     write(tmp_path / "apps.csv", rows, header)
     with caplog.at_level("WARNING"):
-        counts = Scorer(ScoreSettings(url=service.url, reasons=0)).run(tmp_path / "apps.csv", tmp_path / "d.csv",
+        counts = Scorer(ScoreOptions(url=service.url, reasons=0)).run(tmp_path / "apps.csv", tmp_path / "d.csv",
                                                                       tmp_path / "e.csv")
     assert counts["decided"] == 3 and counts["errors"] == 1
     assert "column(s) the classifier does not know, ignored: branch" in caplog.text  # listed once
@@ -144,5 +144,5 @@ def test_the_scorer_reads_codes_markers_and_ids_as_the_service_does(lender, tmp_
     words = predict(service, {"jsonData": [APPLICATION | {"job": "7"}]}).json()["status"]["info"]  # a file holds text
     assert errors[0]["error"] == words.replace("in row 0", "on line 5")  # the service's words
     with pytest.raises(ScoreError, match="column\\(s\\) the classifier does not know: branch \\(--strict\\)"):
-        Scorer(ScoreSettings(url=service.url, strict=True)).run(tmp_path / "apps.csv", tmp_path / "s.csv",
+        Scorer(ScoreOptions(url=service.url, strict=True)).run(tmp_path / "apps.csv", tmp_path / "s.csv",
                                                                 tmp_path / "s.errors.csv")

@@ -9,7 +9,7 @@ import requests
 from loanxai.core.cli import main as loanxai
 from loanxai.data.dataset import load_trained_dataset
 from loanxai.report import build
-from loanxai.report.artifacts import ReportSettings
+from loanxai.report.artifacts import ReportOptions
 from tests.conftest import running, start_classifier, start_explainer
 
 
@@ -120,7 +120,7 @@ def test_the_clients_use_the_datasets_example(services, capsys):
 
 def test_report_on_the_second_dataset(trained, tmp_path):
     root, manifest = trained
-    config = ReportSettings(tmp_path, root / "loanclassifier", root / "explainer", sample=200,
+    config = ReportOptions(tmp_path, root / "loanclassifier", root / "explainer", sample=200,
                                  explanations_per_group=1, permutation_repeats=1)
     content = build.build_report(config)
     assert set(content["groups"]) == {"black", "hispan", "male", "married"}

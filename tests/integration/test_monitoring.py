@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from loanxai.data.description import LABEL
 from loanxai.monitoring import dashboard
 from loanxai.monitoring.counters import NOT_GIVEN, SCORE_BINS
-from loanxai.monitoring.rules import PSI_MAJOR, RuleSettings
+from loanxai.monitoring.rules import PSI_MAJOR, RuleOptions
 from loanxai.monitoring.rules import write as write_rules
 from loanxai.ops import replay
 from loanxai.ops.prometheus import LocalPrometheus
@@ -24,7 +24,7 @@ from tests.conftest import eventually, settle, start_classifier, start_explainer
 
 #: short enough to judge each phase alone within a test
 WINDOW_S = 40
-SETTINGS = RuleSettings(window=f"{WINDOW_S}s", for_="4s", min_applications=300)
+SETTINGS = RuleOptions(window=f"{WINDOW_S}s", for_="4s", min_applications=300)
 TRAP_ALERTS = {"LoanFeatureDrift", "LoanScoreDrift", "LoanAdverseImpactBelowScreen", "LoanRecallDrop"}
 
 

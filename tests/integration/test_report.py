@@ -7,9 +7,9 @@ import pytest
 
 from loanxai.core.cli import main as loanxai
 from loanxai.data.description import DEFAULT_DESCRIPTION, load_description
-from loanxai.fairness.gate import GateSettings, screen_checks
+from loanxai.fairness.gate import GateThresholds, screen_checks
 from loanxai.report import build, sections
-from loanxai.report.artifacts import ReportSettings, load_model
+from loanxai.report.artifacts import ReportOptions, load_model
 
 SMALL = dict(sample=300, explanations_per_group=1, permutation_repeats=1)
 
@@ -17,7 +17,7 @@ SMALL = dict(sample=300, explanations_per_group=1, permutation_repeats=1)
 @pytest.fixture(scope="module")
 def small_report(artifacts, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    config = ReportSettings(out, artifacts.classifier_dir, artifacts.explainer_dir, **SMALL)
+    config = ReportOptions(out, artifacts.classifier_dir, artifacts.explainer_dir, **SMALL)
     return out, build.build_report(config)
 
 
@@ -66,7 +66,7 @@ def test_the_screen_flags_an_unfair_model_and_passes_a_fair_one(split, artifacts
     section = sections.group_section(model, test, ("gender",), min_group_rows=30, out=tmp_path)
     impact = section["gender"]["adverse_impact"]
     point = {"features": [], "air": {"gender": impact}}
-    [check] = screen_checks(point, point, GateSettings(), ("gender",), load_description(DEFAULT_DESCRIPTION).protected)
+    [check] = screen_checks(point, point, GateThresholds(), ("gender",), load_description(DEFAULT_DESCRIPTION).protected)
     assert check["passed"] is passes
     assert check["value"] == impact["ratio"] == section["gender"]["gaps"]["adverse_impact_ratio"]
     assert impact["groups"]["Female"]["rows"] + impact["groups"]["Male"]["rows"] == len(test)

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from loanxai.clients.score import ScoreError, Scorer, ScoreSettings
+from loanxai.clients.score import ScoreError, ScoreOptions, Scorer
 from loanxai.data.dataset import LABEL
 
 
@@ -31,7 +31,7 @@ def read(path):
 
 def test_a_file_is_decided_with_reasons_and_bad_rows_aside(classifier, applications, tmp_path):
     path, frame = applications
-    scorer = Scorer(ScoreSettings(url=classifier.url, batch_size=300, concurrency=3))
+    scorer = Scorer(ScoreOptions(url=classifier.url, batch_size=300, concurrency=3))
     counts = scorer.run(path, tmp_path / "d.csv", tmp_path / "e.csv")
     decisions, errors = read(tmp_path / "d.csv"), read(tmp_path / "e.csv")
     assert counts == {"decided": 1997, "rejected": sum(d["decision"] == "rejected" for d in decisions), "errors": 3}
@@ -87,4 +87,4 @@ def test_another_run_in_the_same_place_is_refused(classifier, applications, tmp_
     (tmp_path / "d.csv.parts").mkdir()
     (tmp_path / "d.csv.parts" / "run.json").write_text('{"source": "elsewhere.csv"}')
     with pytest.raises(ScoreError, match="holds an unfinished run with another source"):
-        Scorer(ScoreSettings(url=classifier.url)).run(path, tmp_path / "d.csv", tmp_path / "e.csv")
+        Scorer(ScoreOptions(url=classifier.url)).run(path, tmp_path / "d.csv", tmp_path / "e.csv")

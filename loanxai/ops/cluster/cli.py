@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from loanxai.artifacts import RUN_DIR
+from loanxai.config import Settings
 from loanxai.core.cli import command_parser
 from loanxai.errors import ClusterError
 from loanxai.ops.cluster.control_plane import STATE_FILE, LocalCluster, cluster_running, stop_folder, tools_dir
@@ -102,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
     return result
 
 
-def run(args: argparse.Namespace) -> int | None:
+def run(args: argparse.Namespace, settings: Settings) -> int | None:
     """Start, run or stop the cluster as ``args`` say (``loanxai cluster``)."""
     folder = args.dir.resolve()
     if args.command == "run":

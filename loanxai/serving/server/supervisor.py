@@ -37,7 +37,7 @@ import time
 from functools import partial
 from typing import Any
 
-from loanxai.config import ServerSettings, ServiceSettings
+from loanxai.config import ServerSettings, ServiceSettings, Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.process import die_with_parent
 from loanxai.errors import SettingError
@@ -47,18 +47,18 @@ __all__ = ["parser", "run"]
 logger = logging.getLogger(__name__)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve ``args.interface_name`` until a signal or a child's death (``loanxai serve``); its exit status."""
     # prometheus_client picks its multiprocess mode when imported: the folder comes first
     directory = tempfile.mkdtemp(prefix="loanxai-metrics-")
     os.environ["prometheus_multiproc_dir"] = directory
     try:
-        return _serve(args, directory)
+        return _serve(args, settings, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _serve(args: argparse.Namespace, directory: str) -> int:
+def _serve(args: argparse.Namespace, settings: Settings, directory: str) -> int:
     # after prometheus_multiproc_dir is set (see run)
     from seldon_core import wrapper
     from seldon_core.microservice import load_annotations, parse_parameters
@@ -67,33 +67,32 @@ def _serve(args: argparse.Namespace, directory: str) -> int:
     from loanxai.serving.server.metrics import ProcessMetrics
     from loanxai.serving.server.workers import serve_grpc, serve_http
 
-    settings = ServerSettings.from_env()
-    ports = {name: getattr(settings, name) if getattr(args, name) is None else getattr(args, name)
+    service, server = settings.service, settings.server
+    ports = {name: getattr(server, name) if getattr(args, name) is None else getattr(args, name)
              for name in ("http_port", "grpc_port", "metrics_port")}
     sys.path.append(os.getcwd())
     module = importlib.import_module(args.interface_name)
-    parameters = settings.parameters if args.parameters is None else args.parameters
-    user_object = getattr(module, args.interface_name)(**parse_parameters(json.loads(parameters)))
+    parameters = server.parameters if args.parameters is None else args.parameters
+    user_object = getattr(module, args.interface_name)(**parse_parameters(json.loads(parameters)), settings=service)
     metrics = ProcessMetrics(directory, extra=[user_object.collect_metrics] if hasattr(user_object, "collect_metrics") else [])
     draining = multiprocessing.Value("b", 0)
-    service = ServiceSettings.from_env()
-    app = harden(wrapper.get_rest_microservice(user_object, metrics), settings.max_body_bytes, settings.cors_origins,
-                 lambda: bool(draining.value), metrics=service.metrics, verifier=_verifier(service, settings),
+    app = harden(wrapper.get_rest_microservice(user_object, metrics), server.max_body_bytes, server.cors_origins,
+                 lambda: bool(draining.value), metrics=service.metrics, verifier=_verifier(service, server),
                  roles=getattr(user_object, "roles", frozenset()), sampling_key=_sampling_key(service))
-    _allow_open_files(settings)
+    _allow_open_files(server)
     metrics_app = without_cors(wrapper.get_metrics_microservice(metrics))  # no CORS on metrics either
     children = {
-        "rest": partial(serve_http, app, user_object, metrics, settings, ports["http_port"], settings.workers,
+        "rest": partial(serve_http, app, user_object, metrics, server, ports["http_port"], server.workers,
                         counted=service.metrics),
-        "metrics": partial(serve_http, metrics_app, None, metrics, settings, ports["metrics_port"], 1,
+        "metrics": partial(serve_http, metrics_app, None, metrics, server, ports["metrics_port"], 1,
                            counted=service.metrics),
     }
-    if settings.grpc_workers:
-        children["grpc"] = partial(serve_grpc, user_object, metrics, settings, ports["grpc_port"], load_annotations())
+    if server.grpc_workers:
+        children["grpc"] = partial(serve_grpc, user_object, metrics, server, ports["grpc_port"], load_annotations())
     logger.info("serving %s on %s: REST :%d (%d workers x %d threads), metrics :%d%s, gRPC %s", args.interface_name,
-                settings.host, ports["http_port"], settings.workers, settings.threads, ports["metrics_port"],
-                wrapper.METRICS_ENDPOINT, f":{ports['grpc_port']}" if settings.grpc_workers else "off")
-    return _supervise(children, settings, draining)
+                server.host, ports["http_port"], server.workers, server.threads, ports["metrics_port"],
+                wrapper.METRICS_ENDPOINT, f":{ports['grpc_port']}" if server.grpc_workers else "off")
+    return _supervise(children, server, draining)
 
 
 def _verifier(service: ServiceSettings, settings: ServerSettings) -> Any:

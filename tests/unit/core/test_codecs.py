@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from loanxai.core.codecs import application_ids, entered_rows, explain_parameters, features_from_message, read_feedback
+from loanxai.core.codecs import (
+    application_ids,
+    explain_parameters,
+    features_from_message,
+    read_decision_request,
+    read_feedback,
+)
 from loanxai.core.schema import FeatureSchema, InputError
 from tests.conftest import SEED_CATEGORICAL as CATEGORICAL_FEATURES
 from tests.conftest import SEED_FEATURES as FEATURE_NAMES
@@ -67,10 +73,23 @@ def test_no_json_value_is_a_500(message, problem):
 
 
 def test_reasons_too_large_for_a_float_are_a_400():
-    from loanxai.core.codecs import prediction_parameters
-
     with pytest.raises(InputError, match="prediction parameter 'reasons' must be true, false or an integer"):
-        prediction_parameters({"meta": {"tags": {"reasons": 10**400}}}, 4, 12)
+        read_decision_request({"data": {"ndarray": ENCODED}, "meta": {"tags": {"reasons": 10**400}}}, SCHEMA, 10, 4)
+
+
+def test_a_decision_request_is_read_once_into_what_every_step_receives():
+    message = {"data": {"ndarray": ENCODED}, "meta": {"puid": "r-1", "tags": {"reasons": True, "batch_id": "b",
+                                                                              "application_ids": ["A-1"]}}}
+    request = read_decision_request(message, SCHEMA, 10, 4)
+    np.testing.assert_array_equal(request.X, np.array(ENCODED, float))
+    assert (request.reasons, request.purpose, request.puid, request.application_ids) == (4, "decision", "r-1", ["A-1"])
+    assert request.entered == [ENCODED[0]] and request.tags["batch_id"] == "b" and not request.sampling
+    sampled = read_decision_request({"data": {"ndarray": ENCODED}, "meta": {"tags": {"purpose": "explanation"}}},
+                                    SCHEMA, 10, 4)
+    assert sampled.sampling and sampled.entered is None and sampled.puid is None  # made-up rows are never recorded
+    with pytest.raises(InputError, match="'meta.tags.application_ids' must be a list of one string"):
+        read_decision_request({"data": {"ndarray": ENCODED}, "meta": {"tags": {"application_ids": ["A", "B"]}}},
+                              SCHEMA, 10, 4)
 
 
 def test_explain_parameters_default_and_override():
@@ -122,14 +141,19 @@ def test_feedback_reads_groups_from_the_request():
 # --- what the record keeps of a request ------------------------------------------------------------------
 
 
-def test_entered_rows_keep_each_form_as_sent_without_the_left_out_fields():
+ENTERING = FeatureSchema(("age", "occupation"), {"occupation": ("Sales", "S", "T")}, protected={"gender": ("Female", "F", "M")})
+
+
+def test_a_request_keeps_each_application_as_entered_without_its_protected_attributes():
+    def entered(message):
+        return read_decision_request(message, ENTERING, 10, 4).entered
+
     names = ["age", "gender", "occupation"]
-    assert entered_rows({"data": {"names": names, "ndarray": [[30, "Female", "Sales"]]}}, ["gender"], 10) == [
-        {"age": 30, "occupation": "Sales"}]
+    assert entered({"data": {"names": names, "ndarray": [[30, "Female", "Sales"]]}}) == [{"age": 30, "occupation": "Sales"}]
     tensor = {"data": {"names": names, "tensor": {"shape": [2, 3], "values": [30, "F", "S", 40, "M", "T"]}}}
-    assert entered_rows(tensor, ["gender"], 10) == [{"age": 30, "occupation": "S"}, {"age": 40, "occupation": "T"}]
-    assert entered_rows({"data": {"ndarray": [[30, 2, 1.5]]}}, ["gender"], 10) == [[30, 2, 1.5]]
-    assert entered_rows({"jsonData": {"age": 30, "gender": "Female"}}, ["gender"], 10) == [{"age": 30}]
+    assert entered(tensor) == [{"age": 30, "occupation": "S"}, {"age": 40, "occupation": "T"}]
+    assert entered({"data": {"ndarray": [[30, 2]]}}) == [[30, 2]]
+    assert entered({"jsonData": {"age": 30, "gender": "Female", "occupation": "S"}}) == [{"age": 30, "occupation": "S"}]
 
 
 @pytest.mark.parametrize("ids, problem", [

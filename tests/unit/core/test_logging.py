@@ -9,8 +9,9 @@ import logging, warnings
 import numpy as np
 from fairlearn.reductions import DemographicParity, GridSearch
 from sklearn.linear_model import LogisticRegression
+from loanxai.config import Settings
 from loanxai.core.cli import configure_logging
-configure_logging()
+configure_logging(Settings())
 rng = np.random.default_rng(0)
 X, y, group = rng.normal(size=(60, 2)), rng.integers(0, 2, 60), rng.choice(["a", "b", "c"], 60)
 GridSearch(LogisticRegression(), DemographicParity(), grid_size=3).fit(X, y, sensitive_features=group)

@@ -1,7 +1,8 @@
 """Text on its way into the record is checked; on its way out of it, made harmless."""
 import pytest
 
-from loanxai.core.codecs import application_ids, entered_rows, request_meta
+from loanxai.core.codecs import application_ids, read_decision_request, request_meta
+from loanxai.core.schema import FeatureSchema
 from loanxai.core.text import check_entered, check_text, printable, spreadsheet_cell
 from loanxai.errors import InputError
 
@@ -56,8 +57,9 @@ def test_values_as_entered_are_bounded_and_text(rows, names, problem):
 
 
 def test_values_as_entered_pass_through_unchanged():
-    message = {"jsonData": [{"age": 52.0, "note": "line one\tand a tab", "x": None, "ok": True}]}
-    assert entered_rows(message, ("gender",), 10) == message["jsonData"]
+    schema = FeatureSchema(("age", "note"), {"note": ("line one\tand a tab", "other")})
+    message = {"jsonData": [{"age": 52.0, "note": "line one\tand a tab"}, {"age": 41, "note": "other"}]}
+    assert read_decision_request(message, schema, 10, 4).entered == message["jsonData"]
 
 
 def test_printable_escapes_what_a_terminal_would_obey():

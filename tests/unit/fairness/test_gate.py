@@ -12,7 +12,7 @@ from loanxai.artifacts import REPO_ROOT
 from loanxai.core.manifest import GateRecord
 from loanxai.data.description import DATASETS_DIR, load_description
 from loanxai.errors import GateError
-from loanxai.fairness.gate import GateSettings, gate_record, labels, require_shippable, screen_checks, search_check
+from loanxai.fairness.gate import GateThresholds, gate_record, labels, require_shippable, screen_checks, search_check
 from loanxai.training.train import train
 from tests.conftest import CENSUS, service_metadata, start_classifier
 
@@ -35,32 +35,32 @@ FLAGGED = point({"gender": (0.6, 0.55, 0.66), "ethnicity": (0.9, 0.8, 1.0)})
 
 
 def test_the_screen_flags_a_low_ratio_with_its_interval_and_the_held_out_figure_beside():
-    checks = screen_checks(FLAGGED, FLAGGED, GateSettings(), ("gender", "ethnicity"), CENSUS.protected)
+    checks = screen_checks(FLAGGED, FLAGGED, GateThresholds(), ("gender", "ethnicity"), CENSUS.protected)
     assert [(c["attribute"], c["passed"]) for c in checks] == [("gender", False), ("ethnicity", True)]
     assert (checks[0]["low"], checks[0]["high"], checks[0]["held_out"]["ratio"]) == (0.55, 0.66, 0.6)
-    record = GateRecord.from_dict(gate_record(checks, GateSettings()))
+    record = GateRecord.from_dict(gate_record(checks, GateThresholds()))
     assert record.failed_checks == ["gender adverse_impact_ratio = 0.600 [0.55, 0.66] (rule >= 0.8)"]
 
 
 def test_a_ratio_below_the_screen_within_its_noise_passes_marked_unless_significance_is_not_required():
     noisy = point({"gender": (0.7, 0.45, 1.05)})  # below 0.8, but its 95% interval reaches parity
-    [check] = screen_checks(noisy, noisy, GateSettings(), ("gender",), CENSUS.protected)
+    [check] = screen_checks(noisy, noisy, GateThresholds(), ("gender",), CENSUS.protected)
     assert check["passed"] and check["below"] and not check["significant"]
-    [strict] = screen_checks(noisy, noisy, GateSettings(require_significance=False), ("gender",), CENSUS.protected)
+    [strict] = screen_checks(noisy, noisy, GateThresholds(require_significance=False), ("gender",), CENSUS.protected)
     assert not strict["passed"]
     # the interval's upper end just below parity: significant, flagged either way
-    [edge] = screen_checks(point({"gender": (0.7, 0.5, 0.99)}), noisy, GateSettings(), ("gender",), CENSUS.protected)
+    [edge] = screen_checks(point({"gender": (0.7, 0.5, 0.99)}), noisy, GateThresholds(), ("gender",), CENSUS.protected)
     assert edge["significant"] and not edge["passed"]
 
 
 def test_an_attribute_without_two_groups_to_judge_is_not_flagged():
-    [check] = screen_checks(point({"gender": (None,)}), point({"gender": (None,)}), GateSettings(), ("gender",),
+    [check] = screen_checks(point({"gender": (None,)}), point({"gender": (None,)}), GateThresholds(), ("gender",),
                             CENSUS.protected)
     assert check["passed"] and check["value"] is None
 
 
 def test_a_prohibited_basis_as_an_input_is_disparate_treatment_but_age_under_the_elderly_rule_is_not():
-    checks = screen_checks(point({}, ("education", "age", "marital-status")), point({}), GateSettings(), (),
+    checks = screen_checks(point({}, ("education", "age", "marital-status")), point({}), GateThresholds(), (),
                            CENSUS.protected)
     assert [(c["attribute"], c["metric"], c["passed"]) for c in checks] == [("marital-status", "model_input", False)]
 
@@ -80,33 +80,33 @@ def search(points, chosen, best=0.90, tolerance=0.01, means=None):
     ([("a", 0.90, 0.40, True), ("seed", 0.95, 0.30, False)], "seed", False),  # the reference never ships
 ])
 def test_the_search_step(points, chosen, passes):
-    check = search_check(search(points, chosen), GateSettings())
+    check = search_check(search(points, chosen), GateThresholds())
     assert (check["passed"] and check["eligible"]) is passes
 
 
 def test_the_search_step_judges_the_rules_contenders_by_their_mean_over_the_splits():
     points = [("a", 0.90, 0.40, True), ("b", 0.895, 0.43, True)]
     # b beat a by 0.03 on the search's folds, by 0.01 over the three splits
-    assert search_check(search(points, "a", means={"a": 0.41, "b": 0.42}), GateSettings())["passed"]
-    assert not search_check(search(points, "a", means={"a": 0.38, "b": 0.42}), GateSettings())["passed"]
+    assert search_check(search(points, "a", means={"a": 0.41, "b": 0.42}), GateThresholds())["passed"]
+    assert not search_check(search(points, "a", means={"a": 0.38, "b": 0.42}), GateThresholds())["passed"]
 
 
 def test_the_status_of_each_outcome():
-    screen = screen_checks(FLAGGED, FLAGGED, GateSettings(), ("gender",), CENSUS.protected)
-    least = search_check(search([("a", 0.90, 0.60, True)], "a"), GateSettings())
-    passed_over = search_check(search([("a", 0.90, 0.40, True), ("b", 0.90, 0.60, True)], "a"), GateSettings())
-    assert gate_record([least], GateSettings())["status"] == "passed"
-    assert gate_record(screen + [least], GateSettings())["status"] == "flagged"
-    justified = gate_record(screen + [least], GateSettings(), "no alternative serves the need", "auditor")
+    screen = screen_checks(FLAGGED, FLAGGED, GateThresholds(), ("gender",), CENSUS.protected)
+    least = search_check(search([("a", 0.90, 0.60, True)], "a"), GateThresholds())
+    passed_over = search_check(search([("a", 0.90, 0.40, True), ("b", 0.90, 0.60, True)], "a"), GateThresholds())
+    assert gate_record([least], GateThresholds())["status"] == "passed"
+    assert gate_record(screen + [least], GateThresholds())["status"] == "flagged"
+    justified = gate_record(screen + [least], GateThresholds(), "no alternative serves the need", "auditor")
     assert justified["status"] == "justified" and justified["override"]["accepted_by"] == "auditor"
     assert justified["override"]["failed_checks"] == ["gender adverse_impact_ratio = 0.600 [0.55, 0.66] (rule >= 0.8)"]
     # no justification ships a model when a less discriminatory alternative was passed over
-    failed = GateRecord.from_dict(gate_record(screen + [passed_over], GateSettings(), "a reason", "auditor"))
+    failed = GateRecord.from_dict(gate_record(screen + [passed_over], GateThresholds(), "a reason", "auditor"))
     assert failed.status == "failed" and not failed.shippable
     assert failed.failed_search == ["b has a worst adverse impact ratio 0.200 higher than a within the tolerance "
                                     "(rule <= 0.02)"]
     # a justification for a model that passed is not recorded: there is nothing to justify
-    passing = gate_record([], GateSettings(), "not needed")
+    passing = gate_record([], GateThresholds(), "not needed")
     assert passing["override"] is None
     assert labels(GateRecord.from_dict(justified))["io.loanxai.fairness-gate.override-accepted-by"] == "auditor"
     assert labels(GateRecord.from_dict(passing)) == {"io.loanxai.fairness-gate": "passed"}

@@ -10,7 +10,7 @@ from loanxai.data.dataset import load_dataset
 from loanxai.data.description import LABEL, load_description
 from loanxai.errors import UnknownCandidate
 from loanxai.fairness.candidates import SEED_REFERENCE, kamiran_calders_weights
-from loanxai.fairness.gate import GateSettings, search_check
+from loanxai.fairness.gate import GateThresholds, search_check
 from loanxai.fairness.results import CONTENDERS, SPLITS
 from loanxai.fairness.search import held_out_check, search
 from tests.conftest import census_sample
@@ -82,7 +82,7 @@ def test_the_rule_chooses_the_least_discriminatory_forest_within_the_tolerance_o
     assert repeated["gaps"] == [max(c["worst_air"][i] for c in repeated["contenders"]) - expected["worst_air"][i]
                                 for i in range(SPLITS)]
     assert repeated["stable"] is (max(repeated["gaps"]) <= 0.02)
-    assert search_check(record, GateSettings())["passed"]
+    assert search_check(record, GateThresholds())["passed"]
     chosen = next(p for p in record["candidates"] if p["name"] == record["chosen"])
     assert chosen["worst_air"] == min(chosen["rule_air"][a]["ratio"] for a in ("gender", "ethnicity")
                                       if chosen["rule_air"][a]["ratio"] is not None)
@@ -107,9 +107,9 @@ def test_a_family_the_rule_may_not_choose_never_fails_the_search_step(result):
     record = result.record(0.8)
     chosen = next(p for p in record["candidates"] if p["name"] == record["chosen"])
     better = {**chosen, "name": "a boosted alternative", "family": "boosting", "worst_air": chosen["worst_air"] + 0.3}
-    assert search_check(record | {"candidates": [*record["candidates"], better]}, GateSettings())["passed"]
+    assert search_check(record | {"candidates": [*record["candidates"], better]}, GateThresholds())["passed"]
     as_forest = better | {"family": "forest"}
-    assert not search_check(record | {"candidates": [*record["candidates"], as_forest]}, GateSettings())["passed"]
+    assert not search_check(record | {"candidates": [*record["candidates"], as_forest]}, GateThresholds())["passed"]
 
 
 def test_the_coverage_names_each_familys_best_with_its_interval(result):

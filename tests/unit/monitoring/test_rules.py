@@ -25,7 +25,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_deploy_files_are_what_the_code_writes(tmp_path):
-    rules.write(tmp_path, rules.RuleSettings())
+    rules.write(tmp_path, rules.RuleOptions())
     dashboard.write(tmp_path)
     for name in ("rules.yml", "prometheusrule.yaml", "dashboard.json"):
         assert (tmp_path / name).read_text() == (MONITORING_DIR / name).read_text(), \
@@ -41,18 +41,18 @@ def test_the_prometheus_rule_holds_the_rules_file():
 def test_promtool_checks_the_rules():
     result = promtool("check", "rules", str(MONITORING_DIR / "rules.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {sum(len(g['rules']) for g in rules.rule_groups(rules.RuleSettings()))} rules found" in result.stdout
+    assert f"SUCCESS: {sum(len(g['rules']) for g in rules.rule_groups(rules.RuleOptions()))} rules found" in result.stdout
 
 
 def test_promtool_unit_tests_every_rule_and_alert():
     result = promtool("test", "rules", str(RULES_TEST))
     assert result.returncode == 0, result.stdout + result.stderr
     tested = RULES_TEST.read_text()
-    for rule in rules.recording_rules(rules.RuleSettings()) + rules.alerting_rules(rules.RuleSettings()):
+    for rule in rules.recording_rules(rules.RuleOptions()) + rules.alerting_rules(rules.RuleOptions()):
         name = rule.get("record") or rule["alert"]
         # each rule's result is asserted, or used by a rule whose result is
-        assert name in tested or any(name in other["expr"] for other in rules.recording_rules(rules.RuleSettings())
-                                     + rules.alerting_rules(rules.RuleSettings())), f"{name} is not tested"
+        assert name in tested or any(name in other["expr"] for other in rules.recording_rules(rules.RuleOptions())
+                                     + rules.alerting_rules(rules.RuleOptions())), f"{name} is not tested"
 
 
 def test_the_unit_tests_fail_on_a_wrong_threshold(tmp_path):
@@ -73,7 +73,7 @@ def test_the_unit_tests_fail_on_a_wrong_threshold(tmp_path):
 
 
 def test_settings_reach_the_rules():
-    settings = rules.RuleSettings(window="15m", for_="1m", min_applications=100, min_outcomes=20)
+    settings = rules.RuleOptions(window="15m", for_="1m", min_applications=100, min_outcomes=20)
     text = yaml.safe_dump(rules.rule_groups(settings))
     assert "increase(loan_decisions_total[15m])" in text and ">= 100)" in text and ">= 20" in text
     assert {r["for"] for r in rules.alerting_rules(settings)} == {"1m"}
