@@ -170,11 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         configure_logging(settings, command.service)
         status = module.run(args, settings)
-    except LoanError as error:
-        logger.error("loanxai %s: %s", command.name, printable(error.message))
-        return FAILED
-    except OSError as error:  # a file or a connection (requests' errors are OSErrors): its own words name it
-        logger.error("loanxai %s: %s", command.name, printable(str(error)))
+    except (LoanError, OSError) as error:  # an OSError: a file or a connection (requests' errors are OSErrors)
+        message = error.message if isinstance(error, LoanError) else str(error)
+        logger.error("loanxai %s: %s", command.name, printable(message))
         return FAILED
     return DONE if status is None else status
 
