@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 #: a request waiting to be committed: its rows, their parameters for the driver, its outcome
 _Queued = tuple[list[dict[str, Any]], list[Any], Future]
 _NOTHING = object()
+#: beside a SQLite file, the file whose ``flock`` is the turn to write it (migrations take it too)
+WRITERS_LOCK_SUFFIX = "-writers"
 #: the first pause between asks for a SQLite writer's turn, in seconds (doubled up to 20 times it)
 TURN_POLL_SECONDS = 5e-5
 
@@ -70,7 +72,7 @@ class WriterTurn:
     SQLite refuses: ``database is locked``. A process that dies drops its turn with its files."""
 
     def __init__(self, database: str, wait: float, locked: type[Exception]) -> None:
-        self.path, self.wait, self.locked = f"{database}-writers", wait, locked
+        self.path, self.wait, self.locked = database + WRITERS_LOCK_SUFFIX, wait, locked
         self.file: Any = None
 
     @contextlib.contextmanager

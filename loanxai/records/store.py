@@ -107,10 +107,11 @@ class DecisionStore:
         return self.engine.url.render_as_string(hide_password=True)
 
     def upgrade(self) -> None:
-        """Bring the database to the newest migration (creating it when empty)."""
+        """Bring the database to the newest migration (creating it when empty), leaving no
+        connection open."""
         try:
             migrations.upgrade(self.engine)
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, OSError) as error:  # OSError: the lock file beside a SQLite file
             raise RecordError(f"the decision record at {self.shown_url} cannot be opened or migrated: "
                               f"{_cause(error)}") from None
 
@@ -256,7 +257,6 @@ def open_store(url: str, model_role: str = CHAMPION, timeout: float | None = Non
     process that forks after this gives each worker its own)."""
     store = DecisionStore(url, model_role, timeout)
     store.upgrade()
-    store.engine.dispose()
     return store
 
 
@@ -341,7 +341,7 @@ def _same_as_entered(rows: list[dict[str, Any]], recorded: list[dict[str, Any]])
                for a, b in zip(rows, recorded))
 
 
-def _cause(error: SQLAlchemyError) -> str:
+def _cause(error: SQLAlchemyError | OSError) -> str:
     """The database's own words, first line only (no SQL, no parameters)."""
     original = getattr(error, "orig", None) or error
     return (str(original).strip().splitlines() or [type(original).__name__])[0]

@@ -6,14 +6,19 @@ test upgrades a populated database from the first migration and checks nothing w
 """
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
+
+from loanxai.records.commits import WRITERS_LOCK_SUFFIX
 
 __all__ = ["head", "revision", "upgrade"]
 
@@ -30,11 +35,35 @@ def _config(engine: Engine) -> Config:
     return config
 
 
+@contextmanager
+def _one_process_at_a_time(url: URL) -> Iterator[None]:
+    """Hold the turn to write the SQLite file of ``url``, waiting for it (nothing for other
+    databases or an in-memory one): the ``flock`` its writers take turns with.
+
+    A lock file beside it, not the database: closing any descriptor of the database drops the
+    POSIX locks SQLite holds on it in this process. SQLite's own lock is no help: it takes it at
+    a transaction's first write, after each process has read that the tables are missing, and
+    a file's last connection cleaning up its WAL as it closes makes another one opening it then
+    fail at once with "database is locked", whatever the busy timeout.
+    """
+    database = url.database if url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(database + WRITERS_LOCK_SUFFIX, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def upgrade(engine: Engine, target: str = "head") -> None:
-    """Apply every migration up to ``target`` (the newest by default) to the database."""
-    before = revision(engine)
-    command.upgrade(_config(engine), target)
-    after = revision(engine)
+    """Apply every migration up to ``target`` (the newest by default) to the database, one
+    process at a time, and close the engine's connections (a process that forks after this
+    gives each worker its own)."""
+    with _one_process_at_a_time(engine.url):
+        before = revision(engine)
+        command.upgrade(_config(engine), target)
+        after = revision(engine)
+        engine.dispose()
     if after != before:
         logger.info("decision record migrated from %s to %s", before or "nothing", after)
 
