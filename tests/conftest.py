@@ -18,7 +18,7 @@ import requests
 import yaml
 
 from loanxai.artifacts import CLASSIFIER_DIR, COMPILED_FILE, DATASETS_DIR, EXPLAINER_DIR
-from loanxai.core.manifest import MANIFEST_FILE, Manifest, read_manifest, sha256_file
+from loanxai.core.manifest import MANIFEST_FILE, ClassifierManifest, ExplainerManifest, read_manifest, sha256_file
 from loanxai.data.dataset import load_dataset
 from loanxai.data.description import CATEGORICAL, DEFAULT_DESCRIPTION, load_description
 from loanxai.errors import ArtifactError
@@ -54,8 +54,8 @@ SEED_CATEGORICAL = ("workclass", "education", "marital-status", "occupation", "r
 class Artifacts:
     classifier_dir: Path
     explainer_dir: Path
-    classifier_manifest: Manifest
-    explainer_manifest: Manifest
+    classifier_manifest: ClassifierManifest
+    explainer_manifest: ExplainerManifest
 
 
 @pytest.fixture(scope="session")

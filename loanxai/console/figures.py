@@ -22,7 +22,7 @@ from typing import Any
 from flask import Flask, request
 
 from loanxai.console.session import Pages, asked_moment
-from loanxai.core.manifest import Manifest
+from loanxai.core.manifest import ClassifierManifest
 from loanxai.errors import InputError, NotFound
 from loanxai.monitoring.rules import PSI_MAJOR
 from loanxai.report.production import record_figures
@@ -69,7 +69,7 @@ def rate_bars(groups: Mapping[str, Mapping[str, Any]], height: float = 150.0) ->
          "to": height * g["high"] / top} for name, g in sorted(groups.items())]}
 
 
-def _manifests(pages: Pages) -> dict[str, Manifest]:
+def _manifests(pages: Pages) -> dict[str, ClassifierManifest]:
     """The manifests of the models the console knows, by model version."""
     return {r.manifest.version: r.manifest for r in pages.desk.redeciders.by_manifest.values()}
 

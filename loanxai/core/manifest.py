@@ -1,23 +1,25 @@
 """Artifact manifests: what was saved, with which libraries, the checksum of each file, and
-typed access to everything else they record.
+everything else training recorded, as declared types.
 
 A pickle only loads reliably under the library versions that wrote it. Every artifact folder
 holds a manifest (:data:`~loanxai.artifacts.MANIFEST_FILE`); a service calls
 :func:`load_verified_manifest` before unpickling anything and refuses to start on a changed
-file or a different library version. :class:`Manifest` reads the sections by name
-(``manifest.gate.status``, ``manifest.dataset.example``): no caller indexes the JSON itself.
+file or a different library version. :func:`read_manifest` reads a manifest whole, once, into
+a :class:`ClassifierManifest` or an :class:`ExplainerManifest` (``manifest.gate.status``,
+``manifest.dataset.example``): a section missing or unreadable is refused there, with the
+file and the section named, and no caller indexes the JSON itself.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import platform
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import dill
 
@@ -25,21 +27,13 @@ from loanxai.artifacts import EXPLAINER_FILE, MANIFEST_FILE, MODEL_FILE, version
 from loanxai.core.schema import FeatureSchema
 from loanxai.errors import ArtifactError
 
-__all__ = ["MANIFEST_FORMAT", "SECTIONS", "DatasetRecord", "GateRecord", "Manifest", "failed_checks",
-           "library_versions", "load_pickle", "load_verified_manifest", "read_manifest", "sha256_file",
-           "write_manifest"]
+__all__ = ["MANIFESTS", "MANIFEST_FORMAT", "ClassifierManifest", "DatasetName", "DatasetRecord", "DecisionRecord",
+           "ExplainerManifest", "GateRecord", "Manifest", "TrainingRecord", "failed_checks", "library_versions",
+           "load_pickle", "load_verified_manifest", "read_manifest", "sha256_file", "write_manifest"]
 
 #: bumped whenever what the manifests record changes; older artifacts are refused with "retrain"
 MANIFEST_FORMAT = 4
-#: what a manifest may record besides its files and versions (each a property of :class:`Manifest`)
-SECTIONS = frozenset({
-    # both artifacts
-    "artifact", "created_at", "schema", "class_names", "dataset",
-    # the classifier
-    "training", "decision", "search", "held_out", "gate", "monitoring", "reference", "reasons",
-    # the explainer
-    "numeric_medians", "recourse", "titles", "disc_perc", "anchor_features", "classifier_files",
-})
+_Record = TypeVar("_Record")
 
 
 def _interval(check: Mapping[str, Any]) -> str:
@@ -65,6 +59,38 @@ def failed_checks(checks: Sequence[Mapping[str, Any]]) -> list[str]:
     return words
 
 
+def _read(record: type[_Record], content: Any, where: str, **given: Any) -> _Record:
+    """``record`` (a dataclass) from its JSON form ``content`` (the fields in ``given`` as
+    given): each field's value read by the ``read`` of its metadata (as is without one); a
+    missing field or one that cannot be read is an :class:`~loanxai.errors.ArtifactError`
+    naming it and saying to retrain."""
+    if not isinstance(content, Mapping):
+        raise ArtifactError(f"{where} is not an object: retrain with this version")
+    values = dict(given)
+    for declared in fields(record):  # type: ignore[arg-type]
+        if declared.name in given:
+            continue
+        key = declared.metadata.get("key", declared.name)
+        if key not in content:
+            raise ArtifactError(f"{where} records no {key!r}: retrain with this version")
+        read = declared.metadata.get("read")
+        try:
+            values[declared.name] = read(content[key], f"{where} {key!r}") if read else content[key]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ArtifactError(f"{where}: its {key!r} cannot be read ({error!r}): retrain with this version") from None
+    return record(**values)
+
+
+def _as(convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """A field's metadata reading its JSON value with ``convert``."""
+    return {"read": lambda value, _where: convert(value)}
+
+
+def _nested(record: type) -> dict[str, Any]:
+    """A field's metadata reading its JSON value as the dataclass ``record``."""
+    return {"read": lambda value, where: _read(record, value, where)}
+
+
 @dataclass(frozen=True)
 class GateRecord:
     """The fairness gate as training recorded it (:mod:`loanxai.fairness.gate`). ``passed``: the
@@ -76,14 +102,13 @@ class GateRecord:
     passed: bool
     status: str
     thresholds: Mapping[str, Any]
-    checks: tuple[Mapping[str, Any], ...]
+    checks: tuple[Mapping[str, Any], ...] = field(metadata=_as(tuple))
     override: Mapping[str, Any] | None
 
     @classmethod
     def from_dict(cls, content: Mapping[str, Any]) -> GateRecord:
         """Read it from its JSON form."""
-        return cls(content["passed"], content["status"], content["thresholds"], tuple(content["checks"]),
-                   content["override"])
+        return _read(cls, content, "the gate record")
 
     @property
     def failed_checks(self) -> list[str]:
@@ -103,114 +128,120 @@ class GateRecord:
 
 @dataclass(frozen=True)
 class DatasetRecord:
-    """What a classifier's manifest records of its data (see ``training.writers.dataset_record``)."""
+    """What a classifier's manifest records of its data (see ``training.writers.dataset_record``):
+    its ``name``, the ``description`` as training read it (every default filled in) and where it
+    was read from, the sha256 of each ``sources`` file by path, the ``label``'s column and values
+    meaning approved and rejected, each ``protected_attributes`` entry as declared, training and
+    held-out ``rows``, how sentences name each column (``titles``) and the ``example``
+    application the demo, the clients and the smoke test send."""
 
-    content: Mapping[str, Any]
-
-    @property
-    def name(self) -> str:
-        """The dataset's name."""
-        return self.content["name"]
-
-    @property
-    def description(self) -> Mapping[str, Any]:
-        """The description as training read it, every default filled in."""
-        return self.content["description"]
-
-    @property
-    def description_path(self) -> Path:
-        """Where the description was read from."""
-        return Path(self.content["description_path"])
-
-    @property
-    def sources(self) -> Mapping[str, str]:
-        """sha256 of each source file, by path."""
-        return self.content["sources"]
-
-    @property
-    def label(self) -> Mapping[str, Any]:
-        """The label's ``column`` and the values meaning ``approved`` and ``rejected``."""
-        return self.content["label"]
+    name: str
+    description: Mapping[str, Any]
+    description_path: Path = field(metadata=_as(Path))
+    sources: Mapping[str, str]
+    label: Mapping[str, Any]
+    protected_attributes: tuple[Mapping[str, Any], ...] = field(metadata={**_as(tuple), "key": "protected"})
+    rows: Mapping[str, int]
+    titles: Mapping[str, str]
+    example: Mapping[str, Any]
 
     @property
     def protected(self) -> tuple[str, ...]:
         """Every protected attribute the description declares, in its order."""
-        return tuple(p["name"] for p in self.content["protected"])
+        return tuple(p["name"] for p in self.protected_attributes)
 
     @property
     def protected_inputs(self) -> tuple[str, ...]:
         """The protected attributes the description lets be model inputs (``model_input: true``)."""
-        return tuple(p["name"] for p in self.content["protected"] if p["model_input"])
+        return tuple(p["name"] for p in self.protected_attributes if p["model_input"])
 
-    @property
-    def rows(self) -> Mapping[str, int]:
-        """Training and held-out rows."""
-        return self.content["rows"]
 
-    @property
-    def titles(self) -> Mapping[str, str]:
-        """How sentences name each column."""
-        return self.content["titles"]
+@dataclass(frozen=True)
+class TrainingRecord:
+    """How the served model was trained: the ``seed``, the ``candidate`` chosen (one of the
+    search's), its ``settings``, and the training and held-out row counts."""
 
-    @property
-    def example(self) -> dict[str, Any]:
-        """The application the demo, the clients and the smoke test send."""
-        return dict(self.content["example"])
+    seed: int
+    candidate: str
+    settings: Mapping[str, Any]
+    n_train: int
+    n_test: int
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """The decision policy (``policy``: the description's ``decision``), the ``cutoff`` it set on
+    the training rows, and the ``rule`` in words: approved when the probability of approval is at
+    least the cutoff."""
+
+    policy: Mapping[str, Any]
+    cutoff: float = field(metadata=_as(float))
+    rule: str
+
+
+@dataclass(frozen=True)
+class DatasetName:
+    """The dataset an explainer was fitted on, by name."""
+
+    name: str
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """A manifest's content, read by section; a section the artifacts lack is an
-    :class:`~loanxai.errors.ArtifactError` saying to retrain."""
+    """What both artifacts' manifests record: the sha256 of each file by name, the library
+    ``versions`` when trained (and ``python``), the ``checked_packages`` whose versions must match
+    at load, when it was ``created_at`` (UTC, ISO 8601), the feature ``schema`` and the
+    ``class_names``. Read and checked whole by :func:`read_manifest`, as
+    :class:`ClassifierManifest` or :class:`ExplainerManifest`."""
 
-    content: Mapping[str, Any]
+    #: ``loanclassifier`` or ``explainer``: which artifact a manifest is of
+    ARTIFACT: ClassVar[str]
     directory: Path
-
-    def section(self, key: str) -> Any:
-        """The section ``key``; :class:`~loanxai.errors.ArtifactError` saying to retrain if the artifacts lack it."""
-        if key not in self.content:
-            raise ArtifactError(f"{self.directory / MANIFEST_FILE} records no {key!r}: retrain with this version")
-        return self.content[key]
-
-    @property
-    def files(self) -> Mapping[str, str]:
-        """sha256 of each artifact file, by name."""
-        return self.content["files"]
-
-    @property
-    def versions(self) -> Mapping[str, str]:
-        """Library versions when trained, and ``python``."""
-        return self.content["versions"]
-
-    @property
-    def artifact(self) -> str:
-        """``loanclassifier`` or ``explainer``."""
-        return self.section("artifact")
+    format: int
+    files: Mapping[str, str]
+    versions: Mapping[str, str]
+    checked_packages: tuple[str, ...] = field(metadata=_as(tuple))
+    artifact: str
+    created_at: str
+    schema: FeatureSchema = field(metadata=_as(FeatureSchema.from_dict))
+    class_names: tuple[str, ...] = field(metadata=_as(tuple))
 
     @property
     def version(self) -> str:
         """The artifact's version: its model file's (the classifier) or explainer file's."""
-        return version(self.files[EXPLAINER_FILE if self.artifact == "explainer" else MODEL_FILE])
+        return version(self.files[MODEL_FILE])
+
+    @property
+    def path(self) -> Path:
+        """The manifest's file."""
+        return self.directory / MANIFEST_FILE
 
     @cached_property
     def sha256(self) -> str:
         """The sha256 of the manifest file (which holds every artifact file's): what a decision records."""
-        return sha256_file(self.directory / MANIFEST_FILE)
+        return sha256_file(self.path)
 
-    @property
-    def created_at(self) -> str:
-        """When training wrote it (UTC, ISO 8601)."""
-        return self.section("created_at")
 
-    @cached_property
-    def schema(self) -> FeatureSchema:
-        """The feature schema."""
-        return FeatureSchema.from_dict(self.section("schema"))
+@dataclass(frozen=True)
+class ClassifierManifest(Manifest):
+    """The classifier's manifest: besides :class:`Manifest`, its ``dataset``, ``training``,
+    ``decision``, the ``search`` for a less discriminatory alternative (the rule, every
+    candidate's cross-validated point, the choice: :mod:`loanxai.fairness.search`), the chosen
+    model ``held_out`` (metrics and adverse impact ratios at the cutoff), the fairness ``gate``,
+    the ``monitoring`` bins, training shares and held-out outcomes the live metrics are read
+    against, the ``reference`` held-out rows and probabilities a loaded model must reproduce,
+    and the approved applicants its principal ``reasons`` are measured against."""
 
-    @property
-    def dataset(self) -> DatasetRecord:
-        """What it records of the data."""
-        return DatasetRecord(self.section("dataset"))
+    ARTIFACT = "loanclassifier"
+    dataset: DatasetRecord = field(metadata=_nested(DatasetRecord))
+    training: TrainingRecord = field(metadata=_nested(TrainingRecord))
+    decision: DecisionRecord = field(metadata=_nested(DecisionRecord))
+    search: Mapping[str, Any]
+    held_out: Mapping[str, Any]
+    gate: GateRecord = field(metadata=_nested(GateRecord))
+    monitoring: Mapping[str, Any]
+    reference: Mapping[str, Any]
+    reasons: Mapping[str, Any]
 
     @property
     def metrics(self) -> Mapping[str, Any]:
@@ -218,88 +249,51 @@ class Manifest:
         return self.held_out["metrics"]
 
     @property
-    def training(self) -> Mapping[str, Any]:
-        """Seed, rows and the chosen candidate's settings."""
-        return self.section("training")
-
-    @property
     def candidate(self) -> str:
         """The name of the candidate served (one of the search's)."""
-        return self.training["candidate"]
-
-    @property
-    def decision(self) -> Mapping[str, Any]:
-        """The decision policy (``policy``: the description's ``decision``) and the ``cutoff`` it
-        set on the training rows: approved when the probability of approval is at least it."""
-        return self.section("decision")
+        return self.training.candidate
 
     @property
     def cutoff(self) -> float:
         """The probability of approval at or above which an application is approved."""
-        return float(self.decision["cutoff"])
-
-    @property
-    def search(self) -> Mapping[str, Any]:
-        """The search for a less discriminatory alternative: the rule, every candidate's
-        cross-validated point, the choice (:mod:`loanxai.fairness.search`)."""
-        return self.section("search")
-
-    @property
-    def held_out(self) -> Mapping[str, Any]:
-        """The chosen model on the held-out rows at the cutoff: metrics and adverse impact ratios."""
-        return self.section("held_out")
-
-    @property
-    def reasons(self) -> Mapping[str, Any]:
-        """The reference of approved applicants the principal reasons are measured against."""
-        return self.section("reasons")
-
-    @property
-    def gate(self) -> GateRecord:
-        """The fairness gate's record."""
-        return GateRecord.from_dict(self.section("gate"))
-
-    @property
-    def monitoring(self) -> Mapping[str, Any]:
-        """Bins, training shares and held-out outcomes, for the live metrics."""
-        return self.section("monitoring")
-
-    @property
-    def reference(self) -> Mapping[str, Any]:
-        """Held-out rows and their probabilities: a loaded model must reproduce them."""
-        return self.section("reference")
-
-    @property
-    def numeric_medians(self) -> Mapping[str, float]:
-        """The median imputed for each numeric feature."""
-        return self.section("numeric_medians")
-
-    @property
-    def recourse(self) -> Mapping[str, Any]:
-        """What a recourse may change."""
-        return self.section("recourse")
-
-    @property
-    def titles(self) -> Mapping[str, str]:
-        """How sentences name each feature."""
-        return self.section("titles")
-
-    @property
-    def anchor_features(self) -> tuple[str, ...]:
-        """The features an anchor may name: the model inputs that are no declared basis."""
-        return tuple(self.section("anchor_features"))
-
-    @property
-    def disc_perc(self) -> tuple[int, ...]:
-        """The percentiles binning the numeric features for anchors."""
-        return tuple(self.section("disc_perc"))
+        return self.decision.cutoff
 
     @property
     def model_sha256(self) -> str:
-        """The sha256 of the classifier's forest: the one this classifier holds, or the one the
-        explainer was fitted with."""
-        files = self.section("classifier_files") if self.artifact == "explainer" else self.files
-        return files[MODEL_FILE]
+        """The sha256 of the forest this classifier holds."""
+        return self.files[MODEL_FILE]
+
+
+@dataclass(frozen=True)
+class ExplainerManifest(Manifest):
+    """The explainer's manifest: besides :class:`Manifest`, the ``dataset`` it was fitted on, the
+    median imputed for each numeric feature, what a ``recourse`` may change, how sentences name
+    each feature (``titles``), the percentiles binning the numeric features for anchors
+    (``disc_perc``), the features an anchor may name (the model inputs that are no declared
+    basis) and the ``classifier_files`` of the classifier it was fitted with."""
+
+    ARTIFACT = "explainer"
+    dataset: DatasetName = field(metadata=_nested(DatasetName))
+    numeric_medians: Mapping[str, float]
+    recourse: Mapping[str, Any]
+    titles: Mapping[str, str]
+    disc_perc: tuple[int, ...] = field(metadata=_as(tuple))
+    anchor_features: tuple[str, ...] = field(metadata=_as(tuple))
+    classifier_files: Mapping[str, str]
+
+    @property
+    def version(self) -> str:
+        """The explainer's version: its file's."""
+        return version(self.files[EXPLAINER_FILE])
+
+    @property
+    def model_sha256(self) -> str:
+        """The sha256 of the forest the explainer was fitted with."""
+        return self.classifier_files[MODEL_FILE]
+
+
+#: each artifact's manifest type, by its ``artifact``
+MANIFESTS: dict[str, type[Manifest]] = {kind.ARTIFACT: kind for kind in (ClassifierManifest, ExplainerManifest)}
 
 
 def library_versions(packages: Iterable[str]) -> dict[str, str]:
@@ -322,27 +316,41 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(directory: Path, files: Sequence[str], packages: Sequence[str], **sections: Any) -> Manifest:
+def write_manifest(directory: Path, files: Sequence[str], packages: Sequence[str], artifact: str,
+                   **sections: Any) -> Manifest:
     """Write the manifest of the artifact folder ``directory`` and return it.
 
     Parameters
     ----------
     files : names of the artifact files in ``directory`` to checksum.
     packages : packages whose versions must match when the artifacts are loaded.
-    sections : the rest, each one of :data:`SECTIONS`, JSON-serialisable.
+    artifact : which artifact it is, a key of :data:`MANIFESTS`.
+    sections : the rest, each a field of that artifact's manifest type, JSON-serialisable.
     """
-    unknown = sorted(set(sections) - SECTIONS)
+    kind = MANIFESTS[artifact]
+    unknown = sorted(set(sections) - {f.metadata.get("key", f.name) for f in fields(kind)})
     if unknown:
-        raise ValueError(f"unknown manifest section(s) {', '.join(unknown)}: add them to SECTIONS and to Manifest")
+        raise ValueError(f"unknown manifest section(s) {', '.join(unknown)}: declare them in {kind.__name__}")
     content = {
         "format": MANIFEST_FORMAT,
         "files": {name: sha256_file(directory / name) for name in files},
         "versions": library_versions(packages),
         "checked_packages": list(packages),
+        "artifact": artifact,
         **sections,
     }
-    (directory / MANIFEST_FILE).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
-    return Manifest(content, directory)
+    manifest = _manifest(content, directory / MANIFEST_FILE)
+    manifest.path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def _manifest(content: Any, path: Path) -> Manifest:
+    """The manifest at ``path`` from its JSON form, of its artifact's type."""
+    kind = MANIFESTS.get(content.get("artifact")) if isinstance(content, Mapping) else None
+    if kind is None:
+        raise ArtifactError(f"{path} is the manifest of no artifact this version knows "
+                            f"({', '.join(MANIFESTS)}): retrain with this version")
+    return _read(kind, content, str(path), directory=path.parent)
 
 
 def load_pickle(directory: Path, name: str) -> Any:
@@ -366,10 +374,11 @@ def read_manifest(directory: Path) -> Manifest:
         content = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ArtifactError(f"{path} is not valid JSON: {error}") from None
-    if content.get("format") != MANIFEST_FORMAT:
+    written = content.get("format", 1) if isinstance(content, dict) else None
+    if written != MANIFEST_FORMAT:
         raise ArtifactError(f"{path} was written by another version of loanxai (manifest format "
-                            f"{content.get('format', 1)}, this version reads {MANIFEST_FORMAT}): run `make train`")
-    return Manifest(content, directory)
+                            f"{written}, this version reads {MANIFEST_FORMAT}): run `make train`")
+    return _manifest(content, path)
 
 
 def load_verified_manifest(directory: Path) -> Manifest:
@@ -389,7 +398,7 @@ def load_verified_manifest(directory: Path) -> Manifest:
             raise ArtifactError(
                 f"checksum mismatch for {file}: manifest has sha256 {expected}, file has {actual}"
             )
-    checked = manifest.content["checked_packages"]
+    checked = manifest.checked_packages
     installed = library_versions(checked)
     mismatched = [
         f"{package} {manifest.versions[package]} when trained, "

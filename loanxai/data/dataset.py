@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loanxai.core.manifest import Manifest, sha256_file
+from loanxai.core.manifest import ClassifierManifest, sha256_file
 from loanxai.core.schema import FeatureSchema, plain_value
 from loanxai.data.description import CATEGORICAL, LABEL, Column, Description, canonical, parse_description
 from loanxai.errors import DataError
@@ -68,7 +68,7 @@ def load_dataset(description: Description) -> Dataset:
     return Dataset(description, train, test, schema, sources)
 
 
-def load_trained_dataset(manifest: Manifest) -> Dataset:
+def load_trained_dataset(manifest: ClassifierManifest) -> Dataset:
     """The dataset a classifier was trained on, from its manifest: the recorded description, the
     same source files (checked by sha256), the same split, and the schema of the model's inputs
     (the search's choice), rebuilt and checked against the artifacts'."""

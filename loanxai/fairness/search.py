@@ -50,7 +50,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from loanxai.artifacts import MANIFEST_FILE
-from loanxai.core.manifest import Manifest
+from loanxai.core.manifest import ClassifierManifest
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import Dataset, build_schema, group_column
 from loanxai.data.description import LABEL
@@ -184,7 +184,7 @@ class _Search:
         ranked = sorted((s, n) for n, s in strength.items() if not np.isnan(s))[::-1]
         return [name for _, name in ranked[:PROXIES_DROPPED]]
 
-    def incumbent(self, manifest: Manifest) -> Spec:
+    def incumbent(self, manifest: ClassifierManifest) -> Spec:
         """The served model's recipe as a candidate (:func:`~loanxai.fairness.candidates.incumbent_spec`),
         if it was trained on this dataset's very files."""
         where = str(manifest.directory / MANIFEST_FILE)
@@ -336,7 +336,7 @@ class _Search:
 
 def search(dataset: Dataset, seed: int = 0, requested: str = "auto", n_estimators: int | None = None,
            only: Sequence[str] | None = None, quick: bool = False, cache: Path | None = None,
-           incumbent: Manifest | None = None) -> SearchResult:
+           incumbent: ClassifierManifest | None = None) -> SearchResult:
     """Assess every candidate (``only``: those names, and the reference), choose by the rule (or
     the ``requested`` name; ``none``: the reference), and refit the choice on every training row. Its cutoff is set
     on its cross-validated probabilities (the training rows', each from a model that did not see

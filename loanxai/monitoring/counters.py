@@ -31,7 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 from seldon_core.metrics import BINS
 
 from loanxai.core.codecs import EXPLAIN_KINDS, Outcomes
-from loanxai.core.manifest import Manifest
+from loanxai.core.manifest import ClassifierManifest
 from loanxai.core.roles import EXPLAIN_ROLES
 from loanxai.monitoring import series
 from loanxai.monitoring.references import NOT_GIVEN, OUTCOMES, SCORE_BINS, bin_indices, outcome_rates, score_indices
@@ -132,7 +132,7 @@ def _start_flusher() -> None:
 class DecisionMonitor:
     """The classifier's decision and outcome counters, and its reference gauges, from its manifest."""
 
-    def __init__(self, manifest: Manifest) -> None:
+    def __init__(self, manifest: ClassifierManifest) -> None:
         self.manifest = manifest
         self.schema = manifest.schema
         monitoring = manifest.monitoring

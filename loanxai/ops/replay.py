@@ -42,7 +42,7 @@ from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, DEFAULT_EXPLAINER_URL, 
 from loanxai.config import ServiceSettings, Settings
 from loanxai.core.cli import command_parser
 from loanxai.core.elderly import served_rows
-from loanxai.core.manifest import Manifest, load_pickle, load_verified_manifest
+from loanxai.core.manifest import ClassifierManifest, load_pickle, load_verified_manifest
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import load_trained_dataset
 from loanxai.data.description import LABEL
@@ -195,7 +195,7 @@ def describe_alerts(firing_alerts: list[dict[str, Any]]) -> str:
                      for a in sorted(firing_alerts, key=lambda a: (a["labels"]["alertname"], json.dumps(a["labels"]))))
 
 
-def recorded(url: str | None, service: ServiceSettings, manifest: Manifest, since: datetime) -> str:
+def recorded(url: str | None, service: ServiceSettings, manifest: ClassifierManifest, since: datetime) -> str:
     """The figures of the decisions recorded since ``since`` in the record at ``url`` (else the
     service's), or why there are none."""
     if (url or service.records_url) == "off":

@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR, MODEL_FILE, PREPROCESSOR_FILE, REPORTS_DIR
 from loanxai.core.elderly import served_rows
-from loanxai.core.manifest import Manifest, load_pickle, load_verified_manifest
+from loanxai.core.manifest import ClassifierManifest, ExplainerManifest, load_pickle, load_verified_manifest
 from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP, one_job
 from loanxai.core.schema import FeatureSchema
 from loanxai.explain.anchors import AnchorModel, load_explainer, set_predictor
@@ -54,8 +54,8 @@ class Model:
     explainer: Any
     reasons: ReasonExplainer
     schema: FeatureSchema
-    manifest: Manifest
-    explainer_manifest: Manifest
+    manifest: ClassifierManifest
+    explainer_manifest: ExplainerManifest
     anchor_model: AnchorModel = field(init=False)
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR
 from loanxai.config import Settings
 from loanxai.core.cli import command_parser
-from loanxai.core.manifest import Manifest, failed_checks, read_manifest
+from loanxai.core.manifest import ClassifierManifest, failed_checks, read_manifest
 from loanxai.data.dataset import load_trained_dataset
 from loanxai.data.description import LABEL, Protected
 from loanxai.fairness.gate import GateThresholds, screen_checks
@@ -84,7 +84,7 @@ def build_report(config: ReportOptions) -> dict[str, Any]:
         "artifacts": artifacts_summary(model),
         "config": config.record(),
         "held_out_rows": int(len(test)),
-        "decision": dict(model.manifest.decision),
+        "decision": asdict(model.manifest.decision),
         "metrics": evaluate(model.approval(model.schema.encode_frame(test)), test[LABEL].to_numpy(), model.cutoff),
     }
     for i, (name, step) in enumerate(steps, 1):
@@ -101,7 +101,7 @@ def build_report(config: ReportOptions) -> dict[str, Any]:
     return report
 
 
-def _gate(report: dict[str, Any], manifest: Manifest, thresholds: GateThresholds, protected: tuple[str, ...],
+def _gate(report: dict[str, Any], manifest: ClassifierManifest, thresholds: GateThresholds, protected: tuple[str, ...],
           declared: Mapping[str, Protected]) -> dict[str, Any]:
     """The screen on the rows the report evaluated (at ``thresholds``), beside the gate training recorded."""
     recorded = manifest.gate

@@ -33,7 +33,7 @@ import numpy as np
 from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR
 from loanxai.config import CHALLENGER, CHAMPION, Settings
 from loanxai.core.cli import command_parser
-from loanxai.core.manifest import Manifest, load_verified_manifest
+from loanxai.core.manifest import ClassifierManifest, load_verified_manifest
 from loanxai.errors import RecordError
 from loanxai.fairness.metrics import adverse_impact
 from loanxai.monitoring.references import NOT_GIVEN, SCORE_BINS, psi, score_indices
@@ -54,7 +54,7 @@ FLIPS = ("approved_to_rejected", "rejected_to_approved")
 _SHOWN_FLIPS = 50
 
 
-def compare(store: DecisionStore, champion: Manifest, challenger: Manifest, since: datetime | None = None,
+def compare(store: DecisionStore, champion: ClassifierManifest, challenger: ClassifierManifest, since: datetime | None = None,
             until: datetime | None = None) -> dict[str, Any]:
     """The comparison (see the module's docstring) of the decisions ``champion``'s model made in
     [since, until) (UTC; None: open) with ``challenger``'s of the same applications.

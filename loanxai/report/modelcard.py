@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from loanxai.artifacts import version
-from loanxai.core.manifest import Manifest
+from loanxai.core.manifest import ClassifierManifest
 from loanxai.fairness.candidates import SEED_REFERENCE
 from loanxai.report.render import fmt, gate_notes, md_table, red, with_interval
 from loanxai.report.search import coverage_lines
@@ -43,7 +43,7 @@ LEGAL_CONTEXT = """\
 """
 
 
-def model_card(report: dict[str, Any], manifest: Manifest) -> str:
+def model_card(report: dict[str, Any], manifest: ClassifierManifest) -> str:
     """The model card as Markdown."""
     dataset, search, decision = manifest.dataset, report["search"], report["decision"]
     description = dataset.description

@@ -33,7 +33,7 @@ import numpy as np
 from loanxai.artifacts import CLASSIFIER_DIR
 from loanxai.config import Settings
 from loanxai.core.cli import command_parser
-from loanxai.core.manifest import Manifest, load_verified_manifest
+from loanxai.core.manifest import ClassifierManifest, load_verified_manifest
 from loanxai.errors import RecordError
 from loanxai.fairness.metrics import adverse_impact
 from loanxai.monitoring.references import (
@@ -55,7 +55,7 @@ __all__ = ["describe", "outcome_figures", "parser", "record_figures", "run"]
 logger = logging.getLogger(__name__)
 
 
-def record_figures(store: DecisionStore, manifest: Manifest, since: datetime | None = None,
+def record_figures(store: DecisionStore, manifest: ClassifierManifest, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, Any]:
     """The figures of the decisions ``manifest``'s model made in [since, until) (UTC; None: open).
 

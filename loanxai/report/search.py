@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from loanxai.artifacts import MANIFEST_FILE
-from loanxai.core.manifest import Manifest
+from loanxai.core.manifest import ClassifierManifest
 from loanxai.errors import ArtifactError
 from loanxai.fairness.candidates import INCUMBENT
 from loanxai.report.plots import plot_frontier
@@ -36,7 +36,7 @@ def _lowest(by_attribute: dict[str, dict[str, Any]], screened: list[str], key: s
     return {"attribute": attribute, key: figure[key], "low": figure["low"], "high": figure["high"]}
 
 
-def search_section(manifest: Manifest, out: Path) -> dict[str, Any]:
+def search_section(manifest: ClassifierManifest, out: Path) -> dict[str, Any]:
     """The search's record with each candidate's worst ratio and worst standardized mean
     difference with their intervals, most accurate first, and the frontier plot (``frontier.png``)."""
     search, thresholds = manifest.search, manifest.gate.thresholds

@@ -275,7 +275,7 @@ class LoanClassifier:
                 "model_role": self.model_role,
                 "candidate": self.manifest.candidate,
                 "cutoff": repr(self.cutoff),
-                "decision_policy": json.dumps(self.manifest.decision["policy"]),
+                "decision_policy": json.dumps(self.manifest.decision.policy),
                 "fairness_gate": gate.status,
                 "fairness_gate_failed_checks": "; ".join(gate.failed_checks + gate.failed_search),
                 "fairness_gate_override": json.dumps(gate.override),

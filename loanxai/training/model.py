@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from loanxai.core.manifest import Manifest
+from loanxai.core.manifest import ClassifierManifest
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import Dataset
 from loanxai.fairness.fits import served_approval
@@ -69,7 +69,7 @@ class TrainedModel:
 def train_model(dataset: Dataset, seed: int = 0, requested: str = "auto", accept_unfair: str | None = None,
                 accepted_by: str | None = None, n_estimators: int | None = None,
                 only: Sequence[str] | None = None, quick: bool = False, cache: Path | None = None,
-                incumbent: Manifest | None = None) -> TrainedModel:
+                incumbent: ClassifierManifest | None = None) -> TrainedModel:
     """Search the candidates (``only``: these names; ``quick``, ``cache``, ``incumbent``: as
     :func:`~loanxai.fairness.search.search`), choose one (``requested``: by the rule, or a name),
     check it on the held-out rows, and run the gate's two steps."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR, SEARCH_CACHE_DIR
 from loanxai.config import Settings
 from loanxai.core.cli import command_parser
-from loanxai.core.manifest import Manifest, read_manifest
+from loanxai.core.manifest import ClassifierManifest, ExplainerManifest, read_manifest
 from loanxai.core.pipeline import PREPROCESSOR_STEP, impute, numeric_medians
 from loanxai.data.dataset import load_dataset
 from loanxai.data.description import DEFAULT_DESCRIPTION, Description, load_description
@@ -49,7 +49,7 @@ def train(
     quick: bool = False,
     cache: Path | None = SEARCH_CACHE_DIR,
     incumbent: Path | None = None,
-) -> tuple[Manifest, Manifest]:
+) -> tuple[ClassifierManifest, ExplainerManifest]:
     """Train both artifacts from the described dataset and write them; return the two manifests.
 
     Every candidate of the search (:mod:`loanxai.fairness.search`; ``only``: these names) is

@@ -21,7 +21,7 @@ import treelite.sklearn
 
 from loanxai.artifacts import COMPILED_FILE, EXPLAINER_FILE, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.core.elderly import served_rows
-from loanxai.core.manifest import Manifest, write_manifest
+from loanxai.core.manifest import ClassifierManifest, ExplainerManifest, write_manifest
 from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP, numeric_medians
 from loanxai.core.schema import CLASS_NAMES
 from loanxai.data.dataset import Dataset, group_column, recourse_rules
@@ -85,7 +85,7 @@ def _json_rows(X: np.ndarray) -> list[list[float | None]]:
     return [[None if np.isnan(v) else float(v) for v in row] for row in X]
 
 
-def save_classifier(model: TrainedModel, directory: Path, training: dict[str, Any]) -> Manifest:
+def save_classifier(model: TrainedModel, directory: Path, training: dict[str, Any]) -> ClassifierManifest:
     """Write the preprocessor, the fitted classifier and their manifest; return the manifest."""
     classifier = model.pipeline.named_steps[CLASSIFIER_STEP]
     for name, obj in ((PREPROCESSOR_FILE, model.pipeline.named_steps[PREPROCESSOR_STEP]), (MODEL_FILE, classifier)):
@@ -124,7 +124,8 @@ def save_classifier(model: TrainedModel, directory: Path, training: dict[str, An
     )
 
 
-def save_explainer(explainer: Any, model: TrainedModel, directory: Path, classifier_manifest: Manifest) -> Manifest:
+def save_explainer(explainer: Any, model: TrainedModel, directory: Path,
+                   classifier_manifest: ClassifierManifest) -> ExplainerManifest:
     """Pickle the explainer without its predictor (the service sets one that calls the
     classifier over REST) and write its manifest; return the manifest."""
     with open(directory / EXPLAINER_FILE, "wb") as handle:

@@ -54,7 +54,7 @@ def challenger_dir(artifacts, tmp_path_factory):
     decides 8 of the 400 otherwise (measured 2026-12-07). Its gate is justified as the
     champion's would be (the census fails the screen on ethnicity)."""
     root = tmp_path_factory.mktemp("challenger")
-    trees = artifacts.classifier_manifest.training["settings"]["n_estimators"] * 4 // 5
+    trees = artifacts.classifier_manifest.training.settings["n_estimators"] * 4 // 5
     train(root / "loanclassifier", root / "explainer", n_estimators=trees,
           only=[artifacts.classifier_manifest.candidate], accept_unfair=JUSTIFICATION, accepted_by="the test")
     return root / "loanclassifier"

@@ -57,7 +57,7 @@ def test_images_build_run_pass_the_smoke_test_and_stop_gracefully(justified, bui
         if line.startswith("image labels of docker.io/loanxai/loanclassifier")
     ]
     assert labels["io.loanxai.fairness-gate"] == manifest.gate.status
-    assert labels["io.loanxai.dataset"] == "census" and labels["io.loanxai.candidate"] == manifest.training["candidate"]
+    assert labels["io.loanxai.dataset"] == "census" and labels["io.loanxai.candidate"] == manifest.training.candidate
     assert labels["io.loanxai.fairness-gate.override-reason"] == "container smoke test of the default model"
     assert labels["io.loanxai.fairness-gate.override-accepted-by"] == "CI"
     assert "prediction: POST http://10.231.0.1:9000/api/v1.0/predictions" in out

@@ -17,10 +17,10 @@ def test_classifier_artifacts_and_manifest(artifacts):
     manifest = load_verified_manifest(artifacts.classifier_dir)
     assert set(manifest.files) == {"preprocessor.dill", "model.dill", "model.treelite"}
     assert {"python", "scikit-learn", "numpy", "dill", "treelite"} <= set(manifest.versions)
-    assert manifest.schema.feature_names == tuple(manifest.training["settings"]["features"])
+    assert manifest.schema.feature_names == tuple(manifest.training.settings["features"])
     assert set(manifest.schema.feature_names) <= set(FEATURE_NAMES) and "age" in manifest.schema.feature_names
     assert manifest.schema.ignored == tuple(f for f in FEATURE_NAMES if f not in manifest.schema.feature_names)
-    assert manifest.section("class_names") == list(CLASS_NAMES)
+    assert manifest.class_names == CLASS_NAMES
     assert manifest.candidate == manifest.search["chosen"] != "seed"
 
 
@@ -33,7 +33,7 @@ def test_no_declared_basis_but_age_is_an_input(artifacts):
 
 def test_the_cutoff_is_set_on_the_training_rows_at_the_policys_rate(artifacts):
     manifest = artifacts.classifier_manifest
-    assert manifest.decision["policy"] == {"approval_rate": "base"}
+    assert manifest.decision.policy == {"approval_rate": "base"}
     chosen = next(p for p in manifest.search["candidates"] if p["name"] == manifest.candidate)
     # cross-validated over the training rows, the cutoff approves the training data's rate
     assert chosen["metrics"]["cutoff"] == manifest.cutoff
@@ -69,7 +69,7 @@ def test_loaded_pickles_reproduce_the_reference_predictions(artifacts):
     manifest = artifacts.classifier_manifest
     preprocessor = load_pickle(artifacts.classifier_dir, "preprocessor.dill")
     forest = load_pickle(artifacts.classifier_dir, "model.dill")
-    assert forest.n_estimators == manifest.training["settings"]["n_estimators"]
+    assert forest.n_estimators == manifest.training.settings["n_estimators"]
     rows = np.asarray(manifest.reference["rows"])
     # the forest as trained (n_jobs=-1) adds its trees' votes in thread order: last-bit differences
     np.testing.assert_allclose(forest.predict_proba(preprocessor.transform(rows)), manifest.reference["probabilities"],
@@ -78,8 +78,8 @@ def test_loaded_pickles_reproduce_the_reference_predictions(artifacts):
 
 def test_explainer_is_pickled_fitted_and_without_predictor(artifacts):
     manifest = load_verified_manifest(artifacts.explainer_dir)
-    assert {"alibi", "dill", "numpy"} <= set(manifest.section("checked_packages"))
-    assert manifest.section("classifier_files") == artifacts.classifier_manifest.files
+    assert {"alibi", "dill", "numpy"} <= set(manifest.checked_packages)
+    assert manifest.classifier_files == artifacts.classifier_manifest.files
     explainer = load_pickle(artifacts.explainer_dir, "explainer.dill")
     assert explainer.predictor is None and explainer.samplers[0].predictor is None
     # an anchor never names a declared basis: age, an input, is held at the applicant's value
@@ -156,7 +156,7 @@ def test_a_killed_swap_is_repaired_by_the_next_training(tmp_path):
 
 def test_the_incumbents_recipe_refitted_on_the_same_folds_reproduces_its_recorded_point(artifacts):
     manifest = artifacts.classifier_manifest
-    result = search(load_dataset(CENSUS), seed=manifest.training["seed"], requested=manifest.candidate,
+    result = search(load_dataset(CENSUS), seed=manifest.training.seed, requested=manifest.candidate,
                     only=[manifest.candidate], incumbent=manifest)
     points = {p["name"]: p for p in result.record(0.8)["candidates"]}
     incumbent, recorded = points[INCUMBENT], next(p for p in manifest.search["candidates"] if p["name"] == manifest.candidate)

@@ -2,31 +2,60 @@ import json
 
 import pytest
 
-from loanxai.artifacts import MANIFEST_FILE, MODEL_FILE
-from loanxai.core.manifest import GateRecord, load_verified_manifest, write_manifest
+from loanxai.artifacts import EXPLAINER_FILE, MANIFEST_FILE, MODEL_FILE
+from loanxai.core.manifest import ExplainerManifest, GateRecord, load_verified_manifest, read_manifest, write_manifest
 from loanxai.errors import ArtifactError
+
+#: an explainer's sections, the smaller of the two artifacts' (the classifier's are checked on the real training)
+SECTIONS = {"created_at": "today", "schema": {"feature_names": ["age"], "category_map": {}},
+            "class_names": ["rejected", "approved"], "dataset": {"name": "census"}, "numeric_medians": {"age": 37.0},
+            "recourse": {}, "titles": {"age": "age"}, "disc_perc": [25, 50, 75], "anchor_features": ["age"],
+            "classifier_files": {MODEL_FILE: "0" * 64}}
 
 
 @pytest.fixture
 def folder(tmp_path):
-    (tmp_path / MODEL_FILE).write_bytes(b"model bytes")
-    write_manifest(tmp_path, [MODEL_FILE], ["numpy", "dill"], artifact="loanclassifier", created_at="today")
+    (tmp_path / EXPLAINER_FILE).write_bytes(b"explainer bytes")
+    write_manifest(tmp_path, [EXPLAINER_FILE], ["numpy", "dill"], "explainer", **SECTIONS)
     return tmp_path
+
+
+def _rewrite(folder, change):
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    change(manifest)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
 def test_manifest_records_checksums_and_versions(folder):
     manifest = load_verified_manifest(folder)
+    assert isinstance(manifest, ExplainerManifest)
     assert set(manifest.versions) == {"python", "numpy", "dill"}
-    assert len(manifest.files[MODEL_FILE]) == 64
+    assert len(manifest.files[EXPLAINER_FILE]) == 64
     assert manifest.created_at == "today"
-    assert manifest.version == manifest.files[MODEL_FILE][:12]
+    assert manifest.version == manifest.files[EXPLAINER_FILE][:12]
+    # read into declared types, once
+    assert manifest.disc_perc == (25, 50, 75) and manifest.schema.feature_names == ("age",)
+    assert manifest.dataset.name == "census" and manifest.model_sha256 == "0" * 64
 
 
-def test_sections_are_named_once_and_a_missing_one_says_retrain(folder):
-    with pytest.raises(ValueError, match="unknown manifest section"):
-        write_manifest(folder, [MODEL_FILE], ["dill"], note="x")
-    with pytest.raises(ArtifactError, match="records no 'gate': retrain"):
-        _ = load_verified_manifest(folder).gate
+def test_sections_are_declared_once_and_a_missing_one_says_retrain(folder):
+    with pytest.raises(ValueError, match="unknown manifest section.*note: declare them in ExplainerManifest"):
+        write_manifest(folder, [EXPLAINER_FILE], ["dill"], "explainer", note="x", **SECTIONS)
+    _rewrite(folder, lambda m: m.pop("recourse"))
+    with pytest.raises(ArtifactError, match=r"manifest.json records no 'recourse': retrain"):
+        read_manifest(folder)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(dataset={}), r"manifest.json 'dataset' records no 'name': retrain"),
+    (lambda m: m.update(disc_perc=5), r"manifest.json: its 'disc_perc' cannot be read .*: retrain"),
+    (lambda m: m.update(schema={"category_map": {}}), r"its 'schema' cannot be read .*feature_names"),
+    (lambda m: m.update(artifact="forest"), r"manifest of no artifact this version knows \(loanclassifier, explainer\)"),
+])
+def test_a_section_that_cannot_be_read_is_refused_at_load_naming_it(folder, change, message):
+    _rewrite(folder, change)
+    with pytest.raises(ArtifactError, match=message):
+        read_manifest(folder)
 
 
 def test_the_gate_record_words_its_failed_checks_by_step():
@@ -47,14 +76,14 @@ def test_the_gate_record_words_its_failed_checks_by_step():
 
 
 def test_tampered_file_is_refused(folder):
-    (folder / "model.dill").write_bytes(b"model bytez")
-    with pytest.raises(ArtifactError, match="checksum mismatch for .*model.dill"):
+    (folder / EXPLAINER_FILE).write_bytes(b"explainer bytez")
+    with pytest.raises(ArtifactError, match=f"checksum mismatch for .*{EXPLAINER_FILE}"):
         load_verified_manifest(folder)
 
 
 def test_missing_file_and_missing_manifest_are_refused(folder):
-    (folder / "model.dill").unlink()
-    with pytest.raises(ArtifactError, match="model.dill listed in the manifest is missing"):
+    (folder / EXPLAINER_FILE).unlink()
+    with pytest.raises(ArtifactError, match=f"{EXPLAINER_FILE} listed in the manifest is missing"):
         load_verified_manifest(folder)
     (folder / MANIFEST_FILE).unlink()
     with pytest.raises(ArtifactError, match="run `make train` first"):
@@ -85,5 +114,5 @@ def test_load_pickle_checks_the_bytes_it_loads(folder):
     (folder / "model.dill").write_bytes(dill.dumps({"a": 1}))
     with pytest.raises(ArtifactError, match="checksum mismatch for .*model.dill"):
         load_pickle(folder, "model.dill")  # changed after the manifest was written
-    write_manifest(folder, ["model.dill"], ["dill"])
+    write_manifest(folder, ["model.dill"], ["dill"], "explainer", **SECTIONS)
     assert load_pickle(folder, "model.dill") == {"a": 1}
