@@ -124,12 +124,16 @@ def run_profiles(urls: dict[str, str], bodies: dict[int, str], logs: Path, secon
 
 
 def profile_markdown(cases: list[dict[str, Any]]) -> list[str]:
-    """One column per case, one row per stage: the share of samples."""
+    """One column per case, one row per stage the results name (a results file of an earlier
+    version renders with its own stages): the share of samples."""
     header = [f"{c['path']}, {c['rows']} row{'s' if c['rows'] > 1 else ''}, {c['database']}" for c in cases]
-    stages = [*STAGES, OTHER]
+    named = dict.fromkeys(stage for c in cases if not c["failed"] for stage in c["shares"])
+    stages = [*(stage for stage in named if stage != OTHER), OTHER]
 
     def cell(case: dict[str, Any], stage: str) -> str:
-        return "py-spy failed" if case["failed"] else f"{case['shares'][stage]:.0%}"
+        if case["failed"]:
+            return "py-spy failed"
+        return f"{case['shares'][stage]:.0%}" if stage in case["shares"] else "-"
 
     return [
         "| where the classifier's time goes (py-spy samples, c = 8) | " + " | ".join(header) + " |",
