@@ -10,9 +10,11 @@
 - :mod:`~loanxai.ops.deploycheck`: the Kubernetes manifests checked without a cluster;
 - :mod:`~loanxai.ops.cluster`: a real Kubernetes API server and Seldon's operator, built from source, on
   this machine (``make cluster-up``, the Kubernetes tests);
-- :mod:`~loanxai.ops.reference`: the docs' reference pages generated from the code.
+- :mod:`~loanxai.ops.reference`: the docs' reference pages generated from the code;
+- :mod:`~loanxai.ops.quoted`: the model's figures the docs quote, each tied to its manifest.
 
 The top layer: it may use every other package.
 """
 
-__all__ = ["cluster", "deploycheck", "images", "local", "mirror", "prometheus", "promote", "reference", "replay", "services"]
+__all__ = ["cluster", "deploycheck", "images", "local", "mirror", "prometheus", "promote", "quoted", "reference", "replay",
+           "services"]

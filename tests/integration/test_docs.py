@@ -4,12 +4,14 @@ import contextlib
 import io
 import json
 import re
+import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
 from loanxai.artifacts import DOCS_DIR, REPO_ROOT
+from loanxai.ops.quoted import disagreements
 from tests.conftest import EXAMPLE_APPLICATION
 
 QUICKSTART = DOCS_DIR / "quickstart.md"
@@ -110,3 +112,17 @@ def test_every_make_target_a_page_names_exists(page):
     targets = set(re.findall(r"^([a-z][\w-]*):", (REPO_ROOT / "Makefile").read_text(), re.M))
     for named in re.findall(r"`make ([a-z][\w-]*)", page.read_text()):
         assert named in targets, f"{page.name} names `make {named}`, which the Makefile does not have"
+
+
+def test_every_figure_the_docs_quote_is_what_the_model_s_manifest_says(artifacts, tmp_path):
+    """Training is deterministic: the model trained here is the one the docs describe, and each
+    figure they quote from its manifest must be what it says (rounded as the page rounds it)."""
+    manifest = artifacts.classifier_manifest
+    assert disagreements(manifest, DOCS_DIR, REPO_ROOT / "README.md") == []
+    # the check can fail: a page whose figure drifted is named, with what it should say
+    shutil.copytree(DOCS_DIR, tmp_path / "docs")
+    fairness = tmp_path / "docs" / "concepts" / "fairness.md"
+    held_out = f"ROC AUC {manifest.metrics['roc_auc']:.3f}, recall"
+    fairness.write_text(fairness.read_text().replace(held_out, "ROC AUC 0.999, recall"))
+    [wrong] = disagreements(manifest, tmp_path / "docs", REPO_ROOT / "README.md")
+    assert wrong.startswith("concepts/fairness.md should say 'Held out (") and held_out in wrong
