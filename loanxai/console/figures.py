@@ -51,7 +51,8 @@ def register_figures(app: Flask, pages: Pages) -> None:
             raise InputError(f"since ({since:%Y-%m-%d %H:%M}) must be before until ({until:%Y-%m-%d %H:%M})")
         figures = record_figures(pages.desk.store, manifests[asked], since, until)
         return pages.page("monitoring.html", by, figures=figures, models=list(manifests), model=asked, since=since,
-                          until=until, gate=manifests[asked].gate, psi_major=PSI_MAJOR)
+                          until=until, gate=manifests[asked].gate, screened=manifests[asked].screened,
+                          psi_major=PSI_MAJOR)
 
     @app.get("/models")
     def models_page() -> str:

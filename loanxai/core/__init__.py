@@ -5,7 +5,7 @@ and reading Seldon's messages.
   application into a row of numbers and back;
 - :mod:`~loanxai.core.values`: the one rule a value in a request or a file is read by (labels,
   raw codes, missing markers; indexes only in positional rows);
-- :mod:`~loanxai.core.manifest`: what an artifact folder holds, checked at load, read by section;
+- :mod:`~loanxai.core.manifest`: what an artifact folder holds, checked and read whole at load into declared types;
 - :mod:`~loanxai.core.pipeline`: the scikit-learn pipeline every model is, its step names;
 - :mod:`~loanxai.core.codecs`: a SeldonMessage or Feedback read into rows, groups, outcomes
   and parameters (every 400 a request can get for its content starts here);

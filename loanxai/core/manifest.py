@@ -34,6 +34,7 @@ __all__ = ["MANIFESTS", "MANIFEST_FORMAT", "ClassifierManifest", "DatasetName", 
 #: bumped whenever what the manifests record changes; older artifacts are refused with "retrain"
 MANIFEST_FORMAT = 4
 _Record = TypeVar("_Record")
+_Kind = TypeVar("_Kind", bound="Manifest")
 
 
 def _interval(check: Mapping[str, Any]) -> str:
@@ -259,6 +260,13 @@ class ClassifierManifest(Manifest):
         return self.decision.cutoff
 
     @property
+    def screened(self) -> tuple[str, ...]:
+        """The protected attributes the gate's screen judges: the description's ``gate.screen``,
+        else every one it declares."""
+        screen = self.gate.thresholds["screen"]
+        return self.dataset.protected if screen is None else tuple(screen)
+
+    @property
     def model_sha256(self) -> str:
         """The sha256 of the forest this classifier holds."""
         return self.files[MODEL_FILE]
@@ -318,7 +326,7 @@ def sha256_file(path: Path) -> str:
 
 def write_manifest(directory: Path, files: Sequence[str], packages: Sequence[str], artifact: str,
                    **sections: Any) -> Manifest:
-    """Write the manifest of the artifact folder ``directory`` and return it.
+    """Write the manifest of the artifact folder ``directory`` and return it, as read back.
 
     Parameters
     ----------
@@ -327,10 +335,15 @@ def write_manifest(directory: Path, files: Sequence[str], packages: Sequence[str
     artifact : which artifact it is, a key of :data:`MANIFESTS`.
     sections : the rest, each a field of that artifact's manifest type, JSON-serialisable.
     """
+    if artifact not in MANIFESTS:
+        raise ValueError(f"no manifest type for the artifact {artifact!r}: one of {', '.join(MANIFESTS)}")
     kind = MANIFESTS[artifact]
-    unknown = sorted(set(sections) - {f.metadata.get("key", f.name) for f in fields(kind)})
-    if unknown:
-        raise ValueError(f"unknown manifest section(s) {', '.join(unknown)}: declare them in {kind.__name__}")
+    computed = {f.name for f in fields(Manifest)} - {"created_at", "schema", "class_names"}
+    declared = {f.metadata.get("key", f.name) for f in fields(kind)} - computed
+    if set(sections) ^ declared:
+        raise ValueError(f"the {artifact}'s manifest needs the sections {', '.join(sorted(declared))}; "
+                         f"unknown: {', '.join(sorted(set(sections) - declared)) or 'none'}, "
+                         f"missing: {', '.join(sorted(declared - set(sections))) or 'none'} (declare them in {kind.__name__})")
     content = {
         "format": MANIFEST_FORMAT,
         "files": {name: sha256_file(directory / name) for name in files},
@@ -339,14 +352,17 @@ def write_manifest(directory: Path, files: Sequence[str], packages: Sequence[str
         "artifact": artifact,
         **sections,
     }
-    manifest = _manifest(content, directory / MANIFEST_FILE)
-    manifest.path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(content, indent=2, sort_keys=True) + "\n"
+    # read back from its JSON, as every later reader reads it
+    manifest = _manifest(json.loads(text), directory / MANIFEST_FILE)
+    manifest.path.write_text(text)
     return manifest
 
 
 def _manifest(content: Any, path: Path) -> Manifest:
     """The manifest at ``path`` from its JSON form, of its artifact's type."""
-    kind = MANIFESTS.get(content.get("artifact")) if isinstance(content, Mapping) else None
+    artifact = content.get("artifact") if isinstance(content, Mapping) else None
+    kind = MANIFESTS.get(artifact) if isinstance(artifact, str) else None
     if kind is None:
         raise ArtifactError(f"{path} is the manifest of no artifact this version knows "
                             f"({', '.join(MANIFESTS)}): retrain with this version")
@@ -365,30 +381,35 @@ def load_pickle(directory: Path, name: str) -> Any:
     return dill.loads(content)
 
 
-def read_manifest(directory: Path) -> Manifest:
-    """The manifest of ``directory``, of this format, without checking the files against it."""
+def read_manifest(directory: Path, kind: type[_Kind] = Manifest) -> _Kind:  # type: ignore[assignment]
+    """The manifest of ``directory``, of this format and of the artifact ``kind`` (any by
+    default), without checking the files against it."""
     path = directory / MANIFEST_FILE
     if not path.is_file():
         raise ArtifactError(f"no {MANIFEST_FILE} in {directory}: run `make train` first")
     try:
         content = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ArtifactError(f"{path} is not valid JSON: {error}") from None
     written = content.get("format", 1) if isinstance(content, dict) else None
     if written != MANIFEST_FORMAT:
         raise ArtifactError(f"{path} was written by another version of loanxai (manifest format "
                             f"{written}, this version reads {MANIFEST_FORMAT}): run `make train`")
-    return _manifest(content, path)
+    manifest = _manifest(content, path)
+    if not isinstance(manifest, kind):
+        raise ArtifactError(f"{directory} holds the {manifest.ARTIFACT}'s artifacts, not the {kind.ARTIFACT}'s")
+    return manifest
 
 
-def load_verified_manifest(directory: Path) -> Manifest:
-    """The manifest of ``directory``, with the artifacts checked against it.
+def load_verified_manifest(directory: Path, kind: type[_Kind] = Manifest) -> _Kind:  # type: ignore[assignment]
+    """The manifest of ``directory`` (of the artifact ``kind``, any by default), with the
+    artifacts checked against it.
 
     Raises :class:`~loanxai.errors.ArtifactError` if the manifest or a file is missing, a
     file's sha256 differs, or an installed version of a checked package differs from the
     recorded one.
     """
-    manifest = read_manifest(directory)
+    manifest = read_manifest(directory, kind)
     for name, expected in manifest.files.items():
         file = directory / name
         if not file.is_file():

@@ -44,7 +44,7 @@ from typing import Any
 from loanxai.artifacts import CLASSIFIER_DIR
 from loanxai.config import Settings
 from loanxai.core.cli import command_parser
-from loanxai.core.manifest import GateRecord, failed_checks, read_manifest
+from loanxai.core.manifest import ClassifierManifest, GateRecord, failed_checks, read_manifest
 from loanxai.data.description import Protected
 from loanxai.data.format import SCHEMA
 from loanxai.errors import ArtifactError, GateError
@@ -181,7 +181,7 @@ def gate_record(checks: list[dict[str, Any]], settings: GateThresholds, accept_u
 def read_gate(classifier_dir: Path) -> GateRecord:
     """The gate record of the classifier artifacts in ``classifier_dir``."""
     try:
-        return read_manifest(classifier_dir).gate
+        return read_manifest(classifier_dir, ClassifierManifest).gate
     except ArtifactError as error:
         raise GateError(str(error)) from None
 

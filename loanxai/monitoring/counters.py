@@ -249,7 +249,7 @@ class DecisionMonitor:
         thresholds = gate.thresholds
         yield _gauge(series.GATE_MIN_ADVERSE_IMPACT_RATIO, value=thresholds["min_adverse_impact_ratio"] or 0.0)
         screened = _gauge(series.GATE_SCREENED)
-        for attribute in thresholds["screen"] if thresholds["screen"] is not None else self.schema.groups:
+        for attribute in self.manifest.screened:
             screened.add_metric([attribute], 1.0)
         yield screened
         yield _gauge(series.CUTOFF, value=self.manifest.cutoff)

@@ -26,7 +26,7 @@ from pathlib import Path
 from loanxai.artifacts import CLASSIFIER_DIR, DEPLOY_DIR, EXPLAINER_DIR, version
 from loanxai.config import CHALLENGER, CHAMPION, MODEL_ROLES, Settings
 from loanxai.core.cli import command_parser
-from loanxai.core.manifest import read_manifest
+from loanxai.core.manifest import ClassifierManifest, read_manifest
 from loanxai.errors import ArtifactError
 from loanxai.fairness.gate import labels as gate_labels
 
@@ -55,7 +55,7 @@ def image_references(tag: str) -> dict[str, str]:
 
 def image_labels(classifier_dir: Path = CLASSIFIER_DIR) -> dict[str, str]:
     """OCI labels for every image: version, dataset, candidate, and the fairness gate."""
-    manifest = read_manifest(classifier_dir)
+    manifest = read_manifest(classifier_dir, ClassifierManifest)
     return {
         "org.opencontainers.image.version": metadata.version("loanxai"),
         "io.loanxai.dataset": manifest.dataset.name,

@@ -37,7 +37,7 @@ from loanxai.clients import api as client
 from loanxai.clients.http import PREDICTIONS_PATH
 from loanxai.config import CHALLENGER, CHAMPION, Settings
 from loanxai.core.cli import command_parser
-from loanxai.core.manifest import read_manifest
+from loanxai.core.manifest import ClassifierManifest, read_manifest
 from loanxai.errors import GateError, PrometheusError, SettingError
 from loanxai.fairness.gate import require_shippable
 from loanxai.monitoring import rules
@@ -71,7 +71,7 @@ def curl_command(url: str, message: dict) -> list[str]:
 def example_calls(classifier_url: str, explainer: Service) -> list[list[str]]:
     """Curl calls with the trained dataset's example application (from the classifier's manifest),
     to the classifier at ``classifier_url`` (a base URL)."""
-    application = read_manifest(CLASSIFIER_DIR).dataset.example
+    application = read_manifest(CLASSIFIER_DIR, ClassifierManifest).dataset.example
     return [
         curl_command(classifier_url + PREDICTIONS_PATH, {"jsonData": [application]}),
         curl_command(explainer.predictions_url, {"jsonData": application, "meta": {"tags": {"threshold": 0.95}}}),
@@ -144,7 +144,7 @@ DEMO_APPLICANT = {"name": "Demo Applicant (an example)", "address": "12 Example 
 
 def rejected_example() -> dict[str, Any]:
     """A held-out application the trained model rejects (the manifest's reference rows), as its values."""
-    manifest = read_manifest(CLASSIFIER_DIR)
+    manifest = read_manifest(CLASSIFIER_DIR, ClassifierManifest)
     reference = manifest.reference
     rejected = [row for row, p in zip(reference["rows"], reference["probabilities"]) if p[1] < manifest.cutoff]
     return manifest.schema.decode(np.asarray(rejected[:1], dtype=np.float64))[0]

@@ -39,13 +39,11 @@ from typing import Any
 from loanxai.artifacts import CLASSIFIER_DIR, DEPLOY_DIR, EXPLAINER_DIR, REPORTS_DIR
 from loanxai.config import CHALLENGER, CHAMPION, Settings, ToolSettings
 from loanxai.core.cli import command_parser
-from loanxai.core.manifest import load_verified_manifest
 from loanxai.errors import GateError, PromotionRefused
 from loanxai.fairness.gate import require_shippable
 from loanxai.ops.images import PINS, image_tag, pin_tag, pinned_tag
 from loanxai.records.cli import moment
-from loanxai.records.store import reading_store
-from loanxai.report.compare import compare, describe, render_comparison
+from loanxai.report.compare import compared, describe, render_comparison
 
 __all__ = ["PROMOTIONS_FILE", "parser", "promote", "promotion_checks", "record_promotion", "run"]
 
@@ -169,8 +167,7 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, settings: Settings) -> None:
     """Compare, then promote if the comparison allows it (``loanxai promote``)."""
     challenger_explainer = args.challenger_explainer or args.challenger.parent / "explainer"
-    comparison = compare(reading_store(args.record_url, settings.service), load_verified_manifest(args.champion),
-                         load_verified_manifest(args.challenger), args.since, args.until)
+    comparison = compared(args, settings)
     print(describe(comparison))
     logger.info("the comparison judged is in %s", render_comparison(comparison, args.out))
     promotion = promote((args.champion, args.champion_explainer), (args.challenger, challenger_explainer),

@@ -87,7 +87,7 @@ class Trap:
 def held_out_predictions(classifier_dir: Path) -> tuple[FeatureSchema, pd.DataFrame, np.ndarray]:
     """The served model's schema, its held-out rows (with protected attributes and labels) and
     its decisions on them (True: approved), from its artifacts."""
-    manifest = load_verified_manifest(classifier_dir)
+    manifest = load_verified_manifest(classifier_dir, ClassifierManifest)
     dataset = load_trained_dataset(manifest)
     preprocessor, classifier = load_pickle(classifier_dir, PREPROCESSOR_FILE), load_pickle(classifier_dir, MODEL_FILE)
     X = served_rows(dataset.schema.encode_frame(dataset.test), dataset.schema, preprocessor, classifier)
@@ -226,7 +226,7 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
     """Replay as ``args`` say, against running services (``loanxai replay``)."""
     schema, test, predicted = held_out_predictions(args.artifacts)
     outcomes = test[LABEL].to_numpy().astype(bool)
-    manifest = load_verified_manifest(args.artifacts)
+    manifest = load_verified_manifest(args.artifacts, ClassifierManifest)
     phases = ["held-out", "trap"] if args.phase == "both" else [args.phase]
     for i, phase in enumerate(phases):
         if i:

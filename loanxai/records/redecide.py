@@ -17,7 +17,7 @@ import numpy as np
 
 from loanxai.artifacts import MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.core.elderly import elderly_rule
-from loanxai.core.manifest import load_pickle, load_verified_manifest
+from loanxai.core.manifest import ClassifierManifest, load_pickle, load_verified_manifest
 from loanxai.core.pipeline import one_job
 from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import RecordError
@@ -43,7 +43,7 @@ class Redecider:
     """The model of ``artifacts_dir`` (a classifier's artifact folder), for re-deciding its records."""
 
     def __init__(self, artifacts_dir: Path) -> None:
-        self.manifest = load_verified_manifest(artifacts_dir)
+        self.manifest = load_verified_manifest(artifacts_dir, ClassifierManifest)
         self.directory = artifacts_dir
         self.schema = self.manifest.schema
         self.preprocessor = load_pickle(artifacts_dir, PREPROCESSOR_FILE)

@@ -84,8 +84,8 @@ class Model:
 
 def load_model(classifier_dir: Path, explainer_dir: Path) -> Model:
     """Verify and load both artifacts; the explainer predicts in process with the pipeline."""
-    manifest = load_verified_manifest(classifier_dir)
-    explainer_manifest = load_verified_manifest(explainer_dir)
+    manifest = load_verified_manifest(classifier_dir, ClassifierManifest)
+    explainer_manifest = load_verified_manifest(explainer_dir, ExplainerManifest)
     # thousands of small predictions (anchors, permutations): no thread pool each time
     classifier = one_job(load_pickle(classifier_dir, MODEL_FILE))
     preprocessor = load_pickle(classifier_dir, PREPROCESSOR_FILE)

@@ -150,7 +150,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
              if getattr(args, key, None) is not None}
     thresholds = None
     if asked:
-        recorded = read_manifest(args.artifacts).gate.thresholds
+        recorded = read_manifest(args.artifacts, ClassifierManifest).gate.thresholds
         thresholds = GateThresholds.from_dict({**recorded, **asked})
     config = ReportOptions(args.output_dir, args.artifacts, args.explainer_artifacts, tuple(args.protected),
                           thresholds, args.sample, args.explanations_per_group, args.permutation_repeats)

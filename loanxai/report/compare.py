@@ -44,7 +44,7 @@ from loanxai.report.plots import plot_group_approval, plot_score_shares
 from loanxai.report.production import outcome_figures
 from loanxai.report.render import fmt, md_table, render_html, with_interval
 
-__all__ = ["FLIPS", "compare", "describe", "parser", "render_comparison", "run", "worst_ratio"]
+__all__ = ["FLIPS", "compare", "compared", "describe", "parser", "render_comparison", "run", "worst_ratio"]
 
 logger = logging.getLogger(__name__)
 
@@ -230,10 +230,15 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def compared(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The comparison ``args`` ask for: ``champion`` and ``challenger`` folders, the record, the period."""
+    champion, challenger = (load_verified_manifest(folder, ClassifierManifest) for folder in (args.champion, args.challenger))
+    return compare(reading_store(args.record_url, settings.service), champion, challenger, args.since, args.until)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> None:
     """Compare the challenger with the champion as ``args`` say (``loanxai compare``)."""
-    comparison = compare(reading_store(args.record_url, settings.service), load_verified_manifest(args.champion),
-                         load_verified_manifest(args.challenger), args.since, args.until)
+    comparison = compared(args, settings)
     print(describe(comparison))
     logger.info("comparison written to %s", render_comparison(comparison, args.out))
 

@@ -161,8 +161,8 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, settings: Settings) -> None:
     """Print the record's figures as ``args`` select them (``loanxai figures``)."""
-    figures = record_figures(reading_store(args.record_url, settings.service), load_verified_manifest(args.artifacts),
-                             args.since, args.until)
+    manifest = load_verified_manifest(args.artifacts, ClassifierManifest)
+    figures = record_figures(reading_store(args.record_url, settings.service), manifest, args.since, args.until)
     print(describe(figures))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

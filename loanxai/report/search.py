@@ -43,7 +43,7 @@ def search_section(manifest: ClassifierManifest, out: Path) -> dict[str, Any]:
     if "coverage" not in search:
         raise ArtifactError(f"{manifest.directory / MANIFEST_FILE}: its search records no coverage, families or "
                             "groups judged reliably: retrain with this version")
-    screened = thresholds["screen"] if thresholds["screen"] is not None else list(manifest.dataset.protected)
+    screened = list(manifest.screened)
     candidates = sorted(({**c, "worst": worst_ratio(c, screened), "worst_smd": worst_difference(c, screened)}
                          for c in search["candidates"]), key=lambda c: -c["metrics"]["roc_auc"])
     section = {key: search[key] for key in ("rule", "requested", "chosen", "best_roc_auc", "tolerance", "folds", "seconds",

@@ -32,7 +32,7 @@ from loanxai.artifacts import COMPILED_FILE, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.config import CHALLENGER, ServiceSettings
 from loanxai.core.codecs import DecisionRequest, Outcomes, read_decision_request, read_feedback, request_meta
 from loanxai.core.elderly import elderly_rule
-from loanxai.core.manifest import load_pickle, load_verified_manifest
+from loanxai.core.manifest import ClassifierManifest, load_pickle, load_verified_manifest
 from loanxai.core.pipeline import one_job
 from loanxai.core.roles import DECIDE_ROLES
 from loanxai.core.schema import CLASS_NAMES
@@ -71,7 +71,7 @@ class LoanClassifier:
         # Everything is loaded here, in gunicorn's master before it forks: a bad artifact stops
         # the service at once, the metadata (built before any worker's load) can name the
         # prediction path, and the workers share the model's memory.
-        self.manifest = load_verified_manifest(self.artifacts_dir)
+        self.manifest = load_verified_manifest(self.artifacts_dir, ClassifierManifest)
         self.schema = self.manifest.schema
         self.preprocessor = load_pickle(self.artifacts_dir, PREPROCESSOR_FILE)
         # one request is one thread's work: no joblib threads (and none alive at the fork)

@@ -46,7 +46,7 @@ from loanxai.core.codecs import (
     explain_parameters,
     features_from_message,
 )
-from loanxai.core.manifest import load_verified_manifest
+from loanxai.core.manifest import ExplainerManifest, load_verified_manifest
 from loanxai.core.pipeline import impute
 from loanxai.core.roles import EXPLAIN_ROLES
 from loanxai.errors import (
@@ -88,7 +88,7 @@ class LoanExplainer:
     def __init__(self, settings: ServiceSettings | None = None) -> None:
         self.settings = settings or ServiceSettings.from_env()
         self.artifacts_dir = self.settings.artifacts_dir or self.default_artifacts
-        self.manifest = load_verified_manifest(self.artifacts_dir)
+        self.manifest = load_verified_manifest(self.artifacts_dir, ExplainerManifest)
         self.schema = self.manifest.schema
         self.explainer: Any = None
         self.recourse: RecourseFinder | None = None

@@ -71,7 +71,7 @@ def train(
     seed = description.seed if seed is None else seed
     logger.info("[1/4] loading %s (%s), searching the candidates (%d-fold cross-validation)", description.name,
                 description.path, description.selection["folds"])
-    served = None if incumbent is None else read_manifest(incumbent)  # before the search's minutes
+    served = None if incumbent is None else read_manifest(incumbent, ClassifierManifest)  # before the search's minutes
     model = train_model(load_dataset(description), seed, candidate, accept_unfair, accepted_by, n_estimators, only,
                         quick, cache, served)
     training = {
@@ -100,7 +100,7 @@ def train(
     elif gate.status == "failed":
         logger.warning("THE MODEL FAILED THE FAIRNESS GATE (%s; %s): nothing ships it; retrain with the search's choice "
                        "(make train)", "; ".join(gate.failed_checks), "; ".join(gate.failed_search))
-    return read_manifest(classifier_dir), read_manifest(explainer_dir)
+    return read_manifest(classifier_dir, ClassifierManifest), read_manifest(explainer_dir, ExplainerManifest)
 
 
 def ensure_trained(classifier_dir: Path = CLASSIFIER_DIR, explainer_dir: Path = EXPLAINER_DIR) -> None:

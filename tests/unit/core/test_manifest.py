@@ -1,9 +1,17 @@
 import json
+import shutil
 
 import pytest
 
 from loanxai.artifacts import EXPLAINER_FILE, MANIFEST_FILE, MODEL_FILE
-from loanxai.core.manifest import ExplainerManifest, GateRecord, load_verified_manifest, read_manifest, write_manifest
+from loanxai.core.manifest import (
+    ClassifierManifest,
+    ExplainerManifest,
+    GateRecord,
+    load_verified_manifest,
+    read_manifest,
+    write_manifest,
+)
 from loanxai.errors import ArtifactError
 
 #: an explainer's sections, the smaller of the two artifacts' (the classifier's are checked on the real training)
@@ -39,8 +47,13 @@ def test_manifest_records_checksums_and_versions(folder):
 
 
 def test_sections_are_declared_once_and_a_missing_one_says_retrain(folder):
-    with pytest.raises(ValueError, match="unknown manifest section.*note: declare them in ExplainerManifest"):
+    with pytest.raises(ValueError, match="unknown: note, missing: none .declare them in ExplainerManifest"):
         write_manifest(folder, [EXPLAINER_FILE], ["dill"], "explainer", note="x", **SECTIONS)
+    without_titles = {key: value for key, value in SECTIONS.items() if key != "titles"}
+    with pytest.raises(ValueError, match="unknown: format, missing: titles"):  # nor may a section stand for a computed one
+        write_manifest(folder, [EXPLAINER_FILE], ["dill"], "explainer", format=3, **without_titles)
+    with pytest.raises(ValueError, match="no manifest type for the artifact 'forest'"):
+        write_manifest(folder, [EXPLAINER_FILE], ["dill"], "forest", **SECTIONS)
     _rewrite(folder, lambda m: m.pop("recourse"))
     with pytest.raises(ArtifactError, match=r"manifest.json records no 'recourse': retrain"):
         read_manifest(folder)
@@ -73,6 +86,12 @@ def test_the_gate_record_words_its_failed_checks_by_step():
                                   "(rule <= 0.02)"]
     assert not gate.shippable
     assert GateRecord.from_dict({**gate.__dict__, "status": "justified", "checks": []}).shippable
+
+
+def test_a_folder_of_the_other_artifact_is_refused_naming_both(folder):
+    assert isinstance(read_manifest(folder, ExplainerManifest), ExplainerManifest)
+    with pytest.raises(ArtifactError, match=r"holds the explainer's artifacts, not the loanclassifier's"):
+        load_verified_manifest(folder, ClassifierManifest)
 
 
 def test_tampered_file_is_refused(folder):
@@ -116,3 +135,12 @@ def test_load_pickle_checks_the_bytes_it_loads(folder):
         load_pickle(folder, "model.dill")  # changed after the manifest was written
     write_manifest(folder, ["model.dill"], ["dill"], "explainer", **SECTIONS)
     assert load_pickle(folder, "model.dill") == {"a": 1}
+
+
+def test_the_screened_attributes_are_the_description_s_else_every_declared_one(artifacts, tmp_path):
+    manifest = artifacts.classifier_manifest
+    assert manifest.screened == ("gender", "ethnicity")  # the census's gate.screen
+    shutil.copytree(artifacts.classifier_dir, tmp_path / "classifier")
+    _rewrite(tmp_path / "classifier", lambda m: m["gate"]["thresholds"].update(screen=None))
+    unscreened = read_manifest(tmp_path / "classifier", ClassifierManifest)
+    assert unscreened.screened == manifest.dataset.protected and len(unscreened.screened) > 2
