@@ -54,7 +54,7 @@ from loanxai.core.manifest import ClassifierManifest
 from loanxai.core.schema import FeatureSchema
 from loanxai.data.dataset import Dataset, build_schema, group_column
 from loanxai.data.description import LABEL
-from loanxai.errors import ArtifactError, UnknownCandidate
+from loanxai.errors import ArtifactError, DataError, UnknownCandidate
 from loanxai.fairness.candidates import (
     CONSTRAINTS,
     FAMILIES,
@@ -122,6 +122,12 @@ class _Search:
         cells = pd.concat([self.groups[a].astype(str) for a in self.screened], axis=1).agg(" / ".join, axis=1)
         self.reweighing = kamiran_calders_weights(cells, self.y)
         self.grids: dict[tuple[str, str], pd.DataFrame] = {}
+
+    @property
+    def judged_reliably(self) -> list[str]:
+        """The screened attributes with two groups or more large enough to judge reliably: the
+        rule's worst ratio is over theirs (none: no candidate has one)."""
+        return [a for a in self.screened if self.groups[a].nunique() - len(self.unreliable[a]) >= 2]
 
     def schema(self, features: Sequence[str]) -> FeatureSchema:
         key = tuple(features)
@@ -364,6 +370,13 @@ def search(dataset: Dataset, seed: int = 0, requested: str = "auto", n_estimator
     if not any(choosable(s, run.choose_from) for s in specs):
         raise UnknownCandidate("no candidate of the families the rule may choose from (selection.choose_from: "
                                + ", ".join(run.choose_from) + ") is among those asked for")
+    if requested == "auto" and not run.judged_reliably:  # before the search's minutes, not after
+        raise DataError(
+            f"{dataset.description.name}: the rule cannot choose, as no screened attribute ({', '.join(run.screened)}) "
+            f"has two groups the policy would approve {run.reliable_approvals} or more of its {len(run.y)} training "
+            f"rows from (selection.reliable_approvals): too few rows to judge any candidate's adverse impact ratio. "
+            "Give more rows, lower selection.reliable_approvals in the description, or name the candidate to serve "
+            "(--candidate NAME)")
     folds = int(dataset.description.selection["folds"])
     logger.info("searching %d candidates of %s (%d-fold cross-validation)", len(specs), ", ".join(run.families), folds)
     approvals = run.approvals(specs, seed, "search")

@@ -126,17 +126,34 @@ def test_interrupted_training_leaves_the_artifacts_as_they_were(artifacts_copy, 
 
     before = folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)
     parent = artifacts_copy.classifier_dir.parent
-    # a small sample: its search is over in seconds, the writing begins soon
+    # a small sample and the quick search: over in seconds, the writing begins soon
     process = subprocess.Popen([sys.executable, "-m", "loanxai", "train", "--artifacts", str(artifacts_copy.classifier_dir),
                                 "--explainer-artifacts", str(artifacts_copy.explainer_dir), "--n-estimators", "3",
-                                "--dataset", str(census_sample(tmp_path, 1500))])
+                                "--quick", "--no-search-cache", "--dataset", str(census_sample(tmp_path, 4000))])
     deadline = time.monotonic() + 300
-    while not list(parent.glob(".loanclassifier.staged-*/model.dill")) and time.monotonic() < deadline:
+    while not list(parent.glob(".loanclassifier.staged-*/model.dill")) and process.poll() is None:
+        assert time.monotonic() < deadline, "the training never began writing"
         time.sleep(0.05)
+    assert process.poll() is None, "the training ended before it was interrupted"
     process.send_signal(signal.SIGINT)  # Ctrl-C while the new artifacts are half written
     assert process.wait(timeout=60) != 0
     assert (folder_bytes(artifacts_copy.classifier_dir), folder_bytes(artifacts_copy.explainer_dir)) == before
     assert not list(parent.glob(".*"))
+
+
+def test_too_few_rows_to_judge_any_group_stop_the_rule_before_the_search(tmp_path):
+    import subprocess
+    import sys
+
+    arguments = ["--dataset", str(census_sample(tmp_path, 1500)), "--artifacts", str(tmp_path / "classifier"),
+                 "--explainer-artifacts", str(tmp_path / "explainer"), "--quick", "--no-search-cache"]
+    result = subprocess.run([sys.executable, "-m", "loanxai", "train", *arguments], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1
+    error = result.stderr
+    assert "census-1500: the rule cannot choose, as no screened attribute (gender, ethnicity) has two groups" in error
+    assert "--candidate NAME" in error and "Traceback" not in error and "search:" not in error
+    assert not (tmp_path / "classifier").exists()
 
 
 def test_a_killed_swap_is_repaired_by_the_next_training(tmp_path):
