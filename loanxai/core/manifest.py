@@ -202,7 +202,6 @@ class Manifest:
     files: Mapping[str, str]
     versions: Mapping[str, str]
     checked_packages: tuple[str, ...] = field(metadata=_as(tuple))
-    artifact: str
     created_at: str
     schema: FeatureSchema = field(metadata=_as(FeatureSchema.from_dict))
     class_names: tuple[str, ...] = field(metadata=_as(tuple))
