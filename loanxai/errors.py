@@ -276,8 +276,9 @@ class ScoreError(LoanError):
 
 
 class RecordError(LoanError):
-    """The decision record cannot do what a records command asked: no such decision, a database
-    that is not at the code's migration, artifacts of another model, a notice for an approval."""
+    """The decision record cannot do what was asked: no such decision, a database that is not at
+    the code's migration (a service or command refuses to start on it), artifacts of another
+    model, a notice for an approval."""
 
 
 class ClusterError(LoanError):

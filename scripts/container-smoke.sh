@@ -62,6 +62,9 @@ limits=(-e LOAN_MAX_CONNECTIONS=200)
 "${LOANXAI_PYTHON:-$root/.venv/bin/python}" -m loanxai tokens sampling-key --out "$secrets/key" >/dev/null
 chmod 0644 "$secrets/key"
 limits+=(-v "$secrets/key:/etc/loanxai/sampling/key:ro" -e LOAN_SAMPLING_KEY_FILE=/etc/loanxai/sampling/key)
+# the record brought to the image's migrations first, as the deployments' init container does
+# (the classifier only checks it at start)
+podman run --rm --network none -v "$records:/var/lib/loanxai" "$classifier_image" python -m loanxai records upgrade
 podman run -d --name "loanxai-classifier-$id" --network "ns:/run/netns/$ns_c" "${limits[@]}" \
   -v "$records:/var/lib/loanxai" "$classifier_image" >/dev/null
 podman run -d --name "loanxai-explainer-$id" --network "ns:/run/netns/$ns_e" "${limits[@]}" \

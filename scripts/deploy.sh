@@ -56,15 +56,14 @@ for authentication in loan-callers loan-console-sessions; do
   kubectl -n loan patch requestauthentication "$authentication" --type=json -p "$patch"
 done
 kubectl -n loan delete pod -l 'seldon-deployment-id in (loan-classifier,loan-explainer)' --wait=false
-# the classifier migrates the record at start-up: its database first (postgres:15-bookworm, pulled by the node)
+# each pod's init container migrates the record before its service starts: the database first (postgres:15-bookworm, pulled by the node)
 echo "waiting for the decision record's database"
 kubectl -n loan rollout status statefulset/loan-records --timeout=300s
 for deployment in loan-classifier loan-explainer; do
   echo "waiting for SeldonDeployment $deployment"
   kubectl -n loan wait "sdep/$deployment" --for=jsonpath='{.status.state}'=Available --timeout=300s
 done
-# the console starts only on a record the classifier has migrated, and reads the keys at start:
-# start it again now rather than wait out its restarts' back-off
+# the console reads the keys at start: start it again now, on the keys just applied
 echo "waiting for the reviewer console"
 kubectl -n loan rollout restart deployment/loan-console
 kubectl -n loan rollout status deployment/loan-console --timeout=300s

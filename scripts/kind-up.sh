@@ -22,7 +22,11 @@ echo "installing Istio $istio_version (the ingress Seldon routes through)"
 istio_charts=https://istio-release.storage.googleapis.com/charts
 helm upgrade --install istio-base base --repo "$istio_charts" --version "$istio_version" \
   -n istio-system --create-namespace --wait
-helm upgrade --install istiod istiod --repo "$istio_charts" --version "$istio_version" -n istio-system --wait
+# native sidecars (Kubernetes 1.29's sidecar containers; Istio 1.22 asks for them here, later ones
+# by default): the proxy starts before the pods' own init containers, so records-upgrade reaches the
+# record's database through the mesh, as the services do, rather than around it or not at all
+helm upgrade --install istiod istiod --repo "$istio_charts" --version "$istio_version" -n istio-system --wait \
+  --set pilot.env.ENABLE_NATIVE_SIDECARS=true
 helm upgrade --install istio-ingressgateway gateway --repo "$istio_charts" --version "$istio_version" \
   -n istio-system --set service.type=ClusterIP --wait
 kubectl apply -f "$root/deploy/cluster/seldon-gateway.yaml"

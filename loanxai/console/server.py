@@ -59,4 +59,4 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
                 "required to reverse a rejection" if review.second_reviewer else "not required")
     from loanxai.serving.server.workers import serve_http  # gunicorn: not for --help
 
-    serve_http(app, None, None, server, port, server.workers, counted=False)
+    serve_http(app, None, server, port, server.workers, counted=False)

@@ -18,7 +18,8 @@
   through its service's roles, :mod:`loanxai.core.roles`, and without a token only probes and
   metrics; the token kept on the request for the services to check again), and the sampling key
   (every container reads ``LOAN_SAMPLING_KEY_FILE`` from the Secret :data:`SAMPLING_KEY_SECRET`),
-  and every variable a container is given being a setting its process reads;
+  every variable a container is given being a setting its process reads, and every pod writing the
+  record migrating it first (an init container of the same image running :data:`MIGRATE_COMMAND`);
 - the reviewer console's Deployment (:func:`project_problems` too): the console's command in its
   image of the champion's build, its artifacts listed, one replica, hardened and
   probed as the services are, the port it listens on declared, probed and targeted by its
@@ -106,6 +107,8 @@ SERVICE_VARIABLES = frozenset({f.metadata["setting"].env for cls in (ServiceSett
 #: the variables the console's process reads (python -m loanxai console; the notices' letterhead: ToolSettings)
 CONSOLE_VARIABLES = frozenset({f.metadata["setting"].env
                                for cls in (ServiceSettings, ServerSettings, ReviewSettings, ToolSettings) for f in fields(cls)})
+#: what the init container of a pod writing the record runs: the record at its code's migrations before the service starts
+MIGRATE_COMMAND = ["python", "-m", "loanxai", "records", "upgrade"]
 #: what our one Deployment runs: the reviewer console
 CONSOLE_COMMAND = ["python", "-m", "loanxai", "console"]
 #: the built image the console runs in (models/console/: the wheel, the champion's artifacts)
@@ -203,6 +206,7 @@ def project_problems(documents: list[dict[str, Any]], images: dict[str, str],
                     problems.append(f"{name}: graph node {node['name']!r} names no container ({', '.join(containers)})")
             for component in predictor.get("componentSpecs", []):
                 problems += _pod_problems(name, component["spec"])
+                problems += _migration_problems(name, component["spec"])
                 problems += _scrape_problems(name, component.get("metadata", {}).get("annotations", {}))
             for container_name, container in containers.items():
                 problems += _container_problems(name, container_name, container, built, services, namespace)
@@ -279,6 +283,19 @@ def _container_problems(deployment: str, name: str, container: dict, images: dic
         if container.get(probe, {}).get("timeoutSeconds", 1) < MIN_PROBE_TIMEOUT_S:
             problems.append(f"{where}: {probe} timeoutSeconds must be at least {MIN_PROBE_TIMEOUT_S} "
                             "(the default 1 s is too short under load)")
+    problems += _hardening_problems(where, container)
+    if not any(mount.get("mountPath") == "/tmp" for mount in container.get("volumeMounts", [])):
+        problems.append(f"{where}: a writable volume must be mounted at /tmp (gunicorn and the metrics files need one)")
+    problems += _resource_problems(where, container)
+    for variable in container.get("env", []):
+        if variable["name"] == "LOAN_CLASSIFIER_URL":
+            problems += _classifier_url_problems(where, variable.get("value", ""), services, namespace)
+    return problems
+
+
+def _hardening_problems(where: str, container: dict[str, Any]) -> list[str]:
+    """A container's own securityContext: no privilege escalation, read-only root, no capabilities, not root."""
+    problems = []
     security = container.get("securityContext", {})
     if security.get("allowPrivilegeEscalation") is not False:
         problems.append(f"{where}: securityContext.allowPrivilegeEscalation must be false")
@@ -293,15 +310,44 @@ def _container_problems(deployment: str, name: str, container: dict, images: dic
     if security.get("seccompProfile", {}).get("type") not in ("RuntimeDefault", "Localhost"):
         problems.append(f"{where}: securityContext.seccompProfile must be RuntimeDefault or Localhost (the operator "
                         "may replace the pod's)")
-    if not any(mount.get("mountPath") == "/tmp" for mount in container.get("volumeMounts", [])):
-        problems.append(f"{where}: a writable volume must be mounted at /tmp (gunicorn and the metrics files need one)")
-    resources = container.get("resources", {})
-    if not resources.get("requests") or not resources.get("limits"):
-        problems.append(f"{where}: resource requests and limits are required")
-    for variable in container.get("env", []):
-        if variable["name"] == "LOAN_CLASSIFIER_URL":
-            problems += _classifier_url_problems(where, variable.get("value", ""), services, namespace)
     return problems
+
+
+def _migration_problems(where: str, pod: dict[str, Any]) -> list[str]:
+    """A pod whose container writes the record (``LOAN_RECORDS_URL``) migrates that record first,
+    with a hardened init container of the same image (its code's migrations): the service only checks it."""
+    problems = []
+    upgrades = [c for c in pod.get("initContainers", []) if c.get("command") == MIGRATE_COMMAND]
+    for container in pod["containers"]:
+        record = next((v for v in container.get("env", []) if v["name"] == "LOAN_RECORDS_URL"), None)
+        if record is None:
+            problems.append(f"{where}: container {container['name']!r} gives no LOAN_RECORDS_URL: it would write its "
+                            "image's default record, on a volume nothing migrates or keeps")
+            continue
+        if record.get("value") == "off":
+            continue
+        if not upgrades:
+            problems.append(f"{where}: container {container['name']!r} writes the record (LOAN_RECORDS_URL) and no init "
+                            f"container migrates it first ({' '.join(MIGRATE_COMMAND)}): the service refuses a record "
+                            "not at its code's migrations")
+        for init in upgrades:
+            name = f"{where}: init container {init['name']!r}"
+            if _normal_image(init.get("image", "")) != _normal_image(container.get("image", "")):
+                problems.append(f"{name}: image {init.get('image')!r} is not that of container {container['name']!r}, "
+                                f"{container.get('image')!r} (the migrations must be its code's)")
+            if record not in init.get("env", []):
+                problems.append(f"{name}: migrates another record than {container['name']!r} writes (LOAN_RECORDS_URL)")
+    for init in upgrades:
+        problems += _hardening_problems(f"{where}: init container {init['name']!r}", init)
+        problems += _resource_problems(f"{where}: init container {init['name']!r}", init)
+    return problems
+
+
+def _resource_problems(where: str, container: dict[str, Any]) -> list[str]:
+    resources = container.get("resources", {})
+    if resources.get("requests") and resources.get("limits"):
+        return []
+    return [f"{where}: resource requests and limits are required"]
 
 
 def _variable_problems(where: str, container: dict[str, Any], read: frozenset[str]) -> list[str]:
@@ -318,6 +364,7 @@ def _console_problems(documents: list[dict[str, Any]], images: dict[str, str], e
         name = _name(deployment)
         pod = deployment["spec"]["template"]["spec"]
         problems += _pod_problems(name, pod)
+        problems += _migration_problems(name, pod)
         if deployment["spec"].get("replicas", 1) != 1:
             problems.append(f"{name}: replicas must be 1 (each console process signs its forms' CSRF tokens with a key "
                             "of its own: another replica would refuse them)")

@@ -254,7 +254,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                                   sampling, grpc_port=args.explainer_grpc_port)
     mirror = Mirror(args.classifier_port, classifier.url, challenger.url) if challenger else None
     classifier_url = mirror.url if mirror else classifier.url
-    # the reviewer console reads the record the classifier migrates: it starts once the classifier is ready
+    # the reviewer console reads the classifier's record: it starts once the classifier is ready
     # and asks this run's explainer for the anchors and recourse its users ask for
     console = None if args.demo or args.replay else console_service(
         args.console_port, {"LOAN_REVIEW_EXPLAINER_URL": settings.review.explainer_url or explainer.url})

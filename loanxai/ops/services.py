@@ -2,7 +2,8 @@
 
 Each microservice runs ``loanxai-microservice`` (:mod:`loanxai.serving.server.supervisor`) in its
 own folder, the console ``loanxai console`` in the checkout; each in its own process
-group, and gets SIGTERM if the process that started it dies, however it dies. Locally there is
+group, its record migrated before it starts (``loanxai records upgrade``, as the deployments'
+init containers do), and gets SIGTERM if the process that started it dies, however it dies. Locally there is
 no load balancer to drain from: services stop after 0.2 s of draining; they listen on 127.0.0.1 only.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from loanxai.artifacts import CLASSIFIER_DIR, MODELS_DIR, REPO_ROOT
 from loanxai.clients.http import PREDICTIONS_PATH
 from loanxai.config import CHALLENGER, ServiceSettings
 from loanxai.core.process import die_with_parent
-from loanxai.records.store import absolute_url
+from loanxai.records.store import absolute_url, open_store
 
 __all__ = ["ConsoleService", "Service", "challenger_service", "classifier_service", "console_service", "explainer_service",
            "free_port", "stop_process_group", "wait_until_ready"]
@@ -75,7 +76,12 @@ class Service:
                 *grpc]
 
     def start(self, log_path: Path) -> None:
-        """Start the service in a new process group, its output going to ``log_path``."""
+        """Migrate its record, as the deployments' init containers do (a service only checks
+        it), then start the service in a new process group, its output going to ``log_path``."""
+        # the record the service will open: its own setting, else this process's, from its folder
+        url = self.env.get("LOAN_RECORDS_URL") or ServiceSettings.from_env().records_url
+        if url != "off":
+            open_store(absolute_url(url, self.folder))
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         # custom metrics go to the metrics endpoint only, not into every response; the graph

@@ -105,7 +105,8 @@ def parser() -> argparse.ArgumentParser:
     root = command_parser(__doc__.splitlines()[0])
     root.add_argument("--record-url", help="the record's SQLAlchemy URL (default: LOAN_RECORDS_URL)")
     commands = root.add_subparsers(dest="command", required=True)
-    commands.add_parser("upgrade", help="bring the database to the newest migration")
+    commands.add_parser("upgrade", help="bring the database to the newest migration (before the services start: "
+                        "they only check it)")
     show = commands.add_parser("show", help="one application's decisions, reasons and what followed")
     looked = commands.add_parser("looked", help="who asked for explanations of one application's decisions, who looked at them")
     listing = commands.add_parser("list", help="the selected decisions, a line each")

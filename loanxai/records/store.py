@@ -39,7 +39,8 @@ from loanxai.records.commits import AlreadyRecorded, GroupCommit
 from loanxai.records.deadline import Watchdog
 from loanxai.records.tables import MODEL_ROLE_TABLES, decisions, events
 
-__all__ = ["DecisionStore", "RequestDecisions", "absolute_url", "configured_url", "open_store", "reading_store"]
+__all__ = ["DecisionStore", "RequestDecisions", "absolute_url", "configured_url", "current_store", "open_store", "reading_store",
+           "served_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,14 +117,19 @@ class DecisionStore:
                               f"{_cause(error)}") from None
 
     def check_current(self) -> None:
-        """Refuse a database that is not at the newest migration (``loanxai records upgrade``)."""
+        """Refuse a database that is not at the newest migration (``loanxai records upgrade``),
+        leaving no connection open."""
         try:
-            at = migrations.revision(self.engine)
-        except SQLAlchemyError as error:
+            at = migrations.current(self.engine)
+        except (SQLAlchemyError, OSError) as error:  # OSError: the lock file beside a SQLite file
             raise RecordError(f"the decision record at {self.shown_url} cannot be read: {_cause(error)}") from None
-        if at != migrations.head():
+        head = migrations.head()
+        if at is not None and at != head and not migrations.known(at):
+            raise RecordError(f"the decision record at {self.shown_url} is at migration {at}, newer than this code's "
+                              f"newest ({head}): run the newer code that migrated it")
+        if at != head:
             raise RecordError(f"the decision record at {self.shown_url} is at migration {at or 'none'}, the code needs "
-                              f"{migrations.head()}: run `loanxai records upgrade`")
+                              f"{head}: run `loanxai records upgrade`")
 
     def record(self, decided: RequestDecisions,
                same: Callable[[list[dict[str, Any]]], bool] | None = None) -> list[str]:
@@ -269,11 +275,25 @@ def configured_url(given: str | None, service: ServiceSettings) -> str:
     return url
 
 
-def reading_store(given: str | None, service: ServiceSettings) -> DecisionStore:
-    """The record at :func:`configured_url` for reading, refused when it is not at the newest migration."""
-    store = DecisionStore(configured_url(given, service))
+def current_store(url: str, model_role: str = CHAMPION, timeout: float | None = None) -> DecisionStore:
+    """The record at ``url`` as :class:`DecisionStore` opens it, refused unless it is at the
+    newest migration (the services and the commands that read it: migrating is ``loanxai
+    records upgrade``'s), with no connection left open."""
+    store = DecisionStore(url, model_role, timeout)
     store.check_current()
     return store
+
+
+def served_store(service: ServiceSettings, model_role: str = CHAMPION) -> DecisionStore | None:
+    """The record a service writes, ``LOAN_RECORDS_URL`` (None: off), as :func:`current_store` opens it."""
+    if service.records_url == "off":
+        return None
+    return current_store(service.records_url, model_role, service.record_timeout)
+
+
+def reading_store(given: str | None, service: ServiceSettings) -> DecisionStore:
+    """The record at :func:`configured_url` for reading, as :func:`current_store` opens it."""
+    return current_store(configured_url(given, service))
 
 
 def absolute_url(url: str, base: Path | None = None) -> str:

@@ -40,7 +40,7 @@ from loanxai.errors import Forbidden, InputError, LoanError, ModelParityFailed, 
 from loanxai.explain.reasons import reason_explainer
 from loanxai.monitoring.counters import DecisionMonitor
 from loanxai.records.queries import recorded_features
-from loanxai.records.store import DecisionStore, RequestDecisions, open_store
+from loanxai.records.store import RequestDecisions, served_store
 from loanxai.serving.auth import may_sample
 from loanxai.serving.common import input_metadata, seldon_error, serve_json
 from loanxai.serving.fastpath import FastClassifier, check_parity
@@ -64,19 +64,28 @@ class LoanClassifier:
     roles = DECIDE_ROLES
 
     def __init__(self, settings: ServiceSettings | None = None) -> None:
-        settings = settings or ServiceSettings.from_env()
-        self.artifacts_dir = settings.artifacts_dir or self.default_artifacts
-        self.max_batch_rows = settings.max_batch_rows
-        self.default_reasons = settings.reasons
-        # Everything is loaded here, in gunicorn's master before it forks: a bad artifact stops
-        # the service at once, the metadata (built before any worker's load) can name the
-        # prediction path, and the workers share the model's memory.
+        # cheap, as Seldon's wrapper and MLServer's runtimes expect: the work is load()'s
+        self.settings = settings or ServiceSettings.from_env()
+        self.artifacts_dir = self.settings.artifacts_dir or self.default_artifacts
+        self.loaded = False
+
+    def load(self) -> None:
+        """Load the artifacts (verified against their manifest), check the compiled model's
+        parity and open the record (refused unless at the newest migration: ``loanxai records
+        upgrade`` migrates it). Once: later calls do nothing. Our server calls it in its master
+        before forking (a bad artifact stops the service at once, the workers share the model's
+        memory, the metadata can name the prediction path); Seldon's wrapper loads it through
+        :meth:`init_metadata`, which it asks when it builds its app, before its workers fork."""
+        if self.loaded:
+            return
+        settings = self.settings
         self.manifest = load_verified_manifest(self.artifacts_dir, ClassifierManifest)
         self.schema = self.manifest.schema
         self.preprocessor = load_pickle(self.artifacts_dir, PREPROCESSOR_FILE)
         # one request is one thread's work: no joblib threads (and none alive at the fork)
         self.model = one_job(load_pickle(self.artifacts_dir, MODEL_FILE))
         self.cutoff = self.manifest.cutoff
+        # read now: a decision records the manifest its model was loaded from, whatever replaces the file later
         self.manifest_sha256 = self.manifest.sha256
         self.elderly = elderly_rule(self.schema, self.preprocessor, self.model)
         self.fast = FastClassifier(self.preprocessor, self.model, self.artifacts_dir / COMPILED_FILE)
@@ -91,21 +100,19 @@ class LoanClassifier:
                                         dataset.titles, self.fast.transform)
         # decisions and outcomes counted for Prometheus (every series created here, before the fork)
         self.monitor = DecisionMonitor(self.manifest) if settings.metrics else None
-        # the record, migrated here in the master; each worker connects on its own
-        self.model_role = settings.model_role
-        self.store: DecisionStore | None = (None if settings.records_url == "off"
-                                            else open_store(settings.records_url, self.model_role,
-                                                            settings.record_timeout))
+        # each worker connects on its own: nothing is left connected here
+        self.store = served_store(settings, settings.model_role)
         if self.store is None:
             logger.warning("LOAN_RECORDS_URL=off: DECISIONS ARE NOT RECORDED (not for production)")
         else:
-            logger.info("decisions are recorded at %s as the %s's", self.store.shown_url, self.model_role)
+            logger.info("decisions are recorded at %s as the %s's", self.store.shown_url, settings.model_role)
         if settings.sampling_key_file is None:
             logger.warning("no LOAN_SAMPLING_KEY_FILE: no explainer can call this classifier (sampled rows need the key)")
         logger.info("classifier %s (dataset %s, candidate %s) from %s serves the %s path, approving at %.4f or more",
                     self.version, dataset.name, self.manifest.candidate, self.artifacts_dir, self.prediction_path,
                     self.cutoff)
         self._log_gate()
+        self.loaded = True
 
     def _log_gate(self) -> None:
         gate = self.manifest.gate
@@ -144,7 +151,7 @@ class LoanClassifier:
         return serve_json(self._predict_message, request)
 
     def _predict_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        request = read_decision_request(message, self.schema, self.max_batch_rows, self.default_reasons)
+        request = read_decision_request(message, self.schema, self.settings.max_batch_rows, self.settings.reasons)
         if request.sampling:
             self._check_sampling(request)
         # the request id outcomes and retries are joined on, as Seldon's executor sets it
@@ -222,7 +229,7 @@ class LoanClassifier:
         malformed one is a 400 naming the problem, one the record cannot take a 503."""
         message = json_format.MessageToDict(feedback)
         try:
-            outcomes = read_feedback(message, self.schema, self.max_batch_rows, self.cutoff)
+            outcomes = read_feedback(message, self.schema, self.settings.max_batch_rows, self.cutoff)
             recorded = self._record_outcomes(message, outcomes)
         except LoanError as error:
             raise seldon_error(error) from None
@@ -236,7 +243,7 @@ class LoanClassifier:
         """Attach outcomes to the decisions of the answer's ``meta.puid``; how many attached (a
         challenger attaches none: an outcome is the application's, attached once, to the champion's decision)."""
         puid = request_meta(feedback.get("response") or {}).get("puid")
-        if self.store is None or not puid or self.model_role == CHALLENGER:
+        if self.store is None or not puid or self.settings.model_role == CHALLENGER:
             return 0
         truths = [(row, {"truth": CLASS_NAMES[int(t)]}) for row, t in enumerate(outcomes.truth)]
         return self.store.attach(puid, "outcome", truths, datetime.now(UTC), "the feedback")
@@ -258,11 +265,13 @@ class LoanClassifier:
                 self.store.check_writable()
             except RecordUnavailable as error:
                 raise seldon_error(error) from None
-        return {"status": "ok", "model_version": self.version, "model_role": self.model_role,
+        return {"status": "ok", "model_version": self.version, "model_role": self.settings.model_role,
                 "prediction_path": self.prediction_path}
 
     def init_metadata(self) -> dict[str, Any]:
-        """Inputs and outputs for GET /api/v1.0/metadata."""
+        """Inputs and outputs for GET /api/v1.0/metadata (loaded first: Seldon's wrapper asks
+        when it builds its app, before anything else)."""
+        self.load()
         gate = self.manifest.gate
         return {
             "name": "loanclassifier",
@@ -272,7 +281,7 @@ class LoanClassifier:
             "outputs": [{"messagetype": "ndarray", "schema": {"names": list(CLASS_NAMES), "shape": [2]}}],
             "custom": {
                 "dataset": self.manifest.dataset.name,
-                "model_role": self.model_role,
+                "model_role": self.settings.model_role,
                 "candidate": self.manifest.candidate,
                 "cutoff": repr(self.cutoff),
                 "decision_policy": json.dumps(self.manifest.decision.policy),
@@ -281,7 +290,7 @@ class LoanClassifier:
                 "fairness_gate_override": json.dumps(gate.override),
                 # an application the demo and the clients send: the dataset's own example
                 "example_application": json.dumps(self.manifest.dataset.example),
-                "max_batch_rows": str(self.max_batch_rows),
+                "max_batch_rows": str(self.settings.max_batch_rows),
                 "roc_auc": f"{self.manifest.metrics['roc_auc']:.4f}",
                 "recall": f"{self.manifest.metrics['recall']:.4f}",
                 "precision": f"{self.manifest.metrics['precision']:.4f}",

@@ -65,7 +65,7 @@ from loanxai.explain import anchors
 from loanxai.explain.recourse import RecourseFinder
 from loanxai.monitoring.counters import ExplanationMonitor
 from loanxai.records.queries import recorded_features
-from loanxai.records.store import DecisionStore, open_store
+from loanxai.records.store import served_store
 from loanxai.serving.auth import Caller, current_caller
 from loanxai.serving.budget import CallerBudget
 from loanxai.serving.common import caller_present, input_metadata, seldon_error, serve_json
@@ -86,29 +86,41 @@ class LoanExplainer:
     roles = EXPLAIN_ROLES
 
     def __init__(self, settings: ServiceSettings | None = None) -> None:
+        # cheap, as Seldon's wrapper and MLServer's runtimes expect: the work is load()'s
         self.settings = settings or ServiceSettings.from_env()
         self.artifacts_dir = self.settings.artifacts_dir or self.default_artifacts
-        self.manifest = load_verified_manifest(self.artifacts_dir, ExplainerManifest)
-        self.schema = self.manifest.schema
-        self.explainer: Any = None
-        self.recourse: RecourseFinder | None = None
-        self.anchor_model: anchors.AnchorModel | None = None
-        # made here in the master, so a missing setting stops the service at once (each worker makes its own in load)
-        self.classifier: RemoteClassifier | None = RemoteClassifier.from_settings(self.settings)
-        self._has_predictor = False
         # one explanation at a time per worker: the samplers draw from numpy's global generator;
         # at most LOAN_EXPLAIN_QUEUE more wait for it, the next get 503 at once
         self._lock = threading.Lock()
         self._admission = threading.Lock()
         self._admitted = 0
-        self.monitor = (ExplanationMonitor(self.settings.explain_budget, self.settings.explain_p95_budget)
-                        if self.settings.metrics else None)
-        # the record the explanations of recorded decisions go on, migrated here in the master
-        url = self.settings.records_url
-        self.store: DecisionStore | None = None if url == "off" else open_store(url, timeout=self.settings.record_timeout)
+        self._has_predictor = False
+        self.loaded = False
+
+    def load(self) -> None:
+        """Load the explainer (verified against its manifest) and open the record (refused
+        unless at the newest migration: ``loanxai records upgrade`` migrates it); the classifier
+        is not called yet. Once: later calls do nothing. Our server calls it in its master
+        before forking (a bad artifact or setting stops the service at once); Seldon's wrapper
+        loads it through :meth:`init_metadata`, which it asks when it builds its app."""
+        if self.loaded:
+            return
+        settings = self.settings
+        self.manifest = load_verified_manifest(self.artifacts_dir, ExplainerManifest)
+        self.schema = self.manifest.schema
+        self.classifier = RemoteClassifier.from_settings(settings)
+        self.explainer = anchors.load_explainer(self.artifacts_dir)
+        self.recourse = RecourseFinder(self.schema, self.manifest.recourse, self.manifest.titles, self.classifier.classify)
+        self.anchor_model = anchors.AnchorModel(self.schema, self.manifest.anchor_features, self.classifier.predict)
+        self.monitor = (ExplanationMonitor(settings.explain_budget, settings.explain_p95_budget)
+                        if settings.metrics else None)
+        # the record the explanations of recorded decisions go on
+        self.store = served_store(settings)
         if self.store is None:
             logger.warning("LOAN_RECORDS_URL=off: EXPLANATIONS ARE NOT RECORDED (not for production)")
-        self.budget = self._caller_budget() if self.settings.auth else None
+        self.budget = self._caller_budget() if settings.auth else None
+        logger.info("loaded the explainer from %s; classifier at %s", self.artifacts_dir, self.classifier.url)
+        self.loaded = True
 
     def _caller_budget(self) -> CallerBudget:
         """The callers' budgets, in a file every worker of this service shares (made before they fork)."""
@@ -120,14 +132,6 @@ class LoanExplainer:
         settings = self.settings
         return CallerBudget(folder / "caller-budgets.sqlite", settings.caller_explanations, settings.caller_model_rows,
                             settings.caller_window)
-
-    def load(self) -> None:
-        """Unpickle the explainer (once per gunicorn worker); the classifier is not called yet."""
-        self.explainer = anchors.load_explainer(self.artifacts_dir)
-        self.classifier = RemoteClassifier.from_settings(self.settings)
-        self.recourse = RecourseFinder(self.schema, self.manifest.recourse, self.manifest.titles, self.classifier.classify)
-        self.anchor_model = anchors.AnchorModel(self.schema, self.manifest.anchor_features, self.classifier.predict)
-        logger.info("loaded the explainer from %s; classifier at %s", self.artifacts_dir, self.classifier.url)
 
     @property
     def version(self) -> str:
@@ -276,7 +280,9 @@ class LoanExplainer:
         return {"status": "ok", "explainer_version": self.version}
 
     def init_metadata(self) -> dict[str, Any]:
-        """Inputs and outputs for GET /api/v1.0/metadata."""
+        """Inputs and outputs for GET /api/v1.0/metadata (loaded first: Seldon's wrapper asks
+        when it builds its app, before anything else)."""
+        self.load()
         return {
             "name": "loanexplainer",
             "versions": [self.version],

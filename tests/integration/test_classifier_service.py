@@ -2,11 +2,16 @@
 called over HTTP on loopback."""
 
 import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
 import requests
 
+from loanxai.ops.services import classifier_service, free_port
+from loanxai.records import migrations
+from loanxai.records.store import DecisionStore
 from tests.conftest import EXAMPLE_APPLICATION, REJECTED_APPLICATION, eventually, settle, start_classifier
 
 
@@ -173,3 +178,21 @@ def test_refuses_to_start_on_a_scikit_learn_version_mismatch(artifacts_copy, tmp
     finally:
         service.stop()
     assert "scikit-learn 0.24.2 when trained" in service.log_tail(50)
+
+
+def test_refuses_to_start_on_a_record_not_at_its_migrations_and_leaves_it(artifacts, tmp_path):
+    # the service checks the record; migrating it is `loanxai records upgrade`'s (the init container's)
+    url = f"sqlite:///{tmp_path}/decisions.sqlite"
+    engine = DecisionStore(url).engine
+    migrations.upgrade(engine, "0005")
+    service = classifier_service(free_port(), free_port(), {"LOAN_ARTIFACTS_DIR": str(artifacts.classifier_dir),
+                                                            "LOAN_RECORDS_URL": url})
+    # started as the harness would, without the migration it runs first
+    result = subprocess.run(service.command(), cwd=service.folder, env={**os.environ, **service.env},
+                            capture_output=True, text=True, timeout=120)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out[-3000:]
+    assert (f"the decision record at {url} is at migration 0005, the code needs {migrations.head()}: run "
+            "`loanxai records upgrade`") in out
+    assert "Traceback" not in out
+    assert migrations.revision(engine) == "0005"

@@ -29,7 +29,7 @@ def classifier_and_console(artifacts, keys, logs, explainer=False, **env):
     console = console_service(free_port(), {**auth_env(keys), "LOAN_RECORDS_URL": classifier.env["LOAN_RECORDS_URL"],
                                             "LOAN_REVIEW_ARTIFACTS": str(artifacts.classifier_dir),
                                             "LOAN_REVIEW_SECOND_REVIEWER": "on", **env})
-    classifier.wait_ready()  # the classifier migrates the record; the console reads it at the newest migration only
+    classifier.wait_ready()
     console.start(logs / "console.log")
     return running(classifier, console, *more)
 

@@ -63,6 +63,8 @@ def test_images_build_run_pass_the_smoke_test_and_stop_gracefully(justified, bui
     assert "prediction: POST http://10.231.0.1:9000/api/v1.0/predictions" in out
     assert '"anchor":["' in out
     assert "SeldonClient explanation: " in out and "smoke test passed" in out
+    # the record migrated by the image's own command before the classifier started (the init container's step)
+    assert "decision record migrated from nothing to" in out
     # the smoke test's decisions are on the record inside the container (SQLite, the image's default)
     recorded = out.split("records in the classifier container:", 1)[1].splitlines()
     assert sum(f"model {manifest.version}" in line for line in recorded) >= 2

@@ -215,6 +215,18 @@ def test_the_operator_keeps_our_containers_as_written(applied, reconciled, where
     assert not dropped(component["metadata"], pod["metadata"])
 
 
+@pytest.mark.parametrize("where", list(GENERATED))
+def test_the_operator_keeps_the_records_migration_before_the_service(applied, reconciled, where):
+    # the service only checks the record's migration: the pod's init container brings it there first
+    deployment, predictor_name, container_name = where
+    [component] = predictor(applied, deployment, predictor_name)["componentSpecs"]
+    [written] = component["spec"]["initContainers"]
+    made = {c["name"]: c for c in reconciled[where]["spec"]["template"]["spec"].get("initContainers", [])}
+    assert not dropped(written, made.get(written["name"], MISSING)), (where, written["name"])
+    assert written["command"] == deploycheck.MIGRATE_COMMAND
+    assert written["image"] == containers(component)[container_name]["image"]
+
+
 @pytest.mark.parametrize("where", WORKLOADS, ids=["-".join(part for part in where if part) for where in WORKLOADS])
 def test_our_containers_run_hardened_whatever_the_operator_does_to_the_pod(deployments, where):
     # operator v1.16 replaces the pod's securityContext with its own default (empty here); v1.17 keeps ours

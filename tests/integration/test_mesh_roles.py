@@ -9,7 +9,6 @@ from loanxai.console.session import CSRF_FIELD
 from loanxai.core.roles import ROLES
 from loanxai.ops.deploycheck import CONSOLE_REQUESTS
 from loanxai.ops.services import console_service, free_port
-from loanxai.records.store import open_store
 from tests.conftest import running
 from tests.integration.test_auth import auth_env, call, token
 
@@ -20,7 +19,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def console(artifacts, keys, tmp_path_factory):
     logs = tmp_path_factory.mktemp("mesh-roles")
     url = f"sqlite:///{logs}/decisions.sqlite"
-    open_store(url)  # migrated, as the classifier does at start
     service = console_service(free_port(), {**auth_env(keys), "LOAN_RECORDS_URL": url,
                                             "LOAN_REVIEW_ARTIFACTS": str(artifacts.classifier_dir)})
     service.start(logs / "console.log")

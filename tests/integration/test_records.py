@@ -117,8 +117,9 @@ def _open_together(url, barrier):
 
 
 def test_processes_starting_together_on_a_new_database_migrate_it_once(url):
-    """The champion's replicas and a challenger start together on an empty record: each opens
-    it, none fails on tables another just made (SQLite and PostgreSQL alike)."""
+    """The init containers of the champion's replicas and a challenger migrate an empty record
+    together (`loanxai records upgrade`): none fails on tables another just made (SQLite and
+    PostgreSQL alike)."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(4)
     processes = [context.Process(target=_open_together, args=(url, barrier)) for _ in range(4)]
@@ -145,6 +146,13 @@ def test_migrating_a_populated_database_keeps_every_decision(url):
     assert [r["inputs"] for r in kept] == [r["inputs"] for r in rows]
     store.attach("old", "outcome", [(3, {"truth": "approved"})], datetime.now(UTC), "the feedback")  # the new table works
     assert len(store.events_of("old", 3)) == 1
+
+
+def test_a_record_migrated_by_newer_code_is_refused_as_newer_not_as_behind(store):
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    with pytest.raises(RecordError, match=r"is at migration 0099, newer than this code's newest \(\d+\): run the newer"):
+        store.check_current()
 
 
 def test_a_decision_cannot_be_recorded_twice_even_bypassing_the_store(store):

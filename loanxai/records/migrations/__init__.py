@@ -1,7 +1,8 @@
 """Alembic's migrations of the record: ``versions/`` holds one file per change of the tables.
 
-:func:`upgrade` brings a database to the newest migration (the classifier does at start-up,
-``loanxai records upgrade`` does on demand); :func:`revision` says where one is. A
+:func:`upgrade` brings a database to the newest migration (``loanxai records upgrade`` does,
+the deployments' init containers and the local harness before the services start);
+:func:`current` says where one is, as the services read it at start. A
 test upgrades a populated database from the first migration and checks nothing was lost.
 """
 from __future__ import annotations
@@ -16,11 +17,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL, Engine
 
 from loanxai.records.commits import WRITERS_LOCK_SUFFIX
 
-__all__ = ["head", "revision", "upgrade"]
+__all__ = ["current", "head", "known", "revision", "upgrade"]
 
 _HERE = Path(__file__).resolve().parent
 logger = logging.getLogger(__name__)
@@ -36,9 +38,10 @@ def _config(engine: Engine) -> Config:
 
 
 @contextmanager
-def _one_process_at_a_time(url: URL) -> Iterator[None]:
+def _one_process_at_a_time(url: URL, required: bool = True) -> Iterator[None]:
     """Hold the turn to write the SQLite file of ``url``, waiting for it (nothing for other
-    databases or an in-memory one): the ``flock`` its writers take turns with.
+    databases or an in-memory one): the ``flock`` its writers take turns with. Unless
+    ``required``, a lock file that cannot be made (a read-only folder) is done without.
 
     A lock file beside it, not the database: closing any descriptor of the database drops the
     POSIX locks SQLite holds on it in this process. SQLite's own lock is no help: it takes it at
@@ -47,10 +50,19 @@ def _one_process_at_a_time(url: URL) -> Iterator[None]:
     fail at once with "database is locked", whatever the busy timeout.
     """
     database = url.database if url.get_backend_name() == "sqlite" else None
-    if not database or database == ":memory:":
+    handle = None
+    if database and database != ":memory:":
+        try:
+            handle = open(database + WRITERS_LOCK_SUFFIX, "a")
+        except OSError:
+            if required:
+                raise
+            # a reader of a record on a read-only mount: nothing can be migrating it from here
+            logger.debug("no lock file beside %s: reading its migration without taking the writers' turn", database)
+    if handle is None:
         yield
         return
-    with open(database + WRITERS_LOCK_SUFFIX, "a") as handle:
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -68,10 +80,30 @@ def upgrade(engine: Engine, target: str = "head") -> None:
         logger.info("decision record migrated from %s to %s", before or "nothing", after)
 
 
+def current(engine: Engine) -> str | None:
+    """The migration the database is at (None: an empty database), read one process at a time
+    (see :func:`upgrade`: a service starting beside another must not meet the WAL's clean-up),
+    leaving no connection open."""
+    with _one_process_at_a_time(engine.url, required=False):
+        try:
+            return revision(engine)
+        finally:
+            engine.dispose()
+
+
 def revision(engine: Engine) -> str | None:
     """The migration the database is at (None: an empty database)."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def known(name: str) -> bool:
+    """Whether ``name`` is one of this code's migrations (a record migrated by newer code is not)."""
+    try:
+        ScriptDirectory.from_config(_config(None)).get_revision(name)  # type: ignore[arg-type]
+    except CommandError:
+        return False
+    return True
 
 
 def head() -> str:

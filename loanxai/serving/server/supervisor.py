@@ -74,6 +74,10 @@ def _serve(args: argparse.Namespace, settings: Settings, directory: str) -> int:
     module = importlib.import_module(args.interface_name)
     parameters = server.parameters if args.parameters is None else args.parameters
     user_object = getattr(module, args.interface_name)(**parse_parameters(json.loads(parameters)), settings=service)
+    # loaded here, before the fork and before the wrapper builds its app (and asks the metadata):
+    # a bad artifact, setting or record stops the service at once, the workers share what it loaded
+    if hasattr(user_object, "load"):
+        user_object.load()
     metrics = ProcessMetrics(directory, extra=[user_object.collect_metrics] if hasattr(user_object, "collect_metrics") else [])
     draining = multiprocessing.Value("b", 0)
     app = harden(wrapper.get_rest_microservice(user_object, metrics), server.max_body_bytes, server.cors_origins,
@@ -82,9 +86,9 @@ def _serve(args: argparse.Namespace, settings: Settings, directory: str) -> int:
     _allow_open_files(server)
     metrics_app = without_cors(wrapper.get_metrics_microservice(metrics))  # no CORS on metrics either
     children = {
-        "rest": partial(serve_http, app, user_object, metrics, server, ports["http_port"], server.workers,
+        "rest": partial(serve_http, app, metrics, server, ports["http_port"], server.workers,
                         counted=service.metrics),
-        "metrics": partial(serve_http, metrics_app, None, metrics, server, ports["metrics_port"], 1,
+        "metrics": partial(serve_http, metrics_app, metrics, server, ports["metrics_port"], 1,
                            counted=service.metrics),
     }
     if server.grpc_workers:

@@ -58,7 +58,7 @@ WORKER_HEARTBEAT_S = 30
 EXPIRY_CHECK_S = 0.25
 
 
-def serve_http(app: Any, user_object: Any, metrics: Any, settings: ServerSettings, port: int, workers: int,
+def serve_http(app: Any, metrics: Any, settings: ServerSettings, port: int, workers: int,
                counted: bool = True) -> None:
     """Serve the Flask ``app`` with gunicorn on ``port``: ``workers`` processes of :class:`DeadlineThreadWorker`;
     ``metrics``: the Seldon metrics kept per process (None: none); ``counted``: count the
@@ -86,9 +86,7 @@ def serve_http(app: Any, user_object: Any, metrics: Any, settings: ServerSetting
             }.items():
                 self.cfg.set(key, value)
 
-        def load(self) -> Any:  # in each worker: the serving class loads what it loads per process
-            if user_object is not None and hasattr(user_object, "load"):
-                user_object.load()
+        def load(self) -> Any:  # in each worker (the serving class was loaded before the fork)
             gc.freeze()  # what is loaded lives as long as the worker: the collector's full passes skip it
             return app
 
@@ -375,8 +373,6 @@ def serve_grpc(user_object: Any, metrics: Any, settings: ServerSettings, port: i
     from seldon_core.wrapper import get_grpc_server
 
     server = get_grpc_server(user_object, metrics, annotations=annotations, num_threads=settings.grpc_threads)
-    if hasattr(user_object, "load"):
-        user_object.load()
     gc.freeze()
     server.add_insecure_port(f"{settings.host}:{port}")
     server.start()

@@ -225,6 +225,14 @@ def console(deployment):
     return container
 
 
+def init(deployment):
+    """The records-upgrade init container of a SeldonDeployment's first pod, or of the console's."""
+    pod = deployment["spec"]["template"] if deployment["kind"] == "Deployment" else \
+        deployment["spec"]["predictors"][0]["componentSpecs"][0]
+    [container] = pod["spec"]["initContainers"]
+    return container
+
+
 def console_env(name, value=None, renamed=None):
     """Change the console's variable ``name``: its value, or its name."""
     def change(deployment):
@@ -301,6 +309,21 @@ def set_classifier_url(url):
     # every variable a container gets is a setting its process reads
     ("loan-explainer", add_env("LOAN_EXPLAIN_BUDGT", "15"), "LOAN_EXPLAIN_BUDGT is not a setting its process reads"),
     ("loan-classifier", add_env("LOAN_REVIEW_DAYS", "14"), "LOAN_REVIEW_DAYS is not a setting its process reads"),
+    # every pod writing the record migrates it first, with its own image's code
+    ("loan-explainer", lambda d: container(d).update(env=[v for v in container(d)["env"] if v["name"] != "LOAN_RECORDS_URL"]),
+     "container 'explainer' gives no LOAN_RECORDS_URL"),
+    ("loan-classifier", lambda d: d["spec"]["predictors"][0]["componentSpecs"][0]["spec"].pop("initContainers"),
+     "container 'classifier' writes the record (LOAN_RECORDS_URL) and no init container migrates it first"),
+    ("Deployment/loan-console", lambda d: init(d).update(command=["python", "-m", "loanxai", "records", "list"]),
+     "container 'console' writes the record (LOAN_RECORDS_URL) and no init container migrates it first"),
+    ("loan-explainer", lambda d: init(d).update(image="loanxai/loanclassifier"),
+     "init container 'records-upgrade': image 'loanxai/loanclassifier' is not that of container 'explainer'"),
+    ("loan-classifier", lambda d: init(d)["env"][0]["valueFrom"]["secretKeyRef"].update(name="other-records"),
+     "migrates another record than 'classifier' writes"),
+    ("loan-explainer", lambda d: init(d)["securityContext"].pop("readOnlyRootFilesystem"),
+     "init container 'records-upgrade': securityContext.readOnlyRootFilesystem must be true"),
+    ("Deployment/loan-console", lambda d: init(d).pop("resources"),
+     "init container 'records-upgrade': resource requests and limits are required"),
     # the reviewer console
     ("Deployment/loan-console", lambda d: console(d).update(image="loanxai/loanclassifier:0.1.0-64494253d9e0"),
      "is not the built"),

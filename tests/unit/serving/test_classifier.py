@@ -11,13 +11,21 @@ from seldon_core.proto import prediction_pb2
 
 from loanxai.artifacts import MODELS_DIR
 from loanxai.config import ServiceSettings
+from loanxai.errors import ArtifactError, RecordError
+from loanxai.records.store import open_store
 from loanxai.serving.classifier import LoanClassifier
+
+
+def loaded(settings=None):
+    service = LoanClassifier(settings)
+    service.load()
+    return service
 
 
 @pytest.fixture(scope="module")
 def classifier(loanapp_artifacts):
-    return LoanClassifier(ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, records_url="off",
-                                          max_batch_rows=10))
+    return loaded(ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, records_url="off",
+                                  max_batch_rows=10))
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +98,7 @@ def test_health_and_metadata(classifier, loanapp_artifacts):
 
 
 def test_readiness_fails_when_the_model_no_longer_gives_its_reference_answers(loanapp_artifacts):
-    drifted = LoanClassifier(ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, records_url="off"))
+    drifted = loaded(ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, records_url="off"))
     drifted.predict_proba = lambda X: np.tile([0.5, 0.5], (len(X), 1))  # what a corrupted model would answer
     with pytest.raises(SeldonMicroserviceException) as raised:
         drifted.health_status()
@@ -100,14 +108,45 @@ def test_readiness_fails_when_the_model_no_longer_gives_its_reference_answers(lo
 def test_the_scikit_learn_path_can_be_asked_for(loanapp_artifacts):
     settings = ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, records_url="off",
                                prediction_path="scikit-learn")
-    assert LoanClassifier(settings).prediction_path == "scikit-learn"
+    assert loaded(settings).prediction_path == "scikit-learn"
 
 
 def test_with_no_arguments_it_reads_the_environment(loanapp_artifacts, monkeypatch):
     monkeypatch.setenv("LOAN_ARTIFACTS_DIR", str(loanapp_artifacts.classifier_dir))
     monkeypatch.setenv("LOAN_METRICS", "off")
     monkeypatch.setenv("LOAN_MAX_BATCH_ROWS", "3")
-    assert LoanClassifier().max_batch_rows == 3
+    monkeypatch.setenv("LOAN_RECORDS_URL", "off")
+    service = loaded()
+    assert service.settings.max_batch_rows == 3 and service.manifest.directory == loanapp_artifacts.classifier_dir
+
+
+def test_constructing_loads_nothing_and_loading_names_what_is_missing(tmp_path):
+    service = LoanClassifier(ServiceSettings(artifacts_dir=tmp_path / "nowhere", records_url="off"))
+    assert not service.loaded
+    with pytest.raises(ArtifactError, match="nowhere"):
+        service.load()
+
+
+def test_loading_twice_loads_once(classifier):
+    model = classifier.model
+    classifier.load()
+    assert classifier.model is model
+
+
+def test_the_metadata_asked_before_loading_is_the_loaded_models(loanapp_artifacts):
+    # Seldon's wrapper builds its metadata when it builds its app, before its workers load
+    service = LoanClassifier(ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False,
+                                             records_url="off"))
+    assert service.init_metadata()["versions"] == [loanapp_artifacts.classifier_manifest.version]
+
+
+def test_a_record_not_migrated_stops_the_load_naming_the_command(loanapp_artifacts, tmp_path):
+    url = f"sqlite:///{tmp_path}/decisions.sqlite"
+    settings = ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, records_url=url)
+    with pytest.raises(RecordError, match=r"is at migration none, the code needs \w+: run `loanxai records upgrade`"):
+        LoanClassifier(settings).load()
+    open_store(url)  # what `loanxai records upgrade` does
+    assert loaded(settings).store.shown_url == url
 
 
 def test_the_thin_module_reads_the_folder_beside_it():

@@ -1,4 +1,5 @@
 """The explainer's serving class built in process: what it answers before and without a classifier."""
+import dataclasses
 import socket
 
 import pytest
@@ -18,6 +19,7 @@ def closed_port():
 @pytest.fixture(scope="module")
 def explainer(loanapp_artifacts):
     settings = ServiceSettings(artifacts_dir=loanapp_artifacts.explainer_dir, metrics=False, classifier_retries=0,
+                               records_url="off",
                                classifier_url=f"http://127.0.0.1:{closed_port()}/api/v1.0/predictions",
                                sampling_key_file=ServiceSettings.from_env().sampling_key_file)
     service = LoanExplainer(settings)
@@ -47,7 +49,17 @@ def test_an_explainer_without_the_sampling_key_refuses_to_start(loanapp_artifact
     from loanxai.errors import SettingError
 
     with pytest.raises(SettingError, match="LOAN_SAMPLING_KEY_FILE is needed"):
-        LoanExplainer(ServiceSettings(artifacts_dir=loanapp_artifacts.explainer_dir, metrics=False))
+        LoanExplainer(ServiceSettings(artifacts_dir=loanapp_artifacts.explainer_dir, metrics=False)).load()
+
+
+def test_constructing_loads_nothing_and_a_record_not_migrated_stops_the_load(loanapp_artifacts, explainer, tmp_path):
+    from loanxai.errors import RecordError
+
+    settings = dataclasses.replace(explainer.settings, records_url=f"sqlite:///{tmp_path}/decisions.sqlite")
+    service = LoanExplainer(settings)
+    assert not service.loaded
+    with pytest.raises(RecordError, match="run `loanxai records upgrade`"):
+        service.load()
 
 
 @pytest.mark.parametrize("tags, words", [

@@ -18,6 +18,7 @@ def state():
 @pytest.fixture(scope="module")
 def client(loanapp_artifacts, tmp_path_factory, state):
     classifier = LoanClassifier(ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, records_url="off"))
+    classifier.load()  # as our server does, before the wrapper builds its app
     metrics = ProcessMetrics(str(tmp_path_factory.mktemp("metrics")))
     app = harden(wrapper.get_rest_microservice(classifier, metrics), LIMIT, (), lambda: state["draining"], metrics=False)
     return app.test_client()
