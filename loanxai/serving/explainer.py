@@ -24,8 +24,10 @@ budget (:mod:`loanxai.serving.budget`: 429 past it).
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -127,8 +129,9 @@ class LoanExplainer:
         if self.store is None:
             raise SettingError("LOAN_AUTH=on needs the record (LOAN_RECORDS_URL is off): who asked for each "
                                "explanation goes on it")
-        # the supervisor's folder for this run (removed when it stops), else one of our own
-        folder = Path(os.environ.get("prometheus_multiproc_dir") or tempfile.mkdtemp(prefix="loanxai-budgets-"))
+        # made by the process that loads, before it forks the workers that share it; removed when it exits
+        folder = Path(tempfile.mkdtemp(prefix="loanxai-budgets-"))
+        atexit.register(_remove_if_made_here, folder, os.getpid())
         settings = self.settings
         return CallerBudget(folder / "caller-budgets.sqlite", settings.caller_explanations, settings.caller_model_rows,
                             settings.caller_window)
@@ -297,3 +300,9 @@ class LoanExplainer:
                 "explain_budget_s": str(self.settings.explain_budget),
             },
         }
+
+
+def _remove_if_made_here(folder: Path, maker: int) -> None:
+    """Remove ``folder`` as the process that made it exits (a worker it forked, exiting, leaves it)."""
+    if os.getpid() == maker:
+        shutil.rmtree(folder, ignore_errors=True)
