@@ -129,7 +129,14 @@ class DecisionStore:
                               f"newest ({head}): run the newer code that migrated it")
         if at != head:
             raise RecordError(f"the decision record at {self.shown_url} is at migration {at or 'none'}, the code needs "
-                              f"{head}: run `loanxai records upgrade`")
+                              f"{head}: run {self._upgrade_command()}")
+
+    def _upgrade_command(self) -> str:
+        """The command that migrates this record, a SQLite file named whatever folder it runs in."""
+        database = self.engine.url.database if self.engine.url.get_backend_name() == "sqlite" else None
+        if database and database != ":memory:":
+            return f"`loanxai records upgrade --record-url {SQLITE_PREFIX}{Path(database).resolve()}`"
+        return "`loanxai records upgrade` with the same LOAN_RECORDS_URL"
 
     def record(self, decided: RequestDecisions,
                same: Callable[[list[dict[str, Any]]], bool] | None = None) -> list[str]:

@@ -193,6 +193,6 @@ def test_refuses_to_start_on_a_record_not_at_its_migrations_and_leaves_it(artifa
     out = result.stdout + result.stderr
     assert result.returncode == 1, out[-3000:]
     assert (f"the decision record at {url} is at migration 0005, the code needs {migrations.head()}: run "
-            "`loanxai records upgrade`") in out
+            f"`loanxai records upgrade --record-url sqlite:///{tmp_path.resolve()}/decisions.sqlite`") in out
     assert "Traceback" not in out
     assert migrations.revision(engine) == "0005"

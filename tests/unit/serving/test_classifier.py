@@ -2,6 +2,7 @@
 wrapper builds it, with none)."""
 import importlib.util
 import json
+import re
 
 import numpy as np
 import pytest
@@ -143,7 +144,8 @@ def test_the_metadata_asked_before_loading_is_the_loaded_models(loanapp_artifact
 def test_a_record_not_migrated_stops_the_load_naming_the_command(loanapp_artifacts, tmp_path):
     url = f"sqlite:///{tmp_path}/decisions.sqlite"
     settings = ServiceSettings(artifacts_dir=loanapp_artifacts.classifier_dir, metrics=False, records_url=url)
-    with pytest.raises(RecordError, match=r"is at migration none, the code needs \w+: run `loanxai records upgrade`"):
+    command = f"run `loanxai records upgrade --record-url sqlite:///{tmp_path.resolve()}/decisions.sqlite`"
+    with pytest.raises(RecordError, match=r"is at migration none, the code needs \w+: " + re.escape(command)):
         LoanClassifier(settings).load()
     open_store(url)  # what `loanxai records upgrade` does
     assert loaded(settings).store.shown_url == url

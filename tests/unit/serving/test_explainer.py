@@ -58,7 +58,7 @@ def test_constructing_loads_nothing_and_a_record_not_migrated_stops_the_load(loa
     settings = dataclasses.replace(explainer.settings, records_url=f"sqlite:///{tmp_path}/decisions.sqlite")
     service = LoanExplainer(settings)
     assert not service.loaded
-    with pytest.raises(RecordError, match="run `loanxai records upgrade`"):
+    with pytest.raises(RecordError, match="run `loanxai records upgrade --record-url sqlite:///"):
         service.load()
 
 
