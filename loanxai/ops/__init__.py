@@ -7,7 +7,9 @@
 - :mod:`~loanxai.ops.images`: the image tag derived from the artifacts, and the images' labels;
 - :mod:`~loanxai.ops.mirror`: a challenger's mirror on the classifier's port (``make run CHALLENGER=...``);
 - :mod:`~loanxai.ops.promote`: the promotion gate and the tags swapped in ``deploy/`` (``make promote``);
-- :mod:`~loanxai.ops.deploycheck`: the Kubernetes manifests checked without a cluster;
+- :mod:`~loanxai.ops.deploycheck`: the Kubernetes manifests checked without a cluster, with
+  :mod:`~loanxai.ops.accesscheck` (who may reach and call what) and :mod:`~loanxai.ops.kubedocs`
+  (what both read);
 - :mod:`~loanxai.ops.cluster`: a real Kubernetes API server and Seldon's operator, built from source, on
   this machine (``make cluster-up``, the Kubernetes tests);
 - :mod:`~loanxai.ops.reference`: the docs' reference pages generated from the code;
@@ -16,5 +18,5 @@
 The top layer: it may use every other package.
 """
 
-__all__ = ["cluster", "deploycheck", "images", "local", "mirror", "prometheus", "promote", "quoted", "reference", "replay",
-           "services"]
+__all__ = ["accesscheck", "cluster", "deploycheck", "images", "kubedocs", "local", "mirror", "prometheus", "promote",
+           "quoted", "reference", "replay", "services"]

@@ -23,7 +23,7 @@ import yaml
 
 from loanxai.artifacts import DEPLOY_DIR
 from loanxai.config import CHALLENGER, CHAMPION
-from loanxai.ops import deploycheck
+from loanxai.ops import deploycheck, kubedocs
 from loanxai.ops.cluster import LocalCluster
 from loanxai.ops.images import pin_tag
 
@@ -371,7 +371,7 @@ def test_each_network_policy_selects_exactly_its_pods_and_callers(cluster, appli
                 for pod_name in targets:
                     for container in pods[pod_name]["spec"]["containers"]:
                         for port in container.get("ports", []):
-                            if port.get("name") == deploycheck.METRICS_PORT_NAME:
+                            if port.get("name") == kubedocs.METRICS_PORT_NAME:
                                 assert {port["name"], port["containerPort"]} & admitted, (name, pod_name, port)
 
 
@@ -408,7 +408,7 @@ def test_the_pod_monitor_scrapes_every_service_pod_on_its_metrics_ports(cluster,
     [monitor] = by_kind(applied, "PodMonitor").values()
     assert pods_selected(cluster, monitor["spec"]["selector"]) == CLASSIFIER_PODS | EXPLAINER_PODS
     [endpoint] = monitor["spec"]["podMetricsEndpoints"]
-    assert endpoint["port"] == deploycheck.METRICS_PORT_NAME
+    assert endpoint["port"] == kubedocs.METRICS_PORT_NAME
     for where, deployment in reconciled.items():
         pod = deployment["spec"]["template"]
         named = dict(sorted((c["name"], p["containerPort"]) for c in pod["spec"]["containers"]

@@ -1,4 +1,4 @@
-"""What deploycheck holds the mesh's policy for the reviewer console to (``CONSOLE_REQUESTS``: who
+"""What accesscheck holds the mesh's policy for the reviewer console to (``CONSOLE_REQUESTS``: who
 the console takes each request from), asked of the real console (LOAN_AUTH=on): every request of
 the table, with a token of each role and with none, is taken exactly when the table says."""
 import re
@@ -7,7 +7,7 @@ import pytest
 
 from loanxai.console.session import CSRF_FIELD
 from loanxai.core.roles import ROLES
-from loanxai.ops.deploycheck import CONSOLE_REQUESTS
+from loanxai.ops.accesscheck import CONSOLE_REQUESTS
 from loanxai.ops.services import console_service, free_port
 from tests.conftest import running
 from tests.integration.test_auth import auth_env, call, token

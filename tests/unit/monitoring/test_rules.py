@@ -12,7 +12,7 @@ import yaml
 from loanxai.artifacts import MONITORING_DIR, REPO_ROOT
 from loanxai.fairness.metrics import wilson
 from loanxai.monitoring import dashboard, rules
-from loanxai.ops import deploycheck
+from loanxai.ops import deploycheck, kubedocs
 
 ROOT = REPO_ROOT
 RULES_TEST = Path(__file__).with_name("rules_test.yml")
@@ -108,7 +108,7 @@ def test_monitoring_resources_validate_against_the_crds(monitoring_documents, ki
 def test_the_pod_monitor_scrapes_what_the_operator_serves(monitoring_documents):
     monitor = next(d for d in monitoring_documents if d["kind"] == "PodMonitor")
     assert monitor["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "seldon-core"}
-    assert [(e["port"], e["path"]) for e in monitor["spec"]["podMetricsEndpoints"]] == [("metrics", deploycheck.METRICS_PATH)]
+    assert [(e["port"], e["path"]) for e in monitor["spec"]["podMetricsEndpoints"]] == [("metrics", kubedocs.METRICS_PATH)]
 
 
 def test_dashboard_uses_only_labels_the_services_emit():
