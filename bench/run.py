@@ -32,11 +32,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,17 +41,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
-import requests
 from sklearn.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.console import console_markdown, run_console  # noqa: E402
+from bench.console import run_console  # noqa: E402
 from bench.decisions import run_decisions  # noqa: E402
-from bench.records import records_markdown, run_records  # noqa: E402
+from bench.explanations import explanation_section, served_decisions  # noqa: E402
+from bench.measure import machine, median_ms, wrk  # noqa: E402
+from bench.peer import MLSERVER, MLServerPeer, check_same_answers, seldon_body, under_elderly_age, v2_body  # noqa: E402
+from bench.records import SYNC_FREE, run_records  # noqa: E402
+from bench.tables import markdown  # noqa: E402
 from loanxai.artifacts import (  # noqa: E402
     CLASSIFIER_DIR,
     COMPILED_FILE,
@@ -63,70 +62,25 @@ from loanxai.artifacts import (  # noqa: E402
     PREPROCESSOR_FILE,
     RESULTS_DIR,
 )
-from loanxai.core.elderly import elderly_rule  # noqa: E402
-from loanxai.core.manifest import library_versions, load_pickle, load_verified_manifest  # noqa: E402
+from loanxai.core.manifest import load_pickle, load_verified_manifest  # noqa: E402
 from loanxai.core.pipeline import CLASSIFIER_STEP, PREPROCESSOR_STEP, impute  # noqa: E402
 from loanxai.data.dataset import load_trained_dataset  # noqa: E402
 from loanxai.data.description import LABEL  # noqa: E402
-from loanxai.explain import anchors  # noqa: E402
 from loanxai.ops.services import (  # noqa: E402
     classifier_service,
     explainer_service,
     free_port,
-    stop_process_group,
-    wait_until_ready,
 )
 from loanxai.ops.tokens import make_sampling_key  # noqa: E402
 from loanxai.serving.fastpath import TREES_FROM_ROWS, FastClassifier  # noqa: E402
-from loanxai.serving.remote import RemoteClassifier  # noqa: E402
 from loanxai.training.train import ensure_trained  # noqa: E402
 
-MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
-WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
+#: our paths for the targets over the peer, and the peer, as the REST results name them
+FAST, SCIKIT_LEARN, PEER = "ours, fast path", "ours, scikit-learn", MLServerPeer.name
+#: the sections the targets are read from: a run of one stage alone (``--only``) has none of its own
+TARGETS_FROM = {"rest", "records", "explanations"}
 #: the in-process predictor the services serve on the fast path
 FAST_PATH = f"fast path as served (GTIL below {TREES_FROM_ROWS} rows, the trees from {TREES_FROM_ROWS})"
-
-
-# --- measurement helpers -------------------------------------------------------------------------
-
-
-def median_ms(call: Callable[[], Any], budget_s: float, max_runs: int = 2000) -> float:
-    """Median wall time of ``call`` in ms, over as many runs as fit in ``budget_s`` (at least 5)."""
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < 5 or (time.perf_counter() < deadline and len(times) < max_runs):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
-
-
-def wrk(url: str, body: str, connections: int, duration_s: float) -> dict[str, float]:
-    """One wrk run: requests/s, p50 and p99 latency (ms), errors."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        handle.write(body)
-    try:
-        threads = min(connections, 2)
-        result = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--timeout", "10s",
-             "-s", str(WRK_SCRIPT), url],
-            env={**os.environ, "BODY_FILE": handle.name}, capture_output=True, text=True,
-            timeout=duration_s + 60, check=True,
-        )
-    finally:
-        os.unlink(handle.name)
-    line = next(text for text in result.stdout.splitlines() if text.startswith("WRK_JSON "))
-    raw = json.loads(line.removeprefix("WRK_JSON "))
-    return {
-        "requests_per_s": raw["requests"] / (raw["duration_us"] / 1e6),
-        "p50_ms": raw["p50_us"] / 1e3,
-        "p99_ms": raw["p99_us"] / 1e3,
-        "requests": raw["requests"],
-        "errors": raw["errors"] + raw["non_2xx"],
-    }
-
-
-# --- what is measured ----------------------------------------------------------------------------
 
 
 def load_predictors() -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], Pipeline]:
@@ -154,86 +108,12 @@ def in_process(predictors: dict[str, Callable], rows: np.ndarray, budget_s: floa
     ]
 
 
-def seldon_body(rows: np.ndarray) -> str:
-    """A SeldonMessage of encoded rows, as JSON."""
-    return json.dumps({"data": {"ndarray": rows.tolist()}})
-
-
-def v2_body(rows: np.ndarray) -> str:
-    """An Open Inference (V2) request of encoded rows, as JSON (MLServer's protocol)."""
-    return json.dumps({
-        "inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}],
-        "outputs": [{"name": "predict_proba"}],
-    })
-
-
-class MLServerPeer:
-    """MLServer + mlserver-sklearn serving ``pipeline`` (joblib) with ``workers`` parallel workers."""
-
-    name = "mlserver"
-
-    def __init__(self, pipeline: Pipeline, workers: int, folder: Path) -> None:
-        self.http_port = free_port()
-        model_dir = folder / "loan"
-        model_dir.mkdir(parents=True)
-        joblib.dump(pipeline, model_dir / "model.joblib")
-        (model_dir / "model-settings.json").write_text(json.dumps({
-            "name": "loan", "implementation": "mlserver_sklearn.SKLearnModel",
-            "parameters": {"uri": "./model.joblib", "version": "v1"},
-        }))
-        (folder / "settings.json").write_text(json.dumps({
-            "host": "127.0.0.1", "http_port": self.http_port, "grpc_port": free_port(),
-            "metrics_port": free_port(), "parallel_workers": workers, "debug": False,
-        }))
-        self.folder = folder
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def predictions_url(self) -> str:
-        """The predictions endpoint."""
-        return f"http://127.0.0.1:{self.http_port}/v2/models/loan/infer"
-
-    def start(self, log_path: Path) -> None:
-        """Start the server, its output going to ``log_path``."""
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen([str(MLSERVER), "start", str(self.folder)], stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
-        self.log_path = log_path
-
-    def wait_ready(self, timeout: float = 120) -> float:
-        """Block until the server is ready; return the seconds waited."""
-        return wait_until_ready(f"http://127.0.0.1:{self.http_port}/v2/models/loan/ready", self.process, "mlserver",
-                                lambda: self.log_path.read_text(errors="replace")[-3000:], timeout)
-
-    def stop(self) -> None:
-        """Stop the process and everything it started."""
-        if self.process is not None:
-            stop_process_group(self.process)
-            self.process = None
-
-
-def under_elderly_age(rows: np.ndarray, schema: Any) -> np.ndarray:
-    """The encoded rows of applicants younger than the elderly age (all of them if age is no input)."""
-    for name, age in schema.elderly.items():
-        rows = rows[rows[:, schema.feature_names.index(name)] < age]
-    return rows
-
-
-def check_same_answers(rows: np.ndarray, ours: str, peer: str) -> float:
-    """Largest probability difference between our service and the peer on ``rows``."""
-    answer = requests.post(ours, data=seldon_body(rows), headers={"Content-Type": "application/json"}, timeout=30)
-    a = np.asarray(answer.json()["data"]["ndarray"])
-    outputs = requests.post(peer, data=v2_body(rows), headers={"Content-Type": "application/json"}, timeout=30).json()["outputs"]
-    b = np.asarray(outputs[0]["data"]).reshape(len(rows), -1)
-    return float(np.max(np.abs(a - b)))
-
-
 def rest_section(servers: dict[str, Any], rows: np.ndarray, concurrency: list[int], duration_s: float) -> list[dict[str, Any]]:
     """Load each server with wrk at each concurrency, 1-row and 100-row requests."""
     results = []
     for batch in (1, 100):
         for name, server in servers.items():
-            body = v2_body(rows[:batch]) if name == "mlserver" else seldon_body(rows[:batch])
+            body = v2_body(rows[:batch]) if name == PEER else seldon_body(rows[:batch])
             for connections in concurrency:
                 run = wrk(server.predictions_url, body, connections, duration_s)
                 results.append({"server": name, "rows": batch, "concurrency": connections, **run})
@@ -256,254 +136,6 @@ def monitoring_section(on: Any, off: Any, application: dict[str, Any], rounds: i
                      "errors": sum(r["errors"] for r in rs), "runs": rs} for name, rs in runs.items()}
     result["on_over_off"] = result["on"]["requests_per_s_median"] / result["off"]["requests_per_s_median"]
     return result
-
-
-def served_decisions(fast_predict: Callable) -> Callable[[np.ndarray], np.ndarray]:
-    """The classifier's decisions in process: the elderly rule, the fast path, the cutoff."""
-    manifest = load_verified_manifest(CLASSIFIER_DIR)
-    rule = elderly_rule(manifest.schema, load_pickle(CLASSIFIER_DIR, PREPROCESSOR_FILE), load_pickle(CLASSIFIER_DIR, MODEL_FILE))
-
-    def decide(X: np.ndarray) -> np.ndarray:
-        proba = fast_predict(X) if rule is None else rule.served(X, fast_predict)[1]
-        return (proba[:, 1] >= manifest.cutoff).astype(np.intp)
-
-    return decide
-
-
-def explanation_section(applications: np.ndarray, explainer_url: str, fast_predict: Callable,
-                        classifier: Any, sampling_key: Path, call_rows: np.ndarray) -> dict[str, Any]:
-    """Seconds per explanation in process (fast predictor) and through the explainer service,
-    seeded alike: each application gets the same anchor from the same classifier calls both ways;
-    then what one of the explainer's calls costs (:func:`call_costs`)."""
-    explainer = anchors.load_explainer(EXPLAINER_DIR)
-    explainer_manifest = load_verified_manifest(EXPLAINER_DIR)
-    model_sha256 = explainer_manifest.model_sha256
-    calls = {"n": 0, "rows": 0}
-    decide = served_decisions(fast_predict)
-
-    def counted(X: np.ndarray) -> np.ndarray:
-        calls["n"] += 1
-        calls["rows"] += len(X)
-        return decide(X)
-
-    model = anchors.AnchorModel(explainer_manifest.schema, explainer_manifest.anchor_features, counted)
-    anchors.set_predictor(explainer, model)
-    local, remote = [], []
-    session = requests.Session()
-    same = 0
-    for row in applications:
-        calls.update(n=0, rows=0)
-        started = time.perf_counter()
-        anchor = anchors.explain(explainer, model, row, {"threshold": 0.95, "seed": 0}, model_sha256).conditions
-        local.append({"seconds": time.perf_counter() - started, "model_calls": calls["n"], "rows": calls["rows"]})
-        started = time.perf_counter()
-        answer = session.post(explainer_url, json={"data": {"ndarray": [row.tolist()]}}, timeout=120).json()["jsonData"]
-        same += answer["anchor"] == list(anchor)
-        remote.append({"seconds": time.perf_counter() - started, "model_calls": answer["model_calls"],
-                       "rows": answer["model_rows"]})
-
-    def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
-        return {
-            "p50_s": statistics.median(r["seconds"] for r in runs),
-            "mean_s": statistics.fmean(r["seconds"] for r in runs),
-            "model_calls_median": statistics.median(r["model_calls"] for r in runs),
-            "rows_median": statistics.median(r["rows"] for r in runs),
-        }
-
-    result = {"applications": len(applications), "same_anchor": same, "in_process": summary(local), "service": summary(remote)}
-    result["service_over_in_process_p50"] = result["service"]["p50_s"] / result["in_process"]["p50_s"]
-    rows = int(result["service"]["rows_median"] / max(result["service"]["model_calls_median"], 1))
-    result["call"] = call_costs(classifier, sampling_key, decide, call_rows[:max(rows, 1)])
-    # the explanation's p50 if each of its calls cost only the bare round trip more than in process
-    result["floor_over_in_process_p50"] = 1 + (result["service"]["model_calls_median"] * result["call"]["ping_ms"]
-                                               / 1000 / result["in_process"]["p50_s"])
-    return result
-
-
-def call_costs(classifier: Any, sampling_key: Path, decide: Callable, X: np.ndarray) -> dict[str, float]:
-    """Median milliseconds of one classifier call of the explainer's (``X``, the median rows of
-    one): in process, through the classifier service as the explainer makes it
-    (:class:`~loanxai.serving.remote.RemoteClassifier`), and the bare round trip to that service
-    (``GET /health/ping``: requests, gunicorn, Flask and Seldon's wrapper, no message)."""
-    remote = RemoteClassifier(classifier.predictions_url, 5, 30, 0, sampling_key)
-    ping = f"{classifier.url}/health/ping"
-    # as it called before 2026-12-07: requests reading the environment (proxies, CA bundle, .netrc) on every call
-    rereading = RemoteClassifier(classifier.predictions_url, 5, 30, 0, sampling_key)
-    rereading.session.trust_env = True
-    return {"rows": len(X), "in_process_ms": median_ms(lambda: decide(X), budget_s=2, max_runs=500),
-            "service_ms": median_ms(lambda: remote.classify(X), budget_s=4, max_runs=500),
-            "service_environment_each_call_ms": median_ms(lambda: rereading.classify(X), budget_s=4, max_runs=500),
-            "ping_ms": median_ms(lambda: remote.session.get(ping, timeout=5).raise_for_status(), budget_s=2,
-                                 max_runs=500)}
-
-
-def machine() -> dict[str, Any]:
-    """What the results were measured on."""
-    cpuinfo, meminfo = Path("/proc/cpuinfo").read_text().splitlines(), Path("/proc/meminfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
-    memory_kb = int(next(line.split()[1] for line in meminfo if line.startswith("MemTotal")))
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(memory_kb / 2**20, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "versions": library_versions(["seldon-core", "scikit-learn", "treelite", "numpy", "alibi"]),
-        # the console's stage alone runs without wrk
-        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0]
-        if shutil.which("wrk") else "no wrk",
-    }
-
-
-# --- report ----------------------------------------------------------------------------------------
-
-
-def markdown(results: dict[str, Any]) -> str:
-    """The results as the Markdown tables the docs show: each section the results hold, in order."""
-    m = results["machine"]
-    lines = [
-        f"Measured {results['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}; "
-        f"{m['wrk']}; {results['settings']['duration_s']} s per load run; servers and wrk share the cores.",
-        "",
-    ]
-    for key, section in SECTIONS.items():
-        if key in results:
-            if isinstance(results[key], dict) and "measured_alone" in results[key]:
-                lines += [f"Measured alone, {results[key]['measured_alone']} (`bench/run.py --only {key}`):", ""]
-            lines += section(results)
-    return "\n".join(lines)
-
-
-def in_process_markdown(results: dict[str, Any]) -> list[str]:
-    """The in-process floor's table."""
-    return [
-        "| in process | rows | median ms |",
-        "|---|---|---|",
-        *[f"| {r['predictor']} | {r['rows']} | {r['median_ms']:.3f} |" for r in results["in_process"]],
-        "",
-    ]
-
-
-def rest_markdown(results: dict[str, Any]) -> list[str]:
-    """The REST table, the peer's largest difference and the ratios over the peer."""
-    return [
-        "| over REST | rows | concurrency | requests/s | p50 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|",
-        *[
-            f"| {r['server']} | {r['rows']} | {r['concurrency']} | {r['requests_per_s']:.0f} | {r['p50_ms']:.2f} "
-            f"| {r['p99_ms']:.2f} | {r['errors']} |"
-            for r in results["rest"]
-        ],
-        "",
-        f"Largest probability difference, our service vs MLServer, on 100 rows (applicants under 62: MLServer serves "
-        f"the pipeline without the elderly rule): {results['peer_max_difference']:.2e}.",
-        "",
-        *peer_ratios(results["rest"]),
-    ]
-
-
-def explanations_markdown(results: dict[str, Any]) -> list[str]:
-    """The explanations' tables."""
-    e = results["explanations"]
-    return [
-        f"| explanations ({e['applications']} applications) | p50 s | mean s | model calls (median) | rows (median) |",
-        "|---|---|---|---|---|",
-        *[
-            f"| {label} | {e[k]['p50_s']:.3f} | {e[k]['mean_s']:.3f} | {e[k]['model_calls_median']:.0f} "
-            f"| {e[k]['rows_median']:.0f} |"
-            for label, k in (("in process, fast predictor", "in_process"), ("through the explainer service", "service"))
-        ],
-        "",
-        f"Service / in-process p50: {e['service_over_in_process_p50']:.2f}; the same anchor both ways for "
-        f"{e['same_anchor']} of {e['applications']} applications.",
-        "",
-        f"| one classifier call of an explanation ({e['call']['rows']} rows) | median ms |",
-        "|---|---|",
-        f"| in process, fast predictor | {e['call']['in_process_ms']:.2f} |",
-        f"| through the classifier service, as the explainer calls it | {e['call']['service_ms']:.2f} |",
-        "| the same, requests reading the environment (proxies, CA bundle, .netrc) on every call, as until "
-        f"2026-12-07 | {e['call']['service_environment_each_call_ms']:.2f} |",
-        f"| the bare round trip to the service (`GET /health/ping`) | {e['call']['ping_ms']:.2f} |",
-        "",
-        f"Were each call to cost only the bare round trip more than in process, an explanation through the service "
-        f"would take {e['floor_over_in_process_p50']:.2f} times its in-process p50.",
-        "",
-    ]
-
-
-def cold_start_markdown(results: dict[str, Any]) -> list[str]:
-    """The cold starts' table."""
-    return [
-        "| cold start (process start to ready) | seconds |",
-        "|---|---|",
-        *[f"| {name} | {seconds:.1f} |" for name, seconds in results["cold_start_s"].items()],
-        "",
-    ]
-
-
-def peer_ratios(rest: list[dict[str, Any]]) -> list[str]:
-    """Our rows/s over MLServer's, each of our paths, rows and concurrency (ours recording, MLServer not)."""
-    rate = {(r["server"], r["rows"], r["concurrency"]): r["requests_per_s"] * r["rows"] for r in rest}
-    lines = ["| rows/s over MLServer's (ours recording every decision) | rows | concurrency | ratio |",
-             "|---|---|---|---|"]
-    for (server, rows, connections), value in rate.items():
-        peer = rate.get(("mlserver", rows, connections))
-        if server != "mlserver" and peer:
-            lines.append(f"| {server} | {rows} | {connections} | {value / peer:.2f}x |")
-    return [*lines, ""]
-
-
-def monitoring_markdown(m: dict[str, Any]) -> list[str]:
-    """The monitoring cost's table."""
-    return [
-        f"| what monitoring costs: 1 named application per request, c = 32, {len(m['on']['runs'])} runs each, "
-        "alternated | requests/s (median) | p50 ms |",
-        "|---|---|---|",
-        *[
-            f"| metrics {name} | {m[name]['requests_per_s_median']:.0f} | {m[name]['p50_ms_median']:.2f} |"
-            for name in ("on", "off")
-        ],
-        "",
-        f"With every metric on, the classifier serves {m['on_over_off']:.1%} of its rate with them off.",
-        "",
-    ]
-
-
-def decisions_markdown(d: dict[str, Any]) -> list[str]:
-    """The reasons, recourse and file scorer's tables."""
-    r, c, s, b = d["reasons"], d["recourse"], d["scorer"], d["batch_processor"]
-    return [
-        "| principal reasons through the classifier | p50 s |",
-        "|---|---|",
-        f"| 1 application, with reasons | {r['one_p50_s']:.4f} |",
-        f"| 1 application, without | {r['one_without_reasons_p50_s']:.4f} |",
-        f"| 1,000 applications in one call, with reasons | {r['thousand_p50_s']:.3f} |",
-        "",
-        f"Recourse (k = 3) through both services, {c['applications']} rejected applications: p50 {c['p50_s']:.3f} s, "
-        f"max {c['max_s']:.3f} s, {c['model_calls_median']:g} classifier calls (median); recourse found for "
-        f"{c['with_recourse']}.",
-        "",
-        "| deciding a file | rows | seconds | rows/s |",
-        "|---|---|---|---|",
-        *(f"| {label} | {run['rows']:,} | {run['seconds']:.1f} | {run['rows_per_s']:,.0f} |" for label, run in (
-            ("`python -m loanxai score`, reasons off", s["reasons_off"]),
-            ("`python -m loanxai score`, 4 reasons per rejection", s["reasons_on"]),
-            ("`seldon-batch-processor`, 4 workers, batches of 1,000", b))),
-        "",
-    ]
-
-
-#: each section of the results (by its key) and how it is shown, in the order shown
-SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
-    "in_process": in_process_markdown,
-    "rest": rest_markdown,
-    "explanations": explanations_markdown,
-    "decisions": lambda results: decisions_markdown(results["decisions"]),
-    "monitoring": lambda results: monitoring_markdown(results["monitoring"]),
-    "records": lambda results: records_markdown(results["records"]),
-    "console": lambda results: console_markdown(results["console"]),
-    "cold_start_s": cold_start_markdown,
-}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -550,7 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                        recording("reference", LOAN_PREDICTION_PATH="scikit-learn"))
         explainer = explainer_service(fast.predictions_url, free_port(), free_port(), sampling)
         peer = MLServerPeer(pipeline, workers=2, folder=Path(folder))
-        servers = {"ours, fast path": fast, "ours, scikit-learn": reference, "mlserver": peer}
+        servers = {FAST: fast, SCIKIT_LEARN: reference, PEER: peer}
         started: list[Any] = []
         try:
             cold: dict[str, float] = {}
@@ -586,6 +218,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def _rows_over_peer(rest: list[dict[str, Any]], server: str, rows: int, connections: int) -> float:
+    """``server``'s rows a second over the peer's, at ``rows`` per request and ``connections``."""
+    rate = {(r["server"], r["rows"], r["concurrency"]): r["requests_per_s"] for r in rest}
+    return rate[server, rows, connections] / rate[PEER, rows, connections]
+
+
+def targets(results: dict[str, Any]) -> dict[str, Any]:
+    """Issue 33's targets as this run measured them, and what bounds each, from the same run.
+
+    100 rows: the same service with recording off, its rate over the peer's (the records
+    stage's 100 named applications a request, c = 8). One row: the share of the unrecorded
+    rate left were the service to add to an unrecorded request's CPU only the record alone
+    under its load (``DecisionStore.record`` in as many processes and threads at once)."""
+    rest, r, e = results["rest"], results["records"], results["explanations"]
+    peer_100_c8 = next(x["requests_per_s"] for x in rest if (x["server"], x["rows"], x["concurrency"]) == (PEER, 100, 8))
+    off_1 = r["c32"]["off"]["classifier_cpu_ms_median"]
+
+    def kept(kind: str) -> float:
+        """The share of the unrecorded rate left were the service to add only the record alone
+        (and, for PostgreSQL, its server's CPU on the same cores)."""
+        server = r["c32"][kind]["database_cpu_ms_median"] if kind == "postgresql" else 0
+        return off_1 / (off_1 + r["record_cpu"]["ms"]["1"][kind] + server)
+
+    pdf = r["notices"]["pdf"]
+    return {
+        "fast_over_peer_100": [_rows_over_peer(rest, FAST, 100, c) for c in (8, 32)],
+        "unrecorded_over_peer_100": r["rows100_c8"]["off"]["requests_per_s_median"] / peer_100_c8,
+        "unrecorded_cpu_ms_100": r["rows100_c8"]["off"]["classifier_cpu_ms_median"],
+        "record_cpu_ms_100": r["record_cpu"]["ms"]["100"]["sqlite"],
+        "scikit_learn_over_peer_100": [_rows_over_peer(rest, SCIKIT_LEARN, 100, c) for c in (8, 32)],
+        "kept_c32": [r["sqlite_over_off"], r["postgresql_over_off"]],
+        "kept_c32_record_alone": [kept("sqlite"), kept("postgresql")],
+        "kept_c32_sync_free": r[f"{SYNC_FREE['sqlite']}_over_off"],
+        "p50_added_c1_ms": [r["sqlite_p50_added_ms"], r["postgresql_p50_added_ms"]],
+        "p50_added_c1_sync_free_ms": [r[f"{SYNC_FREE[k]}_p50_added_ms"] for k in ("sqlite", "postgresql")],
+        "record_alone_c1_ms": r["floor_ms"]["1"]["sqlite"],
+        "pdf_per_s": pdf["per_s"],
+        "weasyprint_alone_per_s": pdf["weasyprint_alone_per_s"],
+        "explanations_over_in_process": e["service_over_in_process_p50"],
+        "explanations_floor_over_in_process": e["floor_over_in_process_p50"],
+    }
+
+
 def alone_in(previous: dict[str, Any], stage: str, results: dict[str, Any]) -> dict[str, Any]:
     """The ``previous`` results with ``stage``'s replaced by those measured alone, dated."""
     return {**previous, stage: {**results[stage], "measured_alone": f"{results['date']}"}}
@@ -603,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run this stage alone: its results replace its own in --out's latest.json")
     args = parser.parse_args(argv)
     if args.quick:
-        args.duration, args.concurrency, args.explanations = 1, [1, 8], 2
+        args.duration, args.explanations = 1, 2
     tools = {"wrk": "apt-get install wrk", str(MLSERVER): "make bench creates .venv-mlserver"}
     needed = {"console": [], "records": ["wrk"]}.get(args.only, list(tools))
     for tool in needed:
@@ -614,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.only and (args.out / "latest.json").exists():
         results = alone_in(json.loads((args.out / "latest.json").read_text()), args.only, results)
+    if TARGETS_FROM <= results.keys():
+        results["targets"] = targets(results)
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "latest.md").write_text(markdown(results))
     print("\n" + markdown(results))

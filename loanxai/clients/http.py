@@ -35,7 +35,7 @@ def session(connect_retries: int = 0, pool: int = 4, url: str | None = None) -> 
     backoff; ``pool``: connections kept per host (the concurrency it serves). Given the ``url``
     of the one service it calls, what requests takes from the environment for it (a proxy unless
     ``NO_PROXY`` names its host, ``REQUESTS_CA_BUNDLE``, a ``.netrc`` login) is read once, here:
-    requests reads it again on every call, 0.1-0.2 ms of a 2-3 ms call (docs: Performance)."""
+    requests reads it again on every call, a few percent of an explainer's call (docs: Performance)."""
     retry = Retry(total=connect_retries, connect=connect_retries, read=0, status=0, other=0, redirect=0,
                   backoff_factor=0.05, raise_on_status=False)
     http = requests.Session()

@@ -13,10 +13,11 @@
 - :mod:`~loanxai.ops.cluster`: a real Kubernetes API server and Seldon's operator, built from source, on
   this machine (``make cluster-up``, the Kubernetes tests);
 - :mod:`~loanxai.ops.reference`: the docs' reference pages generated from the code;
-- :mod:`~loanxai.ops.quoted`: the model's figures the docs quote, each tied to its manifest.
+- :mod:`~loanxai.ops.quoted`: the model's figures the docs quote, each tied to its manifest, and
+  :mod:`~loanxai.ops.measured`: the bench's, tied to the results kept beside the performance page.
 
 The top layer: it may use every other package.
 """
 
-__all__ = ["accesscheck", "cluster", "deploycheck", "images", "kubedocs", "local", "mirror", "prometheus", "promote",
-           "quoted", "reference", "replay", "services"]
+__all__ = ["accesscheck", "cluster", "deploycheck", "images", "kubedocs", "local", "measured", "mirror", "prometheus",
+           "promote", "quoted", "reference", "replay", "services"]

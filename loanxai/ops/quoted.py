@@ -1,13 +1,16 @@
 """Figures the docs quote, each tied to the generated source it comes from.
 
-A page that quotes a measured figure names it in :data:`QUOTED`: the page, its words with each
-figure a format field (``"ethnicity {:.2f}"``), and a function reading the figures from their
-source. :func:`disagreements` formats each as the page rounds it and names every page whose
-words differ, so prose cannot drift from the model it describes. The source here is the census
-classifier's manifest: training is deterministic, so the model CI trains is the one ``make
-train`` writes on a fresh clone and the docs describe (the docs test runs the check on it).
-What depends on the model served before (the fairness page's incumbent) is not declared: a
-fresh clone has none.
+A page that quotes a figure declares it here: the page, its words with each figure a format
+field (``"ethnicity {:.2f}"``), and a function reading the figures from their source.
+:func:`disagreements` formats each as the page rounds it and names every page whose words
+differ, so prose cannot drift from what it describes. Two sources:
+
+- :data:`QUOTED`: the census classifier's manifest. Training is deterministic, so the model CI
+  trains is the one ``make train`` writes on a fresh clone and the docs describe (the docs test
+  runs the check on it). What depends on the model served before (the fairness page's
+  incumbent) is not declared: a fresh clone has none.
+- :data:`~loanxai.ops.measured.MEASURED`: the results of the ``make bench`` run the
+  performance page shows, kept beside it (``docs/results/performance.json``).
 """
 from __future__ import annotations
 
@@ -15,21 +18,23 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from loanxai.core.manifest import ClassifierManifest
 
 __all__ = ["QUOTED", "Quoted", "disagreements"]
 
+Source = TypeVar("Source")
+
 
 @dataclass(frozen=True)
-class Quoted:
+class Quoted(Generic[Source]):
     """``page`` (under ``docs/``, or ``README.md``) says ``words`` with the figures
-    ``read(manifest)`` gives filled in (runs of white space, a line break too, match any)."""
+    ``read(source)`` gives filled in (runs of white space, a line break too, match any)."""
 
     page: str
     words: str
-    read: Callable[[ClassifierManifest], Sequence[Any]]
+    read: Callable[[Source], Sequence[Any]]
 
 
 def _screen(manifest: ClassifierManifest, attribute: str) -> Mapping[str, Any]:
@@ -92,7 +97,7 @@ def _flagged(manifest: ClassifierManifest) -> tuple[Any, ...]:
 
 
 #: every figure of the census model the docs quote and the check reads from its manifest
-QUOTED: tuple[Quoted, ...] = (
+QUOTED: tuple[Quoted[ClassifierManifest], ...] = (
     Quoted("README.md", _FLAGGED, _flagged),
     Quoted("index.md", "impact ratios {:.3f} and {:.3f}, cross-validated over the training rows",
            lambda m: (_screen(m, "ethnicity")["value"], _screen(m, "gender")["value"])),
@@ -130,13 +135,14 @@ def _spaced(text: str) -> str:
     return " ".join(re.sub(r"(?m)^\s*>\s?", "", text).split())
 
 
-def disagreements(manifest: ClassifierManifest, docs: Path, readme: Path) -> list[str]:
-    """Each quoted figure whose page does not say what ``manifest`` gives, in words: the page,
-    what it should say; empty when every page agrees."""
+def disagreements(declared: Sequence[Quoted[Source]], source: Source, origin: str, docs: Path,
+                  readme: Path) -> list[str]:
+    """Each of the ``declared`` figures whose page does not say what ``source`` gives, in words:
+    the page, what it should say, and ``origin`` (what the source is); empty when every page agrees."""
     wrong = []
-    for quoted in QUOTED:
+    for quoted in declared:
         path = readme if quoted.page == "README.md" else docs / quoted.page
-        expected = quoted.words.format(*quoted.read(manifest))
+        expected = quoted.words.format(*quoted.read(source))
         if _spaced(expected) not in _spaced(path.read_text()):
-            wrong.append(f"{quoted.page} should say {_spaced(expected)!r} (the model {manifest.version}'s manifest)")
+            wrong.append(f"{quoted.page} should say {_spaced(expected)!r} ({origin})")
     return wrong

@@ -21,7 +21,9 @@ says; a test runs it, so the docs cannot drift from the code.
 The results pages (``docs/results/``) are written the same way from the files the
 measurements write (``bench/results/``): ``--results performance`` after ``make bench``,
 ``--results reliability`` after ``make reliability`` (both make targets do it). They are
-dated data, not code: nothing checks them against a fresh run.
+dated data, not code: nothing checks them against a fresh run. The bench's results are kept
+beside their page (``docs/results/performance.json``, in git): the figures its prose quotes
+are checked against them (:mod:`loanxai.ops.quoted`).
 """
 from __future__ import annotations
 
@@ -52,12 +54,14 @@ from loanxai.config import (
 from loanxai.core import cli
 from loanxai.core.cli import command_parser
 
-__all__ = ["PAGES", "parser", "render", "run", "stale_pages"]
+__all__ = ["PAGES", "PERFORMANCE_RESULTS", "parser", "render", "run", "stale_pages"]
 
 logger = logging.getLogger(__name__)
 
 REFERENCE_DIR = DOCS_DIR / "reference"
 RESULTS_PAGES_DIR = DOCS_DIR / "results"
+#: the results of the ``make bench`` run the performance page shows and quotes
+PERFORMANCE_RESULTS = RESULTS_PAGES_DIR / "performance.json"
 _SECTION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 #: the width argparse wraps the commands' help to (it reads COLUMNS): the same text on every machine
 HELP_COLUMNS = "100"
@@ -310,6 +314,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.results:
         page = f"{args.results}.md"
         (RESULTS_PAGES_DIR / page).write_text(render(page, RESULTS_PAGES_DIR, RESULTS[page]))
+        if page == PERFORMANCE_RESULTS.with_suffix(".md").name:
+            # kept beside the page, in git: the figures its prose quotes are checked against them
+            PERFORMANCE_RESULTS.write_text(_result_file("latest.json", "make bench").read_text())
         return 0
     if args.check:
         stale = stale_pages()

@@ -28,7 +28,7 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
         "scikit-learn pipeline (as trained, n_jobs=-1)", "scikit-learn pipeline (n_jobs=1)", "fast path, treelite GTIL",
         "fast path, the fitted trees", FAST_PATH}
     runs = {(r["server"], r["rows"], r["concurrency"]) for r in results["rest"]}
-    assert runs == {(s, n, c) for s in ("ours, fast path", "ours, scikit-learn", "mlserver") for n in (1, 100) for c in (1, 8)}
+    assert runs == {(s, n, c) for s in ("ours, fast path", "ours, scikit-learn", "mlserver") for n in (1, 100) for c in (1, 8, 32)}
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in results["rest"])
     assert results["peer_max_difference"] < 1e-9  # the peer serves the same model
     assert results["explanations"]["applications"] == 2
@@ -78,6 +78,12 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
         # the record alone with and without the searches' indexes
         assert all(console["index_cost"][database][rows][twin] > 0 for rows in ("1", "100") for twin in ("with", "without"))
     table = (tmp_path / "latest.md").read_text()
+    # issue 33's targets, each with what bounds it, read from the same run's sections
+    targets = results["targets"]
+    assert 0 < targets["fast_over_peer_100"][0] and 0 < targets["unrecorded_over_peer_100"]
+    assert targets["pdf_per_s"] == records["notices"]["pdf"]["per_s"] and targets["record_alone_c1_ms"] > 0
+    assert all(0 < kept < 1.5 for kept in targets["kept_c32_record_alone"])
+    assert table.index("| target (issue 33) |") < table.index("| in process |")
     assert "what monitoring costs" in table and "what recording costs" in table and "the reviewer console" in table
     assert "| over REST |" in table and "| mlserver | 100 | 8 |" in table
     leftovers = subprocess.run(["pgrep", "-af", "mlserver start|loanxai-microservice|loanxai-bench-"],

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from loanxai.artifacts import DOCS_DIR, REPO_ROOT
-from loanxai.ops.quoted import disagreements
+from loanxai.ops.quoted import QUOTED, disagreements
 from tests.conftest import EXAMPLE_APPLICATION
 
 QUICKSTART = DOCS_DIR / "quickstart.md"
@@ -118,11 +118,12 @@ def test_every_figure_the_docs_quote_is_what_the_model_s_manifest_says(artifacts
     """Training is deterministic: the model trained here is the one the docs describe, and each
     figure they quote from its manifest must be what it says (rounded as the page rounds it)."""
     manifest = artifacts.classifier_manifest
-    assert disagreements(manifest, DOCS_DIR, REPO_ROOT / "README.md") == []
+    origin = f"the model {manifest.version}'s manifest"
+    assert disagreements(QUOTED, manifest, origin, DOCS_DIR, REPO_ROOT / "README.md") == []
     # the check can fail: a page whose figure drifted is named, with what it should say
     shutil.copytree(DOCS_DIR, tmp_path / "docs")
     fairness = tmp_path / "docs" / "concepts" / "fairness.md"
     held_out = f"ROC AUC {manifest.metrics['roc_auc']:.3f}, recall"
     fairness.write_text(fairness.read_text().replace(held_out, "ROC AUC 0.999, recall"))
-    [wrong] = disagreements(manifest, tmp_path / "docs", REPO_ROOT / "README.md")
+    [wrong] = disagreements(QUOTED, manifest, origin, tmp_path / "docs", REPO_ROOT / "README.md")
     assert wrong.startswith("concepts/fairness.md should say 'Held out (") and held_out in wrong

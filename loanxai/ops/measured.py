@@ -1,0 +1,162 @@
+"""Figures the docs quote from ``make bench``, each tied to the results it comes from.
+
+The run the performance page shows keeps its results beside the page
+(:data:`~loanxai.ops.reference.PERFORMANCE_RESULTS`, in git); :data:`MEASURED` declares each
+figure a page's prose quotes from them, as :mod:`loanxai.ops.quoted` does for the model's
+manifest, and the same :func:`~loanxai.ops.quoted.disagreements` names a page that says
+otherwise (a unit test runs it). Figures measured by hand, outside the bench, are dated on
+their page and not declared: no file holds them.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from loanxai.ops.quoted import Quoted
+from loanxai.ops.reference import PERFORMANCE_RESULTS
+
+__all__ = ["MEASURED", "read_results"]
+
+Results = Mapping[str, Any]
+
+
+def read_results() -> Results:
+    """The results of the ``make bench`` run the performance page shows."""
+    return json.loads(PERFORMANCE_RESULTS.read_text())
+
+
+def _in_process_ms(results: Results, predictor: str, rows: int) -> float:
+    """The in-process median of the predictor whose name starts with ``predictor``, for ``rows``."""
+    return next(r["median_ms"] for r in results["in_process"] if r["predictor"].startswith(predictor) and r["rows"] == rows)
+
+
+def _over_peer(results: Results, rows: int, connections: int) -> float:
+    """The fast path's rows a second over the peer's, at ``rows`` a request and ``connections``."""
+    rate = {(r["server"], r["rows"], r["concurrency"]): r["requests_per_s"] for r in results["rest"]}
+    return rate["ours, fast path", rows, connections] / rate["mlserver", rows, connections]
+
+
+def _anchor(results: Results) -> tuple[Any, ...]:
+    """The run's date, how many applications it explained, and the median anchor through the
+    services: its classifier calls and rows."""
+    e = results["explanations"]
+    return results["date"], e["applications"], e["service"]["model_calls_median"], e["service"]["rows_median"]
+
+
+def _p50s(results: Results, page: str) -> list[float]:
+    """A console page's p50 on each database, lower first."""
+    return sorted(db["pages"][page]["p50_ms"] for db in results["console"]["databases"].values())
+
+
+def _console(results: Results) -> tuple[Any, ...]:
+    """The review page's sentence: the date, each page's p50 on both databases, the slowest
+    search but the rare group's, and the rare group's on SQLite."""
+    sqlite = results["console"]["databases"]["sqlite"]["pages"]
+    searches = [p for p in sqlite if p.startswith("search_") and "rare_group" not in p]
+    slowest = max(p for page in searches for p in _p50s(results, page))
+    return (results["date"], *_p50s(results, "queue"), *_p50s(results, "decision"), *_p50s(results, "review"), slowest,
+            sqlite["search_rare_group"]["p50_ms"])
+
+
+def _index_cost(results: Results) -> tuple[float, float]:
+    """The least and the most the searches' indexes cost the record, in percent."""
+    cost = results["console"]["index_cost"]
+    ratios = [cost[kind][rows]["with"] / cost[kind][rows]["without"] for kind in ("sqlite", "postgresql")
+              for rows in ("1", "100")]
+    return 100 * (min(ratios) - 1), 100 * (max(ratios) - 1)
+
+
+_PERFORMANCE = "results/performance.md"
+
+#: every figure of ``make bench`` the docs quote, read from the results the performance page shows
+MEASURED: tuple[Quoted[Results], ...] = (
+    Quoted(_PERFORMANCE, "The fast path served {:.2f}x and {:.2f}x the peer's rows a second at c = 8 and 32.",
+           lambda r: r["targets"]["fast_over_peer_100"]),
+    Quoted(_PERFORMANCE, "With recording off, the same service served {:.2f}x the peer at c = 8",
+           lambda r: (r["targets"]["unrecorded_over_peer_100"],)),
+    Quoted(_PERFORMANCE, "An unrecorded request of 100 named applications takes {:.2f} ms of the classifier's CPU, "
+           "where the forest's own prediction of 100 rows takes {:.2f} ms in process",
+           lambda r: (r["targets"]["unrecorded_cpu_ms_100"], _in_process_ms(r, "fast path as served", 100))),
+    Quoted(_PERFORMANCE, "The record alone under load adds {:.2f} ms.", lambda r: (r["targets"]["record_cpu_ms_100"],)),
+    Quoted(_PERFORMANCE, "rule's tries and the record: {:.2f}x the peer at c = 8",
+           lambda r: (r["targets"]["scikit_learn_over_peer_100"][0],)),
+    Quoted(_PERFORMANCE, "Recording to SQLite kept {:.1%} of the unrecorded rate; were the service to add only the "
+           "record alone under its load, it would keep {:.1%}, and with the sync to disk free (the tmpfs twin) it kept "
+           "{:.1%}. PostgreSQL kept {:.1%}, {:.1%} with the record alone and its server's CPU",
+           lambda r: (r["targets"]["kept_c32"][0], r["targets"]["kept_c32_record_alone"][0],
+                      r["targets"]["kept_c32_sync_free"], r["targets"]["kept_c32"][1],
+                      r["targets"]["kept_c32_record_alone"][1])),
+    Quoted(_PERFORMANCE, "its threads slept {:.1f} times per request unrecorded, {:.1f} recording to SQLite on disk, "
+           "{:.1f} on the tmpfs, {:.1f} on PostgreSQL",
+           lambda r: [r["records"]["c32"][name]["classifier_switches_median"]
+                      for name in ("off", "sqlite", "sqlite, sync free (tmpfs)", "postgresql")]),
+    Quoted(_PERFORMANCE, "Recording added +{:.2f} ms to the p50 on SQLite and +{:.2f} ms on PostgreSQL. SQLite's "
+           "record alone on this disk takes {:.2f} ms", lambda r: (*r["targets"]["p50_added_c1_ms"],
+                                                                  r["targets"]["record_alone_c1_ms"])),
+    Quoted(_PERFORMANCE, "(with the sync free, +{:.2f} ms)", lambda r: (r["targets"]["p50_added_c1_sync_free_ms"][0],)),
+    Quoted(_PERFORMANCE, "**PDF notices**: {:.0f} a second, 1,000 in {:.1f} s on two processes; WeasyPrint alone, in "
+           "two processes with nothing but HTML turned into PDF bytes, {:.0f} a second: the batch is {:.0%} of the "
+           "renderer's own rate",
+           lambda r: (r["targets"]["pdf_per_s"], r["records"]["notices"]["pdf"]["seconds"],
+                      r["targets"]["weasyprint_alone_per_s"],
+                      r["targets"]["pdf_per_s"] / r["targets"]["weasyprint_alone_per_s"])),
+    Quoted(_PERFORMANCE, "**Explanations** took {:.2f}x their in-process p50 through the service. One of the "
+           "explainer's classifier calls ({:d} rows, the median) took {:.2f} ms through the service against {:.2f} ms "
+           "in process",
+           lambda r: (r["targets"]["explanations_over_in_process"], r["explanations"]["call"]["rows"],
+                      r["explanations"]["call"]["service_ms"], r["explanations"]["call"]["in_process_ms"])),
+    Quoted(_PERFORMANCE, "wrapper) {:.2f} ms. Were each call to cost only that round trip more, the ratio would be "
+           "{:.2f}x.", lambda r: (r["explanations"]["call"]["ping_ms"],
+                                  r["targets"]["explanations_floor_over_in_process"])),
+    Quoted(_PERFORMANCE, "the fast path served {:.2f}x, {:.2f}x and {:.2f}x MLServer's rate at c = 1, 8 and 32",
+           lambda r: [_over_peer(r, 1, c) for c in (1, 8, 32)]),
+    Quoted(_PERFORMANCE, "HTML from recorded reasons rendered {:,.0f} a second. With the reasons given again by the "
+           "deciding model, in one batch, {:.0f} a second",
+           lambda r: (r["records"]["notices"]["reasons_recorded"]["per_s"],
+                      r["records"]["notices"]["reasons_given_again"]["per_s"])),
+    Quoted(_PERFORMANCE, "(1,000 applications with reasons in one call took {:.1f} s, and a file decided with 4 reasons "
+           "per rejection {:,.0f} rows a second against {:,.0f} without)",
+           lambda r: (r["decisions"]["reasons"]["thousand_p50_s"], r["decisions"]["scorer"]["reasons_on"]["rows_per_s"],
+                      r["decisions"]["scorer"]["reasons_off"]["rows_per_s"])),
+    Quoted(_PERFORMANCE, "with every metric on, the classifier kept {:.1%} of its rate with them off",
+           lambda r: (r["monitoring"]["on_over_off"],)),
+    Quoted(_PERFORMANCE, "a search for a group of 0.05% of the decisions with no date range took {:.0f} ms on SQLite "
+           "({:.1f} ms on PostgreSQL); with a date range of 30 days, {:.0f} ms.",
+           lambda r: [r["console"]["databases"][db]["pages"][page]["p50_ms"] for db, page in (
+               ("sqlite", "search_rare_group"), ("postgresql", "search_rare_group"),
+               ("sqlite", "search_30_days_rare_group"))]),
+    Quoted("quickstart.md", "where the median anchor in `make bench` ({}, {:d} applications) took {:.0f} calls and "
+           "{:,.0f} rows.", _anchor),
+    Quoted("how-to/secure-the-services.md", "the median anchor in `make bench` ({}, {:d} applications, through the "
+           "service) asked {:.0f} calls and {:,.0f} rows;", _anchor),
+    Quoted("how-to/secure-the-services.md", "An anchor asks the classifier about {:,.0f} rows ({:,.0f}, the median "
+           "through the services in `make bench`",
+           lambda r: (round(_anchor(r)[3], -2), _anchor(r)[3])),
+    Quoted("reference/configuration.md", "the median anchor asks about {:,.0f}, a hard one a few thousand",
+           lambda r: (round(_anchor(r)[3], -2),)),
+    Quoted("concepts/architecture.md", "services an anchor took {:.0f} classifier calls and {:,.0f} rows, {:.3f} s, and "
+           "a recourse search {:g} calls and {:.3f} s (the medians of {:d} applications in `make bench` of {},",
+           lambda r: (*_anchor(r)[2:], r["explanations"]["service"]["p50_s"],
+                      r["decisions"]["recourse"]["model_calls_median"], r["decisions"]["recourse"]["p50_s"],
+                      r["explanations"]["applications"], r["date"])),
+    Quoted("reference/configuration.md", "cost {:.2f} ms of each of the explainer's {:.2f} ms calls in `make bench`",
+           lambda r: (r["explanations"]["call"]["service_environment_each_call_ms"]
+                      - r["explanations"]["call"]["service_ms"], r["explanations"]["call"]["service_ms"])),
+    Quoted("how-to/records-and-notices.md", "a month of 10,000 rejections is about {:.0f} minutes on two cores ({:.0f} "
+           "a second in `make bench`",
+           lambda r: (10_000 / r["targets"]["pdf_per_s"] / 60, r["targets"]["pdf_per_s"])),
+    Quoted("how-to/records-and-notices.md", "in `make bench` of {}, 1,000 notices took {:.1f} s in two processes on "
+           "two cores, {:.0f} a second.",
+           lambda r: (r["date"], r["records"]["notices"]["pdf"]["seconds"], r["targets"]["pdf_per_s"])),
+    Quoted("how-to/review-decisions.md", "Measured {} on 2 cores, p50 of 21 pages one at a time: the queue {:.0f} to "
+           "{:.0f} ms, an application's page {:.0f} to {:.0f} ms, a review {:.0f} to {:.0f} ms, every search but one "
+           "at most {:.0f} ms on both databases. A search for a group of 0.05% of the decisions with no date range "
+           "takes {:.0f} ms on SQLite", _console),
+    Quoted("how-to/review-decisions.md", "(30 days: {:.0f} ms), or keep the record in PostgreSQL, where a GIN index "
+           "(migration 0006) answers it in {:.0f} ms. The indexes a search reads by cost the record {:.0f} to {:.0f}% "
+           "per request on a tmpfs",
+           lambda r: (r["console"]["databases"]["sqlite"]["pages"]["search_30_days_rare_group"]["p50_ms"],
+                      r["console"]["databases"]["postgresql"]["pages"]["search_rare_group"]["p50_ms"],
+                      *_index_cost(r))),
+)
