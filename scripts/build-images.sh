@@ -49,6 +49,8 @@ while IFS= read -r label; do labels+=(--label "$label"); done <<< "$label_lines"
 if [ "$mode" = --dry-run ]; then tool=docker; else tool=$(container_tool); fi
 # shellcheck disable=SC2206  # LOANXAI_BUILD_ARGS is a list of options, split on purpose
 extra=(${LOANXAI_BUILD_ARGS:-})
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 while read -r service reference; do
   # fully qualified, so that docker, podman and a kind node all resolve the same name
   command=("$tool" build "${extra[@]}" --build-arg "BASE_IMAGE=$base_image" "${labels[@]}" -t "docker.io/$reference" "$models/$service")
@@ -56,10 +58,8 @@ while read -r service reference; do
     printf '%q ' "${command[@]}" >&2
     echo >&2
   else
-    echo "building docker.io/$reference with $tool (base $base_image)" >&2
-    started=$SECONDS
-    "${command[@]}" >&2
-    echo "built docker.io/$reference in $((SECONDS - started)) s" >&2
+    build_started "docker.io/$reference (base $base_image)" "$logs/$service.log" "${command[@]}"
   fi
   echo "$service docker.io/$reference"
 done <<< "$references"
+builds_finished

@@ -69,7 +69,12 @@ while read -r service reference; do
     echo "error: no CMD of the exec form in s2i's Dockerfile ($work/$service/Dockerfile)" >&2
     exit 1
   fi
-  [ "$mode" = --dry-run ] || echo "building docker.io/$reference with $tool from s2i's Dockerfile" >&2
-  run "$tool" build "${extra[@]}" "${labels[@]}" -t "docker.io/$reference" "$work/$service"
+  if [ "$mode" = --dry-run ]; then
+    run "$tool" build "${extra[@]}" "${labels[@]}" -t "docker.io/$reference" "$work/$service"
+  else
+    build_started "docker.io/$reference from s2i's Dockerfile" "$work/$service.log" \
+      "$tool" build "${extra[@]}" "${labels[@]}" -t "docker.io/$reference" "$work/$service"
+  fi
   echo "$service docker.io/$reference"
 done <<< "$references"
+builds_finished
