@@ -79,6 +79,8 @@ from loanxai.training.train import ensure_trained  # noqa: E402
 FAST, SCIKIT_LEARN, PEER = "ours, fast path", "ours, scikit-learn", MLServerPeer.name
 #: the sections the targets are read from: a run of one stage alone (``--only``) has none of its own
 TARGETS_FROM = {"rest", "records", "explanations"}
+#: the pipeline as the peer and the scikit-learn path serve it, in process
+ONE_JOB = "scikit-learn pipeline (n_jobs=1)"
 #: the in-process predictor the services serve on the fast path
 FAST_PATH = f"fast path as served (GTIL below {TREES_FROM_ROWS} rows, the trees from {TREES_FROM_ROWS})"
 
@@ -93,7 +95,7 @@ def load_predictors() -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], Pi
     fast = FastClassifier(preprocessor, single, CLASSIFIER_DIR / COMPILED_FILE)
     return {
         "scikit-learn pipeline (as trained, n_jobs=-1)": as_trained.predict_proba,
-        "scikit-learn pipeline (n_jobs=1)": one_job.predict_proba,
+        ONE_JOB: one_job.predict_proba,
         "fast path, treelite GTIL": fast.gtil_proba,
         "fast path, the fitted trees": fast.trees_proba,
         FAST_PATH: fast.predict_proba,
@@ -248,6 +250,11 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         "unrecorded_cpu_ms_100": r["rows100_c8"]["off"]["classifier_cpu_ms_median"],
         "record_cpu_ms_100": r["record_cpu"]["ms"]["100"]["sqlite"],
         "scikit_learn_over_peer_100": [_rows_over_peer(rest, SCIKIT_LEARN, 100, c) for c in (8, 32)],
+        "scikit_learn_over_peer_100_c1": _rows_over_peer(rest, SCIKIT_LEARN, 100, 1),
+        "scikit_learn_p50_100_c1_ms": next(x["p50_ms"] for x in rest if (x["server"], x["rows"], x["concurrency"])
+                                           == (SCIKIT_LEARN, 100, 1)),
+        "predict_proba_100_ms": next(x["median_ms"] for x in results["in_process"]
+                                     if x["predictor"] == ONE_JOB and x["rows"] == 100),
         "kept_c32": [r["sqlite_over_off"], r["postgresql_over_off"]],
         "kept_c32_record_alone": [kept("sqlite"), kept("postgresql")],
         "kept_c32_sync_free": r[f"{SYNC_FREE['sqlite']}_over_off"],

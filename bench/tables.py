@@ -163,7 +163,9 @@ def targets_markdown(results: dict[str, Any]) -> list[str]:
         f"{t['record_cpu_ms_100']:.2f} ms |",
         f"| 100 rows, scikit-learn path: at least MLServer's | {t['scikit_learn_over_peer_100'][0]:.2f}x / "
         f"{t['scikit_learn_over_peer_100'][1]:.2f}x | {_met(min(t['scikit_learn_over_peer_100']) >= 1)} | "
-        "the same `predict_proba` as the peer's, then the record |",
+        f"one request at a time (c = 1) {t['scikit_learn_over_peer_100_c1']:.2f}x: of its p50 of "
+        f"{t['scikit_learn_p50_100_c1_ms']:.2f} ms, {t['predict_proba_100_ms']:.2f} ms is the `predict_proba` call the peer "
+        "makes too (in process, `n_jobs=1`) |",
         f"| 1 row, c = 32, recording over off: at least 80% (SQLite / PostgreSQL) | {sqlite:.1%} / {postgresql:.1%} | "
         f"{_met(min(sqlite, postgresql) >= 0.8)} | the record alone added to an unrecorded request's CPU: "
         f"{t['kept_c32_record_alone'][0]:.1%} / {t['kept_c32_record_alone'][1]:.1%} (PostgreSQL's server on the same "
