@@ -21,9 +21,9 @@ says; a test runs it, so the docs cannot drift from the code.
 The results pages (``docs/results/``) are written the same way from the files the
 measurements write (``bench/results/``): ``--results performance`` after ``make bench``,
 ``--results reliability`` after ``make reliability`` (both make targets do it). They are
-dated data, not code: nothing checks them against a fresh run. The bench's results are kept
-beside their page (``docs/results/performance.json``, in git): the figures its prose quotes
-are checked against them (:mod:`loanxai.ops.quoted`).
+dated data, not code: nothing checks them against a fresh run. The files they are written from
+are kept beside their page, in git (:data:`KEPT`): a test checks each page's generated section
+against them, and the figures a page's prose quotes from the bench (:mod:`loanxai.ops.measured`).
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ from loanxai.config import (
 from loanxai.core import cli
 from loanxai.core.cli import command_parser
 
-__all__ = ["PAGES", "PERFORMANCE_RESULTS", "parser", "render", "run", "stale_pages"]
+__all__ = ["KEPT", "PAGES", "PERFORMANCE_RESULTS", "RELIABILITY_RESULTS", "parser", "render", "run", "stale_pages"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ REFERENCE_DIR = DOCS_DIR / "reference"
 RESULTS_PAGES_DIR = DOCS_DIR / "results"
 #: the results of the ``make bench`` run the performance page shows and quotes
 PERFORMANCE_RESULTS = RESULTS_PAGES_DIR / "performance.json"
+#: the figures of the ``make reliability`` run the reliability page shows
+RELIABILITY_RESULTS = RESULTS_PAGES_DIR / "reliability.json"
 _SECTION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 #: the width argparse wraps the commands' help to (it reads COLUMNS): the same text on every machine
 HELP_COLUMNS = "100"
@@ -260,9 +262,9 @@ def performance_section() -> str:
     return _result_file("latest.md", "make bench").read_text()
 
 
-def reliability_section() -> str:
-    """The last ``make reliability``'s figures, one row per test."""
-    figures = json.loads(_result_file("reliability.json", "make reliability").read_text())
+def reliability_section(path: Path | None = None) -> str:
+    """The figures of a ``make reliability`` run (default: the last), one row per test."""
+    figures = json.loads((path or _result_file("reliability.json", "make reliability")).read_text())
     date = figures.pop("date", "undated")
     rows = [[name.replace("_", " "), ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in measured.items())]
             for name, measured in figures.items()]
@@ -275,6 +277,12 @@ def _result_file(name: str, command: str) -> Path:
         raise FileNotFoundError(f"{path} is missing: run `{command}` first")
     return path
 
+
+#: results page -> the file its measurement writes (in bench/results/), the command, where it is kept beside the page
+KEPT: dict[str, tuple[str, str, Path]] = {
+    "performance.md": ("latest.json", "make bench", PERFORMANCE_RESULTS),
+    "reliability.md": ("reliability.json", "make reliability", RELIABILITY_RESULTS),
+}
 
 #: results page -> section -> what writes it (from bench/results/)
 RESULTS: dict[str, dict[str, Callable[[], str]]] = {
@@ -314,9 +322,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.results:
         page = f"{args.results}.md"
         (RESULTS_PAGES_DIR / page).write_text(render(page, RESULTS_PAGES_DIR, RESULTS[page]))
-        if page == PERFORMANCE_RESULTS.with_suffix(".md").name:
-            # kept beside the page, in git: the figures its prose quotes are checked against them
-            PERFORMANCE_RESULTS.write_text(_result_file("latest.json", "make bench").read_text())
+        written, command, kept = KEPT[page]
+        # kept beside the page, in git: a test checks the page and the figures quoted from it against them
+        kept.write_text(_result_file(written, command).read_text())
         return 0
     if args.check:
         stale = stale_pages()

@@ -28,7 +28,8 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
         "scikit-learn pipeline (as trained, n_jobs=-1)", "scikit-learn pipeline (n_jobs=1)", "fast path, treelite GTIL",
         "fast path, the fitted trees", FAST_PATH}
     runs = {(r["server"], r["rows"], r["concurrency"]) for r in results["rest"]}
-    assert runs == {(s, n, c) for s in ("ours, fast path", "ours, scikit-learn", "mlserver") for n in (1, 100) for c in (1, 8, 32)}
+    assert runs == {(s, n, c) for s in ("ours, fast path", "ours, scikit-learn", "mlserver") for n in (1, 100)
+                    for c in (1, 8, 32)}
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in results["rest"])
     assert results["peer_max_difference"] < 1e-9  # the peer serves the same model
     assert results["explanations"]["applications"] == 2

@@ -35,3 +35,10 @@ def test_every_setting_and_error_is_in_the_reference():
     assert all(f"`{f.metadata['setting'].env}`" in configuration for f in ServiceSettings.__dataclass_fields__.values())
     assert all(f"`{name}`" in (reference.REFERENCE_DIR / "errors.md").read_text() for name in errors.__all__
                if name != "LoanError")
+
+
+def test_the_reliability_page_shows_the_figures_kept_beside_it():
+    page = reference.RESULTS_PAGES_DIR / "reliability.md"
+    kept = reference.RELIABILITY_RESULTS
+    assert reference.render(page.name, page.parent, {"reliability": lambda: reference.reliability_section(kept)}) \
+        == page.read_text(), f"{page} differs from {kept.name}: `make reliability` writes both"
