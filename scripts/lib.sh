@@ -49,9 +49,10 @@ build_started() {
   local image=$1 log=$2
   shift 2
   echo "building $image with $1 (its output follows when it ends)" >&2
+  # its output all in LOG: the caller's stdout (often a pipe read to its end) is not held open
   ( started=$SECONDS
     "$@" > "$log" 2>&1
-    echo "built $image in $((SECONDS - started)) s" >> "$log" ) &
+    echo "built $image in $((SECONDS - started)) s" >> "$log" ) < /dev/null > /dev/null 2>&1 &
   _builds+=("$!|$log")
 }
 

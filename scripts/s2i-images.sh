@@ -69,6 +69,9 @@ while read -r service reference; do
     echo "error: no CMD of the exec form in s2i's Dockerfile ($work/$service/Dockerfile)" >&2
     exit 1
   fi
+done <<< "$references"
+# every Dockerfile written before any build starts: nothing can stop the script with a build running
+while read -r service reference; do
   if [ "$mode" = --dry-run ]; then
     run "$tool" build "${extra[@]}" "${labels[@]}" -t "docker.io/$reference" "$work/$service"
   else
