@@ -221,12 +221,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def _rows_over_peer(rest: list[dict[str, Any]], server: str, rows: int, connections: int) -> float:
-    """``server``'s rows a second over the peer's, at ``rows`` per request and ``connections``."""
-    rate = {(r["server"], r["rows"], r["concurrency"]): r["requests_per_s"] for r in rest}
-    return rate[server, rows, connections] / rate[PEER, rows, connections]
-
-
 def targets(results: dict[str, Any]) -> dict[str, Any]:
     """Issue 33's targets as this run measured them, and what bounds each, from the same run.
 
@@ -236,8 +230,13 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     ran recording to SQLite (an estimate, not a run). One row: the share of the unrecorded
     rate left were the service to add to an unrecorded request's CPU only the record alone
     under its load (``DecisionStore.record`` in as many processes and threads at once)."""
-    rest, r, e = results["rest"], results["records"], results["explanations"]
-    peer_100_c8 = next(x["requests_per_s"] for x in rest if (x["server"], x["rows"], x["concurrency"]) == (PEER, 100, 8))
+    r, e = results["records"], results["explanations"]
+    rest = {(x["server"], x["rows"], x["concurrency"]): x for x in results["rest"]}
+
+    def over_peer(server: str, rows: int, connections: int) -> float:
+        """``server``'s rate over the peer's, at ``rows`` a request and ``connections``."""
+        return rest[server, rows, connections]["requests_per_s"] / rest[PEER, rows, connections]["requests_per_s"]
+
     off_1 = r["c32"]["off"]["classifier_cpu_ms_median"]
 
     def kept(kind: str) -> float:
@@ -248,16 +247,15 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
 
     pdf = r["notices"]["pdf"]
     return {
-        "fast_over_peer_100": [_rows_over_peer(rest, FAST, 100, c) for c in (8, 32)],
-        "unrecorded_over_peer_100": r["rows100_c8"]["off"]["requests_per_s_median"] / peer_100_c8,
-        "named_over_encoded_100": r["rows100_c8"]["sqlite"]["requests_per_s_median"]
-        / next(x["requests_per_s"] for x in rest if (x["server"], x["rows"], x["concurrency"]) == (FAST, 100, 8)),
+        "fast_over_peer_100": [over_peer(FAST, 100, c) for c in (8, 32)],
+        "unrecorded_over_peer_100": r["rows100_c8"]["off"]["requests_per_s_median"]
+        / rest[PEER, 100, 8]["requests_per_s"],
+        "named_over_encoded_100": r["rows100_c8"]["sqlite"]["requests_per_s_median"] / rest[FAST, 100, 8]["requests_per_s"],
         "unrecorded_cpu_ms_100": r["rows100_c8"]["off"]["classifier_cpu_ms_median"],
         "record_cpu_ms_100": r["record_cpu"]["ms"]["100"]["sqlite"],
-        "scikit_learn_over_peer_100": [_rows_over_peer(rest, SCIKIT_LEARN, 100, c) for c in (8, 32)],
-        "scikit_learn_over_peer_100_c1": _rows_over_peer(rest, SCIKIT_LEARN, 100, 1),
-        "scikit_learn_p50_100_c1_ms": next(x["p50_ms"] for x in rest if (x["server"], x["rows"], x["concurrency"])
-                                           == (SCIKIT_LEARN, 100, 1)),
+        "scikit_learn_over_peer_100": [over_peer(SCIKIT_LEARN, 100, c) for c in (8, 32)],
+        "scikit_learn_over_peer_100_c1": over_peer(SCIKIT_LEARN, 100, 1),
+        "scikit_learn_p50_100_c1_ms": rest[SCIKIT_LEARN, 100, 1]["p50_ms"],
         "predict_proba_100_ms": next(x["median_ms"] for x in results["in_process"]
                                      if x["predictor"] == ONE_JOB and x["rows"] == 100),
         "kept_c32": [r["sqlite_over_off"], r["postgresql_over_off"]],

@@ -51,18 +51,27 @@ def _searched(manifest: ClassifierManifest) -> int:
     return sum(c["name"] != "incumbent" for c in manifest.search["candidates"])
 
 
+def _eligible(manifest: ClassifierManifest, family: str) -> list[Mapping[str, Any]]:
+    """The search's eligible candidates of ``family``."""
+    return [c for c in manifest.search["candidates"] if c["eligible"] and c["family"] == family]
+
+
+def _every_group(candidate: Mapping[str, Any], manifest: ClassifierManifest) -> float:
+    """``candidate``'s worst AIR of the screened attributes over every group of 100 rows."""
+    return min(candidate["air"][a]["ratio"] for a in manifest.screened)
+
+
 def _best(manifest: ClassifierManifest, family: str) -> str:
     """The eligible candidate of ``family`` with the best cross-validated ROC AUC, by name."""
-    return max((c for c in manifest.search["candidates"] if c["eligible"] and c["family"] == family),
-               key=lambda c: c["metrics"]["roc_auc"])["name"]
+    return max(_eligible(manifest, family), key=lambda c: c["metrics"]["roc_auc"])["name"]
 
 
 def _row(manifest: ClassifierManifest, name: str) -> tuple[float, ...]:
     """Candidate ``name``'s line of the fairness page's table: ROC AUC, recall, worst AIR of the
     screened attributes over the groups judged reliably and over every group."""
     candidate = _candidate(manifest, name)
-    every_group = min(candidate["air"][a]["ratio"] for a in manifest.screened)
-    return candidate["metrics"]["roc_auc"], candidate["metrics"]["recall"], candidate["worst_air"], every_group
+    return (candidate["metrics"]["roc_auc"], candidate["metrics"]["recall"], candidate["worst_air"],
+            _every_group(candidate, manifest))
 
 
 def _held_out(manifest: ClassifierManifest) -> tuple[Any, ...]:
@@ -112,18 +121,13 @@ def _randomization_buys(manifest: ClassifierManifest) -> tuple[float, ...]:
     return recall - loose[2], loose[3] - worst, recall - tight[2], tight[3]
 
 
-def _every_group(candidate: Mapping[str, Any], manifest: ClassifierManifest) -> float:
-    return min(candidate["air"][a]["ratio"] for a in manifest.screened)
-
-
 def _frontier(manifest: ClassifierManifest, roc_auc: float) -> tuple[str, ...]:
     """The frontier table's row at ``roc_auc``: each family's best worst AIR over the groups
     judged reliably and over every group, among its eligible candidates at that ROC AUC or
     above (blank where none)."""
     cells = []
     for family in ("forest", "boosting"):
-        reaching = [c for c in manifest.search["candidates"]
-                    if c["eligible"] and c["family"] == family and c["metrics"]["roc_auc"] >= roc_auc]
+        reaching = [c for c in _eligible(manifest, family) if c["metrics"]["roc_auc"] >= roc_auc]
         cells += [f"{max(c['worst_air'] for c in reaching):.3f}", f"{max(_every_group(c, manifest) for c in reaching):.3f}"] \
             if reaching else ["", ""]
     return (f"{roc_auc:.2f}", *cells)
@@ -131,8 +135,7 @@ def _frontier(manifest: ClassifierManifest, roc_auc: float) -> tuple[str, ...]:
 
 def _first_reaching(manifest: ClassifierManifest, family: str, ratio: Callable[[Mapping[str, Any]], float]) -> float:
     """The best ROC AUC of ``family``'s eligible candidates whose ``ratio`` is at least 0.5."""
-    return max(c["metrics"]["roc_auc"] for c in manifest.search["candidates"]
-               if c["eligible"] and c["family"] == family and ratio(c) >= 0.5)
+    return max(c["metrics"]["roc_auc"] for c in _eligible(manifest, family) if ratio(c) >= 0.5)
 
 
 def _price_of_half(manifest: ClassifierManifest) -> tuple[float, ...]:
