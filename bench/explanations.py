@@ -13,9 +13,11 @@ import requests
 
 from bench.measure import median_ms
 from loanxai.artifacts import CLASSIFIER_DIR, EXPLAINER_DIR, MODEL_FILE, PREPROCESSOR_FILE
+from loanxai.clients.http import session
 from loanxai.core.elderly import elderly_rule
 from loanxai.core.manifest import load_pickle, load_verified_manifest
 from loanxai.explain import anchors
+from loanxai.serving.auth import SAMPLING_HEADER
 from loanxai.serving.remote import RemoteClassifier
 
 
@@ -50,7 +52,7 @@ def explanation_section(applications: np.ndarray, explainer_url: str, fast_predi
     model = anchors.AnchorModel(explainer_manifest.schema, explainer_manifest.anchor_features, counted)
     anchors.set_predictor(explainer, model)
     local, remote = [], []
-    session = requests.Session()
+    client = requests.Session()
     same = 0
     for row in applications:
         calls.update(n=0, rows=0)
@@ -58,7 +60,7 @@ def explanation_section(applications: np.ndarray, explainer_url: str, fast_predi
         anchor = anchors.explain(explainer, model, row, {"threshold": 0.95, "seed": 0}, model_sha256).conditions
         local.append({"seconds": time.perf_counter() - started, "model_calls": calls["n"], "rows": calls["rows"]})
         started = time.perf_counter()
-        answer = session.post(explainer_url, json={"data": {"ndarray": [row.tolist()]}}, timeout=120).json()["jsonData"]
+        answer = client.post(explainer_url, json={"data": {"ndarray": [row.tolist()]}}, timeout=120).json()["jsonData"]
         same += answer["anchor"] == list(anchor)
         remote.append({"seconds": time.perf_counter() - started, "model_calls": answer["model_calls"],
                        "rows": answer["model_rows"]})
@@ -84,15 +86,17 @@ def explanation_section(applications: np.ndarray, explainer_url: str, fast_predi
 def call_costs(classifier: Any, sampling_key: Path, decide: Callable, X: np.ndarray) -> dict[str, float]:
     """Median milliseconds of one classifier call of the explainer's (``X``, the median rows of
     one): in process, through the classifier service as the explainer makes it
-    (:class:`~loanxai.serving.remote.RemoteClassifier`), and the bare round trip to that service
-    (``GET /health/ping``: requests, gunicorn, Flask and Seldon's wrapper, no message)."""
+    (:class:`~loanxai.serving.remote.RemoteClassifier`, urllib3), the same message through a
+    requests session (as the explainer sent it until 2026-12-08), and the bare round trip to that
+    service (``GET /health/ping``: urllib3, gunicorn, Flask and Seldon's wrapper, no message)."""
     remote = RemoteClassifier(classifier.predictions_url, 5, 30, 0, sampling_key)
     ping = f"{classifier.url}/health/ping"
-    # as it called before 2026-12-07: requests reading the environment (proxies, CA bundle, .netrc) on every call
-    rereading = RemoteClassifier(classifier.predictions_url, 5, 30, 0, sampling_key)
-    rereading.session.trust_env = True
+    through_requests = session(url=classifier.predictions_url)
+    message = {"data": {"ndarray": X.tolist()}, "meta": {"tags": {"purpose": "explanation"}}}
+    headers = {SAMPLING_HEADER: sampling_key.read_text().strip()}
     return {"rows": len(X), "in_process_ms": median_ms(lambda: decide(X), budget_s=2, max_runs=500),
             "service_ms": median_ms(lambda: remote.classify(X), budget_s=4, max_runs=500),
-            "service_environment_each_call_ms": median_ms(lambda: rereading.classify(X), budget_s=4, max_runs=500),
-            "ping_ms": median_ms(lambda: remote.session.get(ping, timeout=5).raise_for_status(), budget_s=2,
-                                 max_runs=500)}
+            "requests_ms": median_ms(lambda: through_requests.post(classifier.predictions_url, json=message,
+                                                                   headers=headers, timeout=30).json(),
+                                     budget_s=4, max_runs=500),
+            "ping_ms": median_ms(lambda: remote.http.request("GET", ping, timeout=5).data, budget_s=2, max_runs=500)}

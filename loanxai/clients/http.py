@@ -2,22 +2,27 @@
 scorer, the replay, and the explainer's calls to the classifier.
 
 A :func:`session` keeps connections alive and retries a request whose *connection* failed
-(safe: it never reached the server), never one that was sent. :func:`answer` reads a
+(safe: it never reached the server), never one that was sent. :func:`pool` does the same with
+urllib3 alone, for the explainer's calls: requests' own work per call (preparing the request,
+its hooks and cookies) is a quarter of one of those calls (docs: Performance). :func:`answer` reads a
 service's answer: the JSON body of a 200, or else :class:`~loanxai.errors.ServiceError`
 with the status and the service's own words (Seldon's ``status.info``).
 """
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from loanxai.errors import ServiceError
 
 __all__ = ["DEFAULT_CLASSIFIER_URL", "DEFAULT_EXPLAINER_URL", "PREDICTIONS_PATH", "METADATA_PATH", "FEEDBACK_PATH",
-           "answer", "error_info", "session"]
+           "answer", "error_info", "pool", "reason", "session"]
 
 #: where make run serves the two services
 DEFAULT_CLASSIFIER_URL = "http://127.0.0.1:9000"
@@ -36,11 +41,9 @@ def session(connect_retries: int = 0, pool: int = 4, url: str | None = None) -> 
     of the one service it calls, what requests takes from the environment for it (a proxy unless
     ``NO_PROXY`` names its host, ``REQUESTS_CA_BUNDLE``, a ``.netrc`` login) is read once, here:
     requests reads it again on every call, a few percent of an explainer's call (docs: Performance)."""
-    retry = Retry(total=connect_retries, connect=connect_retries, read=0, status=0, other=0, redirect=0,
-                  backoff_factor=0.05, raise_on_status=False)
     http = requests.Session()
     for prefix in ("http://", "https://"):
-        http.mount(prefix, HTTPAdapter(max_retries=retry, pool_maxsize=pool))
+        http.mount(prefix, HTTPAdapter(max_retries=_connect_retries(connect_retries), pool_maxsize=pool))
     if url is not None:
         found = http.merge_environment_settings(url, {}, None, None, None)
         http.proxies, http.verify = found["proxies"], found["verify"]
@@ -49,12 +52,45 @@ def session(connect_retries: int = 0, pool: int = 4, url: str | None = None) -> 
     return http
 
 
+def pool(url: str, connect_retries: int = 0, size: int = 4) -> urllib3.PoolManager:
+    """What :func:`session` is for the one service at ``url``, as a urllib3 pool: keep-alive,
+    ``size`` connections, failed connections retried ``connect_retries`` times, and what requests
+    would take from the environment for ``url`` (its proxy, ``REQUESTS_CA_BUNDLE``, a ``.netrc``
+    login) read once, here."""
+    found = requests.Session().merge_environment_settings(url, {}, None, None, None)
+    login = requests.utils.get_netrc_auth(url)
+    headers = urllib3.make_headers(basic_auth=":".join(login)) if login else {}
+    options = {"num_pools": 1, "maxsize": size, "retries": _connect_retries(connect_retries), "headers": headers,
+               **_verified_by(found["verify"])}
+    proxy = requests.utils.select_proxy(url, found["proxies"])
+    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+
+
+def _verified_by(verify: bool | str) -> dict[str, str]:
+    """urllib3's TLS options for requests' ``verify``: off, a CA bundle or folder, or certifi's bundle."""
+    if verify is False:
+        return {"cert_reqs": "CERT_NONE"}
+    where = requests.utils.DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+    return {"cert_reqs": "CERT_REQUIRED", ("ca_cert_dir" if os.path.isdir(where) else "ca_certs"): where}
+
+
+def _connect_retries(times: int) -> Retry:
+    """Retry a failed connection ``times`` times with a short backoff; never a request that was sent."""
+    return Retry(total=times, connect=times, read=0, status=0, other=0, redirect=0, backoff_factor=0.05,
+                 raise_on_status=False)
+
+
 def error_info(response: requests.Response) -> str:
     """A service's reason for an error answer: Seldon's ``status.info``, else the start of the body."""
+    return reason(response.content)
+
+
+def reason(body: bytes) -> str:
+    """A service's reason in an error answer's ``body``: Seldon's ``status.info``, else its start."""
     try:
-        return str(response.json()["status"]["info"])
+        return str(json.loads(body)["status"]["info"])
     except (ValueError, KeyError, TypeError):
-        return response.text[:_TEXT_SHOWN]
+        return body.decode("utf-8", "replace")[:_TEXT_SHOWN]
 
 
 def answer(response: requests.Response) -> Any:

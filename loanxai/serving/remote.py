@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import time
@@ -9,9 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import requests
+import urllib3
 
-from loanxai.clients.http import METADATA_PATH, PREDICTIONS_PATH, error_info, session
+from loanxai.clients.http import METADATA_PATH, PREDICTIONS_PATH, pool, reason
 from loanxai.config import ServiceSettings
 from loanxai.core.schema import CLASS_NAMES
 from loanxai.errors import BudgetExceeded, CallerGone, ClassifierError, ClassifierUnavailable, LoanError, SettingError
@@ -25,9 +26,11 @@ logger = logging.getLogger(__name__)
 class RemoteClassifier:
     """Calls the classifier's predictions endpoint with encoded rows.
 
-    One HTTP session with keep-alive (:func:`loanxai.clients.http.session`); connection errors
+    One pool of keep-alive connections (:func:`loanxai.clients.http.pool`); connection errors
     are retried ``retries`` times with a short backoff (safe: the request never reached the
-    server); read timeouts are not retried. Rows are sent in batches of at most the classifier's
+    server); read timeouts are not retried. Within an explanation (:meth:`budget`) each distinct
+    row is asked once, in whichever call first has it: an anchor's samples repeat rows within a
+    call and across calls. Rows are sent in batches of at most the classifier's
     ``max_batch_rows`` (from its metadata, read on the first call). Every call carries the
     sampling key of ``sampling_key_file`` (the classifier answers sampled rows only with it) and,
     with ``token_file``, the bearer token it holds (both read again when their file changes: they
@@ -39,7 +42,7 @@ class RemoteClassifier:
         self.url = url
         self.sampling_key = SecretFile(sampling_key_file, "LOAN_SAMPLING_KEY_FILE")
         self.token = None if token_file is None else SecretFile(token_file, "LOAN_CLASSIFIER_TOKEN_FILE")
-        self.timeout = (connect_timeout, read_timeout)
+        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.calls = 0
         self.rows = 0
         self.deadline = math.inf
@@ -47,7 +50,9 @@ class RemoteClassifier:
         self.present: Callable[[], bool] = lambda: True
         self.reserve: Callable[[int], None] = lambda rows: None
         self.batch_rows: int | None = None
-        self.session = session(connect_retries=retries, url=url)
+        #: within an explanation, each row's answer (approval probability, approved) by its bytes
+        self.answered: dict[bytes, tuple[float, bool]] | None = None
+        self.http = pool(url, connect_retries=retries)
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> RemoteClassifier:
@@ -70,11 +75,14 @@ class RemoteClassifier:
         self.deadline = (time.monotonic() if since is None else since) + seconds
         self.budget_s, self.present = seconds, present or (lambda: True)
         self.reserve = reserve or (lambda rows: None)
+        self.answered = {}
         try:
             yield
         finally:
             self.deadline, self.budget_s, self.present = math.inf, math.inf, lambda: True
             self.reserve = lambda rows: None
+            # another explanation may be of another model: a rollout changes the classifier's answers
+            self.answered = None
 
     def classify(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The classifier's answer for encoded rows, shape (n, n_features): the probabilities of
@@ -83,10 +91,18 @@ class RemoteClassifier:
             self.batch_rows = int(self._get_metadata()["custom"]["max_batch_rows"])
         # An anchor's samples repeat rows (a few features drawn from few bins): each distinct row
         # is asked once and its answer given to every copy (the classifier answers a row alike).
-        X, copies = np.unique(np.asarray(X, dtype=float), axis=0, return_inverse=True)
-        answers = [self._post(X[i:i + self.batch_rows]) for i in range(0, max(len(X), 1), self.batch_rows)]
+        distinct, copies = np.unique(np.asarray(X, dtype=float), axis=0, return_inverse=True)
+        keys = [row.tobytes() for row in distinct]
+        answered = {} if self.answered is None else self.answered
+        new = [i for i, key in enumerate(keys) if key not in answered]
+        for start in range(0, len(new), self.batch_rows):
+            asked = new[start:start + self.batch_rows]
+            approval, approved = self._post(distinct[asked])
+            answered.update(zip((keys[i] for i in asked), zip(approval.tolist(), approved.tolist())))
+        answers = [answered[key] for key in keys]
         copies = copies.reshape(-1)
-        return np.concatenate([a for a, _ in answers])[copies], np.concatenate([d for _, d in answers])[copies]
+        return (np.array([a for a, _ in answers], dtype=float)[copies],
+                np.array([d for _, d in answers], dtype=bool)[copies])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The classifier's decisions as class codes (0 rejected, 1 approved), shape (n,): the anchors' predictor."""
@@ -95,12 +111,13 @@ class RemoteClassifier:
     def _get_metadata(self) -> dict:
         url = self.url.removesuffix(PREDICTIONS_PATH) + METADATA_PATH
         try:
-            response = self.session.get(url, timeout=self.timeout, headers=self._headers())
-        except (requests.ConnectionError, requests.Timeout) as error:
+            response = self.http.request("GET", url, headers=self._headers(),
+                                         timeout=urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout))
+        except urllib3.exceptions.HTTPError as error:
             raise self._unreachable(error) from error
-        if response.status_code != 200:
-            raise ClassifierError(f"the classifier's metadata answered {response.status_code}: {error_info(response)}")
-        return response.json()
+        if response.status != 200:
+            raise ClassifierError(f"the classifier's metadata answered {response.status}: {reason(response.data)}")
+        return json.loads(response.data)
 
     def _unreachable(self, error: Exception) -> ClassifierUnavailable:
         logger.error("the classifier at %s is unreachable: %s", self.url, error)
@@ -110,7 +127,8 @@ class RemoteClassifier:
     def _headers(self) -> dict[str, str]:
         """The sampling key's header, and the Authorization header of the token file's token (if any)."""
         try:
-            headers = {SAMPLING_HEADER: self.sampling_key.value()}
+            # the pool's own headers (a .netrc login) too: urllib3 sends a request's headers alone
+            headers = {**self.http.headers, SAMPLING_HEADER: self.sampling_key.value()}
             if self.token is not None:
                 headers["Authorization"] = f"Bearer {self.token.value()}"
         except LoanError as error:
@@ -119,21 +137,20 @@ class RemoteClassifier:
                                         "which)") from None
         return headers
 
-    def _post(self, X: np.ndarray) -> np.ndarray:
+    def _post(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s (LOAN_EXPLAIN_BUDGET)")
         if not self.present():
             raise CallerGone("the caller left while its explanation ran: abandoned")
-        headers = self._headers()
+        headers = {**self._headers(), "Content-Type": "application/json"}
         self.reserve(len(X))  # the rows are the caller's before they are asked
+        # perturbed samples, not applicants: never recorded, never counted as decisions
+        body = json.dumps({"data": {"ndarray": X.tolist()}, "meta": {"tags": {"purpose": "explanation"}}})
         try:
-            response = self.session.post(
-                # perturbed samples, not applicants: never recorded, never counted as decisions
-                self.url, json={"data": {"ndarray": X.tolist()}, "meta": {"tags": {"purpose": "explanation"}}},
-                timeout=(self.timeout[0], min(self.timeout[1], remaining)), headers=headers,
-            )
-        except (requests.ConnectionError, requests.Timeout) as error:
+            response = self.http.request("POST", self.url, body=body.encode(), headers=headers, timeout=urllib3.Timeout(
+                connect=self.connect_timeout, read=min(self.read_timeout, remaining)))
+        except urllib3.exceptions.HTTPError as error:
             if time.monotonic() >= self.deadline:
                 raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s "
                                      "(LOAN_EXPLAIN_BUDGET)") from error
@@ -141,8 +158,8 @@ class RemoteClassifier:
         finally:
             self.calls += 1
             self.rows += len(X)
-        if response.status_code != 200:
-            raise ClassifierError(f"the classifier answered {response.status_code}: {error_info(response)}")
-        answer = response.json()
+        if response.status != 200:
+            raise ClassifierError(f"the classifier answered {response.status}: {reason(response.data)}")
+        answer = json.loads(response.data)
         approved = np.array([d == CLASS_NAMES[1] for d in answer["meta"]["tags"]["decisions"]], dtype=bool)
         return np.asarray(answer["data"]["ndarray"], dtype=float)[:, 1], approved

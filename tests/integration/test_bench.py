@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from bench.console import PAGES
-from bench.run import FAST_PATH
+from bench.run import DECIDED, FAST_PATH
 from loanxai.artifacts import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -26,7 +26,7 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
     results = json.loads((tmp_path / "latest.json").read_text())
     assert {r["predictor"] for r in results["in_process"]} == {
         "scikit-learn pipeline (as trained, n_jobs=-1)", "scikit-learn pipeline (n_jobs=1)", "fast path, treelite GTIL",
-        "fast path, the fitted trees", FAST_PATH}
+        "fast path, the fitted trees", FAST_PATH, DECIDED}
     runs = {(r["server"], r["rows"], r["concurrency"]) for r in results["rest"]}
     assert runs == {(s, n, c) for s in ("ours, fast path", "ours, scikit-learn", "mlserver") for n in (1, 100)
                     for c in (1, 8, 32)}
@@ -36,7 +36,7 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
     assert results["explanations"]["service"]["model_calls_median"] > 0
     call = results["explanations"]["call"]  # one of the explainer's calls: in process, through the service, bare
     assert call["rows"] > 0 and 0 < call["in_process_ms"] and 0 < call["ping_ms"] < call["service_ms"]
-    assert call["service_environment_each_call_ms"] > call["ping_ms"]
+    assert call["requests_ms"] > call["ping_ms"]
     assert results["explanations"]["floor_over_in_process_p50"] > 1
     assert set(results["cold_start_s"]) == {"ours, fast path", "ours, scikit-learn", "mlserver", "explainer",
                                             "ours, fast path, metrics off"}
@@ -81,7 +81,9 @@ def test_harness_runs_end_to_end_and_stops_what_it_starts(artifacts, tmp_path):
     table = (tmp_path / "latest.md").read_text()
     # issue 33's targets, each with what bounds it, read from the same run's sections
     targets = results["targets"]
-    assert 0 < targets["fast_over_peer_100"][0] and 0 < targets["unrecorded_over_peer_100"]
+    assert 0 < targets["fast_over_peer_100"][0] and all(0 < bound for bound in targets["needed_over_peer_100"])
+    assert targets["decided_ms_100"] == next(r["median_ms"] for r in results["in_process"]
+                                             if r["predictor"] == DECIDED and r["rows"] == 100)
     assert targets["pdf_per_s"] == records["notices"]["pdf"]["per_s"] and targets["record_alone_c1_ms"] > 0
     assert all(0 < kept < 1.5 for kept in targets["kept_c32_record_alone"])
     assert table.index("| target (issue 33) |") < table.index("| in process |")

@@ -117,8 +117,19 @@ def test_the_explainers_predictor_asks_each_distinct_row_once(classifier, census
     rows = artifacts.classifier_manifest.schema.encode_frame(census.test)[:30]
     X = np.concatenate([rows, rows[::-1], rows[:5]])  # 65 rows, 30 distinct, as an anchor's samples repeat
     remote = RemoteClassifier(classifier.predictions_url, 5, 60, 0, Path(os.environ["LOAN_SAMPLING_KEY_FILE"]))
-    approval, approved = remote.classify(X)
-    assert (remote.calls, remote.rows) == (1, 30)
+    with remote.budget(60):
+        approval, approved = remote.classify(X)
+        assert (remote.calls, remote.rows) == (1, 30)
+        # within one explanation a row answered before is not asked again: no call for these,
+        again = remote.classify(rows[:10])
+        assert (remote.calls, remote.rows) == (1, 30)
+        np.testing.assert_array_equal(again[0], approval[:10])
+        # and only the new rows of these
+        more = artifacts.classifier_manifest.schema.encode_frame(census.test)[25:40]
+        remote.classify(more)
+        assert (remote.calls, remote.rows) == (2, 40)
+    remote.classify(rows[:5])  # after it, asked again: the next explanation may be of another model
+    assert (remote.calls, remote.rows) == (3, 45)
     decided = requests.post(classifier.predictions_url, json={"data": {"ndarray": X.tolist()}}, timeout=30).json()
     np.testing.assert_array_equal(approval, np.asarray(decided["data"]["ndarray"])[:, 1])
     assert [("approved" if a else "rejected") for a in approved] == decided["meta"]["tags"]["decisions"]

@@ -1,4 +1,4 @@
-"""The clients' session: the environment's proxy for the one service it calls, read once."""
+"""The clients' session and pool: the environment's proxy and login for the one service they call, read once."""
 from __future__ import annotations
 
 import threading
@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from loanxai.clients.http import session
+from loanxai.clients.http import pool, session
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -15,6 +15,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         self.server.seen.append(self.path)  # type: ignore[attr-defined]
+        self.server.logins.append(self.headers.get("Authorization"))  # type: ignore[attr-defined]
         body = self.server.name.encode()  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -27,7 +28,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 def _server(name: str) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.name, server.seen = name, []  # type: ignore[attr-defined]
+    server.name, server.seen, server.logins = name, [], []  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -41,13 +42,18 @@ def servers() -> Iterator[tuple[ThreadingHTTPServer, ThreadingHTTPServer]]:
         server.server_close()
 
 
-def test_the_proxy_of_the_environment_is_read_once(servers, monkeypatch) -> None:
-    service, proxy = servers
-    url = f"http://127.0.0.1:{service.server_port}/health/ping"
+def _proxied(monkeypatch, proxy: ThreadingHTTPServer) -> None:
+    """The environment names ``proxy`` for every plain-HTTP host."""
     for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_port}")
+
+
+def test_the_proxy_of_the_environment_is_read_once(servers, monkeypatch) -> None:
+    service, proxy = servers
+    url = f"http://127.0.0.1:{service.server_port}/health/ping"
+    _proxied(monkeypatch, proxy)
     http = session(url=url)
     assert http.get(url, timeout=5).text == "proxy"
     assert proxy.seen == [url]  # the proxy was asked for the service's URL
@@ -58,3 +64,31 @@ def test_the_proxy_of_the_environment_is_read_once(servers, monkeypatch) -> None
     # a session made now reads NO_PROXY: the service directly
     assert session(url=url).get(url, timeout=5).text == "service"
     assert service.seen == ["/health/ping"]
+
+
+def test_the_pool_reads_the_proxy_once_as_the_session_does(servers, monkeypatch) -> None:
+    service, proxy = servers
+    url = f"http://127.0.0.1:{service.server_port}/health/ping"
+    _proxied(monkeypatch, proxy)
+    http = pool(url)
+    assert http.request("GET", url, timeout=5).data == b"proxy"
+    assert proxy.seen == [url]
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    assert http.request("GET", url, timeout=5).data == b"proxy"
+    assert pool(url).request("GET", url, timeout=5).data == b"service"
+    assert service.seen == ["/health/ping"]
+
+
+def test_the_pool_sends_the_netrc_login_for_its_host(servers, monkeypatch, tmp_path) -> None:
+    service, _ = servers
+    url = f"http://127.0.0.1:{service.server_port}/health/ping"
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login explainer password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    http = pool(url)
+    assert http.request("GET", url, timeout=5).data == b"service"
+    assert service.logins == ["Basic ZXhwbGFpbmVyOnMzY3JldA=="]  # base64 of explainer:s3cret
