@@ -82,6 +82,7 @@ demo: venv
 
 replay: venv
 	$(PY) -m loanxai run --replay $(if $(CHALLENGER),--challenger "$(CHALLENGER)")
+	$(PY) -m loanxai reference --results replay
 
 # regenerate deploy/monitoring/ (rules, PrometheusRule, dashboard) after changing loanxai/monitoring/rules.py or dashboard.py
 monitoring-files: venv

@@ -216,7 +216,7 @@ class ServiceSettings(EnvSettings):
         "`LOAN_AUTH=on`; more get 429 `CALLER_OVER_BUDGET` with `Retry-After`", rule="at least 1", valid=_at_least(1))
     caller_model_rows: int = setting(
         "LOAN_CALLER_MODEL_ROWS", 200_000, "classifier rows the explainer may ask on one caller's behalf per window "
-        "(2,000 for each of the 100 explanations: the median anchor asks about 1,000, a hard one a few thousand; "
+        "(2,000 for each of the 100 explanations: the median anchor asks about 800, a hard one a few thousand; "
         "`make bench` measures them)", rule="at least 1", valid=_at_least(1))
     caller_window: float = setting("LOAN_CALLER_WINDOW", 3600.0, "seconds of a caller's budget window",
                                    rule="a positive number of seconds", valid=_positive)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR, RUN_DIR
+from loanxai.artifacts import CLASSIFIER_DIR, REPORTS_DIR, RESULTS_DIR, RUN_DIR
 from loanxai.clients import api as client
 from loanxai.clients.http import PREDICTIONS_PATH
 from loanxai.config import CHALLENGER, CHAMPION, Settings
@@ -45,6 +45,7 @@ from loanxai.monitoring.series import MODEL_ROLE_LABEL
 from loanxai.ops import replay
 from loanxai.ops.mirror import Mirror
 from loanxai.ops.prometheus import LocalPrometheus
+from loanxai.ops.reference import KEPT
 from loanxai.ops.services import (
     Service,
     challenger_service,
@@ -307,7 +308,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             since = datetime.now(UTC)
             replay.run(replay.parser().parse_args([
                 "--classifier-url", classifier_url, "--explainer-url", explainer.url, "--prometheus-url", prometheus.url,
-                "--window", str(LOCAL_WINDOW_S), "--record-url", classifier.env["LOAN_RECORDS_URL"]]), settings)
+                "--window", str(LOCAL_WINDOW_S), "--record-url", classifier.env["LOAN_RECORDS_URL"],
+                "--results", str(RESULTS_DIR / KEPT["replay.md"][0])]), settings)
             if mirror is not None:
                 mirror.drain()
                 print("\n== the challenger beside the classifier, over the replay:", flush=True)

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from loanxai.ops.quoted import Quoted
-from loanxai.ops.reference import PERFORMANCE_RESULTS
+from loanxai.ops.reference import PERFORMANCE_RESULTS, REPLAY_RESULTS
 
-__all__ = ["MEASURED", "read_results"]
+__all__ = ["MEASURED", "REPLAYED", "read_replay", "read_results"]
 
 Results = Mapping[str, Any]
 
@@ -24,6 +24,11 @@ Results = Mapping[str, Any]
 def read_results() -> Results:
     """The results of the ``make bench`` run the performance page shows."""
     return json.loads(PERFORMANCE_RESULTS.read_text())
+
+
+def read_replay() -> Results:
+    """What the ``make replay`` run the replay page shows sent, and the alerts it fired."""
+    return json.loads(REPLAY_RESULTS.read_text())
 
 
 def _in_process_ms(results: Results, predictor: str, rows: int) -> float:
@@ -73,14 +78,13 @@ _PERFORMANCE = "results/performance.md"
 MEASURED: tuple[Quoted[Results], ...] = (
     Quoted(_PERFORMANCE, "The fast path served {:.2f}x and {:.2f}x the peer's rows a second at c = 8 and 32.",
            lambda r: r["targets"]["fast_over_peer_100"]),
-    Quoted(_PERFORMANCE, "recording to SQLite, it served {:.0%} of the REST fast path's rate) served {:.2f}x the peer "
-           "at c = 8; scaled to encoded rows, about {:.1f}x.",
-           lambda r: (r["targets"]["named_over_encoded_100"], r["targets"]["unrecorded_over_peer_100"],
-                      r["targets"]["unrecorded_over_peer_100"] / r["targets"]["named_over_encoded_100"])),
-    Quoted(_PERFORMANCE, "An unrecorded request of 100 named applications takes {:.2f} ms of the classifier's CPU, "
-           "where the forest's own prediction of 100 rows takes {:.2f} ms in process",
-           lambda r: (r["targets"]["unrecorded_cpu_ms_100"], _in_process_ms(r, "fast path as served", 100))),
-    Quoted(_PERFORMANCE, "The record alone under load adds {:.2f} ms.", lambda r: (r["targets"]["record_cpu_ms_100"],)),
+    Quoted(_PERFORMANCE, "took {:.2f} ms in process, against {:.2f} ms for the same rows without the rule. The "
+           "record alone under load took {:.2f} ms of CPU. Were a request to cost only these, the two cores would serve "
+           "{:.2f}x and {:.2f}x the peer",
+           lambda r: (r["targets"]["decided_ms_100"], _in_process_ms(r, "fast path as served", 100),
+                      r["targets"]["record_cpu_ms_100"], *r["targets"]["needed_over_peer_100"])),
+    Quoted(_PERFORMANCE, "An unrecorded request of 100 named applications takes {:.2f} ms of the classifier's CPU",
+           lambda r: (r["records"]["rows100_c8"]["off"]["classifier_cpu_ms_median"],)),
     Quoted(_PERFORMANCE, "rule's tries and the record: {:.2f}x the peer at c = 8",
            lambda r: (r["targets"]["scikit_learn_over_peer_100"][0],)),
     Quoted(_PERFORMANCE, "Recording to SQLite kept {:.1%} of the unrecorded rate; were the service to add only the "
@@ -103,12 +107,14 @@ MEASURED: tuple[Quoted[Results], ...] = (
            lambda r: (r["targets"]["pdf_per_s"], r["records"]["notices"]["pdf"]["seconds"],
                       r["targets"]["weasyprint_alone_per_s"],
                       r["targets"]["pdf_per_s"] / r["targets"]["weasyprint_alone_per_s"])),
-    Quoted(_PERFORMANCE, "**Explanations** took {:.2f}x their in-process p50 through the service. One of the "
-           "explainer's classifier calls ({:d} rows: the median rows over the median calls) took {:.2f} ms through "
-           "the service against {:.2f} ms "
-           "in process",
-           lambda r: (r["targets"]["explanations_over_in_process"], r["explanations"]["call"]["rows"],
-                      r["explanations"]["call"]["service_ms"], r["explanations"]["call"]["in_process_ms"])),
+    Quoted(_PERFORMANCE, "**Explanations** took {:.2f}x their in-process p50 through the service. The median anchor "
+           "asked the classifier about {:,.0f} rows through the service against {:,.0f} in process, in {:.0f} calls. "
+           "One of the explainer's calls ({:d} rows: the median rows over the median calls) took {:.2f} ms through the "
+           "service against {:.2f} ms in process",
+           lambda r: (r["targets"]["explanations_over_in_process"], r["explanations"]["service"]["rows_median"],
+                      r["explanations"]["in_process"]["rows_median"], r["explanations"]["service"]["model_calls_median"],
+                      r["explanations"]["call"]["rows"], r["explanations"]["call"]["service_ms"],
+                      r["explanations"]["call"]["in_process_ms"])),
     Quoted(_PERFORMANCE, "wrapper) {:.2f} ms. Were each call to cost only that round trip more, the ratio would be "
            "{:.2f}x.", lambda r: (r["explanations"]["call"]["ping_ms"],
                                   r["targets"]["explanations_floor_over_in_process"])),
@@ -145,9 +151,6 @@ MEASURED: tuple[Quoted[Results], ...] = (
            lambda r: (*_anchor(r)[2:], r["explanations"]["service"]["p50_s"],
                       r["decisions"]["recourse"]["model_calls_median"], r["decisions"]["recourse"]["p50_s"],
                       r["explanations"]["applications"], r["date"])),
-    Quoted("reference/configuration.md", "cost {:.2f} ms of each of the explainer's {:.2f} ms calls in `make bench`",
-           lambda r: (r["explanations"]["call"]["service_environment_each_call_ms"]
-                      - r["explanations"]["call"]["service_ms"], r["explanations"]["call"]["service_ms"])),
     Quoted("how-to/records-and-notices.md", "a month of 10,000 rejections is about {:.0f} minutes on two cores ({:.0f} "
            "a second in `make bench`",
            lambda r: (10_000 / r["targets"]["pdf_per_s"] / 60, r["targets"]["pdf_per_s"])),
@@ -164,4 +167,38 @@ MEASURED: tuple[Quoted[Results], ...] = (
            lambda r: (r["console"]["databases"]["sqlite"]["pages"]["search_30_days_rare_group"]["p50_ms"],
                       r["console"]["databases"]["postgresql"]["pages"]["search_rare_group"]["p50_ms"],
                       *_index_cost(r))),
+)
+
+
+def _alert(results: Results, phase: str, name: str, about: str) -> float:
+    """The value of the alert ``name`` about ``about`` (an attribute or a feature; "" for none) in ``phase``."""
+    return next(a["value"] for a in results["phases"][phase]["alerts"]
+                if a["alertname"] == name and about in ("", a["labels"].get("attribute"), a["labels"].get("feature")))
+
+
+def _trap(results: Results) -> tuple[Any, ...]:
+    """The trap: its share and applications, its segment, and the segment's held-out figures."""
+    phase = results["phases"]["trap"]
+    trap = phase["trap"]
+    return (trap["share"], phase["applications"], trap["category"], trap["approved"], trap["rows"], trap["recall"],
+            trap["live_recall"])
+
+
+_REPLAY = "results/replay.md"
+
+#: every figure of ``make replay`` the docs quote, read from the results the replay page shows
+REPLAYED: tuple[Quoted[Results], ...] = (
+    Quoted(_REPLAY, "**Held-out traffic** ({:,d} applications, {:,d} approved at the cutoff) fired only "
+           "`LoanAdverseImpactBelowScreen`, for ethnicity ({:.2f}) and gender ({:.2f})",
+           lambda r: (r["phases"]["held-out"]["applications"], r["phases"]["held-out"]["approved"],
+                      *[_alert(r, "held-out", "LoanAdverseImpactBelowScreen", a) for a in ("ethnicity", "gender")])),
+    Quoted(_REPLAY, "**The trap**: {:.0%} of {:,d} applications from women whose occupation is {} ({:d} approved of "
+           "{:d} held out, model recall {:.2f}; expected live recall {:.2f})", _trap),
+    Quoted(_REPLAY, "It fired `LoanAdverseImpactBelowScreen` for gender ({:.2f}) and ethnicity ({:.2f}), "
+           "`LoanFeatureDrift` on occupation (PSI {:.2f}), education ({:.2f}), workclass ({:.2f}) and hours-per-week "
+           "({:.2f}), `LoanScoreDrift` ({:.2f}) and `LoanRecallDrop` (live recall {:.2f},",
+           lambda r: (*[_alert(r, "trap", "LoanAdverseImpactBelowScreen", a) for a in ("gender", "ethnicity")],
+                      *[_alert(r, "trap", "LoanFeatureDrift", f)
+                        for f in ("occupation", "education", "workclass", "hours-per-week")],
+                      _alert(r, "trap", "LoanScoreDrift", ""), _alert(r, "trap", "LoanRecallDrop", ""))),
 )

@@ -20,10 +20,11 @@ says; a test runs it, so the docs cannot drift from the code.
 
 The results pages (``docs/results/``) are written the same way from the files the
 measurements write (``bench/results/``): ``--results performance`` after ``make bench``,
-``--results reliability`` after ``make reliability`` (both make targets do it). They are
+``--results reliability`` after ``make reliability``, ``--results replay`` after ``make
+replay`` (the make targets do it). They are
 dated data, not code: nothing checks them against a fresh run. The files they are written from
 are kept beside their page, in git (:data:`KEPT`): a test checks each page's generated section
-against them, and the figures a page's prose quotes from the bench (:mod:`loanxai.ops.measured`).
+against them, and the figures a page's prose quotes from the bench and the replay (:mod:`loanxai.ops.measured`).
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ from loanxai.config import (
 from loanxai.core import cli
 from loanxai.core.cli import command_parser
 
-__all__ = ["KEPT", "PAGES", "PERFORMANCE_RESULTS", "RELIABILITY_RESULTS", "parser", "render", "run", "stale_pages"]
+__all__ = ["KEPT", "PAGES", "PERFORMANCE_RESULTS", "RELIABILITY_RESULTS", "REPLAY_RESULTS", "parser", "render", "run",
+           "stale_pages"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ RESULTS_PAGES_DIR = DOCS_DIR / "results"
 PERFORMANCE_RESULTS = RESULTS_PAGES_DIR / "performance.json"
 #: the figures of the ``make reliability`` run the reliability page shows
 RELIABILITY_RESULTS = RESULTS_PAGES_DIR / "reliability.json"
+#: what the ``make replay`` run the replay page shows sent, and the alerts it fired
+REPLAY_RESULTS = RESULTS_PAGES_DIR / "replay.json"
 _SECTION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 #: the width argparse wraps the commands' help to (it reads COLUMNS): the same text on every machine
 HELP_COLUMNS = "100"
@@ -271,6 +275,20 @@ def reliability_section(path: Path | None = None) -> str:
     return f"Measured {date}.\n\n" + _table(["what", "measured"], rows)
 
 
+def replay_section(path: Path | None = None) -> str:
+    """What a ``make replay`` run (default: the last) sent in each phase and the alerts that fired, with their values."""
+    results = json.loads((path or _result_file("replay.json", "make replay")).read_text())
+    rows = []
+    for phase, sent in results["phases"].items():
+        fired = sent["alerts"] or [{"alertname": "(none)", "labels": {}, "value": None}]
+        for alert in fired:
+            about = ", ".join(f"{k} {v}" for k, v in alert["labels"].items())
+            rows.append([phase, f"{sent['applications']:,} ({sent['approved']:,} approved)", alert["alertname"], about,
+                         "" if alert["value"] is None else f"{alert['value']:.2f}"])
+    return (f"Replayed {results['date']} on the {results['dataset']} model {results['model']}.\n\n"
+            + _table(["phase", "applications sent", "alert fired", "about", "value"], rows))
+
+
 def _result_file(name: str, command: str) -> Path:
     path = RESULTS_DIR / name
     if not path.is_file():
@@ -282,12 +300,14 @@ def _result_file(name: str, command: str) -> Path:
 KEPT: dict[str, tuple[str, str, Path]] = {
     "performance.md": ("latest.json", "make bench", PERFORMANCE_RESULTS),
     "reliability.md": ("reliability.json", "make reliability", RELIABILITY_RESULTS),
+    "replay.md": ("replay.json", "make replay", REPLAY_RESULTS),
 }
 
 #: results page -> section -> what writes it (from bench/results/)
 RESULTS: dict[str, dict[str, Callable[[], str]]] = {
     "performance.md": {"bench": performance_section},
     "reliability.md": {"reliability": reliability_section},
+    "replay.md": {"replay": replay_section},
 }
 
 

@@ -20,11 +20,14 @@ then the seed's trap, each followed by their outcomes through the feedback endpo
 Between the phases the replay waits for the rules' window to pass, so each phase is judged
 alone. A few explanations (anchor and recourse) are asked in each phase for the explainer's metrics.
 After each phase the replay prints the phase's figures as the decision record gives them
-(:mod:`loanxai.report.production`), beside the alerts Prometheus raised.
+(:mod:`loanxai.report.production`), beside the alerts Prometheus raised. With ``--results`` it
+writes what each phase sent and every alert that fired, with its value, as JSON: ``make
+replay`` keeps them beside the replay page (:data:`~loanxai.ops.reference.REPLAY_RESULTS`).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -36,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from seldon_core.metrics import DEFAULT_LABELS
 
 from loanxai.artifacts import CLASSIFIER_DIR, MODEL_FILE, PREPROCESSOR_FILE
 from loanxai.clients.http import DEFAULT_CLASSIFIER_URL, DEFAULT_EXPLAINER_URL, FEEDBACK_PATH, PREDICTIONS_PATH, answer, session
@@ -52,8 +56,8 @@ from loanxai.ops.prometheus import alerts
 from loanxai.records.store import reading_store
 from loanxai.report.production import describe, record_figures
 
-__all__ = ["MIN_APPROVED", "TRAP_SHARE", "Trap", "applications", "choose_trap", "explain", "held_out_predictions", "parser",
-           "run", "send", "trap_rows", "wait_for_alerts"]
+__all__ = ["MIN_APPROVED", "TRAP_SHARE", "Trap", "applications", "choose_trap", "explain", "fired_alerts",
+           "held_out_predictions", "parser", "run", "send", "trap_rows", "wait_for_alerts"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,8 @@ logger = logging.getLogger(__name__)
 TRAP_SHARE = 0.8
 #: approved held-out applications a segment needs to have a recall to compare
 MIN_APPROVED = 3
+#: an alert's labels that say nothing of what it is about: the scrape's, the graph node's, Seldon's defaults
+_NOT_ABOUT = {"alertname", "severity", "job", "instance", "model_name", *DEFAULT_LABELS}
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,15 @@ def wait_for_alerts(prometheus_url: str, names: set[str], timeout: float) -> lis
         time.sleep(1)
 
 
+def fired_alerts(firing_alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each alert as the results keep it: its name, what it is about (its labels but the
+    scrape's, Seldon's defaults and the severity) and the value of its expression, sorted."""
+    kept = [{"alertname": a["labels"]["alertname"],
+             "labels": {k: v for k, v in a["labels"].items() if k not in _NOT_ABOUT},
+             "value": float(a["value"])} for a in firing_alerts]
+    return sorted(kept, key=lambda a: (a["alertname"], json.dumps(a["labels"], sort_keys=True)))
+
+
 def describe_alerts(firing_alerts: list[dict[str, Any]]) -> str:
     if not firing_alerts:
         return "  (none)"
@@ -219,6 +234,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--settle", type=float, default=20.0, help="seconds to wait for alerts after a phase")
     parser.add_argument("--seed", type=int, default=0, help="the trap's draws")
     parser.add_argument("--record-url", help="the classifier's record (default: LOAN_RECORDS_URL; off: not read)")
+    parser.add_argument("--results", type=Path, help="write what each phase sent and the alerts it fired here (JSON)")
     return parser
 
 
@@ -228,12 +244,14 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
     outcomes = test[LABEL].to_numpy().astype(bool)
     manifest = load_verified_manifest(args.artifacts, ClassifierManifest)
     phases = ["held-out", "trap"] if args.phase == "both" else [args.phase]
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "model": manifest.version,
+                               "dataset": manifest.dataset.name, "phases": {}}
     for i, phase in enumerate(phases):
         if i:
             logger.info("waiting %.0f s for the rules' window to pass", args.window)
             time.sleep(args.window)
         if phase == "held-out":
-            rows, expected = np.arange(len(test)), set()
+            rows, expected, trap = np.arange(len(test)), set(), None
             print(f"\n== held-out traffic: the {len(test)} held-out applications, then their outcomes")
         else:
             thresholds = manifest.gate.thresholds
@@ -254,4 +272,11 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         missing = expected - {a["labels"]["alertname"] for a in fired}
         if missing:
             print(f"expected but not fired: {', '.join(sorted(missing))}")
+        results["phases"][phase] = {**counts, "explanations": codes, "alerts": fired_alerts(fired),
+                                    "expected_not_fired": sorted(missing),
+                                    "trap": None if trap is None else {**dataclasses.asdict(trap), "share": TRAP_SHARE}}
+    if args.results is not None:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(results, indent=2) + "\n")
+        logger.info("the replay's results: %s", args.results)
 

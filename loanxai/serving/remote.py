@@ -111,7 +111,7 @@ class RemoteClassifier:
     def _get_metadata(self) -> dict:
         url = self.url.removesuffix(PREDICTIONS_PATH) + METADATA_PATH
         try:
-            response = self.http.request("GET", url, headers=self._headers(),
+            response = self.http.request("GET", url, headers=self._headers(), redirect=False,
                                          timeout=urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout))
         except urllib3.exceptions.HTTPError as error:
             raise self._unreachable(error) from error
@@ -148,8 +148,10 @@ class RemoteClassifier:
         # perturbed samples, not applicants: never recorded, never counted as decisions
         body = json.dumps({"data": {"ndarray": X.tolist()}, "meta": {"tags": {"purpose": "explanation"}}})
         try:
-            response = self.http.request("POST", self.url, body=body.encode(), headers=headers, timeout=urllib3.Timeout(
-                connect=self.connect_timeout, read=min(self.read_timeout, remaining)))
+            # a redirect is an answer like any other: the classifier never sends one
+            response = self.http.request("POST", self.url, body=body.encode(), headers=headers, redirect=False,
+                                         timeout=urllib3.Timeout(connect=self.connect_timeout,
+                                                                 read=min(self.read_timeout, remaining)))
         except urllib3.exceptions.HTTPError as error:
             if time.monotonic() >= self.deadline:
                 raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s "

@@ -261,9 +261,15 @@ def test_held_out_traffic_raises_nothing_and_the_trap_raises_the_alerts(monitore
     found, approved = predicted[rows] & outcomes[rows], outcomes[rows]
     assert trapped["outcomes"]["all"]["all"]["recall"] == pytest.approx(found.sum() / approved.sum(), abs=1e-12)
     assert replay.explain(explainer.url, records[:2]) == [200] * 4
-    now = {a["labels"]["alertname"]: a for a in replay.wait_for_alerts(prometheus.url, TRAP_ALERTS, 60)}
-    assert TRAP_ALERTS <= set(now), replay.describe_alerts(list(now.values()))
+    fired = replay.wait_for_alerts(prometheus.url, TRAP_ALERTS, 60)
+    now = {a["labels"]["alertname"]: a for a in fired}
+    assert TRAP_ALERTS <= set(now), replay.describe_alerts(fired)
     assert "LoanErrorRatioHigh" not in now and "LoanExplanationSlow" not in now
+    # as `make replay` keeps them: each alert's labels and the value of its expression
+    kept = replay.fired_alerts(fired)
+    impact = {a["labels"]["attribute"]: a["value"] for a in kept if a["alertname"] == "LoanAdverseImpactBelowScreen"}
+    assert 0 <= impact[trap.attribute] < 0.8
+    assert all(a["value"] > PSI_MAJOR and "severity" not in a["labels"] for a in kept if a["alertname"] == "LoanFeatureDrift")
     drifted = {r["metric"]["feature"] for r in prometheus.query(f"loan:feature_psi:window > {PSI_MAJOR}")}
     assert trap.feature in drifted
 

@@ -1,9 +1,9 @@
-"""The performance page and every page quoting ``make bench`` agree with the results kept beside it."""
+"""The performance page and every page quoting ``make bench`` or ``make replay`` agree with the results kept beside them."""
 import shutil
 
 from bench.tables import markdown
 from loanxai.artifacts import DOCS_DIR, REPO_ROOT
-from loanxai.ops.measured import MEASURED, read_results
+from loanxai.ops.measured import MEASURED, REPLAYED, read_replay, read_results
 from loanxai.ops.quoted import disagreements
 from loanxai.ops.reference import PERFORMANCE_RESULTS, RESULTS_PAGES_DIR, render
 
@@ -34,3 +34,8 @@ def test_every_figure_quoted_from_the_bench_is_what_its_results_say(tmp_path):
     page.write_text(text.replace(said, drifted))
     [wrong] = disagreements(MEASURED, results, origin, tmp_path / "docs", tmp_path / "README.md")
     assert wrong == f"{quoted.page} should say {said!r} ({origin})"
+
+
+def test_every_figure_quoted_from_the_replay_is_what_it_kept():
+    replayed = read_replay()
+    assert disagreements(REPLAYED, replayed, f"make replay of {replayed['date']}", DOCS_DIR, README) == []

@@ -37,6 +37,13 @@ def test_every_setting_and_error_is_in_the_reference():
                if name != "LoanError")
 
 
+def test_the_replay_page_shows_what_the_replay_kept_beside_it():
+    page = reference.RESULTS_PAGES_DIR / "replay.md"
+    kept = reference.REPLAY_RESULTS
+    assert reference.render(page.name, page.parent, {"replay": lambda: reference.replay_section(kept)}) \
+        == page.read_text(), f"{page} differs from {kept.name}: `make replay` writes both"
+
+
 def test_the_reliability_page_shows_the_figures_kept_beside_it():
     page = reference.RESULTS_PAGES_DIR / "reliability.md"
     kept = reference.RELIABILITY_RESULTS
