@@ -77,7 +77,7 @@ def explanations_markdown(results: dict[str, Any]) -> list[str]:
         "|---|---|",
         f"| in process, fast predictor | {e['call']['in_process_ms']:.2f} |",
         f"| through the classifier service, as the explainer calls it | {e['call']['service_ms']:.2f} |",
-        f"| the same message through a requests session, as the explainer sent it until 2026-12-08 | "
+        f"| the same message alone through a requests session (a bare post: none of the explainer's bookkeeping) | "
         f"{e['call']['requests_ms']:.2f} |",
         f"| the bare round trip to the service (`GET /health/ping`) | {e['call']['ping_ms']:.2f} |",
         "",

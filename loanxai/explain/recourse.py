@@ -114,7 +114,8 @@ class RecourseFinder:
             return Recourse(**answer, message=not_found)
         candidates = self._follow_derived(proposals.drop(columns=["approved"]))
         X = self._pull_back(self.schema.encode_records(candidates.to_dict("records")), x)
-        verified, approved = self.classify(X)  # one more real call: only what the classifier approves is kept
+        # the classifier's own answer (asked now, or earlier in this explanation): only what it approves is kept
+        verified, approved = self.classify(X)
         found = []
         for row, probability, yes in zip(self.schema.decode(X), verified, approved):
             changes = tuple(self._change(name, record[name], row[name]) for name in self.schema.feature_names

@@ -87,6 +87,7 @@ class RemoteClassifier:
     def classify(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The classifier's answer for encoded rows, shape (n, n_features): the probabilities of
         approval, shape (n,), and its decisions (True: approved, at its cutoff), shape (n,)."""
+        self._check_budget()  # here too: a call whose rows were all answered before asks nothing
         if self.batch_rows is None:
             self.batch_rows = int(self._get_metadata()["custom"]["max_batch_rows"])
         # An anchor's samples repeat rows (a few features drawn from few bins): each distinct row
@@ -127,9 +128,11 @@ class RemoteClassifier:
     def _headers(self) -> dict[str, str]:
         """The sampling key's header, and the Authorization header of the token file's token (if any)."""
         try:
-            # the pool's own headers (a .netrc login) too: urllib3 sends a request's headers alone
+            # the pool's own headers (a .netrc login) too: urllib3 sends a request's headers alone;
+            # the token's, when there is one, in place of that login
             headers = {**self.http.headers, SAMPLING_HEADER: self.sampling_key.value()}
             if self.token is not None:
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
                 headers["Authorization"] = f"Bearer {self.token.value()}"
         except LoanError as error:
             logger.error("%s", error.message)
@@ -137,12 +140,17 @@ class RemoteClassifier:
                                         "which)") from None
         return headers
 
-    def _post(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _check_budget(self) -> float:
+        """The seconds left of the explanation's budget; BudgetExceeded or CallerGone to stop it."""
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise BudgetExceeded(f"the explanation used up its time budget of {self.budget_s:g} s (LOAN_EXPLAIN_BUDGET)")
         if not self.present():
             raise CallerGone("the caller left while its explanation ran: abandoned")
+        return remaining
+
+    def _post(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        remaining = self._check_budget()
         headers = {**self._headers(), "Content-Type": "application/json"}
         self.reserve(len(X))  # the rows are the caller's before they are asked
         # perturbed samples, not applicants: never recorded, never counted as decisions

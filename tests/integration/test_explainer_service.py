@@ -133,3 +133,22 @@ def test_the_explainers_predictor_asks_each_distinct_row_once(classifier, census
     decided = requests.post(classifier.predictions_url, json={"data": {"ndarray": X.tolist()}}, timeout=30).json()
     np.testing.assert_array_equal(approval, np.asarray(decided["data"]["ndarray"])[:, 1])
     assert [("approved" if a else "rejected") for a in approved] == decided["meta"]["tags"]["decisions"]
+
+
+def test_an_explanation_past_its_budget_stops_even_when_every_row_was_answered_before(classifier, census, artifacts):
+    import os
+    import time
+    from pathlib import Path
+
+    from loanxai.errors import BudgetExceeded
+    from loanxai.serving.remote import RemoteClassifier
+
+    rows = artifacts.classifier_manifest.schema.encode_frame(census.test)[:10]
+    remote = RemoteClassifier(classifier.predictions_url, 5, 60, 0, Path(os.environ["LOAN_SAMPLING_KEY_FILE"]))
+    remote.classify(rows)  # the metadata, read once
+    with remote.budget(1.0):
+        remote.classify(rows)
+        time.sleep(1.1)
+        with pytest.raises(BudgetExceeded):
+            remote.classify(rows[:5])  # nothing left to ask: the budget is checked all the same
+    assert remote.calls == 2

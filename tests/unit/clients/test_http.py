@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from loanxai.clients.http import pool, session
+from loanxai.errors import SettingError
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -16,6 +17,7 @@ class _Recorder(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         self.server.seen.append(self.path)  # type: ignore[attr-defined]
         self.server.logins.append(self.headers.get("Authorization"))  # type: ignore[attr-defined]
+        self.server.proxy_logins.append(self.headers.get("Proxy-Authorization"))  # type: ignore[attr-defined]
         body = self.server.name.encode()  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -28,7 +30,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 def _server(name: str) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.name, server.seen, server.logins = name, [], []  # type: ignore[attr-defined]
+    server.name, server.seen, server.logins, server.proxy_logins = name, [], [], []  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -92,3 +94,19 @@ def test_the_pool_sends_the_netrc_login_for_its_host(servers, monkeypatch, tmp_p
     http = pool(url)
     assert http.request("GET", url, timeout=5).data == b"service"
     assert service.logins == ["Basic ZXhwbGFpbmVyOnMzY3JldA=="]  # base64 of explainer:s3cret
+
+
+def test_the_pool_takes_a_proxy_as_requests_does(servers, monkeypatch) -> None:
+    service, proxy = servers
+    url = f"http://127.0.0.1:{service.server_port}/health/ping"
+    _proxied(monkeypatch, proxy)
+    # "host:port" is plain HTTP, and a login in the proxy's URL goes to the proxy
+    for proxy_url in (f"127.0.0.1:{proxy.server_port}", f"http://proxier:s3cret@127.0.0.1:{proxy.server_port}"):
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy_url)
+        assert pool(url).request("GET", url, timeout=5).data == b"proxy"
+    assert proxy.proxy_logins == [None, "Basic cHJveGllcjpzM2NyZXQ="]  # base64 of proxier:s3cret
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, f"socks5://127.0.0.1:{proxy.server_port}")
+    with pytest.raises(SettingError, match="not an HTTP proxy: name the service in NO_PROXY"):
+        pool(url)

@@ -82,3 +82,18 @@ def test_health_and_metadata_need_no_classifier(explainer, loanapp_artifacts):
     assert explainer.health_status()["explainer_version"] == loanapp_artifacts.explainer_manifest.version
     custom = explainer.init_metadata()["custom"]
     assert custom["explain_kinds"] == "anchor, recourse" and custom["default_threshold"] == "0.95"
+
+
+def test_a_token_replaces_the_netrc_login_in_the_classifiers_calls(tmp_path, monkeypatch):
+    from loanxai.serving.remote import RemoteClassifier
+
+    netrc, key, token = tmp_path / "netrc", tmp_path / "key", tmp_path / "token"
+    netrc.write_text("machine 127.0.0.1 login explainer password s3cret\n")
+    netrc.chmod(0o600)
+    key.write_text("a-sampling-key-of-enough-characters-0123456789\n")
+    token.write_text("a.b.c\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    url = f"http://127.0.0.1:{closed_port()}/api/v1.0/predictions"
+    assert "Basic" in RemoteClassifier(url, 1, 1, 0, key)._headers()["authorization"]  # the login alone
+    headers = RemoteClassifier(url, 1, 1, 0, key, token)._headers()
+    assert [v for k, v in headers.items() if k.lower() == "authorization"] == ["Bearer a.b.c"]
