@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from loanxai.core.manifest import ClassifierManifest
 
-__all__ = ["QUOTED", "Quoted", "disagreements"]
+__all__ = ["QUOTED", "REASONED", "Quoted", "disagreements"]
 
 Source = TypeVar("Source")
 
@@ -214,6 +214,19 @@ QUOTED: tuple[Quoted[ClassifierManifest], ...] = (
            lambda m: (_candidate(m, m.candidate)["metrics"]["approved_rate"],)),
     Quoted("concepts/fairness.md", "the held-out rows are then approved at {:.1%} (the data approves {:.1%} of them)",
            lambda m: (m.held_out["metrics"]["predicted_approval_rate"], m.held_out["metrics"]["approved_rate"])),
+)
+
+
+#: every figure the docs quote from the report's principal reasons of 500 held-out rejections
+#: (``loanxai.report.sections.reasons_section`` with the report's seed, 0), computed afresh by a test
+REASONED: tuple[Quoted[Mapping[str, Any]], ...] = (
+    Quoted("concepts/explanations.md", "For the census: base value {:.3f} against the cutoff {:.3f}.",
+           lambda r: (r["base_value"], r["cutoff"])),
+    Quoted("concepts/explanations.md", "(measured over {:d} held-out rejections: {}; tested within 1e-6)",
+           lambda r: (r["rejections"], f"{r['additivity_max_error']:.1e}".replace("e-0", "e-"))),
+    Quoted("concepts/explanations.md", "over {:d} of the census's held-out rejections, four reasons carry a median {:.0%} "
+           "of it, quartiles {:.0%} and {:.0%}",
+           lambda r: (r["rejections"], r["gap_share"]["median"], r["gap_share"]["q25"], r["gap_share"]["q75"])),
 )
 
 

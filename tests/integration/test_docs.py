@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from loanxai.artifacts import DOCS_DIR, REPO_ROOT
-from loanxai.ops.quoted import QUOTED, disagreements
+from loanxai.ops.quoted import QUOTED, REASONED, disagreements
 from tests.conftest import EXAMPLE_APPLICATION
 
 QUICKSTART = DOCS_DIR / "quickstart.md"
@@ -127,3 +127,15 @@ def test_every_figure_the_docs_quote_is_what_the_model_s_manifest_says(artifacts
     fairness.write_text(fairness.read_text().replace(held_out, "ROC AUC 0.999, recall"))
     [wrong] = disagreements(QUOTED, manifest, origin, tmp_path / "docs", REPO_ROOT / "README.md")
     assert wrong.startswith("concepts/fairness.md should say 'Held out (") and held_out in wrong
+
+
+def test_every_figure_the_docs_quote_of_the_principal_reasons_is_what_the_report_measures(artifacts, census):
+    """The report's measure of the principal reasons (500 held-out rejections, its seed), made
+    again on the model trained here: what the explanations page says of them."""
+    from loanxai.report.artifacts import load_model
+    from loanxai.report.sections import reasons_section
+
+    model = load_model(artifacts.classifier_dir, artifacts.explainer_dir)
+    reasons = reasons_section(model, census.test, seed=0)
+    origin = f"the report's reasons of the model {artifacts.classifier_manifest.version}"
+    assert disagreements(REASONED, reasons, origin, DOCS_DIR, REPO_ROOT / "README.md") == []
