@@ -45,9 +45,7 @@ def session(connect_retries: int = 0, pool: int = 4, url: str | None = None) -> 
     for prefix in ("http://", "https://"):
         http.mount(prefix, HTTPAdapter(max_retries=_connect_retries(connect_retries), pool_maxsize=pool))
     if url is not None:
-        found = http.merge_environment_settings(url, {}, None, None, None)
-        http.proxies, http.verify = found["proxies"], found["verify"]
-        http.auth = requests.utils.get_netrc_auth(url)
+        http.proxies, http.verify, http.auth = _environment(url)
         http.trust_env = False
     return http
 
@@ -57,12 +55,11 @@ def pool(url: str, connect_retries: int = 0, size: int = 4) -> urllib3.PoolManag
     ``size`` connections, failed connections retried ``connect_retries`` times, and what requests
     would take from the environment for ``url`` (its proxy, ``REQUESTS_CA_BUNDLE``, a ``.netrc``
     login) read once, here."""
-    found = requests.Session().merge_environment_settings(url, {}, None, None, None)
-    login = requests.utils.get_netrc_auth(url)
+    proxies, verify, login = _environment(url)
     headers = urllib3.make_headers(basic_auth=":".join(login)) if login else {}
     options = {"num_pools": 1, "maxsize": size, "retries": _connect_retries(connect_retries), "headers": headers,
-               **_verified_by(found["verify"])}
-    proxy = requests.utils.select_proxy(url, found["proxies"])
+               **_verified_by(verify)}
+    proxy = requests.utils.select_proxy(url, proxies)
     if not proxy:
         return urllib3.PoolManager(**options)
     # as requests' adapter takes a proxy: "host:port" is plain HTTP, a login in its URL is sent to it
@@ -73,6 +70,13 @@ def pool(url: str, connect_retries: int = 0, size: int = 4) -> urllib3.PoolManag
     user, password = requests.utils.get_auth_from_url(proxy)
     proxy_headers = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}") if user else None
     return urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **options)
+
+
+def _environment(url: str) -> tuple[dict[str, str], bool | str, tuple[str, str] | None]:
+    """What requests takes from the environment for ``url``: its proxies, its ``verify`` (a CA
+    bundle from ``REQUESTS_CA_BUNDLE``, or True) and its ``.netrc`` login (None without one)."""
+    found = requests.Session().merge_environment_settings(url, {}, None, None, None)
+    return found["proxies"], found["verify"], requests.utils.get_netrc_auth(url)
 
 
 def _verified_by(verify: bool | str) -> dict[str, str]:
