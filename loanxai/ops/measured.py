@@ -13,6 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from loanxai.config import CHAMPION
+from loanxai.monitoring.series import MODEL_ROLE_LABEL
 from loanxai.ops.quoted import Quoted
 from loanxai.ops.reference import PERFORMANCE_RESULTS, REPLAY_RESULTS
 
@@ -183,7 +185,7 @@ def _alert(results: Results, phase: str, name: str, about: str) -> float:
     """The value of the champion's alert ``name`` about ``about`` (an attribute or a feature; "" for none) in
     ``phase`` (a replay beside a challenger fires the same alerts for it too)."""
     return next(a["value"] for a in results["phases"][phase]["alerts"]
-                if a["alertname"] == name and a["labels"].get("model_role", "champion") == "champion"
+                if a["alertname"] == name and a["labels"].get(MODEL_ROLE_LABEL, CHAMPION) == CHAMPION
                 and about in ("", a["labels"].get("attribute"), a["labels"].get("feature")))
 
 

@@ -268,7 +268,7 @@ def performance_section() -> str:
 
 def reliability_section(path: Path | None = None) -> str:
     """The figures of a ``make reliability`` run (default: the last), one row per test."""
-    figures = json.loads((path or _result_file("reliability.json", "make reliability")).read_text())
+    figures = json.loads((path or _result_file(*KEPT["reliability.md"][:2])).read_text())
     date = figures.pop("date", "undated")
     rows = [[name.replace("_", " "), ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in measured.items())]
             for name, measured in figures.items()]
@@ -277,7 +277,7 @@ def reliability_section(path: Path | None = None) -> str:
 
 def replay_section(path: Path | None = None) -> str:
     """What a ``make replay`` run (default: the last) sent in each phase and the alerts that fired, with their values."""
-    results = json.loads((path or _result_file("replay.json", "make replay")).read_text())
+    results = json.loads((path or _result_file(*KEPT["replay.md"][:2])).read_text())
     rows = []
     for phase, sent in results["phases"].items():
         fired = sent["alerts"] or [{"alertname": "(none)", "labels": {}, "value": None}]
